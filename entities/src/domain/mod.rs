@@ -1,0 +1,17 @@
+//! The rules of an ISO/IEC 27001 certification engagement: pure functions, no I/O.
+
+#[macro_use]
+mod vocabulary;
+
+pub mod audit_time;
+pub mod dates;
+pub mod deadline;
+pub mod finding;
+pub mod lifecycle;
+pub mod policy;
+pub mod soa;
+pub mod stage1;
+pub mod state;
+pub mod text;
+
+pub use vocabulary::*;

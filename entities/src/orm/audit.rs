@@ -1,0 +1,28 @@
+//! `@generated`-style sea-orm entity: An audit of an engagement (pre-audit, stage 1, stage 2, surveillance, recertification).
+
+use sea_orm::entity::prelude::*;
+use crate::domain::AuditKind;
+use crate::domain::Stage1Outcome;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "audits")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub engagement_id: Uuid,
+    pub kind: AuditKind,
+    pub first_day: Date,
+    pub last_day: Date,
+    pub lead_auditor: String,
+    pub audit_team: Json,
+    pub stage1_outcome: Option<Stage1Outcome>,
+    pub gaps: Json,
+    pub completed_at: Option<DateTimeUtc>,
+    pub created_at: DateTimeUtc,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,22 @@
+//! `@generated`-style sea-orm entity: A decision panel's decision.
+
+use sea_orm::entity::prelude::*;
+use crate::domain::DecisionOutcome;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "certification_decisions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub engagement_id: Uuid,
+    pub outcome: DecisionOutcome,
+    pub decided_by: String,
+    pub decided_on: Date,
+    pub reason: Option<String>,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,27 @@
+//! `@generated`-style sea-orm entity: A dated obligation with an owner.
+
+use sea_orm::entity::prelude::*;
+use crate::domain::deadline::DeadlineKind;
+use crate::domain::deadline::DeadlineOwner;
+use crate::domain::deadline::DeadlineStatus;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "deadlines")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub engagement_id: Uuid,
+    pub kind: DeadlineKind,
+    pub subject_id: Option<Uuid>,
+    pub due_on: Date,
+    pub owner: DeadlineOwner,
+    pub owner_email: String,
+    pub status: DeadlineStatus,
+    pub created_at: DateTimeUtc,
+    pub closed_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,20 @@
+//! `@generated`-style sea-orm entity: A required stage 1 document registered for an engagement.
+
+use sea_orm::entity::prelude::*;
+use crate::domain::RequiredDocument;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "documents")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub engagement_id: Uuid,
+    pub kind: RequiredDocument,
+    pub reference: String,
+    pub registered_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

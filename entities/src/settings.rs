@@ -1,0 +1,152 @@
+//! certflow's configuration: one typed tree read from environment variables, with defaults that
+//! run locally out of the box. The only place that reads the environment.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// Where the process runs: `local` tolerates development defaults, `production` refuses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// A developer's machine or a test.
+    Local,
+    /// A real deployment.
+    Production,
+}
+
+/// The development JWT secret used when `JWT_SECRET` is not set outside production.
+pub const DEV_JWT_SECRET: &str = "certflow-development-secret-not-for-production-use";
+
+/// Every setting of certflow.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `APP_ENV`.
+    pub environment: Environment,
+    /// `LISTEN_ADDR`: where the API listens.
+    pub listen_addr: SocketAddr,
+    /// `DATABASE_URL`.
+    pub database_url: String,
+    /// `DATABASE_MAX_CONNECTIONS`.
+    pub database_max_connections: u32,
+    /// `JWT_SECRET`: HS256 key for bearer tokens.
+    pub jwt_secret: SecretString,
+    /// True when `jwt_secret` is the built-in development secret.
+    pub jwt_secret_is_dev_default: bool,
+    /// `JWT_ISSUER`: the `iss` tokens must carry.
+    pub jwt_issuer: String,
+    /// `JWT_AUDIENCE`: the `aud` tokens must carry.
+    pub jwt_audience: String,
+    /// `PUBLIC_BASE_URL`: how people reach the API (links in emails).
+    pub public_base_url: String,
+    /// `OUTBOX_DIR`: where emails are written as `.eml` files when no SMTP server is configured.
+    pub outbox_dir: PathBuf,
+}
+
+/// A setting that could not be used; names the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration: {variable}: {problem}")]
+pub struct SettingsError {
+    /// The environment variable.
+    pub variable: &'static str,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+impl Settings {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Reads the settings from `vars` (name, value) pairs; absent names take their defaults.
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
+        let vars: HashMap<String, String> = vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
+        let get = |name: &str| vars.get(name).map(|v| v.trim().to_owned());
+        let environment = match get("APP_ENV").as_deref() {
+            None | Some("local") => Environment::Local,
+            Some("production") => Environment::Production,
+            Some(other) => return Err(invalid("APP_ENV", format!("'{other}' is neither 'local' nor 'production'"))),
+        };
+        let (jwt_secret, jwt_secret_is_dev_default) = match get("JWT_SECRET") {
+            Some(secret) if secret.len() < 32 => {
+                return Err(invalid("JWT_SECRET", "must be at least 32 characters".into()));
+            }
+            Some(secret) => (SecretString::from(secret), false),
+            None if environment == Environment::Production => {
+                return Err(invalid("JWT_SECRET", "must be set when APP_ENV=production".into()));
+            }
+            None => (SecretString::from(DEV_JWT_SECRET), true),
+        };
+        let listen_addr = get("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
+        Ok(Self {
+            environment,
+            listen_addr: listen_addr
+                .parse()
+                .map_err(|e| invalid("LISTEN_ADDR", format!("'{listen_addr}' is not host:port ({e})")))?,
+            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://./data/certflow.db?mode=rwc".into()),
+            database_max_connections: parse_number(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
+            jwt_secret,
+            jwt_secret_is_dev_default,
+            jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "certflow".into()),
+            jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "certflow-api".into()),
+            public_base_url: get("PUBLIC_BASE_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+            outbox_dir: get("OUTBOX_DIR").map_or_else(|| PathBuf::from("./data/outbox"), PathBuf::from),
+        })
+    }
+
+    /// The JWT secret's bytes, for the code that signs and checks tokens.
+    pub fn jwt_secret_bytes(&self) -> &[u8] {
+        self.jwt_secret.expose_secret().as_bytes()
+    }
+}
+
+fn invalid(variable: &'static str, problem: String) -> SettingsError {
+    SettingsError { variable, problem }
+}
+
+fn parse_number(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: u32) -> Result<u32, SettingsError> {
+    match get(variable) {
+        None => Ok(default),
+        Some(raw) => match raw.parse::<u32>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(invalid(variable, format!("'{raw}' is not a positive whole number"))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults_run_locally_with_the_dev_secret() {
+        let settings = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(settings.environment, Environment::Local);
+        assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:8080");
+        assert!(settings.database_url.starts_with("sqlite://./data/"));
+        assert!(settings.jwt_secret_is_dev_default);
+    }
+
+    #[test]
+    fn production_refuses_a_missing_or_short_secret_and_names_the_variable() {
+        let missing = Settings::from_vars(vars(&[("APP_ENV", "production")])).unwrap_err();
+        assert_eq!(missing.variable, "JWT_SECRET");
+        let short = Settings::from_vars(vars(&[("JWT_SECRET", "short")])).unwrap_err();
+        assert_eq!(short.variable, "JWT_SECRET");
+        let ok = Settings::from_vars(vars(&[("APP_ENV", "production"), ("JWT_SECRET", &"s".repeat(32))])).unwrap();
+        assert!(!ok.jwt_secret_is_dev_default);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [("APP_ENV", "staging"), ("LISTEN_ADDR", "localhost"), ("DATABASE_MAX_CONNECTIONS", "0")] {
+            assert_eq!(Settings::from_vars(vars(&[(name, value)])).unwrap_err().variable, name);
+        }
+    }
+}

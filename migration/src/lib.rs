@@ -1,0 +1,18 @@
+//! certflow's schema, for SQLite and PostgreSQL alike, and the one way to connect to the database.
+
+pub use sea_orm_migration::prelude::*;
+
+mod connection;
+mod m20261124_000001_create_engagement_tables;
+
+pub use connection::connect;
+
+/// Every migration, in order. An applied migration is never edited: add a new one.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261124_000001_create_engagement_tables::Migration)]
+    }
+}
