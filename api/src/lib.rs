@@ -1,1 +1,15 @@
-//! placeholder
+//! certflow's REST API: actix-web handlers over the domain in `entities`, one transaction per command.
+
+pub mod auth;
+pub mod error;
+pub mod openapi;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
+
+mod db;
+mod fields;
+mod lifecycle;
+mod pagination;
+
+pub use startup::{AppState, Application};

@@ -1,0 +1,81 @@
+//! Transactions and the look-ups every route shares.
+
+use entities::orm::{engagement, prelude::*};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QuerySelect, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`), so concurrent writers queue instead of failing when they upgrade a read.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, ApiError> {
+    let options = TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
+    Ok(db.begin_with_options(options).await?)
+}
+
+/// The engagement `id`, or 404.
+pub async fn find_engagement(conn: &impl ConnectionTrait, id: Uuid) -> Result<engagement::Model, ApiError> {
+    Engagement::find_by_id(id).one(conn).await?.ok_or(ApiError::NotFound("engagement"))
+}
+
+/// The engagement `id`, locked for the rest of the transaction (`FOR UPDATE` on PostgreSQL;
+/// SQLite's write transaction already excludes other writers), or 404.
+pub async fn lock_engagement(txn: &DatabaseTransaction, id: Uuid) -> Result<engagement::Model, ApiError> {
+    Engagement::find_by_id(id).lock_exclusive().one(txn).await?.ok_or(ApiError::NotFound("engagement"))
+}
+
+/// Refuses a row that belongs to another engagement as if it did not exist.
+pub fn belongs<T>(row: Option<T>, engagement_of: impl Fn(&T) -> Uuid, engagement_id: Uuid, what: &'static str) -> Result<T, ApiError> {
+    row.filter(|r| engagement_of(r) == engagement_id).ok_or(ApiError::NotFound(what))
+}
+
+/// A JSON array of strings from a list.
+pub fn json_strings<S: AsRef<str>>(items: &[S]) -> serde_json::Value {
+    serde_json::Value::Array(items.iter().map(|s| serde_json::Value::String(s.as_ref().to_owned())).collect())
+}
+
+/// The strings of a JSON array column (anything else reads as empty).
+pub fn strings_of(value: &serde_json::Value) -> Vec<String> {
+    value.as_array().map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+}
+
+/// The version an `If-Match` header expects (`"3"`, `W/"3"` or `3`), if the request has one.
+pub fn if_match(request: &actix_web::HttpRequest) -> Result<Option<i32>, ApiError> {
+    let Some(value) = request.headers().get(actix_web::http::header::IF_MATCH) else {
+        return Ok(None);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid("If-Match", "must be the resource's version, e.g. \"3\""))
+}
+
+/// Refuses a write when `If-Match` expected another version than `current`.
+pub fn check_version(expected: Option<i32>, current: i32) -> Result<(), ApiError> {
+    match expected {
+        Some(expected) if expected != current => Err(ApiError::PreconditionFailed { expected, current }),
+        _ => Ok(()),
+    }
+}
+
+/// Maps a unique-constraint violation to a client error; the database, not a prior look-up,
+/// enforces uniqueness.
+pub trait UniqueViolation<T> {
+    /// `conflict()` when the write broke a unique constraint, else the database error.
+    fn on_unique_violation(self, conflict: impl FnOnce() -> ApiError) -> Result<T, ApiError>;
+}
+
+impl<T> UniqueViolation<T> for Result<T, sea_orm::DbErr> {
+    fn on_unique_violation(self, conflict: impl FnOnce() -> ApiError) -> Result<T, ApiError> {
+        self.map_err(|error| match error.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => conflict(),
+            _ => error.into(),
+        })
+    }
+}

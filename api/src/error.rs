@@ -1,0 +1,363 @@
+//! The API's one error type, and the one place it becomes an HTTP response: RFC 9457
+//! `application/problem+json` with a stable `type` for every kind of refusal.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::ContentType;
+use actix_web::{HttpResponse, ResponseError};
+use entities::domain::dates::CapDueError;
+use entities::domain::lifecycle::{GuardViolation, TransitionRefusal};
+use entities::domain::state::{EngagementEvent, EngagementState};
+use sea_orm::DbErr;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Where problem types are documented; every `type` is this plus a slug.
+pub const PROBLEM_BASE: &str = "https://certflow.dev/problems/";
+
+/// A field that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// The field, as spelled in the request (dotted for nested fields).
+    pub field: String,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+impl FieldProblem {
+    /// A problem with `field`.
+    pub fn new(field: impl Into<String>, detail: impl ToString) -> Self {
+        Self { field: field.into(), detail: detail.to_string() }
+    }
+}
+
+/// Everything a request can end in other than success.
+#[derive(thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON, or not a JSON document at all.
+    #[error("the request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// The body is JSON but not of the expected shape (unknown field, wrong type, bad date, …).
+    #[error("the request body does not match the expected schema: {0}")]
+    InvalidBody(String),
+    /// The body is larger than the limit.
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body is not `application/json`.
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
+    /// A query parameter could not be read.
+    #[error("invalid query parameter: {0}")]
+    InvalidQuery(String),
+    /// A path parameter could not be read (e.g. an id that is not a UUID).
+    #[error("invalid path parameter: {0}")]
+    InvalidPath(String),
+    /// Values that parse but break a rule.
+    #[error("the request is invalid: {}", .0.iter().map(|p| format!("{}: {}", p.field, p.detail)).collect::<Vec<_>>().join("; "))]
+    Validation(Vec<FieldProblem>),
+    /// A corrective action's due date outside the 30–90 day window.
+    #[error(transparent)]
+    CapDueDate(CapDueError),
+    /// The lifecycle refused an event.
+    #[error(transparent)]
+    Transition(TransitionRefusal),
+    /// The resource does not exist (or is outside the caller's scope).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the resource's current state.
+    #[error("{detail}")]
+    Conflict {
+        /// Stable slug of the conflict.
+        slug: &'static str,
+        /// What conflicts.
+        detail: String,
+    },
+    /// `If-Match` names a version other than the current one.
+    #[error("the resource is at version {current}, not {expected}: reload it and try again")]
+    PreconditionFailed {
+        /// The version the client expected.
+        expected: i32,
+        /// The current version.
+        current: i32,
+    },
+    /// No valid credentials.
+    #[error("a valid bearer token is required")]
+    Unauthorized,
+    /// The database is unreachable: try again.
+    #[error("the service is temporarily unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// Anything else: a bug or an infrastructure failure.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl std::fmt::Debug for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            writeln!(f, "Caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl From<DbErr> for ApiError {
+    fn from(error: DbErr) -> Self {
+        match error {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(error.into()),
+            other => Self::Unexpected(anyhow::Error::new(other).context("Failed to query the database")),
+        }
+    }
+}
+
+impl From<TransitionRefusal> for ApiError {
+    fn from(refusal: TransitionRefusal) -> Self {
+        Self::Transition(refusal)
+    }
+}
+
+impl From<CapDueError> for ApiError {
+    fn from(error: CapDueError) -> Self {
+        Self::CapDueDate(error)
+    }
+}
+
+impl ApiError {
+    /// One invalid field.
+    pub fn invalid(field: impl Into<String>, detail: impl ToString) -> Self {
+        Self::Validation(vec![FieldProblem::new(field, detail)])
+    }
+
+    /// A conflict with the resource's state.
+    pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
+        Self::Conflict { slug, detail: detail.into() }
+    }
+
+    /// The stable slug of the problem `type`, and its title.
+    fn kind(&self) -> (&'static str, &'static str) {
+        match self {
+            Self::MalformedJson(_) => ("malformed-json", "Malformed JSON"),
+            Self::InvalidBody(_) => ("invalid-body", "Request body does not match the schema"),
+            Self::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
+            Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
+            Self::InvalidQuery(_) => ("invalid-query", "Invalid query parameter"),
+            Self::InvalidPath(_) => ("invalid-path", "Invalid path parameter"),
+            Self::Validation(_) => ("validation-failed", "Validation failed"),
+            Self::CapDueDate(CapDueError::NotANonconformity) => {
+                ("corrective-action-not-applicable", "No corrective action for an OFI")
+            }
+            Self::CapDueDate(CapDueError::OutsideWindow { .. }) => {
+                ("cap-due-date-out-of-window", "Corrective action due date outside 30–90 days")
+            }
+            Self::Transition(TransitionRefusal::NotAllowed { .. }) => ("illegal-transition", "Illegal transition"),
+            Self::Transition(TransitionRefusal::GuardFailed { .. }) => {
+                ("transition-guard-failed", "Transition refused by the rules")
+            }
+            Self::NotFound(_) => ("not-found", "Not found"),
+            Self::Conflict { slug, .. } => (slug, "Conflict"),
+            Self::PreconditionFailed { .. } => ("version-mismatch", "Precondition failed"),
+            Self::Unauthorized => ("unauthorized", "Unauthorized"),
+            Self::Unavailable(_) => ("service-unavailable", "Service unavailable"),
+            Self::Unexpected(_) => ("internal-error", "Internal server error"),
+        }
+    }
+
+    /// The problem document for this error.
+    pub fn problem(&self) -> Problem {
+        let (slug, title) = self.kind();
+        let status = self.status_code().as_u16();
+        let detail = match self {
+            Self::Unexpected(_) => "an unexpected error occurred; it has been logged".to_owned(),
+            other => other.to_string(),
+        };
+        let mut problem = Problem { r#type: format!("{PROBLEM_BASE}{slug}"), title: title.to_owned(), status, detail, ..Problem::default() };
+        match self {
+            Self::Validation(errors) => problem.errors = Some(errors.clone()),
+            Self::Transition(TransitionRefusal::NotAllowed { state, event, allowed }) => {
+                problem.state = Some(*state);
+                problem.event = Some(*event);
+                problem.allowed_events = Some(allowed.clone());
+            }
+            Self::Transition(TransitionRefusal::GuardFailed { state, event, violations }) => {
+                problem.state = Some(*state);
+                problem.event = Some(*event);
+                problem.allowed_events = Some(state.allowed_events());
+                problem.violations = Some(violations.clone());
+            }
+            _ => {}
+        }
+        problem
+    }
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(example = json!({
+    "type": "https://certflow.dev/problems/illegal-transition",
+    "title": "Illegal transition",
+    "status": 409,
+    "detail": "the event 'grant_certification' is not allowed in state 'stage1'",
+    "state": "stage1",
+    "event": "grant_certification",
+    "allowed_events": ["record_stage1_outcome", "cancel"]
+}))]
+pub struct Problem {
+    /// A stable URI naming the kind of problem.
+    pub r#type: String,
+    /// A short summary of the kind of problem.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// What went wrong in this occurrence.
+    pub detail: String,
+    /// Fields that failed validation (`validation-failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<FieldProblem>>,
+    /// The engagement's state (transition problems).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<EngagementState>,
+    /// The event refused (transition problems).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<EngagementEvent>,
+    /// The events the state allows (transition problems).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allowed_events: Option<Vec<EngagementEvent>>,
+    /// The rules the event broke (`transition-guard-failed`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub violations: Option<Vec<GuardViolation>>,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::MalformedJson(_) | Self::InvalidQuery(_) | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidBody(_) | Self::Validation(_) | Self::CapDueDate(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Transition(TransitionRefusal::NotAllowed { .. }) | Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Transition(TransitionRefusal::GuardFailed { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        if status.is_server_error() {
+            tracing::error!(error = ?self, "request failed");
+        } else {
+            tracing::debug!(error = %self, "request refused");
+        }
+        let mut response = HttpResponse::build(status);
+        response.insert_header(ContentType(
+            "application/problem+json".parse().expect("BUG: problem+json is a valid media type"),
+        ));
+        if matches!(self, Self::Unauthorized) {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(self.problem())
+    }
+}
+
+/// Maps actix's JSON body errors to problems.
+pub fn json_error(error: actix_web::error::JsonPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    match error {
+        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => ApiError::PayloadTooLarge { limit },
+        E::ContentType => ApiError::UnsupportedMediaType,
+        E::Deserialize(e) if e.is_data() => ApiError::InvalidBody(e.to_string()),
+        E::Deserialize(e) => ApiError::MalformedJson(e.to_string()),
+        other => ApiError::MalformedJson(other.to_string()),
+    }
+    .into()
+}
+
+/// Maps actix's query-string errors to problems.
+pub fn query_error(error: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::InvalidQuery(error.to_string()).into()
+}
+
+/// Maps actix's path errors to problems.
+pub fn path_error(error: actix_web::error::PathError, _: &actix_web::HttpRequest) -> actix_web::Error {
+    ApiError::InvalidPath(error.to_string()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+    use serde_json::{Value, json};
+
+    async fn body_of(error: ApiError) -> (u16, String, Value) {
+        let response = error.error_response();
+        let status = response.status().as_u16();
+        let content_type = response.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
+        let bytes = to_bytes(response.into_body()).await.unwrap();
+        (status, content_type, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[actix_web::test]
+    async fn an_illegal_transition_names_the_state_and_the_allowed_events() {
+        let refusal = TransitionRefusal::NotAllowed {
+            state: EngagementState::Stage1,
+            event: EngagementEvent::GrantCertification,
+            allowed: EngagementState::Stage1.allowed_events(),
+        };
+        let (status, content_type, body) = body_of(refusal.into()).await;
+        assert_eq!((status, content_type.as_str()), (409, "application/problem+json"));
+        assert_eq!(body["type"], "https://certflow.dev/problems/illegal-transition");
+        assert_eq!(body["state"], "stage1");
+        assert_eq!(body["allowed_events"], json!(["record_stage1_outcome", "cancel"]));
+    }
+
+    #[actix_web::test]
+    async fn a_guard_refusal_lists_its_violations() {
+        let refusal = TransitionRefusal::GuardFailed {
+            state: EngagementState::CorrectiveActions,
+            event: EngagementEvent::RequestDecision,
+            violations: vec![GuardViolation { code: "major_nc_unverified", detail: "1 major".into() }],
+        };
+        let (status, _, body) = body_of(refusal.into()).await;
+        assert_eq!(status, 422);
+        assert_eq!(body["type"], "https://certflow.dev/problems/transition-guard-failed");
+        assert_eq!(body["violations"][0]["code"], "major_nc_unverified");
+    }
+
+    #[actix_web::test]
+    async fn each_client_error_has_its_status_and_stable_type() {
+        let cases: Vec<(ApiError, u16, &str)> = vec![
+            (ApiError::MalformedJson("x".into()), 400, "malformed-json"),
+            (ApiError::InvalidBody("x".into()), 422, "invalid-body"),
+            (ApiError::PayloadTooLarge { limit: 1 }, 413, "payload-too-large"),
+            (ApiError::UnsupportedMediaType, 415, "unsupported-media-type"),
+            (ApiError::InvalidQuery("x".into()), 400, "invalid-query"),
+            (ApiError::InvalidPath("x".into()), 400, "invalid-path"),
+            (ApiError::invalid("name", "must not be empty"), 422, "validation-failed"),
+            (ApiError::NotFound("engagement"), 404, "not-found"),
+            (ApiError::conflict("version-conflict", "stale"), 409, "version-conflict"),
+            (ApiError::Unauthorized, 401, "unauthorized"),
+            (ApiError::PreconditionFailed { expected: 1, current: 2 }, 412, "version-mismatch"),
+            (CapDueError::NotANonconformity.into(), 422, "corrective-action-not-applicable"),
+        ];
+        for (error, status, slug) in cases {
+            let (got_status, _, body) = body_of(error).await;
+            assert_eq!(got_status, status, "{slug}");
+            assert_eq!(body["type"], format!("{PROBLEM_BASE}{slug}"), "{slug}");
+            assert_eq!(body["status"], status, "{slug}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_500_names_no_internals() {
+        let (status, _, body) = body_of(anyhow::anyhow!("password=hunter2 at db.internal").into()).await;
+        assert_eq!(status, 500);
+        assert!(!body.to_string().contains("hunter2"), "{body}");
+    }
+}

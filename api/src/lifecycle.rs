@@ -1,0 +1,425 @@
+//! The shell around the lifecycle engine: gather an engagement's facts, let `entities` decide,
+//! and write everything the decision says in the caller's transaction.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use entities::domain::deadline::{DeadlineChange, DeadlineOwner, DeadlineStatus, DeadlineToOpen};
+use entities::domain::lifecycle::{
+    AuditFacts, CertificateChange, CertificateFacts, EngagementCommand, EngagementFacts, EngagementMarks,
+    TransitionOutcome, decide,
+};
+use entities::domain::soa::{SoaLine, check_statement_of_applicability};
+use entities::domain::stage1::Stage1Readiness;
+use entities::domain::state::EngagementEvent;
+use entities::domain::text::{EmailAddress, Narrative};
+use entities::domain::{CertificateStatus, FindingGrade, FindingStatus, ProposalStatus};
+use entities::orm::{
+    audit, certificate, certification_body, certification_decision, deadline, engagement, finding, history_entry,
+    prelude::*, proposal,
+};
+use sea_orm::sea_query::ExprTrait;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter,
+};
+use uuid::Uuid;
+
+use crate::db::{belongs, json_strings, lock_engagement, strings_of};
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// A parsed lifecycle request.
+#[derive(Debug, Clone)]
+pub struct TransitionRequest {
+    /// What to do.
+    pub command: EngagementCommand,
+    /// The audit the event completes, when it completes one.
+    pub audit_id: Option<Uuid>,
+    /// Gaps found by a stage 1 that was not ready.
+    pub gaps: Vec<String>,
+    /// Why.
+    pub reason: Option<Narrative>,
+    /// References to the evidence relied on.
+    pub evidence: Vec<String>,
+}
+
+/// Fires `request` on engagement `id` as `actor`, inside `txn`; returns the updated engagement.
+pub async fn fire(
+    txn: &DatabaseTransaction,
+    app: &AppState,
+    id: Uuid,
+    request: &TransitionRequest,
+    actor: &str,
+) -> Result<engagement::Model, ApiError> {
+    let now = app.clock.now();
+    let today = now.date_naive();
+    let engagement = lock_engagement(txn, id).await?;
+    let facts = load_facts(txn, &engagement, request, today).await?;
+    let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &app.policy)?;
+    tracing::info!(engagement_id = %id, event = %outcome.event, from = %outcome.from, to = %outcome.to, "transition");
+    apply(txn, engagement, &outcome, request, actor, now).await
+}
+
+/// Is a CB accredited on `on`?
+pub fn accredited_on(cb: &certification_body::Model, on: NaiveDate) -> bool {
+    cb.accredited && cb.accreditation_expires_on.is_none_or(|expires| expires >= on)
+}
+
+/// Stage 1 readiness of an engagement: its registered documents and its SoA.
+pub async fn stage1_readiness(conn: &impl ConnectionTrait, engagement_id: Uuid) -> Result<Stage1Readiness, ApiError> {
+    let documents: Vec<_> = Document::find()
+        .filter(entities::orm::document::Column::EngagementId.eq(engagement_id))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|d| d.kind)
+        .collect();
+    let soa: Vec<SoaLine> = SoaEntry::find()
+        .filter(entities::orm::soa_entry::Column::EngagementId.eq(engagement_id))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|e| SoaLine { control: e.control, applicable: e.applicable, justification: e.justification })
+        .collect();
+    Ok(Stage1Readiness::assess(&documents, check_statement_of_applicability(&soa)))
+}
+
+/// Open nonconformities of `grade` in an engagement.
+pub async fn count_open_findings(conn: &impl ConnectionTrait, engagement_id: Uuid, grade: FindingGrade) -> Result<u32, ApiError> {
+    let count = Finding::find()
+        .filter(finding::Column::EngagementId.eq(engagement_id))
+        .filter(finding::Column::Grade.eq(grade))
+        .filter(finding::Column::Status.eq(FindingStatus::Open))
+        .count(conn)
+        .await?;
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
+async fn load_facts(
+    txn: &DatabaseTransaction,
+    engagement: &engagement::Model,
+    request: &TransitionRequest,
+    today: NaiveDate,
+) -> Result<EngagementFacts, ApiError> {
+    let event = request.command.event();
+    let organization = Organization::find_by_id(engagement.organization_id)
+        .one(txn)
+        .await?
+        .ok_or(ApiError::NotFound("organization"))?;
+    let selected = Proposal::find()
+        .filter(proposal::Column::EngagementId.eq(engagement.id))
+        .filter(proposal::Column::Status.eq(ProposalStatus::Selected))
+        .one(txn)
+        .await?;
+    let selected_cb_accredited = match selected {
+        None => None,
+        Some(p) => CertificationBody::find_by_id(p.certification_body_id).one(txn).await?.map(|cb| accredited_on(&cb, today)),
+    };
+    let stage1_readiness = match event {
+        EngagementEvent::RecordStage1Outcome => Some(stage1_readiness(txn, engagement.id).await?),
+        _ => None,
+    };
+    let audit = match request.audit_id {
+        None => None,
+        Some(audit_id) => {
+            let audit = belongs(Audit::find_by_id(audit_id).one(txn).await?, |a| a.engagement_id, engagement.id, "audit")?;
+            let major_ncs = Finding::find()
+                .filter(finding::Column::AuditId.eq(audit.id))
+                .filter(finding::Column::Grade.eq(FindingGrade::MajorNc))
+                .count(txn)
+                .await?;
+            Some(AuditFacts {
+                kind: audit.kind,
+                first_day: audit.first_day,
+                last_day: audit.last_day,
+                major_ncs: u32::try_from(major_ncs).unwrap_or(u32::MAX),
+            })
+        }
+    };
+    let auditors = Audit::find()
+        .filter(audit::Column::EngagementId.eq(engagement.id))
+        .all(txn)
+        .await?
+        .into_iter()
+        .flat_map(|a| std::iter::once(a.lead_auditor.clone()).chain(strings_of(&a.audit_team)))
+        .filter_map(|email| EmailAddress::parse(&email).ok())
+        .collect();
+    let certificate = find_certificate(txn, engagement.id).await?.map(|c| CertificateFacts {
+        decision_on: c.decision_on,
+        expires_on: c.expires_on,
+        surveillances_completed: u32::try_from(c.surveillances_completed).unwrap_or(0),
+    });
+    Ok(EngagementFacts {
+        state: engagement.state,
+        standard: engagement.standard,
+        selected_cb_accredited,
+        unaccredited_cb_accepted: organization.accepts_unaccredited_cb,
+        stage1_readiness,
+        audit,
+        majors_unverified: count_open_findings(txn, engagement.id, FindingGrade::MajorNc).await?,
+        minors_plan_pending: count_open_findings(txn, engagement.id, FindingGrade::MinorNc).await?,
+        auditors,
+        certificate,
+        marks: EngagementMarks {
+            stage1_ready_on: engagement.stage1_ready_on,
+            stage2_last_day: engagement.stage2_last_day,
+            suspended_on: engagement.suspended_on,
+            expired_on: engagement.expired_on,
+        },
+    })
+}
+
+/// The engagement's certificate, if one was ever issued.
+pub async fn find_certificate(conn: &impl ConnectionTrait, engagement_id: Uuid) -> Result<Option<certificate::Model>, ApiError> {
+    Ok(Certificate::find().filter(certificate::Column::EngagementId.eq(engagement_id)).one(conn).await?)
+}
+
+async fn apply(
+    txn: &DatabaseTransaction,
+    engagement: engagement::Model,
+    outcome: &TransitionOutcome,
+    request: &TransitionRequest,
+    actor: &str,
+    now: DateTime<Utc>,
+) -> Result<engagement::Model, ApiError> {
+    let today = now.date_naive();
+    for change in &outcome.deadlines {
+        apply_deadline_change(txn, &engagement, *change, None, now).await?;
+    }
+    if let Some(change) = outcome.certificate {
+        apply_certificate_change(txn, &engagement, change, now).await?;
+    }
+    if let (Some(outcome_of_decision), Some(decided_by)) = (outcome.decision, decision_maker(&request.command)) {
+        certification_decision::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            engagement_id: Set(engagement.id),
+            outcome: Set(outcome_of_decision),
+            decided_by: Set(decided_by.to_string()),
+            decided_on: Set(today),
+            reason: Set(request.reason.as_ref().map(ToString::to_string)),
+            created_at: Set(now),
+        }
+        .insert(txn)
+        .await?;
+    }
+    if let (Some(audit_id), Some(_)) = (request.audit_id, outcome.event.completes_audit()) {
+        if let Some(audit) = Audit::find_by_id(audit_id).one(txn).await? {
+            let mut audit = audit.into_active_model();
+            audit.completed_at = Set(Some(now));
+            if let EngagementCommand::RecordStage1Outcome { outcome } = &request.command {
+                audit.stage1_outcome = Set(Some(*outcome));
+                audit.gaps = Set(json_strings(&request.gaps));
+            }
+            audit.updated_at = Set(now);
+            audit.update(txn).await?;
+        }
+    }
+    record_history(
+        txn,
+        HistoryRecord {
+            engagement_id: engagement.id,
+            action: outcome.event.to_string(),
+            from_state: Some(outcome.from),
+            to_state: Some(outcome.to),
+            actor,
+            reason: request.reason.as_ref().map(ToString::to_string),
+            evidence: &request.evidence,
+            subject_id: request.audit_id,
+        },
+        now,
+    )
+    .await?;
+    let signed_on = match request.command {
+        EngagementCommand::SignEngagementLetter { signed_on, .. } => Some(signed_on),
+        _ => engagement.engagement_letter_signed_on,
+    };
+    let version = engagement.version;
+    let mut model = engagement.into_active_model();
+    model.state = Set(outcome.to);
+    model.stage1_ready_on = Set(outcome.marks.stage1_ready_on);
+    model.stage2_last_day = Set(outcome.marks.stage2_last_day);
+    model.suspended_on = Set(outcome.marks.suspended_on);
+    model.expired_on = Set(outcome.marks.expired_on);
+    model.engagement_letter_signed_on = Set(signed_on);
+    model.version = Set(version + 1);
+    model.updated_at = Set(now);
+    Ok(model.update(txn).await?)
+}
+
+fn decision_maker(command: &EngagementCommand) -> Option<&EmailAddress> {
+    match command {
+        EngagementCommand::GrantCertification { decision_maker } | EngagementCommand::RefuseCertification { decision_maker, .. } => {
+            Some(decision_maker)
+        }
+        _ => None,
+    }
+}
+
+/// One row of the append-only history.
+pub struct HistoryRecord<'a> {
+    /// The engagement.
+    pub engagement_id: Uuid,
+    /// The event fired, or the change made (e.g. `finding_recorded`).
+    pub action: String,
+    /// State before (transitions only).
+    pub from_state: Option<entities::domain::state::EngagementState>,
+    /// State after (transitions only).
+    pub to_state: Option<entities::domain::state::EngagementState>,
+    /// Who.
+    pub actor: &'a str,
+    /// Why.
+    pub reason: Option<String>,
+    /// Evidence relied on.
+    pub evidence: &'a [String],
+    /// The audit, finding or corrective action concerned.
+    pub subject_id: Option<Uuid>,
+}
+
+/// Appends a history row.
+pub async fn record_history(txn: &DatabaseTransaction, record: HistoryRecord<'_>, now: DateTime<Utc>) -> Result<(), ApiError> {
+    history_entry::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        engagement_id: Set(record.engagement_id),
+        action: Set(record.action),
+        from_state: Set(record.from_state),
+        to_state: Set(record.to_state),
+        actor: Set(record.actor.to_owned()),
+        reason: Set(record.reason),
+        evidence: Set(json_strings(record.evidence)),
+        subject_id: Set(record.subject_id),
+        occurred_at: Set(now),
+    }
+    .insert(txn)
+    .await?;
+    Ok(())
+}
+
+/// Applies one deadline change; `owner_email` names the owner of a corrective action's deadline.
+pub async fn apply_deadline_change(
+    txn: &DatabaseTransaction,
+    engagement: &engagement::Model,
+    change: DeadlineChange,
+    subject: Option<(Uuid, &EmailAddress)>,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let open = || deadline::Column::Status.eq(DeadlineStatus::Open);
+    match change {
+        DeadlineChange::Open(DeadlineToOpen { kind, due_on, owner }) => {
+            let owner_email = match (owner, subject) {
+                (DeadlineOwner::CorrectiveActionOwner, Some((_, email))) => email.to_string(),
+                (DeadlineOwner::CbCoordinator, _) => coordinator_email(txn, engagement).await?,
+                _ => engagement.manager_email.clone(),
+            };
+            deadline::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                engagement_id: Set(engagement.id),
+                kind: Set(kind),
+                subject_id: Set(subject.map(|(id, _)| id)),
+                due_on: Set(due_on),
+                owner: Set(owner),
+                owner_email: Set(owner_email),
+                status: Set(DeadlineStatus::Open),
+                created_at: Set(now),
+                closed_at: Set(None),
+            }
+            .insert(txn)
+            .await?;
+        }
+        DeadlineChange::Close(kind, status) => {
+            let mut filter = deadline::Column::EngagementId.eq(engagement.id).and(deadline::Column::Kind.eq(kind)).and(open());
+            if let Some((subject_id, _)) = subject {
+                filter = filter.and(deadline::Column::SubjectId.eq(subject_id));
+            }
+            close_deadlines(txn, filter, status, now).await?;
+        }
+        DeadlineChange::CancelAll => {
+            let filter = deadline::Column::EngagementId.eq(engagement.id).and(open());
+            close_deadlines(txn, filter, DeadlineStatus::Cancelled, now).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn close_deadlines(
+    txn: &DatabaseTransaction,
+    filter: sea_orm::sea_query::SimpleExpr,
+    status: DeadlineStatus,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    Deadline::update_many()
+        .col_expr(deadline::Column::Status, sea_orm::sea_query::Expr::value(status))
+        .col_expr(deadline::Column::ClosedAt, sea_orm::sea_query::Expr::value(now))
+        .filter(filter)
+        .exec(txn)
+        .await?;
+    Ok(())
+}
+
+async fn coordinator_email(txn: &DatabaseTransaction, engagement: &engagement::Model) -> Result<String, ApiError> {
+    let cb = match engagement.certification_body_id {
+        Some(cb_id) => CertificationBody::find_by_id(cb_id).one(txn).await?,
+        None => None,
+    };
+    Ok(cb.map_or_else(|| engagement.manager_email.clone(), |cb| cb.coordinator_email))
+}
+
+async fn apply_certificate_change(
+    txn: &DatabaseTransaction,
+    engagement: &engagement::Model,
+    change: CertificateChange,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let existing = find_certificate(txn, engagement.id).await?;
+    let mut model = match (change, existing) {
+        (CertificateChange::Issue { decision_on, expires_on }, None) => {
+            let organization = Organization::find_by_id(engagement.organization_id)
+                .one(txn)
+                .await?
+                .ok_or(ApiError::NotFound("organization"))?;
+            let id = Uuid::now_v7();
+            certificate::ActiveModel {
+                id: Set(id),
+                engagement_id: Set(engagement.id),
+                number: Set(certificate_number(id, decision_on)),
+                scope: Set(organization.isms_scope),
+                standard: Set(engagement.standard),
+                issued_on: Set(decision_on),
+                decision_on: Set(decision_on),
+                expires_on: Set(expires_on),
+                status: Set(CertificateStatus::Active),
+                surveillances_completed: Set(0),
+                created_at: Set(now),
+                updated_at: Set(now),
+            }
+            .insert(txn)
+            .await?;
+            return Ok(());
+        }
+        (_, None) => return Err(ApiError::Unexpected(anyhow::anyhow!("BUG: certificate change without a certificate"))),
+        (change, Some(existing)) => {
+            let surveillances = existing.surveillances_completed;
+            let mut model = existing.into_active_model();
+            match change {
+                CertificateChange::Issue { decision_on, expires_on } => {
+                    model.issued_on = Set(decision_on);
+                    model.decision_on = Set(decision_on);
+                    model.expires_on = Set(expires_on);
+                    model.status = Set(CertificateStatus::Active);
+                    model.surveillances_completed = Set(0);
+                }
+                CertificateChange::SetStatus(status) => model.status = Set(status),
+                CertificateChange::SurveillanceCompleted => model.surveillances_completed = Set(surveillances + 1),
+            }
+            model
+        }
+    };
+    model.updated_at = Set(now);
+    model.update(txn).await?;
+    Ok(())
+}
+
+/// A certificate number: unique (from the certificate's id), readable, and dated by its first decision.
+fn certificate_number(id: Uuid, decision_on: NaiveDate) -> String {
+    let simple = id.simple().to_string().to_uppercase();
+    let tail = &simple[simple.len() - 10..];
+    format!("CF-{}-{tail}", decision_on.format("%Y"))
+}

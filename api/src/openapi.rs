@@ -1,0 +1,50 @@
+//! The OpenAPI document: described once by the handlers, served at `/api-docs/openapi.json` and
+//! written to `openapi/openapi.json` by the `openapi` crate.
+
+use actix_web::App;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_actix_web::AppExt;
+
+/// The document's header: title, version, tags and security scheme.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "certflow",
+        description = "Runs the ISO/IEC 27001 certification engagement between an organization and its certification body: CB selection, stage 1 and 2 audits, findings and corrective actions, the certification decision, the certificate, surveillance and recertification. Every error is RFC 9457 application/problem+json with a stable `type`.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health", description = "Liveness and readiness"),
+        (name = "organizations", description = "Organizations seeking certification"),
+        (name = "certification_bodies", description = "Certification bodies and their accreditation"),
+        (name = "engagements", description = "Engagements, their lifecycle events, history and deadlines"),
+        (name = "proposals", description = "CB selection: proposals and the audit-time estimate"),
+        (name = "audits", description = "Audits: pre-audit, stage 1, stage 2, surveillance, recertification"),
+        (name = "stage1", description = "Required documents, the Statement of Applicability, readiness"),
+        (name = "findings", description = "Audit findings: major NC, minor NC, OFI"),
+        (name = "corrective_actions", description = "The corrective action plan and its verification"),
+        (name = "certificates", description = "Certificates and their public verification"),
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+/// The whole document, from the same registration the server uses.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let mut document = crate::startup::register_routes(App::new().into_utoipa_app()).split_for_parts().1;
+    document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    document
+}

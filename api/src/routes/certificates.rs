@@ -1,0 +1,152 @@
+//! Certificates: the engagement's certificate, and the public verification by number.
+
+use actix_web::{get, web};
+use chrono::NaiveDate;
+use entities::domain::{CertificateStatus, StandardVersion};
+use entities::orm::{certificate, prelude::*};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::db::find_engagement;
+use crate::error::{ApiError, Problem};
+use crate::lifecycle::{accredited_on, find_certificate};
+use crate::startup::AppState;
+
+/// Registers the routes.
+pub fn configure(config: &mut ServiceConfig<'_>) {
+    config.service(get_engagement_certificate).service(verify_certificate);
+}
+
+/// A certificate.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertificateView {
+    /// Id.
+    pub id: Uuid,
+    /// The engagement.
+    pub engagement_id: Uuid,
+    /// The certificate number.
+    pub number: String,
+    /// The certified scope.
+    pub scope: String,
+    /// The standard.
+    pub standard: StandardVersion,
+    /// Issued (the latest decision's date).
+    pub issued_on: NaiveDate,
+    /// Expires (3 years; renewed terms run from the previous expiry).
+    pub expires_on: NaiveDate,
+    /// Status, in the IAF CertSearch vocabulary.
+    pub status: CertificateStatus,
+    /// Surveillance audits completed in the current cycle.
+    pub surveillances_completed: i32,
+}
+
+impl From<certificate::Model> for CertificateView {
+    fn from(m: certificate::Model) -> Self {
+        Self {
+            id: m.id,
+            engagement_id: m.engagement_id,
+            number: m.number,
+            scope: m.scope,
+            standard: m.standard,
+            issued_on: m.issued_on,
+            expires_on: m.expires_on,
+            status: m.status,
+            surveillances_completed: m.surveillances_completed,
+        }
+    }
+}
+
+/// What anyone may learn about a certificate from its number.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertificateVerification {
+    /// The certificate number.
+    pub number: String,
+    /// Active, suspended, withdrawn, expired or cancelled.
+    pub status: CertificateStatus,
+    /// Valid today: active and not past its expiry.
+    pub valid: bool,
+    /// The certified organization.
+    pub organization: String,
+    /// The certified scope.
+    pub scope: String,
+    /// The standard.
+    pub standard: StandardVersion,
+    /// Issued.
+    pub issued_on: NaiveDate,
+    /// Expires.
+    pub expires_on: NaiveDate,
+    /// The certification body.
+    pub certification_body: String,
+    /// The certification body is accredited today.
+    pub accredited: bool,
+    /// Its accreditation body.
+    pub accreditation_body: Option<String>,
+}
+
+/// The engagement's certificate.
+#[utoipa::path(
+    tag = "certificates",
+    operation_id = "get_engagement_certificate",
+    params(("id" = Uuid, Path, description = "Engagement id")),
+    responses(
+        (status = 200, description = "The certificate", body = CertificateView),
+        (status = "4XX", description = "Refused (404 before one is issued)", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/engagements/{id}/certificate")]
+pub async fn get_engagement_certificate(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<CertificateView>, ApiError> {
+    find_engagement(&app.db, *id).await?;
+    let found = find_certificate(&app.db, *id).await?.ok_or(ApiError::NotFound("certificate"))?;
+    Ok(web::Json(found.into()))
+}
+
+/// Public verification of a certificate by its number: no login needed.
+#[utoipa::path(
+    tag = "certificates",
+    operation_id = "verify_certificate",
+    params(("number" = String, Path, description = "Certificate number")),
+    responses(
+        (status = 200, description = "The certificate's public record", body = CertificateVerification),
+        (status = "4XX", description = "Unknown number", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/certificates/{number}/verification")]
+pub async fn verify_certificate(
+    app: web::Data<AppState>,
+    number: web::Path<String>,
+) -> Result<web::Json<CertificateVerification>, ApiError> {
+    let number = number.into_inner();
+    if number.len() > 64 {
+        return Err(ApiError::NotFound("certificate"));
+    }
+    let found = Certificate::find().filter(certificate::Column::Number.eq(number)).one(&app.db).await?.ok_or(ApiError::NotFound("certificate"))?;
+    let engagement = find_engagement(&app.db, found.engagement_id).await?;
+    let organization = Organization::find_by_id(engagement.organization_id).one(&app.db).await?.ok_or(ApiError::NotFound("organization"))?;
+    let cb = match engagement.certification_body_id {
+        Some(cb_id) => CertificationBody::find_by_id(cb_id).one(&app.db).await?,
+        None => None,
+    };
+    let today = app.clock.today();
+    Ok(web::Json(CertificateVerification {
+        valid: found.status == CertificateStatus::Active && found.expires_on >= today,
+        number: found.number,
+        status: found.status,
+        organization: organization.legal_name,
+        scope: found.scope,
+        standard: found.standard,
+        issued_on: found.issued_on,
+        expires_on: found.expires_on,
+        certification_body: cb.as_ref().map(|cb| cb.name.clone()).unwrap_or_default(),
+        accredited: cb.as_ref().is_some_and(|cb| accredited_on(cb, today)),
+        accreditation_body: cb.and_then(|cb| cb.accreditation_body),
+    }))
+}

@@ -1,0 +1,252 @@
+//! `POST /engagements/{id}/events`: fire a lifecycle event.
+
+use actix_web::{HttpRequest, post, web};
+use chrono::NaiveDate;
+use entities::domain::lifecycle::EngagementCommand;
+use entities::domain::{Stage1Outcome, SuspensionCause};
+use serde::{Deserialize, Deserializer};
+use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema, Type};
+use utoipa::openapi::{RefOr, Ref};
+use utoipa::{PartialSchema, ToSchema};
+use uuid::Uuid;
+
+use super::view::EngagementView;
+use crate::auth::AuthUser;
+use crate::db::{begin_write, check_version, find_engagement, if_match};
+use crate::error::{ApiError, Problem};
+use crate::fields::Fields;
+use crate::lifecycle::{TransitionRequest, fire};
+use crate::startup::AppState;
+
+/// The event and its own fields, tagged by `event`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EventDetails {
+    /// Sign the engagement letter with the selected certification body.
+    SignEngagementLetter {
+        /// The day it was signed.
+        signed_on: NaiveDate,
+        /// Hold a pre-audit before stage 1.
+        #[serde(default)]
+        include_pre_audit: bool,
+    },
+    /// The pre-audit is done.
+    CompletePreAudit {
+        /// The pre-audit.
+        audit_id: Uuid,
+    },
+    /// Record the stage 1 outcome.
+    RecordStage1Outcome {
+        /// The stage 1 audit.
+        audit_id: Uuid,
+        /// Ready for stage 2, or not.
+        outcome: Stage1Outcome,
+        /// Gaps found (when not ready).
+        #[serde(default)]
+        gaps: Vec<String>,
+    },
+    /// Repeat stage 1 before stage 2.
+    RepeatStage1 {},
+    /// The stage 2 audit is done.
+    CompleteStage2 {
+        /// The stage 2 audit.
+        audit_id: Uuid,
+        /// Why a stage 1 result older than the policy allows is still valid.
+        stage1_still_valid: Option<String>,
+    },
+    /// Ask for the certification decision.
+    RequestDecision {},
+    /// Six months passed with a major NC unverified: another stage 2.
+    RequireNewStage2 {},
+    /// Grant certification and issue the certificate.
+    GrantCertification {
+        /// The decision panel member (must not have audited this engagement).
+        decision_maker: String,
+    },
+    /// Refuse certification.
+    RefuseCertification {
+        /// The decision panel member.
+        decision_maker: String,
+        /// Close the engagement instead of returning to stage 2.
+        #[serde(default)]
+        close_engagement: bool,
+    },
+    /// A surveillance audit starts.
+    StartSurveillance {},
+    /// The surveillance audit is done.
+    CompleteSurveillance {
+        /// The surveillance audit.
+        audit_id: Uuid,
+    },
+    /// The recertification audit starts.
+    StartRecertification {},
+    /// The recertification audit is done.
+    CompleteRecertification {
+        /// The recertification audit.
+        audit_id: Uuid,
+    },
+    /// Suspend the certificate.
+    Suspend {
+        /// Why.
+        cause: SuspensionCause,
+    },
+    /// Restore the suspended certificate.
+    Restore {},
+    /// Withdraw the certificate.
+    Withdraw {},
+    /// The certificate's expiry passed.
+    Expire {},
+    /// Restore certification within six months of expiry.
+    RestoreAfterExpiry {
+        /// The recertification audit, if it was completed after the expiry.
+        audit_id: Option<Uuid>,
+    },
+    /// The client ends the engagement.
+    Cancel {},
+}
+
+/// A lifecycle event: `event` and its fields, plus `reason` and `evidence` for the history.
+#[derive(Debug)]
+pub struct EventRequest {
+    /// The event.
+    pub details: EventDetails,
+    /// Why (required by events that end, refuse, suspend, restore or repeat).
+    pub reason: Option<String>,
+    /// References to the evidence relied on.
+    pub evidence: Vec<String>,
+}
+
+impl<'de> Deserialize<'de> for EventRequest {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut object = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
+        let reason = object.remove("reason").map(serde_json::from_value::<Option<String>>).transpose();
+        let evidence = object.remove("evidence").map(serde_json::from_value::<Vec<String>>).transpose();
+        let reason = reason.map_err(|e| D::Error::custom(format!("reason: {e}")))?.flatten();
+        let evidence = evidence.map_err(|e| D::Error::custom(format!("evidence: {e}")))?.unwrap_or_default();
+        let details = EventDetails::deserialize(serde_json::Value::Object(object)).map_err(D::Error::custom)?;
+        Ok(Self { details, reason, evidence })
+    }
+}
+
+impl PartialSchema for EventRequest {
+    fn schema() -> RefOr<Schema> {
+        let common = ObjectBuilder::new()
+            .property("reason", ObjectBuilder::new().schema_type(Type::String).description(Some("Why (required by events that end, refuse, suspend, restore or repeat)")))
+            .property(
+                "evidence",
+                ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)).description(Some("References to the evidence relied on")),
+            );
+        AllOfBuilder::new()
+            .item(Ref::from_schema_name(EventDetails::name()))
+            .item(common)
+            .examples([serde_json::json!({ "event": "sign_engagement_letter", "signed_on": "2026-11-02", "reason": "letter countersigned", "evidence": ["dms://contracts/acme-2026.pdf"] })])
+            .into()
+    }
+}
+
+impl ToSchema for EventRequest {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((EventDetails::name().into(), EventDetails::schema()));
+        <EventDetails as ToSchema>::schemas(schemas);
+    }
+}
+
+impl TryFrom<EventRequest> for TransitionRequest {
+    type Error = ApiError;
+
+    fn try_from(request: EventRequest) -> Result<Self, ApiError> {
+        use EngagementCommand as C;
+        use EventDetails as D;
+        let mut f = Fields::default();
+        let reason = f.optional_text::<4000>("reason", request.reason.as_deref());
+        let evidence = f.references("evidence", &request.evidence, 100);
+        let mut gaps = Vec::new();
+        let mut audit_id = None;
+        let command = match request.details {
+            D::SignEngagementLetter { signed_on, include_pre_audit } => {
+                f.date("signed_on", signed_on).map(|signed_on| C::SignEngagementLetter { signed_on, include_pre_audit })
+            }
+            D::CompletePreAudit { audit_id: id } => {
+                audit_id = Some(id);
+                Some(C::CompletePreAudit)
+            }
+            D::RecordStage1Outcome { audit_id: id, outcome, gaps: listed } => {
+                audit_id = Some(id);
+                gaps = f.references("gaps", &listed, 200).unwrap_or_default();
+                Some(C::RecordStage1Outcome { outcome })
+            }
+            D::RepeatStage1 {} => Some(C::RepeatStage1),
+            D::CompleteStage2 { audit_id: id, stage1_still_valid } => {
+                audit_id = Some(id);
+                f.optional_text::<4000>("stage1_still_valid", stage1_still_valid.as_deref())
+                    .map(|stage1_still_valid| C::CompleteStage2 { stage1_still_valid })
+            }
+            D::RequestDecision {} => Some(C::RequestDecision),
+            D::RequireNewStage2 {} => Some(C::RequireNewStage2),
+            D::GrantCertification { decision_maker } => {
+                f.email("decision_maker", &decision_maker).map(|decision_maker| C::GrantCertification { decision_maker })
+            }
+            D::RefuseCertification { decision_maker, close_engagement } => f
+                .email("decision_maker", &decision_maker)
+                .map(|decision_maker| C::RefuseCertification { decision_maker, close_engagement }),
+            D::StartSurveillance {} => Some(C::StartSurveillance),
+            D::CompleteSurveillance { audit_id: id } => {
+                audit_id = Some(id);
+                Some(C::CompleteSurveillance)
+            }
+            D::StartRecertification {} => Some(C::StartRecertification),
+            D::CompleteRecertification { audit_id: id } => {
+                audit_id = Some(id);
+                Some(C::CompleteRecertification)
+            }
+            D::Suspend { cause } => Some(C::Suspend { cause }),
+            D::Restore {} => Some(C::Restore),
+            D::Withdraw {} => Some(C::Withdraw),
+            D::Expire {} => Some(C::Expire),
+            D::RestoreAfterExpiry { audit_id: id } => {
+                audit_id = id;
+                Some(C::RestoreAfterExpiry)
+            }
+            D::Cancel {} => Some(C::Cancel),
+        };
+        let parsed = (|| Some((command?, reason?, evidence?)))();
+        let (command, reason, evidence) = f.finish(parsed)?;
+        Ok(Self { command, audit_id, gaps, reason, evidence })
+    }
+}
+
+/// Fires a lifecycle event. The response shows the new state, the events now allowed and the
+/// open deadlines. `If-Match: "<version>"` refuses the event if the engagement changed meanwhile.
+#[utoipa::path(
+    tag = "engagements",
+    operation_id = "post_engagement_event",
+    params(("id" = Uuid, Path, description = "Engagement id"), ("If-Match" = Option<String>, Header, description = "The version last read")),
+    request_body = EventRequest,
+    responses(
+        (status = 200, description = "The engagement after the transition", body = EngagementView),
+        (status = 409, description = "The current state does not allow the event (names the state and the allowed events)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The rules refuse the event (lists the violations), or the body is invalid", body = Problem, content_type = "application/problem+json"),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/engagements/{id}/events")]
+pub async fn post_engagement_event(
+    app: web::Data<AppState>,
+    user: AuthUser,
+    http: HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Json<EventRequest>,
+) -> Result<web::Json<EngagementView>, ApiError> {
+    let expected = if_match(&http)?;
+    let request = TransitionRequest::try_from(body.into_inner())?;
+    let txn = begin_write(&app.db).await?;
+    if expected.is_some() {
+        check_version(expected, find_engagement(&txn, *id).await?.version)?;
+    }
+    let engagement = fire(&txn, &app, *id, &request, &user.subject).await?;
+    let view = EngagementView::one(&txn, engagement, app.clock.today()).await?;
+    txn.commit().await?;
+    Ok(web::Json(view))
+}

@@ -1,0 +1,31 @@
+//! `GET /engagements/{id}`.
+
+use actix_web::{get, web};
+use uuid::Uuid;
+
+use super::view::EngagementView;
+use crate::auth::AuthUser;
+use crate::db::find_engagement;
+use crate::error::{ApiError, Problem};
+use crate::startup::AppState;
+
+/// One engagement, with its allowed events and open deadlines.
+#[utoipa::path(
+    tag = "engagements",
+    operation_id = "get_engagement",
+    params(("id" = Uuid, Path, description = "Engagement id")),
+    responses(
+        (status = 200, description = "The engagement", body = EngagementView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/engagements/{id}")]
+pub async fn get_engagement(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<EngagementView>, ApiError> {
+    let engagement = find_engagement(&app.db, *id).await?;
+    Ok(web::Json(EngagementView::one(&app.db, engagement, app.clock.today()).await?))
+}

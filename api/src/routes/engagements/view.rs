@@ -1,0 +1,150 @@
+//! How an engagement and its deadlines are shown.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use entities::domain::StandardVersion;
+use entities::domain::deadline::{DeadlineKind, DeadlineOwner, DeadlineStatus};
+use entities::domain::state::{EngagementEvent, EngagementState};
+use entities::orm::{deadline, engagement, prelude::*};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::Serialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// A dated obligation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DeadlineView {
+    /// Id.
+    pub id: Uuid,
+    /// What is due.
+    pub kind: DeadlineKind,
+    /// The corrective action (or other record) it concerns.
+    pub subject_id: Option<Uuid>,
+    /// The last day.
+    pub due_on: NaiveDate,
+    /// Who owns it, by role.
+    pub owner: DeadlineOwner,
+    /// The owner's email.
+    pub owner_email: String,
+    /// Open, met or cancelled.
+    pub status: DeadlineStatus,
+    /// Open and past its due date.
+    pub overdue: bool,
+    /// When it was met or cancelled.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl DeadlineView {
+    /// The view of `m` on `today`.
+    pub fn new(m: deadline::Model, today: NaiveDate) -> Self {
+        Self {
+            id: m.id,
+            kind: m.kind,
+            subject_id: m.subject_id,
+            due_on: m.due_on,
+            owner: m.owner,
+            overdue: m.status == DeadlineStatus::Open && m.due_on < today,
+            owner_email: m.owner_email,
+            status: m.status,
+            closed_at: m.closed_at,
+        }
+    }
+}
+
+/// An engagement, with what can happen next.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EngagementView {
+    /// Id.
+    pub id: Uuid,
+    /// The organization certified.
+    pub organization_id: Uuid,
+    /// The certification body, once a proposal is selected.
+    pub certification_body_id: Option<Uuid>,
+    /// The standard certified against.
+    pub standard: StandardVersion,
+    /// Where the engagement stands.
+    pub state: EngagementState,
+    /// The events the current state allows.
+    pub allowed_events: Vec<EngagementEvent>,
+    /// The client's manager of the engagement.
+    pub manager_email: String,
+    /// When the engagement letter was signed.
+    pub engagement_letter_signed_on: Option<NaiveDate>,
+    /// Last day of the stage 1 audit that found the organization ready.
+    pub stage1_ready_on: Option<NaiveDate>,
+    /// Last day of the latest stage-2-depth audit.
+    pub stage2_last_day: Option<NaiveDate>,
+    /// When the current suspension began.
+    pub suspended_on: Option<NaiveDate>,
+    /// When the certificate expired.
+    pub expired_on: Option<NaiveDate>,
+    /// Open deadlines, soonest first.
+    pub open_deadlines: Vec<DeadlineView>,
+    /// Version: changes with every write.
+    pub version: i32,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EngagementView {
+    /// The view of `m` with its open deadlines.
+    pub fn new(m: engagement::Model, open_deadlines: Vec<DeadlineView>) -> Self {
+        Self {
+            id: m.id,
+            organization_id: m.organization_id,
+            certification_body_id: m.certification_body_id,
+            standard: m.standard,
+            allowed_events: m.state.allowed_events(),
+            state: m.state,
+            manager_email: m.manager_email,
+            engagement_letter_signed_on: m.engagement_letter_signed_on,
+            stage1_ready_on: m.stage1_ready_on,
+            stage2_last_day: m.stage2_last_day,
+            suspended_on: m.suspended_on,
+            expired_on: m.expired_on,
+            open_deadlines,
+            version: m.version,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+
+    /// Views of `engagements`, with their open deadlines read in one query.
+    pub async fn many(
+        conn: &impl ConnectionTrait,
+        engagements: Vec<engagement::Model>,
+        today: NaiveDate,
+    ) -> Result<Vec<Self>, ApiError> {
+        let ids: Vec<Uuid> = engagements.iter().map(|e| e.id).collect();
+        let mut by_engagement: HashMap<Uuid, Vec<DeadlineView>> = HashMap::new();
+        if !ids.is_empty() {
+            let open = Deadline::find()
+                .filter(deadline::Column::EngagementId.is_in(ids))
+                .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
+                .order_by_asc(deadline::Column::DueOn)
+                .all(conn)
+                .await?;
+            for d in open {
+                by_engagement.entry(d.engagement_id).or_default().push(DeadlineView::new(d, today));
+            }
+        }
+        Ok(engagements
+            .into_iter()
+            .map(|e| {
+                let deadlines = by_engagement.remove(&e.id).unwrap_or_default();
+                Self::new(e, deadlines)
+            })
+            .collect())
+    }
+
+    /// The view of one engagement.
+    pub async fn one(conn: &impl ConnectionTrait, engagement: engagement::Model, today: NaiveDate) -> Result<Self, ApiError> {
+        let mut views = Self::many(conn, vec![engagement], today).await?;
+        views.pop().ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("BUG: one engagement gave no view")))
+    }
+}

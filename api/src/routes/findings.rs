@@ -1,0 +1,205 @@
+//! Audit findings: major NC, minor NC or OFI, each citing a clause or an Annex A control.
+
+use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
+use entities::domain::finding::RequirementReference;
+use entities::domain::{FindingGrade, FindingStatus};
+use entities::orm::{finding, prelude::*};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::db::{begin_write, belongs, find_engagement, lock_engagement};
+use crate::error::{ApiError, Problem};
+use crate::fields::Fields;
+use crate::lifecycle::{HistoryRecord, record_history};
+use crate::startup::AppState;
+
+/// Registers the routes.
+pub fn configure(config: &mut ServiceConfig<'_>) {
+    config.service(create_finding).service(list_findings).service(get_finding);
+}
+
+/// A finding as the auditor records it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "grade": "major_nc",
+    "reference": "A.8.13",
+    "description": "Backups of the production database have not been restored in a test for 14 months."
+}))]
+pub struct FindingRequest {
+    /// Major NC, minor NC or OFI.
+    pub grade: FindingGrade,
+    /// The requirement: a clause of 4–10 (`6.1.2`) or an Annex A control (`A.8.13`).
+    pub reference: String,
+    /// What was found.
+    pub description: String,
+}
+
+/// A finding.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FindingView {
+    /// Id.
+    pub id: Uuid,
+    /// The engagement.
+    pub engagement_id: Uuid,
+    /// The audit that found it.
+    pub audit_id: Uuid,
+    /// Grade.
+    pub grade: FindingGrade,
+    /// The requirement cited.
+    pub reference: String,
+    /// What was found.
+    pub description: String,
+    /// Open until its corrective action is accepted; an OFI is closed (noted) at once.
+    pub status: FindingStatus,
+    /// Who recorded it.
+    pub created_by: String,
+    /// Recorded.
+    pub created_at: DateTime<Utc>,
+    /// Closed.
+    pub closed_at: Option<DateTime<Utc>>,
+}
+
+impl From<finding::Model> for FindingView {
+    fn from(m: finding::Model) -> Self {
+        Self {
+            id: m.id,
+            engagement_id: m.engagement_id,
+            audit_id: m.audit_id,
+            grade: m.grade,
+            reference: m.reference,
+            description: m.description,
+            status: m.status,
+            created_by: m.created_by,
+            created_at: m.created_at,
+            closed_at: m.closed_at,
+        }
+    }
+}
+
+/// Filters of the finding list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct FindingListQuery {
+    /// Only findings of this grade.
+    pub grade: Option<FindingGrade>,
+    /// Only open or closed findings.
+    pub status: Option<FindingStatus>,
+}
+
+/// Records a finding of an audit.
+#[utoipa::path(
+    tag = "findings",
+    operation_id = "create_finding",
+    params(("id" = Uuid, Path, description = "Engagement id"), ("audit_id" = Uuid, Path, description = "Audit id")),
+    request_body = FindingRequest,
+    responses(
+        (status = 201, description = "Recorded", body = FindingView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/engagements/{id}/audits/{audit_id}/findings")]
+pub async fn create_finding(
+    app: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+    body: web::Json<FindingRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, audit_id) = path.into_inner();
+    let request = body.into_inner();
+    let mut f = Fields::default();
+    let reference = RequirementReference::parse(&request.reference).map_err(|e| f.problem("reference", e)).ok();
+    let description = f.text::<4000>("description", &request.description);
+    let (reference, description) = f.finish(reference.zip(description))?;
+    let now = app.clock.now();
+    let txn = begin_write(&app.db).await?;
+    lock_engagement(&txn, id).await?;
+    belongs(Audit::find_by_id(audit_id).one(&txn).await?, |a| a.engagement_id, id, "audit")?;
+    let is_ofi = request.grade == FindingGrade::Ofi;
+    let created = finding::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        engagement_id: Set(id),
+        audit_id: Set(audit_id),
+        grade: Set(request.grade),
+        reference: Set(reference.to_string()),
+        description: Set(description.into_inner()),
+        status: Set(if is_ofi { FindingStatus::Closed } else { FindingStatus::Open }),
+        created_by: Set(user.subject.clone()),
+        created_at: Set(now),
+        closed_at: Set(is_ofi.then_some(now)),
+    }
+    .insert(&txn)
+    .await?;
+    let record = HistoryRecord {
+        engagement_id: id,
+        action: format!("finding_recorded:{}", created.grade),
+        from_state: None,
+        to_state: None,
+        actor: &user.subject,
+        reason: None,
+        evidence: &[],
+        subject_id: Some(created.id),
+    };
+    record_history(&txn, record, now).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Created().json(FindingView::from(created)))
+}
+
+/// Lists an engagement's findings, oldest first.
+#[utoipa::path(
+    tag = "findings",
+    operation_id = "list_findings",
+    params(("id" = Uuid, Path, description = "Engagement id"), FindingListQuery),
+    responses(
+        (status = 200, description = "The findings", body = Vec<FindingView>),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/engagements/{id}/findings")]
+pub async fn list_findings(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    id: web::Path<Uuid>,
+    query: web::Query<FindingListQuery>,
+) -> Result<web::Json<Vec<FindingView>>, ApiError> {
+    find_engagement(&app.db, *id).await?;
+    let mut select = Finding::find().filter(finding::Column::EngagementId.eq(*id)).order_by_asc(finding::Column::Id);
+    if let Some(grade) = query.grade {
+        select = select.filter(finding::Column::Grade.eq(grade));
+    }
+    if let Some(status) = query.status {
+        select = select.filter(finding::Column::Status.eq(status));
+    }
+    Ok(web::Json(select.all(&app.db).await?.into_iter().map(FindingView::from).collect()))
+}
+
+/// One finding.
+#[utoipa::path(
+    tag = "findings",
+    operation_id = "get_finding",
+    params(("id" = Uuid, Path, description = "Engagement id"), ("finding_id" = Uuid, Path, description = "Finding id")),
+    responses(
+        (status = 200, description = "The finding", body = FindingView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/engagements/{id}/findings/{finding_id}")]
+pub async fn get_finding(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<web::Json<FindingView>, ApiError> {
+    let (id, finding_id) = path.into_inner();
+    find_engagement(&app.db, id).await?;
+    let found = belongs(Finding::find_by_id(finding_id).one(&app.db).await?, |f| f.engagement_id, id, "finding")?;
+    Ok(web::Json(found.into()))
+}

@@ -1,0 +1,29 @@
+//! Liveness and readiness probes.
+
+use actix_web::{HttpResponse, get, web};
+use sea_orm::ConnectionTrait;
+
+use crate::error::{ApiError, Problem};
+use crate::startup::AppState;
+
+/// The process is up.
+#[utoipa::path(tag = "health", operation_id = "get_healthz", responses((status = 200, description = "The process is up")))]
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+/// The database answers.
+#[utoipa::path(
+    tag = "health",
+    operation_id = "get_readyz",
+    responses(
+        (status = 200, description = "The database answers"),
+        (status = 503, description = "The database does not answer", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[get("/readyz")]
+pub async fn readyz(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    app.db.execute_unprepared("SELECT 1").await.map_err(|e| ApiError::Unavailable(e.into()))?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
+}

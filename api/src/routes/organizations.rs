@@ -1,0 +1,259 @@
+//! Organizations seeking certification: ISMS scope, headcount, sites.
+
+use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
+use chrono::{DateTime, Utc};
+use entities::orm::{organization, prelude::*};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect, ColumnTrait};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::db::{begin_write, check_version, if_match, json_strings, strings_of};
+use crate::error::{ApiError, Problem};
+use crate::fields::Fields;
+use crate::pagination::{Page, PageQuery, decode_cursor, limit_of, page_of};
+use crate::startup::AppState;
+
+/// Registers the routes.
+pub fn configure(config: &mut ServiceConfig<'_>) {
+    config.service(create_organization).service(list_organizations).service(get_organization).service(update_organization);
+}
+
+/// An organization as clients send it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "legal_name": "Acme Data Ltd",
+    "isms_scope": "Development and operation of the Acme SaaS platform, London and Leeds offices",
+    "persons": 120,
+    "sites": ["London", "Leeds"],
+    "accepts_unaccredited_cb": false,
+    "isms_manager_email": "isms@acme.example",
+    "executive_email": "ceo@acme.example"
+}))]
+pub struct OrganizationRequest {
+    /// Legal name.
+    pub legal_name: String,
+    /// ISMS scope statement: business units, locations, processes, assets in scope.
+    pub isms_scope: String,
+    /// Persons doing work under the organization's control (drives audit time).
+    pub persons: u32,
+    /// Sites in scope.
+    #[serde(default)]
+    pub sites: Vec<String>,
+    /// The organization accepts a certification body without accreditation.
+    #[serde(default)]
+    pub accepts_unaccredited_cb: bool,
+    /// The client's ISMS manager.
+    pub isms_manager_email: String,
+    /// The client executive, last step of escalations.
+    pub executive_email: String,
+}
+
+/// An organization.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationView {
+    /// Id.
+    pub id: Uuid,
+    /// Legal name.
+    pub legal_name: String,
+    /// ISMS scope statement.
+    pub isms_scope: String,
+    /// Persons doing work under the organization's control.
+    pub persons: i32,
+    /// Sites in scope.
+    pub sites: Vec<String>,
+    /// Accepts an unaccredited certification body.
+    pub accepts_unaccredited_cb: bool,
+    /// ISMS manager.
+    pub isms_manager_email: String,
+    /// Executive.
+    pub executive_email: String,
+    /// Version, for `If-Match`.
+    pub version: i32,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<organization::Model> for OrganizationView {
+    fn from(m: organization::Model) -> Self {
+        Self {
+            id: m.id,
+            sites: strings_of(&m.sites),
+            legal_name: m.legal_name,
+            isms_scope: m.isms_scope,
+            persons: m.persons,
+            accepts_unaccredited_cb: m.accepts_unaccredited_cb,
+            isms_manager_email: m.isms_manager_email,
+            executive_email: m.executive_email,
+            version: m.version,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        }
+    }
+}
+
+/// The parsed fields of an organization.
+struct OrganizationFields {
+    legal_name: String,
+    isms_scope: String,
+    persons: i32,
+    sites: Vec<String>,
+    accepts_unaccredited_cb: bool,
+    isms_manager_email: String,
+    executive_email: String,
+}
+
+impl TryFrom<OrganizationRequest> for OrganizationFields {
+    type Error = ApiError;
+
+    fn try_from(request: OrganizationRequest) -> Result<Self, ApiError> {
+        let mut f = Fields::default();
+        let legal_name = f.text::<200>("legal_name", &request.legal_name);
+        let isms_scope = f.text::<4000>("isms_scope", &request.isms_scope);
+        f.check((1..=1_000_000).contains(&request.persons), "persons", "must be between 1 and 1,000,000");
+        let sites = f.references("sites", &request.sites, 500);
+        let manager = f.email("isms_manager_email", &request.isms_manager_email);
+        let executive = f.email("executive_email", &request.executive_email);
+        let parsed = (|| Some((legal_name?, isms_scope?, sites?, manager?, executive?)))();
+        let (legal_name, isms_scope, sites, manager, executive) = f.finish(parsed)?;
+        Ok(Self {
+            legal_name: legal_name.into_inner(),
+            isms_scope: isms_scope.into_inner(),
+            persons: i32::try_from(request.persons).unwrap_or(i32::MAX),
+            sites,
+            accepts_unaccredited_cb: request.accepts_unaccredited_cb,
+            isms_manager_email: manager.to_string(),
+            executive_email: executive.to_string(),
+        })
+    }
+}
+
+fn set_fields(model: &mut organization::ActiveModel, fields: OrganizationFields) {
+    model.legal_name = Set(fields.legal_name);
+    model.isms_scope = Set(fields.isms_scope);
+    model.persons = Set(fields.persons);
+    model.sites = Set(json_strings(&fields.sites));
+    model.accepts_unaccredited_cb = Set(fields.accepts_unaccredited_cb);
+    model.isms_manager_email = Set(fields.isms_manager_email);
+    model.executive_email = Set(fields.executive_email);
+}
+
+/// Registers an organization.
+#[utoipa::path(
+    tag = "organizations",
+    operation_id = "create_organization",
+    request_body = OrganizationRequest,
+    responses(
+        (status = 201, description = "Created", body = OrganizationView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/organizations")]
+pub async fn create_organization(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    body: web::Json<OrganizationRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let fields = OrganizationFields::try_from(body.into_inner())?;
+    let now = app.clock.now();
+    let mut model = organization::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        version: Set(1),
+        created_at: Set(now),
+        updated_at: Set(now),
+        ..Default::default()
+    };
+    set_fields(&mut model, fields);
+    let txn = begin_write(&app.db).await?;
+    let created = model.insert(&txn).await?;
+    txn.commit().await?;
+    Ok(HttpResponse::Created().json(OrganizationView::from(created)))
+}
+
+/// Lists organizations, oldest first.
+#[utoipa::path(
+    tag = "organizations",
+    operation_id = "list_organizations",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of organizations", body = Page<OrganizationView>),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/organizations")]
+pub async fn list_organizations(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<OrganizationView>>, ApiError> {
+    let limit = limit_of(query.limit)?;
+    let mut select = Organization::find().order_by_asc(organization::Column::Id).limit(limit + 1);
+    if let Some(after) = decode_cursor(query.cursor.as_deref())? {
+        select = select.filter(organization::Column::Id.gt(after));
+    }
+    let rows = select.all(&app.db).await?;
+    Ok(web::Json(page_of(rows, limit, |r| r.id, OrganizationView::from)))
+}
+
+/// One organization.
+#[utoipa::path(
+    tag = "organizations",
+    operation_id = "get_organization",
+    params(("id" = Uuid, Path, description = "Organization id")),
+    responses(
+        (status = 200, description = "The organization", body = OrganizationView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/organizations/{id}")]
+pub async fn get_organization(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<OrganizationView>, ApiError> {
+    let found = Organization::find_by_id(*id).one(&app.db).await?.ok_or(ApiError::NotFound("organization"))?;
+    Ok(web::Json(found.into()))
+}
+
+/// Replaces an organization's details; `If-Match: "<version>"` guards against lost updates.
+#[utoipa::path(
+    tag = "organizations",
+    operation_id = "update_organization",
+    params(("id" = Uuid, Path, description = "Organization id"), ("If-Match" = Option<String>, Header, description = "The version last read")),
+    request_body = OrganizationRequest,
+    responses(
+        (status = 200, description = "Updated", body = OrganizationView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[put("/organizations/{id}")]
+pub async fn update_organization(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    request: HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Json<OrganizationRequest>,
+) -> Result<web::Json<OrganizationView>, ApiError> {
+    let expected = if_match(&request)?;
+    let fields = OrganizationFields::try_from(body.into_inner())?;
+    let txn = begin_write(&app.db).await?;
+    let found = Organization::find_by_id(*id).lock_exclusive().one(&txn).await?.ok_or(ApiError::NotFound("organization"))?;
+    check_version(expected, found.version)?;
+    let version = found.version;
+    let mut model = found.into_active_model();
+    set_fields(&mut model, fields);
+    model.version = Set(version + 1);
+    model.updated_at = Set(app.clock.now());
+    let updated = model.update(&txn).await?;
+    txn.commit().await?;
+    Ok(web::Json(updated.into()))
+}

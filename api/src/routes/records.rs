@@ -1,0 +1,160 @@
+//! The engagement's record: its history, its certification decisions and its deadlines.
+
+use actix_web::{get, web};
+use chrono::{DateTime, NaiveDate, Utc};
+use entities::domain::DecisionOutcome;
+use entities::domain::state::EngagementState;
+use entities::orm::{certification_decision, deadline, history_entry, prelude::*};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use super::engagements::DeadlineView;
+use crate::auth::AuthUser;
+use crate::db::{find_engagement, strings_of};
+use crate::error::{ApiError, Problem};
+use crate::startup::AppState;
+
+/// Registers the routes.
+pub fn configure(config: &mut ServiceConfig<'_>) {
+    config.service(get_history).service(list_decisions).service(list_deadlines);
+}
+
+/// One entry of the append-only history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryEntryView {
+    /// Id.
+    pub id: Uuid,
+    /// The event fired (transitions) or the change made (e.g. `corrective_action_accepted`).
+    pub action: String,
+    /// State before (transitions).
+    pub from_state: Option<EngagementState>,
+    /// State after (transitions).
+    pub to_state: Option<EngagementState>,
+    /// Who.
+    pub actor: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// Evidence relied on.
+    pub evidence: Vec<String>,
+    /// The audit, finding, proposal or corrective action concerned.
+    pub subject_id: Option<Uuid>,
+    /// When.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// A certification decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecisionView {
+    /// Id.
+    pub id: Uuid,
+    /// Granted or refused.
+    pub outcome: DecisionOutcome,
+    /// The decision panel member.
+    pub decided_by: String,
+    /// The decision's date.
+    pub decided_on: NaiveDate,
+    /// The reason given.
+    pub reason: Option<String>,
+}
+
+/// Everything that happened to the engagement, in order.
+#[utoipa::path(
+    tag = "engagements",
+    operation_id = "get_engagement_history",
+    params(("id" = Uuid, Path, description = "Engagement id")),
+    responses(
+        (status = 200, description = "The history, oldest first", body = Vec<HistoryEntryView>),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/engagements/{id}/history")]
+pub async fn get_history(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<Vec<HistoryEntryView>>, ApiError> {
+    find_engagement(&app.db, *id).await?;
+    let rows = HistoryEntry::find()
+        .filter(history_entry::Column::EngagementId.eq(*id))
+        .order_by_asc(history_entry::Column::OccurredAt)
+        .order_by_asc(history_entry::Column::Id)
+        .all(&app.db)
+        .await?;
+    Ok(web::Json(
+        rows.into_iter()
+            .map(|h| HistoryEntryView {
+                id: h.id,
+                evidence: strings_of(&h.evidence),
+                action: h.action,
+                from_state: h.from_state,
+                to_state: h.to_state,
+                actor: h.actor,
+                reason: h.reason,
+                subject_id: h.subject_id,
+                occurred_at: h.occurred_at,
+            })
+            .collect(),
+    ))
+}
+
+/// The engagement's certification decisions.
+#[utoipa::path(
+    tag = "engagements",
+    operation_id = "list_certification_decisions",
+    params(("id" = Uuid, Path, description = "Engagement id")),
+    responses(
+        (status = 200, description = "The decisions, oldest first", body = Vec<DecisionView>),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/engagements/{id}/decisions")]
+pub async fn list_decisions(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<Vec<DecisionView>>, ApiError> {
+    find_engagement(&app.db, *id).await?;
+    let rows = CertificationDecision::find()
+        .filter(certification_decision::Column::EngagementId.eq(*id))
+        .order_by_asc(certification_decision::Column::Id)
+        .all(&app.db)
+        .await?;
+    Ok(web::Json(
+        rows.into_iter()
+            .map(|d| DecisionView { id: d.id, outcome: d.outcome, decided_by: d.decided_by, decided_on: d.decided_on, reason: d.reason })
+            .collect(),
+    ))
+}
+
+/// Every deadline of the engagement, open and closed, soonest due first.
+#[utoipa::path(
+    tag = "engagements",
+    operation_id = "list_engagement_deadlines",
+    params(("id" = Uuid, Path, description = "Engagement id")),
+    responses(
+        (status = 200, description = "The deadlines", body = Vec<DeadlineView>),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/engagements/{id}/deadlines")]
+pub async fn list_deadlines(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<Vec<DeadlineView>>, ApiError> {
+    find_engagement(&app.db, *id).await?;
+    let today = app.clock.today();
+    let rows = Deadline::find()
+        .filter(deadline::Column::EngagementId.eq(*id))
+        .order_by_asc(deadline::Column::DueOn)
+        .order_by_asc(deadline::Column::Id)
+        .all(&app.db)
+        .await?;
+    Ok(web::Json(rows.into_iter().map(|d| DeadlineView::new(d, today)).collect()))
+}

@@ -1,0 +1,102 @@
+//! Building and running the API server.
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServiceFactory, ServiceRequest};
+use actix_web::{App, HttpRequest, HttpServer, web};
+use anyhow::Context;
+use entities::clock::Clock;
+use entities::domain::policy::CertificationPolicy;
+use entities::settings::Settings;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::DatabaseConnection;
+use utoipa_actix_web::{AppExt, UtoipaApp, scope};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::auth::TokenKeys;
+use crate::error::{ApiError, json_error, path_error, query_error};
+use crate::openapi::ApiDoc;
+use crate::routes::{self, health};
+
+/// The largest JSON body accepted.
+pub const JSON_BODY_LIMIT: usize = 256 * 1024;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// The clock.
+    pub clock: Clock,
+    /// The certification policy in force.
+    pub policy: CertificationPolicy,
+}
+
+/// A built server, bound to its port, not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Connects to the database, applies the migrations and binds the listener.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let db = migration::connect(&settings.database_url, settings.database_max_connections).await?;
+        Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
+        Self::build_with(settings, db, Clock::system())
+    }
+
+    /// Binds the listener over an open database with a given clock.
+    pub fn build_with(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.listen_addr)
+            .with_context(|| format!("Failed to listen on {}", settings.listen_addr))?;
+        let port = listener.local_addr().context("Failed to read the bound address")?.port();
+        let state = web::Data::new(AppState { db, clock, policy: CertificationPolicy::default() });
+        let keys = web::Data::new(TokenKeys::from_settings(settings));
+        let server = HttpServer::new(move || {
+            let (app, document) = register_routes(
+                App::new()
+                    .into_utoipa_app()
+                    .app_data(state.clone())
+                    .app_data(keys.clone())
+                    .app_data(web::JsonConfig::default().limit(JSON_BODY_LIMIT).error_handler(json_error))
+                    .app_data(web::QueryConfig::default().error_handler(query_error))
+                    .app_data(web::PathConfig::default().error_handler(path_error)),
+            )
+            .split_for_parts();
+            app.service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", document))
+                .default_service(web::to(unknown_route))
+        })
+        .listen(listener)
+        .context("Failed to start the HTTP server")?
+        .run();
+        Ok(Self { port, server })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Registers every documented route on `app`: the one list the server and the spec share.
+pub fn register_routes<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    use utoipa::OpenApi;
+    app.openapi(ApiDoc::openapi())
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(scope::scope("/api/v1").configure(routes::configure))
+}
+
+async fn unknown_route(request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
+    tracing::debug!(path = %request.path(), method = %request.method(), "no such route");
+    Err(ApiError::NotFound("route"))
+}

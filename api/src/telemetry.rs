@@ -1,0 +1,21 @@
+//! Logging and tracing setup, in one place.
+
+use tracing::Subscriber;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::{EnvFilter, layer::SubscriberExt};
+
+/// A subscriber that writes to `sink`, filtered by `RUST_LOG` or else `default_filter`.
+pub fn get_subscriber<Sink>(default_filter: &str, sink: Sink) -> impl Subscriber + Send + Sync
+where
+    Sink: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_target(true).with_writer(sink))
+}
+
+/// Installs `subscriber` as the global default; a second call is ignored.
+pub fn init_subscriber(subscriber: impl Subscriber + Send + Sync) {
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
