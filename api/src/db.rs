@@ -2,8 +2,8 @@
 
 use entities::orm::{engagement, prelude::*};
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QuerySelect, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QuerySelect,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -12,34 +12,69 @@ use crate::error::ApiError;
 /// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
 /// IMMEDIATE`), so concurrent writers queue instead of failing when they upgrade a read.
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, ApiError> {
-    let options = TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..Default::default()
+    };
     Ok(db.begin_with_options(options).await?)
 }
 
 /// The engagement `id`, or 404.
-pub async fn find_engagement(conn: &impl ConnectionTrait, id: Uuid) -> Result<engagement::Model, ApiError> {
-    Engagement::find_by_id(id).one(conn).await?.ok_or(ApiError::NotFound("engagement"))
+pub async fn find_engagement(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+) -> Result<engagement::Model, ApiError> {
+    Engagement::find_by_id(id)
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound("engagement"))
 }
 
 /// The engagement `id`, locked for the rest of the transaction (`FOR UPDATE` on PostgreSQL;
 /// SQLite's write transaction already excludes other writers), or 404.
-pub async fn lock_engagement(txn: &DatabaseTransaction, id: Uuid) -> Result<engagement::Model, ApiError> {
-    Engagement::find_by_id(id).lock_exclusive().one(txn).await?.ok_or(ApiError::NotFound("engagement"))
+pub async fn lock_engagement(
+    txn: &DatabaseTransaction,
+    id: Uuid,
+) -> Result<engagement::Model, ApiError> {
+    Engagement::find_by_id(id)
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(ApiError::NotFound("engagement"))
 }
 
 /// Refuses a row that belongs to another engagement as if it did not exist.
-pub fn belongs<T>(row: Option<T>, engagement_of: impl Fn(&T) -> Uuid, engagement_id: Uuid, what: &'static str) -> Result<T, ApiError> {
-    row.filter(|r| engagement_of(r) == engagement_id).ok_or(ApiError::NotFound(what))
+pub fn belongs<T>(
+    row: Option<T>,
+    engagement_of: impl Fn(&T) -> Uuid,
+    engagement_id: Uuid,
+    what: &'static str,
+) -> Result<T, ApiError> {
+    row.filter(|r| engagement_of(r) == engagement_id)
+        .ok_or(ApiError::NotFound(what))
 }
 
 /// A JSON array of strings from a list.
 pub fn json_strings<S: AsRef<str>>(items: &[S]) -> serde_json::Value {
-    serde_json::Value::Array(items.iter().map(|s| serde_json::Value::String(s.as_ref().to_owned())).collect())
+    serde_json::Value::Array(
+        items
+            .iter()
+            .map(|s| serde_json::Value::String(s.as_ref().to_owned()))
+            .collect(),
+    )
 }
 
 /// The strings of a JSON array column (anything else reads as empty).
 pub fn strings_of(value: &serde_json::Value) -> Vec<String> {
-    value.as_array().map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The version an `If-Match` header expects (`"3"`, `W/"3"` or `3`), if the request has one.
@@ -59,7 +94,9 @@ pub fn if_match(request: &actix_web::HttpRequest) -> Result<Option<i32>, ApiErro
 /// Refuses a write when `If-Match` expected another version than `current`.
 pub fn check_version(expected: Option<i32>, current: i32) -> Result<(), ApiError> {
     match expected {
-        Some(expected) if expected != current => Err(ApiError::PreconditionFailed { expected, current }),
+        Some(expected) if expected != current => {
+            Err(ApiError::PreconditionFailed { expected, current })
+        }
         _ => Ok(()),
     }
 }

@@ -61,38 +61,60 @@ impl Settings {
     }
 
     /// Reads the settings from `vars` (name, value) pairs; absent names take their defaults.
-    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
-        let vars: HashMap<String, String> = vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(_, v)| !v.trim().is_empty())
+            .collect();
         let get = |name: &str| vars.get(name).map(|v| v.trim().to_owned());
         let environment = match get("APP_ENV").as_deref() {
             None | Some("local") => Environment::Local,
             Some("production") => Environment::Production,
-            Some(other) => return Err(invalid("APP_ENV", format!("'{other}' is neither 'local' nor 'production'"))),
+            Some(other) => {
+                return Err(invalid(
+                    "APP_ENV",
+                    format!("'{other}' is neither 'local' nor 'production'"),
+                ));
+            }
         };
         let (jwt_secret, jwt_secret_is_dev_default) = match get("JWT_SECRET") {
             Some(secret) if secret.len() < 32 => {
-                return Err(invalid("JWT_SECRET", "must be at least 32 characters".into()));
+                return Err(invalid(
+                    "JWT_SECRET",
+                    "must be at least 32 characters".into(),
+                ));
             }
             Some(secret) => (SecretString::from(secret), false),
             None if environment == Environment::Production => {
-                return Err(invalid("JWT_SECRET", "must be set when APP_ENV=production".into()));
+                return Err(invalid(
+                    "JWT_SECRET",
+                    "must be set when APP_ENV=production".into(),
+                ));
             }
             None => (SecretString::from(DEV_JWT_SECRET), true),
         };
         let listen_addr = get("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
         Ok(Self {
             environment,
-            listen_addr: listen_addr
-                .parse()
-                .map_err(|e| invalid("LISTEN_ADDR", format!("'{listen_addr}' is not host:port ({e})")))?,
-            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://./data/certflow.db?mode=rwc".into()),
+            listen_addr: listen_addr.parse().map_err(|e| {
+                invalid(
+                    "LISTEN_ADDR",
+                    format!("'{listen_addr}' is not host:port ({e})"),
+                )
+            })?,
+            database_url: get("DATABASE_URL")
+                .unwrap_or_else(|| "sqlite://./data/certflow.db?mode=rwc".into()),
             database_max_connections: parse_number(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
             jwt_secret,
             jwt_secret_is_dev_default,
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "certflow".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "certflow-api".into()),
-            public_base_url: get("PUBLIC_BASE_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
-            outbox_dir: get("OUTBOX_DIR").map_or_else(|| PathBuf::from("./data/outbox"), PathBuf::from),
+            public_base_url: get("PUBLIC_BASE_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+            outbox_dir: get("OUTBOX_DIR")
+                .map_or_else(|| PathBuf::from("./data/outbox"), PathBuf::from),
         })
     }
 
@@ -106,12 +128,19 @@ fn invalid(variable: &'static str, problem: String) -> SettingsError {
     SettingsError { variable, problem }
 }
 
-fn parse_number(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: u32) -> Result<u32, SettingsError> {
+fn parse_number(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: u32,
+) -> Result<u32, SettingsError> {
     match get(variable) {
         None => Ok(default),
         Some(raw) => match raw.parse::<u32>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => Err(invalid(variable, format!("'{raw}' is not a positive whole number"))),
+            _ => Err(invalid(
+                variable,
+                format!("'{raw}' is not a positive whole number"),
+            )),
         },
     }
 }
@@ -121,7 +150,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
 
     #[test]
@@ -139,14 +171,27 @@ mod tests {
         assert_eq!(missing.variable, "JWT_SECRET");
         let short = Settings::from_vars(vars(&[("JWT_SECRET", "short")])).unwrap_err();
         assert_eq!(short.variable, "JWT_SECRET");
-        let ok = Settings::from_vars(vars(&[("APP_ENV", "production"), ("JWT_SECRET", &"s".repeat(32))])).unwrap();
+        let ok = Settings::from_vars(vars(&[
+            ("APP_ENV", "production"),
+            ("JWT_SECRET", &"s".repeat(32)),
+        ]))
+        .unwrap();
         assert!(!ok.jwt_secret_is_dev_default);
     }
 
     #[test]
     fn bad_values_name_their_variable() {
-        for (name, value) in [("APP_ENV", "staging"), ("LISTEN_ADDR", "localhost"), ("DATABASE_MAX_CONNECTIONS", "0")] {
-            assert_eq!(Settings::from_vars(vars(&[(name, value)])).unwrap_err().variable, name);
+        for (name, value) in [
+            ("APP_ENV", "staging"),
+            ("LISTEN_ADDR", "localhost"),
+            ("DATABASE_MAX_CONNECTIONS", "0"),
+        ] {
+            assert_eq!(
+                Settings::from_vars(vars(&[(name, value)]))
+                    .unwrap_err()
+                    .variable,
+                name
+            );
         }
     }
 }

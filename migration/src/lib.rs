@@ -13,6 +13,8 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261124_000001_create_engagement_tables::Migration)]
+        vec![Box::new(
+            m20261124_000001_create_engagement_tables::Migration,
+        )]
     }
 }

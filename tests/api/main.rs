@@ -1,1 +1,10 @@
+//! End-to-end tests: the real server on a random port over a fresh database (SQLite and PostgreSQL).
 
+mod bad_inputs;
+mod concurrency;
+mod corrective_actions;
+mod helpers;
+mod lifecycle;
+mod openapi;
+mod stage1;
+mod suspension;

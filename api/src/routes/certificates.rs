@@ -18,7 +18,9 @@ use crate::startup::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
-    config.service(get_engagement_certificate).service(verify_certificate);
+    config
+        .service(get_engagement_certificate)
+        .service(verify_certificate);
 }
 
 /// A certificate.
@@ -105,7 +107,9 @@ pub async fn get_engagement_certificate(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CertificateView>, ApiError> {
     find_engagement(&app.db, *id).await?;
-    let found = find_certificate(&app.db, *id).await?.ok_or(ApiError::NotFound("certificate"))?;
+    let found = find_certificate(&app.db, *id)
+        .await?
+        .ok_or(ApiError::NotFound("certificate"))?;
     Ok(web::Json(found.into()))
 }
 
@@ -128,9 +132,16 @@ pub async fn verify_certificate(
     if number.len() > 64 {
         return Err(ApiError::NotFound("certificate"));
     }
-    let found = Certificate::find().filter(certificate::Column::Number.eq(number)).one(&app.db).await?.ok_or(ApiError::NotFound("certificate"))?;
+    let found = Certificate::find()
+        .filter(certificate::Column::Number.eq(number))
+        .one(&app.db)
+        .await?
+        .ok_or(ApiError::NotFound("certificate"))?;
     let engagement = find_engagement(&app.db, found.engagement_id).await?;
-    let organization = Organization::find_by_id(engagement.organization_id).one(&app.db).await?.ok_or(ApiError::NotFound("organization"))?;
+    let organization = Organization::find_by_id(engagement.organization_id)
+        .one(&app.db)
+        .await?
+        .ok_or(ApiError::NotFound("organization"))?;
     let cb = match engagement.certification_body_id {
         Some(cb_id) => CertificationBody::find_by_id(cb_id).one(&app.db).await?,
         None => None,

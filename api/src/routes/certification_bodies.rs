@@ -3,7 +3,10 @@
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::orm::{certification_body, prelude::*};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -91,11 +94,17 @@ impl CertificationBodyView {
     }
 }
 
-fn set_fields(model: &mut certification_body::ActiveModel, request: CertificationBodyRequest) -> Result<(), ApiError> {
+fn set_fields(
+    model: &mut certification_body::ActiveModel,
+    request: CertificationBodyRequest,
+) -> Result<(), ApiError> {
     let mut f = Fields::default();
     let name = f.text::<200>("name", &request.name);
-    let accreditation_body = f.optional_text::<200>("accreditation_body", request.accreditation_body.as_deref());
-    let expires = request.accreditation_expires_on.map(|d| f.date("accreditation_expires_on", d));
+    let accreditation_body =
+        f.optional_text::<200>("accreditation_body", request.accreditation_body.as_deref());
+    let expires = request
+        .accreditation_expires_on
+        .map(|d| f.date("accreditation_expires_on", d));
     let coordinator = f.email("coordinator_email", &request.coordinator_email);
     let parsed = (|| Some((name?, accreditation_body?, coordinator?)))();
     let (name, accreditation_body, coordinator) = f.finish(parsed)?;
@@ -157,13 +166,20 @@ pub async fn list_certification_bodies(
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<CertificationBodyView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let mut select = CertificationBody::find().order_by_asc(certification_body::Column::Id).limit(limit + 1);
+    let mut select = CertificationBody::find()
+        .order_by_asc(certification_body::Column::Id)
+        .limit(limit + 1);
     if let Some(after) = decode_cursor(query.cursor.as_deref())? {
         select = select.filter(certification_body::Column::Id.gt(after));
     }
     let today = app.clock.today();
     let rows = select.all(&app.db).await?;
-    Ok(web::Json(page_of(rows, limit, |r| r.id, |r| CertificationBodyView::new(r, today))))
+    Ok(web::Json(page_of(
+        rows,
+        limit,
+        |r| r.id,
+        |r| CertificationBodyView::new(r, today),
+    )))
 }
 
 /// One certification body.
@@ -183,8 +199,14 @@ pub async fn get_certification_body(
     _user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CertificationBodyView>, ApiError> {
-    let found = CertificationBody::find_by_id(*id).one(&app.db).await?.ok_or(ApiError::NotFound("certification body"))?;
-    Ok(web::Json(CertificationBodyView::new(found, app.clock.today())))
+    let found = CertificationBody::find_by_id(*id)
+        .one(&app.db)
+        .await?
+        .ok_or(ApiError::NotFound("certification body"))?;
+    Ok(web::Json(CertificationBodyView::new(
+        found,
+        app.clock.today(),
+    )))
 }
 
 /// Replaces a certification body's details; `If-Match: "<version>"` guards against lost updates.
@@ -209,7 +231,11 @@ pub async fn update_certification_body(
 ) -> Result<web::Json<CertificationBodyView>, ApiError> {
     let expected = if_match(&request)?;
     let txn = begin_write(&app.db).await?;
-    let found = CertificationBody::find_by_id(*id).lock_exclusive().one(&txn).await?.ok_or(ApiError::NotFound("certification body"))?;
+    let found = CertificationBody::find_by_id(*id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or(ApiError::NotFound("certification body"))?;
     check_version(expected, found.version)?;
     let version = found.version;
     let mut model = found.into_active_model();
@@ -219,5 +245,8 @@ pub async fn update_certification_body(
     model.updated_at = Set(now);
     let updated = model.update(&txn).await?;
     txn.commit().await?;
-    Ok(web::Json(CertificationBodyView::new(updated, now.date_naive())))
+    Ok(web::Json(CertificationBodyView::new(
+        updated,
+        now.date_naive(),
+    )))
 }

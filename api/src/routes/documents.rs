@@ -6,7 +6,10 @@ use entities::domain::RequiredDocument;
 use entities::domain::soa::{SoaLine, SoaReport, check_statement_of_applicability};
 use entities::domain::stage1::Stage1Readiness;
 use entities::orm::{document, prelude::*, soa_entry};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -51,7 +54,11 @@ pub struct DocumentView {
 
 impl From<document::Model> for DocumentView {
     fn from(m: document::Model) -> Self {
-        Self { kind: m.kind, reference: m.reference, registered_at: m.registered_at }
+        Self {
+            kind: m.kind,
+            reference: m.reference,
+            registered_at: m.registered_at,
+        }
     }
 }
 
@@ -165,19 +172,29 @@ pub async fn list_documents(
         .order_by_asc(document::Column::Kind)
         .all(&app.db)
         .await?;
-    Ok(web::Json(documents.into_iter().map(DocumentView::from).collect()))
+    Ok(web::Json(
+        documents.into_iter().map(DocumentView::from).collect(),
+    ))
 }
 
 fn soa_view(entries: Vec<soa_entry::Model>) -> SoaView {
     let lines: Vec<SoaLine> = entries
         .iter()
-        .map(|e| SoaLine { control: e.control.clone(), applicable: e.applicable, justification: e.justification.clone() })
+        .map(|e| SoaLine {
+            control: e.control.clone(),
+            applicable: e.applicable,
+            justification: e.justification.clone(),
+        })
         .collect();
     SoaView {
         report: check_statement_of_applicability(&lines),
         entries: entries
             .into_iter()
-            .map(|e| SoaEntryDto { control: e.control, applicable: e.applicable, justification: e.justification })
+            .map(|e| SoaEntryDto {
+                control: e.control,
+                applicable: e.applicable,
+                justification: e.justification,
+            })
             .collect(),
     }
 }
@@ -206,16 +223,31 @@ pub async fn put_statement_of_applicability(
     f.check(request.entries.len() <= 200, "entries", "at most 200 lines");
     let mut seen = std::collections::HashSet::new();
     for (i, entry) in request.entries.iter().enumerate() {
-        f.check(!entry.control.trim().is_empty() && entry.control.len() <= 20, &format!("entries[{i}].control"), "must be a control number such as 5.1");
-        f.check(seen.insert(entry.control.trim()), &format!("entries[{i}].control"), "is listed twice");
+        f.check(
+            !entry.control.trim().is_empty() && entry.control.len() <= 20,
+            &format!("entries[{i}].control"),
+            "must be a control number such as 5.1",
+        );
+        f.check(
+            seen.insert(entry.control.trim()),
+            &format!("entries[{i}].control"),
+            "is listed twice",
+        );
         if let Some(justification) = &entry.justification {
-            f.check(justification.chars().count() <= 4000, &format!("entries[{i}].justification"), "at most 4000 characters");
+            f.check(
+                justification.chars().count() <= 4000,
+                &format!("entries[{i}].justification"),
+                "at most 4000 characters",
+            );
         }
     }
     f.finish(Some(()))?;
     let txn = begin_write(&app.db).await?;
     lock_engagement(&txn, *id).await?;
-    SoaEntry::delete_many().filter(soa_entry::Column::EngagementId.eq(*id)).exec(&txn).await?;
+    SoaEntry::delete_many()
+        .filter(soa_entry::Column::EngagementId.eq(*id))
+        .exec(&txn)
+        .await?;
     let rows: Vec<soa_entry::ActiveModel> = request
         .entries
         .into_iter()
@@ -223,13 +255,20 @@ pub async fn put_statement_of_applicability(
             engagement_id: Set(*id),
             control: Set(e.control.trim().to_owned()),
             applicable: Set(e.applicable),
-            justification: Set(e.justification.map(|j| j.trim().to_owned()).filter(|j| !j.is_empty())),
+            justification: Set(e
+                .justification
+                .map(|j| j.trim().to_owned())
+                .filter(|j| !j.is_empty())),
         })
         .collect();
     if !rows.is_empty() {
         SoaEntry::insert_many(rows).exec(&txn).await?;
     }
-    let saved = SoaEntry::find().filter(soa_entry::Column::EngagementId.eq(*id)).order_by_asc(soa_entry::Column::Control).all(&txn).await?;
+    let saved = SoaEntry::find()
+        .filter(soa_entry::Column::EngagementId.eq(*id))
+        .order_by_asc(soa_entry::Column::Control)
+        .all(&txn)
+        .await?;
     txn.commit().await?;
     Ok(web::Json(soa_view(saved)))
 }
@@ -252,7 +291,11 @@ pub async fn get_statement_of_applicability(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<SoaView>, ApiError> {
     find_engagement(&app.db, *id).await?;
-    let entries = SoaEntry::find().filter(soa_entry::Column::EngagementId.eq(*id)).order_by_asc(soa_entry::Column::Control).all(&app.db).await?;
+    let entries = SoaEntry::find()
+        .filter(soa_entry::Column::EngagementId.eq(*id))
+        .order_by_asc(soa_entry::Column::Control)
+        .all(&app.db)
+        .await?;
     Ok(web::Json(soa_view(entries)))
 }
 

@@ -19,7 +19,10 @@ use crate::startup::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
-    config.service(get_history).service(list_decisions).service(list_deadlines);
+    config
+        .service(get_history)
+        .service(list_decisions)
+        .service(list_deadlines);
 }
 
 /// One entry of the append-only history.
@@ -126,7 +129,13 @@ pub async fn list_decisions(
         .await?;
     Ok(web::Json(
         rows.into_iter()
-            .map(|d| DecisionView { id: d.id, outcome: d.outcome, decided_by: d.decided_by, decided_on: d.decided_on, reason: d.reason })
+            .map(|d| DecisionView {
+                id: d.id,
+                outcome: d.outcome,
+                decided_by: d.decided_by,
+                decided_on: d.decided_on,
+                reason: d.reason,
+            })
             .collect(),
     ))
 }
@@ -156,5 +165,9 @@ pub async fn list_deadlines(
         .order_by_asc(deadline::Column::Id)
         .all(&app.db)
         .await?;
-    Ok(web::Json(rows.into_iter().map(|d| DeadlineView::new(d, today)).collect()))
+    Ok(web::Json(
+        rows.into_iter()
+            .map(|d| DeadlineView::new(d, today))
+            .collect(),
+    ))
 }

@@ -1,8 +1,8 @@
 //! `@generated`-style sea-orm entity: An audit of an engagement (pre-audit, stage 1, stage 2, surveillance, recertification).
 
-use sea_orm::entity::prelude::*;
 use crate::domain::AuditKind;
 use crate::domain::Stage1Outcome;
+use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "audits")]

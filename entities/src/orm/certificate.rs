@@ -1,8 +1,8 @@
 //! `@generated`-style sea-orm entity: The certificate of an engagement, renewed for each term.
 
-use sea_orm::entity::prelude::*;
 use crate::domain::CertificateStatus;
 use crate::domain::StandardVersion;
+use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "certificates")]

@@ -1,7 +1,7 @@
 //! `@generated`-style sea-orm entity: A decision panel's decision.
 
-use sea_orm::entity::prelude::*;
 use crate::domain::DecisionOutcome;
+use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "certification_decisions")]

@@ -1,7 +1,7 @@
 //! `@generated`-style sea-orm entity: The corrective action for one nonconformity.
 
-use sea_orm::entity::prelude::*;
 use crate::domain::VerificationStatus;
+use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "corrective_actions")]

@@ -1,9 +1,9 @@
 //! `@generated`-style sea-orm entity: A dated obligation with an owner.
 
-use sea_orm::entity::prelude::*;
 use crate::domain::deadline::DeadlineKind;
 use crate::domain::deadline::DeadlineOwner;
 use crate::domain::deadline::DeadlineStatus;
+use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "deadlines")]

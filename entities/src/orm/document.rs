@@ -1,7 +1,7 @@
 //! `@generated`-style sea-orm entity: A required stage 1 document registered for an engagement.
 
-use sea_orm::entity::prelude::*;
 use crate::domain::RequiredDocument;
+use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "documents")]

@@ -1,8 +1,8 @@
 //! `@generated`-style sea-orm entity: One certification engagement between an organization and a CB.
 
-use sea_orm::entity::prelude::*;
 use crate::domain::StandardVersion;
 use crate::domain::state::EngagementState;
+use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "engagements")]

@@ -1,8 +1,8 @@
 //! `@generated`-style sea-orm entity: An audit finding: major NC, minor NC or OFI.
 
-use sea_orm::entity::prelude::*;
 use crate::domain::FindingGrade;
 use crate::domain::FindingStatus;
+use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "findings")]

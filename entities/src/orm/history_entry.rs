@@ -1,7 +1,7 @@
 //! `@generated`-style sea-orm entity: One append-only record of what happened to an engagement.
 
-use sea_orm::entity::prelude::*;
 use crate::domain::state::EngagementState;
+use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "engagement_history")]

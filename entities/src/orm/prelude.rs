@@ -1,15 +1,15 @@
 //! The entities by their domain names.
 
-pub use super::organization::Entity as Organization;
-pub use super::certification_body::Entity as CertificationBody;
-pub use super::engagement::Entity as Engagement;
-pub use super::proposal::Entity as Proposal;
 pub use super::audit::Entity as Audit;
-pub use super::document::Entity as Document;
-pub use super::soa_entry::Entity as SoaEntry;
-pub use super::finding::Entity as Finding;
-pub use super::corrective_action::Entity as CorrectiveAction;
-pub use super::certification_decision::Entity as CertificationDecision;
 pub use super::certificate::Entity as Certificate;
-pub use super::history_entry::Entity as HistoryEntry;
+pub use super::certification_body::Entity as CertificationBody;
+pub use super::certification_decision::Entity as CertificationDecision;
+pub use super::corrective_action::Entity as CorrectiveAction;
 pub use super::deadline::Entity as Deadline;
+pub use super::document::Entity as Document;
+pub use super::engagement::Entity as Engagement;
+pub use super::finding::Entity as Finding;
+pub use super::history_entry::Entity as HistoryEntry;
+pub use super::organization::Entity as Organization;
+pub use super::proposal::Entity as Proposal;
+pub use super::soa_entry::Entity as SoaEntry;

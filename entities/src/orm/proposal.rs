@@ -1,7 +1,7 @@
 //! `@generated`-style sea-orm entity: A CB's proposal for an engagement.
 
-use sea_orm::entity::prelude::*;
 use crate::domain::ProposalStatus;
+use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
 #[sea_orm(table_name = "proposals")]

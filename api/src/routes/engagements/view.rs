@@ -130,7 +130,10 @@ impl EngagementView {
                 .all(conn)
                 .await?;
             for d in open {
-                by_engagement.entry(d.engagement_id).or_default().push(DeadlineView::new(d, today));
+                by_engagement
+                    .entry(d.engagement_id)
+                    .or_default()
+                    .push(DeadlineView::new(d, today));
             }
         }
         Ok(engagements
@@ -143,8 +146,14 @@ impl EngagementView {
     }
 
     /// The view of one engagement.
-    pub async fn one(conn: &impl ConnectionTrait, engagement: engagement::Model, today: NaiveDate) -> Result<Self, ApiError> {
+    pub async fn one(
+        conn: &impl ConnectionTrait,
+        engagement: engagement::Model,
+        today: NaiveDate,
+    ) -> Result<Self, ApiError> {
         let mut views = Self::many(conn, vec![engagement], today).await?;
-        views.pop().ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("BUG: one engagement gave no view")))
+        views.pop().ok_or_else(|| {
+            ApiError::Unexpected(anyhow::anyhow!("BUG: one engagement gave no view"))
+        })
     }
 }

@@ -1,0 +1,504 @@
+//! `spawn_app()`: a fresh database (a SQLite file, or a PostgreSQL database of its own), the real
+//! server on port 0, a settable clock, and one method per endpoint the tests use.
+
+use std::sync::LazyLock;
+
+use api::auth::{Role, TokenKeys};
+use api::telemetry::{get_subscriber, init_subscriber};
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use entities::clock::Clock;
+use entities::settings::Settings;
+use migration::{Migrator, MigratorTrait};
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    if std::env::var("TEST_LOG").is_ok() {
+        init_subscriber(get_subscriber("debug,sqlx=warn", std::io::stdout));
+    } else {
+        init_subscriber(get_subscriber("error", std::io::sink));
+    }
+});
+
+/// The database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server the tests create their databases on.
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+fn with_database(url: &str, database: &str) -> String {
+    match url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{database}"),
+        None => format!("{url}/{database}"),
+    }
+}
+
+/// The first day of the tests' calendar: fixed, so dates and deadlines are exact.
+pub fn day0() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 1, 5).unwrap()
+}
+
+/// `day0` plus `n` days.
+pub fn day(n: u64) -> NaiveDate {
+    day0().checked_add_days(Days::new(n)).unwrap()
+}
+
+fn noon(date: NaiveDate) -> DateTime<Utc> {
+    date.and_hms_opt(12, 0, 0).unwrap().and_utc()
+}
+
+/// A running server and what a test needs to drive it.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub clock: Clock,
+    pub token: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    SqliteFile(std::path::PathBuf),
+    PostgresDatabase(String),
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::SqliteFile(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Cleanup::PostgresDatabase(name) => {
+                let name = name.clone();
+                let _ = std::thread::spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .ok()?;
+                    runtime.block_on(async {
+                        let admin = migration::connect(&postgres_admin_url(), 1).await.ok()?;
+                        admin
+                            .execute_unprepared(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .await
+                            .ok()
+                    })
+                })
+                .join();
+            }
+        }
+    }
+}
+
+/// Starts the server over a fresh database of `backend`, its clock at noon on `day0()`.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    LazyLock::force(&TRACING);
+    let (url, cleanup) = match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir().join(format!("certflow-test-{}.db", Uuid::now_v7()));
+            (
+                format!("sqlite://{}?mode=rwc", path.display()),
+                Cleanup::SqliteFile(path),
+            )
+        }
+        Backend::Postgres => {
+            let name = format!("t_{}", Uuid::now_v7().simple());
+            let admin = migration::connect(&postgres_admin_url(), 1)
+                .await
+                .expect("PostgreSQL must be reachable at TEST_POSTGRES_URL (default 127.0.0.1:5432, database test)");
+            admin
+                .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+                .await
+                .expect("Failed to create a test database");
+            admin.close().await.ok();
+            (
+                with_database(&postgres_admin_url(), &name),
+                Cleanup::PostgresDatabase(name),
+            )
+        }
+    };
+    let vars = vec![
+        ("DATABASE_URL".to_owned(), url.clone()),
+        ("LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        ("DATABASE_MAX_CONNECTIONS".to_owned(), "5".to_owned()),
+    ];
+    let settings = Settings::from_vars(vars).expect("test settings");
+    let db = migration::connect(&settings.database_url, settings.database_max_connections)
+        .await
+        .expect("connect");
+    Migrator::up(&db, None).await.expect("migrate");
+    let clock = Clock::fixed(noon(day0()));
+    let application =
+        api::Application::build_with(&settings, db.clone(), clock.clone()).expect("build the app");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    tokio::spawn(application.run_until_stopped());
+    let keys = TokenKeys::from_settings(&settings);
+    let token = keys
+        .mint(
+            "coordinator@cb.test",
+            Role::Coordinator,
+            None,
+            None,
+            Utc::now(),
+            chrono::Duration::hours(1),
+        )
+        .expect("mint a token");
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        clock,
+        token,
+        cleanup,
+    }
+}
+
+/// A status and a JSON body (Null when empty or not JSON).
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Value,
+}
+
+impl Reply {
+    /// `body[field]` as a string.
+    pub fn str(&self, field: &str) -> String {
+        self.body[field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no string {field} in {}", self.body))
+            .to_owned()
+    }
+
+    /// The problem `type` slug.
+    pub fn problem_type(&self) -> String {
+        self.body["type"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("https://certflow.dev/problems/")
+            .to_owned()
+    }
+
+    /// Panics unless the status is `expected`.
+    #[track_caller]
+    pub fn expect(self, expected: u16) -> Self {
+        assert_eq!(self.status, expected, "unexpected reply: {}", self.body);
+        self
+    }
+}
+
+impl TestApp {
+    /// Moves the server's clock to noon of `date`.
+    pub fn set_today(&self, date: NaiveDate) {
+        self.clock.set(noon(date));
+    }
+
+    /// Sends a request with the test token.
+    pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Reply {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.address))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.reply(request).await
+    }
+
+    /// Reads a response.
+    pub async fn reply(&self, request: reqwest::RequestBuilder) -> Reply {
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap_or_default().to_owned())
+            .unwrap_or_default();
+        let text = response.text().await.unwrap_or_default();
+        Reply {
+            status,
+            content_type,
+            body: serde_json::from_str(&text).unwrap_or(Value::Null),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        self.send(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> Reply {
+        self.send(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn create_organization(&self, persons: u32) -> String {
+        self.post(
+            "/api/v1/organizations",
+            &json!({
+                "legal_name": "Acme Data Ltd",
+                "isms_scope": "SaaS platform operations, London",
+                "persons": persons,
+                "sites": ["London"],
+                "isms_manager_email": "isms@acme.test",
+                "executive_email": "ceo@acme.test"
+            }),
+        )
+        .await
+        .expect(201)
+        .str("id")
+    }
+
+    pub async fn create_certification_body(&self, accredited: bool) -> String {
+        self.post(
+            "/api/v1/certification-bodies",
+            &json!({
+                "name": "Trusted Certification Ltd",
+                "accredited": accredited,
+                "accreditation_body": accredited.then_some("UKAS"),
+                "coordinator_email": "coordinator@cb.test"
+            }),
+        )
+        .await
+        .expect(201)
+        .str("id")
+    }
+
+    /// An engagement in `cb_selection` with a selected proposal from an accredited CB.
+    pub async fn engagement_with_selected_proposal(&self) -> String {
+        let organization = self.create_organization(120).await;
+        let cb = self.create_certification_body(true).await;
+        let engagement = self
+            .post(
+                "/api/v1/engagements",
+                &json!({ "organization_id": organization, "manager_email": "isms@acme.test" }),
+            )
+            .await
+            .expect(201)
+            .str("id");
+        let proposal = self
+            .post(
+                &format!("/api/v1/engagements/{engagement}/proposals"),
+                &json!({ "certification_body_id": cb, "price_minor": 1_450_000, "currency": "GBP", "audit_days": 12.0 }),
+            )
+            .await
+            .expect(201)
+            .str("id");
+        self.post(
+            &format!("/api/v1/engagements/{engagement}/proposals/{proposal}/selection"),
+            &json!({}),
+        )
+        .await
+        .expect(200);
+        engagement
+    }
+
+    pub async fn fire(&self, engagement: &str, event: Value) -> Reply {
+        self.post(&format!("/api/v1/engagements/{engagement}/events"), &event)
+            .await
+    }
+
+    pub async fn engagement(&self, engagement: &str) -> Reply {
+        self.get(&format!("/api/v1/engagements/{engagement}"))
+            .await
+            .expect(200)
+    }
+
+    pub async fn create_audit(
+        &self,
+        engagement: &str,
+        kind: &str,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> String {
+        self.post(
+            &format!("/api/v1/engagements/{engagement}/audits"),
+            &json!({
+                "kind": kind,
+                "first_day": first,
+                "last_day": last,
+                "lead_auditor": "lead@cb.test",
+                "audit_team": ["auditor@cb.test"]
+            }),
+        )
+        .await
+        .expect(201)
+        .str("id")
+    }
+
+    /// Registers all seven required documents and a complete Statement of Applicability.
+    pub async fn prepare_stage1_documents(&self, engagement: &str) {
+        for kind in [
+            "scope_statement",
+            "information_security_policy",
+            "risk_assessment",
+            "risk_treatment_plan",
+            "statement_of_applicability",
+            "internal_audit",
+            "management_review",
+        ] {
+            self.put(
+                &format!("/api/v1/engagements/{engagement}/documents/{kind}"),
+                &json!({ "reference": format!("dms://{kind}") }),
+            )
+            .await
+            .expect(200);
+        }
+        let entries: Vec<Value> = entities::domain::soa::annex_a_controls()
+            .iter()
+            .map(|c| json!({ "control": c.control, "applicable": c.control != "7.5", "justification": "decided in the risk treatment plan" }))
+            .collect();
+        let soa = self
+            .put(
+                &format!("/api/v1/engagements/{engagement}/statement-of-applicability"),
+                &json!({ "entries": entries }),
+            )
+            .await
+            .expect(200);
+        assert_eq!(
+            soa.body["report"]["complete"], true,
+            "{}",
+            soa.body["report"]
+        );
+    }
+
+    /// From `cb_selection` to `stage2`: letter signed on day 0, stage 1 on days 10–11 found ready.
+    pub async fn engagement_in_stage2(&self) -> String {
+        let engagement = self.engagement_with_selected_proposal().await;
+        self.fire(
+            &engagement,
+            json!({ "event": "sign_engagement_letter", "signed_on": day0() }),
+        )
+        .await
+        .expect(200);
+        let stage1 = self
+            .create_audit(&engagement, "stage1", day(10), day(11))
+            .await;
+        self.prepare_stage1_documents(&engagement).await;
+        self.set_today(day(12));
+        self.fire(
+            &engagement,
+            json!({ "event": "record_stage1_outcome", "audit_id": stage1, "outcome": "ready" }),
+        )
+        .await
+        .expect(200);
+        engagement
+    }
+
+    pub async fn record_finding(
+        &self,
+        engagement: &str,
+        audit: &str,
+        grade: &str,
+        reference: &str,
+    ) -> String {
+        self.post(
+            &format!("/api/v1/engagements/{engagement}/audits/{audit}/findings"),
+            &json!({ "grade": grade, "reference": reference, "description": "observed during the audit" }),
+        )
+        .await
+        .expect(201)
+        .str("id")
+    }
+
+    pub async fn submit_corrective_action(
+        &self,
+        engagement: &str,
+        finding: &str,
+        due_on: Option<NaiveDate>,
+    ) -> Reply {
+        self.post(
+            &format!("/api/v1/engagements/{engagement}/findings/{finding}/corrective-action"),
+            &json!({
+                "root_cause": "no owner for restore tests",
+                "correction": "restore tested",
+                "corrective_action": "quarterly restore test scheduled",
+                "owner_email": "sre@acme.test",
+                "due_on": due_on,
+                "evidence": ["dms://evidence/restore-test.pdf"]
+            }),
+        )
+        .await
+    }
+
+    pub async fn verify_corrective_action(
+        &self,
+        engagement: &str,
+        action: &str,
+        outcome: &str,
+    ) -> Reply {
+        self.post(
+            &format!("/api/v1/engagements/{engagement}/corrective-actions/{action}/verification"),
+            &json!({ "outcome": outcome, "note": "reviewed the evidence" }),
+        )
+        .await
+    }
+
+    /// Grants certification (decision maker `panel@cb.test`) and returns the engagement view.
+    pub async fn grant(&self, engagement: &str) -> Reply {
+        self.fire(
+            engagement,
+            json!({ "event": "grant_certification", "decision_maker": "panel@cb.test" }),
+        )
+        .await
+    }
+
+    /// From `cb_selection` to `certified`: stage 2 on days 40–43 with no NC, granted on day 44.
+    pub async fn certified_engagement(&self) -> String {
+        let engagement = self.engagement_in_stage2().await;
+        let stage2 = self
+            .create_audit(&engagement, "stage2", day(40), day(43))
+            .await;
+        self.set_today(day(44));
+        self.fire(
+            &engagement,
+            json!({ "event": "complete_stage2", "audit_id": stage2 }),
+        )
+        .await
+        .expect(200);
+        self.grant(&engagement).await.expect(200);
+        engagement
+    }
+
+    pub async fn history_actions(&self, engagement: &str) -> Vec<String> {
+        let history = self
+            .get(&format!("/api/v1/engagements/{engagement}/history"))
+            .await
+            .expect(200);
+        history
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["action"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// Defines one test per database from an `async fn(Backend)`.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($scenario:ident) => {
+        mod $scenario {
+            #[tokio::test]
+            async fn on_sqlite() {
+                super::$scenario($crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn on_postgres() {
+                super::$scenario($crate::helpers::Backend::Postgres).await;
+            }
+        }
+    };
+}
