@@ -88,6 +88,9 @@ pub enum ApiError {
     /// No valid credentials.
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// The caller may see the resource but not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// The database is unreachable: try again.
     #[error("the service is temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -173,6 +176,7 @@ impl ApiError {
             Self::Conflict { slug, .. } => (slug, "Conflict"),
             Self::PreconditionFailed { .. } => ("version-mismatch", "Precondition failed"),
             Self::Unauthorized => ("unauthorized", "Unauthorized"),
+            Self::Forbidden(_) => ("forbidden", "Forbidden"),
             Self::Unavailable(_) => ("service-unavailable", "Service unavailable"),
             Self::Unexpected(_) => ("internal-error", "Internal server error"),
         }
@@ -277,6 +281,7 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -431,6 +436,7 @@ mod tests {
                 "version-conflict",
             ),
             (ApiError::Unauthorized, 401, "unauthorized"),
+            (ApiError::Forbidden("no"), 403, "forbidden"),
             (
                 ApiError::PreconditionFailed {
                     expected: 1,

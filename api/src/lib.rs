@@ -11,5 +11,6 @@ mod db;
 mod fields;
 mod lifecycle;
 mod pagination;
+mod reminders;
 
 pub use startup::{AppState, Application};

@@ -25,6 +25,7 @@ use uuid::Uuid;
 
 use crate::db::{belongs, json_strings, lock_engagement, strings_of};
 use crate::error::ApiError;
+use crate::reminders::{cancel_pending_notifications, first_reminder_on, reminder_policy_of};
 use crate::startup::AppState;
 
 /// A parsed lifecycle request.
@@ -357,9 +358,11 @@ pub async fn apply_deadline_change(
                 (DeadlineOwner::CbCoordinator, _) => coordinator_email(txn, engagement).await?,
                 _ => engagement.manager_email.clone(),
             };
+            let policy = reminder_policy_of(txn, engagement.certification_body_id).await?;
             deadline::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 engagement_id: Set(engagement.id),
+                next_step_on: Set(first_reminder_on(&policy, kind, due_on)),
                 kind: Set(kind),
                 subject_id: Set(subject.map(|(id, _)| id)),
                 due_on: Set(due_on),
@@ -396,6 +399,7 @@ async fn close_deadlines(
     status: DeadlineStatus,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
+    cancel_pending_notifications(txn, filter.clone()).await?;
     Deadline::update_many()
         .col_expr(
             deadline::Column::Status,

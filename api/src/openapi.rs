@@ -26,6 +26,7 @@ use utoipa_actix_web::AppExt;
         (name = "findings", description = "Audit findings: major NC, minor NC, OFI"),
         (name = "corrective_actions", description = "The corrective action plan and its verification"),
         (name = "certificates", description = "Certificates and their public verification"),
+        (name = "notifications", description = "Reminder and escalation emails"),
     )
 )]
 pub struct ApiDoc;

@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod connection;
 mod m20261124_000001_create_engagement_tables;
+mod m20261124_000002_create_reminder_tables;
 
 pub use connection::connect;
 
@@ -13,8 +14,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(
-            m20261124_000001_create_engagement_tables::Migration,
-        )]
+        vec![
+            Box::new(m20261124_000001_create_engagement_tables::Migration),
+            Box::new(m20261124_000002_create_reminder_tables::Migration),
+        ]
     }
 }

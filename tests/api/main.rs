@@ -6,5 +6,6 @@ mod corrective_actions;
 mod helpers;
 mod lifecycle;
 mod openapi;
+mod reminder_policy;
 mod stage1;
 mod suspension;

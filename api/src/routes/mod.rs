@@ -11,9 +11,11 @@ pub mod documents;
 pub mod engagements;
 pub mod findings;
 pub mod health;
+pub mod notifications;
 pub mod organizations;
 pub mod proposals;
 pub mod records;
+pub mod reminder_policies;
 
 /// Registers the `/api/v1` routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
@@ -28,4 +30,6 @@ pub fn configure(config: &mut ServiceConfig<'_>) {
     certificates::configure(config);
     records::configure(config);
     audit_time::configure(config);
+    reminder_policies::configure(config);
+    notifications::configure(config);
 }

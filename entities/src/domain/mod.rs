@@ -9,6 +9,7 @@ pub mod deadline;
 pub mod finding;
 pub mod lifecycle;
 pub mod policy;
+pub mod reminders;
 pub mod soa;
 pub mod stage1;
 pub mod state;

@@ -6,7 +6,7 @@ macro_rules! vocabulary {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$variant_meta:meta])* $variant:ident),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(
-            Clone, Copy, Debug, PartialEq, Eq, Hash,
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
             serde::Serialize, serde::Deserialize, utoipa::ToSchema,
             strum::Display, strum::EnumString, strum::IntoStaticStr,
             sea_orm::EnumIter, sea_orm::DeriveActiveEnum,

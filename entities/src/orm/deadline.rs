@@ -19,6 +19,7 @@ pub struct Model {
     pub status: DeadlineStatus,
     pub created_at: DateTimeUtc,
     pub closed_at: Option<DateTimeUtc>,
+    pub next_step_on: Option<Date>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -1,0 +1,179 @@
+//! Reminder and escalation emails: what was sent to whom and when, what failed, and re-queuing.
+
+use actix_web::{get, post, web};
+use chrono::{DateTime, NaiveDate, Utc};
+use entities::domain::reminders::{NotificationStatus, StepKind};
+use entities::orm::{notification, prelude::*};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::auth::{AuthUser, Role};
+use crate::db::{begin_write, strings_of};
+use crate::error::{ApiError, Problem};
+use crate::pagination::{Page, decode_cursor, limit_of, page_of};
+use crate::startup::AppState;
+
+/// Registers the routes.
+pub fn configure(config: &mut ServiceConfig<'_>) {
+    config
+        .service(list_notifications)
+        .service(requeue_notification);
+}
+
+/// One reminder or escalation email.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationView {
+    /// Id (also in the email's Message-ID).
+    pub id: Uuid,
+    /// The deadline it is about.
+    pub deadline_id: Uuid,
+    /// The engagement.
+    pub engagement_id: Uuid,
+    /// Which step of the schedule: `reminder-14`, `escalation+7`.
+    pub step_key: String,
+    /// Reminder or escalation.
+    pub kind: StepKind,
+    /// Who it goes to.
+    pub recipients: Vec<String>,
+    /// The day the step fell on.
+    pub scheduled_on: NaiveDate,
+    /// Pending, sending, sent, failed, skipped or cancelled.
+    pub status: NotificationStatus,
+    /// Delivery attempts so far.
+    pub attempts: i32,
+    /// The last delivery error.
+    pub last_error: Option<String>,
+    /// The email's Message-ID.
+    pub message_id: Option<String>,
+    /// When it was claimed.
+    pub created_at: DateTime<Utc>,
+    /// When the mail server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<notification::Model> for NotificationView {
+    fn from(m: notification::Model) -> Self {
+        Self {
+            id: m.id,
+            deadline_id: m.deadline_id,
+            engagement_id: m.engagement_id,
+            step_key: m.step_key,
+            kind: m.kind,
+            recipients: strings_of(&m.recipients),
+            scheduled_on: m.scheduled_on,
+            status: m.status,
+            attempts: m.attempts,
+            last_error: m.last_error,
+            message_id: m.message_id,
+            created_at: m.created_at,
+            sent_at: m.sent_at,
+        }
+    }
+}
+
+/// Filters of the notification list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationListQuery {
+    /// Only notifications in this status (e.g. `failed`).
+    pub status: Option<NotificationStatus>,
+    /// Only notifications of this engagement.
+    pub engagement_id: Option<Uuid>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// Lists reminder and escalation emails, oldest first.
+#[utoipa::path(
+    tag = "notifications",
+    operation_id = "list_notifications",
+    params(NotificationListQuery),
+    responses(
+        (status = 200, description = "A page of notifications", body = Page<NotificationView>),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/notifications")]
+pub async fn list_notifications(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    query: web::Query<NotificationListQuery>,
+) -> Result<web::Json<Page<NotificationView>>, ApiError> {
+    let limit = limit_of(query.limit)?;
+    let mut select = Notification::find()
+        .order_by_asc(notification::Column::Id)
+        .limit(limit + 1);
+    if let Some(after) = decode_cursor(query.cursor.as_deref())? {
+        select = select.filter(notification::Column::Id.gt(after));
+    }
+    if let Some(status) = query.status {
+        select = select.filter(notification::Column::Status.eq(status));
+    }
+    if let Some(engagement) = query.engagement_id {
+        select = select.filter(notification::Column::EngagementId.eq(engagement));
+    }
+    let rows = select.all(&app.db).await?;
+    Ok(web::Json(page_of(
+        rows,
+        limit,
+        |r| r.id,
+        NotificationView::from,
+    )))
+}
+
+/// Re-queues a failed notification (admins): it is tried again from the first attempt.
+#[utoipa::path(
+    tag = "notifications",
+    operation_id = "requeue_notification",
+    params(("id" = Uuid, Path, description = "Notification id")),
+    responses(
+        (status = 200, description = "Pending again", body = NotificationView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/notifications/{id}/requeue")]
+pub async fn requeue_notification(
+    app: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<NotificationView>, ApiError> {
+    if user.role != Role::Admin {
+        return Err(ApiError::Forbidden("only an admin re-queues notifications"));
+    }
+    let now = app.clock.now();
+    let txn = begin_write(&app.db).await?;
+    let found = Notification::find_by_id(*id)
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or(ApiError::NotFound("notification"))?;
+    if found.status != NotificationStatus::Failed {
+        return Err(ApiError::conflict(
+            "notification-not-failed",
+            format!(
+                "only a failed notification is re-queued; this one is {}",
+                found.status
+            ),
+        ));
+    }
+    let mut model = found.into_active_model();
+    model.status = Set(NotificationStatus::Pending);
+    model.attempts = Set(0);
+    model.next_attempt_at = Set(now);
+    model.queued_at = Set(None);
+    model.lease_until = Set(None);
+    let updated = model.update(&txn).await?;
+    txn.commit().await?;
+    Ok(web::Json(updated.into()))
+}

@@ -1,0 +1,158 @@
+//! Each certification body's reminder and escalation schedules: data, not code.
+
+use actix_web::{HttpRequest, get, put, web};
+use chrono::{DateTime, Utc};
+use entities::domain::deadline::DeadlineStatus;
+use entities::domain::reminders::ReminderPolicy;
+use entities::orm::{deadline, engagement, prelude::*, reminder_policy};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_actix_web::service_config::ServiceConfig;
+use uuid::Uuid;
+
+use crate::auth::AuthUser;
+use crate::db::{begin_write, check_version, if_match};
+use crate::error::{ApiError, FieldProblem, Problem};
+use crate::reminders::reminder_policy_of;
+use crate::startup::AppState;
+
+/// Registers the routes.
+pub fn configure(config: &mut ServiceConfig<'_>) {
+    config
+        .service(get_reminder_policy)
+        .service(put_reminder_policy);
+}
+
+/// A certification body's reminder policy.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReminderPolicyView {
+    /// The certification body.
+    pub certification_body_id: Uuid,
+    /// The schedules per kind of deadline.
+    pub policy: ReminderPolicy,
+    /// True while the CB uses the defaults.
+    pub is_default: bool,
+    /// Version, for `If-Match` (0 while default).
+    pub version: i32,
+    /// Last changed.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+/// The reminder and escalation schedules of a certification body's engagements.
+#[utoipa::path(
+    tag = "certification_bodies",
+    operation_id = "get_reminder_policy",
+    params(("id" = Uuid, Path, description = "Certification body id")),
+    responses(
+        (status = 200, description = "The policy", body = ReminderPolicyView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/certification-bodies/{id}/reminder-policy")]
+pub async fn get_reminder_policy(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<ReminderPolicyView>, ApiError> {
+    CertificationBody::find_by_id(*id)
+        .one(&app.db)
+        .await?
+        .ok_or(ApiError::NotFound("certification body"))?;
+    let record = ReminderPolicyRecord::find_by_id(*id).one(&app.db).await?;
+    let policy = reminder_policy_of(&app.db, Some(*id)).await?;
+    Ok(web::Json(ReminderPolicyView {
+        certification_body_id: *id,
+        policy,
+        is_default: record.is_none(),
+        version: record.as_ref().map_or(0, |r| r.version),
+        updated_at: record.map(|r| r.updated_at),
+    }))
+}
+
+/// Replaces the schedules. Offsets are sorted, reminders fall before or on the due date and
+/// escalations on or after it, recipients are known roles, every kind of deadline has a schedule.
+/// Open deadlines of the CB's engagements are re-planned at once.
+#[utoipa::path(
+    tag = "certification_bodies",
+    operation_id = "put_reminder_policy",
+    params(("id" = Uuid, Path, description = "Certification body id"), ("If-Match" = Option<String>, Header, description = "The version last read")),
+    request_body = ReminderPolicy,
+    responses(
+        (status = 200, description = "Saved", body = ReminderPolicyView),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[put("/certification-bodies/{id}/reminder-policy")]
+pub async fn put_reminder_policy(
+    app: web::Data<AppState>,
+    _user: AuthUser,
+    http: HttpRequest,
+    id: web::Path<Uuid>,
+    body: web::Json<ReminderPolicy>,
+) -> Result<web::Json<ReminderPolicyView>, ApiError> {
+    let expected = if_match(&http)?;
+    let policy = body.into_inner();
+    policy.validate().map_err(|problems| {
+        ApiError::Validation(
+            problems
+                .into_iter()
+                .map(|p| FieldProblem::new(p.field, p.detail))
+                .collect(),
+        )
+    })?;
+    let stored = serde_json::to_value(&policy).map_err(|e| ApiError::Unexpected(e.into()))?;
+    let now = app.clock.now();
+    let txn = begin_write(&app.db).await?;
+    CertificationBody::find_by_id(*id)
+        .one(&txn)
+        .await?
+        .ok_or(ApiError::NotFound("certification body"))?;
+    let saved = match ReminderPolicyRecord::find_by_id(*id).one(&txn).await? {
+        Some(existing) => {
+            check_version(expected, existing.version)?;
+            let version = existing.version;
+            let mut model = existing.into_active_model();
+            model.policy = Set(stored);
+            model.version = Set(version + 1);
+            model.updated_at = Set(now);
+            model.update(&txn).await?
+        }
+        None => {
+            check_version(expected, 0)?;
+            reminder_policy::ActiveModel {
+                certification_body_id: Set(*id),
+                policy: Set(stored),
+                version: Set(1),
+                updated_at: Set(now),
+            }
+            .insert(&txn)
+            .await?
+        }
+    };
+    // The worker re-plans every open deadline of this CB on its next scan.
+    let engagements = Query::select()
+        .column(engagement::Column::Id)
+        .from(Engagement)
+        .and_where(engagement::Column::CertificationBodyId.eq(*id))
+        .to_owned();
+    Deadline::update_many()
+        .col_expr(deadline::Column::NextStepOn, Expr::value(now.date_naive()))
+        .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
+        .filter(deadline::Column::EngagementId.in_subquery(engagements))
+        .exec(&txn)
+        .await?;
+    txn.commit().await?;
+    Ok(web::Json(ReminderPolicyView {
+        certification_body_id: *id,
+        policy,
+        is_default: false,
+        version: saved.version,
+        updated_at: Some(saved.updated_at),
+    }))
+}
