@@ -12,16 +12,7 @@ use crate::error::ApiError;
 
 /// The roles a caller can hold.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    utoipa::ToSchema,
-    strum::Display,
-    strum::EnumString,
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema, strum::Display, strum::EnumString,
 )]
 #[serde(rename_all = "snake_case")]
 #[strum(serialize_all = "snake_case")]
@@ -115,11 +106,7 @@ impl TokenKeys {
             nbf: now.timestamp(),
             exp: (now + ttl).timestamp(),
         };
-        Ok(encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &self.encoding,
-        )?)
+        Ok(encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
 
     /// Checks `token` and returns its claims.
@@ -151,24 +138,17 @@ impl FromRequest for AuthUser {
 }
 
 fn authenticate(request: &HttpRequest) -> Result<AuthUser, ApiError> {
-    let keys = request.app_data::<web::Data<TokenKeys>>().ok_or_else(|| {
-        ApiError::Unexpected(anyhow::anyhow!("BUG: TokenKeys was not added to the app"))
+    let keys = request
+        .app_data::<web::Data<TokenKeys>>()
+        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("BUG: TokenKeys was not added to the app")))?;
+    let header = request.headers().get(actix_web::http::header::AUTHORIZATION).ok_or_else(|| {
+        tracing::debug!("no Authorization header");
+        ApiError::Unauthorized
     })?;
-    let header = request
-        .headers()
-        .get(actix_web::http::header::AUTHORIZATION)
-        .ok_or_else(|| {
-            tracing::debug!("no Authorization header");
-            ApiError::Unauthorized
-        })?;
     let token = header
         .to_str()
         .ok()
-        .and_then(|value| {
-            value
-                .strip_prefix("Bearer ")
-                .or_else(|| value.strip_prefix("bearer "))
-        })
+        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
         .ok_or_else(|| {
             tracing::debug!("Authorization header is not a bearer token");
             ApiError::Unauthorized
@@ -177,12 +157,7 @@ fn authenticate(request: &HttpRequest) -> Result<AuthUser, ApiError> {
         tracing::debug!(%error, "bearer token refused");
         ApiError::Unauthorized
     })?;
-    Ok(AuthUser {
-        subject: claims.sub,
-        role: claims.role,
-        org_id: claims.org_id,
-        cb_id: claims.cb_id,
-    })
+    Ok(AuthUser { subject: claims.sub, role: claims.role, org_id: claims.org_id, cb_id: claims.cb_id })
 }
 
 #[cfg(test)]
@@ -197,16 +172,7 @@ mod tests {
     fn a_minted_token_verifies_and_a_tampered_or_expired_one_does_not() {
         let keys = keys();
         let now = chrono::Utc::now();
-        let token = keys
-            .mint(
-                "ana@cb.test",
-                Role::Coordinator,
-                None,
-                None,
-                now,
-                chrono::Duration::hours(1),
-            )
-            .unwrap();
+        let token = keys.mint("ana@cb.test", Role::Coordinator, None, None, now, chrono::Duration::hours(1)).unwrap();
         assert_eq!(keys.verify(&token).unwrap().role, Role::Coordinator);
 
         let mut tampered = token.clone();
@@ -214,14 +180,7 @@ mod tests {
         assert!(keys.verify(&tampered).is_err());
 
         let old = keys
-            .mint(
-                "ana@cb.test",
-                Role::Admin,
-                None,
-                None,
-                now - chrono::Duration::hours(3),
-                chrono::Duration::hours(1),
-            )
+            .mint("ana@cb.test", Role::Admin, None, None, now - chrono::Duration::hours(3), chrono::Duration::hours(1))
             .unwrap();
         assert!(keys.verify(&old).is_err());
     }

@@ -1,46 +1,25 @@
 //! Transactions and the look-ups every route shares.
 
 use entities::orm::{engagement, prelude::*};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QuerySelect,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
-};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QuerySelect};
 use uuid::Uuid;
 
 use crate::error::ApiError;
 
-/// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
-/// IMMEDIATE`), so concurrent writers queue instead of failing when they upgrade a read.
+/// Begins a transaction that will write (see [`migration::begin_write`]).
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, ApiError> {
-    let options = TransactionOptions {
-        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-        ..Default::default()
-    };
-    Ok(db.begin_with_options(options).await?)
+    Ok(migration::begin_write(db).await?)
 }
 
 /// The engagement `id`, or 404.
-pub async fn find_engagement(
-    conn: &impl ConnectionTrait,
-    id: Uuid,
-) -> Result<engagement::Model, ApiError> {
-    Engagement::find_by_id(id)
-        .one(conn)
-        .await?
-        .ok_or(ApiError::NotFound("engagement"))
+pub async fn find_engagement(conn: &impl ConnectionTrait, id: Uuid) -> Result<engagement::Model, ApiError> {
+    Engagement::find_by_id(id).one(conn).await?.ok_or(ApiError::NotFound("engagement"))
 }
 
 /// The engagement `id`, locked for the rest of the transaction (`FOR UPDATE` on PostgreSQL;
 /// SQLite's write transaction already excludes other writers), or 404.
-pub async fn lock_engagement(
-    txn: &DatabaseTransaction,
-    id: Uuid,
-) -> Result<engagement::Model, ApiError> {
-    Engagement::find_by_id(id)
-        .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or(ApiError::NotFound("engagement"))
+pub async fn lock_engagement(txn: &DatabaseTransaction, id: Uuid) -> Result<engagement::Model, ApiError> {
+    Engagement::find_by_id(id).lock_exclusive().one(txn).await?.ok_or(ApiError::NotFound("engagement"))
 }
 
 /// Refuses a row that belongs to another engagement as if it did not exist.
@@ -50,30 +29,19 @@ pub fn belongs<T>(
     engagement_id: Uuid,
     what: &'static str,
 ) -> Result<T, ApiError> {
-    row.filter(|r| engagement_of(r) == engagement_id)
-        .ok_or(ApiError::NotFound(what))
+    row.filter(|r| engagement_of(r) == engagement_id).ok_or(ApiError::NotFound(what))
 }
 
 /// A JSON array of strings from a list.
 pub fn json_strings<S: AsRef<str>>(items: &[S]) -> serde_json::Value {
-    serde_json::Value::Array(
-        items
-            .iter()
-            .map(|s| serde_json::Value::String(s.as_ref().to_owned()))
-            .collect(),
-    )
+    serde_json::Value::Array(items.iter().map(|s| serde_json::Value::String(s.as_ref().to_owned())).collect())
 }
 
 /// The strings of a JSON array column (anything else reads as empty).
 pub fn strings_of(value: &serde_json::Value) -> Vec<String> {
     value
         .as_array()
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        })
+        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
 }
 
@@ -94,9 +62,7 @@ pub fn if_match(request: &actix_web::HttpRequest) -> Result<Option<i32>, ApiErro
 /// Refuses a write when `If-Match` expected another version than `current`.
 pub fn check_version(expected: Option<i32>, current: i32) -> Result<(), ApiError> {
     match expected {
-        Some(expected) if expected != current => {
-            Err(ApiError::PreconditionFailed { expected, current })
-        }
+        Some(expected) if expected != current => Err(ApiError::PreconditionFailed { expected, current }),
         _ => Ok(()),
     }
 }

@@ -26,10 +26,7 @@ pub struct FieldProblem {
 impl FieldProblem {
     /// A problem with `field`.
     pub fn new(field: impl Into<String>, detail: impl ToString) -> Self {
-        Self {
-            field: field.into(),
-            detail: detail.to_string(),
-        }
+        Self { field: field.into(), detail: detail.to_string() }
     }
 }
 
@@ -115,9 +112,7 @@ impl From<DbErr> for ApiError {
     fn from(error: DbErr) -> Self {
         match error {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(error.into()),
-            other => {
-                Self::Unexpected(anyhow::Error::new(other).context("Failed to query the database"))
-            }
+            other => Self::Unexpected(anyhow::Error::new(other).context("Failed to query the database")),
         }
     }
 }
@@ -142,10 +137,7 @@ impl ApiError {
 
     /// A conflict with the resource's state.
     pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict {
-            slug,
-            detail: detail.into(),
-        }
+        Self::Conflict { slug, detail: detail.into() }
     }
 
     /// The stable slug of the problem `type`, and its title.
@@ -158,17 +150,13 @@ impl ApiError {
             Self::InvalidQuery(_) => ("invalid-query", "Invalid query parameter"),
             Self::InvalidPath(_) => ("invalid-path", "Invalid path parameter"),
             Self::Validation(_) => ("validation-failed", "Validation failed"),
-            Self::CapDueDate(CapDueError::NotANonconformity) => (
-                "corrective-action-not-applicable",
-                "No corrective action for an OFI",
-            ),
-            Self::CapDueDate(CapDueError::OutsideWindow { .. }) => (
-                "cap-due-date-out-of-window",
-                "Corrective action due date outside 30–90 days",
-            ),
-            Self::Transition(TransitionRefusal::NotAllowed { .. }) => {
-                ("illegal-transition", "Illegal transition")
+            Self::CapDueDate(CapDueError::NotANonconformity) => {
+                ("corrective-action-not-applicable", "No corrective action for an OFI")
             }
+            Self::CapDueDate(CapDueError::OutsideWindow { .. }) => {
+                ("cap-due-date-out-of-window", "Corrective action due date outside 30–90 days")
+            }
+            Self::Transition(TransitionRefusal::NotAllowed { .. }) => ("illegal-transition", "Illegal transition"),
             Self::Transition(TransitionRefusal::GuardFailed { .. }) => {
                 ("transition-guard-failed", "Transition refused by the rules")
             }
@@ -199,20 +187,12 @@ impl ApiError {
         };
         match self {
             Self::Validation(errors) => problem.errors = Some(errors.clone()),
-            Self::Transition(TransitionRefusal::NotAllowed {
-                state,
-                event,
-                allowed,
-            }) => {
+            Self::Transition(TransitionRefusal::NotAllowed { state, event, allowed }) => {
                 problem.state = Some(*state);
                 problem.event = Some(*event);
                 problem.allowed_events = Some(allowed.clone());
             }
-            Self::Transition(TransitionRefusal::GuardFailed {
-                state,
-                event,
-                violations,
-            }) => {
+            Self::Transition(TransitionRefusal::GuardFailed { state, event, violations }) => {
                 problem.state = Some(*state);
                 problem.event = Some(*event);
                 problem.allowed_events = Some(state.allowed_events());
@@ -264,20 +244,12 @@ pub struct Problem {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::MalformedJson(_) | Self::InvalidQuery(_) | Self::InvalidPath(_) => {
-                StatusCode::BAD_REQUEST
-            }
-            Self::InvalidBody(_) | Self::Validation(_) | Self::CapDueDate(_) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::MalformedJson(_) | Self::InvalidQuery(_) | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidBody(_) | Self::Validation(_) | Self::CapDueDate(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Transition(TransitionRefusal::NotAllowed { .. }) | Self::Conflict { .. } => {
-                StatusCode::CONFLICT
-            }
-            Self::Transition(TransitionRefusal::GuardFailed { .. }) => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            Self::Transition(TransitionRefusal::NotAllowed { .. }) | Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Transition(TransitionRefusal::GuardFailed { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -296,9 +268,7 @@ impl ResponseError for ApiError {
         }
         let mut response = HttpResponse::build(status);
         response.insert_header(ContentType(
-            "application/problem+json"
-                .parse()
-                .expect("BUG: problem+json is a valid media type"),
+            "application/problem+json".parse().expect("BUG: problem+json is a valid media type"),
         ));
         if matches!(self, Self::Unauthorized) {
             response.insert_header(("WWW-Authenticate", "Bearer"));
@@ -308,15 +278,10 @@ impl ResponseError for ApiError {
 }
 
 /// Maps actix's JSON body errors to problems.
-pub fn json_error(
-    error: actix_web::error::JsonPayloadError,
-    _: &actix_web::HttpRequest,
-) -> actix_web::Error {
+pub fn json_error(error: actix_web::error::JsonPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     match error {
-        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => {
-            ApiError::PayloadTooLarge { limit }
-        }
+        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => ApiError::PayloadTooLarge { limit },
         E::ContentType => ApiError::UnsupportedMediaType,
         E::Deserialize(e) if e.is_data() => ApiError::InvalidBody(e.to_string()),
         E::Deserialize(e) => ApiError::MalformedJson(e.to_string()),
@@ -326,18 +291,12 @@ pub fn json_error(
 }
 
 /// Maps actix's query-string errors to problems.
-pub fn query_error(
-    error: actix_web::error::QueryPayloadError,
-    _: &actix_web::HttpRequest,
-) -> actix_web::Error {
+pub fn query_error(error: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
     ApiError::InvalidQuery(error.to_string()).into()
 }
 
 /// Maps actix's path errors to problems.
-pub fn path_error(
-    error: actix_web::error::PathError,
-    _: &actix_web::HttpRequest,
-) -> actix_web::Error {
+pub fn path_error(error: actix_web::error::PathError, _: &actix_web::HttpRequest) -> actix_web::Error {
     ApiError::InvalidPath(error.to_string()).into()
 }
 
@@ -350,19 +309,9 @@ mod tests {
     async fn body_of(error: ApiError) -> (u16, String, Value) {
         let response = error.error_response();
         let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_owned();
+        let content_type = response.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
         let bytes = to_bytes(response.into_body()).await.unwrap();
-        (
-            status,
-            content_type,
-            serde_json::from_slice(&bytes).unwrap(),
-        )
+        (status, content_type, serde_json::from_slice(&bytes).unwrap())
     }
 
     #[actix_web::test]
@@ -373,19 +322,10 @@ mod tests {
             allowed: EngagementState::Stage1.allowed_events(),
         };
         let (status, content_type, body) = body_of(refusal.into()).await;
-        assert_eq!(
-            (status, content_type.as_str()),
-            (409, "application/problem+json")
-        );
-        assert_eq!(
-            body["type"],
-            "https://certflow.dev/problems/illegal-transition"
-        );
+        assert_eq!((status, content_type.as_str()), (409, "application/problem+json"));
+        assert_eq!(body["type"], "https://certflow.dev/problems/illegal-transition");
         assert_eq!(body["state"], "stage1");
-        assert_eq!(
-            body["allowed_events"],
-            json!(["record_stage1_outcome", "cancel"])
-        );
+        assert_eq!(body["allowed_events"], json!(["record_stage1_outcome", "cancel"]));
     }
 
     #[actix_web::test]
@@ -393,17 +333,11 @@ mod tests {
         let refusal = TransitionRefusal::GuardFailed {
             state: EngagementState::CorrectiveActions,
             event: EngagementEvent::RequestDecision,
-            violations: vec![GuardViolation {
-                code: "major_nc_unverified",
-                detail: "1 major".into(),
-            }],
+            violations: vec![GuardViolation { code: "major_nc_unverified", detail: "1 major".into() }],
         };
         let (status, _, body) = body_of(refusal.into()).await;
         assert_eq!(status, 422);
-        assert_eq!(
-            body["type"],
-            "https://certflow.dev/problems/transition-guard-failed"
-        );
+        assert_eq!(body["type"], "https://certflow.dev/problems/transition-guard-failed");
         assert_eq!(body["violations"][0]["code"], "major_nc_unverified");
     }
 
@@ -412,44 +346,17 @@ mod tests {
         let cases: Vec<(ApiError, u16, &str)> = vec![
             (ApiError::MalformedJson("x".into()), 400, "malformed-json"),
             (ApiError::InvalidBody("x".into()), 422, "invalid-body"),
-            (
-                ApiError::PayloadTooLarge { limit: 1 },
-                413,
-                "payload-too-large",
-            ),
-            (
-                ApiError::UnsupportedMediaType,
-                415,
-                "unsupported-media-type",
-            ),
+            (ApiError::PayloadTooLarge { limit: 1 }, 413, "payload-too-large"),
+            (ApiError::UnsupportedMediaType, 415, "unsupported-media-type"),
             (ApiError::InvalidQuery("x".into()), 400, "invalid-query"),
             (ApiError::InvalidPath("x".into()), 400, "invalid-path"),
-            (
-                ApiError::invalid("name", "must not be empty"),
-                422,
-                "validation-failed",
-            ),
+            (ApiError::invalid("name", "must not be empty"), 422, "validation-failed"),
             (ApiError::NotFound("engagement"), 404, "not-found"),
-            (
-                ApiError::conflict("version-conflict", "stale"),
-                409,
-                "version-conflict",
-            ),
+            (ApiError::conflict("version-conflict", "stale"), 409, "version-conflict"),
             (ApiError::Unauthorized, 401, "unauthorized"),
             (ApiError::Forbidden("no"), 403, "forbidden"),
-            (
-                ApiError::PreconditionFailed {
-                    expected: 1,
-                    current: 2,
-                },
-                412,
-                "version-mismatch",
-            ),
-            (
-                CapDueError::NotANonconformity.into(),
-                422,
-                "corrective-action-not-applicable",
-            ),
+            (ApiError::PreconditionFailed { expected: 1, current: 2 }, 412, "version-mismatch"),
+            (CapDueError::NotANonconformity.into(), 422, "corrective-action-not-applicable"),
         ];
         for (error, status, slug) in cases {
             let (got_status, _, body) = body_of(error).await;
@@ -461,8 +368,7 @@ mod tests {
 
     #[actix_web::test]
     async fn a_500_names_no_internals() {
-        let (status, _, body) =
-            body_of(anyhow::anyhow!("password=hunter2 at db.internal").into()).await;
+        let (status, _, body) = body_of(anyhow::anyhow!("password=hunter2 at db.internal").into()).await;
         assert_eq!(status, 500);
         assert!(!body.to_string().contains("hunter2"), "{body}");
     }

@@ -25,9 +25,7 @@ impl Fields {
 
     /// Parses bounded text.
     pub fn text<const MAX: usize>(&mut self, field: &str, raw: &str) -> Option<BoundedText<MAX>> {
-        BoundedText::parse(raw)
-            .map_err(|e| self.problem(field, e))
-            .ok()
+        BoundedText::parse(raw).map_err(|e| self.problem(field, e)).ok()
     }
 
     /// Parses optional bounded text.
@@ -44,18 +42,13 @@ impl Fields {
 
     /// Parses an email address.
     pub fn email(&mut self, field: &str, raw: &str) -> Option<EmailAddress> {
-        EmailAddress::parse(raw)
-            .map_err(|e| self.problem(field, e))
-            .ok()
+        EmailAddress::parse(raw).map_err(|e| self.problem(field, e)).ok()
     }
 
     /// Parses a list of email addresses.
     pub fn emails(&mut self, field: &str, raw: &[String]) -> Option<Vec<EmailAddress>> {
-        let parsed: Vec<Option<EmailAddress>> = raw
-            .iter()
-            .enumerate()
-            .map(|(i, r)| self.email(&format!("{field}[{i}]"), r))
-            .collect();
+        let parsed: Vec<Option<EmailAddress>> =
+            raw.iter().enumerate().map(|(i, r)| self.email(&format!("{field}[{i}]"), r)).collect();
         parsed.into_iter().collect()
     }
 
@@ -64,43 +57,29 @@ impl Fields {
         if (EARLIEST_DATE..=LATEST_DATE).contains(&date) {
             Some(date)
         } else {
-            self.problem(
-                field,
-                format!("must be between {EARLIEST_DATE} and {LATEST_DATE}"),
-            );
+            self.problem(field, format!("must be between {EARLIEST_DATE} and {LATEST_DATE}"));
             None
         }
     }
 
     /// Parses a list of short references (evidence, gaps): at most `max_items`, each bounded text.
-    pub fn references(
-        &mut self,
-        field: &str,
-        raw: &[String],
-        max_items: usize,
-    ) -> Option<Vec<String>> {
+    pub fn references(&mut self, field: &str, raw: &[String], max_items: usize) -> Option<Vec<String>> {
         if raw.len() > max_items {
             self.problem(field, format!("at most {max_items} items"));
             return None;
         }
-        let parsed: Vec<Option<BoundedText<1000>>> = raw
-            .iter()
-            .enumerate()
-            .map(|(i, r)| self.text(&format!("{field}[{i}]"), r))
-            .collect();
-        parsed
-            .into_iter()
-            .map(|p| p.map(BoundedText::into_inner))
-            .collect()
+        let parsed: Vec<Option<BoundedText<1000>>> =
+            raw.iter().enumerate().map(|(i, r)| self.text(&format!("{field}[{i}]"), r)).collect();
+        parsed.into_iter().map(|p| p.map(BoundedText::into_inner)).collect()
     }
 
     /// `Ok(value)` when no problem was found, else the validation error.
     pub fn finish<T>(self, value: Option<T>) -> Result<T, ApiError> {
         match value {
             Some(value) if self.0.is_empty() => Ok(value),
-            _ if self.0.is_empty() => Err(ApiError::Unexpected(anyhow::anyhow!(
-                "BUG: a field failed without a problem"
-            ))),
+            _ if self.0.is_empty() => {
+                Err(ApiError::Unexpected(anyhow::anyhow!("BUG: a field failed without a problem")))
+            }
             _ => Err(ApiError::Validation(self.0)),
         }
     }

@@ -4,8 +4,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::deadline::{DeadlineChange, DeadlineOwner, DeadlineStatus, DeadlineToOpen};
 use entities::domain::lifecycle::{
-    AuditFacts, CertificateChange, CertificateFacts, EngagementCommand, EngagementFacts,
-    EngagementMarks, TransitionOutcome, decide,
+    AuditFacts, CertificateChange, CertificateFacts, EngagementCommand, EngagementFacts, EngagementMarks,
+    TransitionOutcome, decide,
 };
 use entities::domain::soa::{SoaLine, check_statement_of_applicability};
 use entities::domain::stage1::Stage1Readiness;
@@ -13,13 +13,13 @@ use entities::domain::state::EngagementEvent;
 use entities::domain::text::{EmailAddress, Narrative};
 use entities::domain::{CertificateStatus, FindingGrade, FindingStatus, ProposalStatus};
 use entities::orm::{
-    audit, certificate, certification_body, certification_decision, deadline, engagement, finding,
-    history_entry, prelude::*, proposal,
+    audit, certificate, certification_body, certification_decision, deadline, engagement, finding, history_entry,
+    prelude::*, proposal,
 };
 use sea_orm::sea_query::ExprTrait;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction,
-    EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
+    IntoActiveModel, PaginatorTrait, QueryFilter,
 };
 use uuid::Uuid;
 
@@ -55,30 +55,18 @@ pub async fn fire(
     let today = now.date_naive();
     let engagement = lock_engagement(txn, id).await?;
     let facts = load_facts(txn, &engagement, request, today).await?;
-    let outcome = decide(
-        &facts,
-        &request.command,
-        request.reason.as_ref(),
-        today,
-        &app.policy,
-    )?;
+    let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &app.policy)?;
     tracing::info!(engagement_id = %id, event = %outcome.event, from = %outcome.from, to = %outcome.to, "transition");
     apply(txn, engagement, &outcome, request, actor, now).await
 }
 
 /// Is a CB accredited on `on`?
 pub fn accredited_on(cb: &certification_body::Model, on: NaiveDate) -> bool {
-    cb.accredited
-        && cb
-            .accreditation_expires_on
-            .is_none_or(|expires| expires >= on)
+    cb.accredited && cb.accreditation_expires_on.is_none_or(|expires| expires >= on)
 }
 
 /// Stage 1 readiness of an engagement: its registered documents and its SoA.
-pub async fn stage1_readiness(
-    conn: &impl ConnectionTrait,
-    engagement_id: Uuid,
-) -> Result<Stage1Readiness, ApiError> {
+pub async fn stage1_readiness(conn: &impl ConnectionTrait, engagement_id: Uuid) -> Result<Stage1Readiness, ApiError> {
     let documents: Vec<_> = Document::find()
         .filter(entities::orm::document::Column::EngagementId.eq(engagement_id))
         .all(conn)
@@ -91,16 +79,9 @@ pub async fn stage1_readiness(
         .all(conn)
         .await?
         .into_iter()
-        .map(|e| SoaLine {
-            control: e.control,
-            applicable: e.applicable,
-            justification: e.justification,
-        })
+        .map(|e| SoaLine { control: e.control, applicable: e.applicable, justification: e.justification })
         .collect();
-    Ok(Stage1Readiness::assess(
-        &documents,
-        check_statement_of_applicability(&soa),
-    ))
+    Ok(Stage1Readiness::assess(&documents, check_statement_of_applicability(&soa)))
 }
 
 /// Open nonconformities of `grade` in an engagement.
@@ -136,10 +117,9 @@ async fn load_facts(
         .await?;
     let selected_cb_accredited = match selected {
         None => None,
-        Some(p) => CertificationBody::find_by_id(p.certification_body_id)
-            .one(txn)
-            .await?
-            .map(|cb| accredited_on(&cb, today)),
+        Some(p) => {
+            CertificationBody::find_by_id(p.certification_body_id).one(txn).await?.map(|cb| accredited_on(&cb, today))
+        }
     };
     let stage1_readiness = match event {
         EngagementEvent::RecordStage1Outcome => Some(stage1_readiness(txn, engagement.id).await?),
@@ -148,12 +128,8 @@ async fn load_facts(
     let audit = match request.audit_id {
         None => None,
         Some(audit_id) => {
-            let audit = belongs(
-                Audit::find_by_id(audit_id).one(txn).await?,
-                |a| a.engagement_id,
-                engagement.id,
-                "audit",
-            )?;
+            let audit =
+                belongs(Audit::find_by_id(audit_id).one(txn).await?, |a| a.engagement_id, engagement.id, "audit")?;
             let major_ncs = Finding::find()
                 .filter(finding::Column::AuditId.eq(audit.id))
                 .filter(finding::Column::Grade.eq(FindingGrade::MajorNc))
@@ -175,13 +151,11 @@ async fn load_facts(
         .flat_map(|a| std::iter::once(a.lead_auditor.clone()).chain(strings_of(&a.audit_team)))
         .filter_map(|email| EmailAddress::parse(&email).ok())
         .collect();
-    let certificate = find_certificate(txn, engagement.id)
-        .await?
-        .map(|c| CertificateFacts {
-            decision_on: c.decision_on,
-            expires_on: c.expires_on,
-            surveillances_completed: u32::try_from(c.surveillances_completed).unwrap_or(0),
-        });
+    let certificate = find_certificate(txn, engagement.id).await?.map(|c| CertificateFacts {
+        decision_on: c.decision_on,
+        expires_on: c.expires_on,
+        surveillances_completed: u32::try_from(c.surveillances_completed).unwrap_or(0),
+    });
     Ok(EngagementFacts {
         state: engagement.state,
         standard: engagement.standard,
@@ -207,10 +181,7 @@ pub async fn find_certificate(
     conn: &impl ConnectionTrait,
     engagement_id: Uuid,
 ) -> Result<Option<certificate::Model>, ApiError> {
-    Ok(Certificate::find()
-        .filter(certificate::Column::EngagementId.eq(engagement_id))
-        .one(conn)
-        .await?)
+    Ok(Certificate::find().filter(certificate::Column::EngagementId.eq(engagement_id)).one(conn).await?)
 }
 
 async fn apply(
@@ -228,9 +199,7 @@ async fn apply(
     if let Some(change) = outcome.certificate {
         apply_certificate_change(txn, &engagement, change, now).await?;
     }
-    if let (Some(outcome_of_decision), Some(decided_by)) =
-        (outcome.decision, decision_maker(&request.command))
-    {
+    if let (Some(outcome_of_decision), Some(decided_by)) = (outcome.decision, decision_maker(&request.command)) {
         certification_decision::ActiveModel {
             id: Set(Uuid::now_v7()),
             engagement_id: Set(engagement.id),
@@ -348,11 +317,7 @@ pub async fn apply_deadline_change(
 ) -> Result<(), ApiError> {
     let open = || deadline::Column::Status.eq(DeadlineStatus::Open);
     match change {
-        DeadlineChange::Open(DeadlineToOpen {
-            kind,
-            due_on,
-            owner,
-        }) => {
+        DeadlineChange::Open(DeadlineToOpen { kind, due_on, owner }) => {
             let owner_email = match (owner, subject) {
                 (DeadlineOwner::CorrectiveActionOwner, Some((_, email))) => email.to_string(),
                 (DeadlineOwner::CbCoordinator, _) => coordinator_email(txn, engagement).await?,
@@ -376,10 +341,8 @@ pub async fn apply_deadline_change(
             .await?;
         }
         DeadlineChange::Close(kind, status) => {
-            let mut filter = deadline::Column::EngagementId
-                .eq(engagement.id)
-                .and(deadline::Column::Kind.eq(kind))
-                .and(open());
+            let mut filter =
+                deadline::Column::EngagementId.eq(engagement.id).and(deadline::Column::Kind.eq(kind)).and(open());
             if let Some((subject_id, _)) = subject {
                 filter = filter.and(deadline::Column::SubjectId.eq(subject_id));
             }
@@ -401,32 +364,20 @@ async fn close_deadlines(
 ) -> Result<(), ApiError> {
     cancel_pending_notifications(txn, filter.clone()).await?;
     Deadline::update_many()
-        .col_expr(
-            deadline::Column::Status,
-            sea_orm::sea_query::Expr::value(status),
-        )
-        .col_expr(
-            deadline::Column::ClosedAt,
-            sea_orm::sea_query::Expr::value(now),
-        )
+        .col_expr(deadline::Column::Status, sea_orm::sea_query::Expr::value(status))
+        .col_expr(deadline::Column::ClosedAt, sea_orm::sea_query::Expr::value(now))
         .filter(filter)
         .exec(txn)
         .await?;
     Ok(())
 }
 
-async fn coordinator_email(
-    txn: &DatabaseTransaction,
-    engagement: &engagement::Model,
-) -> Result<String, ApiError> {
+async fn coordinator_email(txn: &DatabaseTransaction, engagement: &engagement::Model) -> Result<String, ApiError> {
     let cb = match engagement.certification_body_id {
         Some(cb_id) => CertificationBody::find_by_id(cb_id).one(txn).await?,
         None => None,
     };
-    Ok(cb.map_or_else(
-        || engagement.manager_email.clone(),
-        |cb| cb.coordinator_email,
-    ))
+    Ok(cb.map_or_else(|| engagement.manager_email.clone(), |cb| cb.coordinator_email))
 }
 
 async fn apply_certificate_change(
@@ -437,13 +388,7 @@ async fn apply_certificate_change(
 ) -> Result<(), ApiError> {
     let existing = find_certificate(txn, engagement.id).await?;
     let mut model = match (change, existing) {
-        (
-            CertificateChange::Issue {
-                decision_on,
-                expires_on,
-            },
-            None,
-        ) => {
+        (CertificateChange::Issue { decision_on, expires_on }, None) => {
             let organization = Organization::find_by_id(engagement.organization_id)
                 .one(txn)
                 .await?
@@ -468,18 +413,13 @@ async fn apply_certificate_change(
             return Ok(());
         }
         (_, None) => {
-            return Err(ApiError::Unexpected(anyhow::anyhow!(
-                "BUG: certificate change without a certificate"
-            )));
+            return Err(ApiError::Unexpected(anyhow::anyhow!("BUG: certificate change without a certificate")));
         }
         (change, Some(existing)) => {
             let surveillances = existing.surveillances_completed;
             let mut model = existing.into_active_model();
             match change {
-                CertificateChange::Issue {
-                    decision_on,
-                    expires_on,
-                } => {
+                CertificateChange::Issue { decision_on, expires_on } => {
                     model.issued_on = Set(decision_on);
                     model.decision_on = Set(decision_on);
                     model.expires_on = Set(expires_on);
@@ -487,9 +427,7 @@ async fn apply_certificate_change(
                     model.surveillances_completed = Set(0);
                 }
                 CertificateChange::SetStatus(status) => model.status = Set(status),
-                CertificateChange::SurveillanceCompleted => {
-                    model.surveillances_completed = Set(surveillances + 1)
-                }
+                CertificateChange::SurveillanceCompleted => model.surveillances_completed = Set(surveillances + 1),
             }
             model
         }

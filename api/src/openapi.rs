@@ -38,21 +38,14 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
     }
 }
 
 /// The whole document, from the same registration the server uses.
 pub fn document() -> utoipa::openapi::OpenApi {
-    let mut document = crate::startup::register_routes(App::new().into_utoipa_app())
-        .split_for_parts()
-        .1;
+    let mut document = crate::startup::register_routes(App::new().into_utoipa_app()).split_for_parts().1;
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
     document
 }

@@ -27,9 +27,7 @@ pub fn limit_of(limit: Option<u64>) -> Result<u64, ApiError> {
     match limit {
         None => Ok(DEFAULT_LIMIT),
         Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-        Some(_) => Err(ApiError::InvalidQuery(format!(
-            "limit must be between 1 and {MAX_LIMIT}"
-        ))),
+        Some(_) => Err(ApiError::InvalidQuery(format!("limit must be between 1 and {MAX_LIMIT}"))),
     }
 }
 
@@ -47,24 +45,11 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
 }
 
 /// Builds a page from up to `limit + 1` rows fetched in id order.
-pub fn page_of<R, T>(
-    mut rows: Vec<R>,
-    limit: u64,
-    id_of: impl Fn(&R) -> Uuid,
-    view: impl Fn(R) -> T,
-) -> Page<T> {
+pub fn page_of<R, T>(mut rows: Vec<R>, limit: u64, id_of: impl Fn(&R) -> Uuid, view: impl Fn(R) -> T) -> Page<T> {
     let has_more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = has_more
-        .then(|| {
-            rows.last()
-                .map(|r| URL_SAFE_NO_PAD.encode(id_of(r).as_bytes()))
-        })
-        .flatten();
-    Page {
-        items: rows.into_iter().map(view).collect(),
-        next_cursor,
-    }
+    let next_cursor = has_more.then(|| rows.last().map(|r| URL_SAFE_NO_PAD.encode(id_of(r).as_bytes()))).flatten();
+    Page { items: rows.into_iter().map(view).collect(), next_cursor }
 }
 
 /// Query parameters of a plain paged list.
@@ -87,15 +72,8 @@ mod tests {
         let ids: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
         let page = page_of(ids.clone(), 2, |id| *id, |id| id);
         assert_eq!(page.items, ids[..2]);
-        assert_eq!(
-            decode_cursor(page.next_cursor.as_deref()).unwrap(),
-            Some(ids[1])
-        );
-        assert!(
-            page_of(ids.clone(), 3, |id| *id, |id| id)
-                .next_cursor
-                .is_none()
-        );
+        assert_eq!(decode_cursor(page.next_cursor.as_deref()).unwrap(), Some(ids[1]));
+        assert!(page_of(ids.clone(), 3, |id| *id, |id| id).next_cursor.is_none());
         assert!(decode_cursor(Some("not a cursor")).is_err());
         assert!(limit_of(Some(0)).is_err() && limit_of(Some(201)).is_err());
     }

@@ -12,29 +12,20 @@ use uuid::Uuid;
 use crate::error::ApiError;
 
 /// The reminder policy of certification body `cb_id` (the default when it set none).
-pub async fn reminder_policy_of(
-    conn: &impl ConnectionTrait,
-    cb_id: Option<Uuid>,
-) -> Result<ReminderPolicy, ApiError> {
+pub async fn reminder_policy_of(conn: &impl ConnectionTrait, cb_id: Option<Uuid>) -> Result<ReminderPolicy, ApiError> {
     let Some(cb_id) = cb_id else {
         return Ok(ReminderPolicy::default());
     };
     match ReminderPolicyRecord::find_by_id(cb_id).one(conn).await? {
         None => Ok(ReminderPolicy::default()),
         Some(record) => serde_json::from_value(record.policy).map_err(|e| {
-            ApiError::Unexpected(
-                anyhow::Error::new(e).context("Failed to read a stored reminder policy"),
-            )
+            ApiError::Unexpected(anyhow::Error::new(e).context("Failed to read a stored reminder policy"))
         }),
     }
 }
 
 /// The day the first reminder of a new deadline falls on.
-pub fn first_reminder_on(
-    policy: &ReminderPolicy,
-    kind: DeadlineKind,
-    due_on: NaiveDate,
-) -> Option<NaiveDate> {
+pub fn first_reminder_on(policy: &ReminderPolicy, kind: DeadlineKind, due_on: NaiveDate) -> Option<NaiveDate> {
     first_step_on(&policy.schedule(kind), due_on)
 }
 
@@ -44,16 +35,9 @@ pub async fn cancel_pending_notifications(
     conn: &impl ConnectionTrait,
     deadlines: sea_orm::sea_query::SimpleExpr,
 ) -> Result<(), ApiError> {
-    let closing = Query::select()
-        .column(deadline::Column::Id)
-        .from(Deadline)
-        .cond_where(deadlines)
-        .to_owned();
+    let closing = Query::select().column(deadline::Column::Id).from(Deadline).cond_where(deadlines).to_owned();
     Notification::update_many()
-        .col_expr(
-            notification::Column::Status,
-            Expr::value(NotificationStatus::Cancelled),
-        )
+        .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Cancelled))
         .filter(notification::Column::Status.eq(NotificationStatus::Pending))
         .filter(notification::Column::DeadlineId.in_subquery(closing))
         .exec(conn)

@@ -41,31 +41,17 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies the migrations and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let db =
-            migration::connect(&settings.database_url, settings.database_max_connections).await?;
-        Migrator::up(&db, None)
-            .await
-            .context("Failed to apply the database migrations")?;
+        let db = migration::connect(&settings.database_url, settings.database_max_connections).await?;
+        Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
         Self::build_with(settings, db, Clock::system())
     }
 
     /// Binds the listener over an open database with a given clock.
-    pub fn build_with(
-        settings: &Settings,
-        db: DatabaseConnection,
-        clock: Clock,
-    ) -> anyhow::Result<Self> {
+    pub fn build_with(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("Failed to listen on {}", settings.listen_addr))?;
-        let port = listener
-            .local_addr()
-            .context("Failed to read the bound address")?
-            .port();
-        let state = web::Data::new(AppState {
-            db,
-            clock,
-            policy: CertificationPolicy::default(),
-        });
+        let port = listener.local_addr().context("Failed to read the bound address")?.port();
+        let state = web::Data::new(AppState { db, clock, policy: CertificationPolicy::default() });
         let keys = web::Data::new(TokenKeys::from_settings(settings));
         let server = HttpServer::new(move || {
             let (app, document) = register_routes(
@@ -73,11 +59,7 @@ impl Application {
                     .into_utoipa_app()
                     .app_data(state.clone())
                     .app_data(keys.clone())
-                    .app_data(
-                        web::JsonConfig::default()
-                            .limit(JSON_BODY_LIMIT)
-                            .error_handler(json_error),
-                    )
+                    .app_data(web::JsonConfig::default().limit(JSON_BODY_LIMIT).error_handler(json_error))
                     .app_data(web::QueryConfig::default().error_handler(query_error))
                     .app_data(web::PathConfig::default().error_handler(path_error)),
             )

@@ -9,13 +9,10 @@ pub fn get_subscriber<Sink>(default_filter: &str, sink: Sink) -> impl Subscriber
 where
     Sink: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    tracing_subscriber::registry().with(filter).with(
-        tracing_subscriber::fmt::layer()
-            .with_target(true)
-            .with_writer(sink),
-    )
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_target(true).with_writer(sink))
 }
 
 /// Installs `subscriber` as the global default; a second call is ignored.

@@ -1,5 +1,5 @@
-//! The `certflow` command: runs the API (and, from the worker's issue on, the reminder worker),
-//! applies migrations, and mints tokens for local use.
+//! The `certflow` command: runs the API and the reminder worker (together or apart), applies
+//! migrations, and mints tokens for local use.
 
 use anyhow::Context;
 use api::auth::{Role, TokenKeys};
@@ -19,8 +19,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the system (the default): the REST API on LISTEN_ADDR.
+    /// Run the system (the default): the REST API on LISTEN_ADDR and, unless WORKER_EMBEDDED=false,
+    /// the reminder worker beside it.
     Serve,
+    /// Run the reminder worker alone (scale-out: several workers on one PostgreSQL database).
+    Worker,
     /// Apply every pending database migration and exit.
     Migrate,
     /// Print a bearer token for local use, signed with JWT_SECRET.
@@ -53,40 +56,58 @@ async fn main() -> anyhow::Result<()> {
             warn_about_development_defaults(&settings);
             let application = api::Application::build(&settings).await?;
             tracing::info!(address = %settings.listen_addr, port = application.port(), docs = "/docs/", "certflow API listening");
-            application
-                .run_until_stopped()
-                .await
-                .context("The API server failed")?;
-            tracing::info!("certflow API stopped");
+            if settings.worker_embedded {
+                let worker = build_worker(&settings).await?;
+                tokio::select! {
+                    ended = application.run_until_stopped() => report_exit("API", ended.map_err(anyhow::Error::from)),
+                    ended = worker.run_until_stopped(shutdown_signal()) => report_exit("reminder worker", ended),
+                }
+            } else {
+                report_exit("API", application.run_until_stopped().await.map_err(anyhow::Error::from));
+            }
+        }
+        Command::Worker => {
+            init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout));
+            let worker = build_worker(&settings).await?;
+            tracing::info!("certflow reminder worker running");
+            report_exit("reminder worker", worker.run_until_stopped(shutdown_signal()).await);
         }
         Command::Migrate => {
             init_subscriber(get_subscriber("info,sqlx=warn", std::io::stderr));
             let db = migration::connect(&settings.database_url, 1).await?;
-            Migrator::up(&db, None)
-                .await
-                .context("Failed to apply the database migrations")?;
+            Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
             tracing::info!("migrations applied");
         }
-        Command::Token {
-            role,
-            sub,
-            org,
-            cb,
-            hours,
-        } => {
+        Command::Token { role, sub, org, cb, hours } => {
             let keys = TokenKeys::from_settings(&settings);
-            let token = keys.mint(
-                &sub,
-                role,
-                org,
-                cb,
-                chrono::Utc::now(),
-                chrono::Duration::hours(hours),
-            )?;
+            let token = keys.mint(&sub, role, org, cb, chrono::Utc::now(), chrono::Duration::hours(hours))?;
             println!("{token}");
         }
     }
     Ok(())
+}
+
+async fn build_worker(settings: &Settings) -> anyhow::Result<worker::ReminderWorker> {
+    let db = migration::connect(&settings.database_url, settings.database_max_connections).await?;
+    Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
+    if let entities::settings::MailTransport::Outbox(folder) = &settings.mail_transport {
+        tracing::info!(outbox = %folder.display(), "no SMTP_HOST: emails are written as .eml files");
+    }
+    worker::ReminderWorker::build(settings, db, entities::clock::Clock::system()).await
+}
+
+async fn shutdown_signal() {
+    if let Err(error) = tokio::signal::ctrl_c().await {
+        tracing::error!(%error, "cannot listen for Ctrl-C");
+        std::future::pending::<()>().await;
+    }
+}
+
+fn report_exit(task: &str, outcome: anyhow::Result<()>) {
+    match outcome {
+        Ok(()) => tracing::info!("{task} stopped"),
+        Err(error) => tracing::error!(error = ?error, "{task} failed"),
+    }
 }
 
 fn warn_about_development_defaults(settings: &Settings) {

@@ -18,26 +18,20 @@ impl Clock {
 
     /// A clock that stands at `now` until [`Clock::set`] moves it.
     pub fn fixed(now: DateTime<Utc>) -> Self {
-        Self {
-            fixed: Some(Arc::new(RwLock::new(now))),
-        }
+        Self { fixed: Some(Arc::new(RwLock::new(now))) }
     }
 
     /// Moves a fixed clock; the system clock ignores it.
     pub fn set(&self, now: DateTime<Utc>) {
         if let Some(fixed) = &self.fixed {
-            *fixed
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()) = now;
+            *fixed.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = now;
         }
     }
 
     /// The current instant.
     pub fn now(&self) -> DateTime<Utc> {
         match &self.fixed {
-            Some(fixed) => *fixed
-                .read()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+            Some(fixed) => *fixed.read().unwrap_or_else(|poisoned| poisoned.into_inner()),
             None => Utc::now(),
         }
     }
@@ -54,9 +48,7 @@ mod tests {
 
     #[test]
     fn a_fixed_clock_stands_still_until_moved_and_clones_share_it() {
-        let start = DateTime::parse_from_rfc3339("2026-01-31T10:00:00Z")
-            .unwrap()
-            .to_utc();
+        let start = DateTime::parse_from_rfc3339("2026-01-31T10:00:00Z").unwrap().to_utc();
         let clock = Clock::fixed(start);
         let shared = clock.clone();
         assert_eq!(clock.now(), start);

@@ -42,6 +42,45 @@ pub struct Settings {
     pub public_base_url: String,
     /// `OUTBOX_DIR`: where emails are written as `.eml` files when no SMTP server is configured.
     pub outbox_dir: PathBuf,
+    /// How emails leave: SMTP when `SMTP_HOST` is set, else `.eml` files in `OUTBOX_DIR`.
+    pub mail_transport: MailTransport,
+    /// `MAIL_FROM`: the sender of reminders and escalations.
+    pub mail_from: String,
+    /// `DELIVERY_MAX_ATTEMPTS`: tries per email before it is `failed`.
+    pub delivery_max_attempts: u32,
+    /// `SCAN_BATCH_SIZE`: deadlines claimed per transaction by the scan.
+    pub scan_batch_size: u32,
+    /// `WORKER_EMBEDDED`: `certflow serve` runs the reminder worker beside the API.
+    pub worker_embedded: bool,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpSecurity {
+    /// Plain text (a local relay or a test server only).
+    None,
+    /// STARTTLS after connecting (port 587).
+    StartTls,
+    /// TLS from the start (port 465).
+    Tls,
+}
+
+/// Where emails go.
+#[derive(Debug, Clone)]
+pub enum MailTransport {
+    /// An SMTP server.
+    Smtp {
+        /// `SMTP_HOST`.
+        host: String,
+        /// `SMTP_PORT`.
+        port: u16,
+        /// `SMTP_SECURITY`.
+        security: SmtpSecurity,
+        /// `SMTP_USERNAME` and `SMTP_PASSWORD`.
+        credentials: Option<(String, SecretString)>,
+    },
+    /// `.eml` files in a folder.
+    Outbox(PathBuf),
 }
 
 /// A setting that could not be used; names the variable.
@@ -61,60 +100,75 @@ impl Settings {
     }
 
     /// Reads the settings from `vars` (name, value) pairs; absent names take their defaults.
-    pub fn from_vars(
-        vars: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<Self, SettingsError> {
-        let vars: HashMap<String, String> = vars
-            .into_iter()
-            .filter(|(_, v)| !v.trim().is_empty())
-            .collect();
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Result<Self, SettingsError> {
+        let vars: HashMap<String, String> = vars.into_iter().filter(|(_, v)| !v.trim().is_empty()).collect();
         let get = |name: &str| vars.get(name).map(|v| v.trim().to_owned());
         let environment = match get("APP_ENV").as_deref() {
             None | Some("local") => Environment::Local,
             Some("production") => Environment::Production,
             Some(other) => {
-                return Err(invalid(
-                    "APP_ENV",
-                    format!("'{other}' is neither 'local' nor 'production'"),
-                ));
+                return Err(invalid("APP_ENV", format!("'{other}' is neither 'local' nor 'production'")));
             }
         };
         let (jwt_secret, jwt_secret_is_dev_default) = match get("JWT_SECRET") {
             Some(secret) if secret.len() < 32 => {
-                return Err(invalid(
-                    "JWT_SECRET",
-                    "must be at least 32 characters".into(),
-                ));
+                return Err(invalid("JWT_SECRET", "must be at least 32 characters".into()));
             }
             Some(secret) => (SecretString::from(secret), false),
             None if environment == Environment::Production => {
-                return Err(invalid(
-                    "JWT_SECRET",
-                    "must be set when APP_ENV=production".into(),
-                ));
+                return Err(invalid("JWT_SECRET", "must be set when APP_ENV=production".into()));
             }
             None => (SecretString::from(DEV_JWT_SECRET), true),
         };
         let listen_addr = get("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let outbox_dir = get("OUTBOX_DIR").map_or_else(|| PathBuf::from("./data/outbox"), PathBuf::from);
+        let mail_transport = match get("SMTP_HOST") {
+            Some(host) => {
+                let security = match get("SMTP_SECURITY").as_deref() {
+                    None | Some("starttls") => SmtpSecurity::StartTls,
+                    Some("tls") => SmtpSecurity::Tls,
+                    Some("none") => SmtpSecurity::None,
+                    Some(other) => {
+                        return Err(invalid("SMTP_SECURITY", format!("'{other}' is not starttls, tls or none")));
+                    }
+                };
+                let default_port = if security == SmtpSecurity::Tls { 465 } else { 587 };
+                let port = parse_number(&get, "SMTP_PORT", default_port)?;
+                let port = u16::try_from(port).map_err(|_| invalid("SMTP_PORT", format!("{port} is not a port")))?;
+                let credentials = get("SMTP_USERNAME")
+                    .map(|user| (user, SecretString::from(get("SMTP_PASSWORD").unwrap_or_default())));
+                MailTransport::Smtp { host, port, security, credentials }
+            }
+            None if environment == Environment::Production => {
+                return Err(invalid(
+                    "SMTP_HOST",
+                    "must be set when APP_ENV=production (emails must really leave)".into(),
+                ));
+            }
+            None => MailTransport::Outbox(outbox_dir.clone()),
+        };
         Ok(Self {
             environment,
-            listen_addr: listen_addr.parse().map_err(|e| {
-                invalid(
-                    "LISTEN_ADDR",
-                    format!("'{listen_addr}' is not host:port ({e})"),
-                )
-            })?,
-            database_url: get("DATABASE_URL")
-                .unwrap_or_else(|| "sqlite://./data/certflow.db?mode=rwc".into()),
+            listen_addr: listen_addr
+                .parse()
+                .map_err(|e| invalid("LISTEN_ADDR", format!("'{listen_addr}' is not host:port ({e})")))?,
+            database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://./data/certflow.db?mode=rwc".into()),
             database_max_connections: parse_number(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
             jwt_secret,
             jwt_secret_is_dev_default,
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "certflow".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "certflow-api".into()),
-            public_base_url: get("PUBLIC_BASE_URL")
-                .unwrap_or_else(|| "http://127.0.0.1:8080".into()),
-            outbox_dir: get("OUTBOX_DIR")
-                .map_or_else(|| PathBuf::from("./data/outbox"), PathBuf::from),
+            public_base_url: get("PUBLIC_BASE_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+            outbox_dir,
+            mail_transport,
+            mail_from: get("MAIL_FROM").unwrap_or_else(|| "certflow <reminders@certflow.local>".into()),
+            delivery_max_attempts: parse_number(&get, "DELIVERY_MAX_ATTEMPTS", 8)?,
+            scan_batch_size: parse_number(&get, "SCAN_BATCH_SIZE", 500)?,
+            worker_embedded: match get("WORKER_EMBEDDED").as_deref() {
+                None | Some("true") => true,
+                Some("false") => false,
+                Some(other) => return Err(invalid("WORKER_EMBEDDED", format!("'{other}' is neither true nor false"))),
+            },
         })
     }
 
@@ -137,10 +191,7 @@ fn parse_number(
         None => Ok(default),
         Some(raw) => match raw.parse::<u32>() {
             Ok(n) if n > 0 => Ok(n),
-            _ => Err(invalid(
-                variable,
-                format!("'{raw}' is not a positive whole number"),
-            )),
+            _ => Err(invalid(variable, format!("'{raw}' is not a positive whole number"))),
         },
     }
 }
@@ -150,10 +201,7 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -163,6 +211,7 @@ mod tests {
         assert_eq!(settings.listen_addr.to_string(), "127.0.0.1:8080");
         assert!(settings.database_url.starts_with("sqlite://./data/"));
         assert!(settings.jwt_secret_is_dev_default);
+        assert!(matches!(settings.mail_transport, MailTransport::Outbox(_)));
     }
 
     #[test]
@@ -171,27 +220,23 @@ mod tests {
         assert_eq!(missing.variable, "JWT_SECRET");
         let short = Settings::from_vars(vars(&[("JWT_SECRET", "short")])).unwrap_err();
         assert_eq!(short.variable, "JWT_SECRET");
+        let secret = "s".repeat(32);
+        let no_smtp = Settings::from_vars(vars(&[("APP_ENV", "production"), ("JWT_SECRET", &secret)])).unwrap_err();
+        assert_eq!(no_smtp.variable, "SMTP_HOST");
         let ok = Settings::from_vars(vars(&[
             ("APP_ENV", "production"),
-            ("JWT_SECRET", &"s".repeat(32)),
+            ("JWT_SECRET", &secret),
+            ("SMTP_HOST", "mail.example"),
         ]))
         .unwrap();
         assert!(!ok.jwt_secret_is_dev_default);
+        assert!(matches!(ok.mail_transport, MailTransport::Smtp { port: 587, security: SmtpSecurity::StartTls, .. }));
     }
 
     #[test]
     fn bad_values_name_their_variable() {
-        for (name, value) in [
-            ("APP_ENV", "staging"),
-            ("LISTEN_ADDR", "localhost"),
-            ("DATABASE_MAX_CONNECTIONS", "0"),
-        ] {
-            assert_eq!(
-                Settings::from_vars(vars(&[(name, value)]))
-                    .unwrap_err()
-                    .variable,
-                name
-            );
+        for (name, value) in [("APP_ENV", "staging"), ("LISTEN_ADDR", "localhost"), ("DATABASE_MAX_CONNECTIONS", "0")] {
+            assert_eq!(Settings::from_vars(vars(&[(name, value)])).unwrap_err().variable, name);
         }
     }
 }

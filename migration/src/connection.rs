@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use sea_orm_migration::sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm_migration::sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm_migration::sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
+    TransactionOptions, TransactionTrait,
+};
 
 /// Connects to `url` with at most `max_connections` connections. A SQLite file's folder is
 /// created when missing. Migrations are not run here: see [`crate::Migrator`].
@@ -13,9 +16,8 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
         .and_then(|path| std::path::Path::new(path).parent())
         .filter(|folder| !folder.as_os_str().is_empty());
     if let Some(folder) = folder {
-        std::fs::create_dir_all(folder).with_context(|| {
-            format!("Failed to create the database folder {}", folder.display())
-        })?;
+        std::fs::create_dir_all(folder)
+            .with_context(|| format!("Failed to create the database folder {}", folder.display()))?;
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options
@@ -31,16 +33,20 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
         });
-    Database::connect(options)
-        .await
-        .context("Failed to connect to the database")
+    Database::connect(options).await.context("Failed to connect to the database")
+}
+
+/// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`), so concurrent writers queue instead of failing when they upgrade a read.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    let options =
+        TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
+    db.begin_with_options(options).await
 }
 
 /// The file path of a `sqlite:` URL, unless it is in memory.
 fn sqlite_file(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
@@ -51,10 +57,7 @@ mod tests {
 
     #[test]
     fn sqlite_file_paths_are_found_in_urls() {
-        assert_eq!(
-            sqlite_file("sqlite://./data/certflow.db?mode=rwc"),
-            Some("./data/certflow.db")
-        );
+        assert_eq!(sqlite_file("sqlite://./data/certflow.db?mode=rwc"), Some("./data/certflow.db"));
         assert_eq!(sqlite_file("sqlite:data/x.db"), Some("data/x.db"));
         assert_eq!(sqlite_file("sqlite::memory:"), None);
         assert_eq!(sqlite_file("postgres://localhost/test"), None);

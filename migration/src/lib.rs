@@ -6,7 +6,7 @@ mod connection;
 mod m20261124_000001_create_engagement_tables;
 mod m20261124_000002_create_reminder_tables;
 
-pub use connection::connect;
+pub use connection::{begin_write, connect};
 
 /// Every migration, in order. An applied migration is never edited: add a new one.
 pub struct Migrator;

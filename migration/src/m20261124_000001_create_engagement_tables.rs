@@ -23,25 +23,15 @@ const TABLES: [&str; 13] = [
 ];
 
 /// A foreign key from `table.column` to `target.id`.
-fn references(
-    table: &'static str,
-    column: &'static str,
-    target: &'static str,
-) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(format!("fk_{table}_{column}"))
-        .from(table, column)
-        .to(target, "id")
-        .to_owned()
+fn references(table: &'static str, column: &'static str, target: &'static str) -> ForeignKeyCreateStatement {
+    ForeignKey::create().name(format!("fk_{table}_{column}")).from(table, column).to(target, "id").to_owned()
 }
 
 /// An index on `columns` of `table`, named after them.
 fn index(table: &'static str, columns: &[&'static str], unique: bool) -> IndexCreateStatement {
     let prefix = if unique { "uq" } else { "ix" };
     let mut statement = Index::create();
-    statement
-        .name(format!("{prefix}_{table}_{}", columns.join("_")))
-        .table(table);
+    statement.name(format!("{prefix}_{table}_{}", columns.join("_"))).table(table);
     for column in columns {
         statement.col(*column);
     }
@@ -62,9 +52,7 @@ fn engagement_table(table: &'static str) -> TableCreateStatement {
 }
 
 fn created_and_updated(table: &mut TableCreateStatement) -> &mut TableCreateStatement {
-    table
-        .col(timestamp_with_time_zone("created_at"))
-        .col(timestamp_with_time_zone("updated_at"))
+    table.col(timestamp_with_time_zone("created_at")).col(timestamp_with_time_zone("updated_at"))
 }
 
 // async_trait expands `&SchemaManager` itself; naming its lifetime breaks the trait's signature.
@@ -114,16 +102,8 @@ impl MigrationTrait for Migration {
                     .col(date_null("suspended_on"))
                     .col(date_null("expired_on"))
                     .col(integer("version"))
-                    .foreign_key(&mut references(
-                        "engagements",
-                        "organization_id",
-                        "organizations",
-                    ))
-                    .foreign_key(&mut references(
-                        "engagements",
-                        "certification_body_id",
-                        "certification_bodies",
-                    )),
+                    .foreign_key(&mut references("engagements", "organization_id", "organizations"))
+                    .foreign_key(&mut references("engagements", "certification_body_id", "certification_bodies")),
             )
             .to_owned(),
             engagement_table("proposals")
@@ -135,11 +115,7 @@ impl MigrationTrait for Migration {
                 .col(string("status"))
                 .col(text_null("notes"))
                 .col(timestamp_with_time_zone("created_at"))
-                .foreign_key(&mut references(
-                    "proposals",
-                    "certification_body_id",
-                    "certification_bodies",
-                ))
+                .foreign_key(&mut references("proposals", "certification_body_id", "certification_bodies"))
                 .to_owned(),
             created_and_updated(
                 engagement_table("audits")
@@ -165,11 +141,7 @@ impl MigrationTrait for Migration {
                 .col(boolean("applicable"))
                 .col(text_null("justification"))
                 .primary_key(Index::create().col("engagement_id").col("control"))
-                .foreign_key(&mut references(
-                    "soa_entries",
-                    "engagement_id",
-                    "engagements",
-                ))
+                .foreign_key(&mut references("soa_entries", "engagement_id", "engagements"))
                 .to_owned(),
             engagement_table("findings")
                 .col(uuid("audit_id"))
@@ -196,11 +168,7 @@ impl MigrationTrait for Migration {
                     .col(string_null("verified_by"))
                     .col(timestamp_with_time_zone_null("verified_at"))
                     .col(integer("version"))
-                    .foreign_key(&mut references(
-                        "corrective_actions",
-                        "finding_id",
-                        "findings",
-                    )),
+                    .foreign_key(&mut references("corrective_actions", "finding_id", "findings")),
             )
             .to_owned(),
             engagement_table("certification_decisions")
@@ -259,11 +227,7 @@ impl MigrationTrait for Migration {
             index("certification_decisions", &["engagement_id"], false),
             index("certificates", &["number"], true),
             index("certificates", &["engagement_id"], true),
-            index(
-                "engagement_history",
-                &["engagement_id", "occurred_at"],
-                false,
-            ),
+            index("engagement_history", &["engagement_id", "occurred_at"], false),
             index("deadlines", &["status", "due_on"], false),
             index("deadlines", &["engagement_id", "status"], false),
         ];
@@ -275,9 +239,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for table in TABLES {
-            manager
-                .drop_table(Table::drop().table(table).to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(table).to_owned()).await?;
         }
         Ok(())
     }

@@ -11,14 +11,7 @@ pub struct Migration;
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("deadlines")
-                    .add_column(date_null("next_step_on"))
-                    .to_owned(),
-            )
-            .await?;
+        manager.alter_table(Table::alter().table("deadlines").add_column(date_null("next_step_on")).to_owned()).await?;
         manager
             .create_index(
                 Index::create()
@@ -76,21 +69,9 @@ impl MigrationTrait for Migration {
             )
             .await?;
         for (name, columns, unique) in [
-            (
-                "uq_notifications_deadline_id_step_key",
-                &["deadline_id", "step_key"][..],
-                true,
-            ),
-            (
-                "ix_notifications_status_next_attempt_at",
-                &["status", "next_attempt_at"][..],
-                false,
-            ),
-            (
-                "ix_notifications_engagement_id",
-                &["engagement_id"][..],
-                false,
-            ),
+            ("uq_notifications_deadline_id_step_key", &["deadline_id", "step_key"][..], true),
+            ("ix_notifications_status_next_attempt_at", &["status", "next_attempt_at"][..], false),
+            ("ix_notifications_engagement_id", &["engagement_id"][..], false),
         ] {
             let mut index = Index::create();
             index.name(name).table("notifications");
@@ -106,27 +87,11 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_table(Table::drop().table("notifications").to_owned()).await?;
+        manager.drop_table(Table::drop().table("reminder_policies").to_owned()).await?;
         manager
-            .drop_table(Table::drop().table("notifications").to_owned())
+            .drop_index(Index::drop().name("ix_deadlines_status_next_step_on").table("deadlines").to_owned())
             .await?;
-        manager
-            .drop_table(Table::drop().table("reminder_policies").to_owned())
-            .await?;
-        manager
-            .drop_index(
-                Index::drop()
-                    .name("ix_deadlines_status_next_step_on")
-                    .table("deadlines")
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table("deadlines")
-                    .drop_column("next_step_on")
-                    .to_owned(),
-            )
-            .await
+        manager.alter_table(Table::alter().table("deadlines").drop_column("next_step_on").to_owned()).await
     }
 }

@@ -31,21 +31,11 @@ fn case(
     status: u16,
     problem_type: &'static str,
 ) -> Case {
-    Case {
-        description,
-        method,
-        path,
-        body,
-        token: true,
-        status,
-        problem_type,
-    }
+    Case { description, method, path, body, token: true, status, problem_type }
 }
 
 async fn send(app: &TestApp, case: &Case) -> crate::helpers::Reply {
-    let mut request = app
-        .client
-        .request(case.method.clone(), format!("{}{}", app.address, case.path));
+    let mut request = app.client.request(case.method.clone(), format!("{}{}", app.address, case.path));
     if case.token {
         request = request.bearer_auth(&app.token);
     }
@@ -60,21 +50,8 @@ async fn send(app: &TestApp, case: &Case) -> crate::helpers::Reply {
 /// Everything about an engagement that a refused request must leave unchanged.
 async fn snapshot(app: &TestApp, engagement: &str) -> Vec<Value> {
     let mut parts = Vec::new();
-    for path in [
-        "",
-        "/history",
-        "/deadlines",
-        "/findings",
-        "/corrective-actions",
-        "/proposals",
-        "/audits",
-    ] {
-        parts.push(
-            app.get(&format!("/api/v1/engagements/{engagement}{path}"))
-                .await
-                .expect(200)
-                .body,
-        );
+    for path in ["", "/history", "/deadlines", "/findings", "/corrective-actions", "/proposals", "/audits"] {
+        parts.push(app.get(&format!("/api/v1/engagements/{engagement}{path}")).await.expect(200).body);
     }
     parts
 }
@@ -83,16 +60,11 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
     // Arrange: an engagement in stage 2 with a stage 2 audit and a minor NC.
     let app = spawn_app(backend).await;
     let engagement = app.engagement_in_stage2().await;
-    let audit = app
-        .create_audit(&engagement, "stage2", day(40), day(43))
-        .await;
-    let finding = app
-        .record_finding(&engagement, &audit, "minor_nc", "A.5.15")
-        .await;
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    let finding = app.record_finding(&engagement, &audit, "minor_nc", "A.5.15").await;
     let events = format!("/api/v1/engagements/{engagement}/events");
     let huge = "x".repeat(300 * 1024);
-    let huge: &'static str =
-        Box::leak(format!("{{\"event\":\"cancel\",\"reason\":\"{huge}\"}}").into_boxed_str());
+    let huge: &'static str = Box::leak(format!("{{\"event\":\"cancel\",\"reason\":\"{huge}\"}}").into_boxed_str());
     let before = snapshot(&app, &engagement).await;
 
     let cases = vec![
@@ -136,14 +108,7 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
             422,
             "invalid-body",
         ),
-        case(
-            "missing event",
-            Method::POST,
-            events.clone(),
-            Body::Json(json!({ "reason": "x" })),
-            422,
-            "invalid-body",
-        ),
+        case("missing event", Method::POST, events.clone(), Body::Json(json!({ "reason": "x" })), 422, "invalid-body"),
         case(
             "unknown field on an event",
             Method::POST,
@@ -156,9 +121,7 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
             "impossible date",
             Method::POST,
             events.clone(),
-            Body::Json(
-                json!({ "event": "complete_stage2", "audit_id": audit, "stage1_still_valid": 5 }),
-            ),
+            Body::Json(json!({ "event": "complete_stage2", "audit_id": audit, "stage1_still_valid": 5 })),
             422,
             "invalid-body",
         ),
@@ -166,9 +129,7 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
             "illegal transition",
             Method::POST,
             events.clone(),
-            Body::Json(
-                json!({ "event": "grant_certification", "decision_maker": "panel@cb.test" }),
-            ),
+            Body::Json(json!({ "event": "grant_certification", "decision_maker": "panel@cb.test" })),
             409,
             "illegal-transition",
         ),
@@ -188,30 +149,9 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
             404,
             "not-found",
         ),
-        case(
-            "id that is not a UUID",
-            Method::GET,
-            "/api/v1/engagements/42".into(),
-            Body::None,
-            400,
-            "invalid-path",
-        ),
-        case(
-            "unknown route",
-            Method::GET,
-            "/api/v1/nothing-here".into(),
-            Body::None,
-            404,
-            "not-found",
-        ),
-        case(
-            "limit out of range",
-            Method::GET,
-            "/api/v1/engagements?limit=0".into(),
-            Body::None,
-            400,
-            "invalid-query",
-        ),
+        case("id that is not a UUID", Method::GET, "/api/v1/engagements/42".into(), Body::None, 400, "invalid-path"),
+        case("unknown route", Method::GET, "/api/v1/nothing-here".into(), Body::None, 404, "not-found"),
+        case("limit out of range", Method::GET, "/api/v1/engagements?limit=0".into(), Body::None, 400, "invalid-query"),
         case(
             "unknown state filter",
             Method::GET,
@@ -220,14 +160,7 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
             400,
             "invalid-query",
         ),
-        case(
-            "forged cursor",
-            Method::GET,
-            "/api/v1/engagements?cursor=abc".into(),
-            Body::None,
-            400,
-            "invalid-query",
-        ),
+        case("forged cursor", Method::GET, "/api/v1/engagements?cursor=abc".into(), Body::None, 400, "invalid-query"),
         case(
             "CAP due date beyond 90 days",
             Method::POST,
@@ -313,73 +246,37 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
     // Act / Assert
     for case in &cases {
         let reply = send(&app, case).await;
-        assert_eq!(
-            reply.status, case.status,
-            "{}: {}",
-            case.description, reply.body
-        );
-        assert_eq!(
-            reply.content_type, "application/problem+json",
-            "{}",
-            case.description
-        );
-        assert_eq!(
-            reply.problem_type(),
-            case.problem_type,
-            "{}: {}",
-            case.description,
-            reply.body
-        );
+        assert_eq!(reply.status, case.status, "{}: {}", case.description, reply.body);
+        assert_eq!(reply.content_type, "application/problem+json", "{}", case.description);
+        assert_eq!(reply.problem_type(), case.problem_type, "{}: {}", case.description, reply.body);
         assert_eq!(reply.body["status"], case.status, "{}", case.description);
-        assert!(
-            reply.body["title"].is_string() && reply.body["detail"].is_string(),
-            "{}",
-            case.description
-        );
+        assert!(reply.body["title"].is_string() && reply.body["detail"].is_string(), "{}", case.description);
     }
     let illegal = send(&app, &cases[8]).await;
     assert_eq!(illegal.body["state"], "stage2");
-    assert_eq!(
-        illegal.body["allowed_events"],
-        json!(["complete_stage2", "repeat_stage1", "cancel"])
-    );
+    assert_eq!(illegal.body["allowed_events"], json!(["complete_stage2", "repeat_stage1", "cancel"]));
     let invalid_email = send(&app, &cases[18]).await;
     assert_eq!(invalid_email.body["errors"][0]["field"], "owner_email");
-    assert_eq!(
-        snapshot(&app, &engagement).await,
-        before,
-        "a refused request changed the engagement"
-    );
+    assert_eq!(snapshot(&app, &engagement).await, before, "a refused request changed the engagement");
 }
 on_both_databases!(each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged);
 
 async fn an_update_with_a_stale_if_match_is_refused_with_412(backend: Backend) {
     let app = spawn_app(backend).await;
     let engagement = app.engagement_with_selected_proposal().await;
-    let version = app.engagement(&engagement).await.body["version"]
-        .as_i64()
-        .unwrap();
+    let version = app.engagement(&engagement).await.body["version"].as_i64().unwrap();
     let request = app
         .client
-        .post(format!(
-            "{}/api/v1/engagements/{engagement}/events",
-            app.address
-        ))
+        .post(format!("{}/api/v1/engagements/{engagement}/events", app.address))
         .bearer_auth(&app.token)
         .header("If-Match", format!("\"{}\"", version - 1))
         .json(&json!({ "event": "sign_engagement_letter", "signed_on": day(0) }));
     let stale = app.reply(request).await.expect(412);
     assert_eq!(stale.problem_type(), "version-mismatch");
-    assert_eq!(
-        app.engagement(&engagement).await.str("state"),
-        "cb_selection"
-    );
+    assert_eq!(app.engagement(&engagement).await.str("state"), "cb_selection");
     let request = app
         .client
-        .post(format!(
-            "{}/api/v1/engagements/{engagement}/events",
-            app.address
-        ))
+        .post(format!("{}/api/v1/engagements/{engagement}/events", app.address))
         .bearer_auth(&app.token)
         .header("If-Match", format!("\"{version}\""))
         .json(&json!({ "event": "sign_engagement_letter", "signed_on": day(0) }));

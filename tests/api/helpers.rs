@@ -30,8 +30,7 @@ pub enum Backend {
 
 /// The PostgreSQL server the tests create their databases on.
 fn postgres_admin_url() -> String {
-    std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 fn with_database(url: &str, database: &str) -> String {
@@ -58,6 +57,7 @@ fn noon(date: NaiveDate) -> DateTime<Utc> {
 /// A running server and what a test needs to drive it.
 pub struct TestApp {
     pub address: String,
+    pub database_url: String,
     pub client: reqwest::Client,
     pub clock: Clock,
     pub token: String,
@@ -80,18 +80,10 @@ impl Drop for TestApp {
             Cleanup::PostgresDatabase(name) => {
                 let name = name.clone();
                 let _ = std::thread::spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .ok()?;
+                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                     runtime.block_on(async {
                         let admin = migration::connect(&postgres_admin_url(), 1).await.ok()?;
-                        admin
-                            .execute_unprepared(&format!(
-                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-                            ))
-                            .await
-                            .ok()
+                        admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await.ok()
                     })
                 })
                 .join();
@@ -106,10 +98,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let (url, cleanup) = match backend {
         Backend::Sqlite => {
             let path = std::env::temp_dir().join(format!("certflow-test-{}.db", Uuid::now_v7()));
-            (
-                format!("sqlite://{}?mode=rwc", path.display()),
-                Cleanup::SqliteFile(path),
-            )
+            (format!("sqlite://{}?mode=rwc", path.display()), Cleanup::SqliteFile(path))
         }
         Backend::Postgres => {
             let name = format!("t_{}", Uuid::now_v7().simple());
@@ -121,10 +110,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
                 .await
                 .expect("Failed to create a test database");
             admin.close().await.ok();
-            (
-                with_database(&postgres_admin_url(), &name),
-                Cleanup::PostgresDatabase(name),
-            )
+            (with_database(&postgres_admin_url(), &name), Cleanup::PostgresDatabase(name))
         }
     };
     let vars = vec![
@@ -133,32 +119,50 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         ("DATABASE_MAX_CONNECTIONS".to_owned(), "5".to_owned()),
     ];
     let settings = Settings::from_vars(vars).expect("test settings");
-    let db = migration::connect(&settings.database_url, settings.database_max_connections)
-        .await
-        .expect("connect");
+    let db = migration::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");
     Migrator::up(&db, None).await.expect("migrate");
     let clock = Clock::fixed(noon(day0()));
-    let application =
-        api::Application::build_with(&settings, db.clone(), clock.clone()).expect("build the app");
+    let application = api::Application::build_with(&settings, db.clone(), clock.clone()).expect("build the app");
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
     let keys = TokenKeys::from_settings(&settings);
     let token = keys
-        .mint(
-            "coordinator@cb.test",
-            Role::Coordinator,
-            None,
-            None,
-            Utc::now(),
-            chrono::Duration::hours(1),
-        )
+        .mint("coordinator@cb.test", Role::Coordinator, None, None, Utc::now(), chrono::Duration::hours(1))
         .expect("mint a token");
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        clock,
-        token,
-        cleanup,
+    TestApp { address, database_url: url, client: reqwest::Client::new(), clock, token, cleanup }
+}
+
+/// The reminder worker, running in the background against the app's database and clock.
+pub struct TestWorker {
+    pub ticker: worker::startup::SharedTicker,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Drop for TestWorker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl TestWorker {
+    /// One scan now (as the cron would).
+    pub async fn tick(&self) -> worker::startup::TickReport {
+        self.ticker.tick().await.expect("the scan runs")
+    }
+}
+
+/// Polls `check` every 50 ms until it holds, for at most 30 s.
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !check().await {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
@@ -172,19 +176,12 @@ pub struct Reply {
 impl Reply {
     /// `body[field]` as a string.
     pub fn str(&self, field: &str) -> String {
-        self.body[field]
-            .as_str()
-            .unwrap_or_else(|| panic!("no string {field} in {}", self.body))
-            .to_owned()
+        self.body[field].as_str().unwrap_or_else(|| panic!("no string {field} in {}", self.body)).to_owned()
     }
 
     /// The problem `type` slug.
     pub fn problem_type(&self) -> String {
-        self.body["type"]
-            .as_str()
-            .unwrap_or_default()
-            .trim_start_matches("https://certflow.dev/problems/")
-            .to_owned()
+        self.body["type"].as_str().unwrap_or_default().trim_start_matches("https://certflow.dev/problems/").to_owned()
     }
 
     /// Panics unless the status is `expected`.
@@ -196,6 +193,54 @@ impl Reply {
 }
 
 impl TestApp {
+    /// Starts the reminder worker on this app's database and clock, sending to SMTP on `smtp_port`.
+    pub async fn spawn_worker(&self, smtp_port: u16) -> TestWorker {
+        let vars = vec![
+            ("DATABASE_URL".to_owned(), self.database_url.clone()),
+            ("DATABASE_MAX_CONNECTIONS".to_owned(), "5".to_owned()),
+            ("SMTP_HOST".to_owned(), "127.0.0.1".to_owned()),
+            ("SMTP_PORT".to_owned(), smtp_port.to_string()),
+            ("SMTP_SECURITY".to_owned(), "none".to_owned()),
+            ("PUBLIC_BASE_URL".to_owned(), self.address.clone()),
+        ];
+        let settings = Settings::from_vars(vars).expect("worker settings");
+        let db = migration::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");
+        let reminder_worker =
+            worker::ReminderWorker::build(&settings, db, self.clock.clone()).await.expect("build the worker");
+        let ticker = reminder_worker.ticker();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(reminder_worker.run_until_stopped(async move {
+            let _ = stopped.await;
+        }));
+        TestWorker { ticker, stop: Some(stop) }
+    }
+
+    /// The notifications of an engagement, oldest first.
+    pub async fn notifications(&self, engagement: &str) -> Vec<Value> {
+        let page = self.get(&format!("/api/v1/notifications?engagement_id={engagement}&limit=200")).await.expect(200);
+        page.body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until no notification of `engagement` is due a try now or being sent.
+    pub async fn wait_for_deliveries(&self, engagement: &str) {
+        let now = self.clock.now();
+        let what = format!("every notification due at {now} is handled");
+        wait_until(&what, || async {
+            let notifications = self.notifications(engagement).await;
+            if std::env::var("TEST_LOG").is_ok() {
+                eprintln!("waiting: {notifications:?}");
+            }
+            notifications.iter().all(|n| match n["status"].as_str() {
+                Some("sending") => false,
+                Some("pending") => {
+                    n["next_attempt_at"].as_str().and_then(|t| t.parse::<DateTime<Utc>>().ok()).is_some_and(|t| t > now)
+                }
+                _ => true,
+            })
+        })
+        .await;
+    }
+
     /// Moves the server's clock to noon of `date`.
     pub fn set_today(&self, date: NaiveDate) {
         self.clock.set(noon(date));
@@ -203,10 +248,7 @@ impl TestApp {
 
     /// Sends a request with the test token.
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Reply {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.address))
-            .bearer_auth(&self.token);
+        let mut request = self.client.request(method, format!("{}{path}", self.address)).bearer_auth(&self.token);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -223,11 +265,7 @@ impl TestApp {
             .map(|v| v.to_str().unwrap_or_default().to_owned())
             .unwrap_or_default();
         let text = response.text().await.unwrap_or_default();
-        Reply {
-            status,
-            content_type,
-            body: serde_json::from_str(&text).unwrap_or(Value::Null),
-        }
+        Reply { status, content_type, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -279,10 +317,7 @@ impl TestApp {
         let organization = self.create_organization(120).await;
         let cb = self.create_certification_body(true).await;
         let engagement = self
-            .post(
-                "/api/v1/engagements",
-                &json!({ "organization_id": organization, "manager_email": "isms@acme.test" }),
-            )
+            .post("/api/v1/engagements", &json!({ "organization_id": organization, "manager_email": "isms@acme.test" }))
             .await
             .expect(201)
             .str("id");
@@ -294,33 +329,21 @@ impl TestApp {
             .await
             .expect(201)
             .str("id");
-        self.post(
-            &format!("/api/v1/engagements/{engagement}/proposals/{proposal}/selection"),
-            &json!({}),
-        )
-        .await
-        .expect(200);
+        self.post(&format!("/api/v1/engagements/{engagement}/proposals/{proposal}/selection"), &json!({}))
+            .await
+            .expect(200);
         engagement
     }
 
     pub async fn fire(&self, engagement: &str, event: Value) -> Reply {
-        self.post(&format!("/api/v1/engagements/{engagement}/events"), &event)
-            .await
+        self.post(&format!("/api/v1/engagements/{engagement}/events"), &event).await
     }
 
     pub async fn engagement(&self, engagement: &str) -> Reply {
-        self.get(&format!("/api/v1/engagements/{engagement}"))
-            .await
-            .expect(200)
+        self.get(&format!("/api/v1/engagements/{engagement}")).await.expect(200)
     }
 
-    pub async fn create_audit(
-        &self,
-        engagement: &str,
-        kind: &str,
-        first: NaiveDate,
-        last: NaiveDate,
-    ) -> String {
+    pub async fn create_audit(&self, engagement: &str, kind: &str, first: NaiveDate, last: NaiveDate) -> String {
         self.post(
             &format!("/api/v1/engagements/{engagement}/audits"),
             &json!({
@@ -365,43 +388,23 @@ impl TestApp {
             )
             .await
             .expect(200);
-        assert_eq!(
-            soa.body["report"]["complete"], true,
-            "{}",
-            soa.body["report"]
-        );
+        assert_eq!(soa.body["report"]["complete"], true, "{}", soa.body["report"]);
     }
 
     /// From `cb_selection` to `stage2`: letter signed on day 0, stage 1 on days 10–11 found ready.
     pub async fn engagement_in_stage2(&self) -> String {
         let engagement = self.engagement_with_selected_proposal().await;
-        self.fire(
-            &engagement,
-            json!({ "event": "sign_engagement_letter", "signed_on": day0() }),
-        )
-        .await
-        .expect(200);
-        let stage1 = self
-            .create_audit(&engagement, "stage1", day(10), day(11))
-            .await;
+        self.fire(&engagement, json!({ "event": "sign_engagement_letter", "signed_on": day0() })).await.expect(200);
+        let stage1 = self.create_audit(&engagement, "stage1", day(10), day(11)).await;
         self.prepare_stage1_documents(&engagement).await;
         self.set_today(day(12));
-        self.fire(
-            &engagement,
-            json!({ "event": "record_stage1_outcome", "audit_id": stage1, "outcome": "ready" }),
-        )
-        .await
-        .expect(200);
+        self.fire(&engagement, json!({ "event": "record_stage1_outcome", "audit_id": stage1, "outcome": "ready" }))
+            .await
+            .expect(200);
         engagement
     }
 
-    pub async fn record_finding(
-        &self,
-        engagement: &str,
-        audit: &str,
-        grade: &str,
-        reference: &str,
-    ) -> String {
+    pub async fn record_finding(&self, engagement: &str, audit: &str, grade: &str, reference: &str) -> String {
         self.post(
             &format!("/api/v1/engagements/{engagement}/audits/{audit}/findings"),
             &json!({ "grade": grade, "reference": reference, "description": "observed during the audit" }),
@@ -411,12 +414,7 @@ impl TestApp {
         .str("id")
     }
 
-    pub async fn submit_corrective_action(
-        &self,
-        engagement: &str,
-        finding: &str,
-        due_on: Option<NaiveDate>,
-    ) -> Reply {
+    pub async fn submit_corrective_action(&self, engagement: &str, finding: &str, due_on: Option<NaiveDate>) -> Reply {
         self.post(
             &format!("/api/v1/engagements/{engagement}/findings/{finding}/corrective-action"),
             &json!({
@@ -431,12 +429,7 @@ impl TestApp {
         .await
     }
 
-    pub async fn verify_corrective_action(
-        &self,
-        engagement: &str,
-        action: &str,
-        outcome: &str,
-    ) -> Reply {
+    pub async fn verify_corrective_action(&self, engagement: &str, action: &str, outcome: &str) -> Reply {
         self.post(
             &format!("/api/v1/engagements/{engagement}/corrective-actions/{action}/verification"),
             &json!({ "outcome": outcome, "note": "reviewed the evidence" }),
@@ -446,42 +439,22 @@ impl TestApp {
 
     /// Grants certification (decision maker `panel@cb.test`) and returns the engagement view.
     pub async fn grant(&self, engagement: &str) -> Reply {
-        self.fire(
-            engagement,
-            json!({ "event": "grant_certification", "decision_maker": "panel@cb.test" }),
-        )
-        .await
+        self.fire(engagement, json!({ "event": "grant_certification", "decision_maker": "panel@cb.test" })).await
     }
 
     /// From `cb_selection` to `certified`: stage 2 on days 40–43 with no NC, granted on day 44.
     pub async fn certified_engagement(&self) -> String {
         let engagement = self.engagement_in_stage2().await;
-        let stage2 = self
-            .create_audit(&engagement, "stage2", day(40), day(43))
-            .await;
+        let stage2 = self.create_audit(&engagement, "stage2", day(40), day(43)).await;
         self.set_today(day(44));
-        self.fire(
-            &engagement,
-            json!({ "event": "complete_stage2", "audit_id": stage2 }),
-        )
-        .await
-        .expect(200);
+        self.fire(&engagement, json!({ "event": "complete_stage2", "audit_id": stage2 })).await.expect(200);
         self.grant(&engagement).await.expect(200);
         engagement
     }
 
     pub async fn history_actions(&self, engagement: &str) -> Vec<String> {
-        let history = self
-            .get(&format!("/api/v1/engagements/{engagement}/history"))
-            .await
-            .expect(200);
-        history
-            .body
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| h["action"].as_str().unwrap().to_owned())
-            .collect()
+        let history = self.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+        history.body.as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap().to_owned()).collect()
     }
 }
 

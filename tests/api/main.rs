@@ -7,5 +7,7 @@ mod helpers;
 mod lifecycle;
 mod openapi;
 mod reminder_policy;
+mod reminders;
+mod smtp;
 mod stage1;
 mod suspension;

@@ -5,29 +5,17 @@ use serde_json::json;
 use crate::helpers::{Backend, day, spawn_app};
 use crate::on_both_databases;
 
-async fn stage1_is_repeated_after_not_ready_and_ready_needs_documents_and_a_complete_soa(
-    backend: Backend,
-) {
+async fn stage1_is_repeated_after_not_ready_and_ready_needs_documents_and_a_complete_soa(backend: Backend) {
     // Arrange
     let app = spawn_app(backend).await;
     let engagement = app.engagement_with_selected_proposal().await;
-    app.fire(
-        &engagement,
-        json!({ "event": "sign_engagement_letter", "signed_on": day(0) }),
-    )
-    .await
-    .expect(200);
-    let first = app
-        .create_audit(&engagement, "stage1", day(10), day(11))
-        .await;
+    app.fire(&engagement, json!({ "event": "sign_engagement_letter", "signed_on": day(0) })).await.expect(200);
+    let first = app.create_audit(&engagement, "stage1", day(10), day(11)).await;
     app.set_today(day(12));
 
     // "ready" without documents is refused and lists what is missing; nothing changes.
     let refused = app
-        .fire(
-            &engagement,
-            json!({ "event": "record_stage1_outcome", "audit_id": first, "outcome": "ready" }),
-        )
+        .fire(&engagement, json!({ "event": "record_stage1_outcome", "audit_id": first, "outcome": "ready" }))
         .await
         .expect(422);
     assert_eq!(refused.problem_type(), "transition-guard-failed");
@@ -38,26 +26,9 @@ async fn stage1_is_repeated_after_not_ready_and_ready_needs_documents_and_a_comp
             .unwrap()
             .contains("required document missing: scope_statement")
     );
-    let readiness = app
-        .get(&format!(
-            "/api/v1/engagements/{engagement}/stage1-readiness"
-        ))
-        .await
-        .expect(200);
-    assert_eq!(
-        readiness.body["missing_documents"]
-            .as_array()
-            .unwrap()
-            .len(),
-        7
-    );
-    assert_eq!(
-        readiness.body["statement_of_applicability"]["missing_controls"]
-            .as_array()
-            .unwrap()
-            .len(),
-        93
-    );
+    let readiness = app.get(&format!("/api/v1/engagements/{engagement}/stage1-readiness")).await.expect(200);
+    assert_eq!(readiness.body["missing_documents"].as_array().unwrap().len(), 7);
+    assert_eq!(readiness.body["statement_of_applicability"]["missing_controls"].as_array().unwrap().len(), 93);
     assert_eq!(app.engagement(&engagement).await.str("state"), "stage1");
 
     // Act: "not ready" keeps the engagement in stage 1 and records the gaps on the audit.
@@ -66,15 +37,9 @@ async fn stage1_is_repeated_after_not_ready_and_ready_needs_documents_and_a_comp
         .await
         .expect(200);
     assert_eq!(not_ready.str("state"), "stage1");
-    let audit = app
-        .get(&format!("/api/v1/engagements/{engagement}/audits/{first}"))
-        .await
-        .expect(200);
+    let audit = app.get(&format!("/api/v1/engagements/{engagement}/audits/{first}")).await.expect(200);
     assert_eq!(
-        (
-            audit.body["stage1_outcome"].as_str(),
-            audit.body["gaps"][0].as_str()
-        ),
+        (audit.body["stage1_outcome"].as_str(), audit.body["gaps"][0].as_str()),
         (Some("not_ready"), Some("no management review yet"))
     );
 
@@ -86,10 +51,7 @@ async fn stage1_is_repeated_after_not_ready_and_ready_needs_documents_and_a_comp
         .collect();
     entries.push(json!({ "control": "9.1", "applicable": true }));
     let soa = app
-        .put(
-            &format!("/api/v1/engagements/{engagement}/statement-of-applicability"),
-            &json!({ "entries": entries }),
-        )
+        .put(&format!("/api/v1/engagements/{engagement}/statement-of-applicability"), &json!({ "entries": entries }))
         .await
         .expect(200);
     assert_eq!(soa.body["report"]["complete"], false);
@@ -99,15 +61,10 @@ async fn stage1_is_repeated_after_not_ready_and_ready_needs_documents_and_a_comp
 
     // A second stage 1, with everything in place, is ready.
     app.prepare_stage1_documents(&engagement).await;
-    let second = app
-        .create_audit(&engagement, "stage1", day(30), day(30))
-        .await;
+    let second = app.create_audit(&engagement, "stage1", day(30), day(30)).await;
     app.set_today(day(31));
     let ready = app
-        .fire(
-            &engagement,
-            json!({ "event": "record_stage1_outcome", "audit_id": second, "outcome": "ready" }),
-        )
+        .fire(&engagement, json!({ "event": "record_stage1_outcome", "audit_id": second, "outcome": "ready" }))
         .await
         .expect(200);
     assert_eq!(ready.str("state"), "stage2");
@@ -115,14 +72,7 @@ async fn stage1_is_repeated_after_not_ready_and_ready_needs_documents_and_a_comp
     assert_eq!(ready.body["open_deadlines"][0]["kind"], "stage1_validity");
     assert_eq!(ready.body["open_deadlines"][0]["due_on"], "2026-08-04");
     let actions = app.history_actions(&engagement).await;
-    assert_eq!(
-        actions
-            .iter()
-            .filter(|a| *a == "record_stage1_outcome")
-            .count(),
-        2,
-        "{actions:?}"
-    );
+    assert_eq!(actions.iter().filter(|a| *a == "record_stage1_outcome").count(), 2, "{actions:?}");
 }
 on_both_databases!(stage1_is_repeated_after_not_ready_and_ready_needs_documents_and_a_complete_soa);
 
@@ -130,21 +80,10 @@ async fn stage2_long_after_stage1_needs_a_recorded_confirmation(backend: Backend
     let app = spawn_app(backend).await;
     let engagement = app.engagement_in_stage2().await;
     // Stage 1 ended on day 11: valid until 2026-07-16. Stage 2 begins on 2026-08-03.
-    let stage2 = app
-        .create_audit(&engagement, "stage2", day(210), day(212))
-        .await;
+    let stage2 = app.create_audit(&engagement, "stage2", day(210), day(212)).await;
     app.set_today(day(213));
-    let refused = app
-        .fire(
-            &engagement,
-            json!({ "event": "complete_stage2", "audit_id": stage2 }),
-        )
-        .await
-        .expect(422);
-    assert_eq!(
-        refused.body["violations"][0]["code"],
-        "stage1_validity_lapsed"
-    );
+    let refused = app.fire(&engagement, json!({ "event": "complete_stage2", "audit_id": stage2 })).await.expect(422);
+    assert_eq!(refused.body["violations"][0]["code"], "stage1_validity_lapsed");
     let confirmed = app
         .fire(&engagement, json!({ "event": "complete_stage2", "audit_id": stage2, "stage1_still_valid": "no change to scope, documents re-checked on day 205" }))
         .await

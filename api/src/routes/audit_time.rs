@@ -38,7 +38,6 @@ pub async fn get_audit_time_estimate(
     _user: AuthUser,
     query: web::Query<AuditTimeQuery>,
 ) -> Result<web::Json<AuditTimeEstimate>, ApiError> {
-    let estimate =
-        estimate_audit_time(query.persons).map_err(|e| ApiError::invalid("persons", e))?;
+    let estimate = estimate_audit_time(query.persons).map_err(|e| ApiError::invalid("persons", e))?;
     Ok(web::Json(estimate))
 }

@@ -4,10 +4,7 @@ use actix_web::{HttpResponse, get, post, put, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::{AuditKind, Stage1Outcome};
 use entities::orm::{audit, engagement, prelude::*};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -21,11 +18,7 @@ use crate::startup::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
-    config
-        .service(create_audit)
-        .service(list_audits)
-        .service(get_audit)
-        .service(update_audit);
+    config.service(create_audit).service(list_audits).service(get_audit).service(update_audit);
 }
 
 /// The longest audit the API accepts, in days: longer is a typing mistake.
@@ -109,18 +102,10 @@ fn set_plan(model: &mut audit::ActiveModel, request: AuditRequest) -> Result<(),
     let last = f.date("last_day", request.last_day);
     if let (Some(first), Some(last)) = (first, last) {
         f.check(first <= last, "last_day", "must not be before first_day");
-        f.check(
-            (last - first).num_days() < MAX_AUDIT_DAYS,
-            "last_day",
-            "an audit lasts at most 60 days",
-        );
+        f.check((last - first).num_days() < MAX_AUDIT_DAYS, "last_day", "an audit lasts at most 60 days");
     }
     let lead = f.email("lead_auditor", &request.lead_auditor);
-    f.check(
-        request.audit_team.len() <= 50,
-        "audit_team",
-        "at most 50 members",
-    );
+    f.check(request.audit_team.len() <= 50, "audit_team", "at most 50 members");
     let team = f.emails("audit_team", &request.audit_team);
     let parsed = (|| Some((first?, last?, lead?, team?)))();
     let (first, last, lead, team) = f.finish(parsed)?;
@@ -136,10 +121,7 @@ fn require_open(engagement: &engagement::Model) -> Result<(), ApiError> {
     if engagement.state.is_terminal() {
         return Err(ApiError::conflict(
             "engagement-state-conflict",
-            format!(
-                "the engagement is {} and takes no new audits",
-                engagement.state
-            ),
+            format!("the engagement is {} and takes no new audits", engagement.state),
         ));
     }
     Ok(())
@@ -229,12 +211,7 @@ pub async fn get_audit(
 ) -> Result<web::Json<AuditView>, ApiError> {
     let (id, audit_id) = path.into_inner();
     find_engagement(&app.db, id).await?;
-    let found = belongs(
-        Audit::find_by_id(audit_id).one(&app.db).await?,
-        |a| a.engagement_id,
-        id,
-        "audit",
-    )?;
+    let found = belongs(Audit::find_by_id(audit_id).one(&app.db).await?, |a| a.engagement_id, id, "audit")?;
     Ok(web::Json(found.into()))
 }
 
@@ -260,12 +237,7 @@ pub async fn update_audit(
     let (id, audit_id) = path.into_inner();
     let txn = begin_write(&app.db).await?;
     require_open(&lock_engagement(&txn, id).await?)?;
-    let found = belongs(
-        Audit::find_by_id(audit_id).one(&txn).await?,
-        |a| a.engagement_id,
-        id,
-        "audit",
-    )?;
+    let found = belongs(Audit::find_by_id(audit_id).one(&txn).await?, |a| a.engagement_id, id, "audit")?;
     if found.completed_at.is_some() {
         return Err(ApiError::conflict(
             "audit-completed",

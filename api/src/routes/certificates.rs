@@ -18,9 +18,7 @@ use crate::startup::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
-    config
-        .service(get_engagement_certificate)
-        .service(verify_certificate);
+    config.service(get_engagement_certificate).service(verify_certificate);
 }
 
 /// A certificate.
@@ -107,9 +105,7 @@ pub async fn get_engagement_certificate(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CertificateView>, ApiError> {
     find_engagement(&app.db, *id).await?;
-    let found = find_certificate(&app.db, *id)
-        .await?
-        .ok_or(ApiError::NotFound("certificate"))?;
+    let found = find_certificate(&app.db, *id).await?.ok_or(ApiError::NotFound("certificate"))?;
     Ok(web::Json(found.into()))
 }
 

@@ -4,8 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::orm::{certification_body, prelude::*};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -94,17 +93,11 @@ impl CertificationBodyView {
     }
 }
 
-fn set_fields(
-    model: &mut certification_body::ActiveModel,
-    request: CertificationBodyRequest,
-) -> Result<(), ApiError> {
+fn set_fields(model: &mut certification_body::ActiveModel, request: CertificationBodyRequest) -> Result<(), ApiError> {
     let mut f = Fields::default();
     let name = f.text::<200>("name", &request.name);
-    let accreditation_body =
-        f.optional_text::<200>("accreditation_body", request.accreditation_body.as_deref());
-    let expires = request
-        .accreditation_expires_on
-        .map(|d| f.date("accreditation_expires_on", d));
+    let accreditation_body = f.optional_text::<200>("accreditation_body", request.accreditation_body.as_deref());
+    let expires = request.accreditation_expires_on.map(|d| f.date("accreditation_expires_on", d));
     let coordinator = f.email("coordinator_email", &request.coordinator_email);
     let parsed = (|| Some((name?, accreditation_body?, coordinator?)))();
     let (name, accreditation_body, coordinator) = f.finish(parsed)?;
@@ -166,20 +159,13 @@ pub async fn list_certification_bodies(
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<CertificationBodyView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let mut select = CertificationBody::find()
-        .order_by_asc(certification_body::Column::Id)
-        .limit(limit + 1);
+    let mut select = CertificationBody::find().order_by_asc(certification_body::Column::Id).limit(limit + 1);
     if let Some(after) = decode_cursor(query.cursor.as_deref())? {
         select = select.filter(certification_body::Column::Id.gt(after));
     }
     let today = app.clock.today();
     let rows = select.all(&app.db).await?;
-    Ok(web::Json(page_of(
-        rows,
-        limit,
-        |r| r.id,
-        |r| CertificationBodyView::new(r, today),
-    )))
+    Ok(web::Json(page_of(rows, limit, |r| r.id, |r| CertificationBodyView::new(r, today))))
 }
 
 /// One certification body.
@@ -199,14 +185,9 @@ pub async fn get_certification_body(
     _user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CertificationBodyView>, ApiError> {
-    let found = CertificationBody::find_by_id(*id)
-        .one(&app.db)
-        .await?
-        .ok_or(ApiError::NotFound("certification body"))?;
-    Ok(web::Json(CertificationBodyView::new(
-        found,
-        app.clock.today(),
-    )))
+    let found =
+        CertificationBody::find_by_id(*id).one(&app.db).await?.ok_or(ApiError::NotFound("certification body"))?;
+    Ok(web::Json(CertificationBodyView::new(found, app.clock.today())))
 }
 
 /// Replaces a certification body's details; `If-Match: "<version>"` guards against lost updates.
@@ -245,8 +226,5 @@ pub async fn update_certification_body(
     model.updated_at = Set(now);
     let updated = model.update(&txn).await?;
     txn.commit().await?;
-    Ok(web::Json(CertificationBodyView::new(
-        updated,
-        now.date_naive(),
-    )))
+    Ok(web::Json(CertificationBodyView::new(updated, now.date_naive())))
 }

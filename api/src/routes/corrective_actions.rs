@@ -4,16 +4,14 @@
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::dates::{corrective_action_due, major_nc_limit};
-use entities::domain::deadline::{
-    DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineStatus, DeadlineToOpen,
-};
+use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineStatus, DeadlineToOpen};
 use entities::domain::state::EngagementState;
 use entities::domain::text::EmailAddress;
 use entities::domain::{FindingGrade, FindingStatus, VerificationStatus};
 use entities::orm::{corrective_action, engagement, finding, prelude::*};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, QueryFilter, QueryOrder,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -22,8 +20,8 @@ use uuid::Uuid;
 
 use crate::auth::AuthUser;
 use crate::db::{
-    UniqueViolation, begin_write, belongs, check_version, find_engagement, if_match, json_strings,
-    lock_engagement, strings_of,
+    UniqueViolation, begin_write, belongs, check_version, find_engagement, if_match, json_strings, lock_engagement,
+    strings_of,
 };
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
@@ -160,15 +158,7 @@ impl TryFrom<CorrectiveActionRequest> for PlanFields {
         let owner = f.email("owner_email", &request.owner_email);
         let due_on = request.due_on.map(|d| f.date("due_on", d));
         let evidence = f.references("evidence", &request.evidence, 100);
-        let parsed = (|| {
-            Some((
-                root_cause?,
-                correction?,
-                corrective_action?,
-                owner?,
-                evidence?,
-            ))
-        })();
+        let parsed = (|| Some((root_cause?, correction?, corrective_action?, owner?, evidence?)))();
         let (root_cause, correction, corrective_action, owner, evidence) = f.finish(parsed)?;
         Ok(Self {
             root_cause: root_cause.into_inner(),
@@ -187,16 +177,9 @@ async fn finding_and_anchor(
     engagement_id: Uuid,
     finding_id: Uuid,
 ) -> Result<(finding::Model, NaiveDate), ApiError> {
-    let found = belongs(
-        Finding::find_by_id(finding_id).one(txn).await?,
-        |f| f.engagement_id,
-        engagement_id,
-        "finding",
-    )?;
-    let audit = Audit::find_by_id(found.audit_id)
-        .one(txn)
-        .await?
-        .ok_or(ApiError::NotFound("audit"))?;
+    let found =
+        belongs(Finding::find_by_id(finding_id).one(txn).await?, |f| f.engagement_id, engagement_id, "finding")?;
+    let audit = Audit::find_by_id(found.audit_id).one(txn).await?.ok_or(ApiError::NotFound("audit"))?;
     Ok((found, audit.last_day))
 }
 
@@ -260,14 +243,7 @@ pub async fn create_corrective_action(
             "this finding already has a corrective action: update it instead",
         )
     })?;
-    apply_deadline_change(
-        &txn,
-        &engagement,
-        due_deadline(due_on),
-        Some((created.id, &plan.owner)),
-        now,
-    )
-    .await?;
+    apply_deadline_change(&txn, &engagement, due_deadline(due_on), Some((created.id, &plan.owner)), now).await?;
     let record = HistoryRecord {
         engagement_id: id,
         action: "corrective_action_submitted".into(),
@@ -307,12 +283,7 @@ pub async fn list_corrective_actions(
         .order_by_asc(corrective_action::Column::DueOn)
         .all(&app.db)
         .await?;
-    Ok(web::Json(
-        actions
-            .into_iter()
-            .map(|a| CorrectiveActionView::new(a, today))
-            .collect(),
-    ))
+    Ok(web::Json(actions.into_iter().map(|a| CorrectiveActionView::new(a, today)).collect()))
 }
 
 /// Revises a corrective action (e.g. after a rejection); a new due date moves its deadline.
@@ -353,22 +324,13 @@ pub async fn update_corrective_action(
     )?;
     check_version(expected, action.version)?;
     if action.verification == VerificationStatus::Accepted {
-        return Err(ApiError::conflict(
-            "corrective-action-verified",
-            "an accepted corrective action is closed",
-        ));
+        return Err(ApiError::conflict("corrective-action-verified", "an accepted corrective action is closed"));
     }
     let (found, anchor) = finding_and_anchor(&txn, id, action.finding_id).await?;
-    let due_on = corrective_action_due(
-        found.grade,
-        anchor,
-        plan.due_on.or(Some(action.due_on)),
-        &app.policy,
-    )?;
+    let due_on = corrective_action_due(found.grade, anchor, plan.due_on.or(Some(action.due_on)), &app.policy)?;
     let subject = Some((action.id, &plan.owner));
     if due_on != action.due_on || plan.owner.as_str() != action.owner_email {
-        let close =
-            DeadlineChange::Close(DeadlineKind::CorrectiveActionDue, DeadlineStatus::Cancelled);
+        let close = DeadlineChange::Close(DeadlineKind::CorrectiveActionDue, DeadlineStatus::Cancelled);
         apply_deadline_change(&txn, &engagement, close, subject, now).await?;
         apply_deadline_change(&txn, &engagement, due_deadline(due_on), subject, now).await?;
     }
@@ -396,10 +358,7 @@ pub async fn update_corrective_action(
     };
     record_history(&txn, record, now).await?;
     txn.commit().await?;
-    Ok(web::Json(CorrectiveActionView::new(
-        updated,
-        now.date_naive(),
-    )))
+    Ok(web::Json(CorrectiveActionView::new(updated, now.date_naive())))
 }
 
 /// The certification body verifies a corrective action: accepted closes the finding and meets its
@@ -425,21 +384,10 @@ pub async fn verify_corrective_action(
     let (id, action_id) = path.into_inner();
     let request = body.into_inner();
     let mut f = Fields::default();
-    f.check(
-        request.outcome != VerificationStatus::Pending,
-        "outcome",
-        "must be accepted or rejected",
-    );
+    f.check(request.outcome != VerificationStatus::Pending, "outcome", "must be accepted or rejected");
     let note = f.optional_text::<4000>("note", request.note.as_deref());
     if request.outcome == VerificationStatus::Rejected {
-        f.check(
-            request
-                .note
-                .as_deref()
-                .is_some_and(|n| !n.trim().is_empty()),
-            "note",
-            "a rejection must say why",
-        );
+        f.check(request.note.as_deref().is_some_and(|n| !n.trim().is_empty()), "note", "a rejection must say why");
     }
     let note = f.finish(note)?;
     let now = app.clock.now();
@@ -452,15 +400,9 @@ pub async fn verify_corrective_action(
         "corrective action",
     )?;
     if action.verification == VerificationStatus::Accepted {
-        return Err(ApiError::conflict(
-            "corrective-action-verified",
-            "this corrective action is already accepted",
-        ));
+        return Err(ApiError::conflict("corrective-action-verified", "this corrective action is already accepted"));
     }
-    let found = Finding::find_by_id(action.finding_id)
-        .one(&txn)
-        .await?
-        .ok_or(ApiError::NotFound("finding"))?;
+    let found = Finding::find_by_id(action.finding_id).one(&txn).await?.ok_or(ApiError::NotFound("finding"))?;
     let accepted = request.outcome == VerificationStatus::Accepted;
     if accepted && found.grade == FindingGrade::MajorNc {
         refuse_after_major_limit(&engagement, now.date_naive(), &app)?;
@@ -470,13 +412,10 @@ pub async fn verify_corrective_action(
         finding.status = Set(FindingStatus::Closed);
         finding.closed_at = Set(Some(now));
         finding.update(&txn).await?;
-        let owner =
-            EmailAddress::parse(&action.owner_email).map_err(|e| ApiError::Unexpected(e.into()))?;
+        let owner = EmailAddress::parse(&action.owner_email).map_err(|e| ApiError::Unexpected(e.into()))?;
         let met = DeadlineChange::Close(DeadlineKind::CorrectiveActionDue, DeadlineStatus::Met);
         apply_deadline_change(&txn, &engagement, met, Some((action.id, &owner)), now).await?;
-        if found.grade == FindingGrade::MajorNc
-            && count_open_findings(&txn, id, FindingGrade::MajorNc).await? == 0
-        {
+        if found.grade == FindingGrade::MajorNc && count_open_findings(&txn, id, FindingGrade::MajorNc).await? == 0 {
             let limit_met = DeadlineChange::Close(DeadlineKind::MajorNcLimit, DeadlineStatus::Met);
             apply_deadline_change(&txn, &engagement, limit_met, None, now).await?;
         }
@@ -502,29 +441,18 @@ pub async fn verify_corrective_action(
     };
     record_history(&txn, record, now).await?;
     txn.commit().await?;
-    Ok(web::Json(CorrectiveActionView::new(
-        updated,
-        now.date_naive(),
-    )))
+    Ok(web::Json(CorrectiveActionView::new(updated, now.date_naive())))
 }
 
 /// ISO/IEC 17021-1: a major NC not verified within 6 months of stage 2 needs a new stage 2, so a
 /// late verification is refused while the engagement waits in `corrective_actions`.
-fn refuse_after_major_limit(
-    engagement: &engagement::Model,
-    today: NaiveDate,
-    app: &AppState,
-) -> Result<(), ApiError> {
-    let limit = engagement
-        .stage2_last_day
-        .map(|day| major_nc_limit(day, &app.policy));
+fn refuse_after_major_limit(engagement: &engagement::Model, today: NaiveDate, app: &AppState) -> Result<(), ApiError> {
+    let limit = engagement.stage2_last_day.map(|day| major_nc_limit(day, &app.policy));
     match limit {
         Some(limit) if engagement.state == EngagementState::CorrectiveActions && today > limit => {
             Err(ApiError::conflict(
                 "major-nc-limit-passed",
-                format!(
-                    "the 6-month limit for verifying major NCs ended on {limit}: fire require_new_stage2"
-                ),
+                format!("the 6-month limit for verifying major NCs ended on {limit}: fire require_new_stage2"),
             ))
         }
         _ => Ok(()),

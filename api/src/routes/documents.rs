@@ -6,10 +6,7 @@ use entities::domain::RequiredDocument;
 use entities::domain::soa::{SoaLine, SoaReport, check_statement_of_applicability};
 use entities::domain::stage1::Stage1Readiness;
 use entities::orm::{document, prelude::*, soa_entry};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -54,11 +51,7 @@ pub struct DocumentView {
 
 impl From<document::Model> for DocumentView {
     fn from(m: document::Model) -> Self {
-        Self {
-            kind: m.kind,
-            reference: m.reference,
-            registered_at: m.registered_at,
-        }
+        Self { kind: m.kind, reference: m.reference, registered_at: m.registered_at }
     }
 }
 
@@ -172,9 +165,7 @@ pub async fn list_documents(
         .order_by_asc(document::Column::Kind)
         .all(&app.db)
         .await?;
-    Ok(web::Json(
-        documents.into_iter().map(DocumentView::from).collect(),
-    ))
+    Ok(web::Json(documents.into_iter().map(DocumentView::from).collect()))
 }
 
 fn soa_view(entries: Vec<soa_entry::Model>) -> SoaView {
@@ -190,11 +181,7 @@ fn soa_view(entries: Vec<soa_entry::Model>) -> SoaView {
         report: check_statement_of_applicability(&lines),
         entries: entries
             .into_iter()
-            .map(|e| SoaEntryDto {
-                control: e.control,
-                applicable: e.applicable,
-                justification: e.justification,
-            })
+            .map(|e| SoaEntryDto { control: e.control, applicable: e.applicable, justification: e.justification })
             .collect(),
     }
 }
@@ -228,11 +215,7 @@ pub async fn put_statement_of_applicability(
             &format!("entries[{i}].control"),
             "must be a control number such as 5.1",
         );
-        f.check(
-            seen.insert(entry.control.trim()),
-            &format!("entries[{i}].control"),
-            "is listed twice",
-        );
+        f.check(seen.insert(entry.control.trim()), &format!("entries[{i}].control"), "is listed twice");
         if let Some(justification) = &entry.justification {
             f.check(
                 justification.chars().count() <= 4000,
@@ -244,10 +227,7 @@ pub async fn put_statement_of_applicability(
     f.finish(Some(()))?;
     let txn = begin_write(&app.db).await?;
     lock_engagement(&txn, *id).await?;
-    SoaEntry::delete_many()
-        .filter(soa_entry::Column::EngagementId.eq(*id))
-        .exec(&txn)
-        .await?;
+    SoaEntry::delete_many().filter(soa_entry::Column::EngagementId.eq(*id)).exec(&txn).await?;
     let rows: Vec<soa_entry::ActiveModel> = request
         .entries
         .into_iter()
@@ -255,10 +235,7 @@ pub async fn put_statement_of_applicability(
             engagement_id: Set(*id),
             control: Set(e.control.trim().to_owned()),
             applicable: Set(e.applicable),
-            justification: Set(e
-                .justification
-                .map(|j| j.trim().to_owned())
-                .filter(|j| !j.is_empty())),
+            justification: Set(e.justification.map(|j| j.trim().to_owned()).filter(|j| !j.is_empty())),
         })
         .collect();
     if !rows.is_empty() {

@@ -5,9 +5,7 @@ use chrono::{DateTime, Utc};
 use entities::domain::finding::RequirementReference;
 use entities::domain::{FindingGrade, FindingStatus};
 use entities::orm::{finding, prelude::*};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -22,10 +20,7 @@ use crate::startup::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
-    config
-        .service(create_finding)
-        .service(list_findings)
-        .service(get_finding);
+    config.service(create_finding).service(list_findings).service(get_finding);
 }
 
 /// A finding as the auditor records it.
@@ -120,20 +115,13 @@ pub async fn create_finding(
     let (id, audit_id) = path.into_inner();
     let request = body.into_inner();
     let mut f = Fields::default();
-    let reference = RequirementReference::parse(&request.reference)
-        .map_err(|e| f.problem("reference", e))
-        .ok();
+    let reference = RequirementReference::parse(&request.reference).map_err(|e| f.problem("reference", e)).ok();
     let description = f.text::<4000>("description", &request.description);
     let (reference, description) = f.finish(reference.zip(description))?;
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
     lock_engagement(&txn, id).await?;
-    belongs(
-        Audit::find_by_id(audit_id).one(&txn).await?,
-        |a| a.engagement_id,
-        id,
-        "audit",
-    )?;
+    belongs(Audit::find_by_id(audit_id).one(&txn).await?, |a| a.engagement_id, id, "audit")?;
     let is_ofi = request.grade == FindingGrade::Ofi;
     let created = finding::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -142,11 +130,7 @@ pub async fn create_finding(
         grade: Set(request.grade),
         reference: Set(reference.to_string()),
         description: Set(description.into_inner()),
-        status: Set(if is_ofi {
-            FindingStatus::Closed
-        } else {
-            FindingStatus::Open
-        }),
+        status: Set(if is_ofi { FindingStatus::Closed } else { FindingStatus::Open }),
         created_by: Set(user.subject.clone()),
         created_at: Set(now),
         closed_at: Set(is_ofi.then_some(now)),
@@ -187,23 +171,14 @@ pub async fn list_findings(
     query: web::Query<FindingListQuery>,
 ) -> Result<web::Json<Vec<FindingView>>, ApiError> {
     find_engagement(&app.db, *id).await?;
-    let mut select = Finding::find()
-        .filter(finding::Column::EngagementId.eq(*id))
-        .order_by_asc(finding::Column::Id);
+    let mut select = Finding::find().filter(finding::Column::EngagementId.eq(*id)).order_by_asc(finding::Column::Id);
     if let Some(grade) = query.grade {
         select = select.filter(finding::Column::Grade.eq(grade));
     }
     if let Some(status) = query.status {
         select = select.filter(finding::Column::Status.eq(status));
     }
-    Ok(web::Json(
-        select
-            .all(&app.db)
-            .await?
-            .into_iter()
-            .map(FindingView::from)
-            .collect(),
-    ))
+    Ok(web::Json(select.all(&app.db).await?.into_iter().map(FindingView::from).collect()))
 }
 
 /// One finding.
@@ -225,11 +200,6 @@ pub async fn get_finding(
 ) -> Result<web::Json<FindingView>, ApiError> {
     let (id, finding_id) = path.into_inner();
     find_engagement(&app.db, id).await?;
-    let found = belongs(
-        Finding::find_by_id(finding_id).one(&app.db).await?,
-        |f| f.engagement_id,
-        id,
-        "finding",
-    )?;
+    let found = belongs(Finding::find_by_id(finding_id).one(&app.db).await?, |f| f.engagement_id, id, "finding")?;
     Ok(web::Json(found.into()))
 }

@@ -5,8 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::reminders::{NotificationStatus, StepKind};
 use entities::orm::{notification, prelude::*};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -21,9 +20,7 @@ use crate::startup::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
-    config
-        .service(list_notifications)
-        .service(requeue_notification);
+    config.service(list_notifications).service(requeue_notification);
 }
 
 /// One reminder or escalation email.
@@ -47,6 +44,8 @@ pub struct NotificationView {
     pub status: NotificationStatus,
     /// Delivery attempts so far.
     pub attempts: i32,
+    /// When the next try is due (pending notifications).
+    pub next_attempt_at: DateTime<Utc>,
     /// The last delivery error.
     pub last_error: Option<String>,
     /// The email's Message-ID.
@@ -69,6 +68,7 @@ impl From<notification::Model> for NotificationView {
             scheduled_on: m.scheduled_on,
             status: m.status,
             attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
             last_error: m.last_error,
             message_id: m.message_id,
             created_at: m.created_at,
@@ -110,9 +110,7 @@ pub async fn list_notifications(
     query: web::Query<NotificationListQuery>,
 ) -> Result<web::Json<Page<NotificationView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let mut select = Notification::find()
-        .order_by_asc(notification::Column::Id)
-        .limit(limit + 1);
+    let mut select = Notification::find().order_by_asc(notification::Column::Id).limit(limit + 1);
     if let Some(after) = decode_cursor(query.cursor.as_deref())? {
         select = select.filter(notification::Column::Id.gt(after));
     }
@@ -123,12 +121,7 @@ pub async fn list_notifications(
         select = select.filter(notification::Column::EngagementId.eq(engagement));
     }
     let rows = select.all(&app.db).await?;
-    Ok(web::Json(page_of(
-        rows,
-        limit,
-        |r| r.id,
-        NotificationView::from,
-    )))
+    Ok(web::Json(page_of(rows, limit, |r| r.id, NotificationView::from)))
 }
 
 /// Re-queues a failed notification (admins): it is tried again from the first attempt.
@@ -153,18 +146,12 @@ pub async fn requeue_notification(
     }
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
-    let found = Notification::find_by_id(*id)
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-        .ok_or(ApiError::NotFound("notification"))?;
+    let found =
+        Notification::find_by_id(*id).lock_exclusive().one(&txn).await?.ok_or(ApiError::NotFound("notification"))?;
     if found.status != NotificationStatus::Failed {
         return Err(ApiError::conflict(
             "notification-not-failed",
-            format!(
-                "only a failed notification is re-queued; this one is {}",
-                found.status
-            ),
+            format!("only a failed notification is re-queued; this one is {}", found.status),
         ));
     }
     let mut model = found.into_active_model();

@@ -4,8 +4,7 @@ use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use chrono::{DateTime, Utc};
 use entities::orm::{organization, prelude::*};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -122,11 +121,7 @@ impl TryFrom<OrganizationRequest> for OrganizationFields {
         let mut f = Fields::default();
         let legal_name = f.text::<200>("legal_name", &request.legal_name);
         let isms_scope = f.text::<4000>("isms_scope", &request.isms_scope);
-        f.check(
-            (1..=1_000_000).contains(&request.persons),
-            "persons",
-            "must be between 1 and 1,000,000",
-        );
+        f.check((1..=1_000_000).contains(&request.persons), "persons", "must be between 1 and 1,000,000");
         let sites = f.references("sites", &request.sites, 500);
         let manager = f.email("isms_manager_email", &request.isms_manager_email);
         let executive = f.email("executive_email", &request.executive_email);
@@ -205,19 +200,12 @@ pub async fn list_organizations(
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<OrganizationView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let mut select = Organization::find()
-        .order_by_asc(organization::Column::Id)
-        .limit(limit + 1);
+    let mut select = Organization::find().order_by_asc(organization::Column::Id).limit(limit + 1);
     if let Some(after) = decode_cursor(query.cursor.as_deref())? {
         select = select.filter(organization::Column::Id.gt(after));
     }
     let rows = select.all(&app.db).await?;
-    Ok(web::Json(page_of(
-        rows,
-        limit,
-        |r| r.id,
-        OrganizationView::from,
-    )))
+    Ok(web::Json(page_of(rows, limit, |r| r.id, OrganizationView::from)))
 }
 
 /// One organization.
@@ -237,10 +225,7 @@ pub async fn get_organization(
     _user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<OrganizationView>, ApiError> {
-    let found = Organization::find_by_id(*id)
-        .one(&app.db)
-        .await?
-        .ok_or(ApiError::NotFound("organization"))?;
+    let found = Organization::find_by_id(*id).one(&app.db).await?.ok_or(ApiError::NotFound("organization"))?;
     Ok(web::Json(found.into()))
 }
 
@@ -267,11 +252,8 @@ pub async fn update_organization(
     let expected = if_match(&request)?;
     let fields = OrganizationFields::try_from(body.into_inner())?;
     let txn = begin_write(&app.db).await?;
-    let found = Organization::find_by_id(*id)
-        .lock_exclusive()
-        .one(&txn)
-        .await?
-        .ok_or(ApiError::NotFound("organization"))?;
+    let found =
+        Organization::find_by_id(*id).lock_exclusive().one(&txn).await?.ok_or(ApiError::NotFound("organization"))?;
     check_version(expected, found.version)?;
     let version = found.version;
     let mut model = found.into_active_model();

@@ -9,10 +9,7 @@ use entities::domain::audit_time::{AuditTimeEstimate, estimate_audit_time};
 use entities::domain::state::EngagementState;
 use entities::orm::{certification_body, engagement, prelude::*, proposal};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -27,10 +24,7 @@ use crate::startup::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
-    config
-        .service(create_proposal)
-        .service(list_proposals)
-        .service(select_proposal);
+    config.service(create_proposal).service(list_proposals).service(select_proposal);
 }
 
 /// A proposal as received from a certification body.
@@ -137,10 +131,7 @@ fn require_cb_selection(engagement: &engagement::Model) -> Result<(), ApiError> 
     } else {
         Err(ApiError::conflict(
             "engagement-state-conflict",
-            format!(
-                "proposals are handled in cb_selection; the engagement is in {}",
-                engagement.state
-            ),
+            format!("proposals are handled in cb_selection; the engagement is in {}", engagement.state),
         ))
     }
 }
@@ -166,26 +157,15 @@ pub async fn create_proposal(
 ) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner();
     let mut f = Fields::default();
-    f.check(
-        request.price_minor >= 0,
-        "price_minor",
-        "must not be negative",
-    );
-    let currency_ok =
-        request.currency.len() == 3 && request.currency.bytes().all(|b| b.is_ascii_uppercase());
-    f.check(
-        currency_ok,
-        "currency",
-        "must be an ISO 4217 code such as EUR or GBP",
-    );
+    f.check(request.price_minor >= 0, "price_minor", "must not be negative");
+    let currency_ok = request.currency.len() == 3 && request.currency.bytes().all(|b| b.is_ascii_uppercase());
+    f.check(currency_ok, "currency", "must be an ISO 4217 code such as EUR or GBP");
     f.check(
         request.audit_days > 0.0 && request.audit_days <= 1000.0,
         "audit_days",
         "must be more than 0 and at most 1000",
     );
-    let start = request
-        .proposed_start_on
-        .map(|d| f.date("proposed_start_on", d));
+    let start = request.proposed_start_on.map(|d| f.date("proposed_start_on", d));
     let notes = f.optional_text::<4000>("notes", request.notes.as_deref());
     let notes = f.finish(notes)?;
     let now = app.clock.now();
@@ -253,13 +233,8 @@ pub async fn list_proposals(
         (p, cb)
     });
     let today = app.clock.today();
-    let proposals = rows
-        .map(|(p, cb)| view(p, cb.as_ref(), &estimate, today))
-        .collect();
-    Ok(web::Json(ProposalComparison {
-        audit_time_estimate: estimate,
-        proposals,
-    }))
+    let proposals = rows.map(|(p, cb)| view(p, cb.as_ref(), &estimate, today)).collect();
+    Ok(web::Json(ProposalComparison { audit_time_estimate: estimate, proposals }))
 }
 
 /// Selects a proposal: its certification body becomes the engagement's; the others are not selected.
@@ -284,17 +259,9 @@ pub async fn select_proposal(
     let txn = begin_write(&app.db).await?;
     let engagement = lock_engagement(&txn, id).await?;
     require_cb_selection(&engagement)?;
-    let chosen = belongs(
-        Proposal::find_by_id(proposal_id).one(&txn).await?,
-        |p| p.engagement_id,
-        id,
-        "proposal",
-    )?;
+    let chosen = belongs(Proposal::find_by_id(proposal_id).one(&txn).await?, |p| p.engagement_id, id, "proposal")?;
     Proposal::update_many()
-        .col_expr(
-            proposal::Column::Status,
-            Expr::value(ProposalStatus::NotSelected),
-        )
+        .col_expr(proposal::Column::Status, Expr::value(ProposalStatus::NotSelected))
         .filter(proposal::Column::EngagementId.eq(id))
         .filter(proposal::Column::Id.ne(proposal_id))
         .exec(&txn)
@@ -302,9 +269,7 @@ pub async fn select_proposal(
     let mut chosen = chosen.into_active_model();
     chosen.status = Set(ProposalStatus::Selected);
     let chosen = chosen.update(&txn).await?;
-    let cb = CertificationBody::find_by_id(chosen.certification_body_id)
-        .one(&txn)
-        .await?;
+    let cb = CertificationBody::find_by_id(chosen.certification_body_id).one(&txn).await?;
     let estimate = estimate_for(&txn, &engagement).await?;
     let version = engagement.version;
     let mut model = engagement.into_active_model();
@@ -324,10 +289,5 @@ pub async fn select_proposal(
     };
     record_history(&txn, record, now).await?;
     txn.commit().await?;
-    Ok(web::Json(view(
-        chosen,
-        cb.as_ref(),
-        &estimate,
-        now.date_naive(),
-    )))
+    Ok(web::Json(view(chosen, cb.as_ref(), &estimate, now.date_naive())))
 }

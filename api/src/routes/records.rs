@@ -19,10 +19,7 @@ use crate::startup::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
-    config
-        .service(get_history)
-        .service(list_decisions)
-        .service(list_deadlines);
+    config.service(get_history).service(list_decisions).service(list_deadlines);
 }
 
 /// One entry of the append-only history.
@@ -165,9 +162,5 @@ pub async fn list_deadlines(
         .order_by_asc(deadline::Column::Id)
         .all(&app.db)
         .await?;
-    Ok(web::Json(
-        rows.into_iter()
-            .map(|d| DeadlineView::new(d, today))
-            .collect(),
-    ))
+    Ok(web::Json(rows.into_iter().map(|d| DeadlineView::new(d, today)).collect()))
 }

@@ -6,9 +6,7 @@ use entities::domain::deadline::DeadlineStatus;
 use entities::domain::reminders::ReminderPolicy;
 use entities::orm::{deadline, engagement, prelude::*, reminder_policy};
 use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -22,9 +20,7 @@ use crate::startup::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
-    config
-        .service(get_reminder_policy)
-        .service(put_reminder_policy);
+    config.service(get_reminder_policy).service(put_reminder_policy);
 }
 
 /// A certification body's reminder policy.
@@ -59,10 +55,7 @@ pub async fn get_reminder_policy(
     _user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<ReminderPolicyView>, ApiError> {
-    CertificationBody::find_by_id(*id)
-        .one(&app.db)
-        .await?
-        .ok_or(ApiError::NotFound("certification body"))?;
+    CertificationBody::find_by_id(*id).one(&app.db).await?.ok_or(ApiError::NotFound("certification body"))?;
     let record = ReminderPolicyRecord::find_by_id(*id).one(&app.db).await?;
     let policy = reminder_policy_of(&app.db, Some(*id)).await?;
     Ok(web::Json(ReminderPolicyView {
@@ -99,20 +92,12 @@ pub async fn put_reminder_policy(
     let expected = if_match(&http)?;
     let policy = body.into_inner();
     policy.validate().map_err(|problems| {
-        ApiError::Validation(
-            problems
-                .into_iter()
-                .map(|p| FieldProblem::new(p.field, p.detail))
-                .collect(),
-        )
+        ApiError::Validation(problems.into_iter().map(|p| FieldProblem::new(p.field, p.detail)).collect())
     })?;
     let stored = serde_json::to_value(&policy).map_err(|e| ApiError::Unexpected(e.into()))?;
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
-    CertificationBody::find_by_id(*id)
-        .one(&txn)
-        .await?
-        .ok_or(ApiError::NotFound("certification body"))?;
+    CertificationBody::find_by_id(*id).one(&txn).await?.ok_or(ApiError::NotFound("certification body"))?;
     let saved = match ReminderPolicyRecord::find_by_id(*id).one(&txn).await? {
         Some(existing) => {
             check_version(expected, existing.version)?;

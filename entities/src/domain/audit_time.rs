@@ -25,15 +25,9 @@ fn parse_table(csv: &str) -> Vec<Band> {
             let fields: Vec<&str> = line.split(',').map(str::trim).collect();
             let number = |i: usize| -> &str { fields.get(i).copied().unwrap_or_default() };
             Band {
-                from: number(0)
-                    .parse()
-                    .expect("BUG: audit-time table: persons_from"),
-                to: number(1)
-                    .parse()
-                    .expect("BUG: audit-time table: persons_to"),
-                initial_days: number(2)
-                    .parse()
-                    .expect("BUG: audit-time table: initial_auditor_days"),
+                from: number(0).parse().expect("BUG: audit-time table: persons_from"),
+                to: number(1).parse().expect("BUG: audit-time table: persons_to"),
+                initial_days: number(2).parse().expect("BUG: audit-time table: initial_auditor_days"),
             }
         })
         .collect()
@@ -69,10 +63,7 @@ pub fn estimate_audit_time(persons: u32) -> Result<AuditTimeEstimate, NoPersons>
         return Err(NoPersons);
     }
     let table = &*TABLE;
-    let initial_days = match table
-        .iter()
-        .find(|band| (band.from..=band.to).contains(&persons))
-    {
+    let initial_days = match table.iter().find(|band| (band.from..=band.to).contains(&persons)) {
         Some(band) => band.initial_days,
         None => {
             let last = table.last().expect("BUG: audit-time table is empty");
@@ -99,11 +90,7 @@ mod tests {
         assert_eq!(table.first().map(|b| b.from), Some(1));
         for pair in table.windows(2) {
             assert_eq!(pair[1].from, pair[0].to + 1, "gap after {:?}", pair[0]);
-            assert!(
-                pair[1].initial_days > pair[0].initial_days,
-                "not growing at {:?}",
-                pair[1]
-            );
+            assert!(pair[1].initial_days > pair[0].initial_days, "not growing at {:?}", pair[1]);
         }
     }
 
@@ -124,26 +111,16 @@ mod tests {
             (12901, 30.0),
         ];
         for (persons, days) in cases {
-            assert_eq!(
-                estimate_audit_time(persons).unwrap().initial_days,
-                days,
-                "{persons} persons"
-            );
+            assert_eq!(estimate_audit_time(persons).unwrap().initial_days, days, "{persons} persons");
         }
     }
 
     #[test]
     fn surveillance_is_a_third_and_recertification_two_thirds_rounded_up_to_half_days() {
         let five = estimate_audit_time(5).unwrap();
-        assert_eq!(
-            (five.surveillance_days, five.recertification_days),
-            (2.0, 3.5)
-        );
+        assert_eq!((five.surveillance_days, five.recertification_days), (2.0, 3.5));
         let twelve = estimate_audit_time(100).unwrap();
-        assert_eq!(
-            (twelve.surveillance_days, twelve.recertification_days),
-            (4.0, 8.0)
-        );
+        assert_eq!((twelve.surveillance_days, twelve.recertification_days), (4.0, 8.0));
     }
 
     #[test]

@@ -6,18 +6,14 @@ use super::policy::{CAP_WINDOW_DAYS, CertificationPolicy};
 use super::{FindingGrade, StandardVersion};
 
 /// The earliest and latest dates the API accepts anywhere: dates outside are typing mistakes.
-pub const EARLIEST_DATE: NaiveDate =
-    NaiveDate::from_ymd_opt(1990, 1, 1).expect("valid constant date");
+pub const EARLIEST_DATE: NaiveDate = NaiveDate::from_ymd_opt(1990, 1, 1).expect("valid constant date");
 /// See [`EARLIEST_DATE`].
-pub const LATEST_DATE: NaiveDate =
-    NaiveDate::from_ymd_opt(2200, 12, 31).expect("valid constant date");
+pub const LATEST_DATE: NaiveDate = NaiveDate::from_ymd_opt(2200, 12, 31).expect("valid constant date");
 
 /// IAF MD 26: the last day an initial or recertification audit against ISO/IEC 27001:2013 could be held.
-pub const LAST_2013_AUDIT_DAY: NaiveDate =
-    NaiveDate::from_ymd_opt(2024, 4, 30).expect("valid constant date");
+pub const LAST_2013_AUDIT_DAY: NaiveDate = NaiveDate::from_ymd_opt(2024, 4, 30).expect("valid constant date");
 /// IAF MD 26: every ISO/IEC 27001:2013 certificate ended on this day; none is issued after it.
-pub const LAST_2013_CERTIFICATE_DAY: NaiveDate =
-    NaiveDate::from_ymd_opt(2025, 10, 31).expect("valid constant date");
+pub const LAST_2013_CERTIFICATE_DAY: NaiveDate = NaiveDate::from_ymd_opt(2025, 10, 31).expect("valid constant date");
 
 /// A certificate's term.
 pub const CERTIFICATE_TERM_MONTHS: u32 = 36;
@@ -25,14 +21,12 @@ pub const CERTIFICATE_TERM_MONTHS: u32 = 36;
 /// `date` plus `months` calendar months; a day past the target month's end lands on its last day
 /// (31 January + 1 month = 28 or 29 February).
 pub fn add_months(date: NaiveDate, months: u32) -> NaiveDate {
-    date.checked_add_months(Months::new(months))
-        .unwrap_or(NaiveDate::MAX)
+    date.checked_add_months(Months::new(months)).unwrap_or(NaiveDate::MAX)
 }
 
 /// `date` plus `days` days.
 pub fn add_days(date: NaiveDate, days: u32) -> NaiveDate {
-    date.checked_add_days(chrono::Days::new(u64::from(days)))
-        .unwrap_or(NaiveDate::MAX)
+    date.checked_add_days(chrono::Days::new(u64::from(days))).unwrap_or(NaiveDate::MAX)
 }
 
 /// The expiry of a certificate granted on `decision_on`: three years from the decision, or, when it
@@ -40,10 +34,7 @@ pub fn add_days(date: NaiveDate, days: u32) -> NaiveDate {
 /// (ISO/IEC 17021-1 9.6.3.2: the new term runs from the old expiry; a late recertification does
 /// not extend the certificate).
 pub fn certificate_expiry(decision_on: NaiveDate, previous_expiry: Option<NaiveDate>) -> NaiveDate {
-    add_months(
-        previous_expiry.unwrap_or(decision_on),
-        CERTIFICATE_TERM_MONTHS,
-    )
+    add_months(previous_expiry.unwrap_or(decision_on), CERTIFICATE_TERM_MONTHS)
 }
 
 /// When the next surveillance audit is due, `completed` surveillance audits into a certification
@@ -73,10 +64,7 @@ pub fn suspension_limit(suspended_on: NaiveDate, policy: &CertificationPolicy) -
 }
 
 /// The last day certification that expired on `expired_on` can be restored.
-pub fn restore_after_expiry_limit(
-    expired_on: NaiveDate,
-    policy: &CertificationPolicy,
-) -> NaiveDate {
+pub fn restore_after_expiry_limit(expired_on: NaiveDate, policy: &CertificationPolicy) -> NaiveDate {
     add_months(expired_on, policy.restore_after_expiry_months)
 }
 
@@ -119,12 +107,7 @@ pub fn corrective_action_due(
     let latest = add_days(audit_last_day, *CAP_WINDOW_DAYS.end());
     let due = requested.unwrap_or_else(|| add_days(audit_last_day, default_days));
     if due < earliest || due > latest {
-        return Err(CapDueError::OutsideWindow {
-            requested: due,
-            audit_last_day,
-            earliest,
-            latest,
-        });
+        return Err(CapDueError::OutsideWindow { requested: due, audit_last_day, earliest, latest });
     }
     Ok(due)
 }
@@ -153,18 +136,8 @@ mod tests {
         let cases = [
             (d(2026, 3, 15), None, d(2029, 3, 15), "initial"),
             (d(2024, 2, 29), None, d(2027, 2, 28), "leap day decision"),
-            (
-                d(2029, 1, 10),
-                Some(d(2029, 3, 15)),
-                d(2032, 3, 15),
-                "recertified in time",
-            ),
-            (
-                d(2029, 5, 1),
-                Some(d(2029, 3, 15)),
-                d(2032, 3, 15),
-                "restored after expiry",
-            ),
+            (d(2029, 1, 10), Some(d(2029, 3, 15)), d(2032, 3, 15), "recertified in time"),
+            (d(2029, 5, 1), Some(d(2029, 3, 15)), d(2032, 3, 15), "restored after expiry"),
         ];
         for (decision, previous, expected, case) in cases {
             assert_eq!(certificate_expiry(decision, previous), expected, "{case}");
@@ -183,41 +156,18 @@ mod tests {
     fn corrective_action_due_dates_default_by_grade_and_stay_in_the_window() {
         let policy = CertificationPolicy::default();
         let last_day = d(2026, 6, 30);
+        assert_ok_eq!(corrective_action_due(FindingGrade::MajorNc, last_day, None, &policy), d(2026, 9, 28));
+        assert_ok_eq!(corrective_action_due(FindingGrade::MinorNc, last_day, None, &policy), d(2026, 7, 30));
         assert_ok_eq!(
-            corrective_action_due(FindingGrade::MajorNc, last_day, None, &policy),
-            d(2026, 9, 28)
-        );
-        assert_ok_eq!(
-            corrective_action_due(FindingGrade::MinorNc, last_day, None, &policy),
+            corrective_action_due(FindingGrade::MinorNc, last_day, Some(d(2026, 7, 30)), &policy),
             d(2026, 7, 30)
         );
         assert_ok_eq!(
-            corrective_action_due(
-                FindingGrade::MinorNc,
-                last_day,
-                Some(d(2026, 7, 30)),
-                &policy
-            ),
-            d(2026, 7, 30)
-        );
-        assert_ok_eq!(
-            corrective_action_due(
-                FindingGrade::MajorNc,
-                last_day,
-                Some(d(2026, 9, 28)),
-                &policy
-            ),
+            corrective_action_due(FindingGrade::MajorNc, last_day, Some(d(2026, 9, 28)), &policy),
             d(2026, 9, 28)
         );
-        for (requested, case) in [
-            (d(2026, 7, 29), "29 days"),
-            (d(2026, 9, 29), "91 days"),
-            (d(2026, 6, 1), "before"),
-        ] {
-            assert_err!(
-                corrective_action_due(FindingGrade::MajorNc, last_day, Some(requested), &policy),
-                "{case}"
-            );
+        for (requested, case) in [(d(2026, 7, 29), "29 days"), (d(2026, 9, 29), "91 days"), (d(2026, 6, 1), "before")] {
+            assert_err!(corrective_action_due(FindingGrade::MajorNc, last_day, Some(requested), &policy), "{case}");
         }
         assert_eq!(
             corrective_action_due(FindingGrade::Ofi, last_day, None, &policy),
@@ -231,14 +181,8 @@ mod tests {
         assert_eq!(major_nc_limit(d(2026, 8, 31), &policy), d(2027, 2, 28));
         assert_eq!(stage1_valid_until(d(2026, 1, 15), &policy), d(2026, 7, 15));
         assert_eq!(suspension_limit(d(2026, 1, 15), &policy), d(2026, 7, 15));
-        assert_eq!(
-            restore_after_expiry_limit(d(2026, 1, 15), &policy),
-            d(2026, 7, 15)
-        );
-        let strict = CertificationPolicy {
-            stage1_validity_months: 3,
-            ..policy
-        };
+        assert_eq!(restore_after_expiry_limit(d(2026, 1, 15), &policy), d(2026, 7, 15));
+        let strict = CertificationPolicy { stage1_validity_months: 3, ..policy };
         assert_eq!(stage1_valid_until(d(2026, 1, 15), &strict), d(2026, 4, 15));
     }
 
@@ -249,9 +193,6 @@ mod tests {
         assert!(!standard_accepted_for_audit(v2013, d(2024, 5, 1)));
         assert!(standard_accepted_for_certificate(v2013, d(2025, 10, 31)));
         assert!(!standard_accepted_for_certificate(v2013, d(2025, 11, 1)));
-        assert!(standard_accepted_for_certificate(
-            StandardVersion::Iso27001_2022,
-            d(2030, 1, 1)
-        ));
+        assert!(standard_accepted_for_certificate(StandardVersion::Iso27001_2022, d(2030, 1, 1)));
     }
 }

@@ -5,19 +5,14 @@ use serde::Serialize;
 
 use super::dates::{
     add_months, certificate_expiry, major_nc_limit, restore_after_expiry_limit, stage1_valid_until,
-    standard_accepted_for_audit, standard_accepted_for_certificate, surveillance_due,
-    suspension_limit,
+    standard_accepted_for_audit, standard_accepted_for_certificate, surveillance_due, suspension_limit,
 };
-use super::deadline::{
-    DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineStatus, DeadlineToOpen,
-};
+use super::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineStatus, DeadlineToOpen};
 use super::policy::CertificationPolicy;
 use super::stage1::Stage1Readiness;
 use super::state::{EngagementEvent, EngagementState};
 use super::text::{EmailAddress, Narrative};
-use super::{
-    AuditKind, CertificateStatus, DecisionOutcome, Stage1Outcome, StandardVersion, SuspensionCause,
-};
+use super::{AuditKind, CertificateStatus, DecisionOutcome, Stage1Outcome, StandardVersion, SuspensionCause};
 
 use EngagementState as S;
 
@@ -254,10 +249,7 @@ pub struct GuardViolation {
 
 impl GuardViolation {
     fn new(code: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            code,
-            detail: detail.into(),
-        }
+        Self { code, detail: detail.into() }
     }
 }
 
@@ -297,18 +289,11 @@ pub fn decide(
     let event = command.event();
     let state = facts.state;
     if state.targets(event).is_none() {
-        return Err(TransitionRefusal::NotAllowed {
-            state,
-            event,
-            allowed: state.allowed_events(),
-        });
+        return Err(TransitionRefusal::NotAllowed { state, event, allowed: state.allowed_events() });
     }
     let mut check = Guards::default();
     if event.requires_reason() && reason.is_none() {
-        check.fail(
-            "reason_required",
-            format!("'{event}' must say why: give a reason"),
-        );
+        check.fail("reason_required", format!("'{event}' must say why: give a reason"));
     }
     if let Some(kind) = event.completes_audit() {
         check.audit(facts.audit, kind, today);
@@ -324,18 +309,10 @@ pub fn decide(
     };
     apply(facts, command, today, policy, &mut check, &mut outcome);
     if check.violations.is_empty() {
-        debug_assert!(
-            state
-                .targets(event)
-                .is_some_and(|to| to.contains(&outcome.to))
-        );
+        debug_assert!(state.targets(event).is_some_and(|to| to.contains(&outcome.to)));
         Ok(outcome)
     } else {
-        Err(TransitionRefusal::GuardFailed {
-            state,
-            event,
-            violations: check.violations,
-        })
+        Err(TransitionRefusal::GuardFailed { state, event, violations: check.violations })
     }
 }
 
@@ -357,22 +334,12 @@ impl Guards {
 
     fn audit(&mut self, audit: Option<AuditFacts>, kind: AuditKind, today: NaiveDate) {
         match audit {
-            None => self.fail(
-                "audit_required",
-                format!("name the {kind} audit this event completes (audit_id)"),
-            ),
-            Some(audit) if audit.kind != kind => self.fail(
-                "wrong_audit_kind",
-                format!(
-                    "the audit named is a {} audit, not a {kind} audit",
-                    audit.kind
-                ),
-            ),
+            None => self.fail("audit_required", format!("name the {kind} audit this event completes (audit_id)")),
+            Some(audit) if audit.kind != kind => {
+                self.fail("wrong_audit_kind", format!("the audit named is a {} audit, not a {kind} audit", audit.kind))
+            }
             Some(audit) => self.require(audit.last_day <= today, "audit_not_finished", || {
-                format!(
-                    "the {kind} audit ends on {}: it can be completed from that day",
-                    audit.last_day
-                )
+                format!("the {kind} audit ends on {}: it can be completed from that day", audit.last_day)
             }),
         }
     }
@@ -382,43 +349,26 @@ impl Guards {
             Some(certificate) => certificate,
             None => {
                 self.fail("no_certificate", "the engagement has no certificate");
-                CertificateFacts {
-                    decision_on: NaiveDate::MIN,
-                    expires_on: NaiveDate::MIN,
-                    surveillances_completed: 0,
-                }
+                CertificateFacts { decision_on: NaiveDate::MIN, expires_on: NaiveDate::MIN, surveillances_completed: 0 }
             }
         }
     }
 
     fn impartial(&mut self, facts: &EngagementFacts, decision_maker: &EmailAddress) {
-        self.require(
-            !facts.auditors.contains(decision_maker),
-            "decision_maker_not_impartial",
-            || {
-                format!(
-                    "{decision_maker} audited this engagement and cannot sit on its decision panel"
-                )
-            },
-        );
+        self.require(!facts.auditors.contains(decision_maker), "decision_maker_not_impartial", || {
+            format!("{decision_maker} audited this engagement and cannot sit on its decision panel")
+        });
     }
 
     fn majors_verified(&mut self, facts: &EngagementFacts) {
         self.require(facts.majors_unverified == 0, "major_nc_unverified", || {
-            format!(
-                "{} major nonconformit(y/ies) lack a verified correction",
-                facts.majors_unverified
-            )
+            format!("{} major nonconformit(y/ies) lack a verified correction", facts.majors_unverified)
         });
     }
 }
 
 fn open(kind: DeadlineKind, due_on: NaiveDate, owner: DeadlineOwner) -> DeadlineChange {
-    DeadlineChange::Open(DeadlineToOpen {
-        kind,
-        due_on,
-        owner,
-    })
+    DeadlineChange::Open(DeadlineToOpen { kind, due_on, owner })
 }
 
 fn apply(
@@ -435,10 +385,7 @@ fn apply(
     use EngagementCommand as C;
     let audit = facts.audit;
     match command {
-        C::SignEngagementLetter {
-            signed_on,
-            include_pre_audit,
-        } => {
+        C::SignEngagementLetter { signed_on, include_pre_audit } => {
             match facts.selected_cb_accredited {
                 None => check.fail("no_selected_proposal", "select a certification body's proposal first"),
                 Some(accredited) => check.require(
@@ -447,29 +394,17 @@ fn apply(
                     || "the selected certification body is not accredited and the organization has not accepted an unaccredited one".into(),
                 ),
             }
-            check.require(
-                standard_accepted_for_audit(facts.standard, today),
-                "standard_version_withdrawn",
-                || {
-                    format!(
-                        "no audit against ISO/IEC 27001:{} is allowed after 2024-04-30 (IAF MD 26)",
-                        facts.standard
-                    )
-                },
-            );
+            check.require(standard_accepted_for_audit(facts.standard, today), "standard_version_withdrawn", || {
+                format!("no audit against ISO/IEC 27001:{} is allowed after 2024-04-30 (IAF MD 26)", facts.standard)
+            });
             check.require(*signed_on <= today, "date_in_future", || {
                 format!("the engagement letter cannot be signed in the future ({signed_on})")
             });
-            out.to = if *include_pre_audit {
-                S::PreAudit
-            } else {
-                S::Stage1
-            };
+            out.to = if *include_pre_audit { S::PreAudit } else { S::Stage1 };
         }
         C::CompletePreAudit => out.to = S::Stage1,
         C::RecordStage1Outcome { outcome } => {
-            out.deadlines
-                .push(DeadlineChange::Close(K::Stage1Validity, Cancelled));
+            out.deadlines.push(DeadlineChange::Close(K::Stage1Validity, Cancelled));
             match outcome {
                 Stage1Outcome::NotReady => {
                     out.to = S::Stage1;
@@ -497,13 +432,10 @@ fn apply(
         C::RepeatStage1 => {
             out.to = S::Stage1;
             out.marks.stage1_ready_on = None;
-            out.deadlines
-                .push(DeadlineChange::Close(K::Stage1Validity, Cancelled));
+            out.deadlines.push(DeadlineChange::Close(K::Stage1Validity, Cancelled));
         }
         C::CompleteStage2 { stage1_still_valid } => {
-            if let (Some(audit), Some(ready_on), None) =
-                (audit, facts.marks.stage1_ready_on, facts.certificate)
-            {
+            if let (Some(audit), Some(ready_on), None) = (audit, facts.marks.stage1_ready_on, facts.certificate) {
                 let valid_until = stage1_valid_until(ready_on, policy);
                 check.require(audit.first_day <= valid_until || stage1_still_valid.is_some(), "stage1_validity_lapsed", || {
                     format!(
@@ -512,8 +444,7 @@ fn apply(
                     )
                 });
             }
-            out.deadlines
-                .push(DeadlineChange::Close(K::Stage1Validity, Met));
+            out.deadlines.push(DeadlineChange::Close(K::Stage1Validity, Met));
             out.to = if facts.majors_unverified + facts.minors_plan_pending > 0 {
                 S::CorrectiveActions
             } else {
@@ -532,59 +463,45 @@ fn apply(
         }
         C::RequestDecision => {
             check.majors_verified(facts);
-            check.require(
-                facts.minors_plan_pending == 0,
-                "minor_nc_plan_pending",
-                || {
-                    format!(
-                        "{} minor nonconformit(y/ies) lack an accepted plan",
-                        facts.minors_plan_pending
-                    )
-                },
-            );
+            check.require(facts.minors_plan_pending == 0, "minor_nc_plan_pending", || {
+                format!("{} minor nonconformit(y/ies) lack an accepted plan", facts.minors_plan_pending)
+            });
             out.to = S::CertificationDecision;
-            out.deadlines
-                .push(DeadlineChange::Close(K::MajorNcLimit, Met));
+            out.deadlines.push(DeadlineChange::Close(K::MajorNcLimit, Met));
         }
         C::RequireNewStage2 => {
-            let limit = facts
-                .marks
-                .stage2_last_day
-                .map(|day| major_nc_limit(day, policy));
-            check.require(
-                facts.majors_unverified > 0,
-                "no_unverified_major_nc",
-                || "every major nonconformity is verified: request the decision instead".into(),
-            );
-            check.require(
-                limit.is_some_and(|limit| today > limit),
-                "major_nc_limit_not_passed",
-                || match limit {
-                    Some(limit) => {
-                        format!("the 6-month limit for verifying major NCs runs until {limit}")
-                    }
-                    None => "no stage 2 has been completed".into(),
-                },
-            );
+            let limit = facts.marks.stage2_last_day.map(|day| major_nc_limit(day, policy));
+            check.require(facts.majors_unverified > 0, "no_unverified_major_nc", || {
+                "every major nonconformity is verified: request the decision instead".into()
+            });
+            check.require(limit.is_some_and(|limit| today > limit), "major_nc_limit_not_passed", || match limit {
+                Some(limit) => {
+                    format!("the 6-month limit for verifying major NCs runs until {limit}")
+                }
+                None => "no stage 2 has been completed".into(),
+            });
             out.to = S::Stage2;
-            out.deadlines
-                .push(DeadlineChange::Close(K::MajorNcLimit, Cancelled));
+            out.deadlines.push(DeadlineChange::Close(K::MajorNcLimit, Cancelled));
         }
         C::GrantCertification { decision_maker } => {
             check.impartial(facts, decision_maker);
             check.majors_verified(facts);
-            check.require(standard_accepted_for_certificate(facts.standard, today), "standard_version_withdrawn", || {
-                format!("no ISO/IEC 27001:{} certificate may be issued after 2025-10-31 (IAF MD 26)", facts.standard)
-            });
+            check.require(
+                standard_accepted_for_certificate(facts.standard, today),
+                "standard_version_withdrawn",
+                || {
+                    format!(
+                        "no ISO/IEC 27001:{} certificate may be issued after 2025-10-31 (IAF MD 26)",
+                        facts.standard
+                    )
+                },
+            );
             let previous_expiry = facts.certificate.map(|c| c.expires_on);
             let expires_on = certificate_expiry(today, previous_expiry);
             out.to = S::Certified;
             out.marks.suspended_on = None;
             out.marks.expired_on = None;
-            out.certificate = Some(CertificateChange::Issue {
-                decision_on: today,
-                expires_on,
-            });
+            out.certificate = Some(CertificateChange::Issue { decision_on: today, expires_on });
             out.decision = Some(DecisionOutcome::Granted);
             out.deadlines.extend([
                 DeadlineChange::Close(K::MajorNcLimit, Met),
@@ -593,16 +510,11 @@ fn apply(
                 DeadlineChange::Close(K::SurveillanceDue, Cancelled),
             ]);
             if let Some(due) = surveillance_due(today, 0) {
-                out.deadlines
-                    .push(open(K::SurveillanceDue, due, O::CbCoordinator));
+                out.deadlines.push(open(K::SurveillanceDue, due, O::CbCoordinator));
             }
-            out.deadlines
-                .push(open(K::CertificateExpiry, expires_on, O::EngagementManager));
+            out.deadlines.push(open(K::CertificateExpiry, expires_on, O::EngagementManager));
         }
-        C::RefuseCertification {
-            decision_maker,
-            close_engagement,
-        } => {
+        C::RefuseCertification { decision_maker, close_engagement } => {
             check.impartial(facts, decision_maker);
             out.decision = Some(DecisionOutcome::Refused);
             if *close_engagement {
@@ -613,40 +525,24 @@ fn apply(
         }
         C::StartSurveillance => {
             let certificate = check.certificate(facts);
-            check.require(
-                certificate.surveillances_completed < 2,
-                "surveillance_cycle_complete",
-                || {
-                    "both surveillance audits of this cycle are done: start the recertification"
-                        .into()
-                },
-            );
-            check.require(
-                today <= certificate.expires_on,
-                "certificate_expired",
-                || format!("the certificate expired on {}", certificate.expires_on),
-            );
+            check.require(certificate.surveillances_completed < 2, "surveillance_cycle_complete", || {
+                "both surveillance audits of this cycle are done: start the recertification".into()
+            });
+            check.require(today <= certificate.expires_on, "certificate_expired", || {
+                format!("the certificate expired on {}", certificate.expires_on)
+            });
             out.to = S::Surveillance;
         }
         C::CompleteSurveillance => {
             let certificate = check.certificate(facts);
             out.to = S::Certified;
             out.certificate = Some(CertificateChange::SurveillanceCompleted);
-            out.deadlines
-                .push(DeadlineChange::Close(K::SurveillanceDue, Met));
-            if let Some(due) = surveillance_due(
-                certificate.decision_on,
-                certificate.surveillances_completed + 1,
-            ) {
-                out.deadlines
-                    .push(open(K::SurveillanceDue, due, O::CbCoordinator));
+            out.deadlines.push(DeadlineChange::Close(K::SurveillanceDue, Met));
+            if let Some(due) = surveillance_due(certificate.decision_on, certificate.surveillances_completed + 1) {
+                out.deadlines.push(open(K::SurveillanceDue, due, O::CbCoordinator));
             }
             if let Some(audit) = audit.filter(|a| a.major_ncs > 0) {
-                out.deadlines.push(open(
-                    K::MajorNcLimit,
-                    major_nc_limit(audit.last_day, policy),
-                    O::EngagementManager,
-                ));
+                out.deadlines.push(open(K::MajorNcLimit, major_nc_limit(audit.last_day, policy), O::EngagementManager));
             }
         }
         C::StartRecertification => {
@@ -657,21 +553,12 @@ fn apply(
                 "recertification_not_due",
                 || format!("recertification starts in year 3 ({year_three}) or after both surveillance audits"),
             );
-            check.require(
-                today <= certificate.expires_on,
-                "certificate_expired",
-                || format!("the certificate expired on {}", certificate.expires_on),
-            );
-            check.require(
-                standard_accepted_for_audit(facts.standard, today),
-                "standard_version_withdrawn",
-                || {
-                    format!(
-                        "no recertification against ISO/IEC 27001:{} after 2024-04-30 (IAF MD 26)",
-                        facts.standard
-                    )
-                },
-            );
+            check.require(today <= certificate.expires_on, "certificate_expired", || {
+                format!("the certificate expired on {}", certificate.expires_on)
+            });
+            check.require(standard_accepted_for_audit(facts.standard, today), "standard_version_withdrawn", || {
+                format!("no recertification against ISO/IEC 27001:{} after 2024-04-30 (IAF MD 26)", facts.standard)
+            });
             out.to = S::Recertification;
         }
         C::CompleteRecertification => {
@@ -691,33 +578,22 @@ fn apply(
             out.to = S::Suspended;
             out.marks.suspended_on = Some(today);
             out.certificate = Some(CertificateChange::SetStatus(CertificateStatus::Suspended));
-            out.deadlines.push(open(
-                K::SuspensionLimit,
-                suspension_limit(today, policy),
-                O::CbCoordinator,
-            ));
+            out.deadlines.push(open(K::SuspensionLimit, suspension_limit(today, policy), O::CbCoordinator));
         }
         C::Restore => {
             let certificate = check.certificate(facts);
-            if let Some(limit) = facts
-                .marks
-                .suspended_on
-                .map(|on| suspension_limit(on, policy))
-            {
+            if let Some(limit) = facts.marks.suspended_on.map(|on| suspension_limit(on, policy)) {
                 check.require(today <= limit, "suspension_limit_passed", || {
                     format!("the suspension could be resolved until {limit}: withdraw the certificate instead")
                 });
             }
-            check.require(
-                today <= certificate.expires_on,
-                "certificate_expired",
-                || format!("the certificate expired on {}", certificate.expires_on),
-            );
+            check.require(today <= certificate.expires_on, "certificate_expired", || {
+                format!("the certificate expired on {}", certificate.expires_on)
+            });
             out.to = S::Certified;
             out.marks.suspended_on = None;
             out.certificate = Some(CertificateChange::SetStatus(CertificateStatus::Active));
-            out.deadlines
-                .push(DeadlineChange::Close(K::SuspensionLimit, Met));
+            out.deadlines.push(DeadlineChange::Close(K::SuspensionLimit, Met));
         }
         C::Withdraw => {
             out.to = S::Withdrawn;
@@ -726,11 +602,9 @@ fn apply(
         }
         C::Expire => {
             let certificate = check.certificate(facts);
-            check.require(
-                today > certificate.expires_on,
-                "certificate_not_expired",
-                || format!("the certificate is valid until {}", certificate.expires_on),
-            );
+            check.require(today > certificate.expires_on, "certificate_not_expired", || {
+                format!("the certificate is valid until {}", certificate.expires_on)
+            });
             out.to = S::Expired;
             out.marks.expired_on = Some(certificate.expires_on);
             out.certificate = Some(CertificateChange::SetStatus(CertificateStatus::Expired));

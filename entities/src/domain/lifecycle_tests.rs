@@ -22,19 +22,13 @@ fn reason() -> Narrative {
 fn ready() -> Stage1Readiness {
     Stage1Readiness::assess(
         &<crate::domain::RequiredDocument as sea_orm::Iterable>::iter().collect::<Vec<_>>(),
-        SoaReport {
-            complete: true,
-            controls_listed: 93,
-            ..SoaReport::default()
-        },
+        SoaReport { complete: true, controls_listed: 93, ..SoaReport::default() },
     )
 }
 
 /// Facts under which `event` passes every guard in `state`.
 fn facts_allowing(state: EngagementState, event: EngagementEvent) -> EngagementFacts {
-    let audit_kind = event
-        .completes_audit()
-        .unwrap_or(AuditKind::Recertification);
+    let audit_kind = event.completes_audit().unwrap_or(AuditKind::Recertification);
     let mut facts = EngagementFacts {
         state,
         standard: StandardVersion::Iso27001_2022,
@@ -57,10 +51,7 @@ fn facts_allowing(state: EngagementState, event: EngagementEvent) -> EngagementF
             ..EngagementMarks::default()
         },
     };
-    if matches!(
-        state,
-        S::Certified | S::Surveillance | S::Recertification | S::Suspended | S::Expired
-    ) {
+    if matches!(state, S::Certified | S::Surveillance | S::Recertification | S::Suspended | S::Expired) {
         facts.certificate = Some(CertificateFacts {
             decision_on: d(2024, 6, 1),
             expires_on: d(2027, 6, 1),
@@ -73,16 +64,10 @@ fn facts_allowing(state: EngagementState, event: EngagementEvent) -> EngagementF
             facts.marks.stage2_last_day = Some(d(2026, 5, 1));
         }
         E::Expire => {
-            facts.certificate = facts.certificate.map(|c| CertificateFacts {
-                expires_on: d(2026, 11, 1),
-                ..c
-            })
+            facts.certificate = facts.certificate.map(|c| CertificateFacts { expires_on: d(2026, 11, 1), ..c })
         }
         E::RestoreAfterExpiry => {
-            facts.certificate = facts.certificate.map(|c| CertificateFacts {
-                expires_on: d(2026, 10, 1),
-                ..c
-            });
+            facts.certificate = facts.certificate.map(|c| CertificateFacts { expires_on: d(2026, 10, 1), ..c });
             facts.marks.expired_on = Some(d(2026, 10, 1));
         }
         E::Restore => facts.marks.suspended_on = Some(d(2026, 10, 1)),
@@ -93,34 +78,22 @@ fn facts_allowing(state: EngagementState, event: EngagementEvent) -> EngagementF
 
 fn command_for(event: EngagementEvent) -> EngagementCommand {
     match event {
-        E::SignEngagementLetter => C::SignEngagementLetter {
-            signed_on: TODAY,
-            include_pre_audit: false,
-        },
+        E::SignEngagementLetter => C::SignEngagementLetter { signed_on: TODAY, include_pre_audit: false },
         E::CompletePreAudit => C::CompletePreAudit,
-        E::RecordStage1Outcome => C::RecordStage1Outcome {
-            outcome: Stage1Outcome::Ready,
-        },
+        E::RecordStage1Outcome => C::RecordStage1Outcome { outcome: Stage1Outcome::Ready },
         E::RepeatStage1 => C::RepeatStage1,
-        E::CompleteStage2 => C::CompleteStage2 {
-            stage1_still_valid: None,
-        },
+        E::CompleteStage2 => C::CompleteStage2 { stage1_still_valid: None },
         E::RequestDecision => C::RequestDecision,
         E::RequireNewStage2 => C::RequireNewStage2,
-        E::GrantCertification => C::GrantCertification {
-            decision_maker: email("panel@cb.test"),
-        },
-        E::RefuseCertification => C::RefuseCertification {
-            decision_maker: email("panel@cb.test"),
-            close_engagement: false,
-        },
+        E::GrantCertification => C::GrantCertification { decision_maker: email("panel@cb.test") },
+        E::RefuseCertification => {
+            C::RefuseCertification { decision_maker: email("panel@cb.test"), close_engagement: false }
+        }
         E::StartSurveillance => C::StartSurveillance,
         E::CompleteSurveillance => C::CompleteSurveillance,
         E::StartRecertification => C::StartRecertification,
         E::CompleteRecertification => C::CompleteRecertification,
-        E::Suspend => C::Suspend {
-            cause: SuspensionCause::Failure,
-        },
+        E::Suspend => C::Suspend { cause: SuspensionCause::Failure },
         E::Restore => C::Restore,
         E::Withdraw => C::Withdraw,
         E::Expire => C::Expire,
@@ -133,20 +106,12 @@ fn decide_default(
     facts: &EngagementFacts,
     command: &EngagementCommand,
 ) -> Result<TransitionOutcome, TransitionRefusal> {
-    decide(
-        facts,
-        command,
-        Some(&reason()),
-        TODAY,
-        &CertificationPolicy::default(),
-    )
+    decide(facts, command, Some(&reason()), TODAY, &CertificationPolicy::default())
 }
 
 fn violation_codes(result: Result<TransitionOutcome, TransitionRefusal>) -> Vec<&'static str> {
     match result {
-        Err(TransitionRefusal::GuardFailed { violations, .. }) => {
-            violations.iter().map(|v| v.code).collect()
-        }
+        Err(TransitionRefusal::GuardFailed { violations, .. }) => violations.iter().map(|v| v.code).collect(),
         other => panic!("expected a guard refusal, got {other:?}"),
     }
 }
@@ -160,22 +125,13 @@ fn every_allowed_pair_moves_to_one_of_its_targets_and_every_other_pair_is_refuse
             match state.targets(event) {
                 Some(targets) => {
                     allowed_pairs += 1;
-                    let outcome =
-                        result.unwrap_or_else(|e| panic!("({state}, {event}) refused: {e}"));
-                    assert!(
-                        targets.contains(&outcome.to),
-                        "({state}, {event}) went to {}",
-                        outcome.to
-                    );
+                    let outcome = result.unwrap_or_else(|e| panic!("({state}, {event}) refused: {e}"));
+                    assert!(targets.contains(&outcome.to), "({state}, {event}) went to {}", outcome.to);
                     assert_eq!((outcome.from, outcome.event), (state, event));
                 }
                 None => assert_eq!(
                     result,
-                    Err(TransitionRefusal::NotAllowed {
-                        state,
-                        event,
-                        allowed: state.allowed_events()
-                    }),
+                    Err(TransitionRefusal::NotAllowed { state, event, allowed: state.allowed_events() }),
                     "({state}, {event})"
                 ),
             }
@@ -191,20 +147,14 @@ fn the_happy_targets_of_each_event_are_the_expected_ones() {
         (S::PreAudit, E::CompletePreAudit, S::Stage1),
         (S::Stage1, E::RecordStage1Outcome, S::Stage2),
         (S::Stage2, E::CompleteStage2, S::CertificationDecision),
-        (
-            S::CertificationDecision,
-            E::GrantCertification,
-            S::Certified,
-        ),
+        (S::CertificationDecision, E::GrantCertification, S::Certified),
         (S::CertificationDecision, E::RefuseCertification, S::Stage2),
         (S::Certified, E::Expire, S::Expired),
         (S::Expired, E::RestoreAfterExpiry, S::CertificationDecision),
     ];
     for (state, event, to) in cases {
         assert_eq!(
-            decide_default(&facts_allowing(state, event), &command_for(event))
-                .unwrap()
-                .to,
+            decide_default(&facts_allowing(state, event), &command_for(event)).unwrap().to,
             to,
             "({state}, {event})"
         );
@@ -216,33 +166,15 @@ fn signing_needs_a_selected_accredited_cb_unless_unaccredited_is_accepted() {
     let mut facts = facts_allowing(S::CbSelection, E::SignEngagementLetter);
     let sign = command_for(E::SignEngagementLetter);
     facts.selected_cb_accredited = None;
-    assert_eq!(
-        violation_codes(decide_default(&facts, &sign)),
-        ["no_selected_proposal"]
-    );
+    assert_eq!(violation_codes(decide_default(&facts, &sign)), ["no_selected_proposal"]);
     facts.selected_cb_accredited = Some(false);
-    assert_eq!(
-        violation_codes(decide_default(&facts, &sign)),
-        ["certification_body_not_accredited"]
-    );
+    assert_eq!(violation_codes(decide_default(&facts, &sign)), ["certification_body_not_accredited"]);
     facts.unaccredited_cb_accepted = true;
     assert_ok!(decide_default(&facts, &sign));
-    let with_pre_audit = C::SignEngagementLetter {
-        signed_on: TODAY,
-        include_pre_audit: true,
-    };
-    assert_eq!(
-        decide_default(&facts, &with_pre_audit).unwrap().to,
-        S::PreAudit
-    );
-    let future = C::SignEngagementLetter {
-        signed_on: d(2026, 12, 1),
-        include_pre_audit: false,
-    };
-    assert_eq!(
-        violation_codes(decide_default(&facts, &future)),
-        ["date_in_future"]
-    );
+    let with_pre_audit = C::SignEngagementLetter { signed_on: TODAY, include_pre_audit: true };
+    assert_eq!(decide_default(&facts, &with_pre_audit).unwrap().to, S::PreAudit);
+    let future = C::SignEngagementLetter { signed_on: d(2026, 12, 1), include_pre_audit: false };
+    assert_eq!(violation_codes(decide_default(&facts, &future)), ["date_in_future"]);
 }
 
 #[test]
@@ -250,10 +182,7 @@ fn no_new_audit_or_certificate_against_iso_27001_2013() {
     let mut facts = facts_allowing(S::CbSelection, E::SignEngagementLetter);
     facts.standard = StandardVersion::Iso27001_2013;
     assert_eq!(
-        violation_codes(decide_default(
-            &facts,
-            &command_for(E::SignEngagementLetter)
-        )),
+        violation_codes(decide_default(&facts, &command_for(E::SignEngagementLetter))),
         ["standard_version_withdrawn"]
     );
     let mut facts = facts_allowing(S::CertificationDecision, E::GrantCertification);
@@ -262,13 +191,8 @@ fn no_new_audit_or_certificate_against_iso_27001_2013() {
         violation_codes(decide_default(&facts, &command_for(E::GrantCertification))),
         ["standard_version_withdrawn"]
     );
-    let before = decide(
-        &facts,
-        &command_for(E::GrantCertification),
-        None,
-        d(2025, 10, 31),
-        &CertificationPolicy::default(),
-    );
+    let before =
+        decide(&facts, &command_for(E::GrantCertification), None, d(2025, 10, 31), &CertificationPolicy::default());
     assert_ok!(before);
 }
 
@@ -276,19 +200,11 @@ fn no_new_audit_or_certificate_against_iso_27001_2013() {
 fn stage1_ready_needs_documents_and_soa_and_not_ready_repeats_stage1() {
     let mut facts = facts_allowing(S::Stage1, E::RecordStage1Outcome);
     facts.stage1_readiness = Some(Stage1Readiness::assess(&[], SoaReport::default()));
-    assert_eq!(
-        violation_codes(decide_default(&facts, &command_for(E::RecordStage1Outcome))),
-        ["stage1_not_ready"]
-    );
+    assert_eq!(violation_codes(decide_default(&facts, &command_for(E::RecordStage1Outcome))), ["stage1_not_ready"]);
 
-    let not_ready = C::RecordStage1Outcome {
-        outcome: Stage1Outcome::NotReady,
-    };
+    let not_ready = C::RecordStage1Outcome { outcome: Stage1Outcome::NotReady };
     let outcome = decide_default(&facts, &not_ready).unwrap();
-    assert_eq!(
-        (outcome.to, outcome.marks.stage1_ready_on),
-        (S::Stage1, None)
-    );
+    assert_eq!((outcome.to, outcome.marks.stage1_ready_on), (S::Stage1, None));
 }
 
 #[test]
@@ -296,15 +212,11 @@ fn stage1_ready_opens_the_stage1_validity_deadline_six_months_after_the_audit() 
     let facts = facts_allowing(S::Stage1, E::RecordStage1Outcome);
     let outcome = decide_default(&facts, &command_for(E::RecordStage1Outcome)).unwrap();
     assert_eq!(outcome.marks.stage1_ready_on, Some(d(2026, 11, 20)));
-    assert!(
-        outcome
-            .deadlines
-            .contains(&DeadlineChange::Open(DeadlineToOpen {
-                kind: DeadlineKind::Stage1Validity,
-                due_on: d(2027, 5, 20),
-                owner: DeadlineOwner::CbCoordinator,
-            }))
-    );
+    assert!(outcome.deadlines.contains(&DeadlineChange::Open(DeadlineToOpen {
+        kind: DeadlineKind::Stage1Validity,
+        due_on: d(2027, 5, 20),
+        owner: DeadlineOwner::CbCoordinator,
+    })));
 }
 
 #[test]
@@ -312,49 +224,23 @@ fn audit_completing_events_need_the_right_finished_audit() {
     let event = E::CompleteStage2;
     let mut facts = facts_allowing(S::Stage2, event);
     facts.audit = None;
-    assert_eq!(
-        violation_codes(decide_default(&facts, &command_for(event))),
-        ["audit_required"]
-    );
-    facts.audit = Some(AuditFacts {
-        kind: AuditKind::Stage1,
-        first_day: TODAY,
-        last_day: TODAY,
-        major_ncs: 0,
-    });
-    assert_eq!(
-        violation_codes(decide_default(&facts, &command_for(event))),
-        ["wrong_audit_kind"]
-    );
-    facts.audit = Some(AuditFacts {
-        kind: AuditKind::Stage2,
-        first_day: TODAY,
-        last_day: d(2026, 11, 25),
-        major_ncs: 0,
-    });
-    assert_eq!(
-        violation_codes(decide_default(&facts, &command_for(event))),
-        ["audit_not_finished"]
-    );
+    assert_eq!(violation_codes(decide_default(&facts, &command_for(event))), ["audit_required"]);
+    facts.audit = Some(AuditFacts { kind: AuditKind::Stage1, first_day: TODAY, last_day: TODAY, major_ncs: 0 });
+    assert_eq!(violation_codes(decide_default(&facts, &command_for(event))), ["wrong_audit_kind"]);
+    facts.audit =
+        Some(AuditFacts { kind: AuditKind::Stage2, first_day: TODAY, last_day: d(2026, 11, 25), major_ncs: 0 });
+    assert_eq!(violation_codes(decide_default(&facts, &command_for(event))), ["audit_not_finished"]);
 }
 
 #[test]
 fn stage2_past_the_stage1_validity_needs_a_confirmation() {
     let mut facts = facts_allowing(S::Stage2, E::CompleteStage2);
     facts.marks.stage1_ready_on = Some(d(2026, 5, 15));
-    assert_eq!(
-        violation_codes(decide_default(&facts, &command_for(E::CompleteStage2))),
-        ["stage1_validity_lapsed"]
-    );
-    let confirmed = C::CompleteStage2 {
-        stage1_still_valid: Some(reason()),
-    };
+    assert_eq!(violation_codes(decide_default(&facts, &command_for(E::CompleteStage2))), ["stage1_validity_lapsed"]);
+    let confirmed = C::CompleteStage2 { stage1_still_valid: Some(reason()) };
     assert_ok!(decide_default(&facts, &confirmed));
     facts.marks.stage1_ready_on = Some(d(2026, 5, 16));
-    assert_ok!(
-        decide_default(&facts, &command_for(E::CompleteStage2)),
-        "stage 2 began on the last valid day"
-    );
+    assert_ok!(decide_default(&facts, &command_for(E::CompleteStage2)), "stage 2 began on the last valid day");
 }
 
 #[test]
@@ -364,24 +250,17 @@ fn stage2_with_nonconformities_goes_to_corrective_actions_and_opens_the_major_li
     let outcome = decide_default(&facts, &command_for(E::CompleteStage2)).unwrap();
     assert_eq!(outcome.to, S::CorrectiveActions);
     assert_eq!(outcome.marks.stage2_last_day, Some(d(2026, 11, 20)));
-    assert!(
-        outcome
-            .deadlines
-            .contains(&DeadlineChange::Open(DeadlineToOpen {
-                kind: DeadlineKind::MajorNcLimit,
-                due_on: d(2027, 5, 20),
-                owner: DeadlineOwner::EngagementManager,
-            }))
-    );
+    assert!(outcome.deadlines.contains(&DeadlineChange::Open(DeadlineToOpen {
+        kind: DeadlineKind::MajorNcLimit,
+        due_on: d(2027, 5, 20),
+        owner: DeadlineOwner::EngagementManager,
+    })));
     facts.majors_unverified = 0;
     facts.minors_plan_pending = 2;
     let outcome = decide_default(&facts, &command_for(E::CompleteStage2)).unwrap();
     assert_eq!(outcome.to, S::CorrectiveActions);
     assert!(
-        !outcome
-            .deadlines
-            .iter()
-            .any(|c| matches!(c, DeadlineChange::Open(o) if o.kind == DeadlineKind::MajorNcLimit))
+        !outcome.deadlines.iter().any(|c| matches!(c, DeadlineChange::Open(o) if o.kind == DeadlineKind::MajorNcLimit))
     );
 }
 
@@ -396,63 +275,34 @@ fn the_decision_waits_for_every_major_verified_and_every_minor_plan_accepted() {
     );
     let mut facts = facts_allowing(S::CertificationDecision, E::GrantCertification);
     facts.majors_unverified = 1;
-    assert_eq!(
-        violation_codes(decide_default(&facts, &command_for(E::GrantCertification))),
-        ["major_nc_unverified"]
-    );
+    assert_eq!(violation_codes(decide_default(&facts, &command_for(E::GrantCertification))), ["major_nc_unverified"]);
 }
 
 #[test]
 fn a_new_stage2_is_required_only_after_six_months_with_a_major_unverified() {
     let mut facts = facts_allowing(S::CorrectiveActions, E::RequireNewStage2);
-    assert_eq!(
-        decide_default(&facts, &C::RequireNewStage2).unwrap().to,
-        S::Stage2
-    );
+    assert_eq!(decide_default(&facts, &C::RequireNewStage2).unwrap().to, S::Stage2);
     facts.marks.stage2_last_day = Some(d(2026, 5, 24));
-    assert_eq!(
-        violation_codes(decide_default(&facts, &C::RequireNewStage2)),
-        ["major_nc_limit_not_passed"]
-    );
+    assert_eq!(violation_codes(decide_default(&facts, &C::RequireNewStage2)), ["major_nc_limit_not_passed"]);
     facts.marks.stage2_last_day = Some(d(2026, 5, 23));
     facts.majors_unverified = 0;
-    assert_eq!(
-        violation_codes(decide_default(&facts, &C::RequireNewStage2)),
-        ["no_unverified_major_nc"]
-    );
+    assert_eq!(violation_codes(decide_default(&facts, &C::RequireNewStage2)), ["no_unverified_major_nc"]);
 }
 
 #[test]
 fn a_decision_maker_who_audited_the_engagement_cannot_decide() {
     let facts = facts_allowing(S::CertificationDecision, E::GrantCertification);
-    let grant = C::GrantCertification {
-        decision_maker: email("LEAD@cb.test"),
-    };
-    assert_eq!(
-        violation_codes(decide_default(&facts, &grant)),
-        ["decision_maker_not_impartial"]
-    );
-    let refuse = C::RefuseCertification {
-        decision_maker: email("lead@cb.test"),
-        close_engagement: true,
-    };
-    assert_eq!(
-        violation_codes(decide_default(&facts, &refuse)),
-        ["decision_maker_not_impartial"]
-    );
+    let grant = C::GrantCertification { decision_maker: email("LEAD@cb.test") };
+    assert_eq!(violation_codes(decide_default(&facts, &grant)), ["decision_maker_not_impartial"]);
+    let refuse = C::RefuseCertification { decision_maker: email("lead@cb.test"), close_engagement: true };
+    assert_eq!(violation_codes(decide_default(&facts, &refuse)), ["decision_maker_not_impartial"]);
 }
 
 #[test]
 fn granting_issues_a_three_year_certificate_and_opens_surveillance_and_expiry_deadlines() {
     let facts = facts_allowing(S::CertificationDecision, E::GrantCertification);
     let outcome = decide_default(&facts, &command_for(E::GrantCertification)).unwrap();
-    assert_eq!(
-        outcome.certificate,
-        Some(CertificateChange::Issue {
-            decision_on: TODAY,
-            expires_on: d(2029, 11, 24)
-        })
-    );
+    assert_eq!(outcome.certificate, Some(CertificateChange::Issue { decision_on: TODAY, expires_on: d(2029, 11, 24) }));
     assert_eq!(outcome.decision, Some(DecisionOutcome::Granted));
     let opened: Vec<(DeadlineKind, NaiveDate)> = outcome
         .deadlines
@@ -464,10 +314,7 @@ fn granting_issues_a_three_year_certificate_and_opens_surveillance_and_expiry_de
         .collect();
     assert_eq!(
         opened,
-        [
-            (DeadlineKind::SurveillanceDue, d(2027, 11, 24)),
-            (DeadlineKind::CertificateExpiry, d(2029, 11, 24))
-        ]
+        [(DeadlineKind::SurveillanceDue, d(2027, 11, 24)), (DeadlineKind::CertificateExpiry, d(2029, 11, 24))]
     );
 }
 
@@ -480,52 +327,30 @@ fn recertification_in_time_runs_the_new_term_from_the_old_expiry() {
         surveillances_completed: 2,
     });
     let outcome = decide_default(&facts, &command_for(E::GrantCertification)).unwrap();
-    assert_eq!(
-        outcome.certificate,
-        Some(CertificateChange::Issue {
-            decision_on: TODAY,
-            expires_on: d(2029, 12, 20)
-        })
-    );
+    assert_eq!(outcome.certificate, Some(CertificateChange::Issue { decision_on: TODAY, expires_on: d(2029, 12, 20) }));
 }
 
 #[test]
 fn surveillance_is_limited_to_two_per_cycle_and_each_opens_the_next_due_date() {
     let mut facts = facts_allowing(S::Certified, E::StartSurveillance);
-    facts.certificate = facts.certificate.map(|c| CertificateFacts {
-        surveillances_completed: 2,
-        ..c
-    });
-    assert_eq!(
-        violation_codes(decide_default(&facts, &C::StartSurveillance)),
-        ["surveillance_cycle_complete"]
-    );
+    facts.certificate = facts.certificate.map(|c| CertificateFacts { surveillances_completed: 2, ..c });
+    assert_eq!(violation_codes(decide_default(&facts, &C::StartSurveillance)), ["surveillance_cycle_complete"]);
 
     let mut facts = facts_allowing(S::Surveillance, E::CompleteSurveillance);
-    facts.certificate = facts.certificate.map(|c| CertificateFacts {
-        surveillances_completed: 0,
-        ..c
-    });
+    facts.certificate = facts.certificate.map(|c| CertificateFacts { surveillances_completed: 0, ..c });
     let outcome = decide_default(&facts, &C::CompleteSurveillance).unwrap();
-    assert_eq!(
-        outcome.certificate,
-        Some(CertificateChange::SurveillanceCompleted)
-    );
-    assert!(outcome.deadlines.iter().any(|c| matches!(c, DeadlineChange::Open(o) if o.kind == DeadlineKind::SurveillanceDue && o.due_on == d(2026, 6, 1))));
+    assert_eq!(outcome.certificate, Some(CertificateChange::SurveillanceCompleted));
+    assert!(outcome.deadlines.iter().any(
+        |c| matches!(c, DeadlineChange::Open(o) if o.kind == DeadlineKind::SurveillanceDue && o.due_on == d(2026, 6, 1))
+    ));
 }
 
 #[test]
 fn recertification_starts_in_year_three_or_after_both_surveillances() {
     let mut facts = facts_allowing(S::Certified, E::StartRecertification);
-    facts.certificate = Some(CertificateFacts {
-        decision_on: d(2025, 1, 10),
-        expires_on: d(2028, 1, 10),
-        surveillances_completed: 1,
-    });
-    assert_eq!(
-        violation_codes(decide_default(&facts, &C::StartRecertification)),
-        ["recertification_not_due"]
-    );
+    facts.certificate =
+        Some(CertificateFacts { decision_on: d(2025, 1, 10), expires_on: d(2028, 1, 10), surveillances_completed: 1 });
+    assert_eq!(violation_codes(decide_default(&facts, &C::StartRecertification)), ["recertification_not_due"]);
     facts.certificate = Some(CertificateFacts {
         decision_on: d(2024, 11, 24),
         expires_on: d(2027, 11, 24),
@@ -538,10 +363,7 @@ fn recertification_starts_in_year_three_or_after_both_surveillances() {
 fn suspension_is_restorable_within_its_limit_and_expiry_within_six_months() {
     let mut facts = facts_allowing(S::Suspended, E::Restore);
     facts.marks.suspended_on = Some(d(2026, 5, 23));
-    assert_eq!(
-        violation_codes(decide_default(&facts, &C::Restore)),
-        ["suspension_limit_passed"]
-    );
+    assert_eq!(violation_codes(decide_default(&facts, &C::Restore)), ["suspension_limit_passed"]);
     facts.marks.suspended_on = Some(d(2026, 5, 24));
     assert_eq!(
         decide_default(&facts, &C::Restore).unwrap().certificate,
@@ -550,30 +372,18 @@ fn suspension_is_restorable_within_its_limit_and_expiry_within_six_months() {
 
     let mut facts = facts_allowing(S::Expired, E::RestoreAfterExpiry);
     facts.marks.expired_on = Some(d(2026, 5, 23));
-    assert_eq!(
-        violation_codes(decide_default(&facts, &C::RestoreAfterExpiry)),
-        ["restore_window_passed"]
-    );
+    assert_eq!(violation_codes(decide_default(&facts, &C::RestoreAfterExpiry)), ["restore_window_passed"]);
     let mut facts = facts_allowing(S::Expired, E::RestoreAfterExpiry);
     facts.marks.stage2_last_day = Some(d(2024, 1, 1));
     facts.audit = None;
-    assert_eq!(
-        violation_codes(decide_default(&facts, &C::RestoreAfterExpiry)),
-        ["recertification_outstanding"]
-    );
+    assert_eq!(violation_codes(decide_default(&facts, &C::RestoreAfterExpiry)), ["recertification_outstanding"]);
 }
 
 #[test]
 fn expiry_waits_for_the_expiry_date() {
     let mut facts = facts_allowing(S::Certified, E::Expire);
-    facts.certificate = facts.certificate.map(|c| CertificateFacts {
-        expires_on: TODAY,
-        ..c
-    });
-    assert_eq!(
-        violation_codes(decide_default(&facts, &C::Expire)),
-        ["certificate_not_expired"]
-    );
+    facts.certificate = facts.certificate.map(|c| CertificateFacts { expires_on: TODAY, ..c });
+    assert_eq!(violation_codes(decide_default(&facts, &C::Expire)), ["certificate_not_expired"]);
 }
 
 #[test]
@@ -581,13 +391,7 @@ fn events_that_end_or_refuse_must_give_a_reason() {
     for event in EngagementEvent::all().filter(|e| e.requires_reason()) {
         let (state, ..) = TRANSITIONS.iter().find(|(_, e, _)| *e == event).unwrap();
         let facts = facts_allowing(*state, event);
-        let result = decide(
-            &facts,
-            &command_for(event),
-            None,
-            TODAY,
-            &CertificationPolicy::default(),
-        );
+        let result = decide(&facts, &command_for(event), None, TODAY, &CertificationPolicy::default());
         assert_eq!(violation_codes(result), ["reason_required"], "{event}");
     }
 }
@@ -595,27 +399,15 @@ fn events_that_end_or_refuse_must_give_a_reason() {
 #[test]
 fn ending_events_cancel_every_deadline_and_set_the_certificate_status() {
     let cases = [
-        (
-            S::Certified,
-            E::Withdraw,
-            Some(CertificateStatus::Withdrawn),
-        ),
+        (S::Certified, E::Withdraw, Some(CertificateStatus::Withdrawn)),
         (S::Stage2, E::Cancel, None),
         (S::Certified, E::Suspend, Some(CertificateStatus::Suspended)),
     ];
     for (state, event, status) in cases {
         let outcome = decide_default(&facts_allowing(state, event), &command_for(event)).unwrap();
-        assert_eq!(
-            outcome.certificate,
-            status.map(CertificateChange::SetStatus),
-            "({state}, {event})"
-        );
+        assert_eq!(outcome.certificate, status.map(CertificateChange::SetStatus), "({state}, {event})");
         if event != E::Suspend {
-            assert_matches!(
-                outcome.deadlines.as_slice(),
-                [DeadlineChange::CancelAll],
-                "({state}, {event})"
-            );
+            assert_matches!(outcome.deadlines.as_slice(), [DeadlineChange::CancelAll], "({state}, {event})");
         }
     }
 }

@@ -68,11 +68,7 @@ pub struct ReminderStep {
 
 impl ReminderStep {
     fn new(offset_days: i32, kind: StepKind, recipients: &[RecipientRole]) -> Self {
-        Self {
-            offset_days,
-            kind,
-            recipients: recipients.to_vec(),
-        }
+        Self { offset_days, kind, recipients: recipients.to_vec() }
     }
 
     /// The stable key of this step within a deadline: `reminder-14`, `escalation+0`.
@@ -84,9 +80,7 @@ impl ReminderStep {
     pub fn date(&self, due_on: NaiveDate) -> NaiveDate {
         let days = self.offset_days.unsigned_abs();
         if self.offset_days < 0 {
-            due_on
-                .checked_sub_days(chrono::Days::new(u64::from(days)))
-                .unwrap_or(NaiveDate::MIN)
+            due_on.checked_sub_days(chrono::Days::new(u64::from(days))).unwrap_or(NaiveDate::MIN)
         } else {
             add_days(due_on, days)
         }
@@ -122,16 +116,7 @@ impl Default for ReminderPolicy {
                     step(-7, R, &[DeadlineOwner]),
                     step(-1, R, &[DeadlineOwner]),
                     step(0, E, &[DeadlineOwner, EngagementManager]),
-                    step(
-                        7,
-                        E,
-                        &[
-                            DeadlineOwner,
-                            EngagementManager,
-                            CbCoordinator,
-                            ClientExecutive,
-                        ],
-                    ),
+                    step(7, E, &[DeadlineOwner, EngagementManager, CbCoordinator, ClientExecutive]),
                 ],
             ),
             (
@@ -201,32 +186,18 @@ impl ReminderPolicy {
     /// reminder follows an escalation); each step has recipients, none twice.
     pub fn validate(&self) -> Result<(), Vec<PolicyProblem>> {
         let mut problems = Vec::new();
-        let mut problem = |field: String, detail: &str| {
-            problems.push(PolicyProblem {
-                field,
-                detail: detail.to_owned(),
-            })
-        };
+        let mut problem =
+            |field: String, detail: &str| problems.push(PolicyProblem { field, detail: detail.to_owned() });
         for kind in <DeadlineKind as sea_orm::Iterable>::iter() {
             match self.schedules.get(&kind) {
-                None => problem(
-                    format!("schedules.{kind}"),
-                    "every kind of deadline needs a schedule",
-                ),
-                Some(steps) if steps.is_empty() => {
-                    problem(format!("schedules.{kind}"), "needs at least one step")
-                }
-                Some(steps) if steps.len() > MAX_STEPS => {
-                    problem(format!("schedules.{kind}"), "at most 12 steps")
-                }
+                None => problem(format!("schedules.{kind}"), "every kind of deadline needs a schedule"),
+                Some(steps) if steps.is_empty() => problem(format!("schedules.{kind}"), "needs at least one step"),
+                Some(steps) if steps.len() > MAX_STEPS => problem(format!("schedules.{kind}"), "at most 12 steps"),
                 Some(steps) => {
                     for (i, step) in steps.iter().enumerate() {
                         let field = format!("schedules.{kind}[{i}]");
                         if step.offset_days.abs() > MAX_OFFSET_DAYS {
-                            problem(
-                                format!("{field}.offset_days"),
-                                "at most 400 days from the due date",
-                            );
+                            problem(format!("{field}.offset_days"), "at most 400 days from the due date");
                         }
                         match step.kind {
                             StepKind::Reminder if step.offset_days > 0 => problem(
@@ -240,31 +211,19 @@ impl ReminderPolicy {
                             _ => {}
                         }
                         if i > 0 && steps[i - 1].offset_days >= step.offset_days {
-                            problem(
-                                format!("{field}.offset_days"),
-                                "steps must be sorted by offset, each offset once",
-                            );
+                            problem(format!("{field}.offset_days"), "steps must be sorted by offset, each offset once");
                         }
                         if step.recipients.is_empty() {
-                            problem(
-                                format!("{field}.recipients"),
-                                "needs at least one recipient",
-                            );
+                            problem(format!("{field}.recipients"), "needs at least one recipient");
                         }
-                        if step.recipients.iter().collect::<BTreeSet<_>>().len()
-                            != step.recipients.len()
-                        {
+                        if step.recipients.iter().collect::<BTreeSet<_>>().len() != step.recipients.len() {
                             problem(format!("{field}.recipients"), "names a role twice");
                         }
                     }
                 }
             }
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems)
-        }
+        if problems.is_empty() { Ok(()) } else { Err(problems) }
     }
 
     /// The schedule for `kind` (the default one when this policy has none).
@@ -304,17 +263,9 @@ pub fn plan_steps(
 ) -> StepPlan {
     let mut steps: Vec<&ReminderStep> = schedule.iter().collect();
     steps.sort_by_key(|s| s.offset_days);
-    let due: Vec<&ReminderStep> = steps
-        .iter()
-        .copied()
-        .filter(|s| s.date(due_on) <= today)
-        .collect();
+    let due: Vec<&ReminderStep> = steps.iter().copied().filter(|s| s.date(due_on) <= today).collect();
     let latest_due = due.iter().map(|s| s.offset_days).max();
-    let mut plan = StepPlan {
-        send: Vec::new(),
-        superseded: Vec::new(),
-        next_step_on: None,
-    };
+    let mut plan = StepPlan { send: Vec::new(), superseded: Vec::new(), next_step_on: None };
     for step in due.into_iter().filter(|s| !recorded.contains(&s.key())) {
         let is_latest = Some(step.offset_days) == latest_due;
         if step.kind == StepKind::Escalation || is_latest {
@@ -323,11 +274,7 @@ pub fn plan_steps(
             plan.superseded.push(step.clone());
         }
     }
-    plan.next_step_on = steps
-        .iter()
-        .map(|s| s.date(due_on))
-        .filter(|d| *d > today)
-        .min();
+    plan.next_step_on = steps.iter().map(|s| s.date(due_on)).filter(|d| *d > today).min();
     plan
 }
 
@@ -350,16 +297,7 @@ mod tests {
     #[test]
     fn the_default_policy_is_valid_and_covers_every_kind_of_deadline() {
         assert_eq!(ReminderPolicy::default().validate(), Ok(()));
-        assert_eq!(
-            keys(&cap()),
-            [
-                "reminder-14",
-                "reminder-7",
-                "reminder-1",
-                "escalation+0",
-                "escalation+7"
-            ]
-        );
+        assert_eq!(keys(&cap()), ["reminder-14", "reminder-7", "reminder-1", "escalation+0", "escalation+7"]);
     }
 
     #[test]
@@ -384,10 +322,7 @@ mod tests {
             ("escalation+0", d(2026, 3, 20)),
             ("escalation+7", d(2026, 3, 27)),
         ];
-        let expected: Vec<(String, NaiveDate)> = expected
-            .iter()
-            .map(|(k, day)| ((*k).to_owned(), *day))
-            .collect();
+        let expected: Vec<(String, NaiveDate)> = expected.iter().map(|(k, day)| ((*k).to_owned(), *day)).collect();
         assert_eq!(sent, expected);
     }
 
@@ -396,10 +331,7 @@ mod tests {
         let due = d(2026, 3, 20);
         let plan = plan_steps(&cap(), due, d(2026, 3, 28), &HashSet::new());
         assert_eq!(keys(&plan.send), ["escalation+0", "escalation+7"]);
-        assert_eq!(
-            keys(&plan.superseded),
-            ["reminder-14", "reminder-7", "reminder-1"]
-        );
+        assert_eq!(keys(&plan.superseded), ["reminder-14", "reminder-7", "reminder-1"]);
         assert_eq!(plan.next_step_on, None);
 
         let plan = plan_steps(&cap(), due, d(2026, 3, 15), &HashSet::new());
@@ -435,12 +367,7 @@ mod tests {
                 ReminderStep::new(2, StepKind::Reminder, &[RecipientRole::DeadlineOwner]),
             ],
         );
-        let fields: Vec<String> = policy
-            .validate()
-            .unwrap_err()
-            .into_iter()
-            .map(|p| p.field)
-            .collect();
+        let fields: Vec<String> = policy.validate().unwrap_err().into_iter().map(|p| p.field).collect();
         assert_eq!(
             fields,
             [
@@ -459,9 +386,6 @@ mod tests {
         let step = ReminderStep::new(-14, StepKind::Reminder, &[RecipientRole::DeadlineOwner]);
         assert_eq!(step.key(), "reminder-14");
         assert_eq!(step.date(d(2026, 3, 1)), d(2026, 2, 15));
-        assert_eq!(
-            ReminderStep::new(0, StepKind::Escalation, &[]).key(),
-            "escalation+0"
-        );
+        assert_eq!(ReminderStep::new(0, StepKind::Escalation, &[]).key(), "escalation+0");
     }
 }

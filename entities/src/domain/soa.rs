@@ -26,11 +26,7 @@ static ANNEX_A: LazyLock<Vec<AnnexAControl>> = LazyLock::new(|| {
         .map(|line| {
             let mut fields = line.splitn(4, ',');
             let mut next = || fields.next().unwrap_or_default().trim().to_owned();
-            AnnexAControl {
-                control: next(),
-                theme: next(),
-                title: next(),
-            }
+            AnnexAControl { control: next(), theme: next(), title: next() }
         })
         .collect()
 });
@@ -80,29 +76,13 @@ pub fn check_statement_of_applicability(lines: &[SoaLine]) -> SoaReport {
         *seen.entry(line.control.as_str()).or_default() += 1;
     }
     let known: BTreeSet<&str> = ANNEX_A.iter().map(|c| c.control.as_str()).collect();
-    let missing_controls: Vec<String> = ANNEX_A
-        .iter()
-        .filter(|c| !seen.contains_key(c.control.as_str()))
-        .map(|c| c.control.clone())
-        .collect();
-    let unknown_controls: Vec<String> = seen
-        .keys()
-        .filter(|c| !known.contains(*c))
-        .map(|c| (*c).to_owned())
-        .collect();
-    let duplicate_controls: Vec<String> = seen
-        .iter()
-        .filter(|(_, n)| **n > 1)
-        .map(|(c, _)| (*c).to_owned())
-        .collect();
+    let missing_controls: Vec<String> =
+        ANNEX_A.iter().filter(|c| !seen.contains_key(c.control.as_str())).map(|c| c.control.clone()).collect();
+    let unknown_controls: Vec<String> = seen.keys().filter(|c| !known.contains(*c)).map(|c| (*c).to_owned()).collect();
+    let duplicate_controls: Vec<String> = seen.iter().filter(|(_, n)| **n > 1).map(|(c, _)| (*c).to_owned()).collect();
     let unjustified_exclusions: Vec<String> = lines
         .iter()
-        .filter(|l| {
-            !l.applicable
-                && l.justification
-                    .as_deref()
-                    .is_none_or(|j| j.trim().is_empty())
-        })
+        .filter(|l| !l.applicable && l.justification.as_deref().is_none_or(|j| j.trim().is_empty()))
         .map(|l| l.control.clone())
         .collect();
     SoaReport {
@@ -125,11 +105,7 @@ mod tests {
     fn full_soa() -> Vec<SoaLine> {
         annex_a_controls()
             .iter()
-            .map(|c| SoaLine {
-                control: c.control.clone(),
-                applicable: true,
-                justification: None,
-            })
+            .map(|c| SoaLine { control: c.control.clone(), applicable: true, justification: None })
             .collect()
     }
 
@@ -137,17 +113,8 @@ mod tests {
     fn annex_a_2022_has_93_controls_in_four_themes() {
         let controls = annex_a_controls();
         assert_eq!(controls.len(), 93);
-        for (theme, count) in [
-            ("organizational", 37),
-            ("people", 8),
-            ("physical", 14),
-            ("technological", 34),
-        ] {
-            assert_eq!(
-                controls.iter().filter(|c| c.theme == theme).count(),
-                count,
-                "{theme}"
-            );
+        for (theme, count) in [("organizational", 37), ("people", 8), ("physical", 14), ("technological", 34)] {
+            assert_eq!(controls.iter().filter(|c| c.theme == theme).count(), count, "{theme}");
         }
         assert!(is_annex_a_control("8.34"));
         assert!(!is_annex_a_control("8.35"));
@@ -167,41 +134,21 @@ mod tests {
         let mut unjustified = full_soa();
         unjustified[0].applicable = false;
         let mut justified = full_soa();
-        justified[0] = SoaLine {
-            control: "5.1".into(),
-            applicable: false,
-            justification: Some("n/a: x".into()),
-        };
+        justified[0] = SoaLine { control: "5.1".into(), applicable: false, justification: Some("n/a: x".into()) };
         let mut unknown = full_soa();
-        unknown.push(SoaLine {
-            control: "9.9".into(),
-            applicable: true,
-            justification: None,
-        });
+        unknown.push(SoaLine { control: "9.9".into(), applicable: true, justification: None });
         let mut duplicate = full_soa();
         duplicate.push(duplicate[3].clone());
 
         let report = check_statement_of_applicability(&missing);
-        assert_eq!(
-            (report.complete, report.missing_controls),
-            (false, vec!["7.4".to_owned()])
-        );
+        assert_eq!((report.complete, report.missing_controls), (false, vec!["7.4".to_owned()]));
         let report = check_statement_of_applicability(&unjustified);
-        assert_eq!(
-            (report.complete, report.unjustified_exclusions),
-            (false, vec!["5.1".to_owned()])
-        );
+        assert_eq!((report.complete, report.unjustified_exclusions), (false, vec!["5.1".to_owned()]));
         assert!(check_statement_of_applicability(&justified).complete);
         let report = check_statement_of_applicability(&unknown);
-        assert_eq!(
-            (report.complete, report.unknown_controls),
-            (false, vec!["9.9".to_owned()])
-        );
+        assert_eq!((report.complete, report.unknown_controls), (false, vec!["9.9".to_owned()]));
         let report = check_statement_of_applicability(&duplicate);
-        assert_eq!(
-            (report.complete, report.duplicate_controls),
-            (false, vec!["5.4".to_owned()])
-        );
+        assert_eq!((report.complete, report.duplicate_controls), (false, vec!["5.4".to_owned()]));
         let empty = check_statement_of_applicability(&[]);
         assert_eq!((empty.complete, empty.missing_controls.len()), (false, 93));
     }

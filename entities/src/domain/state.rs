@@ -84,40 +84,20 @@ use EngagementState as S;
 /// Every allowed (state, event) pair and the states the event may lead to from there.
 /// Which of the targets is taken depends on the event's facts (see `lifecycle::decide`).
 pub const TRANSITIONS: &[(EngagementState, EngagementEvent, &[EngagementState])] = &[
-    (
-        S::CbSelection,
-        E::SignEngagementLetter,
-        &[S::PreAudit, S::Stage1],
-    ),
+    (S::CbSelection, E::SignEngagementLetter, &[S::PreAudit, S::Stage1]),
     (S::CbSelection, E::Cancel, &[S::Cancelled]),
     (S::PreAudit, E::CompletePreAudit, &[S::Stage1]),
     (S::PreAudit, E::Cancel, &[S::Cancelled]),
     (S::Stage1, E::RecordStage1Outcome, &[S::Stage2, S::Stage1]),
     (S::Stage1, E::Cancel, &[S::Cancelled]),
-    (
-        S::Stage2,
-        E::CompleteStage2,
-        &[S::CorrectiveActions, S::CertificationDecision],
-    ),
+    (S::Stage2, E::CompleteStage2, &[S::CorrectiveActions, S::CertificationDecision]),
     (S::Stage2, E::RepeatStage1, &[S::Stage1]),
     (S::Stage2, E::Cancel, &[S::Cancelled]),
-    (
-        S::CorrectiveActions,
-        E::RequestDecision,
-        &[S::CertificationDecision],
-    ),
+    (S::CorrectiveActions, E::RequestDecision, &[S::CertificationDecision]),
     (S::CorrectiveActions, E::RequireNewStage2, &[S::Stage2]),
     (S::CorrectiveActions, E::Cancel, &[S::Cancelled]),
-    (
-        S::CertificationDecision,
-        E::GrantCertification,
-        &[S::Certified],
-    ),
-    (
-        S::CertificationDecision,
-        E::RefuseCertification,
-        &[S::Stage2, S::Cancelled],
-    ),
+    (S::CertificationDecision, E::GrantCertification, &[S::Certified]),
+    (S::CertificationDecision, E::RefuseCertification, &[S::Stage2, S::Cancelled]),
     (S::CertificationDecision, E::Cancel, &[S::Cancelled]),
     (S::Certified, E::StartSurveillance, &[S::Surveillance]),
     (S::Certified, E::StartRecertification, &[S::Recertification]),
@@ -126,38 +106,23 @@ pub const TRANSITIONS: &[(EngagementState, EngagementEvent, &[EngagementState])]
     (S::Certified, E::Expire, &[S::Expired]),
     (S::Surveillance, E::CompleteSurveillance, &[S::Certified]),
     (S::Surveillance, E::Suspend, &[S::Suspended]),
-    (
-        S::Recertification,
-        E::CompleteRecertification,
-        &[S::CertificationDecision],
-    ),
+    (S::Recertification, E::CompleteRecertification, &[S::CertificationDecision]),
     (S::Recertification, E::Suspend, &[S::Suspended]),
     (S::Recertification, E::Expire, &[S::Expired]),
     (S::Suspended, E::Restore, &[S::Certified]),
     (S::Suspended, E::Withdraw, &[S::Withdrawn]),
-    (
-        S::Expired,
-        E::RestoreAfterExpiry,
-        &[S::CertificationDecision],
-    ),
+    (S::Expired, E::RestoreAfterExpiry, &[S::CertificationDecision]),
 ];
 
 impl EngagementState {
     /// The events this state allows, in the order of the lifecycle.
     pub fn allowed_events(self) -> Vec<EngagementEvent> {
-        TRANSITIONS
-            .iter()
-            .filter(|(from, _, _)| *from == self)
-            .map(|(_, event, _)| *event)
-            .collect()
+        TRANSITIONS.iter().filter(|(from, _, _)| *from == self).map(|(_, event, _)| *event).collect()
     }
 
     /// The states `event` may lead to from here, or `None` when this state does not allow it.
     pub fn targets(self, event: EngagementEvent) -> Option<&'static [EngagementState]> {
-        TRANSITIONS
-            .iter()
-            .find(|(from, e, _)| *from == self && *e == event)
-            .map(|(_, _, to)| *to)
+        TRANSITIONS.iter().find(|(from, e, _)| *from == self && *e == event).map(|(_, _, to)| *to)
     }
 
     /// No event leaves this state.
@@ -193,35 +158,19 @@ mod tests {
     #[test]
     fn every_event_is_allowed_somewhere_and_every_state_is_reachable() {
         for event in EngagementEvent::all() {
-            assert!(
-                TRANSITIONS.iter().any(|(_, e, _)| *e == event),
-                "{event} is never allowed"
-            );
+            assert!(TRANSITIONS.iter().any(|(_, e, _)| *e == event), "{event} is never allowed");
         }
         for state in EngagementState::all().filter(|s| *s != S::CbSelection) {
-            assert!(
-                TRANSITIONS.iter().any(|(_, _, to)| to.contains(&state)),
-                "{state} is unreachable"
-            );
+            assert!(TRANSITIONS.iter().any(|(_, _, to)| to.contains(&state)), "{state} is unreachable");
         }
     }
 
     #[test]
     fn cancel_is_allowed_in_every_state_before_certified_and_nowhere_else() {
-        let before_certified = [
-            S::CbSelection,
-            S::PreAudit,
-            S::Stage1,
-            S::Stage2,
-            S::CorrectiveActions,
-            S::CertificationDecision,
-        ];
+        let before_certified =
+            [S::CbSelection, S::PreAudit, S::Stage1, S::Stage2, S::CorrectiveActions, S::CertificationDecision];
         for state in EngagementState::all() {
-            assert_eq!(
-                state.targets(E::Cancel).is_some(),
-                before_certified.contains(&state),
-                "{state}"
-            );
+            assert_eq!(state.targets(E::Cancel).is_some(), before_certified.contains(&state), "{state}");
         }
     }
 
@@ -229,9 +178,7 @@ mod tests {
     fn each_state_event_pair_appears_at_most_once() {
         for (i, (from, event, _)) in TRANSITIONS.iter().enumerate() {
             assert!(
-                !TRANSITIONS[i + 1..]
-                    .iter()
-                    .any(|(f, e, _)| f == from && e == event),
+                !TRANSITIONS[i + 1..].iter().any(|(f, e, _)| f == from && e == event),
                 "({from}, {event}) is listed twice"
             );
         }
@@ -240,10 +187,7 @@ mod tests {
     #[test]
     fn states_and_events_spell_in_snake_case() {
         assert_eq!(S::CbSelection.to_string(), "cb_selection");
-        assert_eq!(
-            "corrective_actions".parse::<S>().unwrap(),
-            S::CorrectiveActions
-        );
+        assert_eq!("corrective_actions".parse::<S>().unwrap(), S::CorrectiveActions);
         assert_eq!(E::RestoreAfterExpiry.to_string(), "restore_after_expiry");
         assert_eq!(
             serde_json::to_value(S::CertificationDecision).unwrap(),

@@ -42,10 +42,7 @@ impl<const MAX: usize> BoundedText<MAX> {
         if trimmed.chars().count() > MAX {
             return Err(TextError::TooLong { max: MAX });
         }
-        if trimmed
-            .chars()
-            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
-        {
+        if trimmed.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
             return Err(TextError::ControlCharacter);
         }
         Ok(Self(trimmed.to_owned()))
@@ -137,10 +134,7 @@ mod tests {
     fn text_is_trimmed_and_bounded() {
         assert_eq!(Name::parse("  Acme  ").unwrap().as_str(), "Acme");
         assert_err_eq!(Name::parse("   "), TextError::Empty);
-        assert_err_eq!(
-            Name::parse(&"x".repeat(201)),
-            TextError::TooLong { max: 200 }
-        );
+        assert_err_eq!(Name::parse(&"x".repeat(201)), TextError::TooLong { max: 200 });
         assert_ok!(Name::parse(&"é".repeat(200)));
         assert_err_eq!(Name::parse("a\u{0}b"), TextError::ControlCharacter);
         assert_ok!(Narrative::parse("line one\nline two"));
@@ -148,10 +142,7 @@ mod tests {
 
     #[test]
     fn email_addresses_are_validated_and_lower_cased() {
-        assert_eq!(
-            EmailAddress::parse(" Ana@Example.COM ").unwrap().as_str(),
-            "ana@example.com"
-        );
+        assert_eq!(EmailAddress::parse(" Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
         for bad in [
             "",
             "plain",

@@ -120,27 +120,12 @@ impl<'de> Deserialize<'de> for EventRequest {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         use serde::de::Error;
         let mut object = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
-        let reason = object
-            .remove("reason")
-            .map(serde_json::from_value::<Option<String>>)
-            .transpose();
-        let evidence = object
-            .remove("evidence")
-            .map(serde_json::from_value::<Vec<String>>)
-            .transpose();
-        let reason = reason
-            .map_err(|e| D::Error::custom(format!("reason: {e}")))?
-            .flatten();
-        let evidence = evidence
-            .map_err(|e| D::Error::custom(format!("evidence: {e}")))?
-            .unwrap_or_default();
-        let details = EventDetails::deserialize(serde_json::Value::Object(object))
-            .map_err(D::Error::custom)?;
-        Ok(Self {
-            details,
-            reason,
-            evidence,
-        })
+        let reason = object.remove("reason").map(serde_json::from_value::<Option<String>>).transpose();
+        let evidence = object.remove("evidence").map(serde_json::from_value::<Vec<String>>).transpose();
+        let reason = reason.map_err(|e| D::Error::custom(format!("reason: {e}")))?.flatten();
+        let evidence = evidence.map_err(|e| D::Error::custom(format!("evidence: {e}")))?.unwrap_or_default();
+        let details = EventDetails::deserialize(serde_json::Value::Object(object)).map_err(D::Error::custom)?;
+        Ok(Self { details, reason, evidence })
     }
 }
 
@@ -151,9 +136,7 @@ impl PartialSchema for EventRequest {
                 "reason",
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .description(Some(
-                        "Why (required by events that end, refuse, suspend, restore or repeat)",
-                    )),
+                    .description(Some("Why (required by events that end, refuse, suspend, restore or repeat)")),
             )
             .property(
                 "evidence",
@@ -188,33 +171,20 @@ impl TryFrom<EventRequest> for TransitionRequest {
         let mut gaps = Vec::new();
         let mut audit_id = None;
         let command = match request.details {
-            D::SignEngagementLetter {
-                signed_on,
-                include_pre_audit,
-            } => f
-                .date("signed_on", signed_on)
-                .map(|signed_on| C::SignEngagementLetter {
-                    signed_on,
-                    include_pre_audit,
-                }),
+            D::SignEngagementLetter { signed_on, include_pre_audit } => {
+                f.date("signed_on", signed_on).map(|signed_on| C::SignEngagementLetter { signed_on, include_pre_audit })
+            }
             D::CompletePreAudit { audit_id: id } => {
                 audit_id = Some(id);
                 Some(C::CompletePreAudit)
             }
-            D::RecordStage1Outcome {
-                audit_id: id,
-                outcome,
-                gaps: listed,
-            } => {
+            D::RecordStage1Outcome { audit_id: id, outcome, gaps: listed } => {
                 audit_id = Some(id);
                 gaps = f.references("gaps", &listed, 200).unwrap_or_default();
                 Some(C::RecordStage1Outcome { outcome })
             }
             D::RepeatStage1 {} => Some(C::RepeatStage1),
-            D::CompleteStage2 {
-                audit_id: id,
-                stage1_still_valid,
-            } => {
+            D::CompleteStage2 { audit_id: id, stage1_still_valid } => {
                 audit_id = Some(id);
                 f.optional_text::<4000>("stage1_still_valid", stage1_still_valid.as_deref())
                     .map(|stage1_still_valid| C::CompleteStage2 { stage1_still_valid })
@@ -224,15 +194,9 @@ impl TryFrom<EventRequest> for TransitionRequest {
             D::GrantCertification { decision_maker } => f
                 .email("decision_maker", &decision_maker)
                 .map(|decision_maker| C::GrantCertification { decision_maker }),
-            D::RefuseCertification {
-                decision_maker,
-                close_engagement,
-            } => f
+            D::RefuseCertification { decision_maker, close_engagement } => f
                 .email("decision_maker", &decision_maker)
-                .map(|decision_maker| C::RefuseCertification {
-                    decision_maker,
-                    close_engagement,
-                }),
+                .map(|decision_maker| C::RefuseCertification { decision_maker, close_engagement }),
             D::StartSurveillance {} => Some(C::StartSurveillance),
             D::CompleteSurveillance { audit_id: id } => {
                 audit_id = Some(id);
@@ -255,13 +219,7 @@ impl TryFrom<EventRequest> for TransitionRequest {
         };
         let parsed = (|| Some((command?, reason?, evidence?)))();
         let (command, reason, evidence) = f.finish(parsed)?;
-        Ok(Self {
-            command,
-            audit_id,
-            gaps,
-            reason,
-            evidence,
-        })
+        Ok(Self { command, audit_id, gaps, reason, evidence })
     }
 }
 

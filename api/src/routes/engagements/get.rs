@@ -27,7 +27,5 @@ pub async fn get_engagement(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<EngagementView>, ApiError> {
     let engagement = find_engagement(&app.db, *id).await?;
-    Ok(web::Json(
-        EngagementView::one(&app.db, engagement, app.clock.today()).await?,
-    ))
+    Ok(web::Json(EngagementView::one(&app.db, engagement, app.clock.today()).await?))
 }

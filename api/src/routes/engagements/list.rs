@@ -56,9 +56,7 @@ pub async fn list_engagements(
 ) -> Result<web::Json<Page<EngagementView>>, ApiError> {
     let limit = limit_of(query.limit)?;
     let today = app.clock.today();
-    let mut select = Engagement::find()
-        .order_by_asc(engagement::Column::Id)
-        .limit(limit + 1);
+    let mut select = Engagement::find().order_by_asc(engagement::Column::Id).limit(limit + 1);
     if let Some(after) = decode_cursor(query.cursor.as_deref())? {
         select = select.filter(engagement::Column::Id.gt(after));
     }
@@ -80,14 +78,8 @@ pub async fn list_engagements(
             .to_owned()
     };
     match query.overdue {
-        Some(true) => {
-            select =
-                select.filter(engagement::Column::Id.in_subquery(with_open_deadline_before(today)))
-        }
-        Some(false) => {
-            select = select
-                .filter(engagement::Column::Id.not_in_subquery(with_open_deadline_before(today)))
-        }
+        Some(true) => select = select.filter(engagement::Column::Id.in_subquery(with_open_deadline_before(today))),
+        Some(false) => select = select.filter(engagement::Column::Id.not_in_subquery(with_open_deadline_before(today))),
         None => {}
     }
     if let Some(day) = query.due_before {
@@ -96,8 +88,5 @@ pub async fn list_engagements(
     let rows = select.all(&app.db).await?;
     let page = page_of(rows, limit, |r| r.id, |r| r);
     let items = EngagementView::many(&app.db, page.items, today).await?;
-    Ok(web::Json(Page {
-        items,
-        next_cursor: page.next_cursor,
-    }))
+    Ok(web::Json(Page { items, next_cursor: page.next_cursor }))
 }

@@ -130,10 +130,7 @@ impl EngagementView {
                 .all(conn)
                 .await?;
             for d in open {
-                by_engagement
-                    .entry(d.engagement_id)
-                    .or_default()
-                    .push(DeadlineView::new(d, today));
+                by_engagement.entry(d.engagement_id).or_default().push(DeadlineView::new(d, today));
             }
         }
         Ok(engagements
@@ -152,8 +149,6 @@ impl EngagementView {
         today: NaiveDate,
     ) -> Result<Self, ApiError> {
         let mut views = Self::many(conn, vec![engagement], today).await?;
-        views.pop().ok_or_else(|| {
-            ApiError::Unexpected(anyhow::anyhow!("BUG: one engagement gave no view"))
-        })
+        views.pop().ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("BUG: one engagement gave no view")))
     }
 }

@@ -1,0 +1,220 @@
+//! Reminders and escalations by email, through a real SMTP server: each exactly once, on its day,
+//! to the right people; stopped when the deadline closes; never lost while the server refuses.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, day, spawn_app};
+use crate::on_both_databases;
+use crate::smtp::{SmtpSink, closed_port};
+
+/// An engagement in `corrective_actions` whose one minor NC (stage 2 ended on day 43) has a
+/// corrective action owned by sre@acme.test and due on day 80. Returns (engagement, action).
+async fn engagement_with_a_cap_item_due_on_day_80(app: &TestApp) -> (String, String) {
+    let engagement = app.engagement_in_stage2().await;
+    let stage2 = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    let minor = app.record_finding(&engagement, &stage2, "minor_nc", "A.8.13").await;
+    app.set_today(day(44));
+    app.fire(&engagement, json!({ "event": "complete_stage2", "audit_id": stage2 })).await.expect(200);
+    let action = app.submit_corrective_action(&engagement, &minor, Some(day(80))).await.expect(201).str("id");
+    (engagement, action)
+}
+
+fn sorted(mut addresses: Vec<String>) -> Vec<String> {
+    addresses.sort();
+    addresses
+}
+
+fn statuses(notifications: &[Value]) -> Vec<(String, String)> {
+    notifications
+        .iter()
+        .map(|n| (n["step_key"].as_str().unwrap().to_owned(), n["status"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+async fn a_cap_item_gets_its_three_reminders_and_two_escalations_each_once_on_its_day(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let smtp = SmtpSink::start();
+    let (engagement, _) = engagement_with_a_cap_item_due_on_day_80(&app).await;
+    let worker = app.spawn_worker(smtp.port).await;
+
+    // Act: the clock walks from 14 days before the due date to 8 days after, one scan a day,
+    // and every scan runs twice (a duplicate cron tick must change nothing).
+    for n in 66..=88 {
+        app.set_today(day(n));
+        worker.tick().await;
+        worker.tick().await;
+        app.wait_for_deliveries(&engagement).await;
+    }
+
+    // Assert: five emails, each once, each on its day, to the right people.
+    let received = smtp.received();
+    let got: Vec<(String, Vec<String>)> = received.iter().map(|m| (m.subject(), sorted(m.to.clone()))).collect();
+    let owner = vec!["sre@acme.test".to_owned()];
+    let expected = vec![
+        (
+            "[certflow] The corrective action for the minor_nc finding on A.8.13 due in 14 days (2026-03-26) - Acme Data Ltd",
+            owner.clone(),
+        ),
+        (
+            "[certflow] The corrective action for the minor_nc finding on A.8.13 due in 7 days (2026-03-26) - Acme Data Ltd",
+            owner.clone(),
+        ),
+        (
+            "[certflow] The corrective action for the minor_nc finding on A.8.13 due in 1 day (2026-03-26) - Acme Data Ltd",
+            owner.clone(),
+        ),
+        (
+            "[certflow] ESCALATION: The corrective action for the minor_nc finding on A.8.13 due today (2026-03-26) - Acme Data Ltd",
+            sorted(vec!["sre@acme.test".into(), "isms@acme.test".into()]),
+        ),
+        (
+            "[certflow] ESCALATION: The corrective action for the minor_nc finding on A.8.13 7 days overdue (2026-03-26) - Acme Data Ltd",
+            sorted(vec![
+                "sre@acme.test".into(),
+                "isms@acme.test".into(),
+                "coordinator@cb.test".into(),
+                "ceo@acme.test".into(),
+            ]),
+        ),
+    ];
+    let expected: Vec<(String, Vec<String>)> = expected.into_iter().map(|(s, to)| (s.to_owned(), to)).collect();
+    assert_eq!(got, expected);
+    let body = &received[4].data;
+    for fact in ["Acme Data Ltd", "Trusted Certification Ltd", &engagement, "7 days late", "/deadlines"] {
+        assert!(body.contains(fact), "the escalation does not name {fact}");
+    }
+    assert!(
+        body.contains("Content-Type: text/plain") && body.contains("Content-Type: text/html"),
+        "plain text and HTML parts"
+    );
+
+    // The API shows what was sent to whom and when; Message-IDs carry the notification ids.
+    let notifications = app.notifications(&engagement).await;
+    assert_eq!(
+        statuses(&notifications),
+        [
+            ("reminder-14", "sent"),
+            ("reminder-7", "sent"),
+            ("reminder-1", "sent"),
+            ("escalation+0", "sent"),
+            ("escalation+7", "sent")
+        ]
+        .map(|(k, s)| (k.to_owned(), s.to_owned()))
+    );
+    for (notification, email) in notifications.iter().zip(&received) {
+        assert_eq!(notification["message_id"].as_str().unwrap(), email.message_id());
+        assert_eq!(notification["attempts"], 1);
+    }
+    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200);
+    let cap = deadlines.body.as_array().unwrap().iter().find(|d| d["kind"] == "corrective_action_due").unwrap().clone();
+    assert_eq!((cap["overdue"].as_bool(), cap["status"].as_str()), (Some(true), Some("open")));
+}
+on_both_databases!(a_cap_item_gets_its_three_reminders_and_two_escalations_each_once_on_its_day);
+
+async fn closing_the_finding_before_its_due_date_cancels_the_remaining_steps(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let smtp = SmtpSink::start();
+    let (engagement, action) = engagement_with_a_cap_item_due_on_day_80(&app).await;
+    let worker = app.spawn_worker(smtp.port).await;
+    app.set_today(day(66));
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+    assert_eq!(smtp.received().len(), 1, "the 14-day reminder");
+
+    // Act: the CB accepts the corrective action on day 70; the finding closes, the deadline is met.
+    app.set_today(day(70));
+    app.verify_corrective_action(&engagement, &action, "accepted").await.expect(200);
+    for n in [73, 79, 80, 87, 90] {
+        app.set_today(day(n));
+        worker.tick().await;
+        app.wait_for_deliveries(&engagement).await;
+    }
+
+    // Assert: nothing more was sent or claimed.
+    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(statuses(&app.notifications(&engagement).await), [("reminder-14".to_owned(), "sent".to_owned())]);
+    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200);
+    assert!(
+        deadlines.body.as_array().unwrap().iter().any(|d| d["kind"] == "corrective_action_due" && d["status"] == "met")
+    );
+}
+on_both_databases!(closing_the_finding_before_its_due_date_cancels_the_remaining_steps);
+
+async fn a_moved_due_date_gets_a_fresh_schedule(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let smtp = SmtpSink::start();
+    let (engagement, action) = engagement_with_a_cap_item_due_on_day_80(&app).await;
+    let worker = app.spawn_worker(smtp.port).await;
+    app.set_today(day(66));
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+
+    // Act: the due date moves from day 80 to day 100 (57 days after the audit).
+    let mut revised =
+        app.get(&format!("/api/v1/engagements/{engagement}/corrective-actions")).await.expect(200).body[0].clone();
+    let body = json!({
+        "root_cause": revised["root_cause"].take(), "correction": revised["correction"].take(),
+        "corrective_action": revised["corrective_action"].take(), "owner_email": "sre@acme.test", "due_on": day(100)
+    });
+    app.put(&format!("/api/v1/engagements/{engagement}/corrective-actions/{action}"), &body).await.expect(200);
+    for n in [73, 80, 86] {
+        app.set_today(day(n));
+        worker.tick().await;
+        app.wait_for_deliveries(&engagement).await;
+    }
+
+    // Assert: the old schedule stopped; the new one sent its 14-day reminder on day 86.
+    let subjects: Vec<String> = smtp.received().iter().map(|m| m.subject()).collect();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(
+        subjects[0].contains("in 14 days (2026-03-26)") && subjects[1].contains("in 14 days (2026-04-15)"),
+        "{subjects:?}"
+    );
+}
+on_both_databases!(a_moved_due_date_gets_a_fresh_schedule);
+
+async fn a_refusing_mail_server_loses_nothing_and_doubles_nothing(backend: Backend) {
+    // Arrange: the SMTP port is closed at first.
+    let app = spawn_app(backend).await;
+    let port = closed_port();
+    let (engagement, _) = engagement_with_a_cap_item_due_on_day_80(&app).await;
+    let worker = app.spawn_worker(port).await;
+
+    // Act 1: the port is closed.
+    app.set_today(day(66));
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+    let first = app.notifications(&engagement).await;
+    assert_eq!((first[0]["status"].as_str(), first[0]["attempts"].as_i64()), (Some("pending"), Some(1)));
+    assert!(first[0]["last_error"].is_string());
+
+    // Act 2: the server is up but answers 451 for a while; the clock passes the backoffs.
+    let smtp = SmtpSink::start_on_port(port);
+    smtp.refuse(true);
+    let mut now = app.clock.now();
+    for _ in 0..2 {
+        now += chrono::Duration::hours(1);
+        app.clock.set(now);
+        worker.tick().await;
+        app.wait_for_deliveries(&engagement).await;
+    }
+    let refused = app.notifications(&engagement).await;
+    assert_eq!((refused[0]["status"].as_str(), refused[0]["attempts"].as_i64()), (Some("pending"), Some(3)));
+    assert!(smtp.received().is_empty());
+
+    // Act 3: the server accepts again.
+    smtp.refuse(false);
+    now += chrono::Duration::hours(1);
+    app.clock.set(now);
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+
+    // Assert: delivered exactly once after four tries.
+    assert_eq!(smtp.received().len(), 1);
+    let sent = app.notifications(&engagement).await;
+    assert_eq!((sent[0]["status"].as_str(), sent[0]["attempts"].as_i64()), (Some("sent"), Some(4)));
+}
+on_both_databases!(a_refusing_mail_server_loses_nothing_and_doubles_nothing);

@@ -1,0 +1,286 @@
+//! Delivering one notification: claim it with a lease, render it, hand it to the mailer, record
+//! the outcome. Safe to run twice for the same notification: only one run holds the lease.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use entities::clock::Clock;
+use entities::domain::deadline::{DeadlineKind, DeadlineStatus};
+use entities::domain::reminders::{NotificationStatus, StepKind};
+use entities::orm::{deadline, notification, prelude::*};
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
+};
+use uuid::Uuid;
+
+use crate::error::WorkerError;
+use crate::mailer::{MailError, Mailer, mask};
+use crate::templates::{ReminderFacts, Templates};
+
+/// How long a delivery may hold a notification before another may take it over.
+pub const LEASE: Duration = Duration::minutes(5);
+
+/// What the deliveries share.
+#[derive(Debug)]
+pub struct DeliveryContext {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// The clock.
+    pub clock: Clock,
+    /// Where emails go.
+    pub mailer: Mailer,
+    /// The email templates.
+    pub templates: Templates,
+    /// The sender.
+    pub from: Mailbox,
+    /// Tries before `failed`.
+    pub max_attempts: u32,
+    /// How people reach the API, for links.
+    pub public_base_url: String,
+}
+
+/// What a delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The mail server accepted it.
+    Sent,
+    /// Another delivery holds it, or it is not due yet, or it was handled already.
+    NothingToDo,
+    /// Its deadline closed first.
+    Cancelled,
+    /// A transient failure; it will be tried again after a backoff.
+    WillRetry,
+    /// It failed for good (permanent refusal, or out of tries).
+    Failed,
+}
+
+/// The wait before try `attempt + 1`: 30 s, doubling, at most an hour.
+pub fn backoff(attempt: i32) -> Duration {
+    let doublings = std::cmp::min(u32::try_from(attempt.saturating_sub(1)).unwrap_or(0), 7);
+    Duration::seconds(30 * 2_i64.pow(doublings)).min(Duration::hours(1))
+}
+
+/// Delivers notification `id`.
+#[tracing::instrument(name = "deliver notification", skip_all, fields(notification_id = %id))]
+pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutcome, WorkerError> {
+    let now = context.clock.now();
+    let claimable = Condition::any()
+        .add(
+            notification::Column::Status
+                .eq(NotificationStatus::Pending)
+                .and(notification::Column::NextAttemptAt.lte(now)),
+        )
+        .add(
+            notification::Column::Status.eq(NotificationStatus::Sending).and(notification::Column::LeaseUntil.lt(now)),
+        );
+    let claimed = Notification::update_many()
+        .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Sending))
+        .col_expr(notification::Column::LeaseUntil, Expr::value(now + LEASE))
+        .col_expr(notification::Column::Attempts, Expr::col(notification::Column::Attempts).add(1))
+        .filter(notification::Column::Id.eq(id))
+        .filter(claimable)
+        .exec(&context.db)
+        .await?;
+    if claimed.rows_affected == 0 {
+        return Ok(DeliveryOutcome::NothingToDo);
+    }
+    let Some(notification) = Notification::find_by_id(id).one(&context.db).await? else {
+        return Ok(DeliveryOutcome::NothingToDo);
+    };
+    let deadline = Deadline::find_by_id(notification.deadline_id).one(&context.db).await?;
+    let Some(deadline) = deadline.filter(|d| d.status == DeadlineStatus::Open) else {
+        record(&context.db, notification, NotificationStatus::Cancelled, None, now).await?;
+        tracing::info!("deadline no longer open: notification cancelled");
+        return Ok(DeliveryOutcome::Cancelled);
+    };
+    let message = match compose(context, &notification, &deadline, now).await? {
+        Ok(message) => message,
+        Err(problem) => {
+            tracing::error!(%problem, "notification cannot be composed");
+            record(&context.db, notification, NotificationStatus::Failed, Some(problem), now).await?;
+            return Ok(DeliveryOutcome::Failed);
+        }
+    };
+    let recipients: Vec<String> = crate::strings_of(&notification.recipients).iter().map(|r| mask(r)).collect();
+    match context.mailer.send(message).await {
+        Ok(()) => {
+            let message_id = message_id(notification.id);
+            let mut model = notification.into_active_model();
+            model.status = Set(NotificationStatus::Sent);
+            model.sent_at = Set(Some(now));
+            model.message_id = Set(Some(message_id.clone()));
+            model.lease_until = Set(None);
+            model.last_error = Set(None);
+            model.update(&context.db).await?;
+            tracing::info!(%message_id, recipients = ?recipients, "notification sent");
+            Ok(DeliveryOutcome::Sent)
+        }
+        Err(MailError::Transient(error))
+            if u32::try_from(notification.attempts).unwrap_or(u32::MAX) < context.max_attempts =>
+        {
+            let retry_at = now + backoff(notification.attempts);
+            tracing::warn!(%error, attempts = notification.attempts, %retry_at, "notification not sent: will retry");
+            let mut model = notification.into_active_model();
+            model.status = Set(NotificationStatus::Pending);
+            model.next_attempt_at = Set(retry_at);
+            model.queued_at = Set(None);
+            model.lease_until = Set(None);
+            model.last_error = Set(Some(error));
+            model.update(&context.db).await?;
+            Ok(DeliveryOutcome::WillRetry)
+        }
+        Err(error) => {
+            tracing::error!(%error, attempts = notification.attempts, recipients = ?recipients, "notification failed for good");
+            record(&context.db, notification, NotificationStatus::Failed, Some(error.to_string()), now).await?;
+            Ok(DeliveryOutcome::Failed)
+        }
+    }
+}
+
+fn message_id(id: Uuid) -> String {
+    format!("<{id}@certflow>")
+}
+
+async fn record(
+    db: &DatabaseConnection,
+    notification: notification::Model,
+    status: NotificationStatus,
+    error: Option<String>,
+    _now: DateTime<Utc>,
+) -> Result<(), WorkerError> {
+    let mut model = notification.into_active_model();
+    model.status = Set(status);
+    model.lease_until = Set(None);
+    if error.is_some() {
+        model.last_error = Set(error);
+    }
+    model.update(db).await?;
+    Ok(())
+}
+
+/// What is due, in words, and more about it.
+async fn describe(db: &DatabaseConnection, deadline: &deadline::Model) -> Result<(String, String), WorkerError> {
+    let described = match deadline.kind {
+        DeadlineKind::CorrectiveActionDue => {
+            let action = match deadline.subject_id {
+                Some(id) => CorrectiveAction::find_by_id(id).one(db).await?,
+                None => None,
+            };
+            let finding = match &action {
+                Some(action) => Finding::find_by_id(action.finding_id).one(db).await?,
+                None => None,
+            };
+            match (action, finding) {
+                (Some(action), Some(finding)) => (
+                    format!("The corrective action for the {} finding on {}", finding.grade, finding.reference),
+                    format!("{} (corrective action {})", action.corrective_action, action.id),
+                ),
+                _ => ("A corrective action".into(), "see the engagement's corrective actions".into()),
+            }
+        }
+        DeadlineKind::MajorNcLimit => (
+            "Verification of every major nonconformity".into(),
+            "ISO/IEC 17021-1: past this date a new stage 2 is required before certification".into(),
+        ),
+        DeadlineKind::SurveillanceDue => {
+            ("The surveillance audit".into(), "surveillance audits are due at least once a year".into())
+        }
+        DeadlineKind::CertificateExpiry => {
+            ("The recertification decision".into(), "the certificate expires on this date unless recertified".into())
+        }
+        DeadlineKind::Stage1Validity => {
+            ("The start of stage 2".into(), "after this date the stage 1 result needs a recorded confirmation".into())
+        }
+        DeadlineKind::SuspensionLimit => (
+            "The resolution of the suspension".into(),
+            "past this date the certificate is withdrawn or its scope reduced".into(),
+        ),
+        DeadlineKind::RestoreAfterExpiryLimit => {
+            ("Restoring the expired certification".into(), "past this date a new stage 2 is needed".into())
+        }
+    };
+    Ok(described)
+}
+
+/// Builds the email, or says why it cannot be built (a permanent problem).
+async fn compose(
+    context: &DeliveryContext,
+    notification: &notification::Model,
+    deadline: &deadline::Model,
+    now: DateTime<Utc>,
+) -> Result<Result<Message, String>, WorkerError> {
+    let engagement = Engagement::find_by_id(deadline.engagement_id).one(&context.db).await?;
+    let Some(engagement) = engagement else { return Ok(Err("the engagement no longer exists".into())) };
+    let organization = Organization::find_by_id(engagement.organization_id).one(&context.db).await?;
+    let body = match engagement.certification_body_id {
+        Some(id) => CertificationBody::find_by_id(id).one(&context.db).await?,
+        None => None,
+    };
+    let (what, detail) = describe(&context.db, deadline).await?;
+    let days_until = (deadline.due_on - now.date_naive()).num_days();
+    let facts = ReminderFacts {
+        notification_id: notification.id.to_string(),
+        step_key: notification.step_key.clone(),
+        what,
+        detail,
+        due_on: deadline.due_on.to_string(),
+        days_until: std::cmp::max(days_until, 0),
+        days_late: std::cmp::max(-days_until, 0),
+        organization: organization.map(|o| o.legal_name).unwrap_or_default(),
+        certification_body: body.map(|b| b.name).unwrap_or_else(|| "(not selected yet)".into()),
+        engagement_id: engagement.id.to_string(),
+        engagement_state: engagement.state.to_string(),
+        owner_email: deadline.owner_email.clone(),
+        roles: match notification.kind {
+            StepKind::Reminder => "a person responsible".into(),
+            StepKind::Escalation => "a person responsible or accountable".into(),
+        },
+        link: format!(
+            "{}/api/v1/engagements/{}/deadlines",
+            context.public_base_url.trim_end_matches('/'),
+            engagement.id
+        ),
+    };
+    let rendered = match context.templates.render(notification.kind, &facts) {
+        Ok(rendered) => rendered,
+        Err(error) => return Ok(Err(format!("template error: {error}"))),
+    };
+    let mut builder = Message::builder()
+        .from(context.from.clone())
+        .subject(rendered.subject)
+        .message_id(Some(message_id(notification.id)));
+    let recipients = crate::strings_of(&notification.recipients);
+    if recipients.is_empty() {
+        return Ok(Err("no recipient".into()));
+    }
+    for recipient in &recipients {
+        match recipient.parse::<Mailbox>() {
+            Ok(mailbox) => builder = builder.to(mailbox),
+            Err(error) => return Ok(Err(format!("invalid recipient {}: {error}", mask(recipient)))),
+        }
+    }
+    Ok(builder
+        .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
+        .map_err(|error| format!("the email cannot be built: {error}")))
+}
+
+/// Shared delivery context for jobs.
+pub type SharedDeliveryContext = Arc<DeliveryContext>;
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+    use chrono::Duration;
+
+    #[test]
+    fn backoff_doubles_from_30_seconds_up_to_an_hour() {
+        let waits: Vec<Duration> = (1..=9).map(backoff).collect();
+        assert_eq!(waits[0], Duration::seconds(30));
+        assert_eq!(waits[1], Duration::seconds(60));
+        assert_eq!(waits[3], Duration::seconds(240));
+        assert_eq!(waits[8], Duration::hours(1));
+    }
+}

@@ -1,0 +1,212 @@
+//! The scan: claim every reminder or escalation step that is due, once, in the transaction that
+//! advances each deadline to its next step. Indexed on (status, next_step_on); on PostgreSQL the
+//! claimed deadlines are locked with `FOR UPDATE SKIP LOCKED`, so several workers share a batch.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use entities::domain::deadline::DeadlineStatus;
+use entities::domain::reminders::{NotificationStatus, RecipientRole, ReminderPolicy, ReminderStep, plan_steps};
+use entities::orm::{certification_body, deadline, engagement, notification, organization, prelude::*};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::error::WorkerError;
+
+/// What one scan did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Deadlines examined.
+    pub deadlines: usize,
+    /// Steps claimed for sending.
+    pub claimed: usize,
+    /// Steps recorded as superseded.
+    pub superseded: usize,
+}
+
+/// Claims every step due on `today`, `batch` deadlines per transaction, until none is left.
+pub async fn claim_due_steps(
+    db: &DatabaseConnection,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+    batch: u64,
+) -> Result<ScanReport, WorkerError> {
+    let mut report = ScanReport::default();
+    loop {
+        let txn = migration::begin_write(db).await?;
+        let due = Deadline::find()
+            .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
+            .filter(deadline::Column::NextStepOn.lte(today))
+            .order_by_asc(deadline::Column::NextStepOn)
+            .limit(batch)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(&txn)
+            .await?;
+        let count = due.len();
+        let claimed = claim(&txn, due, today, now).await?;
+        txn.commit().await?;
+        report.deadlines += count;
+        report.claimed += claimed.claimed;
+        report.superseded += claimed.superseded;
+        if (count as u64) < batch {
+            return Ok(report);
+        }
+    }
+}
+
+/// The people and policies a batch of deadlines refers to.
+struct Parties {
+    engagements: HashMap<Uuid, engagement::Model>,
+    organizations: HashMap<Uuid, organization::Model>,
+    bodies: HashMap<Uuid, certification_body::Model>,
+    policies: HashMap<Uuid, ReminderPolicy>,
+}
+
+impl Parties {
+    async fn load(txn: &DatabaseTransaction, deadlines: &[deadline::Model]) -> Result<Self, WorkerError> {
+        let engagement_ids: HashSet<Uuid> = deadlines.iter().map(|d| d.engagement_id).collect();
+        let engagements: HashMap<Uuid, engagement::Model> = Engagement::find()
+            .filter(engagement::Column::Id.is_in(engagement_ids))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+        let organization_ids: HashSet<Uuid> = engagements.values().map(|e| e.organization_id).collect();
+        let body_ids: HashSet<Uuid> = engagements.values().filter_map(|e| e.certification_body_id).collect();
+        let organizations = Organization::find()
+            .filter(organization::Column::Id.is_in(organization_ids))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+        let bodies = CertificationBody::find()
+            .filter(certification_body::Column::Id.is_in(body_ids.clone()))
+            .all(txn)
+            .await?
+            .into_iter()
+            .map(|b| (b.id, b))
+            .collect();
+        let mut policies = HashMap::new();
+        for record in ReminderPolicyRecord::find()
+            .filter(entities::orm::reminder_policy::Column::CertificationBodyId.is_in(body_ids))
+            .all(txn)
+            .await?
+        {
+            let policy: ReminderPolicy = serde_json::from_value(record.policy)
+                .map_err(|e| anyhow::Error::new(e).context("Failed to read a stored reminder policy"))?;
+            policies.insert(record.certification_body_id, policy);
+        }
+        Ok(Self { engagements, organizations, bodies, policies })
+    }
+
+    fn policy(&self, engagement: &engagement::Model) -> ReminderPolicy {
+        engagement.certification_body_id.and_then(|cb| self.policies.get(&cb).cloned()).unwrap_or_default()
+    }
+
+    /// The addresses of `roles` for a deadline, each once, in order.
+    fn recipients(&self, deadline: &deadline::Model, roles: &[RecipientRole]) -> Vec<String> {
+        let engagement = self.engagements.get(&deadline.engagement_id);
+        let organization = engagement.and_then(|e| self.organizations.get(&e.organization_id));
+        let body = engagement.and_then(|e| e.certification_body_id).and_then(|cb| self.bodies.get(&cb));
+        let mut addresses: Vec<String> = Vec::new();
+        for role in roles {
+            let address = match role {
+                RecipientRole::DeadlineOwner => Some(deadline.owner_email.clone()),
+                RecipientRole::EngagementManager => engagement.map(|e| e.manager_email.clone()),
+                RecipientRole::CbCoordinator => body.map(|b| b.coordinator_email.clone()),
+                RecipientRole::ClientExecutive => organization.map(|o| o.executive_email.clone()),
+                RecipientRole::ClientIsmsManager => organization.map(|o| o.isms_manager_email.clone()),
+            };
+            if let Some(address) = address.filter(|a| !addresses.contains(a)) {
+                addresses.push(address);
+            }
+        }
+        addresses
+    }
+}
+
+async fn claim(
+    txn: &DatabaseTransaction,
+    due: Vec<deadline::Model>,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<ScanReport, WorkerError> {
+    let mut report = ScanReport::default();
+    if due.is_empty() {
+        return Ok(report);
+    }
+    let parties = Parties::load(txn, &due).await?;
+    let ids: Vec<Uuid> = due.iter().map(|d| d.id).collect();
+    let mut recorded: HashMap<Uuid, HashSet<String>> = HashMap::new();
+    for (deadline_id, key) in Notification::find()
+        .select_only()
+        .column(notification::Column::DeadlineId)
+        .column(notification::Column::StepKey)
+        .filter(notification::Column::DeadlineId.is_in(ids))
+        .into_tuple::<(Uuid, String)>()
+        .all(txn)
+        .await?
+    {
+        recorded.entry(deadline_id).or_default().insert(key);
+    }
+    let mut rows = Vec::new();
+    let mut next_steps: HashMap<Option<NaiveDate>, Vec<Uuid>> = HashMap::new();
+    for deadline in &due {
+        let Some(engagement) = parties.engagements.get(&deadline.engagement_id) else { continue };
+        let schedule = parties.policy(engagement).schedule(deadline.kind);
+        let plan = plan_steps(&schedule, deadline.due_on, today, recorded.get(&deadline.id).unwrap_or(&HashSet::new()));
+        let row = |step: &ReminderStep, status: NotificationStatus| notification::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            deadline_id: Set(deadline.id),
+            engagement_id: Set(deadline.engagement_id),
+            step_key: Set(step.key()),
+            kind: Set(step.kind),
+            recipients: Set(serde_json::json!(parties.recipients(deadline, &step.recipients))),
+            scheduled_on: Set(step.date(deadline.due_on)),
+            status: Set(status),
+            attempts: Set(0),
+            next_attempt_at: Set(now),
+            queued_at: Set(None),
+            lease_until: Set(None),
+            last_error: Set(None),
+            message_id: Set(None),
+            created_at: Set(now),
+            sent_at: Set(None),
+        };
+        for step in &plan.send {
+            rows.push(row(step, NotificationStatus::Pending));
+        }
+        for step in &plan.superseded {
+            rows.push(row(step, NotificationStatus::Skipped));
+        }
+        report.claimed += plan.send.len();
+        report.superseded += plan.superseded.len();
+        next_steps.entry(plan.next_step_on).or_default().push(deadline.id);
+    }
+    for chunk in rows.chunks(500) {
+        Notification::insert_many(chunk.to_vec())
+            .on_conflict(
+                OnConflict::columns([notification::Column::DeadlineId, notification::Column::StepKey])
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(txn)
+            .await?;
+    }
+    for (next_step_on, ids) in next_steps {
+        for chunk in ids.chunks(500) {
+            Deadline::update_many()
+                .col_expr(deadline::Column::NextStepOn, Expr::value(next_step_on))
+                .filter(deadline::Column::Id.is_in(chunk.to_vec()))
+                .exec(txn)
+                .await?;
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,193 @@
+//! Building and running the worker: the scan on a cron schedule (and at start), the email jobs
+//! on apalis storage in the application's database.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use apalis::prelude::{BackendExt, Monitor, Strategy, WorkerBuilder};
+use apalis_cron::CronScheduler;
+use chrono::{DateTime, Utc};
+use entities::clock::Clock;
+use entities::domain::reminders::NotificationStatus;
+use entities::orm::{notification, prelude::*};
+use entities::settings::Settings;
+use lettre::message::Mailbox;
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use crate::delivery::{DeliveryContext, SharedDeliveryContext};
+use crate::error::WorkerError;
+use crate::jobs::{SendNotification, scan_deadlines, send_notification};
+use crate::mailer::Mailer;
+use crate::queue::EmailQueue;
+use crate::scan::{ScanReport, claim_due_steps};
+use crate::templates::Templates;
+
+/// Every minute, at second 0.
+pub const SCAN_SCHEDULE: &str = "0 * * * * *";
+/// A queued email whose job has not run for this long is queued again (its job was lost).
+pub const REQUEUE_AFTER: chrono::Duration = chrono::Duration::minutes(10);
+/// How often idle email workers look for jobs.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// The scan.
+    pub scan: ScanReport,
+    /// Email jobs queued.
+    pub queued: usize,
+}
+
+/// Runs the scan and queues the emails it claimed.
+#[derive(Debug)]
+pub struct Ticker {
+    db: DatabaseConnection,
+    clock: Clock,
+    batch: u64,
+    queue: EmailQueue,
+}
+
+/// A ticker shared by the cron job and the tests.
+pub type SharedTicker = Arc<Ticker>;
+
+impl Ticker {
+    /// Claims every due step, then queues one job per email waiting for one.
+    pub async fn tick(&self) -> Result<TickReport, WorkerError> {
+        let now = self.clock.now();
+        let scan = claim_due_steps(&self.db, now.date_naive(), now, self.batch).await?;
+        let queued = self.enqueue(now).await?;
+        if scan.claimed + scan.superseded + queued > 0 {
+            tracing::info!(claimed = scan.claimed, superseded = scan.superseded, queued, "scan");
+        }
+        Ok(TickReport { scan, queued })
+    }
+
+    /// Queues a job for each email that is due a try and has no live job: just claimed, retrying
+    /// after a backoff, re-queued by an admin, or held by a delivery that died (lease over).
+    async fn enqueue(&self, now: DateTime<Utc>) -> Result<usize, WorkerError> {
+        let mut queued = 0;
+        loop {
+            let waiting = Condition::any()
+                .add(
+                    notification::Column::Status
+                        .eq(NotificationStatus::Pending)
+                        .and(notification::Column::NextAttemptAt.lte(now)),
+                )
+                .add(
+                    notification::Column::Status
+                        .eq(NotificationStatus::Sending)
+                        .and(notification::Column::LeaseUntil.lt(now)),
+                );
+            let jobless = Condition::any()
+                .add(notification::Column::QueuedAt.is_null())
+                .add(notification::Column::QueuedAt.lt(now - REQUEUE_AFTER));
+            let ids: Vec<Uuid> = Notification::find()
+                .select_only()
+                .column(notification::Column::Id)
+                .filter(waiting)
+                .filter(jobless)
+                .order_by_asc(notification::Column::Id)
+                .limit(500)
+                .into_tuple()
+                .all(&self.db)
+                .await?;
+            for id in &ids {
+                self.queue.push(SendNotification { notification_id: *id }).await?;
+            }
+            if !ids.is_empty() {
+                Notification::update_many()
+                    .col_expr(notification::Column::QueuedAt, Expr::value(now))
+                    .filter(notification::Column::Id.is_in(ids.clone()))
+                    .exec(&self.db)
+                    .await?;
+            }
+            queued += ids.len();
+            if ids.len() < 500 {
+                return Ok(queued);
+            }
+        }
+    }
+}
+
+/// The reminder worker, built and ready to run.
+#[derive(Debug)]
+pub struct ReminderWorker {
+    ticker: SharedTicker,
+    delivery: SharedDeliveryContext,
+    queue: EmailQueue,
+}
+
+impl ReminderWorker {
+    /// Opens the email queue in the database and builds the mailer the settings name.
+    pub async fn build(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
+        let queue = EmailQueue::open(&db).await.context("Failed to open the email queue")?;
+        let from: Mailbox = settings
+            .mail_from
+            .parse()
+            .with_context(|| format!("MAIL_FROM '{}' is not a mailbox", settings.mail_from))?;
+        let delivery = Arc::new(DeliveryContext {
+            db: db.clone(),
+            clock: clock.clone(),
+            mailer: Mailer::from_settings(settings)?,
+            templates: Templates::default(),
+            from,
+            max_attempts: settings.delivery_max_attempts,
+            public_base_url: settings.public_base_url.clone(),
+        });
+        let ticker = Arc::new(Ticker { db, clock, batch: u64::from(settings.scan_batch_size), queue: queue.clone() });
+        Ok(Self { ticker, delivery, queue })
+    }
+
+    /// The scan, to drive it step by step (tests) or on a schedule.
+    pub fn ticker(&self) -> SharedTicker {
+        self.ticker.clone()
+    }
+
+    /// One scan now.
+    pub async fn tick(&self) -> Result<TickReport, WorkerError> {
+        self.ticker.tick().await
+    }
+
+    /// Scans once, then runs the cron scan and the email workers until `shutdown` completes.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        if let Err(error) = self.tick().await {
+            tracing::error!(error = ?error, "the scan at start failed; the next tick retries");
+        }
+        let schedule = cron::Schedule::from_str(SCAN_SCHEDULE).context("Failed to read the scan schedule")?;
+        let ticker = self.ticker.clone();
+        let monitor = Monitor::new().register(move |_| {
+            WorkerBuilder::new("certflow-scan")
+                .backend(CronScheduler::new(schedule.clone()))
+                .data(ticker.clone())
+                .build(scan_deadlines)
+        });
+        let delivery = self.delivery.clone();
+        let monitor = match self.queue {
+            EmailQueue::Sqlite(storage) => monitor.register(move |index| {
+                WorkerBuilder::new(format!("certflow-email-{index}"))
+                    .backend(storage.clone().poll_with_strategy(Strategy::new().interval(POLL_INTERVAL)))
+                    .data(delivery.clone())
+                    .build(send_notification)
+            }),
+            EmailQueue::Postgres(storage) => monitor.register(move |index| {
+                WorkerBuilder::new(format!("certflow-email-{index}"))
+                    .backend(storage.clone().poll_with_strategy(Strategy::new().interval(POLL_INTERVAL)))
+                    .data(delivery.clone())
+                    .build(send_notification)
+            }),
+        };
+        monitor
+            .shutdown_timeout(Duration::from_secs(10))
+            .run_with_signal(async move {
+                shutdown.await;
+                Ok(())
+            })
+            .await
+            .context("The reminder worker failed")
+    }
+}
