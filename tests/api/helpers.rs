@@ -60,6 +60,7 @@ pub struct TestApp {
     pub database_url: String,
     pub client: reqwest::Client,
     pub clock: Clock,
+    pub keys: TokenKeys,
     pub token: String,
     cleanup: Cleanup,
 }
@@ -129,7 +130,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let token = keys
         .mint("coordinator@cb.test", Role::Coordinator, None, None, Utc::now(), chrono::Duration::hours(1))
         .expect("mint a token");
-    TestApp { address, database_url: url, client: reqwest::Client::new(), clock, token, cleanup }
+    TestApp { address, database_url: url, client: reqwest::Client::new(), clock, keys, token, cleanup }
 }
 
 /// The reminder worker, running in the background against the app's database and clock.
@@ -154,12 +155,21 @@ impl TestWorker {
 }
 
 /// Polls `check` every 50 ms until it holds, for at most 30 s.
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+pub async fn wait_until<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    wait_at_most(30, what, check).await;
+}
+
+/// Polls `check` every 50 ms until it holds, for at most `seconds`.
+pub async fn wait_at_most<F, Fut>(seconds: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
     while !check().await {
         assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -213,6 +223,18 @@ impl TestApp {
             let _ = stopped.await;
         }));
         TestWorker { ticker, stop: Some(stop) }
+    }
+
+    /// A token for `role`.
+    pub fn token_for(&self, role: Role) -> String {
+        self.keys
+            .mint("someone@certflow.test", role, None, None, Utc::now(), chrono::Duration::hours(1))
+            .expect("mint a token")
+    }
+
+    /// A connection of the test's own to the app's database.
+    pub async fn db(&self) -> sea_orm::DatabaseConnection {
+        migration::connect(&self.database_url, 5).await.expect("connect to the test database")
     }
 
     /// The notifications of an engagement, oldest first.

@@ -11,3 +11,4 @@ mod reminders;
 mod smtp;
 mod stage1;
 mod suspension;
+mod worker_scale;

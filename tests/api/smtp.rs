@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use mailin_embedded::response::{INTERNAL_ERROR, OK};
+use mailin_embedded::response::{INTERNAL_ERROR, NO_MAILBOX, OK};
 use mailin_embedded::{Handler, Response, Server};
 
 /// One email as the server received it.
@@ -48,6 +48,7 @@ fn decode_words(raw: &str) -> String {
 #[derive(Default)]
 struct Shared {
     refusing: AtomicBool,
+    rejecting: AtomicBool,
     received: Mutex<Vec<ReceivedEmail>>,
 }
 
@@ -61,6 +62,10 @@ struct SinkHandler {
 impl Handler for SinkHandler {
     fn mail(&mut self, _ip: std::net::IpAddr, _domain: &str, _from: &str) -> Response {
         if self.shared.refusing.load(Ordering::SeqCst) { INTERNAL_ERROR } else { OK }
+    }
+
+    fn rcpt(&mut self, _to: &str) -> Response {
+        if self.shared.rejecting.load(Ordering::SeqCst) { NO_MAILBOX } else { OK }
     }
 
     fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
@@ -104,7 +109,7 @@ impl SmtpSink {
         let handler = SinkHandler { shared: shared.clone(), to: Vec::new(), data: Vec::new() };
         std::thread::spawn(move || {
             let mut server = Server::new(handler);
-            server.with_name("sink.test").with_num_threads(4).with_tcp_listener(listener);
+            server.with_name("sink.test").with_num_threads(64).with_tcp_listener(listener);
             // mailin's error is not Send: it is handled here, in the server's thread.
             if let Err(error) = server.serve() {
                 eprintln!("SMTP sink stopped: {error}");
@@ -116,6 +121,11 @@ impl SmtpSink {
     /// Answer 451 to `MAIL FROM` until told otherwise.
     pub fn refuse(&self, refusing: bool) {
         self.shared.refusing.store(refusing, Ordering::SeqCst);
+    }
+
+    /// Answer 550 (no such mailbox) to every recipient until told otherwise.
+    pub fn reject(&self, rejecting: bool) {
+        self.shared.rejecting.store(rejecting, Ordering::SeqCst);
     }
 
     /// Everything received so far.

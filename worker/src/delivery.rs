@@ -87,6 +87,31 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
     if claimed.rows_affected == 0 {
         return Ok(DeliveryOutcome::NothingToDo);
     }
+    match deliver_claimed(context, id, now).await {
+        Ok(outcome) => Ok(outcome),
+        Err(error) => {
+            // Hand the claim back so the next scan queues it again instead of waiting for the lease.
+            let released = Notification::update_many()
+                .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Pending))
+                .col_expr(notification::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(notification::Column::QueuedAt, Expr::value(Option::<DateTime<Utc>>::None))
+                .filter(notification::Column::Id.eq(id))
+                .filter(notification::Column::Status.eq(NotificationStatus::Sending))
+                .exec(&context.db)
+                .await;
+            if let Err(release_error) = released {
+                tracing::warn!(%release_error, "could not hand the claim back; its lease will expire");
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn deliver_claimed(
+    context: &DeliveryContext,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<DeliveryOutcome, WorkerError> {
     let Some(notification) = Notification::find_by_id(id).one(&context.db).await? else {
         return Ok(DeliveryOutcome::NothingToDo);
     };

@@ -10,6 +10,8 @@ use crate::jobs::SendNotification;
 
 /// The queue's name in apalis storage: fixed, so moving the job type strands nothing.
 pub const EMAIL_QUEUE: &str = "certflow-emails";
+/// Jobs fetched per poll.
+const BATCH: usize = 50;
 
 /// Where email jobs wait.
 #[derive(Clone)]
@@ -36,13 +38,13 @@ impl EmailQueue {
             DatabaseBackend::Sqlite => {
                 let pool = db.get_sqlite_connection_pool();
                 SqliteStorage::setup(pool).await.map_err(|e| WorkerError::Queue(e.to_string()))?;
-                let config = apalis_sqlite::Config::default().queue(EMAIL_QUEUE);
+                let config = apalis_sqlite::Config::default().queue(EMAIL_QUEUE).batch_size(BATCH);
                 Ok(Self::Sqlite(SqliteStorage::new(pool).with_config(config)))
             }
             DatabaseBackend::Postgres => {
                 let pool = db.get_postgres_connection_pool();
                 PostgresStorage::setup(pool).await.map_err(|e| WorkerError::Queue(e.to_string()))?;
-                let config = apalis_postgres::Config::default().queue(EMAIL_QUEUE);
+                let config = apalis_postgres::Config::default().queue(EMAIL_QUEUE).batch_size(BATCH);
                 Ok(Self::Postgres(PostgresStorage::new(pool).with_config(config)))
             }
             other => Err(WorkerError::Queue(format!("no email queue for {other:?}"))),

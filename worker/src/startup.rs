@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use apalis::prelude::{BackendExt, Monitor, Strategy, WorkerBuilder};
+use apalis::prelude::{BackendExt, Monitor, Strategy, WorkerBuilder, WorkerBuilderExt};
 use apalis_cron::CronScheduler;
 use chrono::{DateTime, Utc};
 use entities::clock::Clock;
@@ -33,6 +33,8 @@ pub const SCAN_SCHEDULE: &str = "0 * * * * *";
 pub const REQUEUE_AFTER: chrono::Duration = chrono::Duration::minutes(10);
 /// How often idle email workers look for jobs.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
+/// Emails one worker sends at once, over the pooled SMTP connections.
+pub const DELIVERY_CONCURRENCY: usize = 8;
 
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -171,12 +173,14 @@ impl ReminderWorker {
             EmailQueue::Sqlite(storage) => monitor.register(move |index| {
                 WorkerBuilder::new(format!("certflow-email-{index}"))
                     .backend(storage.clone().poll_with_strategy(Strategy::new().interval(POLL_INTERVAL)))
+                    .concurrency(DELIVERY_CONCURRENCY)
                     .data(delivery.clone())
                     .build(send_notification)
             }),
             EmailQueue::Postgres(storage) => monitor.register(move |index| {
                 WorkerBuilder::new(format!("certflow-email-{index}"))
                     .backend(storage.clone().poll_with_strategy(Strategy::new().interval(POLL_INTERVAL)))
+                    .concurrency(DELIVERY_CONCURRENCY)
                     .data(delivery.clone())
                     .build(send_notification)
             }),

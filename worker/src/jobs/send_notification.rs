@@ -16,7 +16,14 @@ pub struct SendNotification {
 /// Delivers the notification. A refused email is recorded (retry or failed) and the job ends
 /// well; only a database failure fails the job, which apalis then retries.
 pub async fn send_notification(job: SendNotification, context: Data<SharedDeliveryContext>) -> Result<(), BoxDynError> {
-    let outcome = deliver(&context, job.notification_id).await?;
-    tracing::debug!(notification_id = %job.notification_id, ?outcome, "delivery job done");
-    Ok(())
+    match deliver(&context, job.notification_id).await {
+        Ok(outcome) => {
+            tracing::debug!(notification_id = %job.notification_id, ?outcome, "delivery job done");
+            Ok(())
+        }
+        Err(error) => {
+            tracing::error!(notification_id = %job.notification_id, error = ?error, "delivery job failed");
+            Err(error.into())
+        }
+    }
 }

@@ -1,0 +1,112 @@
+//! Failure and scale: a refused email ends `failed` and can be re-queued; two workers on
+//! PostgreSQL share one batch without sending anything twice.
+
+use std::collections::HashSet;
+
+use chrono::Days;
+use entities::domain::deadline::{DeadlineKind, DeadlineOwner, DeadlineStatus};
+use entities::domain::reminders::NotificationStatus;
+use entities::orm::{deadline, notification, prelude::*};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::helpers::{Backend, TestApp, day, spawn_app, wait_at_most, wait_until};
+use crate::on_both_databases;
+use crate::smtp::SmtpSink;
+
+/// Inserts `count` open corrective-action deadlines of `engagement`, each due in 14 days, so
+/// each has exactly one step (its 14-day reminder) due today.
+async fn insert_due_deadlines(app: &TestApp, engagement: &str, count: usize) {
+    let db = app.db().await;
+    let today = app.clock.today();
+    let engagement_id: Uuid = engagement.parse().unwrap();
+    let rows: Vec<deadline::ActiveModel> = (0..count)
+        .map(|i| deadline::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            engagement_id: Set(engagement_id),
+            kind: Set(DeadlineKind::CorrectiveActionDue),
+            subject_id: Set(None),
+            due_on: Set(today.checked_add_days(Days::new(14)).unwrap()),
+            owner: Set(DeadlineOwner::CorrectiveActionOwner),
+            owner_email: Set(format!("owner{i}@acme.test")),
+            status: Set(DeadlineStatus::Open),
+            created_at: Set(app.clock.now()),
+            closed_at: Set(None),
+            next_step_on: Set(Some(today)),
+        })
+        .collect();
+    for chunk in rows.chunks(200) {
+        Deadline::insert_many(chunk.to_vec()).exec_without_returning(&db).await.unwrap();
+    }
+}
+
+async fn count_notifications(app: &TestApp, status: NotificationStatus) -> u64 {
+    Notification::find().filter(notification::Column::Status.eq(status)).count(&app.db().await).await.unwrap()
+}
+
+async fn a_permanently_refused_email_is_failed_listed_and_sent_after_an_admin_requeues_it(backend: Backend) {
+    // Arrange: the server rejects the recipient (550).
+    let app = spawn_app(backend).await;
+    let smtp = SmtpSink::start();
+    smtp.reject(true);
+    let engagement = app.engagement_in_stage2().await;
+    insert_due_deadlines(&app, &engagement, 1).await;
+    let worker = app.spawn_worker(smtp.port).await;
+
+    // Act
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+
+    // Assert: failed at the first try (a 5xx is not retried), and listed.
+    let failed = app.get("/api/v1/notifications?status=failed").await.expect(200);
+    let items = failed.body["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["attempts"], 1);
+    assert!(items[0]["last_error"].as_str().unwrap().contains("550"), "{}", items[0]);
+    let id = items[0]["id"].as_str().unwrap().to_owned();
+
+    // Only an admin re-queues.
+    let coordinator = app.post(&format!("/api/v1/notifications/{id}/requeue"), &json!({})).await.expect(403);
+    assert_eq!(coordinator.problem_type(), "forbidden");
+    smtp.reject(false);
+    let admin = app.token_for(api::auth::Role::Admin);
+    let request = app.client.post(format!("{}/api/v1/notifications/{id}/requeue", app.address)).bearer_auth(admin);
+    let requeued = app.reply(request).await.expect(200);
+    assert_eq!((requeued.body["status"].as_str(), requeued.body["attempts"].as_i64()), (Some("pending"), Some(0)));
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+    assert_eq!(smtp.received().len(), 1);
+    assert_eq!(count_notifications(&app, NotificationStatus::Sent).await, 1);
+}
+on_both_databases!(a_permanently_refused_email_is_failed_listed_and_sent_after_an_admin_requeues_it);
+
+#[tokio::test]
+async fn two_workers_on_postgres_share_1000_due_steps_and_send_each_once() {
+    // Arrange: 1,000 deadlines, each with one step due today.
+    let app = spawn_app(Backend::Postgres).await;
+    let smtp = SmtpSink::start();
+    let engagement = app.engagement_in_stage2().await;
+    app.set_today(day(20));
+    insert_due_deadlines(&app, &engagement, 1000).await;
+    let first = app.spawn_worker(smtp.port).await;
+    let second = app.spawn_worker(smtp.port).await;
+
+    // Act: both scan at once (besides the scan each ran at start), then both deliver.
+    let (a, b) = tokio::join!(first.tick(), second.tick());
+
+    // Assert: every step claimed once; 1,000 emails, none twice.
+    let claimed = Notification::find().count(&app.db().await).await.unwrap();
+    assert_eq!(claimed, 1000, "first {a:?}, second {b:?}");
+    // Generous: a debug build on two shared cores; the speed is measured by the benchmark.
+    wait_at_most(120, "1,000 emails are sent", || async {
+        count_notifications(&app, NotificationStatus::Sent).await == 1000
+    })
+    .await;
+    wait_until("the sink has 1,000 emails", || async { smtp.received().len() >= 1000 }).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let received = smtp.received();
+    let message_ids: HashSet<String> = received.iter().map(|m| m.message_id()).collect();
+    let recipients: HashSet<String> = received.iter().flat_map(|m| m.to.clone()).collect();
+    assert_eq!((received.len(), message_ids.len(), recipients.len()), (1000, 1000, 1000));
+}
