@@ -48,6 +48,9 @@ pub struct Settings {
     pub mail_from: String,
     /// `DELIVERY_MAX_ATTEMPTS`: tries per email before it is `failed`.
     pub delivery_max_attempts: u32,
+    /// `DELIVERY_LEASE_SECONDS`: how long a delivery may hold an email before another worker may
+    /// take it over (longer than the SMTP timeout of 20 s).
+    pub delivery_lease_seconds: u32,
     /// `SCAN_BATCH_SIZE`: deadlines claimed per transaction by the scan.
     pub scan_batch_size: u32,
     /// `WORKER_EMBEDDED`: `certflow serve` runs the reminder worker beside the API.
@@ -163,6 +166,7 @@ impl Settings {
             mail_transport,
             mail_from: get("MAIL_FROM").unwrap_or_else(|| "certflow <reminders@certflow.local>".into()),
             delivery_max_attempts: parse_number(&get, "DELIVERY_MAX_ATTEMPTS", 8)?,
+            delivery_lease_seconds: parse_number(&get, "DELIVERY_LEASE_SECONDS", 60)?,
             scan_batch_size: parse_number(&get, "SCAN_BATCH_SIZE", 500)?,
             worker_embedded: match get("WORKER_EMBEDDED").as_deref() {
                 None | Some("true") => true,

@@ -11,4 +11,5 @@ mod reminders;
 mod smtp;
 mod stage1;
 mod suspension;
+mod worker_crash;
 mod worker_scale;

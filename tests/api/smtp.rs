@@ -49,6 +49,7 @@ fn decode_words(raw: &str) -> String {
 struct Shared {
     refusing: AtomicBool,
     rejecting: AtomicBool,
+    delay_ms: std::sync::atomic::AtomicU64,
     received: Mutex<Vec<ReceivedEmail>>,
 }
 
@@ -80,6 +81,10 @@ impl Handler for SinkHandler {
     }
 
     fn data_end(&mut self) -> Response {
+        let delay = self.shared.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         let email = ReceivedEmail { to: self.to.clone(), data: String::from_utf8_lossy(&self.data).into_owned() };
         self.shared.received.lock().unwrap().push(email);
         OK
@@ -126,6 +131,11 @@ impl SmtpSink {
     /// Answer 550 (no such mailbox) to every recipient until told otherwise.
     pub fn reject(&self, rejecting: bool) {
         self.shared.rejecting.store(rejecting, Ordering::SeqCst);
+    }
+
+    /// Takes `ms` milliseconds to accept each message.
+    pub fn slow_down(&self, ms: u64) {
+        self.shared.delay_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Everything received so far.

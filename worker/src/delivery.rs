@@ -20,9 +20,6 @@ use crate::error::WorkerError;
 use crate::mailer::{MailError, Mailer, mask};
 use crate::templates::{ReminderFacts, Templates};
 
-/// How long a delivery may hold a notification before another may take it over.
-pub const LEASE: Duration = Duration::minutes(5);
-
 /// What the deliveries share.
 #[derive(Debug)]
 pub struct DeliveryContext {
@@ -38,6 +35,8 @@ pub struct DeliveryContext {
     pub from: Mailbox,
     /// Tries before `failed`.
     pub max_attempts: u32,
+    /// How long a delivery holds a notification before another may take it over.
+    pub lease: Duration,
     /// How people reach the API, for links.
     pub public_base_url: String,
 }
@@ -78,7 +77,7 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
         );
     let claimed = Notification::update_many()
         .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Sending))
-        .col_expr(notification::Column::LeaseUntil, Expr::value(now + LEASE))
+        .col_expr(notification::Column::LeaseUntil, Expr::value(now + context.lease))
         .col_expr(notification::Column::Attempts, Expr::col(notification::Column::Attempts).add(1))
         .filter(notification::Column::Id.eq(id))
         .filter(claimable)

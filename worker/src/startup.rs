@@ -15,7 +15,7 @@ use entities::domain::reminders::NotificationStatus;
 use entities::orm::{notification, prelude::*};
 use entities::settings::Settings;
 use lettre::message::Mailbox;
-use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -29,8 +29,6 @@ use crate::templates::Templates;
 
 /// Every minute, at second 0.
 pub const SCAN_SCHEDULE: &str = "0 * * * * *";
-/// A queued email whose job has not run for this long is queued again (its job was lost).
-pub const REQUEUE_AFTER: chrono::Duration = chrono::Duration::minutes(10);
 /// How often idle email workers look for jobs.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Emails one worker sends at once, over the pooled SMTP connections.
@@ -52,6 +50,9 @@ pub struct Ticker {
     clock: Clock,
     batch: u64,
     queue: EmailQueue,
+    /// A queued email whose job has not run for this long is queued again (its job was lost
+    /// with a killed worker): two leases. A repeated job finds the email claimed and does nothing.
+    requeue_after: chrono::Duration,
 }
 
 /// A ticker shared by the cron job and the tests.
@@ -70,43 +71,49 @@ impl Ticker {
     }
 
     /// Queues a job for each email that is due a try and has no live job: just claimed, retrying
-    /// after a backoff, re-queued by an admin, or held by a delivery that died (lease over).
+    /// after a backoff, re-queued by an admin, queued so long ago that its job must be lost, or
+    /// held by a delivery that died (its lease is over: it is handed back to `pending`).
     async fn enqueue(&self, now: DateTime<Utc>) -> Result<usize, WorkerError> {
         let mut queued = 0;
         loop {
-            let waiting = Condition::any()
-                .add(
-                    notification::Column::Status
-                        .eq(NotificationStatus::Pending)
-                        .and(notification::Column::NextAttemptAt.lte(now)),
-                )
-                .add(
-                    notification::Column::Status
-                        .eq(NotificationStatus::Sending)
-                        .and(notification::Column::LeaseUntil.lt(now)),
-                );
             let jobless = Condition::any()
                 .add(notification::Column::QueuedAt.is_null())
-                .add(notification::Column::QueuedAt.lt(now - REQUEUE_AFTER));
+                .add(notification::Column::QueuedAt.lt(now - self.requeue_after));
+            let waiting = Condition::any()
+                .add(
+                    Condition::all()
+                        .add(notification::Column::Status.eq(NotificationStatus::Pending))
+                        .add(notification::Column::NextAttemptAt.lte(now))
+                        .add(jobless),
+                )
+                .add(
+                    Condition::all()
+                        .add(notification::Column::Status.eq(NotificationStatus::Sending))
+                        .add(notification::Column::LeaseUntil.lt(now)),
+                );
             let ids: Vec<Uuid> = Notification::find()
                 .select_only()
                 .column(notification::Column::Id)
                 .filter(waiting)
-                .filter(jobless)
                 .order_by_asc(notification::Column::Id)
                 .limit(500)
                 .into_tuple()
                 .all(&self.db)
                 .await?;
-            for id in &ids {
-                self.queue.push(SendNotification { notification_id: *id }).await?;
-            }
             if !ids.is_empty() {
                 Notification::update_many()
                     .col_expr(notification::Column::QueuedAt, Expr::value(now))
+                    .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Pending))
+                    .col_expr(notification::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
                     .filter(notification::Column::Id.is_in(ids.clone()))
+                    .filter(
+                        notification::Column::Status.is_in([NotificationStatus::Pending, NotificationStatus::Sending]),
+                    )
                     .exec(&self.db)
                     .await?;
+            }
+            for id in &ids {
+                self.queue.push(SendNotification { notification_id: *id }).await?;
             }
             queued += ids.len();
             if ids.len() < 500 {
@@ -139,9 +146,12 @@ impl ReminderWorker {
             templates: Templates::default(),
             from,
             max_attempts: settings.delivery_max_attempts,
+            lease: chrono::Duration::seconds(i64::from(settings.delivery_lease_seconds)),
             public_base_url: settings.public_base_url.clone(),
         });
-        let ticker = Arc::new(Ticker { db, clock, batch: u64::from(settings.scan_batch_size), queue: queue.clone() });
+        let requeue_after = chrono::Duration::seconds(2 * i64::from(settings.delivery_lease_seconds));
+        let batch = u64::from(settings.scan_batch_size);
+        let ticker = Arc::new(Ticker { db, clock, batch, queue: queue.clone(), requeue_after });
         Ok(Self { ticker, delivery, queue })
     }
 
@@ -169,16 +179,19 @@ impl ReminderWorker {
                 .build(scan_deadlines)
         });
         let delivery = self.delivery.clone();
+        // Names unique to this process: apalis tracks which worker holds which job.
+        let instance = Uuid::now_v7().simple().to_string();
+        let instance = instance[instance.len() - 8..].to_owned();
         let monitor = match self.queue {
             EmailQueue::Sqlite(storage) => monitor.register(move |index| {
-                WorkerBuilder::new(format!("certflow-email-{index}"))
+                WorkerBuilder::new(format!("certflow-email-{instance}-{index}"))
                     .backend(storage.clone().poll_with_strategy(Strategy::new().interval(POLL_INTERVAL)))
                     .concurrency(DELIVERY_CONCURRENCY)
                     .data(delivery.clone())
                     .build(send_notification)
             }),
             EmailQueue::Postgres(storage) => monitor.register(move |index| {
-                WorkerBuilder::new(format!("certflow-email-{index}"))
+                WorkerBuilder::new(format!("certflow-email-{instance}-{index}"))
                     .backend(storage.clone().poll_with_strategy(Strategy::new().interval(POLL_INTERVAL)))
                     .concurrency(DELIVERY_CONCURRENCY)
                     .data(delivery.clone())

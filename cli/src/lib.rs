@@ -1,0 +1,120 @@
+//! The `certflow` command: runs the API and the reminder worker (together or apart), applies
+//! migrations, and mints tokens for local use.
+
+use anyhow::Context;
+use api::auth::{Role, TokenKeys};
+use api::telemetry::{get_subscriber, init_subscriber};
+use clap::{Parser, Subcommand};
+use entities::settings::Settings;
+use migration::{Migrator, MigratorTrait};
+use uuid::Uuid;
+
+/// certflow: the ISO/IEC 27001 certification engagement, from CB selection to surveillance.
+#[derive(Debug, Parser)]
+#[command(name = "certflow", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the system (the default): the REST API on LISTEN_ADDR and, unless WORKER_EMBEDDED=false,
+    /// the reminder worker beside it.
+    Serve,
+    /// Run the reminder worker alone (scale-out: several workers on one PostgreSQL database).
+    Worker,
+    /// Apply every pending database migration and exit.
+    Migrate,
+    /// Print a bearer token for local use, signed with JWT_SECRET.
+    Token {
+        /// The caller's role.
+        #[arg(long, default_value = "admin")]
+        role: Role,
+        /// The caller (recorded as the actor in the history).
+        #[arg(long, default_value = "dev@certflow.local")]
+        sub: String,
+        /// The organization the caller belongs to.
+        #[arg(long)]
+        org: Option<Uuid>,
+        /// The certification body the caller belongs to.
+        #[arg(long)]
+        cb: Option<Uuid>,
+        /// Hours until the token expires.
+        #[arg(long, default_value_t = 12)]
+        hours: i64,
+    },
+}
+
+/// Runs the command line `args` (the first is the program's name).
+pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
+    let cli = Cli::parse_from(args);
+    let settings = Settings::from_env()?;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout));
+            warn_about_development_defaults(&settings);
+            let application = api::Application::build(&settings).await?;
+            tracing::info!(address = %settings.listen_addr, port = application.port(), docs = "/docs/", "certflow API listening");
+            if settings.worker_embedded {
+                let worker = build_worker(&settings).await?;
+                tokio::select! {
+                    ended = application.run_until_stopped() => report_exit("API", ended.map_err(anyhow::Error::from)),
+                    ended = worker.run_until_stopped(shutdown_signal()) => report_exit("reminder worker", ended),
+                }
+            } else {
+                report_exit("API", application.run_until_stopped().await.map_err(anyhow::Error::from));
+            }
+        }
+        Command::Worker => {
+            init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout));
+            let worker = build_worker(&settings).await?;
+            tracing::info!("certflow reminder worker running");
+            report_exit("reminder worker", worker.run_until_stopped(shutdown_signal()).await);
+        }
+        Command::Migrate => {
+            init_subscriber(get_subscriber("info,sqlx=warn", std::io::stderr));
+            let db = migration::connect(&settings.database_url, 1).await?;
+            Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
+            tracing::info!("migrations applied");
+        }
+        Command::Token { role, sub, org, cb, hours } => {
+            let keys = TokenKeys::from_settings(&settings);
+            let token = keys.mint(&sub, role, org, cb, chrono::Utc::now(), chrono::Duration::hours(hours))?;
+            println!("{token}");
+        }
+    }
+    Ok(())
+}
+
+async fn build_worker(settings: &Settings) -> anyhow::Result<worker::ReminderWorker> {
+    let db = migration::connect(&settings.database_url, settings.database_max_connections).await?;
+    Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
+    if let entities::settings::MailTransport::Outbox(folder) = &settings.mail_transport {
+        tracing::info!(outbox = %folder.display(), "no SMTP_HOST: emails are written as .eml files");
+    }
+    worker::ReminderWorker::build(settings, db, entities::clock::Clock::system()).await
+}
+
+async fn shutdown_signal() {
+    if let Err(error) = tokio::signal::ctrl_c().await {
+        tracing::error!(%error, "cannot listen for Ctrl-C");
+        std::future::pending::<()>().await;
+    }
+}
+
+fn report_exit(task: &str, outcome: anyhow::Result<()>) {
+    match outcome {
+        Ok(()) => tracing::info!("{task} stopped"),
+        Err(error) => tracing::error!(error = ?error, "{task} failed"),
+    }
+}
+
+fn warn_about_development_defaults(settings: &Settings) {
+    if settings.jwt_secret_is_dev_default {
+        tracing::warn!(
+            "JWT_SECRET is not set: using the built-in DEVELOPMENT secret. Anyone can mint tokens for this \
+             server. Set JWT_SECRET (32+ characters) and APP_ENV=production for any real use."
+        );
+    }
+}
