@@ -91,31 +91,33 @@ impl Ticker {
                         .add(notification::Column::Status.eq(NotificationStatus::Sending))
                         .add(notification::Column::LeaseUntil.lt(now)),
                 );
+            // Take exactly the rows that still wait: a concurrent scan or a delivery that claimed
+            // one meanwhile makes it drop out here, so no email gets two live jobs.
             let ids: Vec<Uuid> = Notification::find()
                 .select_only()
                 .column(notification::Column::Id)
-                .filter(waiting)
+                .filter(waiting.clone())
                 .order_by_asc(notification::Column::Id)
                 .limit(500)
                 .into_tuple()
                 .all(&self.db)
                 .await?;
-            if !ids.is_empty() {
+            let taken = if ids.is_empty() {
+                Vec::new()
+            } else {
                 Notification::update_many()
                     .col_expr(notification::Column::QueuedAt, Expr::value(now))
                     .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Pending))
                     .col_expr(notification::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
                     .filter(notification::Column::Id.is_in(ids.clone()))
-                    .filter(
-                        notification::Column::Status.is_in([NotificationStatus::Pending, NotificationStatus::Sending]),
-                    )
-                    .exec(&self.db)
-                    .await?;
+                    .filter(waiting)
+                    .exec_with_returning(&self.db)
+                    .await?
+            };
+            for taken in &taken {
+                self.queue.push(SendNotification { notification_id: taken.id }).await?;
             }
-            for id in &ids {
-                self.queue.push(SendNotification { notification_id: *id }).await?;
-            }
-            queued += ids.len();
+            queued += taken.len();
             if ids.len() < 500 {
                 return Ok(queued);
             }
