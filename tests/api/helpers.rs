@@ -205,7 +205,12 @@ impl Reply {
 impl TestApp {
     /// Starts the reminder worker on this app's database and clock, sending to SMTP on `smtp_port`.
     pub async fn spawn_worker(&self, smtp_port: u16) -> TestWorker {
-        let vars = vec![
+        self.spawn_worker_with(smtp_port, &[]).await
+    }
+
+    /// Starts the reminder worker with extra settings.
+    pub async fn spawn_worker_with(&self, smtp_port: u16, extra: &[(&str, &str)]) -> TestWorker {
+        let mut vars = vec![
             ("DATABASE_URL".to_owned(), self.database_url.clone()),
             ("DATABASE_MAX_CONNECTIONS".to_owned(), "5".to_owned()),
             ("SMTP_HOST".to_owned(), "127.0.0.1".to_owned()),
@@ -213,6 +218,7 @@ impl TestApp {
             ("SMTP_SECURITY".to_owned(), "none".to_owned()),
             ("PUBLIC_BASE_URL".to_owned(), self.address.clone()),
         ];
+        vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let settings = Settings::from_vars(vars).expect("worker settings");
         let db = migration::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");
         let reminder_worker =

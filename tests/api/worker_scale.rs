@@ -45,24 +45,27 @@ async fn count_notifications(app: &TestApp, status: NotificationStatus) -> u64 {
     Notification::find().filter(notification::Column::Status.eq(status)).count(&app.db().await).await.unwrap()
 }
 
-async fn a_permanently_refused_email_is_failed_listed_and_sent_after_an_admin_requeues_it(backend: Backend) {
-    // Arrange: the server rejects the recipient (550).
+async fn an_email_refused_until_its_last_try_is_failed_listed_and_sent_after_an_admin_requeues_it(backend: Backend) {
+    // Arrange: the server rejects the recipient (550); each email has three tries.
     let app = spawn_app(backend).await;
     let smtp = SmtpSink::start();
     smtp.reject(true);
     let engagement = app.engagement_in_stage2().await;
     insert_due_deadlines(&app, &engagement, 1).await;
-    let worker = app.spawn_worker(smtp.port).await;
+    let worker = app.spawn_worker_with(smtp.port, &[("DELIVERY_MAX_ATTEMPTS", "3")]).await;
 
-    // Act
-    worker.tick().await;
-    app.wait_for_deliveries(&engagement).await;
+    // Act: three tries, an hour apart (past each backoff).
+    for _ in 0..3 {
+        worker.tick().await;
+        app.wait_for_deliveries(&engagement).await;
+        app.clock.set(app.clock.now() + chrono::Duration::hours(1));
+    }
 
-    // Assert: failed at the first try (a 5xx is not retried), and listed.
+    // Assert: failed after the third try, and listed.
     let failed = app.get("/api/v1/notifications?status=failed").await.expect(200);
     let items = failed.body["items"].as_array().unwrap().clone();
     assert_eq!(items.len(), 1);
-    assert_eq!(items[0]["attempts"], 1);
+    assert_eq!(items[0]["attempts"], 3);
     assert!(items[0]["last_error"].as_str().unwrap().contains("550"), "{}", items[0]);
     let id = items[0]["id"].as_str().unwrap().to_owned();
 
@@ -79,7 +82,7 @@ async fn a_permanently_refused_email_is_failed_listed_and_sent_after_an_admin_re
     assert_eq!(smtp.received().len(), 1);
     assert_eq!(count_notifications(&app, NotificationStatus::Sent).await, 1);
 }
-on_both_databases!(a_permanently_refused_email_is_failed_listed_and_sent_after_an_admin_requeues_it);
+on_both_databases!(an_email_refused_until_its_last_try_is_failed_listed_and_sent_after_an_admin_requeues_it);
 
 #[tokio::test]
 async fn two_workers_on_postgres_share_1000_due_steps_and_send_each_once() {

@@ -81,12 +81,12 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
         .col_expr(notification::Column::Attempts, Expr::col(notification::Column::Attempts).add(1))
         .filter(notification::Column::Id.eq(id))
         .filter(claimable)
-        .exec(&context.db)
+        .exec_with_returning(&context.db)
         .await?;
-    if claimed.rows_affected == 0 {
+    let Some(notification) = claimed.into_iter().next() else {
         return Ok(DeliveryOutcome::NothingToDo);
-    }
-    match deliver_claimed(context, id, now).await {
+    };
+    match deliver_claimed(context, notification, now).await {
         Ok(outcome) => Ok(outcome),
         Err(error) => {
             // Hand the claim back so the next scan queues it again instead of waiting for the lease.
@@ -108,12 +108,9 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
 
 async fn deliver_claimed(
     context: &DeliveryContext,
-    id: Uuid,
+    notification: notification::Model,
     now: DateTime<Utc>,
 ) -> Result<DeliveryOutcome, WorkerError> {
-    let Some(notification) = Notification::find_by_id(id).one(&context.db).await? else {
-        return Ok(DeliveryOutcome::NothingToDo);
-    };
     let deadline = Deadline::find_by_id(notification.deadline_id).one(&context.db).await?;
     let Some(deadline) = deadline.filter(|d| d.status == DeadlineStatus::Open) else {
         record(&context.db, notification, NotificationStatus::Cancelled, None, now).await?;
@@ -142,17 +139,18 @@ async fn deliver_claimed(
             tracing::info!(%message_id, recipients = ?recipients, "notification sent");
             Ok(DeliveryOutcome::Sent)
         }
-        Err(MailError::Transient(error))
-            if u32::try_from(notification.attempts).unwrap_or(u32::MAX) < context.max_attempts =>
-        {
+        Err(error) if u32::try_from(notification.attempts).unwrap_or(u32::MAX) < context.max_attempts => {
+            // A 5xx is usually final, but a mail server in trouble answers 5xx too: every refusal
+            // is tried again with backoff until the last try.
             let retry_at = now + backoff(notification.attempts);
-            tracing::warn!(%error, attempts = notification.attempts, %retry_at, "notification not sent: will retry");
+            let permanent = matches!(error, MailError::Permanent(_));
+            tracing::warn!(%error, permanent, attempts = notification.attempts, %retry_at, "notification not sent: will retry");
             let mut model = notification.into_active_model();
             model.status = Set(NotificationStatus::Pending);
             model.next_attempt_at = Set(retry_at);
             model.queued_at = Set(None);
             model.lease_until = Set(None);
-            model.last_error = Set(Some(error));
+            model.last_error = Set(Some(error.to_string()));
             model.update(&context.db).await?;
             Ok(DeliveryOutcome::WillRetry)
         }

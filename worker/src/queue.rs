@@ -11,7 +11,7 @@ use crate::jobs::SendNotification;
 /// The queue's name in apalis storage: fixed, so moving the job type strands nothing.
 pub const EMAIL_QUEUE: &str = "certflow-emails";
 /// Jobs fetched per poll.
-const BATCH: usize = 50;
+const BATCH: usize = 200;
 
 /// Where email jobs wait.
 #[derive(Clone)]

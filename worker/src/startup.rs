@@ -32,7 +32,7 @@ pub const SCAN_SCHEDULE: &str = "0 * * * * *";
 /// How often idle email workers look for jobs.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Emails one worker sends at once, over the pooled SMTP connections.
-pub const DELIVERY_CONCURRENCY: usize = 8;
+pub const DELIVERY_CONCURRENCY: usize = 32;
 
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

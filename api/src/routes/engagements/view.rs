@@ -35,6 +35,8 @@ pub struct DeadlineView {
     pub overdue: bool,
     /// When it was met or cancelled.
     pub closed_at: Option<DateTime<Utc>>,
+    /// The day its next reminder or escalation falls on (none left: absent).
+    pub next_step_on: Option<NaiveDate>,
 }
 
 impl DeadlineView {
@@ -50,6 +52,7 @@ impl DeadlineView {
             owner_email: m.owner_email,
             status: m.status,
             closed_at: m.closed_at,
+            next_step_on: m.next_step_on.filter(|_| m.status == DeadlineStatus::Open),
         }
     }
 }
