@@ -212,7 +212,7 @@ impl TestApp {
     pub async fn spawn_worker_with(&self, smtp_port: u16, extra: &[(&str, &str)]) -> TestWorker {
         let mut vars = vec![
             ("DATABASE_URL".to_owned(), self.database_url.clone()),
-            ("DATABASE_MAX_CONNECTIONS".to_owned(), "5".to_owned()),
+            ("DATABASE_MAX_CONNECTIONS".to_owned(), "10".to_owned()),
             ("SMTP_HOST".to_owned(), "127.0.0.1".to_owned()),
             ("SMTP_PORT".to_owned(), smtp_port.to_string()),
             ("SMTP_SECURITY".to_owned(), "none".to_owned()),

@@ -5,6 +5,7 @@ mod concurrency;
 mod corrective_actions;
 mod helpers;
 mod lifecycle;
+mod migrations;
 mod openapi;
 mod reminder_policy;
 mod reminders;

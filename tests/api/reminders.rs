@@ -53,23 +53,23 @@ async fn a_cap_item_gets_its_three_reminders_and_two_escalations_each_once_on_it
     let owner = vec!["sre@acme.test".to_owned()];
     let expected = vec![
         (
-            "[certflow] The corrective action for the minor_nc finding on A.8.13 due in 14 days (2026-03-26) - Acme Data Ltd",
+            "[certflow] The corrective action for the minor nonconformity on A.8.13 due in 14 days (2026-03-26) - Acme Data Ltd",
             owner.clone(),
         ),
         (
-            "[certflow] The corrective action for the minor_nc finding on A.8.13 due in 7 days (2026-03-26) - Acme Data Ltd",
+            "[certflow] The corrective action for the minor nonconformity on A.8.13 due in 7 days (2026-03-26) - Acme Data Ltd",
             owner.clone(),
         ),
         (
-            "[certflow] The corrective action for the minor_nc finding on A.8.13 due in 1 day (2026-03-26) - Acme Data Ltd",
+            "[certflow] The corrective action for the minor nonconformity on A.8.13 due in 1 day (2026-03-26) - Acme Data Ltd",
             owner.clone(),
         ),
         (
-            "[certflow] ESCALATION: The corrective action for the minor_nc finding on A.8.13 due today (2026-03-26) - Acme Data Ltd",
+            "[certflow] ESCALATION: The corrective action for the minor nonconformity on A.8.13 due today (2026-03-26) - Acme Data Ltd",
             sorted(vec!["sre@acme.test".into(), "isms@acme.test".into()]),
         ),
         (
-            "[certflow] ESCALATION: The corrective action for the minor_nc finding on A.8.13 7 days overdue (2026-03-26) - Acme Data Ltd",
+            "[certflow] ESCALATION: The corrective action for the minor nonconformity on A.8.13 7 days overdue (2026-03-26) - Acme Data Ltd",
             sorted(vec![
                 "sre@acme.test".into(),
                 "isms@acme.test".into(),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use entities::clock::Clock;
+use entities::domain::FindingGrade;
 use entities::domain::deadline::{DeadlineKind, DeadlineStatus};
 use entities::domain::reminders::{NotificationStatus, StepKind};
 use entities::orm::{deadline, notification, prelude::*};
@@ -86,10 +87,11 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
     let Some(notification) = claimed.into_iter().next() else {
         return Ok(DeliveryOutcome::NothingToDo);
     };
-    match deliver_claimed(context, notification, now).await {
-        Ok(outcome) => Ok(outcome),
+    let message = match prepare(context, &notification, now).await {
+        Ok(Prepared::Message(message)) => message,
+        Ok(Prepared::Done(outcome)) => return Ok(outcome),
         Err(error) => {
-            // Hand the claim back so the next scan queues it again instead of waiting for the lease.
+            // Nothing was sent: hand the claim back so the next scan queues it again at once.
             let released = Notification::update_many()
                 .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Pending))
                 .col_expr(notification::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
@@ -101,32 +103,63 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
             if let Err(release_error) = released {
                 tracing::warn!(%release_error, "could not hand the claim back; its lease will expire");
             }
-            Err(error)
+            return Err(error);
+        }
+    };
+    let sent = context.mailer.send(message).await;
+    // The email may have left: never hand the claim back now. Recording the outcome is retried;
+    // if it still fails, the lease ends and the email may go out once more (same Message-ID).
+    let mut tries = 0;
+    loop {
+        match record_outcome(context, notification.clone(), sent.clone(), now).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(error) if tries < 3 => {
+                tries += 1;
+                tracing::warn!(error = ?error, tries, "could not record the delivery: trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+            }
+            Err(error) => return Err(error),
         }
     }
 }
 
-async fn deliver_claimed(
+/// What a claimed notification comes to before sending.
+enum Prepared {
+    /// The email to send.
+    Message(Message),
+    /// Nothing to send; the outcome is recorded.
+    Done(DeliveryOutcome),
+}
+
+async fn prepare(
     context: &DeliveryContext,
-    notification: notification::Model,
+    notification: &notification::Model,
     now: DateTime<Utc>,
-) -> Result<DeliveryOutcome, WorkerError> {
+) -> Result<Prepared, WorkerError> {
     let deadline = Deadline::find_by_id(notification.deadline_id).one(&context.db).await?;
     let Some(deadline) = deadline.filter(|d| d.status == DeadlineStatus::Open) else {
-        record(&context.db, notification, NotificationStatus::Cancelled, None, now).await?;
+        record(&context.db, notification.clone(), NotificationStatus::Cancelled, None, now).await?;
         tracing::info!("deadline no longer open: notification cancelled");
-        return Ok(DeliveryOutcome::Cancelled);
+        return Ok(Prepared::Done(DeliveryOutcome::Cancelled));
     };
-    let message = match compose(context, &notification, &deadline, now).await? {
-        Ok(message) => message,
+    match compose(context, notification, &deadline, now).await? {
+        Ok(message) => Ok(Prepared::Message(message)),
         Err(problem) => {
             tracing::error!(%problem, "notification cannot be composed");
-            record(&context.db, notification, NotificationStatus::Failed, Some(problem), now).await?;
-            return Ok(DeliveryOutcome::Failed);
+            record(&context.db, notification.clone(), NotificationStatus::Failed, Some(problem), now).await?;
+            Ok(Prepared::Done(DeliveryOutcome::Failed))
         }
-    };
+    }
+}
+
+async fn record_outcome(
+    context: &DeliveryContext,
+    notification: notification::Model,
+    sent: Result<(), MailError>,
+    now: DateTime<Utc>,
+) -> Result<DeliveryOutcome, WorkerError> {
     let recipients: Vec<String> = crate::strings_of(&notification.recipients).iter().map(|r| mask(r)).collect();
-    match context.mailer.send(message).await {
+    match sent {
         Ok(()) => {
             let message_id = message_id(notification.id);
             let mut model = notification.into_active_model();
@@ -159,6 +192,14 @@ async fn deliver_claimed(
             record(&context.db, notification, NotificationStatus::Failed, Some(error.to_string()), now).await?;
             Ok(DeliveryOutcome::Failed)
         }
+    }
+}
+
+fn grade_in_words(grade: FindingGrade) -> &'static str {
+    match grade {
+        FindingGrade::MajorNc => "major nonconformity",
+        FindingGrade::MinorNc => "minor nonconformity",
+        FindingGrade::Ofi => "opportunity for improvement",
     }
 }
 
@@ -197,7 +238,7 @@ async fn describe(db: &DatabaseConnection, deadline: &deadline::Model) -> Result
             };
             match (action, finding) {
                 (Some(action), Some(finding)) => (
-                    format!("The corrective action for the {} finding on {}", finding.grade, finding.reference),
+                    format!("The corrective action for the {} on {}", grade_in_words(finding.grade), finding.reference),
                     format!("{} (corrective action {})", action.corrective_action, action.id),
                 ),
                 _ => ("A corrective action".into(), "see the engagement's corrective actions".into()),
@@ -257,8 +298,8 @@ async fn compose(
         engagement_state: engagement.state.to_string(),
         owner_email: deadline.owner_email.clone(),
         roles: match notification.kind {
-            StepKind::Reminder => "a person responsible".into(),
-            StepKind::Escalation => "a person responsible or accountable".into(),
+            StepKind::Reminder => "a person responsible for it".into(),
+            StepKind::Escalation => "a person responsible or accountable for it".into(),
         },
         link: format!(
             "{}/api/v1/engagements/{}/deadlines",
