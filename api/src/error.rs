@@ -110,8 +110,11 @@ impl std::fmt::Debug for ApiError {
 
 impl From<DbErr> for ApiError {
     fn from(error: DbErr) -> Self {
+        // A busy SQLite file or an unreachable server is a reason to try again, not a bug.
+        let busy = error.to_string().contains("database is locked");
         match error {
             DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(error.into()),
+            other if busy => Self::Unavailable(other.into()),
             other => Self::Unexpected(anyhow::Error::new(other).context("Failed to query the database")),
         }
     }
@@ -270,8 +273,14 @@ impl ResponseError for ApiError {
         response.insert_header(ContentType(
             "application/problem+json".parse().expect("BUG: problem+json is a valid media type"),
         ));
-        if matches!(self, Self::Unauthorized) {
-            response.insert_header(("WWW-Authenticate", "Bearer"));
+        match self {
+            Self::Unauthorized => {
+                response.insert_header(("WWW-Authenticate", "Bearer"));
+            }
+            Self::Unavailable(_) => {
+                response.insert_header(("Retry-After", "1"));
+            }
+            _ => {}
         }
         response.json(self.problem())
     }

@@ -284,6 +284,33 @@ pub struct HistoryRecord<'a> {
     pub subject_id: Option<Uuid>,
 }
 
+impl<'a> HistoryRecord<'a> {
+    /// A change that is not a transition: a proposal selected, a finding recorded, a corrective
+    /// action submitted or verified.
+    pub fn change(engagement_id: Uuid, action: impl Into<String>, actor: &'a str, subject_id: Option<Uuid>) -> Self {
+        Self {
+            engagement_id,
+            action: action.into(),
+            from_state: None,
+            to_state: None,
+            actor,
+            reason: None,
+            evidence: &[],
+            subject_id,
+        }
+    }
+
+    /// With the evidence relied on.
+    pub fn with_evidence(self, evidence: &'a [String]) -> Self {
+        Self { evidence, ..self }
+    }
+
+    /// With the reason given.
+    pub fn with_reason(self, reason: Option<String>) -> Self {
+        Self { reason, ..self }
+    }
+}
+
 /// Appends a history row.
 pub async fn record_history(
     txn: &DatabaseTransaction,

@@ -53,6 +53,8 @@ pub struct Settings {
     pub delivery_lease_seconds: u32,
     /// `SCAN_BATCH_SIZE`: deadlines claimed per transaction by the scan.
     pub scan_batch_size: u32,
+    /// `SCAN_SCHEDULE`: when the scan runs, as a cron expression with seconds (every minute).
+    pub scan_schedule: String,
     /// `WORKER_EMBEDDED`: `certflow serve` runs the reminder worker beside the API.
     pub worker_embedded: bool,
 }
@@ -168,6 +170,7 @@ impl Settings {
             delivery_max_attempts: parse_number(&get, "DELIVERY_MAX_ATTEMPTS", 8)?,
             delivery_lease_seconds: parse_number(&get, "DELIVERY_LEASE_SECONDS", 60)?,
             scan_batch_size: parse_number(&get, "SCAN_BATCH_SIZE", 500)?,
+            scan_schedule: get("SCAN_SCHEDULE").unwrap_or_else(|| "0 * * * * *".into()),
             worker_embedded: match get("WORKER_EMBEDDED").as_deref() {
                 None | Some("true") => true,
                 Some("false") => false,

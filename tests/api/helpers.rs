@@ -218,6 +218,9 @@ impl TestApp {
             ("SMTP_SECURITY".to_owned(), "none".to_owned()),
             ("PUBLIC_BASE_URL".to_owned(), self.address.clone()),
         ];
+        // The scan runs when the test says (`tick`), not on the clock: a scan at the turn of
+        // a minute would race with the test's own.
+        vars.push(("SCAN_SCHEDULE".to_owned(), "0 0 0 1 1 * 2099".to_owned()));
         vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let settings = Settings::from_vars(vars).expect("worker settings");
         let db = migration::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");
@@ -225,7 +228,7 @@ impl TestApp {
             worker::ReminderWorker::build(&settings, db, self.clock.clone()).await.expect("build the worker");
         let ticker = reminder_worker.ticker();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(reminder_worker.run_until_stopped(async move {
+        tokio::spawn(reminder_worker.run_scheduled(async move {
             let _ = stopped.await;
         }));
         TestWorker { ticker, stop: Some(stop) }
@@ -241,6 +244,34 @@ impl TestApp {
     /// A connection of the test's own to the app's database.
     pub async fn db(&self) -> sea_orm::DatabaseConnection {
         migration::connect(&self.database_url, 5).await.expect("connect to the test database")
+    }
+
+    /// Inserts `count` open corrective-action deadlines of `engagement`, due 14 days after `today`
+    /// with their next step on `today`: each has exactly one step (its 14-day reminder) due.
+    pub async fn insert_due_deadlines(&self, engagement: &str, count: usize, today: NaiveDate) {
+        use entities::domain::deadline::{DeadlineKind, DeadlineOwner, DeadlineStatus};
+        use entities::orm::{deadline, prelude::Deadline};
+        use sea_orm::{ActiveValue::Set, EntityTrait};
+        let db = self.db().await;
+        let engagement_id: Uuid = engagement.parse().unwrap();
+        let rows: Vec<deadline::ActiveModel> = (0..count)
+            .map(|i| deadline::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                engagement_id: Set(engagement_id),
+                kind: Set(DeadlineKind::CorrectiveActionDue),
+                subject_id: Set(None),
+                due_on: Set(today.checked_add_days(Days::new(14)).unwrap()),
+                owner: Set(DeadlineOwner::CorrectiveActionOwner),
+                owner_email: Set(format!("owner{i}@acme.test")),
+                status: Set(DeadlineStatus::Open),
+                created_at: Set(Utc::now()),
+                closed_at: Set(None),
+                next_step_on: Set(Some(today)),
+            })
+            .collect();
+        for chunk in rows.chunks(200) {
+            Deadline::insert_many(chunk.to_vec()).exec_without_returning(&db).await.unwrap();
+        }
     }
 
     /// The notifications of an engagement, oldest first.

@@ -5,12 +5,10 @@
 use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
 
-use chrono::{Days, Utc};
-use entities::domain::deadline::{DeadlineKind, DeadlineOwner, DeadlineStatus};
+use chrono::Utc;
 use entities::domain::reminders::NotificationStatus;
-use entities::orm::{deadline, notification, prelude::*};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-use uuid::Uuid;
+use entities::orm::{notification, prelude::*};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
 use crate::helpers::{Backend, TestApp, spawn_app, wait_at_most};
 use crate::on_both_databases;
@@ -45,38 +43,13 @@ fn start_worker_process(app: &TestApp, smtp_port: u16) -> WorkerProcess {
     WorkerProcess(child)
 }
 
-/// Deadlines whose 14-day reminder is due today by the system clock (the process's clock).
-async fn insert_deadlines_due_today(app: &TestApp, engagement: &str) {
-    let db = app.db().await;
-    let today = Utc::now().date_naive();
-    let engagement_id: Uuid = engagement.parse().unwrap();
-    let rows: Vec<deadline::ActiveModel> = (0..DUE)
-        .map(|i| deadline::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            engagement_id: Set(engagement_id),
-            kind: Set(DeadlineKind::CorrectiveActionDue),
-            subject_id: Set(None),
-            due_on: Set(today.checked_add_days(Days::new(14)).unwrap()),
-            owner: Set(DeadlineOwner::CorrectiveActionOwner),
-            owner_email: Set(format!("owner{i}@acme.test")),
-            status: Set(DeadlineStatus::Open),
-            created_at: Set(Utc::now()),
-            closed_at: Set(None),
-            next_step_on: Set(Some(today)),
-        })
-        .collect();
-    for chunk in rows.chunks(100) {
-        Deadline::insert_many(chunk.to_vec()).exec_without_returning(&db).await.unwrap();
-    }
-}
-
 async fn a_worker_killed_mid_batch_and_restarted_delivers_every_email(backend: Backend) {
     // Arrange: 300 due steps and a mail server that takes 30 ms per message.
     let app = spawn_app(backend).await;
     let smtp = SmtpSink::start();
     smtp.slow_down(30);
     let engagement = app.engagement_in_stage2().await;
-    insert_deadlines_due_today(&app, &engagement).await;
+    app.insert_due_deadlines(&engagement, DUE, Utc::now().date_naive()).await;
 
     // Act: the worker starts, and is killed (SIGKILL) once some emails are out.
     let mut first = start_worker_process(&app, smtp.port);

@@ -3,43 +3,14 @@
 
 use std::collections::HashSet;
 
-use chrono::Days;
-use entities::domain::deadline::{DeadlineKind, DeadlineOwner, DeadlineStatus};
 use entities::domain::reminders::NotificationStatus;
-use entities::orm::{deadline, notification, prelude::*};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use entities::orm::{notification, prelude::*};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::helpers::{Backend, TestApp, day, spawn_app, wait_at_most, wait_until};
 use crate::on_both_databases;
 use crate::smtp::SmtpSink;
-
-/// Inserts `count` open corrective-action deadlines of `engagement`, each due in 14 days, so
-/// each has exactly one step (its 14-day reminder) due today.
-async fn insert_due_deadlines(app: &TestApp, engagement: &str, count: usize) {
-    let db = app.db().await;
-    let today = app.clock.today();
-    let engagement_id: Uuid = engagement.parse().unwrap();
-    let rows: Vec<deadline::ActiveModel> = (0..count)
-        .map(|i| deadline::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            engagement_id: Set(engagement_id),
-            kind: Set(DeadlineKind::CorrectiveActionDue),
-            subject_id: Set(None),
-            due_on: Set(today.checked_add_days(Days::new(14)).unwrap()),
-            owner: Set(DeadlineOwner::CorrectiveActionOwner),
-            owner_email: Set(format!("owner{i}@acme.test")),
-            status: Set(DeadlineStatus::Open),
-            created_at: Set(app.clock.now()),
-            closed_at: Set(None),
-            next_step_on: Set(Some(today)),
-        })
-        .collect();
-    for chunk in rows.chunks(200) {
-        Deadline::insert_many(chunk.to_vec()).exec_without_returning(&db).await.unwrap();
-    }
-}
 
 async fn count_notifications(app: &TestApp, status: NotificationStatus) -> u64 {
     Notification::find().filter(notification::Column::Status.eq(status)).count(&app.db().await).await.unwrap()
@@ -51,7 +22,7 @@ async fn an_email_refused_until_its_last_try_is_failed_listed_and_sent_after_an_
     let smtp = SmtpSink::start();
     smtp.reject(true);
     let engagement = app.engagement_in_stage2().await;
-    insert_due_deadlines(&app, &engagement, 1).await;
+    app.insert_due_deadlines(&engagement, 1, app.clock.today()).await;
     let worker = app.spawn_worker_with(smtp.port, &[("DELIVERY_MAX_ATTEMPTS", "3")]).await;
 
     // Act: three tries, an hour apart (past each backoff).
@@ -91,7 +62,7 @@ async fn two_workers_on_postgres_share_1000_due_steps_and_send_each_once() {
     let smtp = SmtpSink::start();
     let engagement = app.engagement_in_stage2().await;
     app.set_today(day(20));
-    insert_due_deadlines(&app, &engagement, 1000).await;
+    app.insert_due_deadlines(&engagement, 1000, app.clock.today()).await;
     let first = app.spawn_worker(smtp.port).await;
     let second = app.spawn_worker(smtp.port).await;
 

@@ -27,8 +27,6 @@ use crate::queue::EmailQueue;
 use crate::scan::{ScanReport, claim_due_steps};
 use crate::templates::Templates;
 
-/// Every minute, at second 0.
-pub const SCAN_SCHEDULE: &str = "0 * * * * *";
 /// How often idle email workers look for jobs.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
 /// Emails one worker sends at once, over the pooled SMTP connections.
@@ -131,11 +129,14 @@ pub struct ReminderWorker {
     ticker: SharedTicker,
     delivery: SharedDeliveryContext,
     queue: EmailQueue,
+    schedule: cron::Schedule,
 }
 
 impl ReminderWorker {
     /// Opens the email queue in the database and builds the mailer the settings name.
     pub async fn build(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
+        let schedule = cron::Schedule::from_str(&settings.scan_schedule)
+            .with_context(|| format!("SCAN_SCHEDULE '{}' is not a cron expression", settings.scan_schedule))?;
         let queue = EmailQueue::open(&db).await.context("Failed to open the email queue")?;
         let from: Mailbox = settings
             .mail_from
@@ -154,7 +155,7 @@ impl ReminderWorker {
         let requeue_after = chrono::Duration::seconds(2 * i64::from(settings.delivery_lease_seconds));
         let batch = u64::from(settings.scan_batch_size);
         let ticker = Arc::new(Ticker { db, clock, batch, queue: queue.clone(), requeue_after });
-        Ok(Self { ticker, delivery, queue })
+        Ok(Self { ticker, delivery, queue, schedule })
     }
 
     /// The scan, to drive it step by step (tests) or on a schedule.
@@ -172,7 +173,12 @@ impl ReminderWorker {
         if let Err(error) = self.tick().await {
             tracing::error!(error = ?error, "the scan at start failed; the next tick retries");
         }
-        let schedule = cron::Schedule::from_str(SCAN_SCHEDULE).context("Failed to read the scan schedule")?;
+        self.run_scheduled(shutdown).await
+    }
+
+    /// Runs the cron scan and the email workers until `shutdown` completes (no scan at start).
+    pub async fn run_scheduled(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let schedule = self.schedule.clone();
         let ticker = self.ticker.clone();
         let monitor = Monitor::new().register(move |_| {
             WorkerBuilder::new("certflow-scan")

@@ -244,16 +244,8 @@ pub async fn create_corrective_action(
         )
     })?;
     apply_deadline_change(&txn, &engagement, due_deadline(due_on), Some((created.id, &plan.owner)), now).await?;
-    let record = HistoryRecord {
-        engagement_id: id,
-        action: "corrective_action_submitted".into(),
-        from_state: None,
-        to_state: None,
-        actor: &user.subject,
-        reason: None,
-        evidence: &plan.evidence,
-        subject_id: Some(created.id),
-    };
+    let record = HistoryRecord::change(id, "corrective_action_submitted", &user.subject, Some(created.id))
+        .with_evidence(&plan.evidence);
     record_history(&txn, record, now).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(CorrectiveActionView::new(created, now.date_naive())))
@@ -346,16 +338,8 @@ pub async fn update_corrective_action(
     model.version = Set(version + 1);
     model.updated_at = Set(now);
     let updated = model.update(&txn).await?;
-    let record = HistoryRecord {
-        engagement_id: id,
-        action: "corrective_action_revised".into(),
-        from_state: None,
-        to_state: None,
-        actor: &user.subject,
-        reason: None,
-        evidence: &plan.evidence,
-        subject_id: Some(action_id),
-    };
+    let record = HistoryRecord::change(id, "corrective_action_revised", &user.subject, Some(action_id))
+        .with_evidence(&plan.evidence);
     record_history(&txn, record, now).await?;
     txn.commit().await?;
     Ok(web::Json(CorrectiveActionView::new(updated, now.date_naive())))
@@ -429,16 +413,9 @@ pub async fn verify_corrective_action(
     model.version = Set(version + 1);
     model.updated_at = Set(now);
     let updated = model.update(&txn).await?;
-    let record = HistoryRecord {
-        engagement_id: id,
-        action: format!("corrective_action_{}", request.outcome),
-        from_state: None,
-        to_state: None,
-        actor: &user.subject,
-        reason: updated.verification_note.clone(),
-        evidence: &[],
-        subject_id: Some(action_id),
-    };
+    let record =
+        HistoryRecord::change(id, format!("corrective_action_{}", request.outcome), &user.subject, Some(action_id))
+            .with_reason(updated.verification_note.clone());
     record_history(&txn, record, now).await?;
     txn.commit().await?;
     Ok(web::Json(CorrectiveActionView::new(updated, now.date_naive())))

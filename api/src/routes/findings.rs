@@ -137,16 +137,8 @@ pub async fn create_finding(
     }
     .insert(&txn)
     .await?;
-    let record = HistoryRecord {
-        engagement_id: id,
-        action: format!("finding_recorded:{}", created.grade),
-        from_state: None,
-        to_state: None,
-        actor: &user.subject,
-        reason: None,
-        evidence: &[],
-        subject_id: Some(created.id),
-    };
+    let record =
+        HistoryRecord::change(id, format!("finding_recorded:{}", created.grade), &user.subject, Some(created.id));
     record_history(&txn, record, now).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(FindingView::from(created)))

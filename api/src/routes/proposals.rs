@@ -277,16 +277,7 @@ pub async fn select_proposal(
     model.version = Set(version + 1);
     model.updated_at = Set(now);
     model.update(&txn).await?;
-    let record = HistoryRecord {
-        engagement_id: id,
-        action: "proposal_selected".into(),
-        from_state: None,
-        to_state: None,
-        actor: &user.subject,
-        reason: None,
-        evidence: &[],
-        subject_id: Some(proposal_id),
-    };
+    let record = HistoryRecord::change(id, "proposal_selected", &user.subject, Some(proposal_id));
     record_history(&txn, record, now).await?;
     txn.commit().await?;
     Ok(web::Json(view(chosen, cb.as_ref(), &estimate, now.date_naive())))
