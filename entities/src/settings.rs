@@ -51,6 +51,8 @@ pub struct Settings {
     /// `DELIVERY_LEASE_SECONDS`: how long a delivery may hold an email before another worker may
     /// take it over (longer than the SMTP timeout of 20 s).
     pub delivery_lease_seconds: u32,
+    /// `DELIVERY_CONCURRENCY`: emails one worker process sends at once.
+    pub delivery_concurrency: u32,
     /// `SCAN_BATCH_SIZE`: deadlines claimed per transaction by the scan.
     pub scan_batch_size: u32,
     /// `SCAN_SCHEDULE`: when the scan runs, as a cron expression with seconds (every minute).
@@ -170,6 +172,7 @@ impl Settings {
             delivery_max_attempts: parse_number(&get, "DELIVERY_MAX_ATTEMPTS", 8)?,
             delivery_lease_seconds: parse_number(&get, "DELIVERY_LEASE_SECONDS", 60)?,
             scan_batch_size: parse_number(&get, "SCAN_BATCH_SIZE", 500)?,
+            delivery_concurrency: parse_number(&get, "DELIVERY_CONCURRENCY", 64)?,
             scan_schedule: get("SCAN_SCHEDULE").unwrap_or_else(|| "0 * * * * *".into()),
             worker_embedded: match get("WORKER_EMBEDDED").as_deref() {
                 None | Some("true") => true,

@@ -198,6 +198,10 @@ async fn run(backend: &'static str, url: String, total: usize, due: usize) -> an
         ("SMTP_PORT".to_owned(), port.to_string()),
         ("SMTP_SECURITY".to_owned(), "none".to_owned()),
     ];
+    let mut vars = vars;
+    if let Ok(concurrency) = std::env::var("DELIVERY_CONCURRENCY") {
+        vars.push(("DELIVERY_CONCURRENCY".to_owned(), concurrency));
+    }
     let settings = Settings::from_vars(vars)?;
     let reminder_worker = worker::ReminderWorker::build(&settings, db.clone(), Clock::system()).await?;
     let started = Instant::now();

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use entities::settings::{MailTransport, Settings, SmtpSecurity};
+use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::stub::AsyncStubTransport;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -59,7 +60,9 @@ impl Mailer {
                     SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
                         .with_context(|| format!("Failed to set up TLS to {host}"))?,
                 };
-                builder = builder.port(*port).timeout(Some(Duration::from_secs(20)));
+                // One pooled connection per delivery that can run at once.
+                let pool = PoolConfig::new().max_size(settings.delivery_concurrency.max(1));
+                builder = builder.port(*port).timeout(Some(Duration::from_secs(20))).pool_config(pool);
                 if let Some((user, password)) = credentials {
                     builder = builder.credentials(Credentials::new(user.clone(), password.expose_secret().to_owned()));
                 }

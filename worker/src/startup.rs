@@ -29,8 +29,6 @@ use crate::templates::Templates;
 
 /// How often idle email workers look for jobs.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
-/// Emails one worker sends at once, over the pooled SMTP connections.
-pub const DELIVERY_CONCURRENCY: usize = 32;
 
 /// What one tick did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -130,6 +128,7 @@ pub struct ReminderWorker {
     delivery: SharedDeliveryContext,
     queue: EmailQueue,
     schedule: cron::Schedule,
+    concurrency: usize,
 }
 
 impl ReminderWorker {
@@ -155,7 +154,8 @@ impl ReminderWorker {
         let requeue_after = chrono::Duration::seconds(2 * i64::from(settings.delivery_lease_seconds));
         let batch = u64::from(settings.scan_batch_size);
         let ticker = Arc::new(Ticker { db, clock, batch, queue: queue.clone(), requeue_after });
-        Ok(Self { ticker, delivery, queue, schedule })
+        let concurrency = usize::try_from(settings.delivery_concurrency).unwrap_or(1);
+        Ok(Self { ticker, delivery, queue, schedule, concurrency })
     }
 
     /// The scan, to drive it step by step (tests) or on a schedule.
@@ -187,6 +187,7 @@ impl ReminderWorker {
                 .build(scan_deadlines)
         });
         let delivery = self.delivery.clone();
+        let concurrency = self.concurrency;
         // Names unique to this process: apalis tracks which worker holds which job.
         let instance = Uuid::now_v7().simple().to_string();
         let instance = instance[instance.len() - 8..].to_owned();
@@ -194,14 +195,14 @@ impl ReminderWorker {
             EmailQueue::Sqlite(storage) => monitor.register(move |index| {
                 WorkerBuilder::new(format!("certflow-email-{instance}-{index}"))
                     .backend(storage.clone().poll_with_strategy(Strategy::new().interval(POLL_INTERVAL)))
-                    .concurrency(DELIVERY_CONCURRENCY)
+                    .concurrency(concurrency)
                     .data(delivery.clone())
                     .build(send_notification)
             }),
             EmailQueue::Postgres(storage) => monitor.register(move |index| {
                 WorkerBuilder::new(format!("certflow-email-{instance}-{index}"))
                     .backend(storage.clone().poll_with_strategy(Strategy::new().interval(POLL_INTERVAL)))
-                    .concurrency(DELIVERY_CONCURRENCY)
+                    .concurrency(concurrency)
                     .data(delivery.clone())
                     .build(send_notification)
             }),
