@@ -66,6 +66,7 @@ impl Application {
             .split_for_parts();
             app.service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", document))
                 .default_service(web::to(unknown_route))
+                .wrap(actix_web::middleware::from_fn(log_request))
         })
         .listen(listener)
         .context("Failed to start the HTTP server")?
@@ -94,6 +95,21 @@ where
         .service(health::healthz)
         .service(health::readyz)
         .service(scope::scope("/api/v1").configure(routes::configure))
+}
+
+/// One log line per request: method, path, status, time taken.
+async fn log_request(
+    request: ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.path().to_owned();
+    let response = next.call(request).await?;
+    let status = response.status().as_u16();
+    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(%method, %path, status, elapsed_ms, "request");
+    Ok(response)
 }
 
 async fn unknown_route(request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
