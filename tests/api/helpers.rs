@@ -221,6 +221,9 @@ impl TestApp {
         // The scan runs when the test says (`tick`), not on the clock: a scan at the turn of
         // a minute would race with the test's own.
         vars.push(("SCAN_SCHEDULE".to_owned(), "0 0 0 1 1 * 2099".to_owned()));
+        // Tests check behaviour, not speed: fewer deliveries at once than the default keep a debug
+        // build on two shared cores from queueing for database connections.
+        vars.push(("DELIVERY_CONCURRENCY".to_owned(), "16".to_owned()));
         vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let settings = Settings::from_vars(vars).expect("worker settings");
         let db = migration::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");
