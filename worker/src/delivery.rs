@@ -138,7 +138,7 @@ async fn prepare(
 ) -> Result<Prepared, WorkerError> {
     let deadline = Deadline::find_by_id(notification.deadline_id).one(&context.db).await?;
     let Some(deadline) = deadline.filter(|d| d.status == DeadlineStatus::Open) else {
-        record(&context.db, notification.clone(), NotificationStatus::Cancelled, None, now).await?;
+        record(&context.db, notification.clone(), NotificationStatus::Cancelled, None).await?;
         tracing::info!("deadline no longer open: notification cancelled");
         return Ok(Prepared::Done(DeliveryOutcome::Cancelled));
     };
@@ -146,7 +146,7 @@ async fn prepare(
         Ok(message) => Ok(Prepared::Message(message)),
         Err(problem) => {
             tracing::error!(%problem, "notification cannot be composed");
-            record(&context.db, notification.clone(), NotificationStatus::Failed, Some(problem), now).await?;
+            record(&context.db, notification.clone(), NotificationStatus::Failed, Some(problem)).await?;
             Ok(Prepared::Done(DeliveryOutcome::Failed))
         }
     }
@@ -189,7 +189,7 @@ async fn record_outcome(
         }
         Err(error) => {
             tracing::error!(%error, attempts = notification.attempts, recipients = ?recipients, "notification failed for good");
-            record(&context.db, notification, NotificationStatus::Failed, Some(error.to_string()), now).await?;
+            record(&context.db, notification, NotificationStatus::Failed, Some(error.to_string())).await?;
             Ok(DeliveryOutcome::Failed)
         }
     }
@@ -212,7 +212,6 @@ async fn record(
     notification: notification::Model,
     status: NotificationStatus,
     error: Option<String>,
-    _now: DateTime<Utc>,
 ) -> Result<(), WorkerError> {
     let mut model = notification.into_active_model();
     model.status = Set(status);
