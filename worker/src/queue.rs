@@ -3,7 +3,7 @@
 use apalis::prelude::TaskSink;
 use apalis_postgres::PostgresStorage;
 use apalis_sqlite::SqliteStorage;
-use sea_orm::{DatabaseBackend, DatabaseConnection};
+use sea_orm::{ConnectionTrait, DatabaseBackend, DatabaseConnection};
 
 use crate::error::WorkerError;
 use crate::jobs::SendNotification;
@@ -31,6 +31,26 @@ impl std::fmt::Debug for EmailQueue {
     }
 }
 
+/// apalis-sqlite acknowledges a job with `UPDATE Jobs … FROM json_each(?) WHERE Jobs.id = … AND
+/// Jobs.lock_by = ?`. Without statistics SQLite guesses that few rows share a `lock_by` and walks
+/// every job the worker ever ran, parsing the JSON once per row: each acknowledgement costs more
+/// than the last (quadratic over a burst of emails). Telling the planner that `lock_by` is a poor
+/// filter (SQLite's documented way to steer plans, sqlite_stat1) makes it look jobs up by their
+/// unique id instead. A real `ANALYZE` later replaces this row with measured figures.
+///
+/// Statistics are read with the schema: the empty table created and dropped changes the schema,
+/// so every pooled connection reloads both; `ANALYZE sqlite_schema` reloads this one.
+async fn steer_acknowledgements(db: &DatabaseConnection) -> Result<(), WorkerError> {
+    let steer = "ANALYZE sqlite_schema; \
+        INSERT INTO sqlite_stat1 (tbl, idx, stat) SELECT 'Jobs', 'LIdx', '1000000 100000' \
+        WHERE NOT EXISTS (SELECT 1 FROM sqlite_stat1 WHERE tbl = 'Jobs' AND idx = 'LIdx'); \
+        CREATE TABLE IF NOT EXISTS certflow_reload_statistics (x INTEGER); \
+        DROP TABLE IF EXISTS certflow_reload_statistics; \
+        ANALYZE sqlite_schema;";
+    db.execute_unprepared(steer).await.map_err(|e| WorkerError::Queue(format!("steering the queue's plans: {e}")))?;
+    Ok(())
+}
+
 impl EmailQueue {
     /// Sets up apalis' tables on the application's pool and opens the queue.
     pub async fn open(db: &DatabaseConnection) -> Result<Self, WorkerError> {
@@ -38,6 +58,7 @@ impl EmailQueue {
             DatabaseBackend::Sqlite => {
                 let pool = db.get_sqlite_connection_pool();
                 SqliteStorage::setup(pool).await.map_err(|e| WorkerError::Queue(e.to_string()))?;
+                steer_acknowledgements(db).await?;
                 let config = apalis_sqlite::Config::default().queue(EMAIL_QUEUE).batch_size(BATCH);
                 Ok(Self::Sqlite(SqliteStorage::new(pool).with_config(config)))
             }
@@ -56,6 +77,55 @@ impl EmailQueue {
         match self {
             Self::Sqlite(storage) => storage.clone().push(job).await.map_err(|e| WorkerError::Queue(e.to_string())),
             Self::Postgres(storage) => storage.clone().push(job).await.map_err(|e| WorkerError::Queue(e.to_string())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sqlx::{self, Row};
+
+    use super::EmailQueue;
+
+    /// The shape of apalis-sqlite's acknowledgement (queries/task/ack.sql).
+    const ACKNOWLEDGEMENT: &str = "EXPLAIN QUERY PLAN WITH j AS (SELECT value ->> 'task_id' AS task_id, \
+        value ->> 'status' AS status FROM json_each(?1)) UPDATE Jobs SET status = j.status FROM j \
+        WHERE Jobs.id = j.task_id AND Jobs.lock_by = ?2";
+
+    #[tokio::test]
+    async fn every_pooled_connection_acknowledges_jobs_by_their_id() {
+        let path = std::env::temp_dir().join(format!("certflow-queue-{}.db", uuid::Uuid::now_v7()));
+        let db = migration::connect(&format!("sqlite://{}?mode=rwc", path.display()), 3).await.expect("connect");
+        let pool = db.get_sqlite_connection_pool().clone();
+        // Connections opened before the queue, as the API's are.
+        let mut early = Vec::new();
+        for _ in 0..3 {
+            early.push(pool.acquire().await.expect("a connection"));
+        }
+        drop(early);
+        EmailQueue::open(&db).await.expect("open the queue");
+        let mut plans = Vec::new();
+        let mut held = Vec::new();
+        for _ in 0..3 {
+            let mut connection = pool.acquire().await.expect("a connection");
+            sqlx::query("SELECT count(*) FROM Jobs").fetch_one(&mut *connection).await.expect("read the queue");
+            let rows = sqlx::query(ACKNOWLEDGEMENT)
+                .bind("[]")
+                .bind("worker")
+                .fetch_all(&mut *connection)
+                .await
+                .expect("explain the acknowledgement");
+            plans.push(rows.iter().map(|row| row.get::<String, _>(3)).collect::<Vec<_>>().join(" / "));
+            held.push(connection);
+        }
+        drop(held);
+        db.close().await.expect("close");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        for plan in plans {
+            assert!(plan.starts_with("SCAN json_each"), "{plan}");
+            assert!(plan.contains("SEARCH Jobs USING INDEX sqlite_autoindex_Jobs_1 (id=?)"), "{plan}");
         }
     }
 }
