@@ -3,11 +3,13 @@
 use std::future::{Ready, ready};
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use anyhow::Context;
 use entities::settings::Settings;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::access::{Action, Party, Tenancy, permits};
 use crate::error::ApiError;
 
 /// The roles a caller can hold.
@@ -60,29 +62,46 @@ pub struct Claims {
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    validation: Validation,
+    hs256: (DecodingKey, Validation),
+    rs256: Option<(DecodingKey, Validation)>,
     issuer: String,
     audience: String,
 }
 
+fn validation(algorithm: Algorithm, settings: &Settings) -> Validation {
+    // One algorithm per key: a token cannot pick another (no `none`, no HS256 signed with the
+    // RSA public key).
+    let mut validation = Validation::new(algorithm);
+    validation.set_issuer(&[&settings.jwt_issuer]);
+    validation.set_audience(&[&settings.jwt_audience]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.leeway = 30;
+    validation
+}
+
 impl TokenKeys {
-    /// From the configured secret, issuer and audience.
-    pub fn from_settings(settings: &Settings) -> Self {
+    /// From the configured secret, issuer and audience, and the RSA public key if one is set.
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let secret = settings.jwt_secret_bytes();
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_issuer(&[&settings.jwt_issuer]);
-        validation.set_audience(&[&settings.jwt_audience]);
-        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
-        validation.validate_nbf = true;
-        validation.leeway = 30;
-        Self {
+        let rs256 = match &settings.jwt_public_key_file {
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .with_context(|| format!("Failed to read JWT_PUBLIC_KEY_FILE {}", path.display()))?;
+                let key = DecodingKey::from_rsa_pem(&pem)
+                    .with_context(|| format!("JWT_PUBLIC_KEY_FILE {} is not a PEM RSA public key", path.display()))?;
+                Some((key, validation(Algorithm::RS256, settings)))
+            }
+            None => None,
+        };
+        Ok(Self {
             encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
-            validation,
+            hs256: (DecodingKey::from_secret(secret), validation(Algorithm::HS256, settings)),
+            rs256,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
-        }
+        })
     }
 
     /// Mints a token for `sub` with `role` and scopes, valid for `ttl` from `now`.
@@ -106,12 +125,30 @@ impl TokenKeys {
             nbf: now.timestamp(),
             exp: (now + ttl).timestamp(),
         };
+        anyhow::ensure!(AuthUser::from_claims(claims.clone()).is_some(), "{}", scope_rule(role));
         Ok(encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
 
-    /// Checks `token` and returns its claims.
+    /// Checks `token` with the key of the algorithm its header names, and returns its claims.
     pub fn verify(&self, token: &str) -> Result<Claims, jsonwebtoken::errors::Error> {
-        decode::<Claims>(token, &self.decoding, &self.validation).map(|data| data.claims)
+        use jsonwebtoken::errors::ErrorKind;
+        let header = jsonwebtoken::decode_header(token)?;
+        let (key, validation) = match header.alg {
+            Algorithm::HS256 => &self.hs256,
+            Algorithm::RS256 => self.rs256.as_ref().ok_or(ErrorKind::InvalidAlgorithm)?,
+            _ => return Err(ErrorKind::InvalidAlgorithm.into()),
+        };
+        decode::<Claims>(token, key, validation).map(|data| data.claims)
+    }
+}
+
+/// The scope each role needs in its token.
+pub fn scope_rule(role: Role) -> &'static str {
+    match role {
+        Role::Admin => "an admin token carries neither org_id nor cb_id",
+        Role::Coordinator | Role::Auditor | Role::DecisionMaker => "a certification body's role needs cb_id (only)",
+        Role::ClientManager => "a client manager needs org_id (only)",
+        Role::Integration => "an integration needs exactly one scope: org_id or cb_id",
     }
 }
 
@@ -122,10 +159,52 @@ pub struct AuthUser {
     pub subject: String,
     /// The caller's role.
     pub role: Role,
-    /// Organization scope.
-    pub org_id: Option<Uuid>,
-    /// Certification-body scope.
-    pub cb_id: Option<Uuid>,
+    /// What the permission rules call it.
+    pub party: Party,
+    /// What it sees.
+    pub tenancy: Tenancy,
+}
+
+impl AuthUser {
+    /// The caller a verified token names, or `None` when its role and scopes do not fit.
+    pub fn from_claims(claims: Claims) -> Option<Self> {
+        let (party, tenancy) = match (claims.role, claims.org_id, claims.cb_id) {
+            (Role::Admin, None, None) => (Party::Admin, Tenancy::Platform),
+            (Role::Coordinator, None, Some(cb)) => (Party::Coordinator, Tenancy::CertificationBody(cb)),
+            (Role::Auditor, None, Some(cb)) => (Party::Auditor, Tenancy::CertificationBody(cb)),
+            (Role::DecisionMaker, None, Some(cb)) => (Party::DecisionMaker, Tenancy::CertificationBody(cb)),
+            (Role::ClientManager, Some(org), None) => (Party::ClientManager, Tenancy::Organization(org)),
+            (Role::Integration, Some(org), None) => (Party::ClientIntegration, Tenancy::Organization(org)),
+            (Role::Integration, None, Some(cb)) => {
+                (Party::CertificationBodyIntegration, Tenancy::CertificationBody(cb))
+            }
+            _ => return None,
+        };
+        Some(Self { subject: claims.sub, role: claims.role, party, tenancy })
+    }
+
+    /// Refuses with 403 unless the caller may do `action` (on a resource it sees).
+    pub fn may(&self, action: Action) -> Result<(), ApiError> {
+        if permits(self.party, action) {
+            Ok(())
+        } else {
+            tracing::debug!(subject = %self.subject, party = %self.party, %action, "forbidden");
+            Err(ApiError::Forbidden(format!("a {} may not {action}", self.party)))
+        }
+    }
+}
+
+impl AuthUser {
+    /// Refuses with 403 unless the caller may do `action` to certification body `id` (which every
+    /// caller sees): an admin, or that body's own people.
+    pub fn may_for_certification_body(&self, action: Action, id: Uuid) -> Result<(), ApiError> {
+        self.may(action)?;
+        match self.tenancy {
+            Tenancy::Platform => Ok(()),
+            Tenancy::CertificationBody(own) if own == id => Ok(()),
+            _ => Err(ApiError::Forbidden(format!("only that certification body's people may {action}"))),
+        }
+    }
 }
 
 impl FromRequest for AuthUser {
@@ -157,7 +236,11 @@ fn authenticate(request: &HttpRequest) -> Result<AuthUser, ApiError> {
         tracing::debug!(%error, "bearer token refused");
         ApiError::Unauthorized
     })?;
-    Ok(AuthUser { subject: claims.sub, role: claims.role, org_id: claims.org_id, cb_id: claims.cb_id })
+    let role = claims.role;
+    AuthUser::from_claims(claims).ok_or_else(|| {
+        tracing::debug!(rule = scope_rule(role), "bearer token refused: its scope does not fit its role");
+        ApiError::Unauthorized
+    })
 }
 
 #[cfg(test)]
@@ -165,14 +248,15 @@ mod tests {
     use super::*;
 
     fn keys() -> TokenKeys {
-        TokenKeys::from_settings(&Settings::from_vars(Vec::new()).unwrap())
+        TokenKeys::from_settings(&Settings::from_vars(Vec::new()).unwrap()).unwrap()
     }
 
     #[test]
     fn a_minted_token_verifies_and_a_tampered_or_expired_one_does_not() {
         let keys = keys();
         let now = chrono::Utc::now();
-        let token = keys.mint("ana@cb.test", Role::Coordinator, None, None, now, chrono::Duration::hours(1)).unwrap();
+        let cb = Some(Uuid::now_v7());
+        let token = keys.mint("ana@cb.test", Role::Coordinator, None, cb, now, chrono::Duration::hours(1)).unwrap();
         assert_eq!(keys.verify(&token).unwrap().role, Role::Coordinator);
 
         let mut tampered = token.clone();

@@ -1,9 +1,11 @@
 //! Transactions and the look-ups every route shares.
 
 use entities::orm::{engagement, prelude::*};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QuerySelect};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
+use crate::access::{Action, engagements_in};
+use crate::auth::AuthUser;
 use crate::error::ApiError;
 
 /// Begins a transaction that will write (see [`migration::begin_write`]).
@@ -11,15 +13,36 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     Ok(migration::begin_write(db).await?)
 }
 
-/// The engagement `id`, or 404.
-pub async fn find_engagement(conn: &impl ConnectionTrait, id: Uuid) -> Result<engagement::Model, ApiError> {
-    Engagement::find_by_id(id).one(conn).await?.ok_or(ApiError::NotFound("engagement"))
+/// The engagement `id`, or 404 when it does not exist or `user` does not see it.
+pub async fn find_engagement(
+    conn: &impl ConnectionTrait,
+    user: &AuthUser,
+    id: Uuid,
+) -> Result<engagement::Model, ApiError> {
+    Engagement::find_by_id(id)
+        .filter(engagements_in(user.tenancy))
+        .one(conn)
+        .await?
+        .ok_or(ApiError::NotFound("engagement"))
 }
 
 /// The engagement `id`, locked for the rest of the transaction (`FOR UPDATE` on PostgreSQL;
-/// SQLite's write transaction already excludes other writers), or 404.
-pub async fn lock_engagement(txn: &DatabaseTransaction, id: Uuid) -> Result<engagement::Model, ApiError> {
-    Engagement::find_by_id(id).lock_exclusive().one(txn).await?.ok_or(ApiError::NotFound("engagement"))
+/// SQLite's write transaction already excludes other writers), or 404 as [`find_engagement`];
+/// then 403 unless `user` may do `action`.
+pub async fn lock_engagement(
+    txn: &DatabaseTransaction,
+    user: &AuthUser,
+    id: Uuid,
+    action: Action,
+) -> Result<engagement::Model, ApiError> {
+    let engagement = Engagement::find_by_id(id)
+        .filter(engagements_in(user.tenancy))
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(ApiError::NotFound("engagement"))?;
+    user.may(action)?;
+    Ok(engagement)
 }
 
 /// Refuses a row that belongs to another engagement as if it did not exist.

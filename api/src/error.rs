@@ -87,7 +87,7 @@ pub enum ApiError {
     Unauthorized,
     /// The caller may see the resource but not do this.
     #[error("{0}")]
-    Forbidden(&'static str),
+    Forbidden(String),
     /// The database is unreachable: try again.
     #[error("the service is temporarily unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -363,7 +363,7 @@ mod tests {
             (ApiError::NotFound("engagement"), 404, "not-found"),
             (ApiError::conflict("version-conflict", "stale"), 409, "version-conflict"),
             (ApiError::Unauthorized, 401, "unauthorized"),
-            (ApiError::Forbidden("no"), 403, "forbidden"),
+            (ApiError::Forbidden("no".into()), 403, "forbidden"),
             (ApiError::PreconditionFailed { expected: 1, current: 2 }, 412, "version-mismatch"),
             (CapDueError::NotANonconformity.into(), 422, "corrective-action-not-applicable"),
         ];

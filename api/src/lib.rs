@@ -1,5 +1,6 @@
 //! certflow's REST API: actix-web handlers over the domain in `entities`, one transaction per command.
 
+pub mod access;
 pub mod auth;
 pub mod error;
 pub mod openapi;

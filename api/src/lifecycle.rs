@@ -23,6 +23,8 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
+use crate::access::Action;
+use crate::auth::AuthUser;
 use crate::db::{belongs, json_strings, lock_engagement, strings_of};
 use crate::error::ApiError;
 use crate::reminders::{cancel_pending_notifications, first_reminder_on, reminder_policy_of};
@@ -43,21 +45,22 @@ pub struct TransitionRequest {
     pub evidence: Vec<String>,
 }
 
-/// Fires `request` on engagement `id` as `actor`, inside `txn`; returns the updated engagement.
+/// Fires `request` on engagement `id` as `user` (404 unless it sees the engagement, 403 unless it
+/// may fire the event), inside `txn`; returns the updated engagement.
 pub async fn fire(
     txn: &DatabaseTransaction,
     app: &AppState,
     id: Uuid,
     request: &TransitionRequest,
-    actor: &str,
+    user: &AuthUser,
 ) -> Result<engagement::Model, ApiError> {
     let now = app.clock.now();
     let today = now.date_naive();
-    let engagement = lock_engagement(txn, id).await?;
+    let engagement = lock_engagement(txn, user, id, Action::Fire(request.command.event())).await?;
     let facts = load_facts(txn, &engagement, request, today).await?;
     let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &app.policy)?;
     tracing::info!(engagement_id = %id, event = %outcome.event, from = %outcome.from, to = %outcome.to, "transition");
-    apply(txn, engagement, &outcome, request, actor, now).await
+    apply(txn, engagement, &outcome, request, &user.subject, now).await
 }
 
 /// Is a CB accredited on `on`?

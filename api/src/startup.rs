@@ -52,7 +52,7 @@ impl Application {
             .with_context(|| format!("Failed to listen on {}", settings.listen_addr))?;
         let port = listener.local_addr().context("Failed to read the bound address")?.port();
         let state = web::Data::new(AppState { db, clock, policy: CertificationPolicy::default() });
-        let keys = web::Data::new(TokenKeys::from_settings(settings));
+        let keys = web::Data::new(TokenKeys::from_settings(settings)?);
         let server = HttpServer::new(move || {
             let (app, document) = register_routes(
                 App::new()

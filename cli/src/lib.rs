@@ -79,7 +79,7 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
         }
         Command::Token { role, sub, org, cb, hours } => {
-            let keys = TokenKeys::from_settings(&settings);
+            let keys = TokenKeys::from_settings(&settings)?;
             let token = keys.mint(&sub, role, org, cb, chrono::Utc::now(), chrono::Duration::hours(hours))?;
             println!("{token}");
         }

@@ -38,6 +38,9 @@ pub struct Settings {
     pub jwt_issuer: String,
     /// `JWT_AUDIENCE`: the `aud` tokens must carry.
     pub jwt_audience: String,
+    /// `JWT_PUBLIC_KEY_FILE`: a PEM RSA public key; when set, RS256 tokens signed by its private
+    /// key (an identity provider's) are accepted beside HS256 ones.
+    pub jwt_public_key_file: Option<PathBuf>,
     /// `PUBLIC_BASE_URL`: how people reach the API (links in emails).
     pub public_base_url: String,
     /// `OUTBOX_DIR`: where emails are written as `.eml` files when no SMTP server is configured.
@@ -165,6 +168,7 @@ impl Settings {
             jwt_secret_is_dev_default,
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "certflow".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "certflow-api".into()),
+            jwt_public_key_file: get("JWT_PUBLIC_KEY_FILE").map(PathBuf::from),
             public_base_url: get("PUBLIC_BASE_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
             outbox_dir,
             mail_transport,

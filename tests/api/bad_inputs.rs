@@ -129,7 +129,7 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
             "illegal transition",
             Method::POST,
             events.clone(),
-            Body::Json(json!({ "event": "grant_certification", "decision_maker": "panel@cb.test" })),
+            Body::Json(json!({ "event": "start_surveillance" })),
             409,
             "illegal-transition",
         ),

@@ -93,6 +93,9 @@ impl Drop for TestApp {
     }
 }
 
+/// The subject of the test's admin token.
+pub const ADMIN: &str = "admin@certflow.test";
+
 /// Starts the server over a fresh database of `backend`, its clock at noon on `day0()`.
 pub async fn spawn_app(backend: Backend) -> TestApp {
     LazyLock::force(&TRACING);
@@ -126,10 +129,9 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     let application = api::Application::build_with(&settings, db.clone(), clock.clone()).expect("build the app");
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
-    let keys = TokenKeys::from_settings(&settings);
-    let token = keys
-        .mint("coordinator@cb.test", Role::Coordinator, None, None, Utc::now(), chrono::Duration::hours(1))
-        .expect("mint a token");
+    let keys = TokenKeys::from_settings(&settings).expect("token keys");
+    let token =
+        keys.mint(ADMIN, Role::Admin, None, None, Utc::now(), chrono::Duration::hours(1)).expect("mint a token");
     TestApp { address, database_url: url, client: reqwest::Client::new(), clock, keys, token, cleanup }
 }
 
@@ -237,11 +239,21 @@ impl TestApp {
         TestWorker { ticker, stop: Some(stop) }
     }
 
-    /// A token for `role`.
-    pub fn token_for(&self, role: Role) -> String {
+    /// A token for `role` with the scope `org` or `cb`, valid for an hour.
+    pub fn token_for(&self, role: Role, org: Option<&str>, cb: Option<&str>) -> String {
+        let parse = |id: Option<&str>| id.map(|id| id.parse::<Uuid>().expect("a uuid"));
         self.keys
-            .mint("someone@certflow.test", role, None, None, Utc::now(), chrono::Duration::hours(1))
+            .mint(&format!("{role}@certflow.test"), role, parse(org), parse(cb), Utc::now(), chrono::Duration::hours(1))
             .expect("mint a token")
+    }
+
+    /// Sends a request with `token`.
+    pub async fn send_as(&self, token: &str, method: reqwest::Method, path: &str, body: Option<&Value>) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.address)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        self.reply(request).await
     }
 
     /// A connection of the test's own to the app's database.
@@ -308,13 +320,9 @@ impl TestApp {
         self.clock.set(noon(date));
     }
 
-    /// Sends a request with the test token.
+    /// Sends a request with the test's admin token.
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Reply {
-        let mut request = self.client.request(method, format!("{}{path}", self.address)).bearer_auth(&self.token);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        self.reply(request).await
+        self.send_as(&self.token, method, path, body).await
     }
 
     /// Reads a response.
@@ -397,8 +405,16 @@ impl TestApp {
         engagement
     }
 
+    /// Fires `event` as the admin, or, for the certification decision, as a decision maker of the
+    /// engagement's certification body (only they may decide).
     pub async fn fire(&self, engagement: &str, event: Value) -> Reply {
-        self.post(&format!("/api/v1/engagements/{engagement}/events"), &event).await
+        let path = format!("/api/v1/engagements/{engagement}/events");
+        if matches!(event["event"].as_str(), Some("grant_certification" | "refuse_certification")) {
+            let view = self.engagement(engagement).await;
+            let token = self.token_for(Role::DecisionMaker, None, view.body["certification_body_id"].as_str());
+            return self.send_as(&token, reqwest::Method::POST, &path, Some(&event)).await;
+        }
+        self.post(&path, &event).await
     }
 
     pub async fn engagement(&self, engagement: &str) -> Reply {

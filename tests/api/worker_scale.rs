@@ -3,8 +3,10 @@
 
 use std::collections::HashSet;
 
+use api::auth::Role;
 use entities::domain::reminders::NotificationStatus;
 use entities::orm::{notification, prelude::*};
+use reqwest::Method;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
@@ -16,7 +18,9 @@ async fn count_notifications(app: &TestApp, status: NotificationStatus) -> u64 {
     Notification::find().filter(notification::Column::Status.eq(status)).count(&app.db().await).await.unwrap()
 }
 
-async fn an_email_refused_until_its_last_try_is_failed_listed_and_sent_after_an_admin_requeues_it(backend: Backend) {
+async fn an_email_refused_until_its_last_try_is_failed_listed_and_sent_after_its_coordinator_requeues_it(
+    backend: Backend,
+) {
     // Arrange: the server rejects the recipient (550); each email has three tries.
     let app = spawn_app(backend).await;
     let smtp = SmtpSink::start();
@@ -40,20 +44,24 @@ async fn an_email_refused_until_its_last_try_is_failed_listed_and_sent_after_an_
     assert!(items[0]["last_error"].as_str().unwrap().contains("550"), "{}", items[0]);
     let id = items[0]["id"].as_str().unwrap().to_owned();
 
-    // Only an admin re-queues.
-    let coordinator = app.post(&format!("/api/v1/notifications/{id}/requeue"), &json!({})).await.expect(403);
-    assert_eq!(coordinator.problem_type(), "forbidden");
+    // Its certification body's coordinators re-queue it; its auditors may not; other bodies do not see it.
+    let path = format!("/api/v1/notifications/{id}/requeue");
+    let cb = app.engagement(&engagement).await.str("certification_body_id");
+    let auditor = app.token_for(Role::Auditor, None, Some(&cb));
+    let refused = app.send_as(&auditor, Method::POST, &path, Some(&json!({}))).await.expect(403);
+    assert_eq!(refused.problem_type(), "forbidden");
+    let stranger = app.token_for(Role::Coordinator, None, Some(&uuid::Uuid::now_v7().to_string()));
+    app.send_as(&stranger, Method::POST, &path, Some(&json!({}))).await.expect(404);
     smtp.reject(false);
-    let admin = app.token_for(api::auth::Role::Admin);
-    let request = app.client.post(format!("{}/api/v1/notifications/{id}/requeue", app.address)).bearer_auth(admin);
-    let requeued = app.reply(request).await.expect(200);
+    let coordinator = app.token_for(Role::Coordinator, None, Some(&cb));
+    let requeued = app.send_as(&coordinator, Method::POST, &path, Some(&json!({}))).await.expect(200);
     assert_eq!((requeued.body["status"].as_str(), requeued.body["attempts"].as_i64()), (Some("pending"), Some(0)));
     worker.tick().await;
     app.wait_for_deliveries(&engagement).await;
     assert_eq!(smtp.received().len(), 1);
     assert_eq!(count_notifications(&app, NotificationStatus::Sent).await, 1);
 }
-on_both_databases!(an_email_refused_until_its_last_try_is_failed_listed_and_sent_after_an_admin_requeues_it);
+on_both_databases!(an_email_refused_until_its_last_try_is_failed_listed_and_sent_after_its_coordinator_requeues_it);
 
 #[tokio::test]
 async fn two_workers_on_postgres_share_1000_due_steps_and_send_each_once() {

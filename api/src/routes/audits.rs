@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::access::Action;
 use crate::auth::AuthUser;
 use crate::db::{begin_write, belongs, find_engagement, json_strings, lock_engagement, strings_of};
 use crate::error::{ApiError, Problem};
@@ -142,7 +143,7 @@ fn require_open(engagement: &engagement::Model) -> Result<(), ApiError> {
 #[post("/engagements/{id}/audits")]
 pub async fn create_audit(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
     body: web::Json<AuditRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -159,7 +160,7 @@ pub async fn create_audit(
     };
     set_plan(&mut model, body.into_inner())?;
     let txn = begin_write(&app.db).await?;
-    require_open(&lock_engagement(&txn, *id).await?)?;
+    require_open(&lock_engagement(&txn, &user, *id, Action::PlanAudit).await?)?;
     let created = model.insert(&txn).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(AuditView::from(created)))
@@ -179,10 +180,10 @@ pub async fn create_audit(
 #[get("/engagements/{id}/audits")]
 pub async fn list_audits(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Vec<AuditView>>, ApiError> {
-    find_engagement(&app.db, *id).await?;
+    find_engagement(&app.db, &user, *id).await?;
     let audits = Audit::find()
         .filter(audit::Column::EngagementId.eq(*id))
         .order_by_asc(audit::Column::FirstDay)
@@ -206,11 +207,11 @@ pub async fn list_audits(
 #[get("/engagements/{id}/audits/{audit_id}")]
 pub async fn get_audit(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<web::Json<AuditView>, ApiError> {
     let (id, audit_id) = path.into_inner();
-    find_engagement(&app.db, id).await?;
+    find_engagement(&app.db, &user, id).await?;
     let found = belongs(Audit::find_by_id(audit_id).one(&app.db).await?, |a| a.engagement_id, id, "audit")?;
     Ok(web::Json(found.into()))
 }
@@ -230,13 +231,13 @@ pub async fn get_audit(
 #[put("/engagements/{id}/audits/{audit_id}")]
 pub async fn update_audit(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<AuditRequest>,
 ) -> Result<web::Json<AuditView>, ApiError> {
     let (id, audit_id) = path.into_inner();
     let txn = begin_write(&app.db).await?;
-    require_open(&lock_engagement(&txn, id).await?)?;
+    require_open(&lock_engagement(&txn, &user, id, Action::UpdateAudit).await?)?;
     let found = belongs(Audit::find_by_id(audit_id).one(&txn).await?, |a| a.engagement_id, id, "audit")?;
     if found.completed_at.is_some() {
         return Err(ApiError::conflict(

@@ -101,10 +101,10 @@ pub struct CertificateVerification {
 #[get("/engagements/{id}/certificate")]
 pub async fn get_engagement_certificate(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CertificateView>, ApiError> {
-    find_engagement(&app.db, *id).await?;
+    find_engagement(&app.db, &user, *id).await?;
     let found = find_certificate(&app.db, *id).await?.ok_or(ApiError::NotFound("certificate"))?;
     Ok(web::Json(found.into()))
 }
@@ -133,7 +133,8 @@ pub async fn verify_certificate(
         .one(&app.db)
         .await?
         .ok_or(ApiError::NotFound("certificate"))?;
-    let engagement = find_engagement(&app.db, found.engagement_id).await?;
+    let engagement =
+        Engagement::find_by_id(found.engagement_id).one(&app.db).await?.ok_or(ApiError::NotFound("certificate"))?;
     let organization = Organization::find_by_id(engagement.organization_id)
         .one(&app.db)
         .await?

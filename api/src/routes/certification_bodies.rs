@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::access::Action;
 use crate::auth::AuthUser;
 use crate::db::{begin_write, check_version, if_match};
 use crate::error::{ApiError, Problem};
@@ -123,9 +124,10 @@ fn set_fields(model: &mut certification_body::ActiveModel, request: Certificatio
 #[post("/certification-bodies")]
 pub async fn create_certification_body(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     body: web::Json<CertificationBodyRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    user.may(Action::CreateCertificationBody)?;
     let now = app.clock.now();
     let mut model = certification_body::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -205,7 +207,7 @@ pub async fn get_certification_body(
 #[put("/certification-bodies/{id}")]
 pub async fn update_certification_body(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     request: HttpRequest,
     id: web::Path<Uuid>,
     body: web::Json<CertificationBodyRequest>,
@@ -217,6 +219,7 @@ pub async fn update_certification_body(
         .one(&txn)
         .await?
         .ok_or(ApiError::NotFound("certification body"))?;
+    user.may_for_certification_body(Action::UpdateCertificationBody, found.id)?;
     check_version(expected, found.version)?;
     let version = found.version;
     let mut model = found.into_active_model();

@@ -18,6 +18,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::access::Action;
 use crate::auth::AuthUser;
 use crate::db::{
     UniqueViolation, begin_write, belongs, check_version, find_engagement, if_match, json_strings, lock_engagement,
@@ -214,7 +215,7 @@ pub async fn create_corrective_action(
     let plan = PlanFields::try_from(body.into_inner())?;
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
-    let engagement = lock_engagement(&txn, id).await?;
+    let engagement = lock_engagement(&txn, &user, id, Action::SubmitCorrectiveAction).await?;
     let (found, anchor) = finding_and_anchor(&txn, id, finding_id).await?;
     let due_on = corrective_action_due(found.grade, anchor, plan.due_on, &app.policy)?;
     let created = corrective_action::ActiveModel {
@@ -265,10 +266,10 @@ pub async fn create_corrective_action(
 #[get("/engagements/{id}/corrective-actions")]
 pub async fn list_corrective_actions(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Vec<CorrectiveActionView>>, ApiError> {
-    find_engagement(&app.db, *id).await?;
+    find_engagement(&app.db, &user, *id).await?;
     let today = app.clock.today();
     let actions = CorrectiveAction::find()
         .filter(corrective_action::Column::EngagementId.eq(*id))
@@ -307,7 +308,7 @@ pub async fn update_corrective_action(
     let plan = PlanFields::try_from(body.into_inner())?;
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
-    let engagement = lock_engagement(&txn, id).await?;
+    let engagement = lock_engagement(&txn, &user, id, Action::SubmitCorrectiveAction).await?;
     let action = belongs(
         CorrectiveAction::find_by_id(action_id).one(&txn).await?,
         |a| a.engagement_id,
@@ -376,7 +377,7 @@ pub async fn verify_corrective_action(
     let note = f.finish(note)?;
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
-    let engagement = lock_engagement(&txn, id).await?;
+    let engagement = lock_engagement(&txn, &user, id, Action::VerifyCorrectiveAction).await?;
     let action = belongs(
         CorrectiveAction::find_by_id(action_id).one(&txn).await?,
         |a| a.engagement_id,

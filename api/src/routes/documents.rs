@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::access::Action;
 use crate::auth::AuthUser;
 use crate::db::{begin_write, find_engagement, lock_engagement};
 use crate::error::{ApiError, Problem};
@@ -103,7 +104,7 @@ pub struct SoaView {
 #[put("/engagements/{id}/documents/{kind}")]
 pub async fn put_document(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     path: web::Path<(Uuid, RequiredDocument)>,
     body: web::Json<DocumentRequest>,
 ) -> Result<web::Json<DocumentView>, ApiError> {
@@ -113,7 +114,7 @@ pub async fn put_document(
     let reference = f.finish(reference)?.into_inner();
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
-    lock_engagement(&txn, id).await?;
+    lock_engagement(&txn, &user, id, Action::SubmitDocument).await?;
     let existing = Document::find()
         .filter(document::Column::EngagementId.eq(id))
         .filter(document::Column::Kind.eq(kind))
@@ -156,10 +157,10 @@ pub async fn put_document(
 #[get("/engagements/{id}/documents")]
 pub async fn list_documents(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Vec<DocumentView>>, ApiError> {
-    find_engagement(&app.db, *id).await?;
+    find_engagement(&app.db, &user, *id).await?;
     let documents = Document::find()
         .filter(document::Column::EngagementId.eq(*id))
         .order_by_asc(document::Column::Kind)
@@ -201,7 +202,7 @@ fn soa_view(entries: Vec<soa_entry::Model>) -> SoaView {
 #[put("/engagements/{id}/statement-of-applicability")]
 pub async fn put_statement_of_applicability(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
     body: web::Json<SoaRequest>,
 ) -> Result<web::Json<SoaView>, ApiError> {
@@ -226,7 +227,7 @@ pub async fn put_statement_of_applicability(
     }
     f.finish(Some(()))?;
     let txn = begin_write(&app.db).await?;
-    lock_engagement(&txn, *id).await?;
+    lock_engagement(&txn, &user, *id, Action::SubmitDocument).await?;
     SoaEntry::delete_many().filter(soa_entry::Column::EngagementId.eq(*id)).exec(&txn).await?;
     let rows: Vec<soa_entry::ActiveModel> = request
         .entries
@@ -264,10 +265,10 @@ pub async fn put_statement_of_applicability(
 #[get("/engagements/{id}/statement-of-applicability")]
 pub async fn get_statement_of_applicability(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<SoaView>, ApiError> {
-    find_engagement(&app.db, *id).await?;
+    find_engagement(&app.db, &user, *id).await?;
     let entries = SoaEntry::find()
         .filter(soa_entry::Column::EngagementId.eq(*id))
         .order_by_asc(soa_entry::Column::Control)
@@ -290,9 +291,9 @@ pub async fn get_statement_of_applicability(
 #[get("/engagements/{id}/stage1-readiness")]
 pub async fn get_stage1_readiness(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Stage1Readiness>, ApiError> {
-    find_engagement(&app.db, *id).await?;
+    find_engagement(&app.db, &user, *id).await?;
     Ok(web::Json(stage1_readiness(&app.db, *id).await?))
 }

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::access::Action;
 use crate::auth::AuthUser;
 use crate::db::{begin_write, belongs, find_engagement, lock_engagement};
 use crate::error::{ApiError, Problem};
@@ -120,7 +121,7 @@ pub async fn create_finding(
     let (reference, description) = f.finish(reference.zip(description))?;
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
-    lock_engagement(&txn, id).await?;
+    lock_engagement(&txn, &user, id, Action::RecordFinding).await?;
     belongs(Audit::find_by_id(audit_id).one(&txn).await?, |a| a.engagement_id, id, "audit")?;
     let is_ofi = request.grade == FindingGrade::Ofi;
     let created = finding::ActiveModel {
@@ -158,11 +159,11 @@ pub async fn create_finding(
 #[get("/engagements/{id}/findings")]
 pub async fn list_findings(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
     query: web::Query<FindingListQuery>,
 ) -> Result<web::Json<Vec<FindingView>>, ApiError> {
-    find_engagement(&app.db, *id).await?;
+    find_engagement(&app.db, &user, *id).await?;
     let mut select = Finding::find().filter(finding::Column::EngagementId.eq(*id)).order_by_asc(finding::Column::Id);
     if let Some(grade) = query.grade {
         select = select.filter(finding::Column::Grade.eq(grade));
@@ -187,11 +188,11 @@ pub async fn list_findings(
 #[get("/engagements/{id}/findings/{finding_id}")]
 pub async fn get_finding(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<web::Json<FindingView>, ApiError> {
     let (id, finding_id) = path.into_inner();
-    find_engagement(&app.db, id).await?;
+    find_engagement(&app.db, &user, id).await?;
     let found = belongs(Finding::find_by_id(finding_id).one(&app.db).await?, |f| f.engagement_id, id, "finding")?;
     Ok(web::Json(found.into()))
 }

@@ -12,7 +12,8 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::auth::{AuthUser, Role};
+use crate::access::{Action, engagement_ids_in};
+use crate::auth::AuthUser;
 use crate::db::{begin_write, strings_of};
 use crate::error::{ApiError, Problem};
 use crate::pagination::{Page, decode_cursor, limit_of, page_of};
@@ -106,11 +107,14 @@ pub struct NotificationListQuery {
 #[get("/notifications")]
 pub async fn list_notifications(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     query: web::Query<NotificationListQuery>,
 ) -> Result<web::Json<Page<NotificationView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let mut select = Notification::find().order_by_asc(notification::Column::Id).limit(limit + 1);
+    let mut select = Notification::find()
+        .filter(notification::Column::EngagementId.in_subquery(engagement_ids_in(user.tenancy)))
+        .order_by_asc(notification::Column::Id)
+        .limit(limit + 1);
     if let Some(after) = decode_cursor(query.cursor.as_deref())? {
         select = select.filter(notification::Column::Id.gt(after));
     }
@@ -124,7 +128,7 @@ pub async fn list_notifications(
     Ok(web::Json(page_of(rows, limit, |r| r.id, NotificationView::from)))
 }
 
-/// Re-queues a failed notification (admins): it is tried again from the first attempt.
+/// Re-queues a failed notification (admins, and the coordinators of its certification body): it is tried again from the first attempt.
 #[utoipa::path(
     tag = "notifications",
     operation_id = "requeue_notification",
@@ -141,13 +145,15 @@ pub async fn requeue_notification(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<NotificationView>, ApiError> {
-    if user.role != Role::Admin {
-        return Err(ApiError::Forbidden("only an admin re-queues notifications"));
-    }
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
-    let found =
-        Notification::find_by_id(*id).lock_exclusive().one(&txn).await?.ok_or(ApiError::NotFound("notification"))?;
+    let found = Notification::find_by_id(*id)
+        .filter(notification::Column::EngagementId.in_subquery(engagement_ids_in(user.tenancy)))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or(ApiError::NotFound("notification"))?;
+    user.may(Action::RequeueNotification)?;
     if found.status != NotificationStatus::Failed {
         return Err(ApiError::conflict(
             "notification-not-failed",

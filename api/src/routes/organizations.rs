@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::access::{Action, organizations_in};
 use crate::auth::AuthUser;
 use crate::db::{begin_write, check_version, if_match, json_strings, strings_of};
 use crate::error::{ApiError, Problem};
@@ -163,9 +164,10 @@ fn set_fields(model: &mut organization::ActiveModel, fields: OrganizationFields)
 #[post("/organizations")]
 pub async fn create_organization(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     body: web::Json<OrganizationRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    user.may(Action::CreateOrganization)?;
     let fields = OrganizationFields::try_from(body.into_inner())?;
     let now = app.clock.now();
     let mut model = organization::ActiveModel {
@@ -196,11 +198,14 @@ pub async fn create_organization(
 #[get("/organizations")]
 pub async fn list_organizations(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<OrganizationView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let mut select = Organization::find().order_by_asc(organization::Column::Id).limit(limit + 1);
+    let mut select = Organization::find()
+        .filter(organizations_in(user.tenancy, organization::Column::Id))
+        .order_by_asc(organization::Column::Id)
+        .limit(limit + 1);
     if let Some(after) = decode_cursor(query.cursor.as_deref())? {
         select = select.filter(organization::Column::Id.gt(after));
     }
@@ -222,10 +227,14 @@ pub async fn list_organizations(
 #[get("/organizations/{id}")]
 pub async fn get_organization(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<OrganizationView>, ApiError> {
-    let found = Organization::find_by_id(*id).one(&app.db).await?.ok_or(ApiError::NotFound("organization"))?;
+    let found = Organization::find_by_id(*id)
+        .filter(organizations_in(user.tenancy, organization::Column::Id))
+        .one(&app.db)
+        .await?
+        .ok_or(ApiError::NotFound("organization"))?;
     Ok(web::Json(found.into()))
 }
 
@@ -244,7 +253,7 @@ pub async fn get_organization(
 #[put("/organizations/{id}")]
 pub async fn update_organization(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     request: HttpRequest,
     id: web::Path<Uuid>,
     body: web::Json<OrganizationRequest>,
@@ -252,8 +261,13 @@ pub async fn update_organization(
     let expected = if_match(&request)?;
     let fields = OrganizationFields::try_from(body.into_inner())?;
     let txn = begin_write(&app.db).await?;
-    let found =
-        Organization::find_by_id(*id).lock_exclusive().one(&txn).await?.ok_or(ApiError::NotFound("organization"))?;
+    let found = Organization::find_by_id(*id)
+        .filter(organizations_in(user.tenancy, organization::Column::Id))
+        .lock_exclusive()
+        .one(&txn)
+        .await?
+        .ok_or(ApiError::NotFound("organization"))?;
+    user.may(Action::UpdateOrganization)?;
     check_version(expected, found.version)?;
     let version = found.version;
     let mut model = found.into_active_model();

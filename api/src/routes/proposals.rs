@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::access::Action;
 use crate::auth::AuthUser;
 use crate::db::{begin_write, belongs, find_engagement, lock_engagement};
 use crate::error::{ApiError, Problem};
@@ -151,7 +152,7 @@ fn require_cb_selection(engagement: &engagement::Model) -> Result<(), ApiError> 
 #[post("/engagements/{id}/proposals")]
 pub async fn create_proposal(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
     body: web::Json<ProposalRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -170,7 +171,7 @@ pub async fn create_proposal(
     let notes = f.finish(notes)?;
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
-    let engagement = lock_engagement(&txn, *id).await?;
+    let engagement = lock_engagement(&txn, &user, *id, Action::RecordProposal).await?;
     require_cb_selection(&engagement)?;
     let cb = CertificationBody::find_by_id(request.certification_body_id)
         .one(&txn)
@@ -209,10 +210,10 @@ pub async fn create_proposal(
 #[get("/engagements/{id}/proposals")]
 pub async fn list_proposals(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<ProposalComparison>, ApiError> {
-    let engagement = find_engagement(&app.db, *id).await?;
+    let engagement = find_engagement(&app.db, &user, *id).await?;
     let estimate = estimate_for(&app.db, &engagement).await?;
     let proposals = Proposal::find()
         .filter(proposal::Column::EngagementId.eq(engagement.id))
@@ -257,7 +258,7 @@ pub async fn select_proposal(
     let (id, proposal_id) = path.into_inner();
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
-    let engagement = lock_engagement(&txn, id).await?;
+    let engagement = lock_engagement(&txn, &user, id, Action::SelectProposal).await?;
     require_cb_selection(&engagement)?;
     let chosen = belongs(Proposal::find_by_id(proposal_id).one(&txn).await?, |p| p.engagement_id, id, "proposal")?;
     Proposal::update_many()

@@ -74,10 +74,10 @@ pub struct DecisionView {
 #[get("/engagements/{id}/history")]
 pub async fn get_history(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Vec<HistoryEntryView>>, ApiError> {
-    find_engagement(&app.db, *id).await?;
+    find_engagement(&app.db, &user, *id).await?;
     let rows = HistoryEntry::find()
         .filter(history_entry::Column::EngagementId.eq(*id))
         .order_by_asc(history_entry::Column::OccurredAt)
@@ -115,10 +115,10 @@ pub async fn get_history(
 #[get("/engagements/{id}/decisions")]
 pub async fn list_decisions(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Vec<DecisionView>>, ApiError> {
-    find_engagement(&app.db, *id).await?;
+    find_engagement(&app.db, &user, *id).await?;
     let rows = CertificationDecision::find()
         .filter(certification_decision::Column::EngagementId.eq(*id))
         .order_by_asc(certification_decision::Column::Id)
@@ -151,10 +151,10 @@ pub async fn list_decisions(
 #[get("/engagements/{id}/deadlines")]
 pub async fn list_deadlines(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Vec<DeadlineView>>, ApiError> {
-    find_engagement(&app.db, *id).await?;
+    find_engagement(&app.db, &user, *id).await?;
     let today = app.clock.today();
     let rows = Deadline::find()
         .filter(deadline::Column::EngagementId.eq(*id))

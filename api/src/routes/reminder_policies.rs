@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use crate::access::Action;
 use crate::auth::AuthUser;
 use crate::db::{begin_write, check_version, if_match};
 use crate::error::{ApiError, FieldProblem, Problem};
@@ -52,10 +53,11 @@ pub struct ReminderPolicyView {
 #[get("/certification-bodies/{id}/reminder-policy")]
 pub async fn get_reminder_policy(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<ReminderPolicyView>, ApiError> {
     CertificationBody::find_by_id(*id).one(&app.db).await?.ok_or(ApiError::NotFound("certification body"))?;
+    user.may_for_certification_body(Action::ReadReminderPolicy, *id)?;
     let record = ReminderPolicyRecord::find_by_id(*id).one(&app.db).await?;
     let policy = reminder_policy_of(&app.db, Some(*id)).await?;
     Ok(web::Json(ReminderPolicyView {
@@ -84,7 +86,7 @@ pub async fn get_reminder_policy(
 #[put("/certification-bodies/{id}/reminder-policy")]
 pub async fn put_reminder_policy(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     http: HttpRequest,
     id: web::Path<Uuid>,
     body: web::Json<ReminderPolicy>,
@@ -98,6 +100,7 @@ pub async fn put_reminder_policy(
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
     CertificationBody::find_by_id(*id).one(&txn).await?.ok_or(ApiError::NotFound("certification body"))?;
+    user.may_for_certification_body(Action::UpdateReminderPolicy, *id)?;
     let saved = match ReminderPolicyRecord::find_by_id(*id).one(&txn).await? {
         Some(existing) => {
             check_version(expected, existing.version)?;

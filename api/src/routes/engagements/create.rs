@@ -4,13 +4,14 @@ use actix_web::{HttpResponse, post, web};
 use entities::domain::StandardVersion;
 use entities::domain::dates::standard_accepted_for_audit;
 use entities::domain::state::EngagementState;
-use entities::orm::{engagement, prelude::*};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
+use entities::orm::{engagement, organization, prelude::*};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::view::EngagementView;
+use crate::access::{Action, organizations_in};
 use crate::auth::AuthUser;
 use crate::db::begin_write;
 use crate::error::{ApiError, Problem};
@@ -57,6 +58,7 @@ pub async fn create_engagement(
     user: AuthUser,
     body: web::Json<EngagementRequest>,
 ) -> Result<HttpResponse, ApiError> {
+    user.may(Action::CreateEngagement)?;
     let request = body.into_inner();
     let now = app.clock.now();
     let mut f = Fields::default();
@@ -69,9 +71,10 @@ pub async fn create_engagement(
     let manager = f.finish(manager)?;
     let txn = begin_write(&app.db).await?;
     Organization::find_by_id(request.organization_id)
+        .filter(organizations_in(user.tenancy, organization::Column::Id))
         .one(&txn)
         .await?
-        .ok_or_else(|| ApiError::invalid("organization_id", "no such organization"))?;
+        .ok_or(ApiError::NotFound("organization"))?;
     let created = engagement::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(request.organization_id),

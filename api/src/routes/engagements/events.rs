@@ -250,9 +250,9 @@ pub async fn post_engagement_event(
     let request = TransitionRequest::try_from(body.into_inner())?;
     let txn = begin_write(&app.db).await?;
     if expected.is_some() {
-        check_version(expected, find_engagement(&txn, *id).await?.version)?;
+        check_version(expected, find_engagement(&txn, &user, *id).await?.version)?;
     }
-    let engagement = fire(&txn, &app, *id, &request, &user.subject).await?;
+    let engagement = fire(&txn, &app, *id, &request, &user).await?;
     let view = EngagementView::one(&txn, engagement, app.clock.today()).await?;
     txn.commit().await?;
     Ok(web::Json(view))

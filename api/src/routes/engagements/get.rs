@@ -23,9 +23,9 @@ use crate::startup::AppState;
 #[get("/engagements/{id}")]
 pub async fn get_engagement(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<EngagementView>, ApiError> {
-    let engagement = find_engagement(&app.db, *id).await?;
+    let engagement = find_engagement(&app.db, &user, *id).await?;
     Ok(web::Json(EngagementView::one(&app.db, engagement, app.clock.today()).await?))
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::view::EngagementView;
+use crate::access::engagements_in;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Problem};
 use crate::pagination::{Page, decode_cursor, limit_of, page_of};
@@ -51,12 +52,13 @@ pub struct EngagementListQuery {
 #[get("/engagements")]
 pub async fn list_engagements(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     query: web::Query<EngagementListQuery>,
 ) -> Result<web::Json<Page<EngagementView>>, ApiError> {
     let limit = limit_of(query.limit)?;
     let today = app.clock.today();
-    let mut select = Engagement::find().order_by_asc(engagement::Column::Id).limit(limit + 1);
+    let mut select =
+        Engagement::find().filter(engagements_in(user.tenancy)).order_by_asc(engagement::Column::Id).limit(limit + 1);
     if let Some(after) = decode_cursor(query.cursor.as_deref())? {
         select = select.filter(engagement::Column::Id.gt(after));
     }

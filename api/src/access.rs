@@ -1,0 +1,287 @@
+//! Who may do what. A caller's tenancy says what it can see (anything else is a 404, so nothing
+//! outside its scope is revealed); its party says what it can do with what it sees (a 403).
+
+use entities::domain::state::EngagementEvent;
+use entities::orm::{engagement, prelude::*, proposal};
+use sea_orm::sea_query::{Condition, Query};
+use sea_orm::{ColumnTrait, Iterable};
+use uuid::Uuid;
+
+/// Whose resources a caller works on, from its verified token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tenancy {
+    /// Every organization and certification body (the platform's admins).
+    Platform,
+    /// One certification body's engagements: those it was selected for, and, while no body is
+    /// selected yet, those it made a proposal for.
+    CertificationBody(Uuid),
+    /// One organization's engagements.
+    Organization(Uuid),
+}
+
+/// A caller as the permission rules see it: its role, and for a service account its side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::Display, strum::EnumIter)]
+#[strum(serialize_all = "snake_case")]
+pub enum Party {
+    /// Runs the platform: everything but a certification body's decisions.
+    Admin,
+    /// A certification body's coordinator: plans audits and moves the engagement along.
+    Coordinator,
+    /// A certification body's auditor: audits, findings, verification of corrective actions.
+    Auditor,
+    /// A certification body's decision panel member: grants or refuses certification.
+    DecisionMaker,
+    /// The organization's ISMS or engagement manager: proposals, documents, corrective actions.
+    ClientManager,
+    /// A service account of an organization (a GRC tool): what its client manager may do.
+    ClientIntegration,
+    /// A service account of a certification body (a CB portal): what its coordinator and
+    /// auditors may do, but no certification decision.
+    CertificationBodyIntegration,
+}
+
+/// Every write the API offers. Reads are allowed to whoever sees the resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Register an organization.
+    CreateOrganization,
+    /// Change an organization's details.
+    UpdateOrganization,
+    /// Register a certification body.
+    CreateCertificationBody,
+    /// Change a certification body's details.
+    UpdateCertificationBody,
+    /// Read a certification body's reminder schedule.
+    ReadReminderPolicy,
+    /// Change a certification body's reminder schedule.
+    UpdateReminderPolicy,
+    /// Open an engagement for an organization.
+    CreateEngagement,
+    /// Record a certification body's proposal.
+    RecordProposal,
+    /// Select a proposal.
+    SelectProposal,
+    /// Submit a stage 1 document or the Statement of Applicability.
+    SubmitDocument,
+    /// Plan an audit.
+    PlanAudit,
+    /// Change an audit (dates, team, held).
+    UpdateAudit,
+    /// Record a finding.
+    RecordFinding,
+    /// Submit or change a corrective action plan.
+    SubmitCorrectiveAction,
+    /// Verify (accept or reject) a corrective action.
+    VerifyCorrectiveAction,
+    /// Queue a failed email again.
+    RequeueNotification,
+    /// Fire a lifecycle event.
+    Fire(EngagementEvent),
+}
+
+impl Action {
+    /// Every action, events included, in a fixed order (for the role matrix).
+    pub fn all() -> Vec<Action> {
+        use Action as A;
+        let mut all = vec![
+            A::CreateOrganization,
+            A::UpdateOrganization,
+            A::CreateCertificationBody,
+            A::UpdateCertificationBody,
+            A::ReadReminderPolicy,
+            A::UpdateReminderPolicy,
+            A::CreateEngagement,
+            A::RecordProposal,
+            A::SelectProposal,
+            A::SubmitDocument,
+            A::PlanAudit,
+            A::UpdateAudit,
+            A::RecordFinding,
+            A::SubmitCorrectiveAction,
+            A::VerifyCorrectiveAction,
+            A::RequeueNotification,
+        ];
+        all.extend(EngagementEvent::iter().map(A::Fire));
+        all
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use Action as A;
+        let name = match self {
+            A::CreateOrganization => "create an organization",
+            A::UpdateOrganization => "update an organization",
+            A::CreateCertificationBody => "create a certification body",
+            A::UpdateCertificationBody => "update a certification body",
+            A::ReadReminderPolicy => "read a reminder policy",
+            A::UpdateReminderPolicy => "update a reminder policy",
+            A::CreateEngagement => "open an engagement",
+            A::RecordProposal => "record a proposal",
+            A::SelectProposal => "select a proposal",
+            A::SubmitDocument => "submit stage 1 documents",
+            A::PlanAudit => "plan an audit",
+            A::UpdateAudit => "update an audit",
+            A::RecordFinding => "record a finding",
+            A::SubmitCorrectiveAction => "submit a corrective action",
+            A::VerifyCorrectiveAction => "verify a corrective action",
+            A::RequeueNotification => "re-queue a notification",
+            A::Fire(event) => return write!(f, "fire {event}"),
+        };
+        f.write_str(name)
+    }
+}
+
+/// May `party` do `action` (on a resource it sees)?
+pub fn permits(party: Party, action: Action) -> bool {
+    use Action as A;
+    use EngagementEvent as E;
+    use Party as P;
+    let client = matches!(party, P::ClientManager | P::ClientIntegration);
+    let coordination = matches!(party, P::Coordinator | P::CertificationBodyIntegration);
+    let auditing = coordination || party == P::Auditor;
+    let admin = party == P::Admin;
+    match action {
+        A::CreateOrganization | A::CreateCertificationBody => admin,
+        A::UpdateOrganization => admin || client,
+        A::UpdateCertificationBody | A::UpdateReminderPolicy | A::RequeueNotification => admin || coordination,
+        A::ReadReminderPolicy => admin || auditing || party == P::DecisionMaker,
+        A::CreateEngagement | A::RecordProposal | A::SelectProposal | A::SubmitDocument => admin || client,
+        A::SubmitCorrectiveAction => admin || client,
+        A::PlanAudit => admin || coordination,
+        A::UpdateAudit | A::RecordFinding | A::VerifyCorrectiveAction => admin || auditing,
+        A::Fire(event) => match event {
+            // ISO/IEC 17021-1 9.5: the decision is the certification body's, by people who did not audit.
+            E::GrantCertification | E::RefuseCertification => party == P::DecisionMaker,
+            E::SignEngagementLetter => admin || client || coordination,
+            E::Cancel => admin || client,
+            E::CompletePreAudit
+            | E::RecordStage1Outcome
+            | E::RepeatStage1
+            | E::CompleteStage2
+            | E::StartSurveillance
+            | E::CompleteSurveillance
+            | E::StartRecertification
+            | E::CompleteRecertification => admin || auditing,
+            E::RequestDecision | E::RequireNewStage2 | E::Expire | E::RestoreAfterExpiry => admin || coordination,
+            E::Suspend | E::Restore | E::Withdraw => admin || coordination || party == P::DecisionMaker,
+        },
+    }
+}
+
+/// The engagements `tenancy` sees, as a filter on the engagement table.
+pub fn engagements_in(tenancy: Tenancy) -> Condition {
+    match tenancy {
+        Tenancy::Platform => Condition::all(),
+        Tenancy::Organization(id) => Condition::all().add(engagement::Column::OrganizationId.eq(id)),
+        Tenancy::CertificationBody(id) => {
+            let proposed_to = Query::select()
+                .column(proposal::Column::EngagementId)
+                .from(Proposal)
+                .and_where(proposal::Column::CertificationBodyId.eq(id))
+                .to_owned();
+            Condition::any().add(engagement::Column::CertificationBodyId.eq(id)).add(
+                Condition::all()
+                    .add(engagement::Column::CertificationBodyId.is_null())
+                    .add(engagement::Column::Id.in_subquery(proposed_to)),
+            )
+        }
+    }
+}
+
+/// The ids of the engagements `tenancy` sees, for filters on the tables that hang off them.
+pub fn engagement_ids_in(tenancy: Tenancy) -> sea_orm::sea_query::SelectStatement {
+    Query::select().column(engagement::Column::Id).from(Engagement).cond_where(engagements_in(tenancy)).to_owned()
+}
+
+/// The ids of the organizations `tenancy` sees: its own, or those a certification body has an
+/// engagement with.
+pub fn organizations_in(tenancy: Tenancy, id_column: impl ColumnTrait) -> Condition {
+    match tenancy {
+        Tenancy::Platform => Condition::all(),
+        Tenancy::Organization(id) => Condition::all().add(id_column.eq(id)),
+        Tenancy::CertificationBody(_) => Condition::all().add(
+            id_column.in_subquery(
+                Query::select()
+                    .column(engagement::Column::OrganizationId)
+                    .from(Engagement)
+                    .cond_where(engagements_in(tenancy))
+                    .to_owned(),
+            ),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strum::IntoEnumIterator;
+
+    #[test]
+    fn only_a_decision_maker_grants_or_refuses_certification() {
+        for party in Party::iter() {
+            for event in [EngagementEvent::GrantCertification, EngagementEvent::RefuseCertification] {
+                assert_eq!(permits(party, Action::Fire(event)), party == Party::DecisionMaker, "{party} {event}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_client_side_or_an_admin_submits_corrective_actions_and_documents() {
+        for party in Party::iter() {
+            let client = matches!(party, Party::ClientManager | Party::ClientIntegration | Party::Admin);
+            for action in [Action::SubmitCorrectiveAction, Action::SubmitDocument, Action::RecordProposal] {
+                assert_eq!(permits(party, action), client, "{party} {action}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_certification_body_side_or_an_admin_verifies_corrective_actions_and_records_findings() {
+        for party in Party::iter() {
+            let body = matches!(
+                party,
+                Party::Coordinator | Party::Auditor | Party::CertificationBodyIntegration | Party::Admin
+            );
+            for action in [Action::VerifyCorrectiveAction, Action::RecordFinding] {
+                assert_eq!(permits(party, action), body, "{party} {action}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_event_is_fired_by_someone_and_no_event_by_everyone() {
+        for event in EngagementEvent::iter() {
+            let firing: Vec<Party> = Party::iter().filter(|p| permits(*p, Action::Fire(event))).collect();
+            assert!(!firing.is_empty(), "nobody fires {event}");
+            assert!(firing.len() < Party::iter().count(), "everybody fires {event}");
+        }
+    }
+
+    #[test]
+    fn only_admins_register_organizations_and_certification_bodies() {
+        for party in Party::iter() {
+            for action in [Action::CreateOrganization, Action::CreateCertificationBody] {
+                assert_eq!(permits(party, action), party == Party::Admin, "{party} {action}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_client_never_acts_for_the_certification_body() {
+        for party in [Party::ClientManager, Party::ClientIntegration] {
+            for action in [
+                Action::PlanAudit,
+                Action::UpdateAudit,
+                Action::ReadReminderPolicy,
+                Action::UpdateReminderPolicy,
+                Action::RequeueNotification,
+                Action::Fire(EngagementEvent::CompleteStage2),
+                Action::Fire(EngagementEvent::Suspend),
+                Action::Fire(EngagementEvent::Withdraw),
+            ] {
+                assert!(!permits(party, action), "{party} {action}");
+            }
+        }
+    }
+}
