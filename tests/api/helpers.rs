@@ -289,6 +289,48 @@ impl TestApp {
         }
     }
 
+    /// Inserts a deadline of `engagement` and an email about it that failed for good; returns the
+    /// email's id.
+    pub async fn insert_failed_notification(&self, engagement: &str) -> String {
+        use entities::domain::reminders::{NotificationStatus, StepKind};
+        use entities::orm::{notification, prelude::Notification};
+        use sea_orm::{ActiveValue::Set, EntityTrait};
+        let today = self.clock.today();
+        self.insert_due_deadlines(engagement, 1, today).await;
+        let db = self.db().await;
+        let deadline = entities::orm::prelude::Deadline::find()
+            .all(&db)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.engagement_id.to_string() == engagement)
+            .max_by_key(|d| d.id)
+            .expect("the deadline just inserted");
+        let id = Uuid::now_v7();
+        Notification::insert(notification::ActiveModel {
+            id: Set(id),
+            deadline_id: Set(deadline.id),
+            engagement_id: Set(deadline.engagement_id),
+            step_key: Set("reminder-14".into()),
+            kind: Set(StepKind::Reminder),
+            recipients: Set(json!(["owner@acme.test"])),
+            scheduled_on: Set(today),
+            status: Set(NotificationStatus::Failed),
+            attempts: Set(8),
+            next_attempt_at: Set(Utc::now()),
+            queued_at: Set(None),
+            lease_until: Set(None),
+            last_error: Set(Some("550 mailbox unavailable".into())),
+            message_id: Set(None),
+            created_at: Set(Utc::now()),
+            sent_at: Set(None),
+        })
+        .exec_without_returning(&db)
+        .await
+        .unwrap();
+        id.to_string()
+    }
+
     /// The notifications of an engagement, oldest first.
     pub async fn notifications(&self, engagement: &str) -> Vec<Value> {
         let page = self.get(&format!("/api/v1/notifications?engagement_id={engagement}&limit=200")).await.expect(200);
@@ -386,6 +428,11 @@ impl TestApp {
     pub async fn engagement_with_selected_proposal(&self) -> String {
         let organization = self.create_organization(120).await;
         let cb = self.create_certification_body(true).await;
+        self.engagement_selecting(&organization, &cb).await
+    }
+
+    /// An engagement of `organization` in `cb_selection` with `cb`'s proposal selected.
+    pub async fn engagement_selecting(&self, organization: &str, cb: &str) -> String {
         let engagement = self
             .post("/api/v1/engagements", &json!({ "organization_id": organization, "manager_email": "isms@acme.test" }))
             .await
@@ -472,6 +519,13 @@ impl TestApp {
     /// From `cb_selection` to `stage2`: letter signed on day 0, stage 1 on days 10–11 found ready.
     pub async fn engagement_in_stage2(&self) -> String {
         let engagement = self.engagement_with_selected_proposal().await;
+        self.move_to_stage2(&engagement).await;
+        engagement
+    }
+
+    /// From `cb_selection` with a selected proposal to `stage2` (see [`Self::engagement_in_stage2`]).
+    pub async fn move_to_stage2(&self, engagement: &str) {
+        let engagement = engagement.to_owned();
         self.fire(&engagement, json!({ "event": "sign_engagement_letter", "signed_on": day0() })).await.expect(200);
         let stage1 = self.create_audit(&engagement, "stage1", day(10), day(11)).await;
         self.prepare_stage1_documents(&engagement).await;
@@ -479,7 +533,6 @@ impl TestApp {
         self.fire(&engagement, json!({ "event": "record_stage1_outcome", "audit_id": stage1, "outcome": "ready" }))
             .await
             .expect(200);
-        engagement
     }
 
     pub async fn record_finding(&self, engagement: &str, audit: &str, grade: &str, reference: &str) -> String {
@@ -523,11 +576,17 @@ impl TestApp {
     /// From `cb_selection` to `certified`: stage 2 on days 40–43 with no NC, granted on day 44.
     pub async fn certified_engagement(&self) -> String {
         let engagement = self.engagement_in_stage2().await;
+        self.certify_from_stage2(&engagement).await;
+        engagement
+    }
+
+    /// From `stage2` to `certified` (see [`Self::certified_engagement`]).
+    pub async fn certify_from_stage2(&self, engagement: &str) {
+        let engagement = engagement.to_owned();
         let stage2 = self.create_audit(&engagement, "stage2", day(40), day(43)).await;
         self.set_today(day(44));
         self.fire(&engagement, json!({ "event": "complete_stage2", "audit_id": stage2 })).await.expect(200);
         self.grant(&engagement).await.expect(200);
-        engagement
     }
 
     pub async fn history_actions(&self, engagement: &str) -> Vec<String> {

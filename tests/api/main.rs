@@ -1,5 +1,6 @@
 //! End-to-end tests: the real server on a random port over a fresh database (SQLite and PostgreSQL).
 
+mod access;
 mod bad_inputs;
 mod concurrency;
 mod corrective_actions;

@@ -1,0 +1,476 @@
+//! Who may do what: every operation of the OpenAPI spec, as every role, on ids inside and outside
+//! the caller's scope. Two tenants (an organization with its certification body, twice) are built
+//! by an admin; each case then calls the API with a role's token.
+
+use std::collections::BTreeSet;
+
+use api::access::{Action, Party, permits};
+use api::auth::Role;
+use entities::domain::state::EngagementEvent;
+use reqwest::Method;
+use serde_json::{Value, json};
+use strum::IntoEnumIterator;
+
+use crate::helpers::{Backend, TestApp, day, spawn_app};
+use crate::on_both_databases;
+
+/// One tenant: an organization and its certification body, and their engagements in the states
+/// the routes need.
+struct Tenant {
+    organization: String,
+    certification_body: String,
+    /// In stage 2, with a stage 2 audit, a minor NC and its submitted corrective action.
+    engagement: String,
+    audit: String,
+    finding: String,
+    corrective_action: String,
+    /// Certified: it has a certificate and a decision.
+    certified: String,
+}
+
+async fn tenant(app: &TestApp) -> Tenant {
+    let organization = app.create_organization(120).await;
+    let certification_body = app.create_certification_body(true).await;
+    app.set_today(day(0));
+    let certified = app.engagement_selecting(&organization, &certification_body).await;
+    app.move_to_stage2(&certified).await;
+    app.certify_from_stage2(&certified).await;
+    app.set_today(day(0));
+    let engagement = app.engagement_selecting(&organization, &certification_body).await;
+    app.move_to_stage2(&engagement).await;
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    let finding = app.record_finding(&engagement, &audit, "minor_nc", "A.8.13").await;
+    app.set_today(day(44));
+    let corrective_action = app.submit_corrective_action(&engagement, &finding, None).await.expect(201).str("id");
+    Tenant { organization, certification_body, engagement, audit, finding, corrective_action, certified }
+}
+
+/// A token of `party` scoped to `tenant`.
+fn token(app: &TestApp, party: Party, tenant: &Tenant) -> String {
+    let (org, cb) = (Some(tenant.organization.as_str()), Some(tenant.certification_body.as_str()));
+    match party {
+        Party::Admin => app.token_for(Role::Admin, None, None),
+        Party::Coordinator => app.token_for(Role::Coordinator, None, cb),
+        Party::Auditor => app.token_for(Role::Auditor, None, cb),
+        Party::DecisionMaker => app.token_for(Role::DecisionMaker, None, cb),
+        Party::ClientManager => app.token_for(Role::ClientManager, org, None),
+        Party::ClientIntegration => app.token_for(Role::Integration, org, None),
+        Party::CertificationBodyIntegration => app.token_for(Role::Integration, None, cb),
+    }
+}
+
+/// How an operation decides who may call it.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// Any valid token.
+    Anyone,
+    /// A read of something inside the caller's scope (404 outside).
+    Read,
+    /// A write of something inside the caller's scope (404 outside, 403 when not allowed).
+    Write(Action),
+    /// A write to a certification body, which everyone sees: its own people (or an admin) only.
+    CertificationBody(Action),
+    /// A creation with no id in the path (403 when not allowed).
+    Create(Action),
+}
+
+/// The rule and the success status of every secured operation.
+fn rule_of(operation: &str) -> (Rule, u16) {
+    use Action as A;
+    use Rule::*;
+    match operation {
+        "get_audit_time_estimate"
+        | "list_certification_bodies"
+        | "get_certification_body"
+        | "list_engagements"
+        | "list_organizations"
+        | "list_notifications" => (Anyone, 200),
+        "create_organization" => (Create(A::CreateOrganization), 201),
+        "create_certification_body" => (Create(A::CreateCertificationBody), 201),
+        "update_certification_body" => (CertificationBody(A::UpdateCertificationBody), 200),
+        "get_reminder_policy" => (CertificationBody(A::ReadReminderPolicy), 200),
+        "put_reminder_policy" => (CertificationBody(A::UpdateReminderPolicy), 200),
+        "update_organization" => (Write(A::UpdateOrganization), 200),
+        "create_engagement" => (Write(A::CreateEngagement), 201),
+        "create_proposal" => (Write(A::RecordProposal), 201),
+        "select_proposal" => (Write(A::SelectProposal), 200),
+        "put_document" | "put_statement_of_applicability" => (Write(A::SubmitDocument), 200),
+        "create_audit" => (Write(A::PlanAudit), 201),
+        "update_audit" => (Write(A::UpdateAudit), 200),
+        "create_finding" => (Write(A::RecordFinding), 201),
+        "create_corrective_action" => (Write(A::SubmitCorrectiveAction), 201),
+        "update_corrective_action" => (Write(A::SubmitCorrectiveAction), 200),
+        "verify_corrective_action" => (Write(A::VerifyCorrectiveAction), 200),
+        "post_engagement_event" => (Write(A::Fire(EngagementEvent::Cancel)), 200),
+        "requeue_notification" => (Write(A::RequeueNotification), 200),
+        _ => (Read, 200),
+    }
+}
+
+/// What `party` gets for `operation` on `own` (in scope) or on the other tenant's ids.
+fn expected(operation: &str, party: Party, in_scope: bool) -> u16 {
+    let (rule, success) = rule_of(operation);
+    let sees = in_scope || party == Party::Admin;
+    let own_body = party == Party::Admin
+        || (in_scope
+            && matches!(
+                party,
+                Party::Coordinator | Party::Auditor | Party::DecisionMaker | Party::CertificationBodyIntegration
+            ));
+    match rule {
+        Rule::Anyone => success,
+        Rule::Read => {
+            if sees {
+                success
+            } else {
+                404
+            }
+        }
+        Rule::Write(action) if operation == "create_engagement" => {
+            // The organization is in the body: not allowed is 403 first, then unseen is 404.
+            if !permits(party, action) {
+                403
+            } else if sees {
+                success
+            } else {
+                404
+            }
+        }
+        Rule::Write(action) => match (sees, permits(party, action)) {
+            (false, _) => 404,
+            (true, true) => success,
+            (true, false) => 403,
+        },
+        Rule::CertificationBody(action) => {
+            if permits(party, action) && own_body {
+                success
+            } else {
+                403
+            }
+        }
+        Rule::Create(action) => {
+            if permits(party, action) {
+                success
+            } else {
+                403
+            }
+        }
+    }
+}
+
+fn cap_body() -> Value {
+    json!({
+        "root_cause": "no owner for restore tests",
+        "correction": "restore tested",
+        "corrective_action": "quarterly restore test scheduled",
+        "owner_email": "sre@acme.test",
+        "evidence": ["dms://evidence/restore-test.pdf"]
+    })
+}
+
+/// The request of `operation` on `tenant`'s resources; resources a success would use up (a
+/// proposal selected, an engagement cancelled, a corrective action verified) are made afresh.
+async fn request_for(app: &TestApp, operation: &str, tenant: &Tenant) -> (Method, String, Option<Value>) {
+    let e = &tenant.engagement;
+    let organization = json!({
+        "legal_name": "Acme Data Ltd",
+        "isms_scope": "SaaS platform operations, London",
+        "persons": 120,
+        "sites": ["London"],
+        "isms_manager_email": "isms@acme.test",
+        "executive_email": "ceo@acme.test"
+    });
+    let certification_body = json!({
+        "name": "Trusted Certification Ltd",
+        "accredited": true,
+        "accreditation_body": "UKAS",
+        "coordinator_email": "coordinator@cb.test"
+    });
+    let audit = json!({
+        "kind": "stage2", "first_day": day(40), "last_day": day(43),
+        "lead_auditor": "lead@cb.test", "audit_team": ["auditor@cb.test"]
+    });
+    let fresh_selection = || async {
+        let engagement = app
+            .post(
+                "/api/v1/engagements",
+                &json!({ "organization_id": tenant.organization, "manager_email": "isms@acme.test" }),
+            )
+            .await
+            .expect(201)
+            .str("id");
+        let proposal = app
+            .post(
+                &format!("/api/v1/engagements/{engagement}/proposals"),
+                &json!({ "certification_body_id": tenant.certification_body, "price_minor": 1_450_000, "currency": "GBP", "audit_days": 12.0 }),
+            )
+            .await
+            .expect(201)
+            .str("id");
+        (engagement, proposal)
+    };
+    let fresh_finding = || app.record_finding(e, &tenant.audit, "minor_nc", "A.5.1");
+    let path = |rest: &str| format!("/api/v1{rest}");
+    match operation {
+        "get_audit_time_estimate" => (Method::GET, path("/audit-time-estimate?persons=120"), None),
+        "list_certification_bodies" => (Method::GET, path("/certification-bodies"), None),
+        "create_certification_body" => (Method::POST, path("/certification-bodies"), Some(certification_body)),
+        "get_certification_body" => {
+            (Method::GET, path(&format!("/certification-bodies/{}", tenant.certification_body)), None)
+        }
+        "update_certification_body" => (
+            Method::PUT,
+            path(&format!("/certification-bodies/{}", tenant.certification_body)),
+            Some(certification_body),
+        ),
+        "get_reminder_policy" | "put_reminder_policy" => {
+            let at = path(&format!("/certification-bodies/{}/reminder-policy", tenant.certification_body));
+            if operation == "get_reminder_policy" {
+                (Method::GET, at, None)
+            } else {
+                let policy = app.get(&at).await.expect(200).body["policy"].clone();
+                (Method::PUT, at, Some(policy))
+            }
+        }
+        "list_organizations" => (Method::GET, path("/organizations"), None),
+        "create_organization" => (Method::POST, path("/organizations"), Some(organization)),
+        "get_organization" => (Method::GET, path(&format!("/organizations/{}", tenant.organization)), None),
+        "update_organization" => {
+            (Method::PUT, path(&format!("/organizations/{}", tenant.organization)), Some(organization))
+        }
+        "list_engagements" => (Method::GET, path("/engagements"), None),
+        "create_engagement" => (
+            Method::POST,
+            path("/engagements"),
+            Some(json!({ "organization_id": tenant.organization, "manager_email": "isms@acme.test" })),
+        ),
+        "get_engagement" => (Method::GET, path(&format!("/engagements/{e}")), None),
+        "list_audits" => (Method::GET, path(&format!("/engagements/{e}/audits")), None),
+        "create_audit" => (Method::POST, path(&format!("/engagements/{e}/audits")), Some(audit)),
+        "get_audit" => (Method::GET, path(&format!("/engagements/{e}/audits/{}", tenant.audit)), None),
+        "update_audit" => (Method::PUT, path(&format!("/engagements/{e}/audits/{}", tenant.audit)), Some(audit)),
+        "create_finding" => (
+            Method::POST,
+            path(&format!("/engagements/{e}/audits/{}/findings", tenant.audit)),
+            Some(json!({ "grade": "ofi", "reference": "A.5.2", "description": "could be clearer" })),
+        ),
+        "get_engagement_certificate" => {
+            (Method::GET, path(&format!("/engagements/{}/certificate", tenant.certified)), None)
+        }
+        "list_corrective_actions" => (Method::GET, path(&format!("/engagements/{e}/corrective-actions")), None),
+        "update_corrective_action" => (
+            Method::PUT,
+            path(&format!("/engagements/{e}/corrective-actions/{}", tenant.corrective_action)),
+            Some(cap_body()),
+        ),
+        "verify_corrective_action" => {
+            let finding = fresh_finding().await;
+            let action = app.submit_corrective_action(e, &finding, None).await.expect(201).str("id");
+            (
+                Method::POST,
+                path(&format!("/engagements/{e}/corrective-actions/{action}/verification")),
+                Some(json!({ "outcome": "accepted", "note": "reviewed the evidence" })),
+            )
+        }
+        "create_corrective_action" => {
+            let finding = fresh_finding().await;
+            (Method::POST, path(&format!("/engagements/{e}/findings/{finding}/corrective-action")), Some(cap_body()))
+        }
+        "list_engagement_deadlines" => (Method::GET, path(&format!("/engagements/{e}/deadlines")), None),
+        "list_certification_decisions" => {
+            (Method::GET, path(&format!("/engagements/{}/decisions", tenant.certified)), None)
+        }
+        "list_documents" => (Method::GET, path(&format!("/engagements/{e}/documents")), None),
+        "put_document" => (
+            Method::PUT,
+            path(&format!("/engagements/{e}/documents/internal_audit")),
+            Some(json!({ "reference": "dms://internal_audit-v2" })),
+        ),
+        "post_engagement_event" => {
+            let (engagement, _) = fresh_selection().await;
+            (
+                Method::POST,
+                path(&format!("/engagements/{engagement}/events")),
+                Some(json!({ "event": "cancel", "reason": "the client chose to wait a year" })),
+            )
+        }
+        "list_findings" => (Method::GET, path(&format!("/engagements/{e}/findings")), None),
+        "get_finding" => (Method::GET, path(&format!("/engagements/{e}/findings/{}", tenant.finding)), None),
+        "get_engagement_history" => (Method::GET, path(&format!("/engagements/{e}/history")), None),
+        "list_proposals" => (Method::GET, path(&format!("/engagements/{e}/proposals")), None),
+        "create_proposal" => {
+            let (engagement, _) = fresh_selection().await;
+            (
+                Method::POST,
+                path(&format!("/engagements/{engagement}/proposals")),
+                Some(
+                    json!({ "certification_body_id": tenant.certification_body, "price_minor": 1_200_000, "currency": "GBP", "audit_days": 11.0 }),
+                ),
+            )
+        }
+        "select_proposal" => {
+            let (engagement, proposal) = fresh_selection().await;
+            (Method::POST, path(&format!("/engagements/{engagement}/proposals/{proposal}/selection")), Some(json!({})))
+        }
+        "get_stage1_readiness" => (Method::GET, path(&format!("/engagements/{e}/stage1-readiness")), None),
+        "get_statement_of_applicability" => {
+            (Method::GET, path(&format!("/engagements/{e}/statement-of-applicability")), None)
+        }
+        "put_statement_of_applicability" => {
+            let soa = app.get(&path(&format!("/engagements/{e}/statement-of-applicability"))).await.expect(200);
+            let entries = soa.body["entries"].clone();
+            (
+                Method::PUT,
+                path(&format!("/engagements/{e}/statement-of-applicability")),
+                Some(json!({ "entries": entries })),
+            )
+        }
+        "list_notifications" => (Method::GET, path("/notifications"), None),
+        "requeue_notification" => {
+            let notification = app.insert_failed_notification(e).await;
+            (Method::POST, path(&format!("/notifications/{notification}/requeue")), Some(json!({})))
+        }
+        other => panic!("no request for {other}: add it to the access matrix"),
+    }
+}
+
+/// The secured operations of the checked-in spec (the public ones need no token).
+fn secured_operations() -> Vec<String> {
+    let spec: Value = serde_json::from_str(include_str!("../../openapi/openapi.json")).expect("the spec");
+    let mut operations = Vec::new();
+    for (_, item) in spec["paths"].as_object().expect("paths") {
+        for (_, operation) in item.as_object().expect("operations") {
+            if operation.get("security").is_some() {
+                operations.push(operation["operationId"].as_str().expect("an operation id").to_owned());
+            }
+        }
+    }
+    operations.sort();
+    operations
+}
+
+async fn every_operation_answers_every_role_as_the_matrix_says_inside_and_outside_its_scope(backend: Backend) {
+    // Arrange: two tenants, built by the admin.
+    let app = spawn_app(backend).await;
+    let own = tenant(&app).await;
+    let other = tenant(&app).await;
+    let operations = secured_operations();
+    assert!(operations.len() >= 38, "the spec lists {} secured operations", operations.len());
+
+    let mut mismatches = Vec::new();
+    let mut cases = 0;
+    for operation in &operations {
+        let (rule, _) = rule_of(operation);
+        // Act: with no token, then as each party on its own tenant and on the other one.
+        let (method, path, body) = request_for(&app, operation, &own).await;
+        let anonymous = app.client.request(method.clone(), format!("{}{path}", app.address));
+        let anonymous = app.reply(if let Some(body) = &body { anonymous.json(body) } else { anonymous }).await;
+        if anonymous.status != 401 || anonymous.problem_type() != "unauthorized" {
+            mismatches.push(format!("{operation} with no token: {} {}", anonymous.status, anonymous.body));
+        }
+        for party in Party::iter() {
+            for in_scope in [true, false] {
+                if !in_scope && matches!(rule, Rule::Anyone | Rule::Create(_)) {
+                    continue;
+                }
+                let (method, path, body) = request_for(&app, operation, if in_scope { &own } else { &other }).await;
+                let reply = app.send_as(&token(&app, party, &own), method.clone(), &path, body.as_ref()).await;
+                cases += 1;
+                let want = expected(operation, party, in_scope);
+                let problem_ok = reply.status < 400 || reply.content_type.starts_with("application/problem+json");
+                if reply.status != want || !problem_ok {
+                    mismatches.push(format!(
+                        "{operation} as {party} {}: {} (expected {want}) {method} {path} {}",
+                        if in_scope { "in scope" } else { "out of scope" },
+                        reply.status,
+                        reply.body
+                    ));
+                }
+            }
+        }
+    }
+
+    // Assert
+    assert!(mismatches.is_empty(), "{} of {cases} cases differ:\n{}", mismatches.len(), mismatches.join("\n"));
+    assert!(cases > 400, "only {cases} cases ran");
+}
+on_both_databases!(every_operation_answers_every_role_as_the_matrix_says_inside_and_outside_its_scope);
+
+async fn lists_show_each_caller_only_its_own_tenants_records(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let own = tenant(&app).await;
+    let other = tenant(&app).await;
+    app.insert_failed_notification(&own.engagement).await;
+    app.insert_failed_notification(&other.engagement).await;
+    let ids = |reply: &crate::helpers::Reply, field: &str| -> BTreeSet<String> {
+        reply.body["items"].as_array().unwrap().iter().map(|item| item[field].as_str().unwrap().to_owned()).collect()
+    };
+
+    for party in Party::iter().filter(|p| *p != Party::Admin) {
+        let token = token(&app, party, &own);
+        // Act
+        let engagements = app.send_as(&token, Method::GET, "/api/v1/engagements?limit=200", None).await.expect(200);
+        let organizations = app.send_as(&token, Method::GET, "/api/v1/organizations?limit=200", None).await.expect(200);
+        let notifications = app.send_as(&token, Method::GET, "/api/v1/notifications?limit=200", None).await.expect(200);
+
+        // Assert
+        let seen = ids(&engagements, "id");
+        assert!(seen.contains(&own.engagement) && seen.contains(&own.certified), "{party} sees its engagements");
+        assert!(!seen.contains(&other.engagement) && !seen.contains(&other.certified), "{party} sees another's");
+        assert_eq!(ids(&organizations, "id"), BTreeSet::from([own.organization.clone()]), "{party}'s organizations");
+        assert_eq!(ids(&notifications, "engagement_id"), BTreeSet::from([own.engagement.clone()]), "{party}'s emails");
+    }
+    let admin = app.get("/api/v1/engagements?limit=200").await.expect(200);
+    assert!(ids(&admin, "id").contains(&other.engagement), "the admin sees every tenant");
+}
+on_both_databases!(lists_show_each_caller_only_its_own_tenants_records);
+
+async fn every_event_is_refused_with_403_to_the_roles_that_may_not_fire_it(backend: Backend) {
+    // Arrange: each event is fired where it is illegal (on the stage 2 engagement the events of a
+    // certified one, and the other way round): a permitted role gets 409 or 422 from the
+    // lifecycle, a forbidden one 403 before the lifecycle is asked.
+    let app = spawn_app(backend).await;
+    let own = tenant(&app).await;
+    let audits = app.get(&format!("/api/v1/engagements/{}/audits", own.certified)).await.expect(200);
+    let certified_audit = audits.body[0]["id"].as_str().expect("the certified engagement's audit").to_owned();
+    let legal_when_certified =
+        |event: EngagementEvent| entities::domain::state::EngagementState::Certified.targets(event).is_some();
+    let mut mismatches = Vec::new();
+    for event in EngagementEvent::all() {
+        let (engagement, audit) = if legal_when_certified(event) {
+            (&own.engagement, &own.audit)
+        } else {
+            (&own.certified, &certified_audit)
+        };
+        let body = match event {
+            EngagementEvent::SignEngagementLetter => json!({ "event": event, "signed_on": day(0) }),
+            EngagementEvent::CompletePreAudit
+            | EngagementEvent::CompleteStage2
+            | EngagementEvent::CompleteSurveillance
+            | EngagementEvent::CompleteRecertification => json!({ "event": event, "audit_id": audit }),
+            EngagementEvent::RecordStage1Outcome => json!({ "event": event, "audit_id": audit, "outcome": "ready" }),
+            EngagementEvent::GrantCertification => json!({ "event": event, "decision_maker": "panel@cb.test" }),
+            EngagementEvent::RefuseCertification => {
+                json!({ "event": event, "decision_maker": "panel@cb.test", "reason": "not yet" })
+            }
+            EngagementEvent::Suspend => json!({ "event": event, "cause": "client_request", "reason": "asked" }),
+            _ => json!({ "event": event, "reason": "as recorded" }),
+        };
+        let path = format!("/api/v1/engagements/{engagement}/events");
+        for party in Party::iter() {
+            // Act
+            let reply = app.send_as(&token(&app, party, &own), Method::POST, &path, Some(&body)).await;
+            // Assert
+            let allowed = permits(party, Action::Fire(event));
+            let fine = if allowed { [409, 422].contains(&reply.status) } else { reply.status == 403 };
+            if !fine {
+                mismatches.push(format!("{event} as {party}: {} {}", reply.status, reply.body));
+            }
+        }
+    }
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    assert_eq!(app.engagement(&own.engagement).await.str("state"), "stage2", "no event moved the engagement");
+    assert_eq!(app.engagement(&own.certified).await.str("state"), "certified", "no event moved the engagement");
+}
+on_both_databases!(every_event_is_refused_with_403_to_the_roles_that_may_not_fire_it);
