@@ -93,6 +93,11 @@ impl Drop for TestApp {
     }
 }
 
+/// A test-only RSA key pair: the server accepts RS256 tokens signed by its private half.
+pub const RS256_PUBLIC_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/jwt-test-rs256-public.pem");
+/// The private half (test-only, never used outside the tests).
+pub const RS256_PRIVATE_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/jwt-test-rs256-private.pem");
+
 /// The subject of the test's admin token.
 pub const ADMIN: &str = "admin@certflow.test";
 
@@ -121,6 +126,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         ("DATABASE_URL".to_owned(), url.clone()),
         ("LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("DATABASE_MAX_CONNECTIONS".to_owned(), "5".to_owned()),
+        ("JWT_PUBLIC_KEY_FILE".to_owned(), RS256_PUBLIC_KEY.to_owned()),
     ];
     let settings = Settings::from_vars(vars).expect("test settings");
     let db = migration::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");

@@ -13,5 +13,6 @@ mod reminders;
 mod smtp;
 mod stage1;
 mod suspension;
+mod tokens;
 mod worker_crash;
 mod worker_scale;
