@@ -82,6 +82,16 @@ pub fn if_match(request: &actix_web::HttpRequest) -> Result<Option<i32>, ApiErro
         .ok_or_else(|| ApiError::invalid("If-Match", "must be the resource's version, e.g. \"3\""))
 }
 
+/// The version a write expects: `If-Match`, or the body's `version` (both must then agree).
+pub fn expected_version(request: &actix_web::HttpRequest, in_body: Option<i32>) -> Result<Option<i32>, ApiError> {
+    match (if_match(request)?, in_body) {
+        (Some(header), Some(body)) if header != body => {
+            Err(ApiError::invalid("version", format!("{body} differs from If-Match ({header})")))
+        }
+        (header, body) => Ok(header.or(body)),
+    }
+}
+
 /// Refuses a write when `If-Match` expected another version than `current`.
 pub fn check_version(expected: Option<i32>, current: i32) -> Result<(), ApiError> {
     match expected {

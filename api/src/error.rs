@@ -82,6 +82,14 @@ pub enum ApiError {
         /// The current version.
         current: i32,
     },
+    /// The request is well formed but cannot be processed as sent (a stable slug says why).
+    #[error("{detail}")]
+    Unprocessable {
+        /// Stable slug.
+        slug: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
     /// No valid credentials.
     #[error("a valid bearer token is required")]
     Unauthorized,
@@ -166,6 +174,7 @@ impl ApiError {
             Self::NotFound(_) => ("not-found", "Not found"),
             Self::Conflict { slug, .. } => (slug, "Conflict"),
             Self::PreconditionFailed { .. } => ("version-mismatch", "Precondition failed"),
+            Self::Unprocessable { slug, .. } => (slug, "Unprocessable request"),
             Self::Unauthorized => ("unauthorized", "Unauthorized"),
             Self::Forbidden(_) => ("forbidden", "Forbidden"),
             Self::Unavailable(_) => ("service-unavailable", "Service unavailable"),
@@ -255,6 +264,7 @@ impl ResponseError for ApiError {
             Self::Transition(TransitionRefusal::GuardFailed { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
+            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -3,6 +3,7 @@
 pub mod access;
 pub mod auth;
 pub mod error;
+pub mod idempotency;
 pub mod openapi;
 pub mod routes;
 pub mod startup;

@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 use crate::access::Action;
 use crate::auth::AuthUser;
-use crate::db::{belongs, json_strings, lock_engagement, strings_of};
+use crate::db::{belongs, check_version, json_strings, lock_engagement, strings_of};
 use crate::error::ApiError;
 use crate::reminders::{cancel_pending_notifications, first_reminder_on, reminder_policy_of};
 use crate::startup::AppState;
@@ -43,6 +43,8 @@ pub struct TransitionRequest {
     pub reason: Option<Narrative>,
     /// References to the evidence relied on.
     pub evidence: Vec<String>,
+    /// The engagement version the caller last read (`If-Match` or `version`): another is a 412.
+    pub expected_version: Option<i32>,
 }
 
 /// Fires `request` on engagement `id` as `user` (404 unless it sees the engagement, 403 unless it
@@ -57,6 +59,8 @@ pub async fn fire(
     let now = app.clock.now();
     let today = now.date_naive();
     let engagement = lock_engagement(txn, user, id, Action::Fire(request.command.event())).await?;
+    // Checked under the lock: of two writers that read the same version, one wins.
+    check_version(request.expected_version, engagement.version)?;
     let facts = load_facts(txn, &engagement, request, today).await?;
     let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &app.policy)?;
     tracing::info!(engagement_id = %id, event = %outcome.event, from = %outcome.from, to = %outcome.to, "transition");

@@ -45,7 +45,34 @@ impl Modify for BearerAuth {
 
 /// The whole document, from the same registration the server uses.
 pub fn document() -> utoipa::openapi::OpenApi {
-    let mut document = crate::startup::register_routes(App::new().into_utoipa_app()).split_for_parts().1;
+    finish(crate::startup::register_routes(App::new().into_utoipa_app()).split_for_parts().1)
+}
+
+/// What the routes cannot say of themselves: the version, and the `Idempotency-Key` header that
+/// every POST accepts (see [`crate::idempotency`]).
+pub fn finish(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
     document.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    for item in document.paths.paths.values_mut() {
+        if let Some(post) = item.post.as_mut() {
+            let header = ParameterBuilder::new()
+                .name(crate::idempotency::IDEMPOTENCY_KEY)
+                .parameter_in(ParameterIn::Header)
+                .required(utoipa::openapi::Required::False)
+                .description(Some(
+                    "Makes a retry safe: the same key with the same request returns the stored response \
+                     (with `Idempotency-Replayed: true`); with another request it is a 422 \
+                     (`idempotency-key-reused`); while the first request runs, a 409 \
+                     (`idempotency-key-in-progress`). Keys are the caller's own and kept 24 hours.",
+                ))
+                .schema(Some(
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::Type::String)
+                        .max_length(Some(255)),
+                ))
+                .build();
+            post.parameters.get_or_insert_with(Vec::new).push(header.into());
+        }
+    }
     document
 }

@@ -64,8 +64,10 @@ impl Application {
                     .app_data(web::PathConfig::default().error_handler(path_error)),
             )
             .split_for_parts();
+            let document = crate::openapi::finish(document);
             app.service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", document))
                 .default_service(web::to(unknown_route))
+                .wrap(actix_web::middleware::from_fn(crate::idempotency::idempotency))
                 .wrap(actix_web::middleware::from_fn(log_request))
         })
         .listen(listener)

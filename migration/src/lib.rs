@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod connection;
 mod m20261124_000001_create_engagement_tables;
 mod m20261124_000002_create_reminder_tables;
+mod m20261124_000003_create_idempotency_keys;
 
 pub use connection::{begin_write, connect};
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261124_000001_create_engagement_tables::Migration),
             Box::new(m20261124_000002_create_reminder_tables::Migration),
+            Box::new(m20261124_000003_create_idempotency_keys::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@ mod bad_inputs;
 mod concurrency;
 mod corrective_actions;
 mod helpers;
+mod idempotency;
 mod lifecycle;
 mod migrations;
 mod openapi;

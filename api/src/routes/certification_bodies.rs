@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::access::Action;
 use crate::auth::AuthUser;
-use crate::db::{begin_write, check_version, if_match};
+use crate::db::{begin_write, check_version, expected_version};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
 use crate::lifecycle::accredited_on;
@@ -50,6 +50,10 @@ pub struct CertificationBodyRequest {
     pub accreditation_expires_on: Option<NaiveDate>,
     /// The CB's coordinator: reminders and escalations.
     pub coordinator_email: String,
+    /// On an update: the version last read; the write is refused (412) if it changed. `If-Match`
+    /// says the same.
+    #[serde(default)]
+    pub version: Option<i32>,
 }
 
 /// A certification body.
@@ -212,7 +216,7 @@ pub async fn update_certification_body(
     id: web::Path<Uuid>,
     body: web::Json<CertificationBodyRequest>,
 ) -> Result<web::Json<CertificationBodyView>, ApiError> {
-    let expected = if_match(&request)?;
+    let expected = expected_version(&request, body.version)?;
     let txn = begin_write(&app.db).await?;
     let found = CertificationBody::find_by_id(*id)
         .lock_exclusive()

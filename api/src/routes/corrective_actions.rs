@@ -21,8 +21,8 @@ use uuid::Uuid;
 use crate::access::Action;
 use crate::auth::AuthUser;
 use crate::db::{
-    UniqueViolation, begin_write, belongs, check_version, find_engagement, if_match, json_strings, lock_engagement,
-    strings_of,
+    UniqueViolation, begin_write, belongs, check_version, expected_version, find_engagement, json_strings,
+    lock_engagement, strings_of,
 };
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
@@ -63,6 +63,10 @@ pub struct CorrectiveActionRequest {
     /// References to evidence.
     #[serde(default)]
     pub evidence: Vec<String>,
+    /// On an update: the version last read; the write is refused (412) if it changed. `If-Match`
+    /// says the same.
+    #[serde(default)]
+    pub version: Option<i32>,
 }
 
 /// The certification body's verification.
@@ -304,8 +308,9 @@ pub async fn update_corrective_action(
     body: web::Json<CorrectiveActionRequest>,
 ) -> Result<web::Json<CorrectiveActionView>, ApiError> {
     let (id, action_id) = path.into_inner();
-    let expected = if_match(&http)?;
-    let plan = PlanFields::try_from(body.into_inner())?;
+    let body = body.into_inner();
+    let expected = expected_version(&http, body.version)?;
+    let plan = PlanFields::try_from(body)?;
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::SubmitCorrectiveAction).await?;

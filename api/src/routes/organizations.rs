@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::access::{Action, organizations_in};
 use crate::auth::AuthUser;
-use crate::db::{begin_write, check_version, if_match, json_strings, strings_of};
+use crate::db::{begin_write, check_version, expected_version, json_strings, strings_of};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
 use crate::pagination::{Page, PageQuery, decode_cursor, limit_of, page_of};
@@ -57,6 +57,10 @@ pub struct OrganizationRequest {
     pub isms_manager_email: String,
     /// The client executive, last step of escalations.
     pub executive_email: String,
+    /// On an update: the version last read; the write is refused (412) if it changed. `If-Match`
+    /// says the same.
+    #[serde(default)]
+    pub version: Option<i32>,
 }
 
 /// An organization.
@@ -258,8 +262,9 @@ pub async fn update_organization(
     id: web::Path<Uuid>,
     body: web::Json<OrganizationRequest>,
 ) -> Result<web::Json<OrganizationView>, ApiError> {
-    let expected = if_match(&request)?;
-    let fields = OrganizationFields::try_from(body.into_inner())?;
+    let body = body.into_inner();
+    let expected = expected_version(&request, body.version)?;
+    let fields = OrganizationFields::try_from(body)?;
     let txn = begin_write(&app.db).await?;
     let found = Organization::find_by_id(*id)
         .filter(organizations_in(user.tenancy, organization::Column::Id))

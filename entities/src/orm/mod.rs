@@ -10,6 +10,7 @@ pub mod document;
 pub mod engagement;
 pub mod finding;
 pub mod history_entry;
+pub mod idempotency_key;
 pub mod notification;
 pub mod organization;
 pub mod prelude;

@@ -10,6 +10,7 @@ pub use super::document::Entity as Document;
 pub use super::engagement::Entity as Engagement;
 pub use super::finding::Entity as Finding;
 pub use super::history_entry::Entity as HistoryEntry;
+pub use super::idempotency_key::Entity as IdempotencyKey;
 pub use super::notification::Entity as Notification;
 pub use super::organization::Entity as Organization;
 pub use super::proposal::Entity as Proposal;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::view::EngagementView;
 use crate::auth::AuthUser;
-use crate::db::{begin_write, check_version, find_engagement, if_match};
+use crate::db::{begin_write, expected_version};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
 use crate::lifecycle::{TransitionRequest, fire};
@@ -114,6 +114,8 @@ pub struct EventRequest {
     pub reason: Option<String>,
     /// References to the evidence relied on.
     pub evidence: Vec<String>,
+    /// The engagement version last read (instead of `If-Match`).
+    pub version: Option<i32>,
 }
 
 impl<'de> Deserialize<'de> for EventRequest {
@@ -122,10 +124,12 @@ impl<'de> Deserialize<'de> for EventRequest {
         let mut object = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
         let reason = object.remove("reason").map(serde_json::from_value::<Option<String>>).transpose();
         let evidence = object.remove("evidence").map(serde_json::from_value::<Vec<String>>).transpose();
+        let version = object.remove("version").map(serde_json::from_value::<Option<i32>>).transpose();
+        let version = version.map_err(|e| D::Error::custom(format!("version: {e}")))?.flatten();
         let reason = reason.map_err(|e| D::Error::custom(format!("reason: {e}")))?.flatten();
         let evidence = evidence.map_err(|e| D::Error::custom(format!("evidence: {e}")))?.unwrap_or_default();
         let details = EventDetails::deserialize(serde_json::Value::Object(object)).map_err(D::Error::custom)?;
-        Ok(Self { details, reason, evidence })
+        Ok(Self { details, reason, evidence, version })
     }
 }
 
@@ -143,6 +147,12 @@ impl PartialSchema for EventRequest {
                 ArrayBuilder::new()
                     .items(ObjectBuilder::new().schema_type(Type::String))
                     .description(Some("References to the evidence relied on")),
+            )
+            .property(
+                "version",
+                ObjectBuilder::new().schema_type(Type::Integer).description(Some(
+                    "The engagement version last read: the event is refused (412) if it changed (or use If-Match)",
+                )),
             );
         AllOfBuilder::new()
             .item(Ref::from_schema_name(EventDetails::name()))
@@ -219,7 +229,7 @@ impl TryFrom<EventRequest> for TransitionRequest {
         };
         let parsed = (|| Some((command?, reason?, evidence?)))();
         let (command, reason, evidence) = f.finish(parsed)?;
-        Ok(Self { command, audit_id, gaps, reason, evidence })
+        Ok(Self { command, audit_id, gaps, reason, evidence, expected_version: request.version })
     }
 }
 
@@ -246,12 +256,11 @@ pub async fn post_engagement_event(
     id: web::Path<Uuid>,
     body: web::Json<EventRequest>,
 ) -> Result<web::Json<EngagementView>, ApiError> {
-    let expected = if_match(&http)?;
-    let request = TransitionRequest::try_from(body.into_inner())?;
+    let body = body.into_inner();
+    let expected = expected_version(&http, body.version)?;
+    let mut request = TransitionRequest::try_from(body)?;
+    request.expected_version = expected;
     let txn = begin_write(&app.db).await?;
-    if expected.is_some() {
-        check_version(expected, find_engagement(&txn, &user, *id).await?.version)?;
-    }
     let engagement = fire(&txn, &app, *id, &request, &user).await?;
     let view = EngagementView::one(&txn, engagement, app.clock.today()).await?;
     txn.commit().await?;
