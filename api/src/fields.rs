@@ -28,6 +28,23 @@ impl Fields {
         BoundedText::parse(raw).map_err(|e| self.problem(field, e)).ok()
     }
 
+    /// Parses bounded one-line text (a name): no line breaks or other control characters.
+    pub fn line<const MAX: usize>(&mut self, field: &str, raw: &str) -> Option<BoundedText<MAX>> {
+        BoundedText::parse_line(raw).map_err(|e| self.problem(field, e)).ok()
+    }
+
+    /// Parses optional bounded one-line text.
+    pub fn optional_line<const MAX: usize>(
+        &mut self,
+        field: &str,
+        raw: Option<&str>,
+    ) -> Option<Option<BoundedText<MAX>>> {
+        match raw {
+            None => Some(None),
+            Some(raw) => self.line(field, raw).map(Some),
+        }
+    }
+
     /// Parses optional bounded text.
     pub fn optional_text<const MAX: usize>(
         &mut self,

@@ -65,6 +65,9 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
     let events = format!("/api/v1/engagements/{engagement}/events");
     let huge = "x".repeat(300 * 1024);
     let huge: &'static str = Box::leak(format!("{{\"event\":\"cancel\",\"reason\":\"{huge}\"}}").into_boxed_str());
+    let nested: &'static str = Box::leak(
+        format!("{{\"event\":\"cancel\",\"evidence\":{}{}}}", "[".repeat(5000), "]".repeat(5000)).into_boxed_str(),
+    );
     let before = snapshot(&app, &engagement).await;
 
     let cases = vec![
@@ -99,6 +102,25 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
             Body::Raw("application/json", huge),
             413,
             "payload-too-large",
+        ),
+        case(
+            "JSON nested 5,000 deep",
+            Method::POST,
+            events.clone(),
+            Body::Raw("application/json", nested),
+            400,
+            "malformed-json",
+        ),
+        case(
+            "a name with a line break (a mail header injection)",
+            Method::POST,
+            "/api/v1/organizations".into(),
+            Body::Json(json!({
+                "legal_name": "Acme\r\nBcc: eve@evil.test", "isms_scope": "all", "persons": 10, "sites": ["London"],
+                "isms_manager_email": "isms@acme.test", "executive_email": "ceo@acme.test"
+            })),
+            422,
+            "validation-failed",
         ),
         case(
             "unknown event",
@@ -252,10 +274,11 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
         assert_eq!(reply.body["status"], case.status, "{}", case.description);
         assert!(reply.body["title"].is_string() && reply.body["detail"].is_string(), "{}", case.description);
     }
-    let illegal = send(&app, &cases[8]).await;
+    let named = |description: &str| cases.iter().find(|c| c.description == description).expect("a case");
+    let illegal = send(&app, named("illegal transition")).await;
     assert_eq!(illegal.body["state"], "stage2");
     assert_eq!(illegal.body["allowed_events"], json!(["complete_stage2", "repeat_stage1", "cancel"]));
-    let invalid_email = send(&app, &cases[18]).await;
+    let invalid_email = send(&app, named("owner email with a header injection")).await;
     assert_eq!(invalid_email.body["errors"][0]["field"], "owner_email");
     assert_eq!(snapshot(&app, &engagement).await, before, "a refused request changed the engagement");
 }

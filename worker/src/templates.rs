@@ -83,7 +83,12 @@ impl Templates {
     pub fn render(&self, kind: StepKind, facts: &ReminderFacts) -> Result<RenderedEmail, minijinja::Error> {
         let render = |part: &str| self.environment.get_template(&format!("{kind}/{part}"))?.render(facts);
         Ok(RenderedEmail {
-            subject: render("subject.txt.j2")?.lines().next().unwrap_or_default().trim().to_owned(),
+            // One line whatever the data holds: no header can be injected through a name.
+            subject: render("subject.txt.j2")?
+                .split(|c: char| c.is_whitespace() || c.is_control())
+                .filter(|word| !word.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
             text: render("body.txt.j2")?,
             html: render("body.html.j2")?,
         })
@@ -127,6 +132,15 @@ mod tests {
         }
         assert!(email.html.contains("restore test &lt;overdue&gt; &amp; untested"), "HTML is escaped: {}", email.html);
         assert!(email.text.contains("restore test <overdue> & untested"), "text is not escaped");
+    }
+
+    #[test]
+    fn a_subject_is_one_line_whatever_the_names_hold() {
+        let mut injected = facts(7);
+        injected.organization = "Acme\r\nBcc: eve@evil.test".into();
+        let email = Templates::default().render(StepKind::Reminder, &injected).unwrap();
+        assert!(!email.subject.contains(['\r', '\n']), "{:?}", email.subject);
+        assert!(email.subject.ends_with("- Acme Bcc: eve@evil.test"), "{:?}", email.subject);
     }
 
     #[test]

@@ -100,8 +100,8 @@ impl CertificationBodyView {
 
 fn set_fields(model: &mut certification_body::ActiveModel, request: CertificationBodyRequest) -> Result<(), ApiError> {
     let mut f = Fields::default();
-    let name = f.text::<200>("name", &request.name);
-    let accreditation_body = f.optional_text::<200>("accreditation_body", request.accreditation_body.as_deref());
+    let name = f.line::<200>("name", &request.name);
+    let accreditation_body = f.optional_line::<200>("accreditation_body", request.accreditation_body.as_deref());
     let expires = request.accreditation_expires_on.map(|d| f.date("accreditation_expires_on", d));
     let coordinator = f.email("coordinator_email", &request.coordinator_email);
     let parsed = (|| Some((name?, accreditation_body?, coordinator?)))();

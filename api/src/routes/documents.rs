@@ -110,7 +110,7 @@ pub async fn put_document(
 ) -> Result<web::Json<DocumentView>, ApiError> {
     let (id, kind) = path.into_inner();
     let mut f = Fields::default();
-    let reference = f.text::<2000>("reference", &body.reference);
+    let reference = f.line::<2000>("reference", &body.reference);
     let reference = f.finish(reference)?.into_inner();
     let now = app.clock.now();
     let txn = begin_write(&app.db).await?;

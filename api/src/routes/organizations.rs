@@ -124,7 +124,7 @@ impl TryFrom<OrganizationRequest> for OrganizationFields {
 
     fn try_from(request: OrganizationRequest) -> Result<Self, ApiError> {
         let mut f = Fields::default();
-        let legal_name = f.text::<200>("legal_name", &request.legal_name);
+        let legal_name = f.line::<200>("legal_name", &request.legal_name);
         let isms_scope = f.text::<4000>("isms_scope", &request.isms_scope);
         f.check((1..=1_000_000).contains(&request.persons), "persons", "must be between 1 and 1,000,000");
         let sites = f.references("sites", &request.sites, 500);

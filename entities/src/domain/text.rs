@@ -48,6 +48,16 @@ impl<const MAX: usize> BoundedText<MAX> {
         Ok(Self(trimmed.to_owned()))
     }
 
+    /// Parses and trims `raw`, which must be one line (a name, a label): no control character at
+    /// all, so it can go into an email header unchanged.
+    pub fn parse_line(raw: &str) -> Result<Self, TextError> {
+        let text = Self::parse(raw)?;
+        if text.0.chars().any(char::is_control) {
+            return Err(TextError::ControlCharacter);
+        }
+        Ok(text)
+    }
+
     /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -138,6 +148,14 @@ mod tests {
         assert_ok!(Name::parse(&"é".repeat(200)));
         assert_err_eq!(Name::parse("a\u{0}b"), TextError::ControlCharacter);
         assert_ok!(Narrative::parse("line one\nline two"));
+    }
+
+    #[test]
+    fn a_line_refuses_every_line_break_a_mail_header_could_be_injected_through() {
+        assert_eq!(Name::parse_line(" Acme Data Ltd ").unwrap().as_str(), "Acme Data Ltd");
+        for bad in ["Acme\r\nBcc: eve@evil.test", "Acme\nLtd", "Acme\tLtd", "Acme\u{85}Ltd"] {
+            assert_err_eq!(Name::parse_line(bad), TextError::ControlCharacter, "{bad:?}");
+        }
     }
 
     #[test]
