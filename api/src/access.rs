@@ -217,6 +217,31 @@ mod tests {
     use super::*;
     use strum::IntoEnumIterator;
 
+    /// The README's role matrix, rendered from [`permits`].
+    fn role_matrix() -> String {
+        let parties: Vec<Party> = Party::iter().collect();
+        let mut table = String::from("| action |");
+        for party in &parties {
+            table.push_str(&format!(" {party} |"));
+        }
+        table.push_str("\n|---|");
+        table.push_str(&"---|".repeat(parties.len()));
+        for action in Action::all() {
+            table.push_str(&format!("\n| {action} |"));
+            for party in &parties {
+                table.push_str(if permits(*party, action) { " yes |" } else { " – |" });
+            }
+        }
+        table
+    }
+
+    #[test]
+    fn the_readme_shows_the_role_matrix_the_api_enforces() {
+        let readme = include_str!("../../README.md");
+        let matrix = role_matrix();
+        assert!(readme.contains(&matrix), "README.md's role matrix is stale; it should read:\n\n{matrix}\n");
+    }
+
     #[test]
     fn only_a_decision_maker_grants_or_refuses_certification() {
         for party in Party::iter() {

@@ -49,7 +49,8 @@ enum Command {
 /// Runs the command line `args` (the first is the program's name).
 pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
     let cli = Cli::parse_from(args);
-    let settings = Settings::from_env()?;
+    let settings =
+        Settings::from_env()?.load_dev_secret().context("Failed to read or create the development JWT secret")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout));
@@ -80,7 +81,9 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
         }
         Command::Token { role, sub, org, cb, hours } => {
             let keys = TokenKeys::from_settings(&settings)?;
-            let token = keys.mint(&sub, role, org, cb, chrono::Utc::now(), chrono::Duration::hours(hours))?;
+            let token = keys.mint(&sub, role, org, cb, chrono::Utc::now(), chrono::Duration::hours(hours)).context(
+                "certflow token: CB roles take --cb <id>, client_manager --org <id>, integration one of them",
+            )?;
             println!("{token}");
         }
     }
@@ -113,8 +116,10 @@ fn report_exit(task: &str, outcome: anyhow::Result<()>) {
 fn warn_about_development_defaults(settings: &Settings) {
     if settings.jwt_secret_is_dev_default {
         tracing::warn!(
-            "JWT_SECRET is not set: using the built-in DEVELOPMENT secret. Anyone can mint tokens for this \
-             server. Set JWT_SECRET (32+ characters) and APP_ENV=production for any real use."
+            secret_file = %settings.jwt_dev_secret_file.display(),
+            "JWT_SECRET is not set: using a DEVELOPMENT secret generated into the file named here. Anyone \
+             who can read it can mint tokens for this server. Set JWT_SECRET (32+ characters) and \
+             APP_ENV=production for any real use."
         );
     }
 }

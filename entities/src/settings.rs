@@ -16,7 +16,8 @@ pub enum Environment {
     Production,
 }
 
-/// The development JWT secret used when `JWT_SECRET` is not set outside production.
+/// The stand-in secret before [`Settings::load_dev_secret`] replaces it with a generated one (the
+/// in-process tests keep it).
 pub const DEV_JWT_SECRET: &str = "certflow-development-secret-not-for-production-use";
 
 /// Every setting of certflow.
@@ -32,8 +33,11 @@ pub struct Settings {
     pub database_max_connections: u32,
     /// `JWT_SECRET`: HS256 key for bearer tokens.
     pub jwt_secret: SecretString,
-    /// True when `jwt_secret` is the built-in development secret.
+    /// True when `JWT_SECRET` is not set (outside production): a development secret is used.
     pub jwt_secret_is_dev_default: bool,
+    /// `JWT_DEV_SECRET_FILE`: where the generated development secret is kept, so that the server
+    /// and `certflow token` agree on it (see [`Settings::load_dev_secret`]).
+    pub jwt_dev_secret_file: PathBuf,
     /// `JWT_ISSUER`: the `iss` tokens must carry.
     pub jwt_issuer: String,
     /// `JWT_AUDIENCE`: the `aud` tokens must carry.
@@ -166,6 +170,8 @@ impl Settings {
             database_max_connections: parse_number(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
             jwt_secret,
             jwt_secret_is_dev_default,
+            jwt_dev_secret_file: get("JWT_DEV_SECRET_FILE")
+                .map_or_else(|| PathBuf::from("./data/dev-jwt-secret"), PathBuf::from),
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "certflow".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "certflow-api".into()),
             jwt_public_key_file: get("JWT_PUBLIC_KEY_FILE").map(PathBuf::from),
@@ -184,6 +190,36 @@ impl Settings {
                 Some(other) => return Err(invalid("WORKER_EMBEDDED", format!("'{other}' is neither true nor false"))),
             },
         })
+    }
+
+    /// Without `JWT_SECRET` (never in production): the development secret from
+    /// `JWT_DEV_SECRET_FILE`, generated (32 random bytes, readable by the owner only) on first use.
+    /// Every installation gets its own, and the server and `certflow token` share it.
+    pub fn load_dev_secret(mut self) -> std::io::Result<Self> {
+        if !self.jwt_secret_is_dev_default {
+            return Ok(self);
+        }
+        let path = &self.jwt_dev_secret_file;
+        if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder)?;
+        }
+        let generated: [u8; 32] = rand::random();
+        let generated: String = generated.iter().map(|b| format!("{b:02x}")).collect();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        match options.open(path) {
+            Ok(mut file) => std::io::Write::write_all(&mut file, generated.as_bytes())?,
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error),
+        }
+        let secret = std::fs::read_to_string(path)?.trim().to_owned();
+        if secret.len() < 32 {
+            return Err(std::io::Error::other(format!("{} holds no usable secret: delete it", path.display())));
+        }
+        self.jwt_secret = SecretString::from(secret);
+        Ok(self)
     }
 
     /// The JWT secret's bytes, for the code that signs and checks tokens.
@@ -252,5 +288,28 @@ mod tests {
         for (name, value) in [("APP_ENV", "staging"), ("LISTEN_ADDR", "localhost"), ("DATABASE_MAX_CONNECTIONS", "0")] {
             assert_eq!(Settings::from_vars(vars(&[(name, value)])).unwrap_err().variable, name);
         }
+    }
+
+    #[test]
+    fn the_development_secret_is_generated_once_per_installation_and_kept() {
+        let folder = std::env::temp_dir().join(format!("certflow-secret-{}", uuid::Uuid::now_v7()));
+        let file = folder.join("dev-jwt-secret");
+        let file_var = file.display().to_string();
+        let load =
+            || Settings::from_vars(vars(&[("JWT_DEV_SECRET_FILE", &file_var)])).unwrap().load_dev_secret().unwrap();
+        let first = load();
+        let second = load();
+        assert_eq!(first.jwt_secret_bytes(), second.jwt_secret_bytes(), "kept between starts");
+        assert_eq!(first.jwt_secret_bytes().len(), 64);
+        assert_ne!(first.jwt_secret_bytes(), DEV_JWT_SECRET.as_bytes(), "not a secret shared by every installation");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        let configured =
+            Settings::from_vars(vars(&[("JWT_SECRET", &"s".repeat(32))])).unwrap().load_dev_secret().unwrap();
+        assert_eq!(configured.jwt_secret_bytes(), "s".repeat(32).as_bytes(), "JWT_SECRET wins");
+        std::fs::remove_dir_all(folder).unwrap();
     }
 }

@@ -37,6 +37,7 @@ fn start_worker_process(app: &TestApp, smtp_port: u16) -> WorkerProcess {
         .env("DELIVERY_LEASE_SECONDS", "2")
         .env("DELIVERY_CONCURRENCY", "16")
         .env("RUST_LOG", "warn")
+        .env("JWT_SECRET", "a-test-secret-of-at-least-32-characters")
         .stdout(output())
         .stderr(output())
         .spawn()
