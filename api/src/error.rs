@@ -14,6 +14,45 @@ use utoipa::ToSchema;
 /// Where problem types are documented; every `type` is this plus a slug.
 pub const PROBLEM_BASE: &str = "https://certflow.dev/problems/";
 
+/// Every problem `type` the API answers with (after [`PROBLEM_BASE`]): the spec lists them as the
+/// `type` enum, and a test checks that the code uses no other.
+pub const PROBLEM_SLUGS: &[&str] = &[
+    "malformed-json",
+    "invalid-body",
+    "payload-too-large",
+    "unsupported-media-type",
+    "invalid-query",
+    "invalid-path",
+    "validation-failed",
+    "corrective-action-not-applicable",
+    "cap-due-date-out-of-window",
+    "illegal-transition",
+    "transition-guard-failed",
+    "not-found",
+    "version-mismatch",
+    "unauthorized",
+    "forbidden",
+    "idempotency-key-reused",
+    "idempotency-key-in-progress",
+    "engagement-state-conflict",
+    "audit-completed",
+    "corrective-action-exists",
+    "corrective-action-verified",
+    "major-nc-limit-passed",
+    "notification-not-failed",
+    "service-unavailable",
+    "internal-error",
+];
+
+fn problem_type_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("A stable URI naming the kind of problem (the README's table says when each occurs)."))
+        .enum_values(Some(PROBLEM_SLUGS.iter().map(|slug| format!("{PROBLEM_BASE}{slug}"))))
+        .build()
+}
+
 /// A field that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct FieldProblem {
@@ -229,6 +268,7 @@ impl ApiError {
 }))]
 pub struct Problem {
     /// A stable URI naming the kind of problem.
+    #[schema(schema_with = problem_type_schema)]
     pub r#type: String,
     /// A short summary of the kind of problem.
     pub title: String,
@@ -371,7 +411,7 @@ mod tests {
             (ApiError::InvalidPath("x".into()), 400, "invalid-path"),
             (ApiError::invalid("name", "must not be empty"), 422, "validation-failed"),
             (ApiError::NotFound("engagement"), 404, "not-found"),
-            (ApiError::conflict("version-conflict", "stale"), 409, "version-conflict"),
+            (ApiError::conflict("engagement-state-conflict", "closed"), 409, "engagement-state-conflict"),
             (ApiError::Unauthorized, 401, "unauthorized"),
             (ApiError::Forbidden("no".into()), 403, "forbidden"),
             (ApiError::PreconditionFailed { expected: 1, current: 2 }, 412, "version-mismatch"),
@@ -383,6 +423,33 @@ mod tests {
             assert_eq!(body["type"], format!("{PROBLEM_BASE}{slug}"), "{slug}");
             assert_eq!(body["status"], status, "{slug}");
         }
+    }
+
+    #[test]
+    fn every_problem_type_the_code_uses_is_listed_in_the_spec() {
+        let sources = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![sources.clone()];
+        let mut used = std::collections::BTreeSet::new();
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                files.extend(std::fs::read_dir(&path).unwrap().map(|entry| entry.unwrap().path()));
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap().replace(char::is_whitespace, "");
+            for marker in ["conflict(\"", "slug:\"", "=>(\""] {
+                for piece in text.split(marker).skip(1) {
+                    used.insert(piece.split('"').next().unwrap().to_owned());
+                }
+            }
+        }
+        used.retain(|slug| slug.chars().all(|c| c.is_ascii_lowercase() || c == '-') && slug.contains('-'));
+        for slug in &used {
+            assert!(
+                PROBLEM_SLUGS.contains(&slug.as_str()),
+                "the code answers with `{slug}`, which the spec does not list"
+            );
+        }
+        assert!(used.len() >= 20, "found only {used:?}");
     }
 
     #[actix_web::test]

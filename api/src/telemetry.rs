@@ -12,10 +12,17 @@ where
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_target(true).with_writer(sink))
+        .with(tracing_subscriber::fmt::layer().with_target(true).with_ansi(colours()).with_writer(sink))
 }
 
 /// Installs `subscriber` as the global default; a second call is ignored.
 pub fn init_subscriber(subscriber: impl Subscriber + Send + Sync) {
     let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Colours only for a person at a terminal (and never with `NO_COLOR`): log files and collectors
+/// get plain text.
+fn colours() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }

@@ -5,8 +5,8 @@ use chrono::NaiveDate;
 use entities::domain::lifecycle::EngagementCommand;
 use entities::domain::{Stage1Outcome, SuspensionCause};
 use serde::{Deserialize, Deserializer};
-use utoipa::openapi::schema::{AllOfBuilder, ArrayBuilder, ObjectBuilder, Schema, Type};
-use utoipa::openapi::{Ref, RefOr};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
@@ -134,29 +134,63 @@ impl<'de> Deserialize<'de> for EventRequest {
 }
 
 impl PartialSchema for EventRequest {
+    /// One object per event (`event` names it), each with the fields every event shares: a flat
+    /// `oneOf` that client generators turn into one type per event.
     fn schema() -> RefOr<Schema> {
-        let common = ObjectBuilder::new()
-            .property(
+        let shared: [(&str, RefOr<Schema>); 3] = [
+            (
                 "reason",
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .description(Some("Why (required by events that end, refuse, suspend, restore or repeat)")),
-            )
-            .property(
+                    .max_length(Some(4000))
+                    .description(Some("Why (required by events that end, refuse, suspend, restore or repeat)"))
+                    .into(),
+            ),
+            (
                 "evidence",
                 ArrayBuilder::new()
                     .items(ObjectBuilder::new().schema_type(Type::String))
-                    .description(Some("References to the evidence relied on")),
-            )
-            .property(
+                    .max_items(Some(100))
+                    .description(Some("References to the evidence relied on"))
+                    .into(),
+            ),
+            (
                 "version",
-                ObjectBuilder::new().schema_type(Type::Integer).description(Some(
-                    "The engagement version last read: the event is refused (412) if it changed (or use If-Match)",
-                )),
-            );
-        AllOfBuilder::new()
-            .item(Ref::from_schema_name(EventDetails::name()))
-            .item(common)
+                ObjectBuilder::new()
+                    .schema_type(Type::Integer)
+                    .description(Some(
+                        "The engagement version last read: the event is refused (412) if it changed (or use If-Match)",
+                    ))
+                    .into(),
+            ),
+        ];
+        let mut events = OneOfBuilder::new();
+        if let RefOr::T(Schema::OneOf(variants)) = EventDetails::schema() {
+            for variant in variants.items {
+                match variant {
+                    RefOr::T(Schema::Object(mut object)) => {
+                        // A title per event (`SignEngagementLetterEvent`) names the generated types.
+                        let event = object.properties.get("event").and_then(|event| match event {
+                            RefOr::T(Schema::Object(tag)) => {
+                                tag.enum_values.as_ref()?.first()?.as_str().map(str::to_owned)
+                            }
+                            _ => None,
+                        });
+                        if let Some(event) = event {
+                            let words: String =
+                                event.split('_').map(|word| word[..1].to_uppercase() + &word[1..]).collect();
+                            object.title = Some(format!("{words}Event"));
+                        }
+                        for (name, schema) in &shared {
+                            object.properties.insert((*name).to_owned(), schema.clone());
+                        }
+                        events = events.item(object);
+                    }
+                    other => events = events.item(other),
+                }
+            }
+        }
+        events
             .examples([serde_json::json!({ "event": "sign_engagement_letter", "signed_on": "2026-11-02", "reason": "letter countersigned", "evidence": ["dms://contracts/acme-2026.pdf"] })])
             .into()
     }
@@ -164,7 +198,6 @@ impl PartialSchema for EventRequest {
 
 impl ToSchema for EventRequest {
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((EventDetails::name().into(), EventDetails::schema()));
         <EventDetails as ToSchema>::schemas(schemas);
     }
 }
