@@ -157,13 +157,38 @@ impl std::fmt::Debug for ApiError {
 
 impl From<DbErr> for ApiError {
     fn from(error: DbErr) -> Self {
-        // A busy SQLite file or an unreachable server is a reason to try again, not a bug.
-        let busy = error.to_string().contains("database is locked");
-        match error {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Self::Unavailable(error.into()),
-            other if busy => Self::Unavailable(other.into()),
-            other => Self::Unexpected(anyhow::Error::new(other).context("Failed to query the database")),
+        if is_unavailable(&error) {
+            Self::Unavailable(error.into())
+        } else {
+            Self::Unexpected(anyhow::Error::new(error).context("Failed to query the database"))
         }
+    }
+}
+
+/// A busy SQLite file, or a database server that is down, restarting or unreachable: a reason to
+/// try again (503 with `Retry-After`), not a bug. The pool replaces broken connections by itself.
+fn is_unavailable(error: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    let runtime = match error {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
+        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+        _ => return false,
+    };
+    let RuntimeErr::SqlxError(sqlx) = runtime else { return false };
+    match sqlx.as_ref() {
+        Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed | Sqlx::Tls(_) => true,
+        Sqlx::Database(database) => {
+            // PostgreSQL: class 08 (connection exception), 57P01–57P03 (shutting down, cannot
+            // connect now); SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6).
+            let code = database.code().unwrap_or_default();
+            code.starts_with("08")
+                || code.starts_with("57P")
+                || code == "5"
+                || code == "6"
+                || database.message().contains("database is locked")
+        }
+        _ => false,
     }
 }
 

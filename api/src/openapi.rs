@@ -15,6 +15,7 @@ use utoipa_actix_web::AppExt;
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
+    components(schemas(crate::auth::Role)),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "organizations", description = "Organizations seeking certification"),
@@ -38,7 +39,19 @@ impl Modify for BearerAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A JWT signed with HS256 (the server's JWT_SECRET) or RS256 (JWT_PUBLIC_KEY_FILE), with \
+                         `sub`, `role` (see the Role schema), `iss`, `aud`, `nbf`, `exp`, and the scope the role \
+                         needs: `cb_id` for coordinator, auditor and decision_maker; `org_id` for \
+                         client_manager; one of them for integration; none for admin. Outside its scope a \
+                         caller gets 404; a role not allowed to do something it sees gets 403.",
+                    ))
+                    .build(),
+            ),
         );
     }
 }

@@ -68,6 +68,8 @@ pub struct TestApp {
 enum Cleanup {
     SqliteFile(std::path::PathBuf),
     PostgresDatabase(String),
+    /// The database belongs to the test (e.g. a private server it stops and starts).
+    Nothing,
 }
 
 impl Drop for TestApp {
@@ -89,6 +91,7 @@ impl Drop for TestApp {
                 })
                 .join();
             }
+            Cleanup::Nothing => {}
         }
     }
 }
@@ -122,6 +125,16 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
             (with_database(&postgres_admin_url(), &name), Cleanup::PostgresDatabase(name))
         }
     };
+    build_app(url, cleanup).await
+}
+
+/// Starts the server over the database at `url`, which the caller owns (migrations are applied).
+pub async fn spawn_app_at(url: &str) -> TestApp {
+    LazyLock::force(&TRACING);
+    build_app(url.to_owned(), Cleanup::Nothing).await
+}
+
+async fn build_app(url: String, cleanup: Cleanup) -> TestApp {
     let vars = vec![
         ("DATABASE_URL".to_owned(), url.clone()),
         ("LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),

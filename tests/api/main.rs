@@ -4,6 +4,7 @@ mod access;
 mod bad_inputs;
 mod concurrency;
 mod corrective_actions;
+mod faults;
 mod helpers;
 mod idempotency;
 mod lifecycle;

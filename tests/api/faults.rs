@@ -1,0 +1,128 @@
+//! Faults: the database server stops under the API and comes back. Meanwhile every request is a
+//! 503 problem with `Retry-After` (never a 500, never a hang), nothing half-written remains, and
+//! the API recovers by itself. The server is a private PostgreSQL instance of the test's own
+//! (initdb in a temporary folder), so stopping it disturbs no other test.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::helpers::{spawn_app_at, wait_at_most};
+
+/// A PostgreSQL server of the test's own, on a free port, removed on drop.
+struct PrivatePostgres {
+    folder: PathBuf,
+    port: u16,
+}
+
+fn as_postgres(program: &str, args: &[&str]) -> std::process::Output {
+    let bin = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL's programs under /usr/lib/postgresql")
+        .filter_map(Result::ok)
+        .map(|version| version.path().join("bin"))
+        .find(|bin| bin.join(program).exists())
+        .expect("the PostgreSQL server programs");
+    let mut command = if nix_is_root() { Command::new("runuser") } else { Command::new(bin.join(program)) };
+    if nix_is_root() {
+        // initdb and postgres refuse to run as root.
+        command.args(["-u", "postgres", "--"]).arg(bin.join(program));
+    }
+    command.args(args).output().expect("run a PostgreSQL program")
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+impl PrivatePostgres {
+    fn start() -> Self {
+        let folder = std::env::temp_dir().join(format!("certflow-pg-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&folder).unwrap();
+        if nix_is_root() {
+            let chown = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&folder).status().unwrap();
+            assert!(chown.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let data = folder.join("data").display().to_string();
+        let init = as_postgres("initdb", &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8"]);
+        assert!(init.status.success(), "initdb: {}", String::from_utf8_lossy(&init.stderr));
+        let server = Self { folder, port };
+        server.run();
+        server
+    }
+
+    fn data(&self) -> String {
+        self.folder.join("data").display().to_string()
+    }
+
+    fn run(&self) {
+        let options =
+            format!("-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off", self.port, self.folder.display());
+        let log = self.folder.join("server.log").display().to_string();
+        let started = as_postgres("pg_ctl", &["-D", &self.data(), "-o", &options, "-l", &log, "-w", "start"]);
+        assert!(started.status.success(), "pg_ctl start: {}", String::from_utf8_lossy(&started.stderr));
+    }
+
+    /// Stops at once, as a crash or a failover would (no clean shutdown of sessions).
+    fn stop(&self) {
+        let stopped = as_postgres("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+        assert!(stopped.status.success(), "pg_ctl stop: {}", String::from_utf8_lossy(&stopped.stderr));
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let _ = as_postgres("pg_ctl", &["-D", &self.data(), "-m", "immediate", "stop"]);
+        let _ = std::fs::remove_dir_all(&self.folder);
+    }
+}
+
+#[tokio::test]
+async fn while_postgres_is_down_requests_get_503_and_the_api_recovers_when_it_returns() {
+    // Arrange: the API on a private server, with an organization in it.
+    let postgres = PrivatePostgres::start();
+    let app = spawn_app_at(&postgres.url()).await;
+    let organization = app.create_organization(120).await;
+    let readiness = || async {
+        let response = app.client.get(format!("{}/readyz", app.address)).send().await.expect("an answer");
+        response.status().as_u16()
+    };
+    assert_eq!(readiness().await, 200);
+
+    // Act: the server stops.
+    postgres.stop();
+
+    // Assert: every kind of request is a prompt 503 problem telling the client to retry.
+    let started = std::time::Instant::now();
+    assert_eq!(readiness().await, 503, "/readyz says the database is gone");
+    let read = app.get(&format!("/api/v1/organizations/{organization}")).await;
+    let list = app.get("/api/v1/engagements").await;
+    let write = app
+        .post("/api/v1/engagements", &json!({ "organization_id": organization, "manager_email": "isms@acme.test" }))
+        .await;
+    for (what, reply) in [("a read", &read), ("a list", &list), ("a write", &write)] {
+        assert_eq!(reply.status, 503, "{what}: {}", reply.body);
+        assert_eq!(reply.problem_type(), "service-unavailable", "{what}");
+        assert!(reply.content_type.starts_with("application/problem+json"), "{what}");
+    }
+    assert!(started.elapsed() < Duration::from_secs(30), "the 503s came in {:?}", started.elapsed());
+
+    // Act: the server returns.
+    postgres.run();
+
+    // Assert: the API serves again without a restart, and the refused write left nothing behind.
+    wait_at_most(30, "the API is ready again", || async { readiness().await == 200 }).await;
+    let after = app.get(&format!("/api/v1/organizations/{organization}")).await.expect(200);
+    assert_eq!(after.body["legal_name"], "Acme Data Ltd");
+    let engagements = app.get(&format!("/api/v1/engagements?organization_id={organization}")).await.expect(200);
+    assert_eq!(engagements.body["items"], json!([]), "the write refused with 503 was not half-done");
+    app.post("/api/v1/engagements", &json!({ "organization_id": organization, "manager_email": "isms@acme.test" }))
+        .await
+        .expect(201);
+}
