@@ -7,10 +7,23 @@ use uuid::Uuid;
 use crate::access::{Action, engagements_in};
 use crate::auth::AuthUser;
 use crate::error::ApiError;
+use crate::idempotency::IdempotencyClaim;
 
 /// Begins a transaction that will write (see [`migration::begin_write`]).
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, ApiError> {
     Ok(migration::begin_write(db).await?)
+}
+
+/// Begins a write transaction that also records the request's `Idempotency-Key` (if any): the key
+/// is committed with the write or not at all, so a retry after a crash never runs a committed
+/// write twice, and never waits on a write that died uncommitted.
+pub async fn begin_write_claiming(
+    db: &DatabaseConnection,
+    claim: &IdempotencyClaim,
+) -> Result<DatabaseTransaction, ApiError> {
+    let txn = begin_write(db).await?;
+    claim.record(&txn).await?;
+    Ok(txn)
 }
 
 /// The engagement `id`, or 404 when it does not exist or `user` does not see it.

@@ -2,17 +2,24 @@
 //! retry with the same key and the same request gets the stored response (`Idempotency-Replayed:
 //! true`), the same key with another request is a 422, and a retry while the first still runs is
 //! a 409. Keys belong to the caller (its token's subject) and are kept for 24 hours.
+//!
+//! The key is recorded by the handler, in the transaction of its write ([`IdempotencyClaim`],
+//! `db::begin_write_claiming`): a request that dies before its commit leaves no key (its retry
+//! runs), and one that committed always leaves it (its retry never runs twice). The response is
+//! stored right after; a process killed in between leaves the key without a response, and its
+//! retries get a 409 telling the client to read the resource.
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{FromRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpMessage, HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
 use entities::orm::{idempotency_key, prelude::*};
+use sea_orm::sea_query::Expr;
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter};
 use sha2::{Digest, Sha256};
 
 use crate::auth::AuthUser;
@@ -25,8 +32,6 @@ pub const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 pub const IDEMPOTENCY_REPLAYED: &str = "Idempotency-Replayed";
 /// How long a key is remembered.
 const RETENTION: Duration = Duration::hours(24);
-/// A request still running after this long is taken to have died with its process.
-const ABANDONED_AFTER: Duration = Duration::minutes(5);
 /// The response headers kept with the body.
 const KEPT_HEADERS: [&str; 3] = ["content-type", "location", "etag"];
 
@@ -65,19 +70,19 @@ pub async fn idempotency(
     };
     let fingerprint = fingerprint(request.method(), &request.uri().to_string(), &body);
     let now = app.clock.now();
-    match claim(&app, &user.subject, &key, &fingerprint, now).await {
-        Ok(Claim::Run) => {}
-        Ok(Claim::Replay(stored)) => return Ok(request.into_response(replay(&stored)?)),
+    match earlier(&app, &user.subject, &key, &fingerprint, now).await {
+        Ok(None) => {}
+        Ok(Some(stored)) => return Ok(request.into_response(replay(&stored)?)),
         Err(refusal) => return Ok(request.error_response(refusal).map_into_boxed_body()),
     }
+    request.extensions_mut().insert(IdempotencyClaim(Some(ClaimRecord {
+        subject: user.subject.clone(),
+        key: key.clone(),
+        fingerprint,
+        now,
+    })));
     request.set_payload(bytes_payload(body));
-    let response = match next.call(request).await {
-        Ok(response) => response,
-        Err(error) => {
-            forget(&app, &user.subject, &key).await;
-            return Err(error);
-        }
-    };
+    let response = next.call(request).await?;
     let (http_request, response) = response.into_parts();
     let status = response.status();
     let headers: serde_json::Map<String, serde_json::Value> = KEPT_HEADERS
@@ -89,30 +94,17 @@ pub async fn idempotency(
         .collect();
     let body = actix_web::body::to_bytes(response.into_body())
         .await
-        .map_err(|_| actix_web::error::ErrorInternalServerError("the response body could not be read"));
-    let body = match body {
-        Ok(body) => body,
-        Err(error) => {
-            forget(&app, &user.subject, &key).await;
-            return Err(error);
-        }
-    };
-    if status.is_server_error() {
-        // Nothing was done, or nobody knows: the client may try again with the same key.
-        forget(&app, &user.subject, &key).await;
-    } else {
+        .map_err(|_| actix_web::error::ErrorInternalServerError("the response body could not be read"))?;
+    if !status.is_server_error() {
+        // Only a request whose write committed has its key recorded; a refusal wrote nothing, and
+        // its retry is judged afresh.
         let stored = IdempotencyKey::update_many()
-            .col_expr(
-                idempotency_key::Column::ResponseStatus,
-                sea_orm::sea_query::Expr::value(i32::from(status.as_u16())),
-            )
-            .col_expr(
-                idempotency_key::Column::ResponseHeaders,
-                sea_orm::sea_query::Expr::value(serde_json::Value::Object(headers.clone())),
-            )
-            .col_expr(idempotency_key::Column::ResponseBody, sea_orm::sea_query::Expr::value(body.to_vec()))
+            .col_expr(idempotency_key::Column::ResponseStatus, Expr::value(i32::from(status.as_u16())))
+            .col_expr(idempotency_key::Column::ResponseHeaders, Expr::value(serde_json::Value::Object(headers.clone())))
+            .col_expr(idempotency_key::Column::ResponseBody, Expr::value(body.to_vec()))
             .filter(idempotency_key::Column::Subject.eq(&user.subject))
             .filter(idempotency_key::Column::IdempotencyKey.eq(&key))
+            .filter(idempotency_key::Column::ResponseStatus.is_null())
             .exec(&app.db)
             .await;
         if let Err(error) = stored {
@@ -141,20 +133,62 @@ fn fingerprint(method: &Method, target: &str, body: &[u8]) -> String {
     format!("{:x}", hasher.finalize())
 }
 
-enum Claim {
-    /// The key is new (or expired, or abandoned): run the request.
-    Run,
-    /// The stored response.
-    Replay(idempotency_key::Model),
+/// The key of a POST, recorded by its handler in the transaction of its write.
+#[derive(Debug, Clone, Default)]
+pub struct IdempotencyClaim(Option<ClaimRecord>);
+
+#[derive(Debug, Clone)]
+struct ClaimRecord {
+    subject: String,
+    key: String,
+    fingerprint: String,
+    now: DateTime<Utc>,
 }
 
-async fn claim(
+impl FromRequest for IdempotencyClaim {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        use actix_web::HttpMessage;
+        std::future::ready(Ok(request.extensions().get::<IdempotencyClaim>().cloned().unwrap_or_default()))
+    }
+}
+
+impl IdempotencyClaim {
+    /// Records the key in `txn`. Another request with the same key that committed first (a
+    /// concurrent retry) makes this one a 409, and its transaction is dropped unwritten.
+    pub async fn record(&self, txn: &DatabaseTransaction) -> Result<(), ApiError> {
+        let Some(claim) = &self.0 else { return Ok(()) };
+        let inserted = IdempotencyKey::insert(idempotency_key::ActiveModel {
+            subject: Set(claim.subject.clone()),
+            idempotency_key: Set(claim.key.clone()),
+            request_fingerprint: Set(claim.fingerprint.clone()),
+            response_status: Set(None),
+            response_headers: Set(None),
+            response_body: Set(None),
+            created_at: Set(claim.now),
+        })
+        .on_conflict(
+            OnConflict::columns([idempotency_key::Column::Subject, idempotency_key::Column::IdempotencyKey])
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(txn)
+        .await?;
+        if inserted == 1 { Ok(()) } else { Err(in_progress()) }
+    }
+}
+
+/// What an earlier request with this key says: nothing (run this one), its stored response, or a
+/// refusal (another request used the key; or it committed and its response is not stored yet).
+async fn earlier(
     app: &AppState,
     subject: &str,
     key: &str,
     fingerprint: &str,
     now: DateTime<Utc>,
-) -> Result<Claim, ApiError> {
+) -> Result<Option<idempotency_key::Model>, ApiError> {
     let this_key = || {
         sea_orm::Condition::all()
             .add(idempotency_key::Column::Subject.eq(subject))
@@ -165,29 +199,8 @@ async fn claim(
         .filter(idempotency_key::Column::CreatedAt.lt(now - RETENTION))
         .exec(&app.db)
         .await?;
-    let inserted = IdempotencyKey::insert(idempotency_key::ActiveModel {
-        subject: Set(subject.to_owned()),
-        idempotency_key: Set(key.to_owned()),
-        request_fingerprint: Set(fingerprint.to_owned()),
-        response_status: Set(None),
-        response_headers: Set(None),
-        response_body: Set(None),
-        created_at: Set(now),
-    })
-    .on_conflict(
-        OnConflict::columns([idempotency_key::Column::Subject, idempotency_key::Column::IdempotencyKey])
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(&app.db)
-    .await?;
-    if inserted == 1 {
-        return Ok(Claim::Run);
-    }
-    let stored = IdempotencyKey::find().filter(this_key()).one(&app.db).await?;
-    let Some(stored) = stored else {
-        // Expired and removed between the two statements: ask for a retry rather than guess.
-        return Err(in_progress());
+    let Some(stored) = IdempotencyKey::find().filter(this_key()).one(&app.db).await? else {
+        return Ok(None);
     };
     if stored.request_fingerprint != fingerprint {
         return Err(ApiError::Unprocessable {
@@ -195,37 +208,17 @@ async fn claim(
             detail: format!("the {IDEMPOTENCY_KEY} was used for another request: use a new key for a new request"),
         });
     }
-    if stored.response_status.is_some() {
-        return Ok(Claim::Replay(stored));
-    }
-    // Still running, or its process died: take an abandoned claim over, once.
-    let taken = IdempotencyKey::update_many()
-        .col_expr(idempotency_key::Column::CreatedAt, sea_orm::sea_query::Expr::value(now))
-        .filter(this_key())
-        .filter(idempotency_key::Column::ResponseStatus.is_null())
-        .filter(idempotency_key::Column::CreatedAt.lt(now - ABANDONED_AFTER))
-        .exec(&app.db)
-        .await?;
-    if taken.rows_affected == 1 { Ok(Claim::Run) } else { Err(in_progress()) }
+    if stored.response_status.is_some() { Ok(Some(stored)) } else { Err(in_progress()) }
 }
 
 fn in_progress() -> ApiError {
     ApiError::conflict(
         "idempotency-key-in-progress",
-        format!("a request with this {IDEMPOTENCY_KEY} is still running: try again in a moment"),
+        format!(
+            "a request with this {IDEMPOTENCY_KEY} was carried out and its response is not stored yet (it is \
+             still running, or its process stopped): try again in a moment, or read the resource"
+        ),
     )
-}
-
-async fn forget(app: &AppState, subject: &str, key: &str) {
-    let removed = IdempotencyKey::delete_many()
-        .filter(idempotency_key::Column::Subject.eq(subject))
-        .filter(idempotency_key::Column::IdempotencyKey.eq(key))
-        .filter(idempotency_key::Column::ResponseStatus.is_null())
-        .exec(&app.db)
-        .await;
-    if let Err(error) = removed {
-        tracing::warn!(%error, "an idempotency key could not be released; it is retried after 5 minutes");
-    }
 }
 
 fn replay(stored: &idempotency_key::Model) -> Result<HttpResponse, actix_web::Error> {

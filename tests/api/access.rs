@@ -16,7 +16,7 @@ use crate::on_both_databases;
 
 /// One tenant: an organization and its certification body, and their engagements in the states
 /// the routes need.
-struct Tenant {
+pub(crate) struct Tenant {
     organization: String,
     certification_body: String,
     /// In stage 2, with a stage 2 audit, a minor NC and its submitted corrective action.
@@ -28,7 +28,7 @@ struct Tenant {
     certified: String,
 }
 
-async fn tenant(app: &TestApp) -> Tenant {
+pub(crate) async fn tenant(app: &TestApp) -> Tenant {
     let organization = app.create_organization(120).await;
     let certification_body = app.create_certification_body(true).await;
     app.set_today(day(0));
@@ -170,7 +170,7 @@ fn cap_body() -> Value {
 
 /// The request of `operation` on `tenant`'s resources; resources a success would use up (a
 /// proposal selected, an engagement cancelled, a corrective action verified) are made afresh.
-async fn request_for(app: &TestApp, operation: &str, tenant: &Tenant) -> (Method, String, Option<Value>) {
+pub(crate) async fn request_for(app: &TestApp, operation: &str, tenant: &Tenant) -> (Method, String, Option<Value>) {
     let e = &tenant.engagement;
     let organization = json!({
         "legal_name": "Acme Data Ltd",
@@ -335,7 +335,7 @@ async fn request_for(app: &TestApp, operation: &str, tenant: &Tenant) -> (Method
 }
 
 /// The secured operations of the checked-in spec (the public ones need no token).
-fn secured_operations() -> Vec<String> {
+pub(crate) fn secured_operations() -> Vec<String> {
     let spec: Value = serde_json::from_str(include_str!("../../openapi/openapi.json")).expect("the spec");
     let mut operations = Vec::new();
     for (_, item) in spec["paths"].as_object().expect("paths") {

@@ -44,7 +44,7 @@ async fn a_retried_post_with_the_same_key_returns_the_stored_response_and_create
 }
 on_both_databases!(a_retried_post_with_the_same_key_returns_the_stored_response_and_creates_nothing_more);
 
-async fn a_retried_event_is_fired_once_and_its_refusal_is_replayed_too(backend: Backend) {
+async fn a_retried_event_is_fired_once_and_a_refused_one_is_judged_again(backend: Backend) {
     // Arrange
     let app = spawn_app(backend).await;
     let engagement = app.engagement_with_selected_proposal().await;
@@ -57,14 +57,15 @@ async fn a_retried_event_is_fired_once_and_its_refusal_is_replayed_too(backend: 
     let (fresh, _) = post_with_key(&app, &app.token, &path, "sign-2", &sign).await;
     let (fresh_retry, _) = post_with_key(&app, &app.token, &path, "sign-2", &sign).await;
 
-    // Assert: the retry does not fire it again; a new key is a new request (409 now), replayed as such.
+    // Assert: the retry does not fire it again; a new key is a new request (409 now): it wrote
+    // nothing, so its retry is judged again (409 again).
     assert_eq!((first.status, retry.status, replayed.as_deref()), (200, 200, Some("true")));
     assert_eq!(app.history_actions(&engagement).await.iter().filter(|a| *a == "sign_engagement_letter").count(), 1);
     assert_eq!((fresh.status, fresh.problem_type()), (409, "illegal-transition".to_owned()));
     assert_eq!(fresh_retry.status, 409);
     assert!(fresh_retry.content_type.starts_with("application/problem+json"), "{}", fresh_retry.content_type);
 }
-on_both_databases!(a_retried_event_is_fired_once_and_its_refusal_is_replayed_too);
+on_both_databases!(a_retried_event_is_fired_once_and_a_refused_one_is_judged_again);
 
 async fn a_key_reused_for_another_request_is_refused_with_422_and_keys_are_per_caller(backend: Backend) {
     // Arrange
@@ -89,3 +90,30 @@ async fn a_key_reused_for_another_request_is_refused_with_422_and_keys_are_per_c
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
 }
 on_both_databases!(a_key_reused_for_another_request_is_refused_with_422_and_keys_are_per_caller);
+
+async fn every_post_operation_replays_its_stored_response_to_a_retry_with_the_same_key(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    let own = crate::access::tenant(&app).await;
+    let mut checked = 0;
+    for operation in crate::access::secured_operations() {
+        let (method, path, body) = crate::access::request_for(&app, &operation, &own).await;
+        if method != Method::POST {
+            continue;
+        }
+        let body = body.unwrap_or(json!({}));
+        let key = format!("every-post-{operation}");
+
+        // Act
+        let (first, _) = post_with_key(&app, &app.token, &path, &key, &body).await;
+        let (retry, replayed) = post_with_key(&app, &app.token, &path, &key, &body).await;
+
+        // Assert
+        assert!((200..300).contains(&first.status), "{operation}: {} {}", first.status, first.body);
+        assert_eq!((retry.status, replayed.as_deref()), (first.status, Some("true")), "{operation}: {}", retry.body);
+        assert_eq!(retry.body, first.body, "{operation}");
+        checked += 1;
+    }
+    assert!(checked >= 11, "only {checked} POST operations");
+}
+on_both_databases!(every_post_operation_replays_its_stored_response_to_a_retry_with_the_same_key);

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real server on a random port over a fresh database (SQLite and PostgreSQL).
 
 mod access;
+mod api_crash;
 mod bad_inputs;
 mod concurrency;
 mod corrective_actions;

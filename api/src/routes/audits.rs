@@ -12,9 +12,12 @@ use uuid::Uuid;
 
 use crate::access::Action;
 use crate::auth::AuthUser;
-use crate::db::{begin_write, belongs, find_engagement, json_strings, lock_engagement, strings_of};
+use crate::db::{
+    begin_write, begin_write_claiming, belongs, find_engagement, json_strings, lock_engagement, strings_of,
+};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
+use crate::idempotency::IdempotencyClaim;
 use crate::startup::AppState;
 
 /// Registers the routes.
@@ -144,6 +147,7 @@ fn require_open(engagement: &engagement::Model) -> Result<(), ApiError> {
 pub async fn create_audit(
     app: web::Data<AppState>,
     user: AuthUser,
+    claim: IdempotencyClaim,
     id: web::Path<Uuid>,
     body: web::Json<AuditRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -159,7 +163,7 @@ pub async fn create_audit(
         ..Default::default()
     };
     set_plan(&mut model, body.into_inner())?;
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write_claiming(&app.db, &claim).await?;
     require_open(&lock_engagement(&txn, &user, *id, Action::PlanAudit).await?)?;
     let created = model.insert(&txn).await?;
     txn.commit().await?;

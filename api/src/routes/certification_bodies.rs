@@ -13,9 +13,10 @@ use uuid::Uuid;
 
 use crate::access::Action;
 use crate::auth::AuthUser;
-use crate::db::{begin_write, check_version, expected_version};
+use crate::db::{begin_write, begin_write_claiming, check_version, expected_version};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
+use crate::idempotency::IdempotencyClaim;
 use crate::lifecycle::accredited_on;
 use crate::pagination::{Page, PageQuery, decode_cursor, limit_of, page_of};
 use crate::startup::AppState;
@@ -129,6 +130,7 @@ fn set_fields(model: &mut certification_body::ActiveModel, request: Certificatio
 pub async fn create_certification_body(
     app: web::Data<AppState>,
     user: AuthUser,
+    claim: IdempotencyClaim,
     body: web::Json<CertificationBodyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     user.may(Action::CreateCertificationBody)?;
@@ -141,7 +143,7 @@ pub async fn create_certification_body(
         ..Default::default()
     };
     set_fields(&mut model, body.into_inner())?;
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write_claiming(&app.db, &claim).await?;
     let created = model.insert(&txn).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(CertificationBodyView::new(created, now.date_naive())))

@@ -21,11 +21,12 @@ use uuid::Uuid;
 use crate::access::Action;
 use crate::auth::AuthUser;
 use crate::db::{
-    UniqueViolation, begin_write, belongs, check_version, expected_version, find_engagement, json_strings,
-    lock_engagement, strings_of,
+    UniqueViolation, begin_write, begin_write_claiming, belongs, check_version, expected_version, find_engagement,
+    json_strings, lock_engagement, strings_of,
 };
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
+use crate::idempotency::IdempotencyClaim;
 use crate::lifecycle::{HistoryRecord, apply_deadline_change, count_open_findings, record_history};
 use crate::startup::AppState;
 
@@ -212,13 +213,14 @@ fn due_deadline(due_on: NaiveDate) -> DeadlineChange {
 pub async fn create_corrective_action(
     app: web::Data<AppState>,
     user: AuthUser,
+    claim: IdempotencyClaim,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<CorrectiveActionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, finding_id) = path.into_inner();
     let plan = PlanFields::try_from(body.into_inner())?;
     let now = app.clock.now();
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write_claiming(&app.db, &claim).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::SubmitCorrectiveAction).await?;
     let (found, anchor) = finding_and_anchor(&txn, id, finding_id).await?;
     let due_on = corrective_action_due(found.grade, anchor, plan.due_on, &app.policy)?;
@@ -368,6 +370,7 @@ pub async fn update_corrective_action(
 pub async fn verify_corrective_action(
     app: web::Data<AppState>,
     user: AuthUser,
+    claim: IdempotencyClaim,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<VerificationRequest>,
 ) -> Result<web::Json<CorrectiveActionView>, ApiError> {
@@ -381,7 +384,7 @@ pub async fn verify_corrective_action(
     }
     let note = f.finish(note)?;
     let now = app.clock.now();
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write_claiming(&app.db, &claim).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::VerifyCorrectiveAction).await?;
     let action = belongs(
         CorrectiveAction::find_by_id(action_id).one(&txn).await?,

@@ -13,9 +13,10 @@ use uuid::Uuid;
 
 use crate::access::Action;
 use crate::auth::AuthUser;
-use crate::db::{begin_write, belongs, find_engagement, lock_engagement};
+use crate::db::{begin_write_claiming, belongs, find_engagement, lock_engagement};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
+use crate::idempotency::IdempotencyClaim;
 use crate::lifecycle::{HistoryRecord, record_history};
 use crate::startup::AppState;
 
@@ -110,6 +111,7 @@ pub struct FindingListQuery {
 pub async fn create_finding(
     app: web::Data<AppState>,
     user: AuthUser,
+    claim: IdempotencyClaim,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<FindingRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -120,7 +122,7 @@ pub async fn create_finding(
     let description = f.text::<4000>("description", &request.description);
     let (reference, description) = f.finish(reference.zip(description))?;
     let now = app.clock.now();
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write_claiming(&app.db, &claim).await?;
     lock_engagement(&txn, &user, id, Action::RecordFinding).await?;
     belongs(Audit::find_by_id(audit_id).one(&txn).await?, |a| a.engagement_id, id, "audit")?;
     let is_ofi = request.grade == FindingGrade::Ofi;

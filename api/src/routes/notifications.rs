@@ -14,8 +14,9 @@ use uuid::Uuid;
 
 use crate::access::{Action, engagement_ids_in};
 use crate::auth::AuthUser;
-use crate::db::{begin_write, strings_of};
+use crate::db::{begin_write_claiming, strings_of};
 use crate::error::{ApiError, Problem};
+use crate::idempotency::IdempotencyClaim;
 use crate::pagination::{Page, decode_cursor, limit_of, page_of};
 use crate::startup::AppState;
 
@@ -143,10 +144,11 @@ pub async fn list_notifications(
 pub async fn requeue_notification(
     app: web::Data<AppState>,
     user: AuthUser,
+    claim: IdempotencyClaim,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<NotificationView>, ApiError> {
     let now = app.clock.now();
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write_claiming(&app.db, &claim).await?;
     let found = Notification::find_by_id(*id)
         .filter(notification::Column::EngagementId.in_subquery(engagement_ids_in(user.tenancy)))
         .lock_exclusive()

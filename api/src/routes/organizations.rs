@@ -13,9 +13,10 @@ use uuid::Uuid;
 
 use crate::access::{Action, organizations_in};
 use crate::auth::AuthUser;
-use crate::db::{begin_write, check_version, expected_version, json_strings, strings_of};
+use crate::db::{begin_write, begin_write_claiming, check_version, expected_version, json_strings, strings_of};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
+use crate::idempotency::IdempotencyClaim;
 use crate::pagination::{Page, PageQuery, decode_cursor, limit_of, page_of};
 use crate::startup::AppState;
 
@@ -169,6 +170,7 @@ fn set_fields(model: &mut organization::ActiveModel, fields: OrganizationFields)
 pub async fn create_organization(
     app: web::Data<AppState>,
     user: AuthUser,
+    claim: IdempotencyClaim,
     body: web::Json<OrganizationRequest>,
 ) -> Result<HttpResponse, ApiError> {
     user.may(Action::CreateOrganization)?;
@@ -182,7 +184,7 @@ pub async fn create_organization(
         ..Default::default()
     };
     set_fields(&mut model, fields);
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write_claiming(&app.db, &claim).await?;
     let created = model.insert(&txn).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(OrganizationView::from(created)))

@@ -17,9 +17,10 @@ use uuid::Uuid;
 
 use crate::access::Action;
 use crate::auth::AuthUser;
-use crate::db::{begin_write, belongs, find_engagement, lock_engagement};
+use crate::db::{begin_write_claiming, belongs, find_engagement, lock_engagement};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
+use crate::idempotency::IdempotencyClaim;
 use crate::lifecycle::{HistoryRecord, accredited_on, record_history};
 use crate::startup::AppState;
 
@@ -153,6 +154,7 @@ fn require_cb_selection(engagement: &engagement::Model) -> Result<(), ApiError> 
 pub async fn create_proposal(
     app: web::Data<AppState>,
     user: AuthUser,
+    claim: IdempotencyClaim,
     id: web::Path<Uuid>,
     body: web::Json<ProposalRequest>,
 ) -> Result<HttpResponse, ApiError> {
@@ -170,7 +172,7 @@ pub async fn create_proposal(
     let notes = f.optional_text::<4000>("notes", request.notes.as_deref());
     let notes = f.finish(notes)?;
     let now = app.clock.now();
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write_claiming(&app.db, &claim).await?;
     let engagement = lock_engagement(&txn, &user, *id, Action::RecordProposal).await?;
     require_cb_selection(&engagement)?;
     let cb = CertificationBody::find_by_id(request.certification_body_id)
@@ -253,11 +255,12 @@ pub async fn list_proposals(
 pub async fn select_proposal(
     app: web::Data<AppState>,
     user: AuthUser,
+    claim: IdempotencyClaim,
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<web::Json<ProposalView>, ApiError> {
     let (id, proposal_id) = path.into_inner();
     let now = app.clock.now();
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write_claiming(&app.db, &claim).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::SelectProposal).await?;
     require_cb_selection(&engagement)?;
     let chosen = belongs(Proposal::find_by_id(proposal_id).one(&txn).await?, |p| p.engagement_id, id, "proposal")?;

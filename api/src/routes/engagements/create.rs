@@ -13,9 +13,10 @@ use uuid::Uuid;
 use super::view::EngagementView;
 use crate::access::{Action, organizations_in};
 use crate::auth::AuthUser;
-use crate::db::begin_write;
+use crate::db::begin_write_claiming;
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
+use crate::idempotency::IdempotencyClaim;
 use crate::lifecycle::{HistoryRecord, record_history};
 use crate::startup::AppState;
 
@@ -56,6 +57,7 @@ fn default_standard() -> StandardVersion {
 pub async fn create_engagement(
     app: web::Data<AppState>,
     user: AuthUser,
+    claim: IdempotencyClaim,
     body: web::Json<EngagementRequest>,
 ) -> Result<HttpResponse, ApiError> {
     user.may(Action::CreateEngagement)?;
@@ -69,7 +71,7 @@ pub async fn create_engagement(
         "no initial audit against ISO/IEC 27001:2013 after 2024-04-30 (IAF MD 26): use 2022",
     );
     let manager = f.finish(manager)?;
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write_claiming(&app.db, &claim).await?;
     Organization::find_by_id(request.organization_id)
         .filter(organizations_in(user.tenancy, organization::Column::Id))
         .one(&txn)

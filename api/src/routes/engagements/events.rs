@@ -12,9 +12,10 @@ use uuid::Uuid;
 
 use super::view::EngagementView;
 use crate::auth::AuthUser;
-use crate::db::{begin_write, expected_version};
+use crate::db::{begin_write_claiming, expected_version};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
+use crate::idempotency::IdempotencyClaim;
 use crate::lifecycle::{TransitionRequest, fire};
 use crate::startup::AppState;
 
@@ -285,6 +286,7 @@ impl TryFrom<EventRequest> for TransitionRequest {
 pub async fn post_engagement_event(
     app: web::Data<AppState>,
     user: AuthUser,
+    claim: IdempotencyClaim,
     http: HttpRequest,
     id: web::Path<Uuid>,
     body: web::Json<EventRequest>,
@@ -293,7 +295,7 @@ pub async fn post_engagement_event(
     let expected = expected_version(&http, body.version)?;
     let mut request = TransitionRequest::try_from(body)?;
     request.expected_version = expected;
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write_claiming(&app.db, &claim).await?;
     let engagement = fire(&txn, &app, *id, &request, &user).await?;
     let view = EngagementView::one(&txn, engagement, app.clock.today()).await?;
     txn.commit().await?;
