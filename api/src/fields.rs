@@ -39,10 +39,7 @@ impl Fields {
         field: &str,
         raw: Option<&str>,
     ) -> Option<Option<BoundedText<MAX>>> {
-        match raw {
-            None => Some(None),
-            Some(raw) => self.line(field, raw).map(Some),
-        }
+        self.optional(raw, |f, raw| f.line(field, raw))
     }
 
     /// Parses optional bounded text.
@@ -51,9 +48,18 @@ impl Fields {
         field: &str,
         raw: Option<&str>,
     ) -> Option<Option<BoundedText<MAX>>> {
+        self.optional(raw, |f, raw| f.text(field, raw))
+    }
+
+    /// An absent value is fine (`Some(None)`); a present one is parsed by `parse`.
+    fn optional<T>(
+        &mut self,
+        raw: Option<&str>,
+        parse: impl FnOnce(&mut Self, &str) -> Option<T>,
+    ) -> Option<Option<T>> {
         match raw {
             None => Some(None),
-            Some(raw) => self.text(field, raw).map(Some),
+            Some(raw) => parse(self, raw).map(Some),
         }
     }
 

@@ -112,14 +112,22 @@ pub async fn idempotency(
         }
     }
     let mut rebuilt = HttpResponse::build(status);
-    for (name, value) in &headers {
+    insert_kept_headers(&mut rebuilt, &headers);
+    Ok(ServiceResponse::new(http_request, rebuilt.body(body)))
+}
+
+/// Puts the kept headers (as stored: name to string) on a response.
+fn insert_kept_headers(
+    response: &mut actix_web::HttpResponseBuilder,
+    headers: &serde_json::Map<String, serde_json::Value>,
+) {
+    for (name, value) in headers {
         if let (Ok(name), Some(Ok(value))) =
             (HeaderName::try_from(name.as_str()), value.as_str().map(HeaderValue::from_str))
         {
-            rebuilt.insert_header((name, value));
+            response.insert_header((name, value));
         }
     }
-    Ok(ServiceResponse::new(http_request, rebuilt.body(body)))
 }
 
 /// The request's method, target and body, hashed.
@@ -229,13 +237,7 @@ fn replay(stored: &idempotency_key::Model) -> Result<HttpResponse, actix_web::Er
         .ok_or_else(|| actix_web::error::ErrorInternalServerError("a stored response has no status"))?;
     let mut response = HttpResponse::build(status);
     if let Some(headers) = stored.response_headers.as_ref().and_then(|h| h.as_object()) {
-        for (name, value) in headers {
-            if let (Ok(name), Some(Ok(value))) =
-                (HeaderName::try_from(name.as_str()), value.as_str().map(HeaderValue::from_str))
-            {
-                response.insert_header((name, value));
-            }
-        }
+        insert_kept_headers(&mut response, headers);
     }
     response.insert_header((IDEMPOTENCY_REPLAYED, "true"));
     Ok(response.body(stored.response_body.clone().unwrap_or_default()))

@@ -190,25 +190,7 @@ pub(crate) async fn request_for(app: &TestApp, operation: &str, tenant: &Tenant)
         "kind": "stage2", "first_day": day(40), "last_day": day(43),
         "lead_auditor": "lead@cb.test", "audit_team": ["auditor@cb.test"]
     });
-    let fresh_selection = || async {
-        let engagement = app
-            .post(
-                "/api/v1/engagements",
-                &json!({ "organization_id": tenant.organization, "manager_email": "isms@acme.test" }),
-            )
-            .await
-            .expect(201)
-            .str("id");
-        let proposal = app
-            .post(
-                &format!("/api/v1/engagements/{engagement}/proposals"),
-                &json!({ "certification_body_id": tenant.certification_body, "price_minor": 1_450_000, "currency": "GBP", "audit_days": 12.0 }),
-            )
-            .await
-            .expect(201)
-            .str("id");
-        (engagement, proposal)
-    };
+    let fresh_selection = || app.engagement_with_proposal(&tenant.organization, &tenant.certification_body);
     let fresh_finding = || app.record_finding(e, &tenant.audit, "minor_nc", "A.5.1");
     let path = |rest: &str| format!("/api/v1{rest}");
     match operation {

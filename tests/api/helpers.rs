@@ -452,6 +452,15 @@ impl TestApp {
 
     /// An engagement of `organization` in `cb_selection` with `cb`'s proposal selected.
     pub async fn engagement_selecting(&self, organization: &str, cb: &str) -> String {
+        let (engagement, proposal) = self.engagement_with_proposal(organization, cb).await;
+        self.post(&format!("/api/v1/engagements/{engagement}/proposals/{proposal}/selection"), &json!({}))
+            .await
+            .expect(200);
+        engagement
+    }
+
+    /// An engagement of `organization` in `cb_selection` with a proposal of `cb`: their ids.
+    pub async fn engagement_with_proposal(&self, organization: &str, cb: &str) -> (String, String) {
         let engagement = self
             .post("/api/v1/engagements", &json!({ "organization_id": organization, "manager_email": "isms@acme.test" }))
             .await
@@ -465,10 +474,7 @@ impl TestApp {
             .await
             .expect(201)
             .str("id");
-        self.post(&format!("/api/v1/engagements/{engagement}/proposals/{proposal}/selection"), &json!({}))
-            .await
-            .expect(200);
-        engagement
+        (engagement, proposal)
     }
 
     /// Fires `event` as the admin, or, for the certification decision, as a decision maker of the
