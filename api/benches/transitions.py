@@ -12,6 +12,8 @@
 4. pgbench, the same CLIENTS for SECONDS, running the SQL statements one such transition executes
    (captured from PostgreSQL's statement log) as a custom script, on the same database.
 5. Prints the ratio of the two throughputs and the API's latency percentiles.
+6. The read path the same way: wrk `GET /api/v1/engagements/{id}` (an engagement with its allowed
+   events and open deadlines) against pgbench running that request's SELECTs.
 
 Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), ENGAGEMENTS
 (256), CLIENTS (64), SECONDS (20), DATABASE_MAX_CONNECTIONS (for the API, default 32).
@@ -63,6 +65,15 @@ INSERT INTO engagement_history (id, engagement_id, action, from_state, to_state,
 UPDATE engagements SET version = version + 1, updated_at = now() WHERE id = :e RETURNING *;
 SELECT * FROM deadlines WHERE engagement_id = :e AND status = 'open';
 COMMIT;
+"""
+
+# The statements of one `GET /api/v1/engagements/{id}` (the tenancy-filtered engagement, then its
+# open deadlines), as the API runs them.
+PGBENCH_READ = f"""
+\\set n random(1, {ENGAGEMENTS})
+SELECT engagement_id AS e FROM bench_ids WHERE n = :n \\gset
+SELECT * FROM engagements WHERE id = :e LIMIT 1;
+SELECT * FROM deadlines WHERE engagement_id = :e AND status = 'open';
 """
 
 
@@ -147,28 +158,43 @@ def main():
         script = work / "transition.sql"
         script.write_text(PGBENCH_SCRIPT)
         parsed = urllib.parse.urlparse(url)
-        db_run = subprocess.run(["pgbench", "-n", "-M", "prepared", f"-c{CLIENTS}", "-j2", f"-T{SECONDS}", "-f",
-                                 str(script), "-h", parsed.hostname, "-p", str(parsed.port or 5432), "-U",
-                                 parsed.username or "postgres", name], check=True, capture_output=True,
-                                text=True).stdout
+        def pgbench(path):
+            return subprocess.run(["pgbench", "-n", "-M", "prepared", f"-c{CLIENTS}", "-j2", f"-T{SECONDS}", "-f",
+                                   str(path), "-h", parsed.hostname, "-p", str(parsed.port or 5432), "-U",
+                                   parsed.username or "postgres", name], check=True, capture_output=True,
+                                  text=True).stdout
+        db_run = pgbench(script)
+        reads = work / "read.lua"
+        reads.write_text(
+            "local ids = {" + ",".join(f'"{e}"' for e, _ in pairs) + "}\n"
+            f'local token = "{token}"\n'
+            "request = function()\n"
+            '  return wrk.format("GET", "/api/v1/engagements/" .. ids[math.random(#ids)], '
+            '{["Authorization"]="Bearer " .. token})\n'
+            "end\n")
+        api_reads = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{SECONDS}s", "--latency", "-s", str(reads),
+                                    base], check=True, capture_output=True, text=True).stdout
+        read_script = work / "read.sql"
+        read_script.write_text(PGBENCH_READ)
+        db_reads = pgbench(read_script)
     finally:
         api.terminate()
         api.wait()
         psql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    api_rps = float(re.search(r"Requests/sec:\s+([\d.]+)", api_run).group(1))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", api_run)
-    latency = {p: re.search(rf"\s{p}%\s+([\d.]+\w+)", api_run).group(1) for p in ("50", "90", "99")}
-    db_tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", db_run).group(1))
-    db_latency = re.search(r"latency average = ([\d.]+ ms)", db_run).group(1)
-    print(api_run, db_run, sep="\n", file=sys.stderr)
-    print(f"\n| {CLIENTS} clients, {SECONDS} s, {ENGAGEMENTS} engagements | transitions/s | latency |")
-    print("|---|---|---|")
-    print(f"| API (wrk, POST .../events; DATABASE_MAX_CONNECTIONS={POOL}) | {api_rps:.0f} | "
-          f"p50 {latency['50']}, p90 {latency['90']}, p99 {latency['99']} |")
-    print(f"| PostgreSQL alone (pgbench, the same statements) | {db_tps:.0f} | average {db_latency} |")
-    print(f"| API / pgbench | {api_rps / db_tps:.0%} | |")
-    print(f"\nnon-2xx responses: {non_2xx.group(1) if non_2xx else 0}")
+    print(api_run, db_run, api_reads, db_reads, sep="\n", file=sys.stderr)
+    print(f"\n| {CLIENTS} clients, {SECONDS} s, {ENGAGEMENTS} engagements | per second | latency | API / pgbench |")
+    print("|---|---|---|---|")
+    for what, api_out, db_out in [("transition (POST .../events)", api_run, db_run),
+                                  ("read (GET /engagements/{id})", api_reads, db_reads)]:
+        api_rps = float(re.search(r"Requests/sec:\s+([\d.]+)", api_out).group(1))
+        non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", api_out)
+        latency = {p: re.search(rf"\s{p}%\s+([\d.]+\w+)", api_out).group(1) for p in ("50", "90", "99")}
+        db_tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", db_out).group(1))
+        db_latency = re.search(r"latency average = ([\d.]+ ms)", db_out).group(1)
+        print(f"| API {what}, pool {POOL} | {api_rps:.0f} | p50 {latency['50']}, p90 {latency['90']}, "
+              f"p99 {latency['99']}; non-2xx: {non_2xx.group(1) if non_2xx else 0} | {api_rps / db_tps:.0%} |")
+        print(f"| pgbench, the same statements | {db_tps:.0f} | average {db_latency} | |")
 
 
 if __name__ == "__main__":
