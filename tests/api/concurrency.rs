@@ -84,3 +84,27 @@ async fn of_two_concurrent_updates_of_an_organization_from_one_version_one_gets_
     assert_eq!(now.body["version"], read.body["version"].as_i64().unwrap() + 1);
 }
 on_both_databases!(of_two_concurrent_updates_of_an_organization_from_one_version_one_gets_412);
+
+async fn two_api_instances_on_one_database_serialize_concurrent_transitions(backend: Backend) {
+    // Arrange: a second API server (its own pool, as another process would have) on the same database.
+    let app = spawn_app(backend).await;
+    let other = crate::helpers::spawn_app_at(&app.database_url).await;
+    let engagement = app.engagement_with_selected_proposal().await;
+    let sign = json!({ "event": "sign_engagement_letter", "signed_on": day(0) });
+
+    // Act: 25 clients on each server sign the same engagement letter at once.
+    let attempts = (0..50).map(|i| {
+        let server = if i % 2 == 0 { &app } else { &other };
+        server.fire(&engagement, sign.clone())
+    });
+    let replies = futures::future::join_all(attempts).await;
+
+    // Assert: one wins across both servers; the others see the new state; one history entry.
+    let statuses: Vec<u16> = replies.iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 409).count(), 49, "{statuses:?}");
+    let actions = app.history_actions(&engagement).await;
+    assert_eq!(actions.iter().filter(|a| *a == "sign_engagement_letter").count(), 1);
+    assert_eq!(other.engagement(&engagement).await.str("state"), "stage1");
+}
+on_both_databases!(two_api_instances_on_one_database_serialize_concurrent_transitions);
