@@ -189,9 +189,21 @@ pub fn engagements_in(tenancy: Tenancy) -> Condition {
     }
 }
 
-/// The ids of the engagements `tenancy` sees, for filters on the tables that hang off them.
-pub fn engagement_ids_in(tenancy: Tenancy) -> sea_orm::sea_query::SelectStatement {
-    Query::select().column(engagement::Column::Id).from(Engagement).cond_where(engagements_in(tenancy)).to_owned()
+/// Rows of a table that hangs off engagements (its `engagement_column`) whose engagement `tenancy`
+/// sees; no filter at all for the platform.
+pub fn of_engagements_in(tenancy: Tenancy, engagement_column: impl ColumnTrait) -> Condition {
+    match tenancy {
+        Tenancy::Platform => Condition::all(),
+        _ => Condition::all().add(
+            engagement_column.in_subquery(
+                Query::select()
+                    .column(engagement::Column::Id)
+                    .from(Engagement)
+                    .cond_where(engagements_in(tenancy))
+                    .to_owned(),
+            ),
+        ),
+    }
 }
 
 /// The ids of the organizations `tenancy` sees: its own, or those a certification body has an

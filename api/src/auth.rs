@@ -157,9 +157,7 @@ pub fn scope_rule(role: Role) -> &'static str {
 pub struct AuthUser {
     /// Who: recorded as the actor in the history.
     pub subject: String,
-    /// The caller's role.
-    pub role: Role,
-    /// What the permission rules call it.
+    /// What the permission rules call it (the role, and for a service account its side).
     pub party: Party,
     /// What it sees.
     pub tenancy: Tenancy,
@@ -180,7 +178,7 @@ impl AuthUser {
             }
             _ => return None,
         };
-        Some(Self { subject: claims.sub, role: claims.role, party, tenancy })
+        Some(Self { subject: claims.sub, party, tenancy })
     }
 
     /// Refuses with 403 unless the caller may do `action` (on a resource it sees).

@@ -24,15 +24,18 @@ fn as_postgres(program: &str, args: &[&str]) -> std::process::Output {
         .map(|version| version.path().join("bin"))
         .find(|bin| bin.join(program).exists())
         .expect("the PostgreSQL server programs");
-    let mut command = if nix_is_root() { Command::new("runuser") } else { Command::new(bin.join(program)) };
-    if nix_is_root() {
+    let mut command = if running_as_root() {
         // initdb and postgres refuse to run as root.
-        command.args(["-u", "postgres", "--"]).arg(bin.join(program));
-    }
+        let mut runuser = Command::new("runuser");
+        runuser.args(["-u", "postgres", "--"]).arg(bin.join(program));
+        runuser
+    } else {
+        Command::new(bin.join(program))
+    };
     command.args(args).output().expect("run a PostgreSQL program")
 }
 
-fn nix_is_root() -> bool {
+fn running_as_root() -> bool {
     Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
@@ -40,7 +43,7 @@ impl PrivatePostgres {
     fn start() -> Self {
         let folder = std::env::temp_dir().join(format!("certflow-pg-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&folder).unwrap();
-        if nix_is_root() {
+        if running_as_root() {
             let chown = Command::new("chown").args(["-R", "postgres:postgres"]).arg(&folder).status().unwrap();
             assert!(chown.success());
         }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::access::{Action, engagement_ids_in};
+use crate::access::{Action, of_engagements_in};
 use crate::auth::AuthUser;
 use crate::db::{begin_write_claiming, strings_of};
 use crate::error::{ApiError, Problem};
@@ -113,7 +113,7 @@ pub async fn list_notifications(
 ) -> Result<web::Json<Page<NotificationView>>, ApiError> {
     let limit = limit_of(query.limit)?;
     let mut select = Notification::find()
-        .filter(notification::Column::EngagementId.in_subquery(engagement_ids_in(user.tenancy)))
+        .filter(of_engagements_in(user.tenancy, notification::Column::EngagementId))
         .order_by_asc(notification::Column::Id)
         .limit(limit + 1);
     if let Some(after) = decode_cursor(query.cursor.as_deref())? {
@@ -150,7 +150,7 @@ pub async fn requeue_notification(
     let now = app.clock.now();
     let txn = begin_write_claiming(&app.db, &claim).await?;
     let found = Notification::find_by_id(*id)
-        .filter(notification::Column::EngagementId.in_subquery(engagement_ids_in(user.tenancy)))
+        .filter(of_engagements_in(user.tenancy, notification::Column::EngagementId))
         .lock_exclusive()
         .one(&txn)
         .await?
