@@ -135,9 +135,15 @@ pub enum ApiError {
     /// The caller may see the resource but not do this.
     #[error("{0}")]
     Forbidden(String),
-    /// The database is unreachable: try again.
-    #[error("the service is temporarily unavailable")]
-    Unavailable(#[source] anyhow::Error),
+    /// The database cannot serve the request now (down, busy, or its storage refuses writes): try again.
+    #[error("{reason}")]
+    Unavailable {
+        /// Why, in the words the client reads.
+        reason: Unavailability,
+        /// The database's own error.
+        #[source]
+        source: anyhow::Error,
+    },
     /// Anything else: a bug or an infrastructure failure.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -157,38 +163,83 @@ impl std::fmt::Debug for ApiError {
 
 impl From<DbErr> for ApiError {
     fn from(error: DbErr) -> Self {
-        if is_unavailable(&error) {
-            Self::Unavailable(error.into())
-        } else {
-            Self::Unexpected(anyhow::Error::new(error).context("Failed to query the database"))
+        match Unavailability::of(&error) {
+            Some(reason) => Self::Unavailable { reason, source: error.into() },
+            None => Self::Unexpected(anyhow::Error::new(error).context("Failed to query the database")),
         }
     }
 }
 
-/// A busy SQLite file, or a database server that is down, restarting or unreachable: a reason to
-/// try again (503 with `Retry-After`), not a bug. The pool replaces broken connections by itself.
-fn is_unavailable(error: &DbErr) -> bool {
-    use sea_orm::RuntimeErr;
-    use sea_orm::sqlx::Error as Sqlx;
-    let runtime = match error {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return true,
-        DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
-        _ => return false,
-    };
-    let RuntimeErr::SqlxError(sqlx) = runtime else { return false };
-    match sqlx.as_ref() {
-        Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed | Sqlx::Tls(_) => true,
-        Sqlx::Database(database) => {
-            // PostgreSQL: class 08 (connection exception), 57P01–57P03 (shutting down, cannot
-            // connect now); SQLite: SQLITE_BUSY (5) and SQLITE_LOCKED (6).
-            let code = database.code().unwrap_or_default();
-            code.starts_with("08")
-                || code.starts_with("57P")
-                || code == "5"
-                || code == "6"
-                || database.message().contains("database is locked")
+/// Why the database cannot serve a request now: a reason to try again later (503 with
+/// `Retry-After`), not a bug. The pool replaces broken connections by itself, and a write refused
+/// for any of these reasons was rolled back whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailability {
+    /// The server is down, restarting or unreachable, or every connection is busy.
+    #[error("the service is temporarily unavailable; nothing was written")]
+    Unreachable,
+    /// The SQLite file is locked by another writer for longer than the busy timeout.
+    #[error("the database is busy; nothing was written")]
+    Busy,
+    /// The database's disk is full (SQLITE_FULL, PostgreSQL 53100).
+    #[error("the database's disk is full: nothing was written; retry once space is freed")]
+    StorageFull,
+    /// The database file or its disk cannot be written (SQLITE_READONLY, PostgreSQL 25006).
+    #[error("the database is read-only (its file or disk refuses writes): nothing was written; retry later")]
+    ReadOnly,
+    /// The disk failed a read or a write (SQLITE_IOERR, SQLITE_CANTOPEN, PostgreSQL 58030).
+    #[error("the database's disk failed to read or write: nothing was written; retry later")]
+    StorageFailure,
+}
+
+impl Unavailability {
+    /// The reason `error` is a temporary unavailability, if it is one.
+    pub fn of(error: &DbErr) -> Option<Self> {
+        use sea_orm::RuntimeErr;
+        use sea_orm::sqlx::Error as Sqlx;
+        let runtime = match error {
+            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return Some(Self::Unreachable),
+            DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
+            _ => return None,
+        };
+        let RuntimeErr::SqlxError(sqlx) = runtime else { return None };
+        match sqlx.as_ref() {
+            Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed | Sqlx::Tls(_) => {
+                Some(Self::Unreachable)
+            }
+            Sqlx::Database(database) => {
+                let code = database.code().unwrap_or_default();
+                match database.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>() {
+                    Some(_) => Self::of_sqlite(code.parse().unwrap_or_default()),
+                    None => Self::of_postgres(&code),
+                }
+            }
+            _ => None,
         }
-        _ => false,
+    }
+
+    /// SQLite's (extended) result code: its low byte is the primary code.
+    fn of_sqlite(code: i32) -> Option<Self> {
+        match code & 0xff {
+            5 | 6 => Some(Self::Busy),             // SQLITE_BUSY, SQLITE_LOCKED
+            8 => Some(Self::ReadOnly),             // SQLITE_READONLY (and its extended codes)
+            13 => Some(Self::StorageFull),         // SQLITE_FULL
+            10 | 14 => Some(Self::StorageFailure), // SQLITE_IOERR, SQLITE_CANTOPEN
+            _ => None,
+        }
+    }
+
+    /// PostgreSQL's SQLSTATE.
+    fn of_postgres(code: &str) -> Option<Self> {
+        match code {
+            "53100" => Some(Self::StorageFull),    // disk_full
+            "25006" => Some(Self::ReadOnly),       // read_only_sql_transaction (a standby)
+            "58030" => Some(Self::StorageFailure), // io_error
+            // Class 08: connection exception; 57P01–57P05: shutting down, cannot connect now;
+            // 53300: too many connections.
+            _ if code.starts_with("08") || code.starts_with("57P") || code == "53300" => Some(Self::Unreachable),
+            _ => None,
+        }
     }
 }
 
@@ -208,6 +259,11 @@ impl ApiError {
     /// One invalid field.
     pub fn invalid(field: impl Into<String>, detail: impl ToString) -> Self {
         Self::Validation(vec![FieldProblem::new(field, detail)])
+    }
+
+    /// The database does not answer at all (whatever the error says).
+    pub fn unreachable(error: DbErr) -> Self {
+        Self::Unavailable { reason: Unavailability::Unreachable, source: error.into() }
     }
 
     /// A conflict with the resource's state.
@@ -241,7 +297,7 @@ impl ApiError {
             Self::Unprocessable { slug, .. } => (slug, "Unprocessable request"),
             Self::Unauthorized => ("unauthorized", "Unauthorized"),
             Self::Forbidden(_) => ("forbidden", "Forbidden"),
-            Self::Unavailable(_) => ("service-unavailable", "Service unavailable"),
+            Self::Unavailable { .. } => ("service-unavailable", "Service unavailable"),
             Self::Unexpected(_) => ("internal-error", "Internal server error"),
         }
     }
@@ -332,7 +388,7 @@ impl ResponseError for ApiError {
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -352,7 +408,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized => {
                 response.insert_header(("WWW-Authenticate", "Bearer"));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable { .. } => {
                 response.insert_header(("Retry-After", "1"));
             }
             _ => {}
@@ -396,6 +452,60 @@ mod tests {
         let content_type = response.headers().get("content-type").unwrap().to_str().unwrap().to_owned();
         let bytes = to_bytes(response.into_body()).await.unwrap();
         (status, content_type, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[test]
+    fn sqlite_result_codes_that_mean_try_again_are_classified_by_their_primary_code() {
+        use Unavailability::*;
+        let cases = [
+            (5, Some(Busy)),             // SQLITE_BUSY
+            (517, Some(Busy)),           // SQLITE_BUSY_SNAPSHOT
+            (6, Some(Busy)),             // SQLITE_LOCKED
+            (8, Some(ReadOnly)),         // SQLITE_READONLY
+            (1032, Some(ReadOnly)),      // SQLITE_READONLY_DBMOVED
+            (13, Some(StorageFull)),     // SQLITE_FULL
+            (10, Some(StorageFailure)),  // SQLITE_IOERR
+            (778, Some(StorageFailure)), // SQLITE_IOERR_WRITE
+            (14, Some(StorageFailure)),  // SQLITE_CANTOPEN
+            (19, None),                  // SQLITE_CONSTRAINT: a bug or a rule, not the storage
+            (2067, None),                // SQLITE_CONSTRAINT_UNIQUE
+            (11, None),                  // SQLITE_CORRUPT: not to be retried
+            (1, None),                   // SQLITE_ERROR
+        ];
+        for (code, expected) in cases {
+            assert_eq!(Unavailability::of_sqlite(code), expected, "SQLite code {code}");
+        }
+    }
+
+    #[test]
+    fn postgres_sqlstates_that_mean_try_again_are_classified() {
+        use Unavailability::*;
+        let cases = [
+            ("08006", Some(Unreachable)),    // connection_failure
+            ("57P01", Some(Unreachable)),    // admin_shutdown
+            ("57P03", Some(Unreachable)),    // cannot_connect_now
+            ("53300", Some(Unreachable)),    // too_many_connections
+            ("53100", Some(StorageFull)),    // disk_full
+            ("25006", Some(ReadOnly)),       // read_only_sql_transaction
+            ("58030", Some(StorageFailure)), // io_error
+            ("23505", None),                 // unique_violation
+            ("40001", None),                 // serialization_failure: handled where it can happen
+            ("42P01", None),                 // undefined_table: a bug
+        ];
+        for (code, expected) in cases {
+            assert_eq!(Unavailability::of_postgres(code), expected, "SQLSTATE {code}");
+        }
+    }
+
+    #[actix_web::test]
+    async fn an_unavailable_database_is_a_503_problem_naming_the_reason_with_retry_after() {
+        let error = ApiError::Unavailable { reason: Unavailability::StorageFull, source: anyhow::anyhow!("disk") };
+        let response = error.error_response();
+        assert_eq!(response.headers().get("retry-after").unwrap(), "1");
+        let (status, content_type, body) = body_of(error).await;
+        assert_eq!((status, content_type.as_str()), (503, "application/problem+json"));
+        assert_eq!(body["type"], "https://certflow.dev/problems/service-unavailable");
+        assert!(body["detail"].as_str().unwrap().contains("disk is full"), "{body}");
     }
 
     #[actix_web::test]

@@ -113,6 +113,7 @@ async fn while_postgres_is_down_requests_get_503_and_the_api_recovers_when_it_re
         assert_eq!(reply.status, 503, "{what}: {}", reply.body);
         assert_eq!(reply.problem_type(), "service-unavailable", "{what}");
         assert!(reply.content_type.starts_with("application/problem+json"), "{what}");
+        assert_eq!(reply.header("retry-after").as_deref(), Some("1"), "{what}");
     }
     assert!(started.elapsed() < Duration::from_secs(30), "the 503s came in {:?}", started.elapsed());
 

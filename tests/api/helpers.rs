@@ -201,6 +201,7 @@ where
 pub struct Reply {
     pub status: u16,
     pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
     pub body: Value,
 }
 
@@ -208,6 +209,11 @@ impl Reply {
     /// `body[field]` as a string.
     pub fn str(&self, field: &str) -> String {
         self.body[field].as_str().unwrap_or_else(|| panic!("no string {field} in {}", self.body)).to_owned()
+    }
+
+    /// The value of the response header `name`, if it is there.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name).map(|value| value.to_str().unwrap_or_default().to_owned())
     }
 
     /// The problem `type` slug.
@@ -395,8 +401,9 @@ impl TestApp {
             .get("content-type")
             .map(|v| v.to_str().unwrap_or_default().to_owned())
             .unwrap_or_default();
+        let headers = response.headers().clone();
         let text = response.text().await.unwrap_or_default();
-        Reply { status, content_type, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+        Reply { status, content_type, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
     }
 
     pub async fn get(&self, path: &str) -> Reply {

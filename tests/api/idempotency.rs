@@ -13,13 +13,9 @@ async fn post_with_key(app: &TestApp, token: &str, path: &str, key: &str, body: 
         .bearer_auth(token)
         .header("Idempotency-Key", key)
         .json(body);
-    let response = request.send().await.expect("the server answers");
-    let replayed = response.headers().get("Idempotency-Replayed").map(|v| v.to_str().unwrap().to_owned());
-    let status = response.status().as_u16();
-    let content_type =
-        response.headers().get("content-type").map(|v| v.to_str().unwrap_or_default().to_owned()).unwrap_or_default();
-    let body = response.json::<Value>().await.unwrap_or(Value::Null);
-    (Reply { status, content_type, body }, replayed)
+    let reply = app.reply(request).await;
+    let replayed = reply.header("Idempotency-Replayed");
+    (reply, replayed)
 }
 
 async fn a_retried_post_with_the_same_key_returns_the_stored_response_and_creates_nothing_more(backend: Backend) {

@@ -15,6 +15,7 @@ mod reminder_policy;
 mod reminders;
 mod smtp;
 mod stage1;
+mod storage_faults;
 mod suspension;
 mod tokens;
 mod worker_crash;

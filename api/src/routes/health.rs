@@ -24,6 +24,6 @@ pub async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 pub async fn readyz(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    app.db.execute_unprepared("SELECT 1").await.map_err(|e| ApiError::Unavailable(e.into()))?;
+    app.db.execute_unprepared("SELECT 1").await.map_err(ApiError::unreachable)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }
