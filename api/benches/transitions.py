@@ -14,30 +14,24 @@
 5. Prints the ratio of the two throughputs and the API's latency percentiles.
 6. The read path the same way: wrk `GET /api/v1/engagements/{id}` (an engagement with its allowed
    events and open deadlines) against pgbench running that request's SELECTs.
+7. Prints the API's peak resident memory (VmHWM) after the transitions and after the reads.
 
 Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), ENGAGEMENTS
 (256), CLIENTS (64), SECONDS (20), DATABASE_MAX_CONNECTIONS (for the API, default 32).
 """
 
-import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
-import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+from benchlib import (Api, Database, get_script, release_binary, seed_stage1, transition_script, wrk, wrk_figures,
+                      CLIENTS, POOL)
+
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
-CLIENTS = int(os.environ.get("CLIENTS", "64"))
 SECONDS = int(os.environ.get("SECONDS", "20"))
-POOL = os.environ.get("DATABASE_MAX_CONNECTIONS", "32")
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache" / "certflow-target"))
 
 # The statements of one `record_stage1_outcome` (not ready) transition, in the order the API runs
 # them (PostgreSQL statement log of a real request), with the API's parameters as variables.
@@ -77,124 +71,50 @@ SELECT * FROM deadlines WHERE engagement_id = :e AND status = 'open';
 """
 
 
-def psql(url, sql):
-    subprocess.run(["psql", url, "-qAtc", sql], check=True, capture_output=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def call(base, token, method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, method=method)
-    request.add_header("Authorization", f"Bearer {token}")
-    request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request) as response:
-        return json.loads(response.read() or b"null")
+def pgbench(db, script):
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(script)
+    parsed = urllib.parse.urlparse(db.url)
+    try:
+        return subprocess.run(["pgbench", "-n", "-M", "prepared", f"-c{CLIENTS}", "-j2", f"-T{SECONDS}", "-f", f.name,
+                               "-h", parsed.hostname, "-p", str(parsed.port or 5432), "-U",
+                               parsed.username or "postgres", db.name], check=True, capture_output=True,
+                              text=True).stdout
+    finally:
+        os.unlink(f.name)
 
 
 def main():
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "certflow"], cwd=ROOT, check=True)
-    binary = TARGET / "release" / "certflow"
-    name = f"bench_transitions_{os.getpid()}"
-    server_url, _ = ADMIN_URL.rsplit("/", 1)
-    url = f"{server_url}/{name}"
-    psql(ADMIN_URL, f'CREATE DATABASE "{name}"')
-    port = free_port()
-    env = dict(os.environ, DATABASE_URL=url, LISTEN_ADDR=f"127.0.0.1:{port}", WORKER_EMBEDDED="false",
-               JWT_SECRET="bench-secret-of-at-least-32-characters-long", RUST_LOG="warn",
-               DATABASE_MAX_CONNECTIONS=POOL)
-    api = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    work = Path(tempfile.mkdtemp())
+    binary = release_binary()
+    db = Database("postgres", "transitions")
+    api = Api(binary, db)
     try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(base + "/readyz")
-                break
-            except OSError:
-                time.sleep(0.1)
-        token = subprocess.run([binary, "token", "--role", "admin", "--sub", "bench@certflow.bench"], env=env,
-                               check=True, capture_output=True, text=True).stdout.strip()
-        today = time.strftime("%Y-%m-%d")
-        org = call(base, token, "POST", "/api/v1/organizations", {
-            "legal_name": "Bench Ltd", "isms_scope": "everything", "persons": 120,
-            "isms_manager_email": "isms@bench.test", "executive_email": "ceo@bench.test"})["id"]
-        cb = call(base, token, "POST", "/api/v1/certification-bodies", {
-            "name": "Bench CB", "accredited": True, "accreditation_body": "UKAS",
-            "coordinator_email": "coordinator@bench.test"})["id"]
-        pairs = []
-        for _ in range(ENGAGEMENTS):
-            e = call(base, token, "POST", "/api/v1/engagements",
-                     {"organization_id": org, "manager_email": "isms@bench.test"})["id"]
-            p = call(base, token, "POST", f"/api/v1/engagements/{e}/proposals",
-                     {"certification_body_id": cb, "price_minor": 1, "currency": "GBP", "audit_days": 12})["id"]
-            call(base, token, "POST", f"/api/v1/engagements/{e}/proposals/{p}/selection", {})
-            call(base, token, "POST", f"/api/v1/engagements/{e}/events",
-                 {"event": "sign_engagement_letter", "signed_on": today})
-            a = call(base, token, "POST", f"/api/v1/engagements/{e}/audits",
-                     {"kind": "stage1", "first_day": today, "last_day": today, "lead_auditor": "lead@bench.test"})["id"]
-            pairs.append((e, a))
+        pairs, org, cb = seed_stage1(api, ENGAGEMENTS)
         rows = ",".join(f"({i + 1}, '{e}', '{a}', '{org}', '{cb}')" for i, (e, a) in enumerate(pairs))
-        psql(url, "CREATE TABLE bench_ids (n int PRIMARY KEY, engagement_id uuid, audit_id uuid, "
-                  f"organization_id uuid, certification_body_id uuid); INSERT INTO bench_ids VALUES {rows}")
-
-        lua = work / "transition.lua"
-        lua.write_text(
-            "local pairs = {" + ",".join(f'{{"{e}","{a}"}}' for e, a in pairs) + "}\n"
-            f'local token = "{token}"\n'
-            "request = function()\n"
-            "  local p = pairs[math.random(#pairs)]\n"
-            '  local body = \'{"event":"record_stage1_outcome","audit_id":"\' .. p[2] .. '
-            '\'","outcome":"not_ready","gaps":["no internal audit"]}\'\n'
-            '  return wrk.format("POST", "/api/v1/engagements/" .. p[1] .. "/events", '
-            '{["Content-Type"]="application/json", ["Authorization"]="Bearer " .. token}, body)\n'
-            "end\n")
-        api_run = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{SECONDS}s", "--latency", "-s", str(lua), base],
-                                 check=True, capture_output=True, text=True).stdout
-        script = work / "transition.sql"
-        script.write_text(PGBENCH_SCRIPT)
-        parsed = urllib.parse.urlparse(url)
-        def pgbench(path):
-            return subprocess.run(["pgbench", "-n", "-M", "prepared", f"-c{CLIENTS}", "-j2", f"-T{SECONDS}", "-f",
-                                   str(path), "-h", parsed.hostname, "-p", str(parsed.port or 5432), "-U",
-                                   parsed.username or "postgres", name], check=True, capture_output=True,
-                                  text=True).stdout
-        db_run = pgbench(script)
-        reads = work / "read.lua"
-        reads.write_text(
-            "local ids = {" + ",".join(f'"{e}"' for e, _ in pairs) + "}\n"
-            f'local token = "{token}"\n'
-            "request = function()\n"
-            '  return wrk.format("GET", "/api/v1/engagements/" .. ids[math.random(#ids)], '
-            '{["Authorization"]="Bearer " .. token})\n'
-            "end\n")
-        api_reads = subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{SECONDS}s", "--latency", "-s", str(reads),
-                                    base], check=True, capture_output=True, text=True).stdout
-        read_script = work / "read.sql"
-        read_script.write_text(PGBENCH_READ)
-        db_reads = pgbench(read_script)
+        db.execute("CREATE TABLE bench_ids (n int PRIMARY KEY, engagement_id uuid, audit_id uuid, "
+                   f"organization_id uuid, certification_body_id uuid); INSERT INTO bench_ids VALUES {rows}")
+        api_run = wrk(api.base, transition_script(api.token, pairs), SECONDS)
+        _, transitions_peak = api.memory()
+        db_run = pgbench(db, PGBENCH_SCRIPT)
+        api_reads = wrk(api.base, get_script(api.token, [f"/api/v1/engagements/{e}" for e, _ in pairs]), SECONDS)
+        db_reads = pgbench(db, PGBENCH_READ)
+        _, peak = api.memory()
     finally:
-        api.terminate()
-        api.wait()
-        psql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        api.stop()
+        db.drop()
 
     print(api_run, db_run, api_reads, db_reads, sep="\n", file=sys.stderr)
     print(f"\n| {CLIENTS} clients, {SECONDS} s, {ENGAGEMENTS} engagements | per second | latency | API / pgbench |")
     print("|---|---|---|---|")
     for what, api_out, db_out in [("transition (POST .../events)", api_run, db_run),
                                   ("read (GET /engagements/{id})", api_reads, db_reads)]:
-        api_rps = float(re.search(r"Requests/sec:\s+([\d.]+)", api_out).group(1))
-        non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", api_out)
-        latency = {p: re.search(rf"\s{p}%\s+([\d.]+\w+)", api_out).group(1) for p in ("50", "90", "99")}
+        api_rps, latency, non_2xx, errors = wrk_figures(api_out)
         db_tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", db_out).group(1))
         db_latency = re.search(r"latency average = ([\d.]+ ms)", db_out).group(1)
         print(f"| API {what}, pool {POOL} | {api_rps:.0f} | p50 {latency['50']}, p90 {latency['90']}, "
-              f"p99 {latency['99']}; non-2xx: {non_2xx.group(1) if non_2xx else 0} | {api_rps / db_tps:.0%} |")
+              f"p99 {latency['99']}; non-2xx: {non_2xx}; socket errors: {errors or 'none'} | {api_rps / db_tps:.0%} |")
         print(f"| pgbench, the same statements | {db_tps:.0f} | average {db_latency} | |")
+    print(f"\nAPI peak RSS (VmHWM): {transitions_peak:.0f} MB after the transitions, {peak:.0f} MB after the reads")
 
 
 if __name__ == "__main__":

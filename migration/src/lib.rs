@@ -6,6 +6,7 @@ mod connection;
 mod m20261124_000001_create_engagement_tables;
 mod m20261124_000002_create_reminder_tables;
 mod m20261124_000003_create_idempotency_keys;
+mod m20261124_000004_index_open_deadlines_by_due_date;
 
 pub use connection::{begin_write, connect};
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_create_engagement_tables::Migration),
             Box::new(m20261124_000002_create_reminder_tables::Migration),
             Box::new(m20261124_000003_create_idempotency_keys::Migration),
+            Box::new(m20261124_000004_index_open_deadlines_by_due_date::Migration),
         ]
     }
 }

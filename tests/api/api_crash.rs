@@ -3,59 +3,15 @@
 //! `Idempotency-Key`) get the stored answers.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 
 use futures::StreamExt;
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, spawn_app, wait_at_most};
+use crate::helpers::{Backend, TestApp, spawn_app};
 use crate::on_both_databases;
+use crate::processes::{process_token, start_api};
 
 const REQUESTS: usize = 300;
-const SECRET: &str = "a-test-secret-of-at-least-32-characters";
-
-/// The API as a process of its own; killed when dropped.
-struct ApiProcess {
-    child: Child,
-    address: String,
-}
-
-impl Drop for ApiProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn command(app: &TestApp) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_certflow-under-test"));
-    command
-        .env("DATABASE_URL", &app.database_url)
-        .env("JWT_SECRET", SECRET)
-        .env("WORKER_EMBEDDED", "false")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null());
-    command
-}
-
-async fn start_api(app: &TestApp) -> ApiProcess {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let output = || if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() };
-    let child = command(app)
-        .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .stdout(output())
-        .stderr(output())
-        .spawn()
-        .expect("start the API process");
-    let process = ApiProcess { child, address: format!("http://127.0.0.1:{port}") };
-    let ready = format!("{}/readyz", process.address);
-    wait_at_most(30, "the API process is ready", || async {
-        app.client.get(&ready).send().await.is_ok_and(|r| r.status().is_success())
-    })
-    .await;
-    process
-}
-
 /// POSTs engagement `index` with its own idempotency key; `None` when the connection broke.
 async fn create(app: &TestApp, api: &str, token: &str, organization: &str, index: usize) -> Option<(u16, Value)> {
     let response = app
@@ -75,13 +31,12 @@ async fn an_api_killed_while_writing_keeps_every_acknowledged_write_once(backend
     // Arrange: the API as a process, and an organization.
     let app = spawn_app(backend).await;
     let organization = app.create_organization(120).await;
-    let mint = command(&app).args(["token", "--role", "admin", "--sub", "sync@grc.test"]).output().unwrap();
-    let token = String::from_utf8(mint.stdout).unwrap().trim().to_owned();
+    let token = process_token(&app, "admin", "sync@grc.test");
     let first = start_api(&app).await;
 
     // Act: an integration sends 300 creations, 16 at a time; the process is killed mid-way.
     let mut acknowledged: HashMap<usize, String> = HashMap::new();
-    let address = first.address.clone();
+    let address = first.address().to_owned();
     let mut first = first;
     {
         let mut sends = futures::stream::iter(0..REQUESTS)
@@ -95,8 +50,7 @@ async fn an_api_killed_while_writing_keeps_every_acknowledged_write_once(backend
                 acknowledged.insert(i, body["id"].as_str().unwrap().to_owned());
             }
             if acknowledged.len() == 60 {
-                first.child.kill().expect("SIGKILL the API");
-                first.child.wait().expect("the API is gone");
+                first.kill();
             }
         }
     }
@@ -106,7 +60,7 @@ async fn an_api_killed_while_writing_keeps_every_acknowledged_write_once(backend
     let second = start_api(&app).await;
     let mut retried = Vec::new();
     for i in 0..REQUESTS {
-        retried.push((i, create(&app, &second.address, &token, &organization, i).await.expect("an answer")));
+        retried.push((i, create(&app, second.address(), &token, &organization, i).await.expect("an answer")));
     }
 
     // Assert: acknowledged writes come back as they were; nothing is doubled; no 5xx.

@@ -25,3 +25,27 @@ async fn all_migrations_apply_roll_back_and_apply_again(backend: Backend) {
     app.create_organization(10).await;
 }
 on_both_databases!(all_migrations_apply_roll_back_and_apply_again);
+
+/// SQLite plans without statistics; the schema's indexes must lead it to look up each engagement's
+/// open deadlines instead of walking every open deadline (which made reads slow down as data grew).
+#[tokio::test]
+async fn on_sqlite_the_open_deadlines_of_engagements_are_looked_up_by_engagement() {
+    use sea_orm::{DbBackend, QueryTrait, Statement};
+    let app = spawn_app(Backend::Sqlite).await;
+    let db = app.db().await;
+    let query = api::routes::engagements::open_deadlines_of(vec![uuid::Uuid::now_v7(), uuid::Uuid::now_v7()])
+        .build(DbBackend::Sqlite);
+    let explain = Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        format!("EXPLAIN QUERY PLAN {}", query.sql),
+        query.values.expect("the query has values"),
+    );
+    let plan: Vec<String> =
+        db.query_all_raw(explain).await.unwrap().iter().map(|row| row.try_get_by_index::<String>(3).unwrap()).collect();
+    assert_eq!(
+        plan,
+        ["SEARCH deadlines USING INDEX ix_deadlines_engagement_id_status_due_on (engagement_id=? AND status=?)"],
+        "{}",
+        query.sql
+    );
+}

@@ -3,47 +3,20 @@
 //! (those repeat with the same Message-ID, which mail clients use to drop duplicates).
 
 use std::collections::HashSet;
-use std::process::{Child, Command, Stdio};
 
 use chrono::Utc;
 use entities::domain::reminders::NotificationStatus;
 use entities::orm::{notification, prelude::*};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
-use crate::helpers::{Backend, TestApp, spawn_app, wait_at_most};
+use crate::helpers::{Backend, spawn_app, wait_at_most};
 use crate::on_both_databases;
+use crate::processes::start_worker;
 use crate::smtp::SmtpSink;
 
 const DUE: usize = 300;
-
-/// Kills the process when dropped, so a failing test leaves nothing running.
-struct WorkerProcess(Child);
-
-impl Drop for WorkerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_worker_process(app: &TestApp, smtp_port: u16) -> WorkerProcess {
-    let output = || if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() };
-    let child = Command::new(env!("CARGO_BIN_EXE_certflow-under-test"))
-        .arg("worker")
-        .env("DATABASE_URL", &app.database_url)
-        .env("SMTP_HOST", "127.0.0.1")
-        .env("SMTP_PORT", smtp_port.to_string())
-        .env("SMTP_SECURITY", "none")
-        .env("DELIVERY_LEASE_SECONDS", "2")
-        .env("DELIVERY_CONCURRENCY", "16")
-        .env("RUST_LOG", "warn")
-        .env("JWT_SECRET", "a-test-secret-of-at-least-32-characters")
-        .stdout(output())
-        .stderr(output())
-        .spawn()
-        .expect("start the worker process");
-    WorkerProcess(child)
-}
+/// A short lease (a killed worker's claims come back soon) and 16 deliveries at a time.
+const SETTINGS: &[(&str, &str)] = &[("DELIVERY_LEASE_SECONDS", "2"), ("DELIVERY_CONCURRENCY", "16")];
 
 async fn a_worker_killed_mid_batch_and_restarted_delivers_every_email(backend: Backend) {
     // Arrange: 300 due steps and a mail server that takes 30 ms per message.
@@ -54,14 +27,13 @@ async fn a_worker_killed_mid_batch_and_restarted_delivers_every_email(backend: B
     app.insert_due_deadlines(&engagement, DUE, Utc::now().date_naive()).await;
 
     // Act: the worker starts, and is killed (SIGKILL) once some emails are out.
-    let mut first = start_worker_process(&app, smtp.port);
+    let mut first = start_worker(&app, smtp.port, SETTINGS);
     wait_at_most(60, "the first emails arrive", || async { smtp.received().len() >= 40 }).await;
-    first.0.kill().expect("SIGKILL the worker");
-    first.0.wait().expect("the worker is gone");
+    first.kill();
     let before_restart = smtp.received().len();
     assert!(before_restart < DUE, "the kill landed mid-batch ({before_restart} of {DUE} sent)");
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-    let _second = start_worker_process(&app, smtp.port);
+    let _second = start_worker(&app, smtp.port, SETTINGS);
 
     // Assert: every email arrives; repeats are limited to the killed process's in-flight ones.
     let db = app.db().await;

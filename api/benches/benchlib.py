@@ -1,0 +1,189 @@
+"""What the benchmark scripts share: the release binary, a database, the API as a process, seeding
+through the API, wrk runs and what they print, and the API's memory."""
+
+import base64
+import json
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
+CLIENTS = int(os.environ.get("CLIENTS", "64"))
+POOL = os.environ.get("DATABASE_MAX_CONNECTIONS", "32")
+SECRET = "bench-secret-of-at-least-32-characters-long"
+
+
+def release_binary():
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "certflow"], cwd=ROOT, check=True)
+    metadata = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout
+    return Path(json.loads(metadata)["target_directory"]) / "release" / "certflow"
+
+
+def psql(url, sql):
+    return subprocess.run(["psql", url, "-qAtc", sql], check=True, capture_output=True, text=True).stdout
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Database:
+    """A fresh PostgreSQL database or SQLite file, dropped or removed at the end."""
+
+    def __init__(self, backend, label):
+        self.backend = backend
+        self.name = f"bench_{label}_{os.getpid()}"
+        if backend == "postgres":
+            server, _ = ADMIN_URL.rsplit("/", 1)
+            self.url = f"{server}/{self.name}"
+            psql(ADMIN_URL, f'CREATE DATABASE "{self.name}"')
+        else:
+            self.folder = Path(tempfile.mkdtemp())
+            self.path = self.folder / f"{self.name}.db"
+            self.url = f"sqlite://{self.path}?mode=rwc"
+
+    def execute(self, sql):
+        """Runs statements (a script) and returns the rows of the last one."""
+        if self.backend == "postgres":
+            out = psql(self.url, sql)
+            return [line.split("|") for line in out.splitlines() if line]
+        import sqlite3
+        with sqlite3.connect(self.path, timeout=30) as connection:
+            *script, last = [s for s in sql.split(";\n") if s.strip()]
+            for statement in script:
+                connection.execute(statement)
+            return [[uuid_text(v) for v in row] for row in connection.execute(last).fetchall()]
+
+    def drop(self):
+        if self.backend == "postgres":
+            psql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+
+def uuid_text(value):
+    """SQLite keeps ids as 16-byte blobs; PostgreSQL prints them as text."""
+    return str(uuid.UUID(bytes=value)) if isinstance(value, bytes) and len(value) == 16 else value
+
+
+def cursor_of(engagement_id):
+    """The API's page cursor after `engagement_id` (URL-safe base64 of its 16 bytes)."""
+    return base64.urlsafe_b64encode(uuid.UUID(engagement_id).bytes).rstrip(b"=").decode()
+
+
+class Api:
+    """The release API serving `database`, as a process of its own."""
+
+    def __init__(self, binary, database):
+        port = free_port()
+        self.base = f"http://127.0.0.1:{port}"
+        self.env = dict(os.environ, DATABASE_URL=database.url, LISTEN_ADDR=f"127.0.0.1:{port}",
+                        WORKER_EMBEDDED="false", JWT_SECRET=SECRET, RUST_LOG="warn", DATABASE_MAX_CONNECTIONS=POOL)
+        self.process = subprocess.Popen([binary, "serve"], env=self.env, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(self.base + "/readyz")
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.token = subprocess.run([binary, "token", "--role", "admin", "--sub", "bench@certflow.bench"],
+                                    env=self.env, check=True, capture_output=True, text=True).stdout.strip()
+
+    def call(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self.token}")
+        request.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(request) as response:
+            return json.loads(response.read() or b"null")
+
+    def memory(self):
+        """(current RSS, peak RSS) of the API process, in MB."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kb = {key: int(re.search(rf"{key}:\s+(\d+) kB", status).group(1)) for key in ("VmRSS", "VmHWM")}
+        return kb["VmRSS"] / 1024, kb["VmHWM"] / 1024
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait()
+
+
+def seed_stage1(api, count):
+    """`count` engagements in stage 1 with their stage 1 audit: [(engagement, audit)], org, cb."""
+    today = time.strftime("%Y-%m-%d")
+    org = api.call("POST", "/api/v1/organizations", {
+        "legal_name": "Bench Ltd", "isms_scope": "everything", "persons": 120,
+        "isms_manager_email": "isms@bench.test", "executive_email": "ceo@bench.test"})["id"]
+    cb = api.call("POST", "/api/v1/certification-bodies", {
+        "name": "Bench CB", "accredited": True, "accreditation_body": "UKAS",
+        "coordinator_email": "coordinator@bench.test"})["id"]
+    pairs = []
+    for _ in range(count):
+        e = api.call("POST", "/api/v1/engagements", {"organization_id": org, "manager_email": "isms@bench.test"})["id"]
+        p = api.call("POST", f"/api/v1/engagements/{e}/proposals",
+                     {"certification_body_id": cb, "price_minor": 1, "currency": "GBP", "audit_days": 12})["id"]
+        api.call("POST", f"/api/v1/engagements/{e}/proposals/{p}/selection", {})
+        api.call("POST", f"/api/v1/engagements/{e}/events", {"event": "sign_engagement_letter", "signed_on": today})
+        a = api.call("POST", f"/api/v1/engagements/{e}/audits",
+                     {"kind": "stage1", "first_day": today, "last_day": today, "lead_auditor": "lead@bench.test"})["id"]
+        pairs.append((e, a))
+    return pairs, org, cb
+
+
+def lua_list(values):
+    return "{" + ",".join(f'"{v}"' for v in values) + "}"
+
+
+def transition_script(token, pairs):
+    """wrk: a `record_stage1_outcome` (not ready) on a random engagement of `pairs`."""
+    return (
+        "local pairs = {" + ",".join(f'{{"{e}","{a}"}}' for e, a in pairs) + "}\n"
+        f'local token = "{token}"\n'
+        "request = function()\n"
+        "  local p = pairs[math.random(#pairs)]\n"
+        '  local body = \'{"event":"record_stage1_outcome","audit_id":"\' .. p[2] .. '
+        '\'","outcome":"not_ready","gaps":["no internal audit"]}\'\n'
+        '  return wrk.format("POST", "/api/v1/engagements/" .. p[1] .. "/events", '
+        '{["Content-Type"]="application/json", ["Authorization"]="Bearer " .. token}, body)\n'
+        "end\n")
+
+
+def get_script(token, paths):
+    """wrk: GET a random path of `paths`."""
+    return (
+        f"local paths = {lua_list(paths)}\n"
+        f'local token = "{token}"\n'
+        "request = function()\n"
+        '  return wrk.format("GET", paths[math.random(#paths)], {["Authorization"]="Bearer " .. token})\n'
+        "end\n")
+
+
+def wrk(base, script, seconds):
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(script)
+    try:
+        return subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", f.name, base],
+                              check=True, capture_output=True, text=True).stdout
+    finally:
+        os.unlink(f.name)
+
+
+def wrk_figures(out):
+    """Requests per second, latency percentiles and non-2xx count of a wrk run."""
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    latency = {p: re.search(rf"\s{p}%\s+([\d.]+\w+)", out).group(1) for p in ("50", "90", "99")}
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+    return rps, latency, int(non_2xx.group(1)) if non_2xx else 0, errors.group(1) if errors else None

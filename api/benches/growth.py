@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""The read path and transitions as the data grows, on SQLite and PostgreSQL, and the API's memory.
+
+    python3 api/benches/growth.py      (needs wrk; see the README's Benchmark)
+
+For each backend, one API process (release build) over one fresh database that grows by steps:
+1. 256 engagements in stage 1 with their audits, made through the API (the transitions' targets,
+   and the templates of the bulk rows).
+2. Bulk SQL grows the database to each size of SIZES engagements, spread over ten states, each
+   with one open deadline and one history entry (as many rows again in those two tables).
+3. At each size, wrk with CLIENTS connections for SECONDS each:
+   - `GET /api/v1/engagements/{id}` on random engagements;
+   - `GET /api/v1/engagements?state=certified&limit=50` from random places in the list (keyset
+     cursors taken from the whole table, so deep pages are as likely as the first);
+   - `POST .../events` transitions on the 256 stage 1 engagements.
+4. The API's resident memory after each size and its peak over the whole run (VmHWM).
+
+Environment: BACKENDS (sqlite,postgres), SIZES (10000,100000,1000000), CLIENTS (64), SECONDS (10),
+DATABASE_MAX_CONNECTIONS (32), BENCH_POSTGRES_URL.
+"""
+
+import os
+import sys
+import time
+
+from benchlib import (Api, Database, cursor_of, get_script, release_binary, seed_stage1, transition_script, wrk,
+                      wrk_figures, CLIENTS, POOL)
+
+BACKENDS = os.environ.get("BACKENDS", "sqlite,postgres").split(",")
+SIZES = [int(n) for n in os.environ.get("SIZES", "10000,100000,1000000").split(",")]
+SECONDS = int(os.environ.get("SECONDS", "10"))
+STATES = ["cb_selection", "pre_audit", "stage1", "stage2", "corrective_actions", "certification_decision",
+          "certified", "surveillance", "recertification", "suspended"]
+LISTED_STATE = "certified"
+
+
+def columns(db, table):
+    if db.backend == "postgres":
+        rows = db.execute("SELECT column_name FROM information_schema.columns "
+                          f"WHERE table_name = '{table}' ORDER BY ordinal_position")
+    else:
+        rows = db.execute(f"SELECT name FROM pragma_table_info('{table}')")
+    return [row[0] for row in rows]
+
+
+def id_literal(db, value):
+    return f"'{value}'" if db.backend == "postgres" else "X'" + value.replace("-", "") + "'"
+
+
+def new_id(db):
+    return "gen_random_uuid()" if db.backend == "postgres" else "randomblob(16)"
+
+
+def series(db, count):
+    if db.backend == "postgres":
+        return f"generate_series(1, {count}) AS s(i)"
+    return f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {count}) SELECT i FROM s) AS s"
+
+
+def copies(db, table, overrides, source):
+    """INSERT ... SELECT: a copy of the template row `t` for every row of `source`, with `overrides`."""
+    names = columns(db, table)
+    select = ", ".join(overrides.get(name, f"t.{name}") for name in names)
+    return f"INSERT INTO {table} ({', '.join(names)}) SELECT {select} FROM {source}"
+
+
+def days_from_today(db, days):
+    return f"current_date + {days}" if db.backend == "postgres" else f"date('now', '+{days} days')"
+
+
+def grow(db, template, count, batch):
+    """Adds `count` engagements copied from `template`, each with an open deadline and a history entry."""
+    marker = f"'bulk{batch}@bench.test'"
+    state = "CASE s.i % 10 " + " ".join(f"WHEN {n} THEN '{s}'" for n, s in enumerate(STATES)) + " END"
+    template_id = id_literal(db, template)
+    history = id_literal(db, db.execute(
+        f"SELECT id FROM engagement_history WHERE engagement_id = {template_id} LIMIT 1")[0][0])
+    batch_of = f"engagements e WHERE e.manager_email = {marker}"
+    statements = [
+        copies(db, "engagements", {"id": new_id(db), "state": state, "manager_email": marker},
+               f"{series(db, count)} CROSS JOIN (SELECT * FROM engagements WHERE id = {template_id}) t"),
+        copies(db, "deadlines", {
+            "id": new_id(db), "engagement_id": "e.id", "kind": "'corrective_action_due'", "subject_id": "NULL",
+            "due_on": days_from_today(db, 30), "owner": "'corrective_action_owner'",
+            "owner_email": "'owner@bench.test'", "status": "'open'", "created_at": "e.created_at",
+            "closed_at": "NULL", "next_step_on": days_from_today(db, 16)}, batch_of),
+        copies(db, "engagement_history", {"id": new_id(db), "engagement_id": "e.id"},
+               f"{batch_of.replace(' WHERE ', f' CROSS JOIN (SELECT * FROM engagement_history WHERE id = {history}) t WHERE ')}"),
+        "ANALYZE" if db.backend == "postgres" else "SELECT 1",
+        "SELECT count(*) FROM engagements",
+    ]
+    return int(db.execute(";\n".join(statements) + ";\n")[0][0])
+
+
+def measure(api, db, pairs):
+    ids = [row[0] for row in db.execute("SELECT id FROM engagements ORDER BY random() LIMIT 10000")]
+    listed = [row[0] for row in db.execute(
+        f"SELECT id FROM engagements WHERE state = '{LISTED_STATE}' ORDER BY random() LIMIT 2000")]
+    one = get_script(api.token, [f"/api/v1/engagements/{e}" for e in ids])
+    pages = get_script(api.token, [f"/api/v1/engagements?state={LISTED_STATE}&limit=50"] + [
+        f"/api/v1/engagements?state={LISTED_STATE}&limit=50&cursor={cursor_of(e)}" for e in listed])
+    return {
+        "GET /engagements/{id}": wrk_figures(wrk(api.base, one, SECONDS)),
+        f"GET /engagements?state={LISTED_STATE}&limit=50": wrk_figures(wrk(api.base, pages, SECONDS)),
+        "POST /engagements/{id}/events": wrk_figures(wrk(api.base, transition_script(api.token, pairs), SECONDS)),
+    }
+
+
+def main():
+    binary = release_binary()
+    rows = []
+    for backend in BACKENDS:
+        db = Database(backend, "growth")
+        api = Api(binary, db)
+        try:
+            pairs, _, _ = seed_stage1(api, 256)
+            total = 256
+            for batch, size in enumerate(SIZES):
+                started = time.time()
+                total = grow(db, pairs[0][0], size - total, batch)
+                print(f"{backend}: {total} engagements (+{time.time() - started:.0f} s of bulk SQL)", file=sys.stderr)
+                figures = measure(api, db, pairs)
+                rss, _ = api.memory()
+                rows.append((backend, total, figures, rss))
+                print(backend, total, figures, f"RSS {rss:.0f} MB", file=sys.stderr)
+            _, peak = api.memory()
+            rows.append((backend, None, None, peak))
+        finally:
+            api.stop()
+            db.drop()
+
+    print(f"\n{CLIENTS} clients, {SECONDS} s per figure, API pool {POOL}; requests/s (p50 / p99)\n")
+    operations = list(rows[0][2])
+    print("| database | engagements | " + " | ".join(operations) + " | API RSS after |")
+    print("|---|---|" + "---|" * len(operations) + "---|")
+    for backend, total, figures, rss in rows:
+        if figures is None:
+            print(f"| {backend} | peak over the run | " + " | " * len(operations) + f"{rss:.0f} MB |")
+            continue
+        cells = []
+        for operation in operations:
+            rps, latency, non_2xx, errors = figures[operation]
+            cell = f"{rps:,.0f} ({latency['50']} / {latency['99']})"
+            if non_2xx or errors:
+                cell += f" non-2xx {non_2xx}, errors {errors}"
+            cells.append(cell)
+        print(f"| {backend} | {total:,} | " + " | ".join(cells) + f" | {rss:.0f} MB |")
+
+
+if __name__ == "__main__":
+    main()
