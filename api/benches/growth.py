@@ -16,15 +16,16 @@ For each backend, one API process (release build) over one fresh database that g
 4. The API's resident memory after each size and its peak over the whole run (VmHWM).
 
 Environment: BACKENDS (sqlite,postgres), SIZES (10000,100000,1000000), CLIENTS (64), SECONDS (10),
-DATABASE_MAX_CONNECTIONS (32), BENCH_POSTGRES_URL.
+DATABASE_MAX_CONNECTIONS (the API's pool: 32 on PostgreSQL, the default 10 on SQLite),
+BENCH_POSTGRES_URL.
 """
 
 import os
 import sys
 import time
 
-from benchlib import (Api, Database, cursor_of, get_script, release_binary, seed_stage1, transition_script, wrk,
-                      wrk_figures, CLIENTS, POOL)
+from benchlib import (Api, Database, cursor_of, get_script, pool_of, release_binary, seed_stage1, transition_script,
+                      wrk, wrk_figures, CLIENTS)
 
 BACKENDS = os.environ.get("BACKENDS", "sqlite,postgres").split(",")
 SIZES = [int(n) for n in os.environ.get("SIZES", "10000,100000,1000000").split(",")]
@@ -129,13 +130,13 @@ def main():
             api.stop()
             db.drop()
 
-    print(f"\n{CLIENTS} clients, {SECONDS} s per figure, API pool {POOL}; requests/s (p50 / p99)\n")
+    print(f"\n{CLIENTS} clients, {SECONDS} s per figure; requests/s (p50 / p99)\n")
     operations = list(rows[0][2])
-    print("| database | engagements | " + " | ".join(operations) + " | API RSS after |")
+    print("| database (API pool) | engagements | " + " | ".join(operations) + " | API RSS after |")
     print("|---|---|" + "---|" * len(operations) + "---|")
     for backend, total, figures, rss in rows:
         if figures is None:
-            print(f"| {backend} | peak over the run | " + " | " * len(operations) + f"{rss:.0f} MB |")
+            print(f"| {backend} ({pool_of(backend)}) | peak over the run | " + " | " * len(operations) + f"{rss:.0f} MB |")
             continue
         cells = []
         for operation in operations:
@@ -144,7 +145,7 @@ def main():
             if non_2xx or errors:
                 cell += f" non-2xx {non_2xx}, errors {errors}"
             cells.append(cell)
-        print(f"| {backend} | {total:,} | " + " | ".join(cells) + f" | {rss:.0f} MB |")
+        print(f"| {backend} ({pool_of(backend)}) | {total:,} | " + " | ".join(cells) + f" | {rss:.0f} MB |")
 
 
 if __name__ == "__main__":

@@ -27,8 +27,8 @@ import sys
 import tempfile
 import urllib.parse
 
-from benchlib import (Api, Database, get_script, release_binary, seed_stage1, transition_script, wrk, wrk_figures,
-                      CLIENTS, POOL)
+from benchlib import (Api, Database, get_script, pool_of, release_binary, seed_stage1, transition_script, wrk,
+                      wrk_figures, CLIENTS)
 
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
 SECONDS = int(os.environ.get("SECONDS", "20"))
@@ -111,7 +111,7 @@ def main():
         api_rps, latency, non_2xx, errors = wrk_figures(api_out)
         db_tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", db_out).group(1))
         db_latency = re.search(r"latency average = ([\d.]+ ms)", db_out).group(1)
-        print(f"| API {what}, pool {POOL} | {api_rps:.0f} | p50 {latency['50']}, p90 {latency['90']}, "
+        print(f"| API {what}, pool {pool_of('postgres')} | {api_rps:.0f} | p50 {latency['50']}, p90 {latency['90']}, "
               f"p99 {latency['99']}; non-2xx: {non_2xx}; socket errors: {errors or 'none'} | {api_rps / db_tps:.0%} |")
         print(f"| pgbench, the same statements | {db_tps:.0f} | average {db_latency} | |")
     print(f"\nAPI peak RSS (VmHWM): {transitions_peak:.0f} MB after the transitions, {peak:.0f} MB after the reads")

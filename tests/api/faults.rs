@@ -3,10 +3,15 @@
 //! the API recovers by itself. The server is a private PostgreSQL instance of the test's own
 //! (initdb in a temporary folder), so stopping it disturbs no other test.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use entities::orm::{engagement, history_entry, prelude::*};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
 use crate::helpers::{spawn_app_at, wait_at_most};
@@ -129,4 +134,106 @@ async fn while_postgres_is_down_requests_get_503_and_the_api_recovers_when_it_re
     app.post("/api/v1/engagements", &json!({ "organization_id": organization, "manager_email": "isms@acme.test" }))
         .await
         .expect(201);
+}
+
+/// Clients that keep creating engagements until told to stop; each request names its own manager.
+const CLIENTS: usize = 8;
+
+#[tokio::test]
+async fn postgres_restarted_under_load_fails_requests_only_with_503_and_keeps_every_acknowledged_write() {
+    // Arrange: the API on a private server, and 8 clients creating engagements without pause.
+    let postgres = PrivatePostgres::start();
+    let app = spawn_app_at(&postgres.url()).await;
+    let organization = app.create_organization(120).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (http, address, token) = (app.client.clone(), app.address.clone(), app.token.clone());
+            let (organization, stop) = (organization.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut replies: Vec<(String, u16, String)> = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let manager = format!("manager{client}-{}@acme.test", replies.len());
+                    let response = http
+                        .post(format!("{address}/api/v1/engagements"))
+                        .bearer_auth(&token)
+                        .timeout(Duration::from_secs(30))
+                        .json(&json!({ "organization_id": organization, "manager_email": manager }))
+                        .send()
+                        .await
+                        .expect("an answer, not a hang or a dropped connection");
+                    let status = response.status().as_u16();
+                    let content_type = response
+                        .headers()
+                        .get("content-type")
+                        .map(|v| v.to_str().unwrap_or_default().to_owned())
+                        .unwrap_or_default();
+                    replies.push((manager, status, content_type));
+                }
+                replies
+            })
+        })
+        .collect();
+    wait_at_most(30, "the clients are writing", || async {
+        Engagement::find().all(&app.db().await).await.is_ok_and(|rows| rows.len() >= 20)
+    })
+    .await;
+
+    // Act: the server stops at once under the load, and starts again after 4 s (longer than the
+    // 3 s a request waits for a connection, so waiting requests are refused too, not only the
+    // ones whose connection broke).
+    postgres.stop();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    postgres.run();
+    let readiness = || async {
+        let response = app.client.get(format!("{}/readyz", app.address)).send().await.expect("an answer");
+        response.status().as_u16()
+    };
+    wait_at_most(30, "the API is ready again", || async { readiness().await == 200 }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut replies = Vec::new();
+    for client in clients {
+        replies.extend(client.await.unwrap());
+    }
+
+    // Assert: every reply was a 201 or a 503 problem, and writes resumed after the restart.
+    let mut statuses: HashMap<u16, usize> = HashMap::new();
+    for (manager, status, content_type) in &replies {
+        *statuses.entry(*status).or_default() += 1;
+        assert!(matches!(status, 201 | 503), "{manager}: {status}");
+        if *status == 503 {
+            assert!(content_type.starts_with("application/problem+json"), "{manager}: {content_type}");
+        }
+    }
+    eprintln!("PostgreSQL restart under load: {statuses:?}");
+    assert!(statuses.get(&503).is_some_and(|n| *n > 0), "the restart hit requests: {statuses:?}");
+    let last_of_each_client: Vec<u16> = (0..CLIENTS)
+        .map(|client| {
+            let prefix = format!("manager{client}-");
+            replies.iter().rev().find(|(m, _, _)| m.starts_with(&prefix)).map_or(0, |(_, status, _)| *status)
+        })
+        .collect();
+    assert!(last_of_each_client.iter().all(|s| *s == 201), "every client writes again: {last_of_each_client:?}");
+
+    // Assert: every acknowledged engagement is there with its history; a refused one is there only
+    // if its commit reached the server before the connection broke (at most one per client), and
+    // then whole.
+    let db = app.db().await;
+    let stored =
+        Engagement::find().filter(engagement::Column::OrganizationId.eq(organization.parse::<uuid::Uuid>().unwrap()));
+    let stored = stored.all(&db).await.unwrap();
+    let stored_managers: HashSet<String> = stored.iter().map(|e| e.manager_email.clone()).collect();
+    assert_eq!(stored_managers.len(), stored.len(), "no engagement doubled");
+    let acknowledged: HashSet<String> =
+        replies.iter().filter(|(_, status, _)| *status == 201).map(|(manager, _, _)| manager.clone()).collect();
+    assert!(acknowledged.is_subset(&stored_managers), "every acknowledged engagement is there");
+    let committed_but_refused = stored_managers.difference(&acknowledged).count();
+    assert!(committed_but_refused <= CLIENTS, "{committed_but_refused} refused writes are there");
+    let histories = HistoryEntry::find()
+        .filter(history_entry::Column::EngagementId.is_in(stored.iter().map(|e| e.id)))
+        .all(&db)
+        .await
+        .unwrap();
+    assert_eq!(histories.len(), stored.len(), "each stored engagement has its one history entry: nothing half-written");
 }
