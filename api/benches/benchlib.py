@@ -20,11 +20,11 @@ CLIENTS = int(os.environ.get("CLIENTS", "64"))
 # nothing from more connections than cores and each connection keeps its own page and statement
 # caches (32 connections took the API to 150-180 MB; 8 gave the same reads faster in 75 MB).
 POOL = os.environ.get("DATABASE_MAX_CONNECTIONS")
+SECRET = "bench-secret-of-at-least-32-characters-long"
 
 
 def pool_of(backend):
     return POOL or ("32" if backend == "postgres" else "10")
-SECRET = "bench-secret-of-at-least-32-characters-long"
 
 
 def release_binary():

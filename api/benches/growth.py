@@ -76,7 +76,7 @@ def grow(db, template, count, batch):
     template_id = id_literal(db, template)
     history = id_literal(db, db.execute(
         f"SELECT id FROM engagement_history WHERE engagement_id = {template_id} LIMIT 1")[0][0])
-    batch_of = f"engagements e WHERE e.manager_email = {marker}"
+    in_batch = f"WHERE e.manager_email = {marker}"
     statements = [
         copies(db, "engagements", {"id": new_id(db), "state": state, "manager_email": marker},
                f"{series(db, count)} CROSS JOIN (SELECT * FROM engagements WHERE id = {template_id}) t"),
@@ -84,9 +84,9 @@ def grow(db, template, count, batch):
             "id": new_id(db), "engagement_id": "e.id", "kind": "'corrective_action_due'", "subject_id": "NULL",
             "due_on": days_from_today(db, 30), "owner": "'corrective_action_owner'",
             "owner_email": "'owner@bench.test'", "status": "'open'", "created_at": "e.created_at",
-            "closed_at": "NULL", "next_step_on": days_from_today(db, 16)}, batch_of),
+            "closed_at": "NULL", "next_step_on": days_from_today(db, 16)}, f"engagements e {in_batch}"),
         copies(db, "engagement_history", {"id": new_id(db), "engagement_id": "e.id"},
-               f"{batch_of.replace(' WHERE ', f' CROSS JOIN (SELECT * FROM engagement_history WHERE id = {history}) t WHERE ')}"),
+               f"engagements e CROSS JOIN (SELECT * FROM engagement_history WHERE id = {history}) t {in_batch}"),
         "ANALYZE" if db.backend == "postgres" else "SELECT 1",
         "SELECT count(*) FROM engagements",
     ]

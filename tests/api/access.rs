@@ -359,7 +359,7 @@ async fn every_operation_answers_every_role_as_the_matrix_says_inside_and_outsid
                 let reply = app.send_as(&token(&app, party, &own), method.clone(), &path, body.as_ref()).await;
                 cases += 1;
                 let want = expected(operation, party, in_scope);
-                let problem_ok = reply.status < 400 || reply.content_type.starts_with("application/problem+json");
+                let problem_ok = reply.status < 400 || reply.content_type().starts_with("application/problem+json");
                 if reply.status != want || !problem_ok {
                     mismatches.push(format!(
                         "{operation} as {party} {}: {} (expected {want}) {method} {path} {}",

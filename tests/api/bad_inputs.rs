@@ -269,7 +269,7 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
     for case in &cases {
         let reply = send(&app, case).await;
         assert_eq!(reply.status, case.status, "{}: {}", case.description, reply.body);
-        assert_eq!(reply.content_type, "application/problem+json", "{}", case.description);
+        assert_eq!(reply.content_type(), "application/problem+json", "{}", case.description);
         assert_eq!(reply.problem_type(), case.problem_type, "{}: {}", case.description, reply.body);
         assert_eq!(reply.body["status"], case.status, "{}", case.description);
         assert!(reply.body["title"].is_string() && reply.body["detail"].is_string(), "{}", case.description);

@@ -14,7 +14,7 @@ use entities::orm::{engagement, history_entry, prelude::*};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::json;
 
-use crate::helpers::{spawn_app_at, wait_at_most};
+use crate::helpers::{Reply, read_reply, spawn_app_at, wait_at_most};
 
 /// A PostgreSQL server of the test's own, on a free port, removed on drop.
 struct PrivatePostgres {
@@ -117,7 +117,7 @@ async fn while_postgres_is_down_requests_get_503_and_the_api_recovers_when_it_re
     for (what, reply) in [("a read", &read), ("a list", &list), ("a write", &write)] {
         assert_eq!(reply.status, 503, "{what}: {}", reply.body);
         assert_eq!(reply.problem_type(), "service-unavailable", "{what}");
-        assert!(reply.content_type.starts_with("application/problem+json"), "{what}");
+        assert!(reply.content_type().starts_with("application/problem+json"), "{what}");
         assert_eq!(reply.header("retry-after").as_deref(), Some("1"), "{what}");
     }
     assert!(started.elapsed() < Duration::from_secs(30), "the 503s came in {:?}", started.elapsed());
@@ -151,24 +151,16 @@ async fn postgres_restarted_under_load_fails_requests_only_with_503_and_keeps_ev
             let (http, address, token) = (app.client.clone(), app.address.clone(), app.token.clone());
             let (organization, stop) = (organization.clone(), stop.clone());
             tokio::spawn(async move {
-                let mut replies: Vec<(String, u16, String)> = Vec::new();
+                let mut replies: Vec<(String, Reply)> = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let manager = format!("manager{client}-{}@acme.test", replies.len());
-                    let response = http
+                    let request = http
                         .post(format!("{address}/api/v1/engagements"))
                         .bearer_auth(&token)
                         .timeout(Duration::from_secs(30))
-                        .json(&json!({ "organization_id": organization, "manager_email": manager }))
-                        .send()
-                        .await
-                        .expect("an answer, not a hang or a dropped connection");
-                    let status = response.status().as_u16();
-                    let content_type = response
-                        .headers()
-                        .get("content-type")
-                        .map(|v| v.to_str().unwrap_or_default().to_owned())
-                        .unwrap_or_default();
-                    replies.push((manager, status, content_type));
+                        .json(&json!({ "organization_id": organization, "manager_email": manager }));
+                    // An answer, not a hang or a dropped connection.
+                    replies.push((manager, read_reply(request).await));
                 }
                 replies
             })
@@ -199,11 +191,15 @@ async fn postgres_restarted_under_load_fails_requests_only_with_503_and_keeps_ev
 
     // Assert: every reply was a 201 or a 503 problem, and writes resumed after the restart.
     let mut statuses: HashMap<u16, usize> = HashMap::new();
-    for (manager, status, content_type) in &replies {
-        *statuses.entry(*status).or_default() += 1;
-        assert!(matches!(status, 201 | 503), "{manager}: {status}");
-        if *status == 503 {
-            assert!(content_type.starts_with("application/problem+json"), "{manager}: {content_type}");
+    for (manager, reply) in &replies {
+        *statuses.entry(reply.status).or_default() += 1;
+        assert!(matches!(reply.status, 201 | 503), "{manager}: {} {}", reply.status, reply.body);
+        if reply.status == 503 {
+            assert!(
+                reply.content_type().starts_with("application/problem+json"),
+                "{manager}: {}",
+                reply.content_type()
+            );
         }
     }
     eprintln!("PostgreSQL restart under load: {statuses:?}");
@@ -211,7 +207,7 @@ async fn postgres_restarted_under_load_fails_requests_only_with_503_and_keeps_ev
     let last_of_each_client: Vec<u16> = (0..CLIENTS)
         .map(|client| {
             let prefix = format!("manager{client}-");
-            replies.iter().rev().find(|(m, _, _)| m.starts_with(&prefix)).map_or(0, |(_, status, _)| *status)
+            replies.iter().rev().find(|(m, _)| m.starts_with(&prefix)).map_or(0, |(_, reply)| reply.status)
         })
         .collect();
     assert!(last_of_each_client.iter().all(|s| *s == 201), "every client writes again: {last_of_each_client:?}");
@@ -226,7 +222,7 @@ async fn postgres_restarted_under_load_fails_requests_only_with_503_and_keeps_ev
     let stored_managers: HashSet<String> = stored.iter().map(|e| e.manager_email.clone()).collect();
     assert_eq!(stored_managers.len(), stored.len(), "no engagement doubled");
     let acknowledged: HashSet<String> =
-        replies.iter().filter(|(_, status, _)| *status == 201).map(|(manager, _, _)| manager.clone()).collect();
+        replies.iter().filter(|(_, reply)| reply.status == 201).map(|(manager, _)| manager.clone()).collect();
     assert!(acknowledged.is_subset(&stored_managers), "every acknowledged engagement is there");
     let committed_but_refused = stored_managers.difference(&acknowledged).count();
     assert!(committed_but_refused <= CLIENTS, "{committed_but_refused} refused writes are there");

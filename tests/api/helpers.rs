@@ -197,10 +197,18 @@ where
     }
 }
 
+/// Sends `request` and reads its response (for tasks that hold no `TestApp`).
+pub async fn read_reply(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.expect("the server answers");
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap_or_default();
+    Reply { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+}
+
 /// A status and a JSON body (Null when empty or not JSON).
 pub struct Reply {
     pub status: u16,
-    pub content_type: String,
     pub headers: reqwest::header::HeaderMap,
     pub body: Value,
 }
@@ -209,6 +217,11 @@ impl Reply {
     /// `body[field]` as a string.
     pub fn str(&self, field: &str) -> String {
         self.body[field].as_str().unwrap_or_else(|| panic!("no string {field} in {}", self.body)).to_owned()
+    }
+
+    /// The `Content-Type` header ("" when absent).
+    pub fn content_type(&self) -> String {
+        self.header("content-type").unwrap_or_default()
     }
 
     /// The value of the response header `name`, if it is there.
@@ -392,18 +405,9 @@ impl TestApp {
         self.send_as(&self.token, method, path, body).await
     }
 
-    /// Reads a response.
+    /// Sends `request` and reads its response.
     pub async fn reply(&self, request: reqwest::RequestBuilder) -> Reply {
-        let response = request.send().await.expect("the server answers");
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap_or_default().to_owned())
-            .unwrap_or_default();
-        let headers = response.headers().clone();
-        let text = response.text().await.unwrap_or_default();
-        Reply { status, content_type, headers, body: serde_json::from_str(&text).unwrap_or(Value::Null) }
+        read_reply(request).await
     }
 
     pub async fn get(&self, path: &str) -> Reply {
@@ -460,9 +464,7 @@ impl TestApp {
     /// An engagement of `organization` in `cb_selection` with `cb`'s proposal selected.
     pub async fn engagement_selecting(&self, organization: &str, cb: &str) -> String {
         let (engagement, proposal) = self.engagement_with_proposal(organization, cb).await;
-        self.post(&format!("/api/v1/engagements/{engagement}/proposals/{proposal}/selection"), &json!({}))
-            .await
-            .expect(200);
+        self.select_proposal(&engagement, &proposal).await;
         engagement
     }
 
@@ -473,15 +475,26 @@ impl TestApp {
             .await
             .expect(201)
             .str("id");
-        let proposal = self
-            .post(
-                &format!("/api/v1/engagements/{engagement}/proposals"),
-                &json!({ "certification_body_id": cb, "price_minor": 1_450_000, "currency": "GBP", "audit_days": 12.0 }),
-            )
-            .await
-            .expect(201)
-            .str("id");
+        let proposal = self.propose(&engagement, cb).await;
         (engagement, proposal)
+    }
+
+    /// `cb`'s proposal for `engagement`: its id.
+    pub async fn propose(&self, engagement: &str, cb: &str) -> String {
+        self.post(
+            &format!("/api/v1/engagements/{engagement}/proposals"),
+            &json!({ "certification_body_id": cb, "price_minor": 1_450_000, "currency": "GBP", "audit_days": 12.0 }),
+        )
+        .await
+        .expect(201)
+        .str("id")
+    }
+
+    /// Selects `proposal` for `engagement`.
+    pub async fn select_proposal(&self, engagement: &str, proposal: &str) {
+        self.post(&format!("/api/v1/engagements/{engagement}/proposals/{proposal}/selection"), &json!({}))
+            .await
+            .expect(200);
     }
 
     /// Fires `event` as the admin, or, for the certification decision, as a decision maker of the

@@ -34,7 +34,7 @@ async fn a_retried_post_with_the_same_key_returns_the_stored_response_and_create
     assert_eq!((second.status, second_replayed.as_deref()), (201, Some("true")));
     assert_eq!(second.body, first.body);
     assert_eq!(third.body["id"], first.body["id"]);
-    assert_eq!(second.content_type, "application/json");
+    assert_eq!(second.content_type(), "application/json");
     let listed = app.get(&format!("/api/v1/engagements?organization_id={organization}")).await.expect(200);
     assert_eq!(listed.body["items"].as_array().unwrap().len(), 1, "one engagement was created");
 }
@@ -59,7 +59,7 @@ async fn a_retried_event_is_fired_once_and_a_refused_one_is_judged_again(backend
     assert_eq!(app.history_actions(&engagement).await.iter().filter(|a| *a == "sign_engagement_letter").count(), 1);
     assert_eq!((fresh.status, fresh.problem_type()), (409, "illegal-transition".to_owned()));
     assert_eq!(fresh_retry.status, 409);
-    assert!(fresh_retry.content_type.starts_with("application/problem+json"), "{}", fresh_retry.content_type);
+    assert!(fresh_retry.content_type().starts_with("application/problem+json"), "{}", fresh_retry.content_type());
 }
 on_both_databases!(a_retried_event_is_fired_once_and_a_refused_one_is_judged_again);
 

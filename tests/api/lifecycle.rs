@@ -163,9 +163,7 @@ async fn an_unaccredited_cb_needs_the_organizations_explicit_acceptance(backend:
         .await
         .expect(201);
     assert_eq!(proposal.body["days_versus_estimate"], -1.0, "8 persons need 5 auditor days");
-    app.post(&format!("/api/v1/engagements/{engagement}/proposals/{}/selection", proposal.str("id")), &json!({}))
-        .await
-        .expect(200);
+    app.select_proposal(&engagement, &proposal.str("id")).await;
 
     let refused =
         app.fire(&engagement, json!({ "event": "sign_engagement_letter", "signed_on": day(0) })).await.expect(422);

@@ -72,17 +72,8 @@ async fn two_api_processes_and_two_workers_on_postgres_lose_and_double_nothing()
     // Arrange: each engagement gets a selected proposal and due reminders (each deadline has one
     // step due today by the system clock, which the processes use).
     for engagement in &engagements {
-        let proposal = app
-            .post(
-                &format!("/api/v1/engagements/{engagement}/proposals"),
-                &json!({ "certification_body_id": cb, "price_minor": 1_200_000, "currency": "GBP", "audit_days": 12 }),
-            )
-            .await
-            .expect(201)
-            .str("id");
-        app.post(&format!("/api/v1/engagements/{engagement}/proposals/{proposal}/selection"), &json!({}))
-            .await
-            .expect(200);
+        let proposal = app.propose(engagement, &cb).await;
+        app.select_proposal(engagement, &proposal).await;
         app.insert_due_deadlines(engagement, DUE_PER_ENGAGEMENT, Utc::now().date_naive()).await;
     }
 

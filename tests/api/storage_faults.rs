@@ -88,7 +88,7 @@ async fn integrity(app: &TestApp) -> String {
 fn assert_storage_problem(reply: &Reply, cause: &str) {
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert_eq!(reply.problem_type(), "service-unavailable");
-    assert!(reply.content_type.starts_with("application/problem+json"));
+    assert!(reply.content_type().starts_with("application/problem+json"));
     let detail = reply.body["detail"].as_str().unwrap_or_default();
     assert!(detail.contains(cause), "the detail names the cause ({cause}): {detail}");
 }
