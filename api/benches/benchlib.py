@@ -21,6 +21,10 @@ CLIENTS = int(os.environ.get("CLIENTS", "64"))
 # caches (32 connections took the API to 150-180 MB; 8 gave the same reads faster in 75 MB).
 POOL = os.environ.get("DATABASE_MAX_CONNECTIONS")
 SECRET = "bench-secret-of-at-least-32-characters-long"
+# How the API and pgbench reach PostgreSQL on this same machine: without TLS by default, as a
+# deployment with the database on the same host or a private network would; `prefer` (TLS when the
+# server offers it, the default of libpq and sqlx) to measure what TLS costs.
+SSLMODE = os.environ.get("BENCH_POSTGRES_SSLMODE", "disable")
 
 
 def pool_of(backend):
@@ -52,7 +56,7 @@ class Database:
         self.name = f"bench_{label}_{os.getpid()}"
         if backend == "postgres":
             server, _ = ADMIN_URL.rsplit("/", 1)
-            self.url = f"{server}/{self.name}"
+            self.url = f"{server}/{self.name}?sslmode={SSLMODE}"
             psql(ADMIN_URL, f'CREATE DATABASE "{self.name}"')
         else:
             self.folder = Path(tempfile.mkdtemp())

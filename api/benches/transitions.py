@@ -17,7 +17,8 @@
 7. Prints the API's peak resident memory (VmHWM) after the transitions and after the reads.
 
 Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), ENGAGEMENTS
-(256), CLIENTS (64), SECONDS (20), DATABASE_MAX_CONNECTIONS (for the API, default 32).
+(256), CLIENTS (64), SECONDS (20), DATABASE_MAX_CONNECTIONS (for the API, default 32),
+BENCH_POSTGRES_SSLMODE (disable; `prefer` for TLS, for the API and pgbench alike).
 """
 
 import os
@@ -27,7 +28,7 @@ import sys
 import tempfile
 import urllib.parse
 
-from benchlib import (Api, Database, get_script, pool_of, release_binary, seed_stage1, transition_script, wrk,
+from benchlib import (SSLMODE, Api, Database, get_script, pool_of, release_binary, seed_stage1, transition_script, wrk,
                       wrk_figures, CLIENTS)
 
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
@@ -79,7 +80,7 @@ def pgbench(db, script):
         return subprocess.run(["pgbench", "-n", "-M", "prepared", f"-c{CLIENTS}", "-j2", f"-T{SECONDS}", "-f", f.name,
                                "-h", parsed.hostname, "-p", str(parsed.port or 5432), "-U",
                                parsed.username or "postgres", db.name], check=True, capture_output=True,
-                              text=True).stdout
+                              text=True, env=dict(os.environ, PGSSLMODE=SSLMODE)).stdout
     finally:
         os.unlink(f.name)
 

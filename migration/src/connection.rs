@@ -27,6 +27,11 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
         // A request waits at most this long for a connection: when the server is gone, callers
         // get their 503 (and Retry-After) in seconds instead of hanging.
         .acquire_timeout(Duration::from_secs(3))
+        // A connection used within the last second is handed out as it is: pinging it on every
+        // acquire (sqlx's default) costs PostgreSQL a round trip per statement outside a
+        // transaction. One idle for longer (e.g. through a server restart) is pinged first, and
+        // a dead one is replaced instead of failing the request.
+        .test_before_acquire_if_idle_for(Duration::from_secs(1))
         .sqlx_logging(false)
         .map_sqlx_sqlite_opts(|opts| {
             opts.create_if_missing(true)

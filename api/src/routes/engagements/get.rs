@@ -5,7 +5,6 @@ use uuid::Uuid;
 
 use super::view::EngagementView;
 use crate::auth::AuthUser;
-use crate::db::find_engagement;
 use crate::error::{ApiError, Problem};
 use crate::startup::AppState;
 
@@ -26,6 +25,5 @@ pub async fn get_engagement(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<EngagementView>, ApiError> {
-    let engagement = find_engagement(&app.db, &user, *id).await?;
-    Ok(web::Json(EngagementView::one(&app.db, engagement, app.clock.today()).await?))
+    Ok(web::Json(EngagementView::find(&app.db, &user, *id, app.clock.today()).await?))
 }

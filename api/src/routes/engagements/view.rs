@@ -7,11 +7,14 @@ use entities::domain::StandardVersion;
 use entities::domain::deadline::{DeadlineKind, DeadlineOwner, DeadlineStatus};
 use entities::domain::state::{EngagementEvent, EngagementState};
 use entities::orm::{deadline, engagement, prelude::*};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
+use sea_orm::sea_query::{Expr, ExprTrait, JoinType};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait, Select};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::access::engagements_in;
+use crate::auth::AuthUser;
 use crate::error::ApiError;
 
 /// A dated obligation.
@@ -139,6 +142,26 @@ impl EngagementView {
                 Self::new(e, deadlines)
             })
             .collect())
+    }
+
+    /// The view of engagement `id` as `user` sees it (404 when it does not), read in one query:
+    /// the engagement joined with its open deadlines.
+    pub async fn find(
+        conn: &impl ConnectionTrait,
+        user: &AuthUser,
+        id: Uuid,
+        today: NaiveDate,
+    ) -> Result<Self, ApiError> {
+        let mut select = Engagement::find_by_id(id).filter(engagements_in(user.tenancy)).select_also(Deadline);
+        let its_open_deadlines = Expr::col((Deadline, deadline::Column::EngagementId))
+            .equals((Engagement, engagement::Column::Id))
+            .and(deadline::Column::Status.eq(DeadlineStatus::Open));
+        QueryTrait::query(&mut select).join(JoinType::LeftJoin, Deadline, its_open_deadlines);
+        let mut rows = select.all(conn).await?.into_iter();
+        let (engagement, first) = rows.next().ok_or(ApiError::NotFound("engagement"))?;
+        let mut open: Vec<deadline::Model> = first.into_iter().chain(rows.filter_map(|(_, d)| d)).collect();
+        open.sort_by_key(|d| d.due_on);
+        Ok(Self::new(engagement, open.into_iter().map(|d| DeadlineView::new(d, today)).collect()))
     }
 
     /// The view of one engagement.
