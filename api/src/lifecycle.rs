@@ -16,16 +16,16 @@ use entities::orm::{
     audit, certificate, certification_body, certification_decision, deadline, engagement, finding, history_entry,
     prelude::*, proposal,
 };
-use sea_orm::sea_query::ExprTrait;
+use sea_orm::sea_query::{ExprTrait, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter,
+    IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect,
 };
 use uuid::Uuid;
 
 use crate::access::Action;
 use crate::auth::AuthUser;
-use crate::db::{belongs, check_version, json_strings, lock_engagement, strings_of};
+use crate::db::{check_version, json_strings, lock_engagement, strings_of};
 use crate::error::ApiError;
 use crate::reminders::{cancel_pending_notifications, first_reminder_on, reminder_policy_of};
 use crate::startup::AppState;
@@ -61,10 +61,10 @@ pub async fn fire(
     let engagement = lock_engagement(txn, user, id, Action::Fire(request.command.event())).await?;
     // Checked under the lock: of two writers that read the same version, one wins.
     check_version(request.expected_version, engagement.version)?;
-    let facts = load_facts(txn, &engagement, request, today).await?;
+    let (facts, audit) = load_facts(txn, &engagement, request, today).await?;
     let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &app.policy)?;
     tracing::info!(engagement_id = %id, event = %outcome.event, from = %outcome.from, to = %outcome.to, "transition");
-    apply(txn, engagement, &outcome, request, &user.subject, now).await
+    apply(txn, engagement, audit, &outcome, request, &user.subject, now).await
 }
 
 /// Is a CB accredited on `on`?
@@ -106,55 +106,60 @@ pub async fn count_open_findings(
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
+/// The facts the rules need, in five queries (seven for a stage 1 outcome): the organization, the
+/// selected proposal's certification body, the engagement's audits, its findings and its
+/// certificate; the rest is counted from those rows. Also returns the audit the event completes.
 async fn load_facts(
     txn: &DatabaseTransaction,
     engagement: &engagement::Model,
     request: &TransitionRequest,
     today: NaiveDate,
-) -> Result<EngagementFacts, ApiError> {
+) -> Result<(EngagementFacts, Option<audit::Model>), ApiError> {
     let event = request.command.event();
     let organization = Organization::find_by_id(engagement.organization_id)
         .one(txn)
         .await?
         .ok_or(ApiError::NotFound("organization"))?;
-    let selected = Proposal::find()
-        .filter(proposal::Column::EngagementId.eq(engagement.id))
-        .filter(proposal::Column::Status.eq(ProposalStatus::Selected))
+    let selected_cb = Query::select()
+        .column(proposal::Column::CertificationBodyId)
+        .from(Proposal)
+        .and_where(proposal::Column::EngagementId.eq(engagement.id))
+        .and_where(proposal::Column::Status.eq(ProposalStatus::Selected))
+        .to_owned();
+    let selected_cb_accredited = CertificationBody::find()
+        .filter(certification_body::Column::Id.in_subquery(selected_cb))
         .one(txn)
-        .await?;
-    let selected_cb_accredited = match selected {
-        None => None,
-        Some(p) => {
-            CertificationBody::find_by_id(p.certification_body_id).one(txn).await?.map(|cb| accredited_on(&cb, today))
-        }
-    };
+        .await?
+        .map(|cb| accredited_on(&cb, today));
     let stage1_readiness = match event {
         EngagementEvent::RecordStage1Outcome => Some(stage1_readiness(txn, engagement.id).await?),
         _ => None,
     };
+    let audits = Audit::find().filter(audit::Column::EngagementId.eq(engagement.id)).all(txn).await?;
+    let findings: Vec<(Uuid, FindingGrade, FindingStatus)> = Finding::find()
+        .select_only()
+        .columns([finding::Column::AuditId, finding::Column::Grade, finding::Column::Status])
+        .filter(finding::Column::EngagementId.eq(engagement.id))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let count = |matches: &dyn Fn(&(Uuid, FindingGrade, FindingStatus)) -> bool| {
+        u32::try_from(findings.iter().filter(|f| matches(f)).count()).unwrap_or(u32::MAX)
+    };
+    // An audit of another engagement is refused as if it did not exist.
     let audit = match request.audit_id {
         None => None,
-        Some(audit_id) => {
-            let audit =
-                belongs(Audit::find_by_id(audit_id).one(txn).await?, |a| a.engagement_id, engagement.id, "audit")?;
-            let major_ncs = Finding::find()
-                .filter(finding::Column::AuditId.eq(audit.id))
-                .filter(finding::Column::Grade.eq(FindingGrade::MajorNc))
-                .count(txn)
-                .await?;
-            Some(AuditFacts {
-                kind: audit.kind,
-                first_day: audit.first_day,
-                last_day: audit.last_day,
-                major_ncs: u32::try_from(major_ncs).unwrap_or(u32::MAX),
-            })
-        }
+        Some(audit_id) => Some(audits.iter().find(|a| a.id == audit_id).cloned().ok_or(ApiError::NotFound("audit"))?),
     };
-    let auditors = Audit::find()
-        .filter(audit::Column::EngagementId.eq(engagement.id))
-        .all(txn)
-        .await?
-        .into_iter()
+    let audit_facts = audit.as_ref().map(|audit| AuditFacts {
+        kind: audit.kind,
+        first_day: audit.first_day,
+        last_day: audit.last_day,
+        major_ncs: count(&|(of, grade, _)| *of == audit.id && *grade == FindingGrade::MajorNc),
+    });
+    let open = |wanted: FindingGrade| count(&|(_, grade, status)| *grade == wanted && *status == FindingStatus::Open);
+    let auditors = audits
+        .iter()
         .flat_map(|a| std::iter::once(a.lead_auditor.clone()).chain(strings_of(&a.audit_team)))
         .filter_map(|email| EmailAddress::parse(&email).ok())
         .collect();
@@ -163,15 +168,15 @@ async fn load_facts(
         expires_on: c.expires_on,
         surveillances_completed: u32::try_from(c.surveillances_completed).unwrap_or(0),
     });
-    Ok(EngagementFacts {
+    let facts = EngagementFacts {
         state: engagement.state,
         standard: engagement.standard,
         selected_cb_accredited,
         unaccredited_cb_accepted: organization.accepts_unaccredited_cb,
         stage1_readiness,
-        audit,
-        majors_unverified: count_open_findings(txn, engagement.id, FindingGrade::MajorNc).await?,
-        minors_plan_pending: count_open_findings(txn, engagement.id, FindingGrade::MinorNc).await?,
+        audit: audit_facts,
+        majors_unverified: open(FindingGrade::MajorNc),
+        minors_plan_pending: open(FindingGrade::MinorNc),
         auditors,
         certificate,
         marks: EngagementMarks {
@@ -180,7 +185,8 @@ async fn load_facts(
             suspended_on: engagement.suspended_on,
             expired_on: engagement.expired_on,
         },
-    })
+    };
+    Ok((facts, audit))
 }
 
 /// The engagement's certificate, if one was ever issued.
@@ -194,6 +200,7 @@ pub async fn find_certificate(
 async fn apply(
     txn: &DatabaseTransaction,
     engagement: engagement::Model,
+    audit: Option<audit::Model>,
     outcome: &TransitionOutcome,
     request: &TransitionRequest,
     actor: &str,
@@ -219,9 +226,7 @@ async fn apply(
         .insert(txn)
         .await?;
     }
-    if let (Some(audit_id), Some(_)) = (request.audit_id, outcome.event.completes_audit())
-        && let Some(audit) = Audit::find_by_id(audit_id).one(txn).await?
-    {
+    if let (Some(audit), Some(_)) = (audit, outcome.event.completes_audit()) {
         let mut audit = audit.into_active_model();
         audit.completed_at = Set(Some(now));
         if let EngagementCommand::RecordStage1Outcome { outcome } = &request.command {
