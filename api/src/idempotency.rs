@@ -105,7 +105,7 @@ pub async fn idempotency(
             .filter(idempotency_key::Column::Subject.eq(&user.subject))
             .filter(idempotency_key::Column::IdempotencyKey.eq(&key))
             .filter(idempotency_key::Column::ResponseStatus.is_null())
-            .exec(&app.db)
+            .exec(&app.writer)
             .await;
         if let Err(error) = stored {
             tracing::error!(%error, "the response to an idempotent request could not be stored");
@@ -205,7 +205,7 @@ async fn earlier(
     IdempotencyKey::delete_many()
         .filter(this_key())
         .filter(idempotency_key::Column::CreatedAt.lt(now - RETENTION))
-        .exec(&app.db)
+        .exec(&app.writer)
         .await?;
     let Some(stored) = IdempotencyKey::find().filter(this_key()).one(&app.db).await? else {
         return Ok(None);

@@ -24,8 +24,11 @@ pub const JSON_BODY_LIMIT: usize = 256 * 1024;
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// The database.
+    /// The database, for reads.
     pub db: DatabaseConnection,
+    /// The database, for write transactions (see [`migration::connect_writer`]): on SQLite one
+    /// connection that writers queue for, on PostgreSQL the same pool as `db`.
+    pub writer: DatabaseConnection,
     /// The clock.
     pub clock: Clock,
     /// The certification policy in force.
@@ -43,15 +46,16 @@ impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         let db = migration::connect(&settings.database_url, settings.database_max_connections).await?;
         Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
-        Self::build_with(settings, db, Clock::system())
+        Self::build_with(settings, db, Clock::system()).await
     }
 
     /// Binds the listener over an open database with a given clock.
-    pub fn build_with(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
+    pub async fn build_with(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
+        let writer = migration::connect_writer(&settings.database_url, &db).await?;
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("Failed to listen on {}", settings.listen_addr))?;
         let port = listener.local_addr().context("Failed to read the bound address")?.port();
-        let state = web::Data::new(AppState { db, clock, policy: CertificationPolicy::default() });
+        let state = web::Data::new(AppState { db, writer, clock, policy: CertificationPolicy::default() });
         let keys = web::Data::new(TokenKeys::from_settings(settings)?);
         let server = HttpServer::new(move || {
             let (app, document) = register_routes(

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use sea_orm_migration::sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm_migration::sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr, SqliteTransactionMode,
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
 
@@ -41,6 +41,20 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
                 .foreign_keys(true)
         });
     Database::connect(options).await.context("Failed to connect to the database")
+}
+
+/// The connection writes go through, beside `db` (the pool for reads) opened on `url`.
+///
+/// On SQLite, one connection of its own: SQLite lets one writer in at a time, and a writer that
+/// finds the lock taken sleeps and retries with growing pauses instead of waiting its turn, so
+/// under 64 concurrent writers some waited a second while others overtook them. Queued for one
+/// connection (sqlx hands a pool's connections out first come, first served), writers take turns
+/// and none sleeps. On PostgreSQL, the same pool as reads: row locks order the writers.
+pub async fn connect_writer(url: &str, db: &DatabaseConnection) -> anyhow::Result<DatabaseConnection> {
+    match db.get_database_backend() {
+        DbBackend::Sqlite if sqlite_file(url).is_some() => connect(url, 1).await,
+        _ => Ok(db.clone()),
+    }
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN

@@ -8,7 +8,7 @@ mod m20261124_000002_create_reminder_tables;
 mod m20261124_000003_create_idempotency_keys;
 mod m20261124_000004_index_open_deadlines_by_due_date;
 
-pub use connection::{begin_write, connect};
+pub use connection::{begin_write, connect, connect_writer};
 
 /// Every migration, in order. An applied migration is never edited: add a new one.
 pub struct Migrator;

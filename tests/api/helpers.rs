@@ -145,7 +145,7 @@ async fn build_app(url: String, cleanup: Cleanup) -> TestApp {
     let db = migration::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");
     Migrator::up(&db, None).await.expect("migrate");
     let clock = Clock::fixed(noon(day0()));
-    let application = api::Application::build_with(&settings, db.clone(), clock.clone()).expect("build the app");
+    let application = api::Application::build_with(&settings, db.clone(), clock.clone()).await.expect("build the app");
     let address = format!("http://127.0.0.1:{}", application.port());
     tokio::spawn(application.run_until_stopped());
     let keys = TokenKeys::from_settings(&settings).expect("token keys");

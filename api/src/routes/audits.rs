@@ -163,7 +163,7 @@ pub async fn create_audit(
         ..Default::default()
     };
     set_plan(&mut model, body.into_inner())?;
-    let txn = begin_write_claiming(&app.db, &claim).await?;
+    let txn = begin_write_claiming(&app.writer, &claim).await?;
     require_open(&lock_engagement(&txn, &user, *id, Action::PlanAudit).await?)?;
     let created = model.insert(&txn).await?;
     txn.commit().await?;
@@ -240,7 +240,7 @@ pub async fn update_audit(
     body: web::Json<AuditRequest>,
 ) -> Result<web::Json<AuditView>, ApiError> {
     let (id, audit_id) = path.into_inner();
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write(&app.writer).await?;
     require_open(&lock_engagement(&txn, &user, id, Action::UpdateAudit).await?)?;
     let found = belongs(Audit::find_by_id(audit_id).one(&txn).await?, |a| a.engagement_id, id, "audit")?;
     if found.completed_at.is_some() {

@@ -143,7 +143,7 @@ pub async fn create_certification_body(
         ..Default::default()
     };
     set_fields(&mut model, body.into_inner())?;
-    let txn = begin_write_claiming(&app.db, &claim).await?;
+    let txn = begin_write_claiming(&app.writer, &claim).await?;
     let created = model.insert(&txn).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(CertificationBodyView::new(created, now.date_naive())))
@@ -219,7 +219,7 @@ pub async fn update_certification_body(
     body: web::Json<CertificationBodyRequest>,
 ) -> Result<web::Json<CertificationBodyView>, ApiError> {
     let expected = expected_version(&request, body.version)?;
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write(&app.writer).await?;
     let found = CertificationBody::find_by_id(*id)
         .lock_exclusive()
         .one(&txn)

@@ -220,7 +220,7 @@ pub async fn create_corrective_action(
     let (id, finding_id) = path.into_inner();
     let plan = PlanFields::try_from(body.into_inner())?;
     let now = app.clock.now();
-    let txn = begin_write_claiming(&app.db, &claim).await?;
+    let txn = begin_write_claiming(&app.writer, &claim).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::SubmitCorrectiveAction).await?;
     let (found, anchor) = finding_and_anchor(&txn, id, finding_id).await?;
     let due_on = corrective_action_due(found.grade, anchor, plan.due_on, &app.policy)?;
@@ -314,7 +314,7 @@ pub async fn update_corrective_action(
     let expected = expected_version(&http, body.version)?;
     let plan = PlanFields::try_from(body)?;
     let now = app.clock.now();
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write(&app.writer).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::SubmitCorrectiveAction).await?;
     let action = belongs(
         CorrectiveAction::find_by_id(action_id).one(&txn).await?,
@@ -384,7 +384,7 @@ pub async fn verify_corrective_action(
     }
     let note = f.finish(note)?;
     let now = app.clock.now();
-    let txn = begin_write_claiming(&app.db, &claim).await?;
+    let txn = begin_write_claiming(&app.writer, &claim).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::VerifyCorrectiveAction).await?;
     let action = belongs(
         CorrectiveAction::find_by_id(action_id).one(&txn).await?,

@@ -113,7 +113,7 @@ pub async fn put_document(
     let reference = f.line::<2000>("reference", &body.reference);
     let reference = f.finish(reference)?.into_inner();
     let now = app.clock.now();
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write(&app.writer).await?;
     lock_engagement(&txn, &user, id, Action::SubmitDocument).await?;
     let existing = Document::find()
         .filter(document::Column::EngagementId.eq(id))
@@ -226,7 +226,7 @@ pub async fn put_statement_of_applicability(
         }
     }
     f.finish(Some(()))?;
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write(&app.writer).await?;
     lock_engagement(&txn, &user, *id, Action::SubmitDocument).await?;
     SoaEntry::delete_many().filter(soa_entry::Column::EngagementId.eq(*id)).exec(&txn).await?;
     let rows: Vec<soa_entry::ActiveModel> = request

@@ -122,7 +122,7 @@ pub async fn create_finding(
     let description = f.text::<4000>("description", &request.description);
     let (reference, description) = f.finish(reference.zip(description))?;
     let now = app.clock.now();
-    let txn = begin_write_claiming(&app.db, &claim).await?;
+    let txn = begin_write_claiming(&app.writer, &claim).await?;
     lock_engagement(&txn, &user, id, Action::RecordFinding).await?;
     belongs(Audit::find_by_id(audit_id).one(&txn).await?, |a| a.engagement_id, id, "audit")?;
     let is_ofi = request.grade == FindingGrade::Ofi;

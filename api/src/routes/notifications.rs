@@ -148,7 +148,7 @@ pub async fn requeue_notification(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<NotificationView>, ApiError> {
     let now = app.clock.now();
-    let txn = begin_write_claiming(&app.db, &claim).await?;
+    let txn = begin_write_claiming(&app.writer, &claim).await?;
     let found = Notification::find_by_id(*id)
         .filter(of_engagements_in(user.tenancy, notification::Column::EngagementId))
         .lock_exclusive()

@@ -184,7 +184,7 @@ pub async fn create_organization(
         ..Default::default()
     };
     set_fields(&mut model, fields);
-    let txn = begin_write_claiming(&app.db, &claim).await?;
+    let txn = begin_write_claiming(&app.writer, &claim).await?;
     let created = model.insert(&txn).await?;
     txn.commit().await?;
     Ok(HttpResponse::Created().json(OrganizationView::from(created)))
@@ -267,7 +267,7 @@ pub async fn update_organization(
     let body = body.into_inner();
     let expected = expected_version(&request, body.version)?;
     let fields = OrganizationFields::try_from(body)?;
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write(&app.writer).await?;
     let found = Organization::find_by_id(*id)
         .filter(organizations_in(user.tenancy, organization::Column::Id))
         .lock_exclusive()

@@ -172,7 +172,7 @@ pub async fn create_proposal(
     let notes = f.optional_text::<4000>("notes", request.notes.as_deref());
     let notes = f.finish(notes)?;
     let now = app.clock.now();
-    let txn = begin_write_claiming(&app.db, &claim).await?;
+    let txn = begin_write_claiming(&app.writer, &claim).await?;
     let engagement = lock_engagement(&txn, &user, *id, Action::RecordProposal).await?;
     require_cb_selection(&engagement)?;
     let cb = CertificationBody::find_by_id(request.certification_body_id)
@@ -260,7 +260,7 @@ pub async fn select_proposal(
 ) -> Result<web::Json<ProposalView>, ApiError> {
     let (id, proposal_id) = path.into_inner();
     let now = app.clock.now();
-    let txn = begin_write_claiming(&app.db, &claim).await?;
+    let txn = begin_write_claiming(&app.writer, &claim).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::SelectProposal).await?;
     require_cb_selection(&engagement)?;
     let chosen = belongs(Proposal::find_by_id(proposal_id).one(&txn).await?, |p| p.engagement_id, id, "proposal")?;

@@ -98,7 +98,7 @@ pub async fn put_reminder_policy(
     })?;
     let stored = serde_json::to_value(&policy).map_err(|e| ApiError::Unexpected(e.into()))?;
     let now = app.clock.now();
-    let txn = begin_write(&app.db).await?;
+    let txn = begin_write(&app.writer).await?;
     CertificationBody::find_by_id(*id).one(&txn).await?.ok_or(ApiError::NotFound("certification body"))?;
     user.may_for_certification_body(Action::UpdateReminderPolicy, *id)?;
     let saved = match ReminderPolicyRecord::find_by_id(*id).one(&txn).await? {

@@ -71,7 +71,7 @@ pub async fn create_engagement(
         "no initial audit against ISO/IEC 27001:2013 after 2024-04-30 (IAF MD 26): use 2022",
     );
     let manager = f.finish(manager)?;
-    let txn = begin_write_claiming(&app.db, &claim).await?;
+    let txn = begin_write_claiming(&app.writer, &claim).await?;
     Organization::find_by_id(request.organization_id)
         .filter(organizations_in(user.tenancy, organization::Column::Id))
         .one(&txn)

@@ -295,7 +295,7 @@ pub async fn post_engagement_event(
     let expected = expected_version(&http, body.version)?;
     let mut request = TransitionRequest::try_from(body)?;
     request.expected_version = expected;
-    let txn = begin_write_claiming(&app.db, &claim).await?;
+    let txn = begin_write_claiming(&app.writer, &claim).await?;
     let engagement = fire(&txn, &app, *id, &request, &user).await?;
     let view = EngagementView::one(&txn, engagement, app.clock.today()).await?;
     txn.commit().await?;
