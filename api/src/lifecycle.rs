@@ -14,12 +14,12 @@ use entities::domain::text::{EmailAddress, Narrative};
 use entities::domain::{CertificateStatus, FindingGrade, FindingStatus, ProposalStatus};
 use entities::orm::{
     audit, certificate, certification_body, certification_decision, deadline, engagement, finding, history_entry,
-    prelude::*, proposal,
+    organization, prelude::*, proposal,
 };
-use sea_orm::sea_query::{ExprTrait, Query};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    IntoActiveModel, PaginatorTrait, QueryFilter, QuerySelect,
+    FromQueryResult, IntoActiveModel, PaginatorTrait, QueryFilter,
 };
 use uuid::Uuid;
 
@@ -69,7 +69,12 @@ pub async fn fire(
 
 /// Is a CB accredited on `on`?
 pub fn accredited_on(cb: &certification_body::Model, on: NaiveDate) -> bool {
-    cb.accredited && cb.accreditation_expires_on.is_none_or(|expires| expires >= on)
+    accreditation_valid_on(cb.accredited, cb.accreditation_expires_on, on)
+}
+
+/// Does an accreditation (`accredited`, until `expires_on` if it says) hold on `on`?
+fn accreditation_valid_on(accredited: bool, expires_on: Option<NaiveDate>, on: NaiveDate) -> bool {
+    accredited && expires_on.is_none_or(|expires| expires >= on)
 }
 
 /// Stage 1 readiness of an engagement: its registered documents and its SoA.
@@ -106,77 +111,142 @@ pub async fn count_open_findings(
     Ok(u32::try_from(count).unwrap_or(u32::MAX))
 }
 
-/// The facts the rules need, in five queries (seven for a stage 1 outcome): the organization, the
-/// selected proposal's certification body, the engagement's audits, its findings and its
-/// certificate; the rest is counted from those rows. Also returns the audit the event completes.
+/// What one query tells of an engagement's standing: its organization's consent to an
+/// unaccredited CB, the selected CB's accreditation, its certificate and its findings counted.
+#[derive(Debug, FromQueryResult)]
+struct Standing {
+    accepts_unaccredited_cb: bool,
+    cb_accredited: Option<bool>,
+    cb_accreditation_expires_on: Option<NaiveDate>,
+    certificate_decision_on: Option<NaiveDate>,
+    certificate_expires_on: Option<NaiveDate>,
+    certificate_surveillances_completed: Option<i32>,
+    majors_open: i64,
+    minors_open: i64,
+    audit_major_ncs: i64,
+}
+
+impl Standing {
+    /// Reads the standing of `engagement`; `audit_id` names the audit whose major NCs are counted.
+    async fn of(
+        txn: &DatabaseTransaction,
+        engagement: &engagement::Model,
+        audit_id: Option<Uuid>,
+    ) -> Result<Self, ApiError> {
+        let findings_counted = |condition: Condition| {
+            Expr::from(
+                Query::select()
+                    .expr(Func::count(Expr::col((Finding, finding::Column::Id))))
+                    .from(Finding)
+                    .cond_where(condition)
+                    .to_owned(),
+            )
+        };
+        let open_findings = |grade: FindingGrade| {
+            findings_counted(
+                Condition::all()
+                    .add(finding::Column::EngagementId.eq(engagement.id))
+                    .add(finding::Column::Grade.eq(grade))
+                    .add(finding::Column::Status.eq(FindingStatus::Open)),
+            )
+        };
+        let audit_major_ncs = match audit_id {
+            Some(audit_id) => findings_counted(
+                Condition::all()
+                    .add(finding::Column::AuditId.eq(audit_id))
+                    .add(finding::Column::Grade.eq(FindingGrade::MajorNc)),
+            ),
+            None => Expr::val(0i64),
+        };
+        let selected_cb = Query::select()
+            .column(proposal::Column::CertificationBodyId)
+            .from(Proposal)
+            .and_where(proposal::Column::EngagementId.eq(engagement.id))
+            .and_where(proposal::Column::Status.eq(ProposalStatus::Selected))
+            .to_owned();
+        let statement = Query::select()
+            .expr_as(Expr::col((Organization, organization::Column::AcceptsUnaccreditedCb)), "accepts_unaccredited_cb")
+            .expr_as(Expr::col((CertificationBody, certification_body::Column::Accredited)), "cb_accredited")
+            .expr_as(
+                Expr::col((CertificationBody, certification_body::Column::AccreditationExpiresOn)),
+                "cb_accreditation_expires_on",
+            )
+            .expr_as(Expr::col((Certificate, certificate::Column::DecisionOn)), "certificate_decision_on")
+            .expr_as(Expr::col((Certificate, certificate::Column::ExpiresOn)), "certificate_expires_on")
+            .expr_as(
+                Expr::col((Certificate, certificate::Column::SurveillancesCompleted)),
+                "certificate_surveillances_completed",
+            )
+            .expr_as(open_findings(FindingGrade::MajorNc), "majors_open")
+            .expr_as(open_findings(FindingGrade::MinorNc), "minors_open")
+            .expr_as(audit_major_ncs, "audit_major_ncs")
+            .from(Organization)
+            .left_join(CertificationBody, certification_body::Column::Id.in_subquery(selected_cb))
+            .left_join(Certificate, certificate::Column::EngagementId.eq(engagement.id))
+            .and_where(organization::Column::Id.eq(engagement.organization_id))
+            .to_owned();
+        Self::find_by_statement(txn.get_database_backend().build(&statement))
+            .one(txn)
+            .await?
+            .ok_or(ApiError::NotFound("organization"))
+    }
+}
+
+/// A count as the rules take it.
+fn count_of(count: i64) -> u32 {
+    u32::try_from(count).unwrap_or(u32::MAX)
+}
+
+/// The facts the rules need, in two queries (four for a stage 1 outcome): the engagement's
+/// [`Standing`] and its audits (plus its documents and SoA). Also returns the audit the event
+/// completes.
 async fn load_facts(
     txn: &DatabaseTransaction,
     engagement: &engagement::Model,
     request: &TransitionRequest,
     today: NaiveDate,
 ) -> Result<(EngagementFacts, Option<audit::Model>), ApiError> {
-    let event = request.command.event();
-    let organization = Organization::find_by_id(engagement.organization_id)
-        .one(txn)
-        .await?
-        .ok_or(ApiError::NotFound("organization"))?;
-    let selected_cb = Query::select()
-        .column(proposal::Column::CertificationBodyId)
-        .from(Proposal)
-        .and_where(proposal::Column::EngagementId.eq(engagement.id))
-        .and_where(proposal::Column::Status.eq(ProposalStatus::Selected))
-        .to_owned();
-    let selected_cb_accredited = CertificationBody::find()
-        .filter(certification_body::Column::Id.in_subquery(selected_cb))
-        .one(txn)
-        .await?
-        .map(|cb| accredited_on(&cb, today));
-    let stage1_readiness = match event {
+    let standing = Standing::of(txn, engagement, request.audit_id).await?;
+    let stage1_readiness = match request.command.event() {
         EngagementEvent::RecordStage1Outcome => Some(stage1_readiness(txn, engagement.id).await?),
         _ => None,
     };
     let audits = Audit::find().filter(audit::Column::EngagementId.eq(engagement.id)).all(txn).await?;
-    let findings: Vec<(Uuid, FindingGrade, FindingStatus)> = Finding::find()
-        .select_only()
-        .columns([finding::Column::AuditId, finding::Column::Grade, finding::Column::Status])
-        .filter(finding::Column::EngagementId.eq(engagement.id))
-        .into_tuple()
-        .all(txn)
-        .await?;
-    let count = |matches: &dyn Fn(&(Uuid, FindingGrade, FindingStatus)) -> bool| {
-        u32::try_from(findings.iter().filter(|f| matches(f)).count()).unwrap_or(u32::MAX)
-    };
     // An audit of another engagement is refused as if it did not exist.
     let audit = match request.audit_id {
         None => None,
         Some(audit_id) => Some(audits.iter().find(|a| a.id == audit_id).cloned().ok_or(ApiError::NotFound("audit"))?),
     };
-    let audit_facts = audit.as_ref().map(|audit| AuditFacts {
-        kind: audit.kind,
-        first_day: audit.first_day,
-        last_day: audit.last_day,
-        major_ncs: count(&|(of, grade, _)| *of == audit.id && *grade == FindingGrade::MajorNc),
-    });
-    let open = |wanted: FindingGrade| count(&|(_, grade, status)| *grade == wanted && *status == FindingStatus::Open);
     let auditors = audits
         .iter()
         .flat_map(|a| std::iter::once(a.lead_auditor.clone()).chain(strings_of(&a.audit_team)))
         .filter_map(|email| EmailAddress::parse(&email).ok())
         .collect();
-    let certificate = find_certificate(txn, engagement.id).await?.map(|c| CertificateFacts {
-        decision_on: c.decision_on,
-        expires_on: c.expires_on,
-        surveillances_completed: u32::try_from(c.surveillances_completed).unwrap_or(0),
-    });
+    let certificate = match (standing.certificate_decision_on, standing.certificate_expires_on) {
+        (Some(decision_on), Some(expires_on)) => Some(CertificateFacts {
+            decision_on,
+            expires_on,
+            surveillances_completed: u32::try_from(standing.certificate_surveillances_completed.unwrap_or(0))
+                .unwrap_or(0),
+        }),
+        _ => None,
+    };
     let facts = EngagementFacts {
         state: engagement.state,
         standard: engagement.standard,
-        selected_cb_accredited,
-        unaccredited_cb_accepted: organization.accepts_unaccredited_cb,
+        selected_cb_accredited: standing
+            .cb_accredited
+            .map(|accredited| accreditation_valid_on(accredited, standing.cb_accreditation_expires_on, today)),
+        unaccredited_cb_accepted: standing.accepts_unaccredited_cb,
         stage1_readiness,
-        audit: audit_facts,
-        majors_unverified: open(FindingGrade::MajorNc),
-        minors_plan_pending: open(FindingGrade::MinorNc),
+        audit: audit.as_ref().map(|audit| AuditFacts {
+            kind: audit.kind,
+            first_day: audit.first_day,
+            last_day: audit.last_day,
+            major_ncs: count_of(standing.audit_major_ncs),
+        }),
+        majors_unverified: count_of(standing.majors_open),
+        minors_plan_pending: count_of(standing.minors_open),
         auditors,
         certificate,
         marks: EngagementMarks {
