@@ -41,20 +41,12 @@ PGBENCH_SCRIPT = f"""
 SELECT engagement_id AS e, audit_id AS a, organization_id AS o, certification_body_id AS c FROM bench_ids WHERE n = :n \\gset
 BEGIN;
 SELECT * FROM engagements WHERE id = :e FOR UPDATE;
-SELECT * FROM organizations WHERE id = :o LIMIT 1;
-SELECT * FROM proposals WHERE engagement_id = :e AND status = 'selected' LIMIT 1;
-SELECT * FROM certification_bodies WHERE id = :c LIMIT 1;
+SELECT o.accepts_unaccredited_cb, cb.accredited, cb.accreditation_expires_on, c.decision_on, c.expires_on, c.surveillances_completed, (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'major_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'minor_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE audit_id = :a AND grade = 'major_nc') FROM organizations o LEFT JOIN certification_bodies cb ON cb.id IN (SELECT certification_body_id FROM proposals WHERE engagement_id = :e AND status = 'selected') LEFT JOIN certificates c ON c.engagement_id = :e WHERE o.id = :o;
 SELECT * FROM documents WHERE engagement_id = :e;
 SELECT * FROM soa_entries WHERE engagement_id = :e;
-SELECT * FROM audits WHERE id = :a LIMIT 1;
-SELECT count(*) FROM (SELECT * FROM findings WHERE audit_id = :a AND grade = 'major_nc') AS sub;
 SELECT * FROM audits WHERE engagement_id = :e;
-SELECT * FROM certificates WHERE engagement_id = :e LIMIT 1;
-SELECT count(*) FROM (SELECT * FROM findings WHERE engagement_id = :e AND grade = 'major_nc' AND status = 'open') AS sub;
-SELECT count(*) FROM (SELECT * FROM findings WHERE engagement_id = :e AND grade = 'minor_nc' AND status = 'open') AS sub;
 UPDATE notifications SET status = 'cancelled' WHERE status = 'pending' AND deadline_id IN (SELECT id FROM deadlines WHERE engagement_id = :e AND kind = 'stage1_validity' AND status = 'open');
 UPDATE deadlines SET status = 'cancelled', closed_at = now() WHERE engagement_id = :e AND kind = 'stage1_validity' AND status = 'open';
-SELECT * FROM audits WHERE id = :a LIMIT 1;
 UPDATE audits SET stage1_outcome = 'not_ready', gaps = '["no internal audit"]', completed_at = now(), updated_at = now() WHERE id = :a RETURNING *;
 INSERT INTO engagement_history (id, engagement_id, action, from_state, to_state, actor, reason, evidence, subject_id, occurred_at) VALUES (gen_random_uuid(), :e, 'record_stage1_outcome', 'stage1', 'stage1', 'pgbench@certflow.bench', NULL, '[]', :a, now()) RETURNING *;
 UPDATE engagements SET version = version + 1, updated_at = now() WHERE id = :e RETURNING *;
@@ -62,13 +54,12 @@ SELECT * FROM deadlines WHERE engagement_id = :e AND status = 'open';
 COMMIT;
 """
 
-# The statements of one `GET /api/v1/engagements/{id}` (the tenancy-filtered engagement, then its
-# open deadlines), as the API runs them.
+# The statement of one `GET /api/v1/engagements/{id}` (the tenancy-filtered engagement joined with
+# its open deadlines), as the API runs it.
 PGBENCH_READ = f"""
 \\set n random(1, {ENGAGEMENTS})
 SELECT engagement_id AS e FROM bench_ids WHERE n = :n \\gset
-SELECT * FROM engagements WHERE id = :e LIMIT 1;
-SELECT * FROM deadlines WHERE engagement_id = :e AND status = 'open';
+SELECT * FROM engagements e LEFT JOIN deadlines d ON d.engagement_id = e.id AND d.status = 'open' WHERE e.id = :e;
 """
 
 

@@ -27,7 +27,7 @@ pub struct AppState {
     /// The database, for reads.
     pub db: DatabaseConnection,
     /// The database, for write transactions (see [`migration::connect_writer`]): on SQLite one
-    /// connection that writers queue for, on PostgreSQL the same pool as `db`.
+    /// connection that writers queue for, on PostgreSQL a pool of `DATABASE_WRITE_CONNECTIONS`.
     pub writer: DatabaseConnection,
     /// The clock.
     pub clock: Clock,
@@ -51,7 +51,8 @@ impl Application {
 
     /// Binds the listener over an open database with a given clock.
     pub async fn build_with(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
-        let writer = migration::connect_writer(&settings.database_url, &db).await?;
+        let writer =
+            migration::connect_writer(&settings.database_url, &db, settings.database_write_connections).await?;
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("Failed to listen on {}", settings.listen_addr))?;
         let port = listener.local_addr().context("Failed to read the bound address")?.port();

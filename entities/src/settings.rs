@@ -29,8 +29,11 @@ pub struct Settings {
     pub listen_addr: SocketAddr,
     /// `DATABASE_URL`.
     pub database_url: String,
-    /// `DATABASE_MAX_CONNECTIONS`.
+    /// `DATABASE_MAX_CONNECTIONS`: the pool for reads (and, in the worker, for everything).
     pub database_max_connections: u32,
+    /// `DATABASE_WRITE_CONNECTIONS`: how many write transactions the API runs at once on
+    /// PostgreSQL (SQLite always has one writer).
+    pub database_write_connections: u32,
     /// `JWT_SECRET`: HS256 key for bearer tokens.
     pub jwt_secret: SecretString,
     /// True when `JWT_SECRET` is not set (outside production): a development secret is used.
@@ -168,6 +171,7 @@ impl Settings {
                 .map_err(|e| invalid("LISTEN_ADDR", format!("'{listen_addr}' is not host:port ({e})")))?,
             database_url: get("DATABASE_URL").unwrap_or_else(|| "sqlite://./data/certflow.db?mode=rwc".into()),
             database_max_connections: parse_number(&get, "DATABASE_MAX_CONNECTIONS", 10)?,
+            database_write_connections: parse_number(&get, "DATABASE_WRITE_CONNECTIONS", 8)?,
             jwt_secret,
             jwt_secret_is_dev_default,
             jwt_dev_secret_file: get("JWT_DEV_SECRET_FILE")

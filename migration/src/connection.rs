@@ -43,17 +43,20 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
     Database::connect(options).await.context("Failed to connect to the database")
 }
 
-/// The connection writes go through, beside `db` (the pool for reads) opened on `url`.
+/// The pool write transactions go through, beside `db` (the pool for reads) opened on `url`.
 ///
 /// On SQLite, one connection of its own: SQLite lets one writer in at a time, and a writer that
 /// finds the lock taken sleeps and retries with growing pauses instead of waiting its turn, so
 /// under 64 concurrent writers some waited a second while others overtook them. Queued for one
 /// connection (sqlx hands a pool's connections out first come, first served), writers take turns
-/// and none sleeps. On PostgreSQL, the same pool as reads: row locks order the writers.
-pub async fn connect_writer(url: &str, db: &DatabaseConnection) -> anyhow::Result<DatabaseConnection> {
+/// and none sleeps. On PostgreSQL, a pool of `writers` connections: a few write transactions at
+/// once keep the cores busy, more only wait on each other's row locks and stretch the tail, while
+/// reads, one short statement each, gain from a larger pool.
+pub async fn connect_writer(url: &str, db: &DatabaseConnection, writers: u32) -> anyhow::Result<DatabaseConnection> {
     match db.get_database_backend() {
-        DbBackend::Sqlite if sqlite_file(url).is_some() => connect(url, 1).await,
-        _ => Ok(db.clone()),
+        DbBackend::Sqlite if sqlite_file(url).is_none() => Ok(db.clone()),
+        DbBackend::Sqlite => connect(url, 1).await,
+        _ => connect(url, writers).await,
     }
 }
 
