@@ -77,7 +77,30 @@ fn sqlite_file(url: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::sqlite_file;
+    use super::{connect, connect_writer, sqlite_file};
+
+    #[tokio::test]
+    async fn a_sqlite_file_gets_one_writer_connection_of_its_own() {
+        let folder = std::env::temp_dir().join(format!("certflow-writer-{}", std::process::id()));
+        let url = format!("sqlite://{}/w.db?mode=rwc", folder.display());
+        let db = connect(&url, 4).await.expect("connect");
+        let writer = connect_writer(&url, &db, 8).await.expect("writer");
+        assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);
+        assert_eq!(db.get_sqlite_connection_pool().options().get_max_connections(), 4);
+        writer.close().await.expect("close");
+        db.close().await.expect("close");
+        std::fs::remove_dir_all(folder).expect("clean up");
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_sqlite_database_writes_through_its_own_pool() {
+        let db = connect("sqlite::memory:", 1).await.expect("connect");
+        let writer = connect_writer("sqlite::memory:", &db, 8).await.expect("writer");
+        assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);
+        use sea_orm_migration::sea_orm::ConnectionTrait;
+        writer.execute_unprepared("CREATE TABLE t (x INTEGER)").await.expect("create");
+        db.execute_unprepared("SELECT x FROM t").await.expect("the same database");
+    }
 
     #[test]
     fn sqlite_file_paths_are_found_in_urls() {
