@@ -18,8 +18,8 @@
 7. Prints the API's peak resident memory (VmHWM) after the transitions and after the reads.
 
 Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), ENGAGEMENTS
-(256), CLIENTS (64), SECONDS (20), DATABASE_MAX_CONNECTIONS (for the API, default 32),
-BENCH_POSTGRES_SSLMODE (disable; `prefer` for TLS, for the API and pgbench alike).
+(256), CLIENTS (64), SECONDS (20), DATABASE_MAX_CONNECTIONS (the API's read pool, default 32),
+DATABASE_WRITE_CONNECTIONS (its write pool, default 8), BENCH_POSTGRES_SSLMODE (disable; `prefer` for TLS, for the API and pgbench alike).
 """
 
 import os

@@ -108,7 +108,7 @@ pub async fn count_open_findings(
         .filter(finding::Column::Status.eq(FindingStatus::Open))
         .count(conn)
         .await?;
-    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    Ok(count_of(count))
 }
 
 /// What one query tells of an engagement's standing: its organization's consent to an
@@ -193,8 +193,8 @@ impl Standing {
 }
 
 /// A count as the rules take it.
-fn count_of(count: i64) -> u32 {
-    u32::try_from(count).unwrap_or(u32::MAX)
+fn count_of(count: impl TryInto<u32>) -> u32 {
+    count.try_into().unwrap_or(u32::MAX)
 }
 
 /// The facts the rules need, in two queries (four for a stage 1 outcome): the engagement's

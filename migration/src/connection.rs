@@ -77,6 +77,8 @@ fn sqlite_file(url: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
+    use sea_orm_migration::sea_orm::ConnectionTrait;
+
     use super::{connect, connect_writer, sqlite_file};
 
     #[tokio::test]
@@ -93,11 +95,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_in_memory_sqlite_database_writes_through_its_own_pool() {
+    async fn an_in_memory_sqlite_database_writes_through_the_pool_it_reads_from() {
         let db = connect("sqlite::memory:", 1).await.expect("connect");
         let writer = connect_writer("sqlite::memory:", &db, 8).await.expect("writer");
         assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);
-        use sea_orm_migration::sea_orm::ConnectionTrait;
         writer.execute_unprepared("CREATE TABLE t (x INTEGER)").await.expect("create");
         db.execute_unprepared("SELECT x FROM t").await.expect("the same database");
     }

@@ -127,19 +127,17 @@ impl EngagementView {
         today: NaiveDate,
     ) -> Result<Vec<Self>, ApiError> {
         let ids: Vec<Uuid> = engagements.iter().map(|e| e.id).collect();
-        let mut by_engagement: HashMap<Uuid, Vec<DeadlineView>> = HashMap::new();
+        let mut by_engagement: HashMap<Uuid, Vec<deadline::Model>> = HashMap::new();
         if !ids.is_empty() {
-            let mut open = open_deadlines_of(ids).all(conn).await?;
-            open.sort_by_key(|d| d.due_on);
-            for d in open {
-                by_engagement.entry(d.engagement_id).or_default().push(DeadlineView::new(d, today));
+            for d in open_deadlines_of(ids).all(conn).await? {
+                by_engagement.entry(d.engagement_id).or_default().push(d);
             }
         }
         Ok(engagements
             .into_iter()
             .map(|e| {
-                let deadlines = by_engagement.remove(&e.id).unwrap_or_default();
-                Self::new(e, deadlines)
+                let open = by_engagement.remove(&e.id).unwrap_or_default();
+                Self::new(e, soonest_first(open, today))
             })
             .collect())
     }
@@ -159,9 +157,8 @@ impl EngagementView {
         QueryTrait::query(&mut select).join(JoinType::LeftJoin, Deadline, its_open_deadlines);
         let mut rows = select.all(conn).await?.into_iter();
         let (engagement, first) = rows.next().ok_or(ApiError::NotFound("engagement"))?;
-        let mut open: Vec<deadline::Model> = first.into_iter().chain(rows.filter_map(|(_, d)| d)).collect();
-        open.sort_by_key(|d| d.due_on);
-        Ok(Self::new(engagement, open.into_iter().map(|d| DeadlineView::new(d, today)).collect()))
+        let open = first.into_iter().chain(rows.filter_map(|(_, d)| d)).collect();
+        Ok(Self::new(engagement, soonest_first(open, today)))
     }
 
     /// The view of one engagement.
@@ -173,6 +170,12 @@ impl EngagementView {
         let mut views = Self::many(conn, vec![engagement], today).await?;
         views.pop().ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("BUG: one engagement gave no view")))
     }
+}
+
+/// Views of an engagement's open deadlines on `today`, soonest first.
+fn soonest_first(mut open: Vec<deadline::Model>, today: NaiveDate) -> Vec<DeadlineView> {
+    open.sort_by_key(|d| d.due_on);
+    open.into_iter().map(|d| DeadlineView::new(d, today)).collect()
 }
 
 /// The open deadlines of `engagements`, in no particular order. Sorting them here (`ORDER BY
