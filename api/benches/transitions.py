@@ -43,16 +43,12 @@ PGBENCH_SCRIPT = f"""
 SELECT engagement_id AS e, audit_id AS a, organization_id AS o, certification_body_id AS c FROM bench_ids WHERE n = :n \\gset
 BEGIN;
 SELECT * FROM engagements WHERE id = :e FOR UPDATE;
-SELECT o.accepts_unaccredited_cb, cb.accredited, cb.accreditation_expires_on, c.decision_on, c.expires_on, c.surveillances_completed, (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'major_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'minor_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE audit_id = :a AND grade = 'major_nc') FROM organizations o LEFT JOIN certification_bodies cb ON cb.id IN (SELECT certification_body_id FROM proposals WHERE engagement_id = :e AND status = 'selected') LEFT JOIN certificates c ON c.engagement_id = :e WHERE o.id = :o;
+SELECT o.accepts_unaccredited_cb, cb.accredited, cb.accreditation_expires_on, c.decision_on, c.expires_on, c.surveillances_completed, (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'major_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'minor_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE audit_id = :a AND grade = 'major_nc'), a.kind, a.first_day, a.last_day, d.* FROM organizations o LEFT JOIN certification_bodies cb ON cb.id IN (SELECT certification_body_id FROM proposals WHERE engagement_id = :e AND status = 'selected') LEFT JOIN certificates c ON c.engagement_id = :e LEFT JOIN audits a ON a.id = :a AND a.engagement_id = :e LEFT JOIN deadlines d ON d.engagement_id = :e AND d.status = 'open' WHERE o.id = :o;
 SELECT * FROM documents WHERE engagement_id = :e;
 SELECT * FROM soa_entries WHERE engagement_id = :e;
-SELECT * FROM audits WHERE engagement_id = :e;
-UPDATE notifications SET status = 'cancelled' WHERE status = 'pending' AND deadline_id IN (SELECT id FROM deadlines WHERE engagement_id = :e AND kind = 'stage1_validity' AND status = 'open');
-UPDATE deadlines SET status = 'cancelled', closed_at = now() WHERE engagement_id = :e AND kind = 'stage1_validity' AND status = 'open';
-UPDATE audits SET stage1_outcome = 'not_ready', gaps = '["no internal audit"]', completed_at = now(), updated_at = now() WHERE id = :a RETURNING *;
-INSERT INTO engagement_history (id, engagement_id, action, from_state, to_state, actor, reason, evidence, subject_id, occurred_at) VALUES (gen_random_uuid(), :e, 'record_stage1_outcome', 'stage1', 'stage1', 'pgbench@certflow.bench', NULL, '[]', :a, now()) RETURNING *;
+UPDATE audits SET completed_at = now(), updated_at = now(), stage1_outcome = 'not_ready', gaps = '["no internal audit"]' WHERE id = :a;
+INSERT INTO engagement_history (id, engagement_id, action, from_state, to_state, actor, reason, evidence, subject_id, occurred_at) VALUES (gen_random_uuid(), :e, 'record_stage1_outcome', 'stage1', 'stage1', 'pgbench@certflow.bench', NULL, '[]', :a, now());
 UPDATE engagements SET version = version + 1, updated_at = now() WHERE id = :e RETURNING *;
-SELECT * FROM deadlines WHERE engagement_id = :e AND status = 'open';
 COMMIT;
 """
 

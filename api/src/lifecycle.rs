@@ -11,7 +11,7 @@ use entities::domain::soa::{SoaLine, check_statement_of_applicability};
 use entities::domain::stage1::Stage1Readiness;
 use entities::domain::state::EngagementEvent;
 use entities::domain::text::{EmailAddress, Narrative};
-use entities::domain::{CertificateStatus, FindingGrade, FindingStatus, ProposalStatus};
+use entities::domain::{AuditKind, CertificateStatus, FindingGrade, FindingStatus, ProposalStatus};
 use entities::orm::{
     audit, certificate, certification_body, certification_decision, deadline, engagement, finding, history_entry,
     organization, prelude::*, proposal,
@@ -19,7 +19,7 @@ use entities::orm::{
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, Query};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait,
-    FromQueryResult, IntoActiveModel, PaginatorTrait, QueryFilter,
+    FromQueryResult, IdenStatic, IntoActiveModel, Iterable, PaginatorTrait, QueryFilter, TryGetError,
 };
 use uuid::Uuid;
 
@@ -28,6 +28,7 @@ use crate::auth::AuthUser;
 use crate::db::{check_version, json_strings, lock_engagement, strings_of};
 use crate::error::ApiError;
 use crate::reminders::{cancel_pending_notifications, first_reminder_on, reminder_policy_of};
+use crate::routes::engagements::open_deadlines_of;
 use crate::startup::AppState;
 
 /// A parsed lifecycle request.
@@ -48,23 +49,24 @@ pub struct TransitionRequest {
 }
 
 /// Fires `request` on engagement `id` as `user` (404 unless it sees the engagement, 403 unless it
-/// may fire the event), inside `txn`; returns the updated engagement.
+/// may fire the event), inside `txn`; returns the updated engagement and its open deadlines.
 pub async fn fire(
     txn: &DatabaseTransaction,
     app: &AppState,
     id: Uuid,
     request: &TransitionRequest,
     user: &AuthUser,
-) -> Result<engagement::Model, ApiError> {
+) -> Result<(engagement::Model, OpenDeadlines), ApiError> {
     let now = app.clock.now();
     let today = now.date_naive();
     let engagement = lock_engagement(txn, user, id, Action::Fire(request.command.event())).await?;
     // Checked under the lock: of two writers that read the same version, one wins.
     check_version(request.expected_version, engagement.version)?;
-    let (facts, audit) = load_facts(txn, &engagement, request, today).await?;
+    let (facts, mut open_deadlines) = load_facts(txn, &engagement, request, today).await?;
     let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &app.policy)?;
     tracing::info!(engagement_id = %id, event = %outcome.event, from = %outcome.from, to = %outcome.to, "transition");
-    apply(txn, engagement, audit, &outcome, request, &user.subject, now).await
+    let engagement = apply(txn, engagement, &mut open_deadlines, &outcome, request, &user.subject, now).await?;
+    Ok((engagement, open_deadlines))
 }
 
 /// Is a CB accredited on `on`?
@@ -112,7 +114,8 @@ pub async fn count_open_findings(
 }
 
 /// What one query tells of an engagement's standing: its organization's consent to an
-/// unaccredited CB, the selected CB's accreditation, its certificate and its findings counted.
+/// unaccredited CB, the selected CB's accreditation, its certificate, its findings counted and
+/// the audit the event completes (when it names one of this engagement's audits).
 #[derive(Debug, FromQueryResult)]
 struct Standing {
     accepts_unaccredited_cb: bool,
@@ -124,15 +127,23 @@ struct Standing {
     majors_open: i64,
     minors_open: i64,
     audit_major_ncs: i64,
+    audit_kind: Option<AuditKind>,
+    audit_first_day: Option<NaiveDate>,
+    audit_last_day: Option<NaiveDate>,
 }
 
+/// How the open deadlines' columns are named in the standing query's rows.
+const DEADLINE_PREFIX: &str = "deadline_";
+
 impl Standing {
-    /// Reads the standing of `engagement`; `audit_id` names the audit whose major NCs are counted.
+    /// Reads the standing of `engagement` and, in the same query, its open deadlines (one row per
+    /// open deadline); `audit_id` names the audit the event completes. Runs after the engagement's
+    /// lock, so it sees what the writers before this one committed.
     async fn of(
         txn: &DatabaseTransaction,
         engagement: &engagement::Model,
         audit_id: Option<Uuid>,
-    ) -> Result<Self, ApiError> {
+    ) -> Result<(Self, OpenDeadlines), ApiError> {
         let findings_counted = |condition: Condition| {
             Expr::from(
                 Query::select()
@@ -150,13 +161,20 @@ impl Standing {
                     .add(finding::Column::Status.eq(FindingStatus::Open)),
             )
         };
-        let audit_major_ncs = match audit_id {
-            Some(audit_id) => findings_counted(
-                Condition::all()
-                    .add(finding::Column::AuditId.eq(audit_id))
-                    .add(finding::Column::Grade.eq(FindingGrade::MajorNc)),
+        let (audit_major_ncs, the_audit) = match audit_id {
+            Some(audit_id) => (
+                findings_counted(
+                    Condition::all()
+                        .add(finding::Column::AuditId.eq(audit_id))
+                        .add(finding::Column::Grade.eq(FindingGrade::MajorNc)),
+                ),
+                // An audit of another engagement is not joined: refused as if it did not exist.
+                Expr::col((Audit, audit::Column::Id))
+                    .eq(audit_id)
+                    .and(Expr::col((Audit, audit::Column::EngagementId)).eq(engagement.id)),
             ),
-            None => Expr::val(0i64),
+            // No audit named: a condition no audit meets (ids are never null).
+            None => (Expr::val(0i64), Expr::col((Audit, audit::Column::Id)).is_null()),
         };
         let selected_cb = Query::select()
             .column(proposal::Column::CertificationBodyId)
@@ -164,7 +182,7 @@ impl Standing {
             .and_where(proposal::Column::EngagementId.eq(engagement.id))
             .and_where(proposal::Column::Status.eq(ProposalStatus::Selected))
             .to_owned();
-        let statement = Query::select()
+        let mut statement = Query::select()
             .expr_as(Expr::col((Organization, organization::Column::AcceptsUnaccreditedCb)), "accepts_unaccredited_cb")
             .expr_as(Expr::col((CertificationBody, certification_body::Column::Accredited)), "cb_accredited")
             .expr_as(
@@ -180,15 +198,60 @@ impl Standing {
             .expr_as(open_findings(FindingGrade::MajorNc), "majors_open")
             .expr_as(open_findings(FindingGrade::MinorNc), "minors_open")
             .expr_as(audit_major_ncs, "audit_major_ncs")
+            .expr_as(Expr::col((Audit, audit::Column::Kind)), "audit_kind")
+            .expr_as(Expr::col((Audit, audit::Column::FirstDay)), "audit_first_day")
+            .expr_as(Expr::col((Audit, audit::Column::LastDay)), "audit_last_day")
             .from(Organization)
             .left_join(CertificationBody, certification_body::Column::Id.in_subquery(selected_cb))
             .left_join(Certificate, certificate::Column::EngagementId.eq(engagement.id))
+            .left_join(Audit, the_audit)
+            .left_join(
+                Deadline,
+                deadline::Column::EngagementId.eq(engagement.id).and(deadline::Column::Status.eq(DeadlineStatus::Open)),
+            )
             .and_where(organization::Column::Id.eq(engagement.organization_id))
             .to_owned();
-        Self::find_by_statement(txn.get_database_backend().build(&statement))
-            .one(txn)
-            .await?
-            .ok_or(ApiError::NotFound("organization"))
+        for column in deadline::Column::iter() {
+            statement.expr_as(Expr::col((Deadline, column)), format!("{DEADLINE_PREFIX}{}", column.as_str()));
+        }
+        let rows = txn.query_all(&statement).await?;
+        let standing = Self::from_query_result(rows.first().ok_or(ApiError::NotFound("organization"))?, "")?;
+        let mut open = Vec::new();
+        for row in &rows {
+            match deadline::Model::from_query_result_nullable(row, DEADLINE_PREFIX) {
+                Ok(deadline) => open.push(deadline),
+                // The row of an engagement without open deadlines.
+                Err(TryGetError::Null(_)) => {}
+                Err(TryGetError::DbErr(error)) => return Err(error.into()),
+            }
+        }
+        Ok((standing, OpenDeadlines(open)))
+    }
+}
+
+/// An engagement's open deadlines, read under its lock. Every deadline change of a write goes
+/// through them, so they stay what the database holds (only writers holding the lock open or
+/// close a deadline), a change that touches no deadline costs no statement, and the write's
+/// answer needs no second read.
+#[derive(Debug, Default)]
+pub struct OpenDeadlines(Vec<deadline::Model>);
+
+impl OpenDeadlines {
+    /// The open deadlines of engagement `engagement_id` (read under its lock).
+    pub async fn of(conn: &impl ConnectionTrait, engagement_id: Uuid) -> Result<Self, ApiError> {
+        Ok(Self(open_deadlines_of(vec![engagement_id]).all(conn).await?))
+    }
+
+    /// The ids of the open deadlines `closing` picks, now no longer open.
+    fn close_where(&mut self, closing: impl Fn(&deadline::Model) -> bool) -> Vec<Uuid> {
+        let (closed, open): (Vec<_>, Vec<_>) = std::mem::take(&mut self.0).into_iter().partition(|d| closing(d));
+        self.0 = open;
+        closed.into_iter().map(|d| d.id).collect()
+    }
+
+    /// The open deadlines, in no particular order.
+    pub fn into_models(self) -> Vec<deadline::Model> {
+        self.0
     }
 }
 
@@ -197,31 +260,38 @@ fn count_of(count: impl TryInto<u32>) -> u32 {
     count.try_into().unwrap_or(u32::MAX)
 }
 
-/// The facts the rules need, in two queries (four for a stage 1 outcome): the engagement's
-/// [`Standing`] and its audits (plus its documents and SoA). Also returns the audit the event
-/// completes.
+/// The facts the rules need: the engagement's [`Standing`] with its open deadlines in one query,
+/// plus its documents and SoA for a stage 1 outcome, and its audit teams for a certification
+/// decision (the only rule that reads them: a decision maker must not have audited).
 async fn load_facts(
     txn: &DatabaseTransaction,
     engagement: &engagement::Model,
     request: &TransitionRequest,
     today: NaiveDate,
-) -> Result<(EngagementFacts, Option<audit::Model>), ApiError> {
-    let standing = Standing::of(txn, engagement, request.audit_id).await?;
+) -> Result<(EngagementFacts, OpenDeadlines), ApiError> {
+    let (standing, open_deadlines) = Standing::of(txn, engagement, request.audit_id).await?;
     let stage1_readiness = match request.command.event() {
         EngagementEvent::RecordStage1Outcome => Some(stage1_readiness(txn, engagement.id).await?),
         _ => None,
     };
-    let audits = Audit::find().filter(audit::Column::EngagementId.eq(engagement.id)).all(txn).await?;
-    // An audit of another engagement is refused as if it did not exist.
-    let audit = match request.audit_id {
-        None => None,
-        Some(audit_id) => Some(audits.iter().find(|a| a.id == audit_id).cloned().ok_or(ApiError::NotFound("audit"))?),
+    let auditors = match decision_maker(&request.command) {
+        None => Vec::new(),
+        Some(_) => Audit::find()
+            .filter(audit::Column::EngagementId.eq(engagement.id))
+            .all(txn)
+            .await?
+            .iter()
+            .flat_map(|a| std::iter::once(a.lead_auditor.clone()).chain(strings_of(&a.audit_team)))
+            .filter_map(|email| EmailAddress::parse(&email).ok())
+            .collect(),
     };
-    let auditors = audits
-        .iter()
-        .flat_map(|a| std::iter::once(a.lead_auditor.clone()).chain(strings_of(&a.audit_team)))
-        .filter_map(|email| EmailAddress::parse(&email).ok())
-        .collect();
+    let audit = match (request.audit_id, standing.audit_kind, standing.audit_first_day, standing.audit_last_day) {
+        (None, ..) => None,
+        (Some(_), Some(kind), Some(first_day), Some(last_day)) => {
+            Some(AuditFacts { kind, first_day, last_day, major_ncs: count_of(standing.audit_major_ncs) })
+        }
+        (Some(_), ..) => return Err(ApiError::NotFound("audit")),
+    };
     let certificate = match (standing.certificate_decision_on, standing.certificate_expires_on) {
         (Some(decision_on), Some(expires_on)) => Some(CertificateFacts {
             decision_on,
@@ -239,12 +309,7 @@ async fn load_facts(
             .map(|accredited| accreditation_valid_on(accredited, standing.cb_accreditation_expires_on, today)),
         unaccredited_cb_accepted: standing.accepts_unaccredited_cb,
         stage1_readiness,
-        audit: audit.as_ref().map(|audit| AuditFacts {
-            kind: audit.kind,
-            first_day: audit.first_day,
-            last_day: audit.last_day,
-            major_ncs: count_of(standing.audit_major_ncs),
-        }),
+        audit,
         majors_unverified: count_of(standing.majors_open),
         minors_plan_pending: count_of(standing.minors_open),
         auditors,
@@ -256,7 +321,7 @@ async fn load_facts(
             expired_on: engagement.expired_on,
         },
     };
-    Ok((facts, audit))
+    Ok((facts, open_deadlines))
 }
 
 /// The engagement's certificate, if one was ever issued.
@@ -270,7 +335,7 @@ pub async fn find_certificate(
 async fn apply(
     txn: &DatabaseTransaction,
     engagement: engagement::Model,
-    audit: Option<audit::Model>,
+    open_deadlines: &mut OpenDeadlines,
     outcome: &TransitionOutcome,
     request: &TransitionRequest,
     actor: &str,
@@ -278,7 +343,7 @@ async fn apply(
 ) -> Result<engagement::Model, ApiError> {
     let today = now.date_naive();
     for change in &outcome.deadlines {
-        apply_deadline_change(txn, &engagement, *change, None, now).await?;
+        apply_deadline_change(txn, &engagement, open_deadlines, *change, None, now).await?;
     }
     if let Some(change) = outcome.certificate {
         apply_certificate_change(txn, &engagement, change, now).await?;
@@ -296,15 +361,17 @@ async fn apply(
         .insert(txn)
         .await?;
     }
-    if let (Some(audit), Some(_)) = (audit, outcome.event.completes_audit()) {
-        let mut audit = audit.into_active_model();
-        audit.completed_at = Set(Some(now));
+    if let (Some(audit_id), Some(_)) = (request.audit_id, outcome.event.completes_audit()) {
+        let mut completed = Audit::update_many()
+            .col_expr(audit::Column::CompletedAt, Expr::value(now))
+            .col_expr(audit::Column::UpdatedAt, Expr::value(now))
+            .filter(audit::Column::Id.eq(audit_id));
         if let EngagementCommand::RecordStage1Outcome { outcome } = &request.command {
-            audit.stage1_outcome = Set(Some(*outcome));
-            audit.gaps = Set(json_strings(&request.gaps));
+            completed = completed
+                .col_expr(audit::Column::Stage1Outcome, Expr::value(*outcome))
+                .col_expr(audit::Column::Gaps, Expr::value(json_strings(&request.gaps)));
         }
-        audit.updated_at = Set(now);
-        audit.update(txn).await?;
+        completed.exec(txn).await?;
     }
     record_history(
         txn,
@@ -399,7 +466,7 @@ pub async fn record_history(
     record: HistoryRecord<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    history_entry::ActiveModel {
+    let entry = history_entry::ActiveModel {
         id: Set(Uuid::now_v7()),
         engagement_id: Set(record.engagement_id),
         action: Set(record.action),
@@ -410,21 +477,21 @@ pub async fn record_history(
         evidence: Set(json_strings(record.evidence)),
         subject_id: Set(record.subject_id),
         occurred_at: Set(now),
-    }
-    .insert(txn)
-    .await?;
+    };
+    HistoryEntry::insert(entry).exec_without_returning(txn).await?;
     Ok(())
 }
 
-/// Applies one deadline change; `owner_email` names the owner of a corrective action's deadline.
+/// Applies one deadline change to the engagement's `open_deadlines` (read under its lock) and to
+/// the database; `subject` names the corrective action (and its owner) a deadline concerns.
 pub async fn apply_deadline_change(
     txn: &DatabaseTransaction,
     engagement: &engagement::Model,
+    open_deadlines: &mut OpenDeadlines,
     change: DeadlineChange,
     subject: Option<(Uuid, &EmailAddress)>,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    let open = || deadline::Column::Status.eq(DeadlineStatus::Open);
     match change {
         DeadlineChange::Open(DeadlineToOpen { kind, due_on, owner }) => {
             let owner_email = match (owner, subject) {
@@ -433,7 +500,7 @@ pub async fn apply_deadline_change(
                 _ => engagement.manager_email.clone(),
             };
             let policy = reminder_policy_of(txn, engagement.certification_body_id).await?;
-            deadline::ActiveModel {
+            let opened = deadline::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 engagement_id: Set(engagement.id),
                 next_step_on: Set(first_reminder_on(&policy, kind, due_on)),
@@ -448,34 +515,37 @@ pub async fn apply_deadline_change(
             }
             .insert(txn)
             .await?;
+            open_deadlines.0.push(opened);
         }
         DeadlineChange::Close(kind, status) => {
-            let mut filter =
-                deadline::Column::EngagementId.eq(engagement.id).and(deadline::Column::Kind.eq(kind)).and(open());
-            if let Some((subject_id, _)) = subject {
-                filter = filter.and(deadline::Column::SubjectId.eq(subject_id));
-            }
-            close_deadlines(txn, filter, status, now).await?;
+            let subject_id = subject.map(|(id, _)| id);
+            let closing = open_deadlines
+                .close_where(|d| d.kind == kind && subject_id.is_none_or(|subject| d.subject_id == Some(subject)));
+            close_deadlines(txn, closing, status, now).await?;
         }
         DeadlineChange::CancelAll => {
-            let filter = deadline::Column::EngagementId.eq(engagement.id).and(open());
-            close_deadlines(txn, filter, DeadlineStatus::Cancelled, now).await?;
+            let closing = open_deadlines.close_where(|_| true);
+            close_deadlines(txn, closing, DeadlineStatus::Cancelled, now).await?;
         }
     }
     Ok(())
 }
 
+/// Closes the deadlines `ids` with `status`, and cancels their emails not yet sent.
 async fn close_deadlines(
     txn: &DatabaseTransaction,
-    filter: sea_orm::sea_query::SimpleExpr,
+    ids: Vec<Uuid>,
     status: DeadlineStatus,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
-    cancel_pending_notifications(txn, filter.clone()).await?;
+    if ids.is_empty() {
+        return Ok(());
+    }
+    cancel_pending_notifications(txn, &ids).await?;
     Deadline::update_many()
-        .col_expr(deadline::Column::Status, sea_orm::sea_query::Expr::value(status))
-        .col_expr(deadline::Column::ClosedAt, sea_orm::sea_query::Expr::value(now))
-        .filter(filter)
+        .col_expr(deadline::Column::Status, Expr::value(status))
+        .col_expr(deadline::Column::ClosedAt, Expr::value(now))
+        .filter(deadline::Column::Id.is_in(ids))
         .exec(txn)
         .await?;
     Ok(())

@@ -4,8 +4,8 @@
 use chrono::NaiveDate;
 use entities::domain::deadline::DeadlineKind;
 use entities::domain::reminders::{NotificationStatus, ReminderPolicy, first_step_on};
-use entities::orm::{deadline, notification, prelude::*};
-use sea_orm::sea_query::{Expr, Query};
+use entities::orm::{notification, prelude::*};
+use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
@@ -29,17 +29,13 @@ pub fn first_reminder_on(policy: &ReminderPolicy, kind: DeadlineKind, due_on: Na
     first_step_on(&policy.schedule(kind), due_on)
 }
 
-/// Cancels the emails not yet sent of the open deadlines matching `deadlines`, which are about
-/// to close: a met, moved or cancelled deadline stops its reminders at once.
-pub async fn cancel_pending_notifications(
-    conn: &impl ConnectionTrait,
-    deadlines: sea_orm::sea_query::SimpleExpr,
-) -> Result<(), ApiError> {
-    let closing = Query::select().column(deadline::Column::Id).from(Deadline).cond_where(deadlines).to_owned();
+/// Cancels the emails not yet sent of the deadlines `ids`, which are about to close: a met,
+/// moved or cancelled deadline stops its reminders at once.
+pub async fn cancel_pending_notifications(conn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<(), ApiError> {
     Notification::update_many()
         .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Cancelled))
         .filter(notification::Column::Status.eq(NotificationStatus::Pending))
-        .filter(notification::Column::DeadlineId.in_subquery(closing))
+        .filter(notification::Column::DeadlineId.is_in(ids.iter().copied()))
         .exec(conn)
         .await?;
     Ok(())

@@ -498,15 +498,23 @@ impl TestApp {
     }
 
     /// Fires `event` as the admin, or, for the certification decision, as a decision maker of the
-    /// engagement's certification body (only they may decide).
+    /// engagement's certification body (only they may decide). The answer of a transition that
+    /// took place must be what a read of the engagement shows right after it (the transition
+    /// builds its answer without reading the engagement back).
     pub async fn fire(&self, engagement: &str, event: Value) -> Reply {
         let path = format!("/api/v1/engagements/{engagement}/events");
-        if matches!(event["event"].as_str(), Some("grant_certification" | "refuse_certification")) {
+        let reply = if matches!(event["event"].as_str(), Some("grant_certification" | "refuse_certification")) {
             let view = self.engagement(engagement).await;
             let token = self.token_for(Role::DecisionMaker, None, view.body["certification_body_id"].as_str());
-            return self.send_as(&token, reqwest::Method::POST, &path, Some(&event)).await;
+            self.send_as(&token, reqwest::Method::POST, &path, Some(&event)).await
+        } else {
+            self.post(&path, &event).await
+        };
+        if reply.status == 200 {
+            let read = self.engagement(engagement).await;
+            assert_eq!(reply.body, read.body, "the answer to {event} differs from the engagement read after it");
         }
-        self.post(&path, &event).await
+        reply
     }
 
     pub async fn engagement(&self, engagement: &str) -> Reply {

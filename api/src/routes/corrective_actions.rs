@@ -27,7 +27,7 @@ use crate::db::{
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
 use crate::idempotency::IdempotencyClaim;
-use crate::lifecycle::{HistoryRecord, apply_deadline_change, count_open_findings, record_history};
+use crate::lifecycle::{HistoryRecord, OpenDeadlines, apply_deadline_change, count_open_findings, record_history};
 use crate::startup::AppState;
 
 /// Registers the routes.
@@ -222,6 +222,7 @@ pub async fn create_corrective_action(
     let now = app.clock.now();
     let txn = begin_write_claiming(&app.writer, &claim).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::SubmitCorrectiveAction).await?;
+    let mut open_deadlines = OpenDeadlines::of(&txn, id).await?;
     let (found, anchor) = finding_and_anchor(&txn, id, finding_id).await?;
     let due_on = corrective_action_due(found.grade, anchor, plan.due_on, &app.policy)?;
     let created = corrective_action::ActiveModel {
@@ -250,7 +251,15 @@ pub async fn create_corrective_action(
             "this finding already has a corrective action: update it instead",
         )
     })?;
-    apply_deadline_change(&txn, &engagement, due_deadline(due_on), Some((created.id, &plan.owner)), now).await?;
+    apply_deadline_change(
+        &txn,
+        &engagement,
+        &mut open_deadlines,
+        due_deadline(due_on),
+        Some((created.id, &plan.owner)),
+        now,
+    )
+    .await?;
     let record = HistoryRecord::change(id, "corrective_action_submitted", &user.subject, Some(created.id))
         .with_evidence(&plan.evidence);
     record_history(&txn, record, now).await?;
@@ -316,6 +325,7 @@ pub async fn update_corrective_action(
     let now = app.clock.now();
     let txn = begin_write(&app.writer).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::SubmitCorrectiveAction).await?;
+    let mut open_deadlines = OpenDeadlines::of(&txn, id).await?;
     let action = belongs(
         CorrectiveAction::find_by_id(action_id).one(&txn).await?,
         |a| a.engagement_id,
@@ -331,8 +341,8 @@ pub async fn update_corrective_action(
     let subject = Some((action.id, &plan.owner));
     if due_on != action.due_on || plan.owner.as_str() != action.owner_email {
         let close = DeadlineChange::Close(DeadlineKind::CorrectiveActionDue, DeadlineStatus::Cancelled);
-        apply_deadline_change(&txn, &engagement, close, subject, now).await?;
-        apply_deadline_change(&txn, &engagement, due_deadline(due_on), subject, now).await?;
+        apply_deadline_change(&txn, &engagement, &mut open_deadlines, close, subject, now).await?;
+        apply_deadline_change(&txn, &engagement, &mut open_deadlines, due_deadline(due_on), subject, now).await?;
     }
     let version = action.version;
     let mut model = action.into_active_model();
@@ -386,6 +396,7 @@ pub async fn verify_corrective_action(
     let now = app.clock.now();
     let txn = begin_write_claiming(&app.writer, &claim).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::VerifyCorrectiveAction).await?;
+    let mut open_deadlines = OpenDeadlines::of(&txn, id).await?;
     let action = belongs(
         CorrectiveAction::find_by_id(action_id).one(&txn).await?,
         |a| a.engagement_id,
@@ -407,10 +418,10 @@ pub async fn verify_corrective_action(
         finding.update(&txn).await?;
         let owner = EmailAddress::parse(&action.owner_email).map_err(|e| ApiError::Unexpected(e.into()))?;
         let met = DeadlineChange::Close(DeadlineKind::CorrectiveActionDue, DeadlineStatus::Met);
-        apply_deadline_change(&txn, &engagement, met, Some((action.id, &owner)), now).await?;
+        apply_deadline_change(&txn, &engagement, &mut open_deadlines, met, Some((action.id, &owner)), now).await?;
         if found.grade == FindingGrade::MajorNc && count_open_findings(&txn, id, FindingGrade::MajorNc).await? == 0 {
             let limit_met = DeadlineChange::Close(DeadlineKind::MajorNcLimit, DeadlineStatus::Met);
-            apply_deadline_change(&txn, &engagement, limit_met, None, now).await?;
+            apply_deadline_change(&txn, &engagement, &mut open_deadlines, limit_met, None, now).await?;
         }
     }
     let version = action.version;

@@ -296,8 +296,7 @@ pub async fn post_engagement_event(
     let mut request = TransitionRequest::try_from(body)?;
     request.expected_version = expected;
     let txn = begin_write_claiming(&app.writer, &claim).await?;
-    let engagement = fire(&txn, &app, *id, &request, &user).await?;
-    let view = EngagementView::one(&txn, engagement, app.clock.today()).await?;
+    let (engagement, open_deadlines) = fire(&txn, &app, *id, &request, &user).await?;
     txn.commit().await?;
-    Ok(web::Json(view))
+    Ok(web::Json(EngagementView::with_open_deadlines(engagement, open_deadlines.into_models(), app.clock.today())))
 }

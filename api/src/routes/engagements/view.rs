@@ -120,6 +120,11 @@ impl EngagementView {
         }
     }
 
+    /// The view of `engagement` on `today` with its `open` deadlines (in any order).
+    pub fn with_open_deadlines(engagement: engagement::Model, open: Vec<deadline::Model>, today: NaiveDate) -> Self {
+        Self::new(engagement, soonest_first(open, today))
+    }
+
     /// Views of `engagements`, with their open deadlines read in one query.
     pub async fn many(
         conn: &impl ConnectionTrait,
@@ -137,7 +142,7 @@ impl EngagementView {
             .into_iter()
             .map(|e| {
                 let open = by_engagement.remove(&e.id).unwrap_or_default();
-                Self::new(e, soonest_first(open, today))
+                Self::with_open_deadlines(e, open, today)
             })
             .collect())
     }
@@ -158,17 +163,7 @@ impl EngagementView {
         let mut rows = select.all(conn).await?.into_iter();
         let (engagement, first) = rows.next().ok_or(ApiError::NotFound("engagement"))?;
         let open = first.into_iter().chain(rows.filter_map(|(_, d)| d)).collect();
-        Ok(Self::new(engagement, soonest_first(open, today)))
-    }
-
-    /// The view of one engagement.
-    pub async fn one(
-        conn: &impl ConnectionTrait,
-        engagement: engagement::Model,
-        today: NaiveDate,
-    ) -> Result<Self, ApiError> {
-        let mut views = Self::many(conn, vec![engagement], today).await?;
-        views.pop().ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("BUG: one engagement gave no view")))
+        Ok(Self::with_open_deadlines(engagement, open, today))
     }
 }
 
