@@ -1,14 +1,17 @@
 """What the benchmark scripts share: the release binary, a database, the API as a process, seeding
-through the API, wrk runs and what they print, and the API's memory."""
+through the API, wrk and pgbench runs and what they print, and the API's memory."""
 
 import base64
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -27,6 +30,12 @@ SECRET = "bench-secret-of-at-least-32-characters-long"
 SSLMODE = os.environ.get("BENCH_POSTGRES_SSLMODE", "disable")
 
 
+# The statement of one `GET /api/v1/engagements/{id}` (the engagement joined with its open
+# deadlines), as the API runs it, with the engagement as pgbench variable `e`.
+PGBENCH_READ_STATEMENT = ("SELECT * FROM engagements e LEFT JOIN deadlines d ON d.engagement_id = e.id "
+                          "AND d.status = 'open' WHERE e.id = :e;")
+
+
 def pool_of(backend):
     return POOL or ("32" if backend == "postgres" else "10")
 
@@ -39,7 +48,9 @@ def release_binary():
 
 
 def psql(url, sql):
-    return subprocess.run(["psql", url, "-qAtc", sql], check=True, capture_output=True, text=True).stdout
+    """Runs `sql` (statements of any length, read from stdin) and returns what it printed."""
+    return subprocess.run(["psql", url, "-qAt", "-v", "ON_ERROR_STOP=1"], input=sql, check=True, capture_output=True,
+                          text=True).stdout
 
 
 def free_port():
@@ -199,3 +210,31 @@ def wrk_figures(out):
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     return rps, latency, int(non_2xx.group(1)) if non_2xx else 0, errors.group(1) if errors else None
+
+
+def pgbench(db, script, seconds):
+    """pgbench's output and its p99 latency in ms (from its per-transaction log)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(script)
+    parsed = urllib.parse.urlparse(db.url)
+    logs = tempfile.mkdtemp()
+    try:
+        run = subprocess.run(["pgbench", "-n", "-M", "prepared", f"-c{CLIENTS}", "-j2", f"-T{seconds}", "-f", f.name,
+                              "-l", "--log-prefix", f"{logs}/tx", "-h", parsed.hostname, "-p",
+                              str(parsed.port or 5432), "-U", parsed.username or "postgres", db.name],
+                             capture_output=True, text=True, env=dict(os.environ, PGSSLMODE=SSLMODE))
+        if run.returncode != 0:
+            sys.exit(f"pgbench failed:\n{run.stderr}")
+        # Each log line: client, transaction, latency (microseconds), ...
+        latencies = sorted(int(line.split()[2]) for log in os.listdir(logs)
+                           for line in open(os.path.join(logs, log)))
+        return run.stdout, latencies[int(len(latencies) * 0.99)] / 1000
+    finally:
+        os.unlink(f.name)
+        shutil.rmtree(logs)
+
+
+def pgbench_figures(out):
+    """Transactions per second and average latency of a pgbench run."""
+    tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", out).group(1))
+    return tps, re.search(r"latency average = ([\d.]+ ms)", out).group(1)

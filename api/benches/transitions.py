@@ -23,15 +23,10 @@ DATABASE_WRITE_CONNECTIONS (its write pool, default 8), BENCH_POSTGRES_SSLMODE (
 """
 
 import os
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
-import urllib.parse
 
-from benchlib import (SSLMODE, Api, Database, get_script, pool_of, release_binary, seed_stage1, transition_script, wrk,
-                      wrk_figures, CLIENTS)
+from benchlib import (PGBENCH_READ_STATEMENT, Api, Database, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
+                      transition_script, wrk, wrk_figures, CLIENTS)
 
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
 SECONDS = int(os.environ.get("SECONDS", "20"))
@@ -57,30 +52,8 @@ COMMIT;
 PGBENCH_READ = f"""
 \\set n random(1, {ENGAGEMENTS})
 SELECT engagement_id AS e FROM bench_ids WHERE n = :n \\gset
-SELECT * FROM engagements e LEFT JOIN deadlines d ON d.engagement_id = e.id AND d.status = 'open' WHERE e.id = :e;
+{PGBENCH_READ_STATEMENT}
 """
-
-
-def pgbench(db, script):
-    """pgbench's output and its p99 latency in ms (from its per-transaction log)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-        f.write(script)
-    parsed = urllib.parse.urlparse(db.url)
-    logs = tempfile.mkdtemp()
-    try:
-        run = subprocess.run(["pgbench", "-n", "-M", "prepared", f"-c{CLIENTS}", "-j2", f"-T{SECONDS}", "-f", f.name,
-                              "-l", "--log-prefix", f"{logs}/tx", "-h", parsed.hostname, "-p",
-                              str(parsed.port or 5432), "-U", parsed.username or "postgres", db.name],
-                             capture_output=True, text=True, env=dict(os.environ, PGSSLMODE=SSLMODE))
-        if run.returncode != 0:
-            sys.exit(f"pgbench failed:\n{run.stderr}")
-        # Each log line: client, transaction, latency (microseconds), ...
-        latencies = sorted(int(line.split()[2]) for log in os.listdir(logs)
-                           for line in open(os.path.join(logs, log)))
-        return run.stdout, latencies[int(len(latencies) * 0.99)] / 1000
-    finally:
-        os.unlink(f.name)
-        shutil.rmtree(logs)
 
 
 def main():
@@ -99,8 +72,8 @@ def main():
         # pgbench runs with the API stopped: its 64 connections and the API's pools would not fit
         # in PostgreSQL's default 100 together, and idle API connections would only share the cores.
         api.stop()
-        db_run = pgbench(db, PGBENCH_SCRIPT)
-        db_reads = pgbench(db, PGBENCH_READ)
+        db_run = pgbench(db, PGBENCH_SCRIPT, SECONDS)
+        db_reads = pgbench(db, PGBENCH_READ, SECONDS)
     finally:
         api.stop()
         db.drop()
@@ -112,8 +85,7 @@ def main():
     for what, api_out, (db_out, db_p99) in [("transition (POST .../events)", api_run, db_run),
                                             ("read (GET /engagements/{id})", api_reads, db_reads)]:
         api_rps, latency, non_2xx, errors = wrk_figures(api_out)
-        db_tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", db_out).group(1))
-        db_latency = re.search(r"latency average = ([\d.]+ ms)", db_out).group(1)
+        db_tps, db_latency = pgbench_figures(db_out)
         print(f"| API {what}, pools {pool_of('postgres')} + {writers} | {api_rps:.0f} | p50 {latency['50']}, p90 {latency['90']}, "
               f"p99 {latency['99']}; non-2xx: {non_2xx}; socket errors: {errors or 'none'} | {api_rps / db_tps:.0%} |")
         print(f"| pgbench, the same statements | {db_tps:.0f} | average {db_latency}, p99 {db_p99:.2f}ms | |")
