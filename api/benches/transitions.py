@@ -7,8 +7,8 @@
 2. Seeds ENGAGEMENTS engagements in stage 1 (through the API), each with its stage 1 audit.
 3. wrk, CLIENTS connections for SECONDS: `POST /api/v1/engagements/{id}/events` recording a
    "not ready" stage 1 outcome on a random engagement (a transition stage1 -> stage1 that locks
-   the engagement, reads its facts, closes a deadline, updates the audit, writes the history and
-   bumps the version: every request is a full transition).
+   the engagement, reads its facts and open deadlines, its documents and SoA, completes the audit,
+   writes the history and bumps the version: every request is a full transition).
 4. pgbench, the same CLIENTS for SECONDS, running the SQL statements one such transition executes
    (captured from PostgreSQL's statement log) as a custom script, on the same database, once the
    API has stopped (its p99 is read from pgbench's per-transaction log).
@@ -32,7 +32,10 @@ ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
 SECONDS = int(os.environ.get("SECONDS", "20"))
 
 # The statements of one `record_stage1_outcome` (not ready) transition, in the order the API runs
-# them (PostgreSQL statement log of a real request), with the API's parameters as variables.
+# them (PostgreSQL statement log of a real request), with the API's parameters as variables. The
+# transition closes the engagement's stage 1 validity deadline, which none of these has open (no
+# stage 1 found them ready): the API runs no statement for a change that closes nothing, and
+# neither does this script.
 PGBENCH_SCRIPT = f"""
 \\set n random(1, {ENGAGEMENTS})
 SELECT engagement_id AS e, audit_id AS a, organization_id AS o, certification_body_id AS c FROM bench_ids WHERE n = :n \\gset
