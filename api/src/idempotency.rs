@@ -4,10 +4,10 @@
 //! a 409. Keys belong to the caller (its token's subject) and are kept for 24 hours.
 //!
 //! The key is recorded by the handler, in the transaction of its write ([`IdempotencyClaim`],
-//! `db::begin_write_claiming`): a request that dies before its commit leaves no key (its retry
-//! runs), and one that committed always leaves it (its retry never runs twice). The response is
-//! stored right after; a process killed in between leaves the key without a response, and its
-//! retries get a 409 telling the client to read the resource.
+//! `db::begin_write_claiming`), and so is its response ([`IdempotencyClaim::commit`]): a request
+//! that dies before its commit leaves no key (its retry runs), and one that committed always leaves
+//! the key with its response (its retry never runs twice, and gets that response, whatever became
+//! of the process after the commit).
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -82,38 +82,18 @@ pub async fn idempotency(
         now,
     })));
     request.set_payload(bytes_payload(body));
-    let response = next.call(request).await?;
-    let (http_request, response) = response.into_parts();
-    let status = response.status();
-    let headers: serde_json::Map<String, serde_json::Value> = KEPT_HEADERS
+    Ok(next.call(request).await?.map_into_boxed_body())
+}
+
+/// The headers of `response` kept with its body (name to string).
+fn kept_headers(response: &HttpResponse) -> serde_json::Map<String, serde_json::Value> {
+    KEPT_HEADERS
         .iter()
         .filter_map(|name| {
             let value = response.headers().get(*name)?.to_str().ok()?;
             Some(((*name).to_owned(), serde_json::Value::String(value.to_owned())))
         })
-        .collect();
-    let body = actix_web::body::to_bytes(response.into_body())
-        .await
-        .map_err(|_| actix_web::error::ErrorInternalServerError("the response body could not be read"))?;
-    if !status.is_server_error() {
-        // Only a request whose write committed has its key recorded; a refusal wrote nothing, and
-        // its retry is judged afresh.
-        let stored = IdempotencyKey::update_many()
-            .col_expr(idempotency_key::Column::ResponseStatus, Expr::value(i32::from(status.as_u16())))
-            .col_expr(idempotency_key::Column::ResponseHeaders, Expr::value(serde_json::Value::Object(headers.clone())))
-            .col_expr(idempotency_key::Column::ResponseBody, Expr::value(body.to_vec()))
-            .filter(idempotency_key::Column::Subject.eq(&user.subject))
-            .filter(idempotency_key::Column::IdempotencyKey.eq(&key))
-            .filter(idempotency_key::Column::ResponseStatus.is_null())
-            .exec(&app.writer)
-            .await;
-        if let Err(error) = stored {
-            tracing::error!(%error, "the response to an idempotent request could not be stored");
-        }
-    }
-    let mut rebuilt = HttpResponse::build(status);
-    insert_kept_headers(&mut rebuilt, &headers);
-    Ok(ServiceResponse::new(http_request, rebuilt.body(body)))
+        .collect()
 }
 
 /// Puts the kept headers (as stored: name to string) on a response.
@@ -186,10 +166,37 @@ impl IdempotencyClaim {
         .await?;
         if inserted == 1 { Ok(()) } else { Err(in_progress()) }
     }
+
+    /// Commits `txn` with `response` stored under the request's key (when it has one) in the same
+    /// transaction: once the write is there, so is the answer its retries get.
+    pub async fn commit(&self, txn: DatabaseTransaction, response: HttpResponse) -> Result<HttpResponse, ApiError> {
+        let Some(claim) = &self.0 else {
+            txn.commit().await?;
+            return Ok(response);
+        };
+        let status = response.status();
+        let headers = kept_headers(&response);
+        let body = actix_web::body::to_bytes(response.into_body())
+            .await
+            .map_err(|_| ApiError::Unexpected(anyhow::anyhow!("BUG: a response body could not be read")))?;
+        IdempotencyKey::update_many()
+            .col_expr(idempotency_key::Column::ResponseStatus, Expr::value(i32::from(status.as_u16())))
+            .col_expr(idempotency_key::Column::ResponseHeaders, Expr::value(serde_json::Value::Object(headers.clone())))
+            .col_expr(idempotency_key::Column::ResponseBody, Expr::value(body.to_vec()))
+            .filter(idempotency_key::Column::Subject.eq(&claim.subject))
+            .filter(idempotency_key::Column::IdempotencyKey.eq(&claim.key))
+            .exec(&txn)
+            .await?;
+        txn.commit().await?;
+        let mut stored = HttpResponse::build(status);
+        insert_kept_headers(&mut stored, &headers);
+        Ok(stored.body(body))
+    }
 }
 
 /// What an earlier request with this key says: nothing (run this one), its stored response, or a
-/// refusal (another request used the key; or it committed and its response is not stored yet).
+/// refusal (another request used the key; or a key without a response, which only a version that
+/// stored responses after the commit can have left).
 async fn earlier(
     app: &AppState,
     subject: &str,
@@ -223,8 +230,8 @@ fn in_progress() -> ApiError {
     ApiError::conflict(
         "idempotency-key-in-progress",
         format!(
-            "a request with this {IDEMPOTENCY_KEY} was carried out and its response is not stored yet (it is \
-             still running, or its process stopped): try again in a moment, or read the resource"
+            "another request with this {IDEMPOTENCY_KEY} is being carried out: try again in a moment for its \
+             response"
         ),
     )
 }

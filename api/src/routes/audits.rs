@@ -166,8 +166,7 @@ pub async fn create_audit(
     let txn = begin_write_claiming(&app.writer, &claim).await?;
     require_open(&lock_engagement(&txn, &user, *id, Action::PlanAudit).await?)?;
     let created = model.insert(&txn).await?;
-    txn.commit().await?;
-    Ok(HttpResponse::Created().json(AuditView::from(created)))
+    claim.commit(txn, HttpResponse::Created().json(AuditView::from(created))).await
 }
 
 /// Lists an engagement's audits by first day.

@@ -145,8 +145,7 @@ pub async fn create_certification_body(
     set_fields(&mut model, body.into_inner())?;
     let txn = begin_write_claiming(&app.writer, &claim).await?;
     let created = model.insert(&txn).await?;
-    txn.commit().await?;
-    Ok(HttpResponse::Created().json(CertificationBodyView::new(created, now.date_naive())))
+    claim.commit(txn, HttpResponse::Created().json(CertificationBodyView::new(created, now.date_naive()))).await
 }
 
 /// Lists certification bodies, oldest first.

@@ -263,8 +263,7 @@ pub async fn create_corrective_action(
     let record = HistoryRecord::change(id, "corrective_action_submitted", &user.subject, Some(created.id))
         .with_evidence(&plan.evidence);
     record_history(&txn, record, now).await?;
-    txn.commit().await?;
-    Ok(HttpResponse::Created().json(CorrectiveActionView::new(created, now.date_naive())))
+    claim.commit(txn, HttpResponse::Created().json(CorrectiveActionView::new(created, now.date_naive()))).await
 }
 
 /// Lists an engagement's corrective actions, soonest due first.
@@ -383,7 +382,7 @@ pub async fn verify_corrective_action(
     claim: IdempotencyClaim,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<VerificationRequest>,
-) -> Result<web::Json<CorrectiveActionView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let (id, action_id) = path.into_inner();
     let request = body.into_inner();
     let mut f = Fields::default();
@@ -437,8 +436,7 @@ pub async fn verify_corrective_action(
         HistoryRecord::change(id, format!("corrective_action_{}", request.outcome), &user.subject, Some(action_id))
             .with_reason(updated.verification_note.clone());
     record_history(&txn, record, now).await?;
-    txn.commit().await?;
-    Ok(web::Json(CorrectiveActionView::new(updated, now.date_naive())))
+    claim.commit(txn, HttpResponse::Ok().json(CorrectiveActionView::new(updated, now.date_naive()))).await
 }
 
 /// ISO/IEC 17021-1: a major NC not verified within 6 months of stage 2 needs a new stage 2, so a

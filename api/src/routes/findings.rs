@@ -143,8 +143,7 @@ pub async fn create_finding(
     let record =
         HistoryRecord::change(id, format!("finding_recorded:{}", created.grade), &user.subject, Some(created.id));
     record_history(&txn, record, now).await?;
-    txn.commit().await?;
-    Ok(HttpResponse::Created().json(FindingView::from(created)))
+    claim.commit(txn, HttpResponse::Created().json(FindingView::from(created))).await
 }
 
 /// Lists an engagement's findings, oldest first.

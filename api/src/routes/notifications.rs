@@ -1,6 +1,6 @@
 //! Reminder and escalation emails: what was sent to whom and when, what failed, and re-queuing.
 
-use actix_web::{get, post, web};
+use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::reminders::{NotificationStatus, StepKind};
 use entities::orm::{notification, prelude::*};
@@ -146,7 +146,7 @@ pub async fn requeue_notification(
     user: AuthUser,
     claim: IdempotencyClaim,
     id: web::Path<Uuid>,
-) -> Result<web::Json<NotificationView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let now = app.clock.now();
     let txn = begin_write_claiming(&app.writer, &claim).await?;
     let found = Notification::find_by_id(*id)
@@ -169,6 +169,5 @@ pub async fn requeue_notification(
     model.queued_at = Set(None);
     model.lease_until = Set(None);
     let updated = model.update(&txn).await?;
-    txn.commit().await?;
-    Ok(web::Json(updated.into()))
+    claim.commit(txn, HttpResponse::Ok().json(NotificationView::from(updated))).await
 }

@@ -186,8 +186,7 @@ pub async fn create_organization(
     set_fields(&mut model, fields);
     let txn = begin_write_claiming(&app.writer, &claim).await?;
     let created = model.insert(&txn).await?;
-    txn.commit().await?;
-    Ok(HttpResponse::Created().json(OrganizationView::from(created)))
+    claim.commit(txn, HttpResponse::Created().json(OrganizationView::from(created))).await
 }
 
 /// Lists organizations, oldest first.

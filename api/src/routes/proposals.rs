@@ -194,8 +194,7 @@ pub async fn create_proposal(
     .insert(&txn)
     .await?;
     let estimate = estimate_for(&txn, &engagement).await?;
-    txn.commit().await?;
-    Ok(HttpResponse::Created().json(view(created, Some(&cb), &estimate, now.date_naive())))
+    claim.commit(txn, HttpResponse::Created().json(view(created, Some(&cb), &estimate, now.date_naive()))).await
 }
 
 /// Compares an engagement's proposals against the audit-time estimate.
@@ -257,7 +256,7 @@ pub async fn select_proposal(
     user: AuthUser,
     claim: IdempotencyClaim,
     path: web::Path<(Uuid, Uuid)>,
-) -> Result<web::Json<ProposalView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let (id, proposal_id) = path.into_inner();
     let now = app.clock.now();
     let txn = begin_write_claiming(&app.writer, &claim).await?;
@@ -283,6 +282,5 @@ pub async fn select_proposal(
     model.update(&txn).await?;
     let record = HistoryRecord::change(id, "proposal_selected", &user.subject, Some(proposal_id));
     record_history(&txn, record, now).await?;
-    txn.commit().await?;
-    Ok(web::Json(view(chosen, cb.as_ref(), &estimate, now.date_naive())))
+    claim.commit(txn, HttpResponse::Ok().json(view(chosen, cb.as_ref(), &estimate, now.date_naive()))).await
 }

@@ -106,6 +106,5 @@ pub async fn create_engagement(
         subject_id: None,
     };
     record_history(&txn, record, now).await?;
-    txn.commit().await?;
-    Ok(HttpResponse::Created().json(EngagementView::new(created, Vec::new())))
+    claim.commit(txn, HttpResponse::Created().json(EngagementView::new(created, Vec::new()))).await
 }

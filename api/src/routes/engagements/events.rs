@@ -1,6 +1,6 @@
 //! `POST /engagements/{id}/events`: fire a lifecycle event.
 
-use actix_web::{HttpRequest, post, web};
+use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::NaiveDate;
 use entities::domain::lifecycle::EngagementCommand;
 use entities::domain::{Stage1Outcome, SuspensionCause};
@@ -290,13 +290,21 @@ pub async fn post_engagement_event(
     http: HttpRequest,
     id: web::Path<Uuid>,
     body: web::Json<EventRequest>,
-) -> Result<web::Json<EngagementView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let expected = expected_version(&http, body.version)?;
     let mut request = TransitionRequest::try_from(body)?;
     request.expected_version = expected;
     let txn = begin_write_claiming(&app.writer, &claim).await?;
     let (engagement, open_deadlines) = fire(&txn, &app, *id, &request, &user).await?;
-    txn.commit().await?;
-    Ok(web::Json(EngagementView::with_open_deadlines(engagement, open_deadlines.into_models(), app.clock.today())))
+    claim
+        .commit(
+            txn,
+            HttpResponse::Ok().json(EngagementView::with_open_deadlines(
+                engagement,
+                open_deadlines.into_models(),
+                app.clock.today(),
+            )),
+        )
+        .await
 }
