@@ -1,6 +1,7 @@
 //! Transactions and the look-ups every route shares.
 
 use entities::orm::{engagement, prelude::*};
+pub use entities::orm::{json_strings, strings_of};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
@@ -66,19 +67,6 @@ pub fn belongs<T>(
     what: &'static str,
 ) -> Result<T, ApiError> {
     row.filter(|r| engagement_of(r) == engagement_id).ok_or(ApiError::NotFound(what))
-}
-
-/// A JSON array of strings from a list.
-pub fn json_strings<S: AsRef<str>>(items: &[S]) -> serde_json::Value {
-    serde_json::Value::Array(items.iter().map(|s| serde_json::Value::String(s.as_ref().to_owned())).collect())
-}
-
-/// The strings of a JSON array column (anything else reads as empty).
-pub fn strings_of(value: &serde_json::Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
 }
 
 /// The version an `If-Match` header expects (`"3"`, `W/"3"` or `3`), if the request has one.

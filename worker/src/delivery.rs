@@ -158,7 +158,7 @@ async fn record_outcome(
     sent: Result<(), MailError>,
     now: DateTime<Utc>,
 ) -> Result<DeliveryOutcome, WorkerError> {
-    let recipients: Vec<String> = crate::strings_of(&notification.recipients).iter().map(|r| mask(r)).collect();
+    let recipients: Vec<String> = entities::orm::strings_of(&notification.recipients).iter().map(|r| mask(r)).collect();
     match sent {
         Ok(()) => {
             let message_id = message_id(notification.id);
@@ -314,7 +314,7 @@ async fn compose(
         .from(context.from.clone())
         .subject(rendered.subject)
         .message_id(Some(message_id(notification.id)));
-    let recipients = crate::strings_of(&notification.recipients);
+    let recipients = entities::orm::strings_of(&notification.recipients);
     if recipients.is_empty() {
         return Ok(Err("no recipient".into()));
     }

@@ -12,11 +12,3 @@ pub mod startup;
 pub mod templates;
 
 pub use startup::ReminderWorker;
-
-/// The strings of a JSON array column.
-pub(crate) fn strings_of(value: &serde_json::Value) -> Vec<String> {
-    value
-        .as_array()
-        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
-        .unwrap_or_default()
-}

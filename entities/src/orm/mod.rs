@@ -17,3 +17,29 @@ pub mod prelude;
 pub mod proposal;
 pub mod reminder_policy;
 pub mod soa_entry;
+
+/// A JSON array column's value from a list of strings.
+pub fn json_strings<S: AsRef<str>>(items: &[S]) -> serde_json::Value {
+    serde_json::Value::Array(items.iter().map(|s| serde_json::Value::String(s.as_ref().to_owned())).collect())
+}
+
+/// The strings of a JSON array column (anything else reads as empty).
+pub fn strings_of(value: &serde_json::Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{json_strings, strings_of};
+
+    #[test]
+    fn a_list_of_strings_survives_its_json_column() {
+        let listed = ["lead@cb.test", "auditor@cb.test"];
+        assert_eq!(strings_of(&json_strings(&listed)), listed);
+        assert_eq!(strings_of(&serde_json::json!({"not": "a list"})), Vec::<String>::new());
+        assert_eq!(strings_of(&serde_json::json!(["kept", 3, null])), vec!["kept"]);
+    }
+}
