@@ -194,15 +194,7 @@ pub fn engagements_in(tenancy: Tenancy) -> Condition {
 pub fn of_engagements_in(tenancy: Tenancy, engagement_column: impl ColumnTrait) -> Condition {
     match tenancy {
         Tenancy::Platform => Condition::all(),
-        _ => Condition::all().add(
-            engagement_column.in_subquery(
-                Query::select()
-                    .column(engagement::Column::Id)
-                    .from(Engagement)
-                    .cond_where(engagements_in(tenancy))
-                    .to_owned(),
-            ),
-        ),
+        _ => Condition::all().add(in_engagements_seen(tenancy, engagement_column, engagement::Column::Id)),
     }
 }
 
@@ -212,16 +204,21 @@ pub fn organizations_in(tenancy: Tenancy, id_column: impl ColumnTrait) -> Condit
     match tenancy {
         Tenancy::Platform => Condition::all(),
         Tenancy::Organization(id) => Condition::all().add(id_column.eq(id)),
-        Tenancy::CertificationBody(_) => Condition::all().add(
-            id_column.in_subquery(
-                Query::select()
-                    .column(engagement::Column::OrganizationId)
-                    .from(Engagement)
-                    .cond_where(engagements_in(tenancy))
-                    .to_owned(),
-            ),
-        ),
+        Tenancy::CertificationBody(_) => {
+            Condition::all().add(in_engagements_seen(tenancy, id_column, engagement::Column::OrganizationId))
+        }
     }
+}
+
+/// `column` is one of the values of `engagement_column` among the engagements `tenancy` sees.
+fn in_engagements_seen(
+    tenancy: Tenancy,
+    column: impl ColumnTrait,
+    engagement_column: engagement::Column,
+) -> sea_orm::sea_query::SimpleExpr {
+    column.in_subquery(
+        Query::select().column(engagement_column).from(Engagement).cond_where(engagements_in(tenancy)).to_owned(),
+    )
 }
 
 #[cfg(test)]
