@@ -13,9 +13,10 @@ For each backend, one API process (release build) over one fresh database that g
    - `GET /api/v1/engagements?state=certified&limit=50` from random places in the list (keyset
      cursors taken from the whole table, so deep pages are as likely as the first);
    - `POST .../events` transitions on the 256 stage 1 engagements.
-4. On PostgreSQL, the ceiling of the two reads: with the API stopped, pgbench runs the SQL each
-   read executes (the same statements, prepared, as the API runs them) with the same clients,
-   engagements and cursors; the API is then started again on the same database.
+4. The database's own ceiling for the two reads, with the API stopped (it is then started again on
+   the same database), over the same engagements and cursors: on PostgreSQL pgbench runs the SQL
+   each read executes (the same statements, prepared, as the API runs them) with the same clients;
+   on SQLite one process per core runs the same statements through Python's sqlite3 module.
 5. The API's resident memory after each size and its peak over the whole run (VmHWM, highest of
    its processes).
 
@@ -27,6 +28,7 @@ BENCH_POSTGRES_URL.
 import os
 import sys
 import time
+import uuid
 
 from benchlib import (PGBENCH_READ_STATEMENT, Api, Database, cursor_of, get_script, pgbench, pgbench_figures, pool_of,
                       release_binary, seed_stage1, transition_script, wrk, wrk_figures, CLIENTS)
@@ -65,6 +67,19 @@ def new_id(db):
     return "gen_random_uuid()" if db.backend == "postgres" else "randomblob(16)"
 
 
+def time_ordered_id(db, ordinal):
+    """An id laid out like the API's UUIDv7 for the `ordinal`-th row of a bulk insert made now:
+    the time in milliseconds (a thousand rows to the millisecond), the row's place within its
+    millisecond where UUIDv7 keeps a counter, then random bits. Rows inserted later sort later,
+    as rows the API creates do, so a page in id order lies in neighbouring table pages as it
+    would in production (random ids would scatter every page over the whole table)."""
+    now = int(time.time() * 1000)
+    if db.backend == "postgres":
+        return (f"(lpad(to_hex({now}::bigint + {ordinal} / 1000), 12, '0') || '7' "
+                f"|| lpad(to_hex({ordinal} % 1000), 3, '0') || '8' || substr(md5(random()::text), 1, 15))::uuid")
+    return f"time_ordered_id({now}, {ordinal})"
+
+
 def series(db, count):
     if db.backend == "postgres":
         return f"generate_series(1, {count}) AS s(i)"
@@ -91,7 +106,7 @@ def grow(db, template, count, batch):
         f"SELECT id FROM engagement_history WHERE engagement_id = {template_id} LIMIT 1")[0][0])
     in_batch = f"WHERE e.manager_email = {marker}"
     statements = [
-        copies(db, "engagements", {"id": new_id(db), "state": state, "manager_email": marker},
+        copies(db, "engagements", {"id": time_ordered_id(db, "s.i"), "state": state, "manager_email": marker},
                f"{series(db, count)} CROSS JOIN (SELECT * FROM engagements WHERE id = {template_id}) t"),
         copies(db, "deadlines", {
             "id": new_id(db), "engagement_id": "e.id", "kind": "'corrective_action_due'", "subject_id": "NULL",
@@ -145,6 +160,48 @@ def ceilings(db, ids, listed):
         db.execute("DROP TABLE bench_reads; DROP TABLE bench_pages; SELECT 1")
 
 
+def sqlite_worker(path, seconds, ids, listed, pages, counter):
+    """One process of the SQLite ceiling: the statements of one of the two reads, as fast as it can."""
+    import random
+    import sqlite3
+    connection = sqlite3.connect(path, check_same_thread=False)
+    connection.execute(f"PRAGMA mmap_size = {1 << 30}")
+    as_blob = [uuid.UUID(e).bytes for e in (listed if pages else ids)]
+    done, deadline = 0, time.time() + seconds
+    while time.time() < deadline:
+        target = random.choice(as_blob)
+        if pages:
+            page = connection.execute("SELECT * FROM engagements WHERE state = ? AND id > ? ORDER BY id LIMIT ?",
+                                      (LISTED_STATE, target, PAGE + 1)).fetchall()
+            ids_of_page = [row[0] for row in page[:PAGE]]
+            connection.execute(f"SELECT * FROM deadlines WHERE engagement_id IN ({','.join('?' * len(ids_of_page))}) "
+                               "AND status = ?", (*ids_of_page, "open")).fetchall()
+        else:
+            connection.execute(PGBENCH_READ_STATEMENT.replace(":e", "?"), (target,)).fetchall()
+        done += 1
+    counter.put(done)
+
+
+def sqlite_ceilings(db, ids, listed):
+    """SQLite alone running the statements of the two reads (reads/s, pages/s): one process per
+    core, each with its own connection, through Python's sqlite3 module. Python builds an object
+    for every value it reads, as the API does, but its interpreter is slower than the API's
+    code: this is a floor of what SQLite itself can serve here, not its exact ceiling."""
+    import multiprocessing
+    figures = []
+    for pages in (False, True):
+        counter = multiprocessing.Queue()
+        workers = [multiprocessing.Process(target=sqlite_worker, args=(db.path, SECONDS, ids, listed, pages, counter))
+                   for _ in range(os.cpu_count())]
+        for worker in workers:
+            worker.start()
+        total = sum(counter.get() for _ in workers)
+        for worker in workers:
+            worker.join()
+        figures.append(total / SECONDS)
+    return tuple(figures)
+
+
 def main():
     binary = release_binary()
     rows = []
@@ -163,13 +220,12 @@ def main():
                 figures = measure(api, pairs, ids, listed)
                 rss, process_peak = api.memory()
                 peak = max(peak, process_peak)
-                ceiling = None
-                if backend == "postgres":
-                    # pgbench's clients and the API's pools would not fit in PostgreSQL's 100
-                    # connections together, and idle API connections would only share the cores.
-                    api.stop()
-                    ceiling = ceilings(db, ids, listed)
-                    api = Api(binary, db)
+                # The database alone, with the API stopped: on PostgreSQL pgbench's clients and the
+                # API's pools would not fit in its 100 connections together, and an idle API would
+                # only share the cores.
+                api.stop()
+                ceiling = ceilings(db, ids, listed) if backend == "postgres" else sqlite_ceilings(db, ids, listed)
+                api = Api(binary, db)
                 rows.append((backend, total, figures, rss, ceiling))
                 print(backend, total, figures, f"RSS {rss:.0f} MB", f"ceilings {ceiling}", file=sys.stderr)
             peak = max(peak, api.memory()[1])
@@ -195,15 +251,16 @@ def main():
             cells.append(cell)
         print(f"| {backend} ({pool_of(backend)}) | {total:,} | " + " | ".join(cells) + f" | {rss:.0f} MB |")
 
-    measured = [(total, figures, ceiling) for _, total, figures, _, ceiling in rows if ceiling]
+    measured = [(backend, total, figures, ceiling) for backend, total, figures, _, ceiling in rows if ceiling]
     if measured:
-        print("\nThe reads against PostgreSQL's own ceiling (pgbench, the same statements, same clients):\n")
-        print("| engagements | GET /engagements/{id}: API | pgbench | API / pgbench "
-              f"| page of {PAGE}: API | pgbench | API / pgbench |")
-        print("|---|---|---|---|---|---|---|")
-        for total, figures, (reads, pages) in measured:
+        print("\nThe reads against the database's own ceiling (the same statements; PostgreSQL: pgbench with the "
+              "same clients; SQLite: one Python process per core):\n")
+        print("| database | engagements | GET /engagements/{id}: API | database alone | API / database "
+              f"| page of {PAGE}: API | database alone | API / database |")
+        print("|---|---|---|---|---|---|---|---|")
+        for backend, total, figures, (reads, pages) in measured:
             one, page = figures["GET /engagements/{id}"][0], figures[operations[1]][0]
-            print(f"| {total:,} | {one:,.0f} | {reads:,.0f} | {one / reads:.0%} "
+            print(f"| {backend} | {total:,} | {one:,.0f} | {reads:,.0f} | {one / reads:.0%} "
                   f"| {page:,.0f} | {pages:,.0f} | {page / pages:.0%} |")
 
 

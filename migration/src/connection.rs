@@ -9,6 +9,9 @@ use sea_orm_migration::sea_orm::{
     TransactionOptions, TransactionTrait,
 };
 
+/// How much of a SQLite file its connections read through a memory map (1 GiB).
+pub const SQLITE_MMAP_SIZE: u64 = 1 << 30;
+
 /// Connects to `url` with at most `max_connections` connections. A SQLite file's folder is
 /// created when missing. Migrations are not run here: see [`crate::Migrator`].
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
@@ -39,6 +42,10 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
+                // Reads map the file instead of copying every page they touch out of the OS
+                // cache with a `pread` (writes still go through the WAL): pages of 50 engagements
+                // were served 10-15% faster (README, Benchmark).
+                .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string())
         });
     Database::connect(options).await.context("Failed to connect to the database")
 }
@@ -77,7 +84,7 @@ fn sqlite_file(url: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm_migration::sea_orm::ConnectionTrait;
+    use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
 
     use super::{connect, connect_writer, sqlite_file};
 
@@ -89,6 +96,9 @@ mod tests {
         let writer = connect_writer(&url, &db, 8).await.expect("writer");
         assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);
         assert_eq!(db.get_sqlite_connection_pool().options().get_max_connections(), 4);
+        let mmap_size = db.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA mmap_size")).await;
+        let mmap_size: i64 = mmap_size.expect("pragma").expect("a row").try_get_by_index(0).expect("a number");
+        assert_eq!(mmap_size as u64, super::SQLITE_MMAP_SIZE);
         writer.close().await.expect("close");
         db.close().await.expect("close");
         std::fs::remove_dir_all(folder).expect("clean up");
