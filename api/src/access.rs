@@ -51,6 +51,8 @@ pub enum Action {
     CreateCertificationBody,
     /// Change a certification body's details.
     UpdateCertificationBody,
+    /// Record whether a certification body is accredited, by whom and until when.
+    RecordAccreditation,
     /// Read a certification body's reminder schedule.
     ReadReminderPolicy,
     /// Change a certification body's reminder schedule.
@@ -88,6 +90,7 @@ impl Action {
             A::UpdateOrganization,
             A::CreateCertificationBody,
             A::UpdateCertificationBody,
+            A::RecordAccreditation,
             A::ReadReminderPolicy,
             A::UpdateReminderPolicy,
             A::CreateEngagement,
@@ -114,6 +117,7 @@ impl std::fmt::Display for Action {
             A::UpdateOrganization => "update an organization",
             A::CreateCertificationBody => "create a certification body",
             A::UpdateCertificationBody => "update a certification body",
+            A::RecordAccreditation => "record an accreditation",
             A::ReadReminderPolicy => "read a reminder policy",
             A::UpdateReminderPolicy => "update a reminder policy",
             A::CreateEngagement => "open an engagement",
@@ -142,7 +146,9 @@ pub fn permits(party: Party, action: Action) -> bool {
     let auditing = coordination || party == P::Auditor;
     let admin = party == P::Admin;
     match action {
-        A::CreateOrganization | A::CreateCertificationBody => admin,
+        // A body's accreditation is the accreditation body's word, recorded by the platform: a
+        // body that could declare its own would pass the accreditation guard of the letter.
+        A::CreateOrganization | A::CreateCertificationBody | A::RecordAccreditation => admin,
         A::UpdateOrganization => admin || client,
         A::UpdateCertificationBody | A::UpdateReminderPolicy | A::RequeueNotification => admin || coordination,
         A::ReadReminderPolicy => admin || auditing || party == P::DecisionMaker,

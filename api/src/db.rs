@@ -116,3 +116,15 @@ impl<T> UniqueViolation<T> for Result<T, sea_orm::DbErr> {
         })
     }
 }
+
+/// Refuses to record new `what` (audits, findings, corrective actions) for an engagement that has
+/// ended (withdrawn or cancelled): they would open deadlines, and send reminders, for nothing.
+pub fn require_open(engagement: &engagement::Model, what: &str) -> Result<(), ApiError> {
+    if engagement.state.is_terminal() {
+        return Err(ApiError::conflict(
+            "engagement-state-conflict",
+            format!("the engagement is {} and takes no new {what}", engagement.state),
+        ));
+    }
+    Ok(())
+}

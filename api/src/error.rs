@@ -40,6 +40,7 @@ pub const PROBLEM_SLUGS: &[&str] = &[
     "corrective-action-verified",
     "major-nc-limit-passed",
     "notification-not-failed",
+    "value-not-storable",
     "service-unavailable",
     "internal-error",
 ];
@@ -165,9 +166,31 @@ impl From<DbErr> for ApiError {
     fn from(error: DbErr) -> Self {
         match Unavailability::of(&error) {
             Some(reason) => Self::Unavailable { reason, source: error.into() },
-            None => Self::Unexpected(anyhow::Error::new(error).context("Failed to query the database")),
+            None => match postgres_data_exception(&error) {
+                // The request's values passed the API's checks but not the database's (a NUL in a
+                // text, a date PostgreSQL cannot hold): the client's to change, and nothing was
+                // written, since the statement and its transaction failed.
+                Some(message) => Self::Unprocessable {
+                    slug: "value-not-storable",
+                    detail: format!("a value in the request cannot be stored: {message}"),
+                },
+                None => Self::Unexpected(anyhow::Error::new(error).context("Failed to query the database")),
+            },
         }
     }
+}
+
+/// PostgreSQL's message when `error` is a data exception (SQLSTATE class 22: a value it cannot
+/// take, such as a NUL character or a date out of its range).
+fn postgres_data_exception(error: &DbErr) -> Option<String> {
+    use sea_orm::RuntimeErr;
+    use sea_orm::sqlx::Error as Sqlx;
+    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx))) = error else {
+        return None;
+    };
+    let Sqlx::Database(database) = sqlx.as_ref() else { return None };
+    let is_postgres = database.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>().is_none();
+    (is_postgres && database.code().is_some_and(|code| code.starts_with("22"))).then(|| database.message().to_owned())
 }
 
 /// Why the database cannot serve a request now: a reason to try again later (503 with

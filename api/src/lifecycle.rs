@@ -130,6 +130,7 @@ struct Standing {
     audit_kind: Option<AuditKind>,
     audit_first_day: Option<NaiveDate>,
     audit_last_day: Option<NaiveDate>,
+    audit_completed_at: Option<DateTime<Utc>>,
 }
 
 /// How the open deadlines' columns are named in the standing query's rows.
@@ -201,6 +202,7 @@ impl Standing {
             .expr_as(Expr::col((Audit, audit::Column::Kind)), "audit_kind")
             .expr_as(Expr::col((Audit, audit::Column::FirstDay)), "audit_first_day")
             .expr_as(Expr::col((Audit, audit::Column::LastDay)), "audit_last_day")
+            .expr_as(Expr::col((Audit, audit::Column::CompletedAt)), "audit_completed_at")
             .from(Organization)
             .left_join(CertificationBody, certification_body::Column::Id.in_subquery(selected_cb))
             .left_join(Certificate, certificate::Column::EngagementId.eq(engagement.id))
@@ -287,9 +289,13 @@ async fn load_facts(
     };
     let audit = match (request.audit_id, standing.audit_kind, standing.audit_first_day, standing.audit_last_day) {
         (None, ..) => None,
-        (Some(_), Some(kind), Some(first_day), Some(last_day)) => {
-            Some(AuditFacts { kind, first_day, last_day, major_ncs: count_of(standing.audit_major_ncs) })
-        }
+        (Some(_), Some(kind), Some(first_day), Some(last_day)) => Some(AuditFacts {
+            kind,
+            first_day,
+            last_day,
+            major_ncs: count_of(standing.audit_major_ncs),
+            completed: standing.audit_completed_at.is_some(),
+        }),
         (Some(_), ..) => return Err(ApiError::NotFound("audit")),
     };
     let certificate = match (standing.certificate_decision_on, standing.certificate_expires_on) {

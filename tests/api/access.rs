@@ -432,10 +432,8 @@ async fn every_event_is_refused_with_403_to_the_roles_that_may_not_fire_it(backe
             | EngagementEvent::CompleteSurveillance
             | EngagementEvent::CompleteRecertification => json!({ "event": event, "audit_id": audit }),
             EngagementEvent::RecordStage1Outcome => json!({ "event": event, "audit_id": audit, "outcome": "ready" }),
-            EngagementEvent::GrantCertification => json!({ "event": event, "decision_maker": "panel@cb.test" }),
-            EngagementEvent::RefuseCertification => {
-                json!({ "event": event, "decision_maker": "panel@cb.test", "reason": "not yet" })
-            }
+            EngagementEvent::GrantCertification => json!({ "event": event }),
+            EngagementEvent::RefuseCertification => json!({ "event": event, "reason": "not yet" }),
             EngagementEvent::Suspend => json!({ "event": event, "cause": "client_request", "reason": "asked" }),
             _ => json!({ "event": event, "reason": "as recorded" }),
         };
@@ -456,3 +454,63 @@ async fn every_event_is_refused_with_403_to_the_roles_that_may_not_fire_it(backe
     assert_eq!(app.engagement(&own.certified).await.str("state"), "certified", "no event moved the engagement");
 }
 on_both_databases!(every_event_is_refused_with_403_to_the_roles_that_may_not_fire_it);
+
+async fn a_certification_body_sees_only_its_own_bid_and_cannot_declare_its_own_accreditation(backend: Backend) {
+    // Arrange: two bodies bid for one engagement; neither is selected yet.
+    let app = spawn_app(backend).await;
+    let organization = app.create_organization(120).await;
+    let ours = app.create_certification_body(true).await;
+    let theirs = app.create_certification_body(true).await;
+    let (engagement, our_bid) = app.engagement_with_proposal(&organization, &ours).await;
+    let their_bid = app.propose(&engagement, &theirs).await;
+    let coordinator = app.token_for(Role::Coordinator, None, Some(&ours));
+    let bids = |reply: &crate::helpers::Reply| -> BTreeSet<String> {
+        reply.body["proposals"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect()
+    };
+    let proposals = format!("/api/v1/engagements/{engagement}/proposals");
+
+    // Act / Assert: the body sees its own bid, the client both.
+    let seen_by_body = app.send_as(&coordinator, Method::GET, &proposals, None).await.expect(200);
+    assert_eq!(bids(&seen_by_body), BTreeSet::from([our_bid.clone()]));
+    let seen_by_client = app.get(&proposals).await.expect(200);
+    assert_eq!(bids(&seen_by_client), BTreeSet::from([our_bid, their_bid]));
+
+    // Its coordinator may rename the body but not record its accreditation; the admin may.
+    let body = app.get(&format!("/api/v1/certification-bodies/{ours}")).await.expect(200).body;
+    let path = format!("/api/v1/certification-bodies/{ours}");
+    let details = |name: &str, expires_on: Option<&str>| {
+        json!({
+            "name": name, "accredited": true, "accreditation_body": "UKAS",
+            "accreditation_expires_on": expires_on, "coordinator_email": body["coordinator_email"]
+        })
+    };
+    let renamed = app.send_as(&coordinator, Method::PUT, &path, Some(&details("Renamed CB", None))).await.expect(200);
+    assert_eq!(renamed.str("name"), "Renamed CB");
+    let extended = details("Renamed CB", Some("2099-01-01"));
+    let refused = app.send_as(&coordinator, Method::PUT, &path, Some(&extended)).await.expect(403);
+    assert_eq!(refused.problem_type(), "forbidden");
+    assert!(app.get(&path).await.expect(200).body["accreditation_expires_on"].is_null(), "nothing was written");
+    let recorded = app.put(&path, &extended).await.expect(200);
+    assert_eq!(recorded.str("accreditation_expires_on"), "2099-01-01");
+}
+on_both_databases!(a_certification_body_sees_only_its_own_bid_and_cannot_declare_its_own_accreditation);
+
+async fn an_ended_engagement_takes_no_new_finding_or_corrective_action(backend: Backend) {
+    // Arrange: a stage 2 audit with a minor NC, then the client cancels.
+    let app = spawn_app(backend).await;
+    let engagement = app.engagement_in_stage2().await;
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    let finding = app.record_finding(&engagement, &audit, "minor_nc", "A.5.15").await;
+    app.set_today(day(44));
+    app.fire(&engagement, json!({ "event": "cancel", "reason": "the client stops" })).await.expect(200);
+
+    // Act / Assert: nothing new is recorded, and no deadline opens.
+    let finding_body = json!({ "grade": "minor_nc", "reference": "A.5.16", "description": "late" });
+    let findings = format!("/api/v1/engagements/{engagement}/audits/{audit}/findings");
+    let refused = app.post(&findings, &finding_body).await.expect(409);
+    assert_eq!(refused.problem_type(), "engagement-state-conflict");
+    let plan = app.submit_corrective_action(&engagement, &finding, None).await.expect(409);
+    assert_eq!(plan.problem_type(), "engagement-state-conflict");
+    assert_eq!(app.engagement(&engagement).await.body["open_deadlines"], json!([]));
+}
+on_both_databases!(an_ended_engagement_takes_no_new_finding_or_corrective_action);

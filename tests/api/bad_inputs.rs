@@ -252,6 +252,34 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
             422,
             "invalid-body",
         ),
+        // Values PostgreSQL cannot hold (it answered these with a 500 once).
+        case(
+            "a due date before PostgreSQL's calendar",
+            Method::GET,
+            "/api/v1/engagements?due_before=-5000-01-01".into(),
+            Body::None,
+            400,
+            "invalid-query",
+        ),
+        case(
+            "a NUL character in a Statement of Applicability",
+            Method::PUT,
+            format!("/api/v1/engagements/{engagement}/statement-of-applicability"),
+            Body::Json(json!({ "entries": [{ "control": "5.1\u{0}", "applicable": true }] })),
+            422,
+            "validation-failed",
+        ),
+        Case {
+            token: false,
+            ..case(
+                "a NUL character in a certificate number",
+                Method::GET,
+                "/api/v1/certificates/CF%00/verification".into(),
+                Body::None,
+                404,
+                "not-found",
+            )
+        },
         Case {
             token: false,
             ..case(

@@ -1,6 +1,8 @@
 //! Stage 2 findings and the corrective action plan: majors block the decision until verified;
 //! six months without verification force a new stage 2.
 
+use api::auth::Role;
+use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{Backend, day, spawn_app};
@@ -66,12 +68,19 @@ async fn a_major_nc_blocks_the_decision_until_its_corrective_action_is_verified(
     assert_eq!(view.body["open_deadlines"], json!([]), "every CAP deadline and the major limit are met");
     app.fire(&engagement, json!({ "event": "request_decision" })).await.expect(200);
 
-    // The decision panel must not include the engagement's auditors.
-    let partial = app
-        .fire(&engagement, json!({ "event": "grant_certification", "decision_maker": "Lead@cb.test" }))
-        .await
-        .expect(422);
+    // The decision panel must not include the engagement's auditors. The decision maker is the
+    // caller: the lead auditor holding a decision maker's token is refused, and cannot decide
+    // under a colleague's name either.
+    let cb = app.engagement(&engagement).await.body["certification_body_id"].as_str().map(str::to_owned);
+    let lead = app.token_of("Lead@cb.test", Role::DecisionMaker, None, cb.as_deref());
+    let events = format!("/api/v1/engagements/{engagement}/events");
+    let grant = json!({ "event": "grant_certification" });
+    let partial = app.send_as(&lead, Method::POST, &events, Some(&grant)).await.expect(422);
     assert_eq!(partial.body["violations"][0]["code"], "decision_maker_not_impartial");
+    let as_colleague = json!({ "event": "grant_certification", "decision_maker": "panel@cb.test" });
+    let as_colleague = app.send_as(&lead, Method::POST, &events, Some(&as_colleague)).await.expect(422);
+    assert_eq!(as_colleague.body["errors"][0]["field"], "decision_maker");
+    assert_eq!(app.engagement(&engagement).await.str("state"), "certification_decision");
     let certified = app.grant(&engagement).await.expect(200);
     assert_eq!(certified.str("state"), "certified");
     let actions = app.history_actions(&engagement).await;

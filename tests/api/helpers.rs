@@ -279,9 +279,14 @@ impl TestApp {
 
     /// A token for `role` with the scope `org` or `cb`, valid for an hour.
     pub fn token_for(&self, role: Role, org: Option<&str>, cb: Option<&str>) -> String {
+        self.token_of(&format!("{role}@certflow.test"), role, org, cb)
+    }
+
+    /// A token for `subject` in `role`, scoped to `org` or `cb`.
+    pub fn token_of(&self, subject: &str, role: Role, org: Option<&str>, cb: Option<&str>) -> String {
         let parse = |id: Option<&str>| id.map(|id| id.parse::<Uuid>().expect("a uuid"));
         self.keys
-            .mint(&format!("{role}@certflow.test"), role, parse(org), parse(cb), Utc::now(), chrono::Duration::hours(1))
+            .mint(subject, role, parse(org), parse(cb), Utc::now(), chrono::Duration::hours(1))
             .expect("mint a token")
     }
 
@@ -621,9 +626,9 @@ impl TestApp {
         .await
     }
 
-    /// Grants certification (decision maker `panel@cb.test`) and returns the engagement view.
+    /// Grants certification (as a decision maker of its certification body) and returns the engagement view.
     pub async fn grant(&self, engagement: &str) -> Reply {
-        self.fire(engagement, json!({ "event": "grant_certification", "decision_maker": "panel@cb.test" })).await
+        self.fire(engagement, json!({ "event": "grant_certification" })).await
     }
 
     /// From `cb_selection` to `certified`: stage 2 on days 40–43 with no NC, granted on day 44.

@@ -127,6 +127,9 @@ async fn a_certificate_is_issued_surveilled_twice_and_renewed_from_its_old_expir
     }
     let decisions = app.get(&format!("/api/v1/engagements/{engagement}/decisions")).await.expect(200);
     assert_eq!(decisions.body.as_array().unwrap().len(), 2);
+    for decision in decisions.body.as_array().unwrap() {
+        assert_eq!(decision["decided_by"], "decision_maker@certflow.test", "the caller decided: {decision}");
+    }
 }
 on_both_databases!(a_certificate_is_issued_surveilled_twice_and_renewed_from_its_old_expiry);
 

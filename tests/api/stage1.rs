@@ -59,8 +59,13 @@ async fn stage1_is_repeated_after_not_ready_and_ready_needs_documents_and_a_comp
     assert_eq!(soa.body["report"]["unjustified_exclusions"], json!(["7.4"]));
     assert_eq!(soa.body["report"]["unknown_controls"], json!(["9.1"]));
 
-    // A second stage 1, with everything in place, is ready.
+    // A second stage 1, with everything in place, is ready; the first, completed, cannot be named again.
     app.prepare_stage1_documents(&engagement).await;
+    let reused = app
+        .fire(&engagement, json!({ "event": "record_stage1_outcome", "audit_id": first, "outcome": "ready" }))
+        .await
+        .expect(422);
+    assert_eq!(reused.body["violations"][0]["code"], "audit_already_completed");
     let second = app.create_audit(&engagement, "stage1", day(30), day(30)).await;
     app.set_today(day(31));
     let ready = app

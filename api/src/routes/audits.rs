@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, get, post, put, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::{AuditKind, Stage1Outcome};
-use entities::orm::{audit, engagement, prelude::*};
+use entities::orm::{audit, prelude::*};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,7 +13,8 @@ use uuid::Uuid;
 use crate::access::Action;
 use crate::auth::AuthUser;
 use crate::db::{
-    begin_write, begin_write_claiming, belongs, find_engagement, json_strings, lock_engagement, strings_of,
+    begin_write, begin_write_claiming, belongs, find_engagement, json_strings, lock_engagement, require_open,
+    strings_of,
 };
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
@@ -121,16 +122,6 @@ fn set_plan(model: &mut audit::ActiveModel, request: AuditRequest) -> Result<(),
     Ok(())
 }
 
-fn require_open(engagement: &engagement::Model) -> Result<(), ApiError> {
-    if engagement.state.is_terminal() {
-        return Err(ApiError::conflict(
-            "engagement-state-conflict",
-            format!("the engagement is {} and takes no new audits", engagement.state),
-        ));
-    }
-    Ok(())
-}
-
 /// Plans an audit.
 #[utoipa::path(
     tag = "audits",
@@ -164,7 +155,7 @@ pub async fn create_audit(
     };
     set_plan(&mut model, body.into_inner())?;
     let txn = begin_write_claiming(&app.writer, &claim).await?;
-    require_open(&lock_engagement(&txn, &user, *id, Action::PlanAudit).await?)?;
+    require_open(&lock_engagement(&txn, &user, *id, Action::PlanAudit).await?, "audits")?;
     let created = model.insert(&txn).await?;
     claim.commit(txn, HttpResponse::Created().json(AuditView::from(created))).await
 }
@@ -240,7 +231,7 @@ pub async fn update_audit(
 ) -> Result<web::Json<AuditView>, ApiError> {
     let (id, audit_id) = path.into_inner();
     let txn = begin_write(&app.writer).await?;
-    require_open(&lock_engagement(&txn, &user, id, Action::UpdateAudit).await?)?;
+    require_open(&lock_engagement(&txn, &user, id, Action::UpdateAudit).await?, "audits")?;
     let found = belongs(Audit::find_by_id(audit_id).one(&txn).await?, |a| a.engagement_id, id, "audit")?;
     if found.completed_at.is_some() {
         return Err(ApiError::conflict(

@@ -125,7 +125,8 @@ pub async fn verify_certificate(
     number: web::Path<String>,
 ) -> Result<web::Json<CertificateVerification>, ApiError> {
     let number = number.into_inner();
-    if number.len() > 64 {
+    // No number this API issues is longer or holds a control character (PostgreSQL refuses NUL).
+    if number.len() > 64 || number.chars().any(char::is_control) {
         return Err(ApiError::NotFound("certificate"));
     }
     let found = Certificate::find()

@@ -227,8 +227,19 @@ pub async fn update_certification_body(
     user.may_for_certification_body(Action::UpdateCertificationBody, found.id)?;
     check_version(expected, found.version)?;
     let version = found.version;
+    let accreditation = |m: &certification_body::ActiveModel| {
+        (
+            m.accredited.clone().unwrap(),
+            m.accreditation_body.clone().unwrap(),
+            m.accreditation_expires_on.clone().unwrap(),
+        )
+    };
     let mut model = found.into_active_model();
+    let recorded = accreditation(&model);
     set_fields(&mut model, body.into_inner())?;
+    if accreditation(&model) != recorded {
+        user.may(Action::RecordAccreditation)?;
+    }
     model.version = Set(version + 1);
     let now = app.clock.now();
     model.updated_at = Set(now);

@@ -22,7 +22,7 @@ use crate::access::Action;
 use crate::auth::AuthUser;
 use crate::db::{
     UniqueViolation, begin_write, begin_write_claiming, belongs, check_version, expected_version, find_engagement,
-    json_strings, lock_engagement, strings_of,
+    json_strings, lock_engagement, require_open, strings_of,
 };
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
@@ -222,6 +222,7 @@ pub async fn create_corrective_action(
     let now = app.clock.now();
     let txn = begin_write_claiming(&app.writer, &claim).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::SubmitCorrectiveAction).await?;
+    require_open(&engagement, "corrective actions")?;
     let mut open_deadlines = OpenDeadlines::of(&txn, id).await?;
     let (found, anchor) = finding_and_anchor(&txn, id, finding_id).await?;
     let due_on = corrective_action_due(found.grade, anchor, plan.due_on, &app.policy)?;
@@ -324,6 +325,7 @@ pub async fn update_corrective_action(
     let now = app.clock.now();
     let txn = begin_write(&app.writer).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::SubmitCorrectiveAction).await?;
+    require_open(&engagement, "corrective actions")?;
     let mut open_deadlines = OpenDeadlines::of(&txn, id).await?;
     let action = belongs(
         CorrectiveAction::find_by_id(action_id).one(&txn).await?,
@@ -395,6 +397,7 @@ pub async fn verify_corrective_action(
     let now = app.clock.now();
     let txn = begin_write_claiming(&app.writer, &claim).await?;
     let engagement = lock_engagement(&txn, &user, id, Action::VerifyCorrectiveAction).await?;
+    require_open(&engagement, "corrective actions")?;
     let mut open_deadlines = OpenDeadlines::of(&txn, id).await?;
     let action = belongs(
         CorrectiveAction::find_by_id(action_id).one(&txn).await?,

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use entities::domain::RequiredDocument;
 use entities::domain::soa::{SoaLine, SoaReport, check_statement_of_applicability};
 use entities::domain::stage1::Stage1Readiness;
+use entities::domain::text::BoundedText;
 use entities::orm::{document, prelude::*, soa_entry};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
@@ -212,16 +213,16 @@ pub async fn put_statement_of_applicability(
     let mut seen = std::collections::HashSet::new();
     for (i, entry) in request.entries.iter().enumerate() {
         f.check(
-            !entry.control.trim().is_empty() && entry.control.len() <= 20,
+            BoundedText::<20>::parse_line(&entry.control).is_ok(),
             &format!("entries[{i}].control"),
             "must be a control number such as 5.1",
         );
         f.check(seen.insert(entry.control.trim()), &format!("entries[{i}].control"), "is listed twice");
-        if let Some(justification) = &entry.justification {
+        if let Some(justification) = entry.justification.as_deref().filter(|j| !j.trim().is_empty()) {
             f.check(
-                justification.chars().count() <= 4000,
+                BoundedText::<4000>::parse(justification).is_ok(),
                 &format!("entries[{i}].justification"),
-                "at most 4000 characters",
+                "at most 4000 characters, and no control characters other than line breaks and tabs",
             );
         }
     }

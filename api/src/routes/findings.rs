@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::access::Action;
 use crate::auth::AuthUser;
-use crate::db::{begin_write_claiming, belongs, find_engagement, lock_engagement};
+use crate::db::{begin_write_claiming, belongs, find_engagement, lock_engagement, require_open};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
 use crate::idempotency::IdempotencyClaim;
@@ -123,7 +123,7 @@ pub async fn create_finding(
     let (reference, description) = f.finish(reference.zip(description))?;
     let now = app.clock.now();
     let txn = begin_write_claiming(&app.writer, &claim).await?;
-    lock_engagement(&txn, &user, id, Action::RecordFinding).await?;
+    require_open(&lock_engagement(&txn, &user, id, Action::RecordFinding).await?, "findings")?;
     belongs(Audit::find_by_id(audit_id).one(&txn).await?, |a| a.engagement_id, id, "audit")?;
     let is_ofi = request.grade == FindingGrade::Ofi;
     let created = finding::ActiveModel {

@@ -15,7 +15,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::access::Action;
+use crate::access::{Action, Tenancy};
 use crate::auth::AuthUser;
 use crate::db::{begin_write_claiming, belongs, find_engagement, lock_engagement};
 use crate::error::{ApiError, Problem};
@@ -197,7 +197,8 @@ pub async fn create_proposal(
     claim.commit(txn, HttpResponse::Created().json(view(created, Some(&cb), &estimate, now.date_naive()))).await
 }
 
-/// Compares an engagement's proposals against the audit-time estimate.
+/// Compares an engagement's proposals against the audit-time estimate. A certification body
+/// sees only its own proposal; the client and the admin see them all.
 #[utoipa::path(
     tag = "proposals",
     operation_id = "list_proposals",
@@ -216,12 +217,13 @@ pub async fn list_proposals(
 ) -> Result<web::Json<ProposalComparison>, ApiError> {
     let engagement = find_engagement(&app.db, &user, *id).await?;
     let estimate = estimate_for(&app.db, &engagement).await?;
-    let proposals = Proposal::find()
-        .filter(proposal::Column::EngagementId.eq(engagement.id))
-        .order_by_asc(proposal::Column::PriceMinor)
-        .order_by_asc(proposal::Column::Id)
-        .all(&app.db)
-        .await?;
+    let mut proposals = Proposal::find().filter(proposal::Column::EngagementId.eq(engagement.id));
+    // A certification body sees its own bid only: its competitors' prices are the client's.
+    if let Tenancy::CertificationBody(own) = user.tenancy {
+        proposals = proposals.filter(proposal::Column::CertificationBodyId.eq(own));
+    }
+    let proposals =
+        proposals.order_by_asc(proposal::Column::PriceMinor).order_by_asc(proposal::Column::Id).all(&app.db).await?;
     let cb_ids: Vec<Uuid> = proposals.iter().map(|p| p.certification_body_id).collect();
     let bodies: HashMap<Uuid, certification_body::Model> = CertificationBody::find()
         .filter(certification_body::Column::Id.is_in(cb_ids))

@@ -150,6 +150,8 @@ pub struct AuditFacts {
     pub last_day: NaiveDate,
     /// Major NCs it found.
     pub major_ncs: u32,
+    /// An event already completed it: it cannot complete another (a new audit is held instead).
+    pub completed: bool,
 }
 
 /// The engagement's certificate, when it has one.
@@ -338,6 +340,10 @@ impl Guards {
             Some(audit) if audit.kind != kind => {
                 self.fail("wrong_audit_kind", format!("the audit named is a {} audit, not a {kind} audit", audit.kind))
             }
+            Some(audit) if audit.completed => self.fail(
+                "audit_already_completed",
+                format!("the {kind} audit named was already completed by an earlier event: plan and hold a new one"),
+            ),
             Some(audit) => self.require(audit.last_day <= today, "audit_not_finished", || {
                 format!("the {kind} audit ends on {}: it can be completed from that day", audit.last_day)
             }),
@@ -528,6 +534,13 @@ fn apply(
             check.require(certificate.surveillances_completed < 2, "surveillance_cycle_complete", || {
                 "both surveillance audits of this cycle are done: start the recertification".into()
             });
+            // One surveillance audit in each of years 1 and 2: the second waits for year 2.
+            let year_two = add_months(certificate.decision_on, 12);
+            check.require(
+                certificate.surveillances_completed != 1 || today >= year_two,
+                "surveillance_not_due",
+                || format!("the second surveillance audit of the cycle is held in its year 2, from {year_two}"),
+            );
             check.require(today <= certificate.expires_on, "certificate_expired", || {
                 format!("the certificate expired on {}", certificate.expires_on)
             });

@@ -40,6 +40,7 @@ fn facts_allowing(state: EngagementState, event: EngagementEvent) -> EngagementF
             first_day: d(2026, 11, 16),
             last_day: d(2026, 11, 20),
             major_ncs: 0,
+            completed: false,
         }),
         majors_unverified: 0,
         minors_plan_pending: 0,
@@ -225,11 +226,32 @@ fn audit_completing_events_need_the_right_finished_audit() {
     let mut facts = facts_allowing(S::Stage2, event);
     facts.audit = None;
     assert_eq!(violation_codes(decide_default(&facts, &command_for(event))), ["audit_required"]);
-    facts.audit = Some(AuditFacts { kind: AuditKind::Stage1, first_day: TODAY, last_day: TODAY, major_ncs: 0 });
+    let audit =
+        |kind, last_day, completed| Some(AuditFacts { kind, first_day: TODAY, last_day, major_ncs: 0, completed });
+    facts.audit = audit(AuditKind::Stage1, TODAY, false);
     assert_eq!(violation_codes(decide_default(&facts, &command_for(event))), ["wrong_audit_kind"]);
-    facts.audit =
-        Some(AuditFacts { kind: AuditKind::Stage2, first_day: TODAY, last_day: d(2026, 11, 25), major_ncs: 0 });
+    facts.audit = audit(AuditKind::Stage2, d(2026, 11, 25), false);
     assert_eq!(violation_codes(decide_default(&facts, &command_for(event))), ["audit_not_finished"]);
+    facts.audit = audit(AuditKind::Stage2, TODAY, true);
+    assert_eq!(violation_codes(decide_default(&facts, &command_for(event))), ["audit_already_completed"]);
+    facts.audit = audit(AuditKind::Stage2, TODAY, false);
+    assert!(decide_default(&facts, &command_for(event)).is_ok());
+}
+
+#[test]
+fn no_audit_completes_two_events() {
+    let pairs = EngagementState::all().flat_map(|state| EngagementEvent::all().map(move |event| (state, event)));
+    let completing =
+        pairs.filter(|(state, event)| event.completes_audit().is_some() && state.targets(*event).is_some());
+    let mut checked = 0;
+    for (state, event) in completing {
+        let mut facts = facts_allowing(state, event);
+        facts.audit.as_mut().expect("an audit").completed = true;
+        let refusal = decide_default(&facts, &command_for(event));
+        assert_eq!(violation_codes(refusal), ["audit_already_completed"], "({state}, {event})");
+        checked += 1;
+    }
+    assert!(checked >= 5, "every audit-completing event was checked");
 }
 
 #[test]
@@ -335,6 +357,16 @@ fn surveillance_is_limited_to_two_per_cycle_and_each_opens_the_next_due_date() {
     let mut facts = facts_allowing(S::Certified, E::StartSurveillance);
     facts.certificate = facts.certificate.map(|c| CertificateFacts { surveillances_completed: 2, ..c });
     assert_eq!(violation_codes(decide_default(&facts, &C::StartSurveillance)), ["surveillance_cycle_complete"]);
+
+    // The second waits for year 2 of the cycle (decided on TODAY - 11 months: still year 1).
+    let year_one =
+        CertificateFacts { decision_on: d(2025, 12, 24), expires_on: d(2028, 12, 24), surveillances_completed: 1 };
+    facts.certificate = Some(year_one);
+    assert_eq!(violation_codes(decide_default(&facts, &C::StartSurveillance)), ["surveillance_not_due"]);
+    facts.certificate = Some(CertificateFacts { decision_on: d(2025, 11, 24), ..year_one });
+    assert_ok!(decide_default(&facts, &C::StartSurveillance), "year 2 begins on the anniversary");
+    facts.certificate = Some(CertificateFacts { surveillances_completed: 0, ..year_one });
+    assert_ok!(decide_default(&facts, &C::StartSurveillance), "the first may be held any time in year 1");
 
     let mut facts = facts_allowing(S::Surveillance, E::CompleteSurveillance);
     facts.certificate = facts.certificate.map(|c| CertificateFacts { surveillances_completed: 0, ..c });

@@ -196,7 +196,7 @@ impl ReminderPolicy {
                 Some(steps) => {
                     for (i, step) in steps.iter().enumerate() {
                         let field = format!("schedules.{kind}[{i}]");
-                        if step.offset_days.abs() > MAX_OFFSET_DAYS {
+                        if step.offset_days.unsigned_abs() > MAX_OFFSET_DAYS.unsigned_abs() {
                             problem(format!("{field}.offset_days"), "at most 400 days from the due date");
                         }
                         match step.kind {
@@ -379,6 +379,18 @@ mod tests {
                 "schedules.surveillance_due",
             ]
         );
+    }
+
+    #[test]
+    fn offsets_beyond_400_days_are_refused_down_to_the_smallest_integer() {
+        for offset_days in [i32::MIN, -401, 401, i32::MAX] {
+            let mut policy = ReminderPolicy::default();
+            let kind = if offset_days < 0 { StepKind::Reminder } else { StepKind::Escalation };
+            let step = ReminderStep::new(offset_days, kind, &[RecipientRole::DeadlineOwner]);
+            policy.schedules.insert(DeadlineKind::CorrectiveActionDue, vec![step]);
+            let fields: Vec<String> = policy.validate().unwrap_err().into_iter().map(|p| p.field).collect();
+            assert_eq!(fields, ["schedules.corrective_action_due[0].offset_days"], "{offset_days}");
+        }
     }
 
     #[test]

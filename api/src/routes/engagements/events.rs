@@ -3,6 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, post, web};
 use chrono::NaiveDate;
 use entities::domain::lifecycle::EngagementCommand;
+use entities::domain::text::EmailAddress;
 use entities::domain::{Stage1Outcome, SuspensionCause};
 use serde::{Deserialize, Deserializer};
 use utoipa::openapi::RefOr;
@@ -61,13 +62,15 @@ pub enum EventDetails {
     RequireNewStage2 {},
     /// Grant certification and issue the certificate.
     GrantCertification {
-        /// The decision panel member (must not have audited this engagement).
-        decision_maker: String,
+        /// The decision panel member: the caller, whose token's subject is the email address
+        /// recorded and checked against the auditors (it must not have audited this engagement).
+        /// When given, it must be the caller.
+        decision_maker: Option<String>,
     },
     /// Refuse certification.
     RefuseCertification {
-        /// The decision panel member.
-        decision_maker: String,
+        /// The decision panel member: the caller (as for `grant_certification`).
+        decision_maker: Option<String>,
         /// Close the engagement instead of returning to stage 2.
         #[serde(default)]
         close_engagement: bool,
@@ -203,10 +206,9 @@ impl ToSchema for EventRequest {
     }
 }
 
-impl TryFrom<EventRequest> for TransitionRequest {
-    type Error = ApiError;
-
-    fn try_from(request: EventRequest) -> Result<Self, ApiError> {
+impl TransitionRequest {
+    /// The transition `request` asks of `caller`'s behalf.
+    pub fn parse(request: EventRequest, caller: &AuthUser) -> Result<Self, ApiError> {
         use EngagementCommand as C;
         use EventDetails as D;
         let mut f = Fields::default();
@@ -235,12 +237,12 @@ impl TryFrom<EventRequest> for TransitionRequest {
             }
             D::RequestDecision {} => Some(C::RequestDecision),
             D::RequireNewStage2 {} => Some(C::RequireNewStage2),
-            D::GrantCertification { decision_maker } => f
-                .email("decision_maker", &decision_maker)
+            D::GrantCertification { decision_maker: named } => decision_maker(&mut f, named.as_deref(), caller)
                 .map(|decision_maker| C::GrantCertification { decision_maker }),
-            D::RefuseCertification { decision_maker, close_engagement } => f
-                .email("decision_maker", &decision_maker)
-                .map(|decision_maker| C::RefuseCertification { decision_maker, close_engagement }),
+            D::RefuseCertification { decision_maker: named, close_engagement } => {
+                decision_maker(&mut f, named.as_deref(), caller)
+                    .map(|decision_maker| C::RefuseCertification { decision_maker, close_engagement })
+            }
             D::StartSurveillance {} => Some(C::StartSurveillance),
             D::CompleteSurveillance { audit_id: id } => {
                 audit_id = Some(id);
@@ -264,6 +266,28 @@ impl TryFrom<EventRequest> for TransitionRequest {
         let parsed = (|| Some((command?, reason?, evidence?)))();
         let (command, reason, evidence) = f.finish(parsed)?;
         Ok(Self { command, audit_id, gaps, reason, evidence, expected_version: request.version })
+    }
+}
+
+/// Who decides: the caller, by the email address its token names; a decision maker `named` in
+/// the request must be the caller. A decision recorded under a name the caller typed would let
+/// an auditor decide as a colleague and pass the impartiality check (ISO/IEC 17021-1 9.5).
+fn decision_maker(f: &mut Fields, named: Option<&str>, caller: &AuthUser) -> Option<EmailAddress> {
+    let Ok(caller_address) = EmailAddress::parse(&caller.subject) else {
+        let detail = format!(
+            "a certification decision is recorded under its maker's email address, and the caller's token names '{}'",
+            caller.subject
+        );
+        f.problem("decision_maker", detail);
+        return None;
+    };
+    match named.map(|named| f.email("decision_maker", named)) {
+        Some(None) => None,
+        Some(Some(named)) if named != caller_address => {
+            f.problem("decision_maker", format!("must be the caller ({caller_address}), who makes the decision"));
+            None
+        }
+        _ => Some(caller_address),
     }
 }
 
@@ -293,7 +317,7 @@ pub async fn post_engagement_event(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let expected = expected_version(&http, body.version)?;
-    let mut request = TransitionRequest::try_from(body)?;
+    let mut request = TransitionRequest::parse(body, &user)?;
     request.expected_version = expected;
     let txn = begin_write_claiming(&app.writer, &claim).await?;
     let (engagement, open_deadlines) = fire(&txn, &app, *id, &request, &user).await?;

@@ -2,6 +2,7 @@
 
 use actix_web::{get, web};
 use chrono::NaiveDate;
+use entities::domain::dates::{EARLIEST_DATE, LATEST_DATE};
 use entities::domain::deadline::DeadlineStatus;
 use entities::domain::state::EngagementState;
 use entities::orm::{deadline, engagement, prelude::*};
@@ -85,6 +86,11 @@ pub async fn list_engagements(
         None => {}
     }
     if let Some(day) = query.due_before {
+        if !(EARLIEST_DATE..=LATEST_DATE).contains(&day) {
+            return Err(ApiError::InvalidQuery(format!(
+                "due_before must be between {EARLIEST_DATE} and {LATEST_DATE}"
+            )));
+        }
         select = select.filter(engagement::Column::Id.in_subquery(with_open_deadline_before(day)));
     }
     let rows = select.all(&app.db).await?;
