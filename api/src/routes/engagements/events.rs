@@ -207,7 +207,7 @@ impl ToSchema for EventRequest {
 }
 
 impl TransitionRequest {
-    /// The transition `request` asks of `caller`'s behalf.
+    /// The transition `request` asks for, on `caller`'s behalf.
     pub fn parse(request: EventRequest, caller: &AuthUser) -> Result<Self, ApiError> {
         use EngagementCommand as C;
         use EventDetails as D;
