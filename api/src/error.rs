@@ -180,15 +180,19 @@ impl From<DbErr> for ApiError {
     }
 }
 
+/// The sqlx error under a statement's `error`, if there is one.
+fn sqlx_error_of(error: &DbErr) -> Option<&sea_orm::sqlx::Error> {
+    use sea_orm::RuntimeErr;
+    match error {
+        DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx)) => Some(sqlx.as_ref()),
+        _ => None,
+    }
+}
+
 /// PostgreSQL's message when `error` is a data exception (SQLSTATE class 22: a value it cannot
 /// take, such as a NUL character or a date out of its range).
 fn postgres_data_exception(error: &DbErr) -> Option<String> {
-    use sea_orm::RuntimeErr;
-    use sea_orm::sqlx::Error as Sqlx;
-    let (DbErr::Exec(RuntimeErr::SqlxError(sqlx)) | DbErr::Query(RuntimeErr::SqlxError(sqlx))) = error else {
-        return None;
-    };
-    let Sqlx::Database(database) = sqlx.as_ref() else { return None };
+    let sea_orm::sqlx::Error::Database(database) = sqlx_error_of(error)? else { return None };
     let is_postgres = database.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>().is_none();
     (is_postgres && database.code().is_some_and(|code| code.starts_with("22"))).then(|| database.message().to_owned())
 }
@@ -218,15 +222,11 @@ pub enum Unavailability {
 impl Unavailability {
     /// The reason `error` is a temporary unavailability, if it is one.
     pub fn of(error: &DbErr) -> Option<Self> {
-        use sea_orm::RuntimeErr;
         use sea_orm::sqlx::Error as Sqlx;
-        let runtime = match error {
-            DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => return Some(Self::Unreachable),
-            DbErr::Exec(runtime) | DbErr::Query(runtime) => runtime,
-            _ => return None,
-        };
-        let RuntimeErr::SqlxError(sqlx) = runtime else { return None };
-        match sqlx.as_ref() {
+        if matches!(error, DbErr::ConnectionAcquire(_) | DbErr::Conn(_)) {
+            return Some(Self::Unreachable);
+        }
+        match sqlx_error_of(error)? {
             Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed | Sqlx::Tls(_) => {
                 Some(Self::Unreachable)
             }

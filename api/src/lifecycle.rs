@@ -48,6 +48,21 @@ pub struct TransitionRequest {
     pub expected_version: Option<i32>,
 }
 
+impl TransitionRequest {
+    /// The "why" the history keeps: the reason, and a confirmation that an old stage 1 result is
+    /// still valid, which the decision relies on.
+    fn history_reason(&self) -> Option<String> {
+        let reason = self.reason.as_ref().map(ToString::to_string);
+        match &self.command {
+            EngagementCommand::CompleteStage2 { stage1_still_valid: Some(confirmation) } => {
+                let confirmation = format!("stage 1 result still valid: {confirmation}");
+                Some(reason.map_or(confirmation.clone(), |reason| format!("{reason}\n{confirmation}")))
+            }
+            _ => reason,
+        }
+    }
+}
+
 /// Fires `request` on engagement `id` as `user` (404 unless it sees the engagement, 403 unless it
 /// may fire the event), inside `txn`; returns the updated engagement and its open deadlines.
 pub async fn fire(
@@ -387,7 +402,7 @@ async fn apply(
             from_state: Some(outcome.from),
             to_state: Some(outcome.to),
             actor,
-            reason: request.reason.as_ref().map(ToString::to_string),
+            reason: request.history_reason(),
             evidence: &request.evidence,
             subject_id: request.audit_id,
         },

@@ -498,9 +498,7 @@ on_both_databases!(a_certification_body_sees_only_its_own_bid_and_cannot_declare
 async fn an_ended_engagement_takes_no_new_finding_or_corrective_action(backend: Backend) {
     // Arrange: a stage 2 audit with a minor NC, then the client cancels.
     let app = spawn_app(backend).await;
-    let engagement = app.engagement_in_stage2().await;
-    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
-    let finding = app.record_finding(&engagement, &audit, "minor_nc", "A.5.15").await;
+    let (engagement, audit, finding) = app.stage2_with_finding("minor_nc", "A.5.15").await;
     app.set_today(day(44));
     app.fire(&engagement, json!({ "event": "cancel", "reason": "the client stops" })).await.expect(200);
 

@@ -59,9 +59,7 @@ async fn snapshot(app: &TestApp, engagement: &str) -> Vec<Value> {
 async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(backend: Backend) {
     // Arrange: an engagement in stage 2 with a stage 2 audit and a minor NC.
     let app = spawn_app(backend).await;
-    let engagement = app.engagement_in_stage2().await;
-    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
-    let finding = app.record_finding(&engagement, &audit, "minor_nc", "A.5.15").await;
+    let (engagement, audit, finding) = app.stage2_with_finding("minor_nc", "A.5.15").await;
     let events = format!("/api/v1/engagements/{engagement}/events");
     let huge = "x".repeat(300 * 1024);
     let huge: &'static str = Box::leak(format!("{{\"event\":\"cancel\",\"reason\":\"{huge}\"}}").into_boxed_str());

@@ -11,9 +11,7 @@ use crate::on_both_databases;
 async fn a_major_nc_blocks_the_decision_until_its_corrective_action_is_verified(backend: Backend) {
     // Arrange: stage 2 on days 40–43 finds a major NC, a minor NC and an OFI.
     let app = spawn_app(backend).await;
-    let engagement = app.engagement_in_stage2().await;
-    let stage2 = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
-    let major = app.record_finding(&engagement, &stage2, "major_nc", "A.8.13").await;
+    let (engagement, stage2, major) = app.stage2_with_finding("major_nc", "A.8.13").await;
     let minor = app.record_finding(&engagement, &stage2, "minor_nc", "9.2").await;
     let ofi = app.record_finding(&engagement, &stage2, "ofi", "A.5.1").await;
     app.set_today(day(44));
@@ -98,9 +96,7 @@ on_both_databases!(a_major_nc_blocks_the_decision_until_its_corrective_action_is
 async fn six_months_without_verifying_a_major_nc_require_a_new_stage2(backend: Backend) {
     // Arrange: a major NC from a stage 2 that ended on day 43 (2026-02-17).
     let app = spawn_app(backend).await;
-    let engagement = app.engagement_in_stage2().await;
-    let stage2 = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
-    let major = app.record_finding(&engagement, &stage2, "major_nc", "6.1.2").await;
+    let (engagement, stage2, major) = app.stage2_with_finding("major_nc", "6.1.2").await;
     app.set_today(day(44));
     app.fire(&engagement, json!({ "event": "complete_stage2", "audit_id": stage2 })).await.expect(200);
     let action = app.submit_corrective_action(&engagement, &major, None).await.expect(201).str("id");
@@ -138,9 +134,7 @@ on_both_databases!(six_months_without_verifying_a_major_nc_require_a_new_stage2)
 
 async fn cap_due_dates_outside_30_to_90_days_are_refused_and_nothing_is_written(backend: Backend) {
     let app = spawn_app(backend).await;
-    let engagement = app.engagement_in_stage2().await;
-    let stage2 = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
-    let minor = app.record_finding(&engagement, &stage2, "minor_nc", "A.5.15").await;
+    let (engagement, _, minor) = app.stage2_with_finding("minor_nc", "A.5.15").await;
     for (due, case) in [(day(72), "29 days"), (day(134), "91 days")] {
         let refused = app.submit_corrective_action(&engagement, &minor, Some(due)).await.expect(422);
         assert_eq!(refused.problem_type(), "cap-due-date-out-of-window", "{case}");
@@ -150,9 +144,7 @@ async fn cap_due_dates_outside_30_to_90_days_are_refused_and_nothing_is_written(
     let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200);
     assert!(deadlines.body.as_array().unwrap().iter().all(|d| d["kind"] != "corrective_action_due"));
     for (due, case) in [(day(73), "30 days"), (day(133), "90 days")] {
-        let engagement = app.engagement_in_stage2().await;
-        let stage2 = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
-        let minor = app.record_finding(&engagement, &stage2, "minor_nc", "A.5.15").await;
+        let (engagement, _, minor) = app.stage2_with_finding("minor_nc", "A.5.15").await;
         let accepted = app.submit_corrective_action(&engagement, &minor, Some(due)).await;
         assert_eq!(accepted.status, 201, "{case}: {}", accepted.body);
     }

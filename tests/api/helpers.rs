@@ -593,6 +593,15 @@ impl TestApp {
             .expect(200);
     }
 
+    /// An engagement in `stage2` (see [`Self::engagement_in_stage2`]) with a stage 2 audit on days
+    /// 40–43 that found one `grade` finding on `reference`: (engagement, audit, finding).
+    pub async fn stage2_with_finding(&self, grade: &str, reference: &str) -> (String, String, String) {
+        let engagement = self.engagement_in_stage2().await;
+        let audit = self.create_audit(&engagement, "stage2", day(40), day(43)).await;
+        let finding = self.record_finding(&engagement, &audit, grade, reference).await;
+        (engagement, audit, finding)
+    }
+
     pub async fn record_finding(&self, engagement: &str, audit: &str, grade: &str, reference: &str) -> String {
         self.post(
             &format!("/api/v1/engagements/{engagement}/audits/{audit}/findings"),

@@ -10,9 +10,7 @@ use crate::smtp::{SmtpSink, closed_port};
 /// An engagement in `corrective_actions` whose one minor NC (stage 2 ended on day 43) has a
 /// corrective action owned by sre@acme.test and due on day 80. Returns (engagement, action).
 async fn engagement_with_a_cap_item_due_on_day_80(app: &TestApp) -> (String, String) {
-    let engagement = app.engagement_in_stage2().await;
-    let stage2 = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
-    let minor = app.record_finding(&engagement, &stage2, "minor_nc", "A.8.13").await;
+    let (engagement, stage2, minor) = app.stage2_with_finding("minor_nc", "A.8.13").await;
     app.set_today(day(44));
     app.fire(&engagement, json!({ "event": "complete_stage2", "audit_id": stage2 })).await.expect(200);
     let action = app.submit_corrective_action(&engagement, &minor, Some(day(80))).await.expect(201).str("id");

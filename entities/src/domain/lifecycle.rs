@@ -366,6 +366,32 @@ impl Guards {
         });
     }
 
+    /// A renewal decided after the certificate's expiry: only as the restoration of an expired
+    /// certificate (17021-1 9.6.3.2.5), within its window. A recertification not decided before
+    /// the expiry date does not extend the certificate: it expires first, with a gap.
+    fn renewal_decided_in_time(
+        &mut self,
+        facts: &EngagementFacts,
+        certificate: CertificateFacts,
+        today: NaiveDate,
+        policy: &CertificationPolicy,
+    ) {
+        match facts.marks.expired_on {
+            Some(expired_on) => {
+                let limit = restore_after_expiry_limit(expired_on, policy);
+                self.require(today <= limit, "restore_window_passed", || {
+                    format!("certification could be restored until {limit}: a new stage 2 is needed")
+                });
+            }
+            None => self.require(today <= certificate.expires_on, "certificate_expired", || {
+                format!(
+                    "the certificate expired on {} before this decision: fire expire, then restore_after_expiry",
+                    certificate.expires_on
+                )
+            }),
+        }
+    }
+
     fn majors_verified(&mut self, facts: &EngagementFacts) {
         self.require(facts.majors_unverified == 0, "major_nc_unverified", || {
             format!("{} major nonconformit(y/ies) lack a verified correction", facts.majors_unverified)
@@ -502,6 +528,9 @@ fn apply(
                     )
                 },
             );
+            if let Some(certificate) = facts.certificate {
+                check.renewal_decided_in_time(facts, certificate, today, policy);
+            }
             let previous_expiry = facts.certificate.map(|c| c.expires_on);
             let expires_on = certificate_expiry(today, previous_expiry);
             out.to = S::Certified;
@@ -617,6 +646,9 @@ fn apply(
             let certificate = check.certificate(facts);
             check.require(today > certificate.expires_on, "certificate_not_expired", || {
                 format!("the certificate is valid until {}", certificate.expires_on)
+            });
+            check.require(facts.marks.expired_on.is_none(), "certificate_already_expired", || {
+                format!("the certificate already expired on {}: this decision restores it", certificate.expires_on)
             });
             out.to = S::Expired;
             out.marks.expired_on = Some(certificate.expires_on);

@@ -52,7 +52,8 @@ fn facts_allowing(state: EngagementState, event: EngagementEvent) -> EngagementF
             ..EngagementMarks::default()
         },
     };
-    if matches!(state, S::Certified | S::Surveillance | S::Recertification | S::Suspended | S::Expired) {
+    let renewal = state == S::CertificationDecision && event == E::Expire;
+    if renewal || matches!(state, S::Certified | S::Surveillance | S::Recertification | S::Suspended | S::Expired) {
         facts.certificate = Some(CertificateFacts {
             decision_on: d(2024, 6, 1),
             expires_on: d(2027, 6, 1),
@@ -350,6 +351,36 @@ fn recertification_in_time_runs_the_new_term_from_the_old_expiry() {
     });
     let outcome = decide_default(&facts, &command_for(E::GrantCertification)).unwrap();
     assert_eq!(outcome.certificate, Some(CertificateChange::Issue { decision_on: TODAY, expires_on: d(2029, 12, 20) }));
+}
+
+#[test]
+fn a_renewal_not_decided_before_expiry_expires_and_is_granted_only_as_a_restoration() {
+    let mut facts = facts_allowing(S::CertificationDecision, E::GrantCertification);
+    let expired_term =
+        CertificateFacts { decision_on: d(2023, 11, 1), expires_on: d(2026, 11, 1), surveillances_completed: 2 };
+    facts.certificate = Some(expired_term);
+    assert_eq!(violation_codes(decide_default(&facts, &command_for(E::GrantCertification))), ["certificate_expired"]);
+
+    // The clock expires it while the decision is pending.
+    let expiry = decide_default(&facts, &C::Expire).unwrap();
+    assert_eq!(expiry.to, S::Expired);
+    assert_eq!(expiry.marks.expired_on, Some(d(2026, 11, 1)));
+
+    // Restored: the new term still runs from the old expiry (17021-1 9.6.3.2.5), from today's decision.
+    facts.marks.expired_on = Some(d(2026, 11, 1));
+    assert_eq!(violation_codes(decide_default(&facts, &C::Expire)), ["certificate_already_expired"]);
+    let restored = decide_default(&facts, &command_for(E::GrantCertification)).unwrap();
+    assert_eq!(restored.certificate, Some(CertificateChange::Issue { decision_on: TODAY, expires_on: d(2029, 11, 1) }));
+    assert_eq!(restored.marks.expired_on, None);
+
+    // Past the six-month window the restoration is refused too.
+    facts.marks.expired_on = Some(d(2026, 5, 23));
+    facts.certificate = Some(CertificateFacts { expires_on: d(2026, 5, 23), ..expired_term });
+    assert_eq!(violation_codes(decide_default(&facts, &command_for(E::GrantCertification))), ["restore_window_passed"]);
+
+    // A first certification has no certificate to expire.
+    let initial = facts_allowing(S::CertificationDecision, E::GrantCertification);
+    assert_eq!(violation_codes(decide_default(&initial, &C::Expire)), ["no_certificate"]);
 }
 
 #[test]

@@ -99,6 +99,7 @@ pub const TRANSITIONS: &[(EngagementState, EngagementEvent, &[EngagementState])]
     (S::CertificationDecision, E::GrantCertification, &[S::Certified]),
     (S::CertificationDecision, E::RefuseCertification, &[S::Stage2, S::Cancelled]),
     (S::CertificationDecision, E::Cancel, &[S::Cancelled]),
+    (S::CertificationDecision, E::Expire, &[S::Expired]),
     (S::Certified, E::StartSurveillance, &[S::Surveillance]),
     (S::Certified, E::StartRecertification, &[S::Recertification]),
     (S::Certified, E::Suspend, &[S::Suspended]),
