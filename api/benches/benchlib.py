@@ -20,6 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 CLIENTS = int(os.environ.get("CLIENTS", "64"))
+WRK_THREADS = 2
 # The API's pool: 32 on PostgreSQL; on SQLite the default (10), since reads in one process gain
 # nothing from more connections than cores and each connection keeps its own page and statement
 # caches (32 connections took the API to 150-180 MB; 8 gave the same reads faster in 75 MB).
@@ -114,6 +115,64 @@ def cursor_of(engagement_id):
     return base64.urlsafe_b64encode(uuid.UUID(engagement_id).bytes).rstrip(b"=").decode()
 
 
+def columns(db, table):
+    if db.backend == "postgres":
+        rows = db.execute("SELECT column_name FROM information_schema.columns "
+                          f"WHERE table_name = '{table}' ORDER BY ordinal_position")
+    else:
+        rows = db.execute(f"SELECT name FROM pragma_table_info('{table}')")
+    return [row[0] for row in rows]
+
+
+def id_literal(db, value):
+    return f"'{value}'" if db.backend == "postgres" else "X'" + value.replace("-", "") + "'"
+
+
+def new_id(db):
+    return "gen_random_uuid()" if db.backend == "postgres" else "randomblob(16)"
+
+
+def time_ordered_id_sql(db, ordinal):
+    """An id laid out like the API's UUIDv7 for the `ordinal`-th row of a bulk insert made now:
+    the time in milliseconds (a thousand rows to the millisecond), the row's place within its
+    millisecond where UUIDv7 keeps a counter, then random bits. Rows inserted later sort later,
+    as rows the API creates do, so a page in id order lies in neighbouring table pages as it
+    would in production (random ids would scatter every page over the whole table)."""
+    now = int(time.time() * 1000)
+    if db.backend == "postgres":
+        return (f"(lpad(to_hex({now}::bigint + {ordinal} / 1000), 12, '0') || '7' "
+                f"|| lpad(to_hex({ordinal} % 1000), 3, '0') || '8' || substr(md5(random()::text), 1, 15))::uuid")
+    return f"time_ordered_id({now}, {ordinal})"
+
+
+def series(db, count):
+    if db.backend == "postgres":
+        return f"generate_series(1, {count}) AS s(i)"
+    return f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {count}) SELECT i FROM s) AS s"
+
+
+def copies(db, table, overrides, source):
+    """INSERT ... SELECT: a copy of the template row `t` for every row of `source`, with `overrides`."""
+    names = columns(db, table)
+    select = ", ".join(overrides.get(name, f"t.{name}") for name in names)
+    return f"INSERT INTO {table} ({', '.join(names)}) SELECT {select} FROM {source}"
+
+
+def fresh_stage1_audits(db, pairs, each):
+    """`each` more unfinished stage 1 audits for every engagement of `pairs` (copies of its audit
+    there, in bulk SQL), then all its unfinished ones, shuffled: [(engagement, audit)]. An audit completes one event only, so every
+    transition of a benchmark names an audit of its own (see `transition_script`)."""
+    engagements = ",".join(id_literal(db, e) for e, _ in pairs)
+    audits = ",".join(id_literal(db, a) for _, a in pairs)
+    db.execute(copies(db, "audits", {"id": new_id(db)},
+                      f"{series(db, each)} CROSS JOIN (SELECT * FROM audits WHERE id IN ({audits})) t") + ";\nSELECT 1")
+    fresh = [(e, a) for e, a in db.execute(
+        f"SELECT engagement_id, id FROM audits WHERE kind = 'stage1' AND completed_at IS NULL "
+        f"AND engagement_id IN ({engagements})")]
+    random.shuffle(fresh)
+    return fresh
+
+
 class Api:
     """The release API serving `database`, as a process of its own."""
 
@@ -180,12 +239,24 @@ def lua_list(values):
 
 
 def transition_script(token, pairs):
-    """wrk: a `record_stage1_outcome` (not ready) on a random engagement of `pairs`."""
+    """wrk: `record_stage1_outcome` (not ready) on the engagements and unfinished stage 1 audits of
+    `pairs`, each pair once (see `fresh_stage1_audits`): wrk's threads walk the list interleaved,
+    each from its own start, so no two requests name the same audit. Past the end of the list the
+    audits are completed already and the API refuses them (counted as non-2xx)."""
     return (
-        "local pairs = {" + ",".join(f'{{"{e}","{a}"}}' for e, a in pairs) + "}\n"
+        f'local packed = "{";".join(f"{e},{a}" for e, a in pairs)}"\n'
+        "local targets = {}\n"
+        'for e, a in string.gmatch(packed, "([^,;]+),([^;]+)") do targets[#targets + 1] = {e, a} end\n'
         f'local token = "{token}"\n'
+        "local threads = 0\n"
+        "setup = function(thread)\n"
+        "  threads = threads + 1\n"
+        "  thread:set(\"first\", threads)\n"
+        "end\n"
+        "local sent = 0\n"
         "request = function()\n"
-        "  local p = pairs[math.random(#pairs)]\n"
+        f"  local p = targets[(first - 1 + sent * {WRK_THREADS}) % #targets + 1]\n"
+        "  sent = sent + 1\n"
         '  local body = \'{"event":"record_stage1_outcome","audit_id":"\' .. p[2] .. '
         '\'","outcome":"not_ready","gaps":["no internal audit"]}\'\n'
         '  return wrk.format("POST", "/api/v1/engagements/" .. p[1] .. "/events", '
@@ -207,7 +278,7 @@ def wrk(base, script, seconds):
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
-        return subprocess.run(["wrk", "-t2", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", f.name, base],
+        return subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", f.name, base],
                               check=True, capture_output=True, text=True).stdout
     finally:
         os.unlink(f.name)

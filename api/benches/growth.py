@@ -12,7 +12,8 @@ For each backend, one API process (release build) over one fresh database that g
    - `GET /api/v1/engagements/{id}` on random engagements;
    - `GET /api/v1/engagements?state=certified&limit=50` from random places in the list (keyset
      cursors taken from the whole table, so deep pages are as likely as the first);
-   - `POST .../events` transitions on the 256 stage 1 engagements.
+   - `POST .../events` transitions on the 256 stage 1 engagements, each completing a stage 1 audit
+     of its own (bulk copies of theirs, made before each run).
 4. The database's own ceiling for the two reads, with the API stopped (it is then started again on
    the same database), over the same engagements and cursors: on PostgreSQL pgbench runs the SQL
    each read executes (the same statements, prepared, as the API runs them) with the same clients;
@@ -30,8 +31,9 @@ import sys
 import time
 import uuid
 
-from benchlib import (PGBENCH_READ_STATEMENT, Api, Database, cursor_of, get_script, pgbench, pgbench_figures, pool_of,
-                      release_binary, seed_stage1, transition_script, wrk, wrk_figures, CLIENTS)
+from benchlib import (PGBENCH_READ_STATEMENT, Api, Database, copies, cursor_of, fresh_stage1_audits, get_script, id_literal,
+                      new_id, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1, series, time_ordered_id_sql,
+                      transition_script, wrk, wrk_figures, CLIENTS)
 
 BACKENDS = os.environ.get("BACKENDS", "sqlite,postgres").split(",")
 SIZES = [int(n) for n in os.environ.get("SIZES", "10000,100000,1000000").split(",")]
@@ -50,49 +52,6 @@ SELECT * FROM deadlines WHERE engagement_id = ANY(:ids) AND status = 'open';
 """
 
 
-def columns(db, table):
-    if db.backend == "postgres":
-        rows = db.execute("SELECT column_name FROM information_schema.columns "
-                          f"WHERE table_name = '{table}' ORDER BY ordinal_position")
-    else:
-        rows = db.execute(f"SELECT name FROM pragma_table_info('{table}')")
-    return [row[0] for row in rows]
-
-
-def id_literal(db, value):
-    return f"'{value}'" if db.backend == "postgres" else "X'" + value.replace("-", "") + "'"
-
-
-def new_id(db):
-    return "gen_random_uuid()" if db.backend == "postgres" else "randomblob(16)"
-
-
-def time_ordered_id(db, ordinal):
-    """An id laid out like the API's UUIDv7 for the `ordinal`-th row of a bulk insert made now:
-    the time in milliseconds (a thousand rows to the millisecond), the row's place within its
-    millisecond where UUIDv7 keeps a counter, then random bits. Rows inserted later sort later,
-    as rows the API creates do, so a page in id order lies in neighbouring table pages as it
-    would in production (random ids would scatter every page over the whole table)."""
-    now = int(time.time() * 1000)
-    if db.backend == "postgres":
-        return (f"(lpad(to_hex({now}::bigint + {ordinal} / 1000), 12, '0') || '7' "
-                f"|| lpad(to_hex({ordinal} % 1000), 3, '0') || '8' || substr(md5(random()::text), 1, 15))::uuid")
-    return f"time_ordered_id({now}, {ordinal})"
-
-
-def series(db, count):
-    if db.backend == "postgres":
-        return f"generate_series(1, {count}) AS s(i)"
-    return f"(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < {count}) SELECT i FROM s) AS s"
-
-
-def copies(db, table, overrides, source):
-    """INSERT ... SELECT: a copy of the template row `t` for every row of `source`, with `overrides`."""
-    names = columns(db, table)
-    select = ", ".join(overrides.get(name, f"t.{name}") for name in names)
-    return f"INSERT INTO {table} ({', '.join(names)}) SELECT {select} FROM {source}"
-
-
 def days_from_today(db, days):
     return f"current_date + {days}" if db.backend == "postgres" else f"date('now', '+{days} days')"
 
@@ -106,7 +65,7 @@ def grow(db, template, count, batch):
         f"SELECT id FROM engagement_history WHERE engagement_id = {template_id} LIMIT 1")[0][0])
     in_batch = f"WHERE e.manager_email = {marker}"
     statements = [
-        copies(db, "engagements", {"id": time_ordered_id(db, "s.i"), "state": state, "manager_email": marker},
+        copies(db, "engagements", {"id": time_ordered_id_sql(db, "s.i"), "state": state, "manager_email": marker},
                f"{series(db, count)} CROSS JOIN (SELECT * FROM engagements WHERE id = {template_id}) t"),
         copies(db, "deadlines", {
             "id": new_id(db), "engagement_id": "e.id", "kind": "'corrective_action_due'", "subject_id": "NULL",
@@ -129,19 +88,23 @@ def read_targets(db):
     return ids, listed
 
 
-def measure(api, pairs, ids, listed):
+def measure(db, api, pairs, ids, listed):
     one = get_script(api.token, [f"/api/v1/engagements/{e}" for e in ids])
     pages = get_script(api.token, [f"/api/v1/engagements?state={LISTED_STATE}&limit={PAGE}"] + [
         f"/api/v1/engagements?state={LISTED_STATE}&limit={PAGE}&cursor={cursor_of(e)}" for e in listed])
     return {
         "GET /engagements/{id}": wrk_figures(wrk(api.base, one, SECONDS)),
         f"GET /engagements?state={LISTED_STATE}&limit={PAGE}": wrk_figures(wrk(api.base, pages, SECONDS)),
-        "POST /engagements/{id}/events": wrk_figures(wrk(api.base, transition_script(api.token, pairs), SECONDS)),
+        # Every transition completes an audit of its own: enough for SECONDS at 5,000/s.
+        "POST /engagements/{id}/events": wrk_figures(wrk(
+            api.base, transition_script(api.token, fresh_stage1_audits(db, pairs, SECONDS * 5000 // len(pairs) + 1)),
+            SECONDS)),
     }
 
 
-def ceilings(db, ids, listed):
-    """PostgreSQL alone (pgbench) running the statements of the two reads: (reads/s, pages/s)."""
+def create_read_targets(db, ids, listed):
+    """The tables pgbench draws its targets from: `bench_reads` (n, e: an engagement) and
+    `bench_pages` (n, after: a cursor, ids: the engagements of the page after it)."""
     reads = ",".join(f"({n + 1}, '{e}')" for n, e in enumerate(ids))
     cursors = ",".join(f"({n + 1}, '{e}'::uuid)" for n, e in enumerate(listed))
     db.execute(
@@ -149,7 +112,12 @@ def ceilings(db, ids, listed):
         "CREATE TABLE bench_pages (n int PRIMARY KEY, after uuid, ids uuid[]); "
         "INSERT INTO bench_pages SELECT c.n, c.after, (SELECT coalesce(array_agg(id), '{}') FROM (SELECT id FROM engagements "
         f"WHERE state = '{LISTED_STATE}' AND id > c.after ORDER BY id LIMIT {PAGE}) p) "
-        f"FROM (VALUES {cursors}) AS c(n, after)")
+        f"FROM (VALUES {cursors}) AS c(n, after); ANALYZE bench_reads; ANALYZE bench_pages; SELECT 1")
+
+
+def ceilings(db, ids, listed):
+    """PostgreSQL alone (pgbench) running the statements of the two reads: (reads/s, pages/s)."""
+    create_read_targets(db, ids, listed)
     try:
         reads, _ = pgbench(db, f"\\set n random(1, {len(ids)})\nSELECT e FROM bench_reads WHERE n = :n \\gset\n"
                               f"{PGBENCH_READ_STATEMENT}\n", SECONDS)
@@ -217,7 +185,7 @@ def main():
                 total = grow(db, pairs[0][0], size - total, batch)
                 print(f"{backend}: {total} engagements (+{time.time() - started:.0f} s of bulk SQL)", file=sys.stderr)
                 ids, listed = read_targets(db)
-                figures = measure(api, pairs, ids, listed)
+                figures = measure(db, api, pairs, ids, listed)
                 rss, process_peak = api.memory()
                 peak = max(peak, process_peak)
                 # The database alone, with the API stopped: on PostgreSQL pgbench's clients and the

@@ -8,7 +8,9 @@
 3. wrk, CLIENTS connections for SECONDS: `POST /api/v1/engagements/{id}/events` recording a
    "not ready" stage 1 outcome on a random engagement (a transition stage1 -> stage1 that locks
    the engagement, reads its facts and open deadlines, its documents and SoA, completes the audit,
-   writes the history and bumps the version: every request is a full transition).
+   writes the history and bumps the version: every request is a full transition). An audit
+   completes one event only, so each request names an unfinished stage 1 audit of its own (bulk
+   copies of the seeded ones); pgbench completes the same audit again, which SQL allows.
 4. pgbench, the same CLIENTS for SECONDS, running the SQL statements one such transition executes
    (captured from PostgreSQL's statement log) as a custom script, on the same database, once the
    API has stopped (its p99 is read from pgbench's per-transaction log).
@@ -25,7 +27,7 @@ DATABASE_WRITE_CONNECTIONS (its write pool, default 8), BENCH_POSTGRES_SSLMODE (
 import os
 import sys
 
-from benchlib import (PGBENCH_READ_STATEMENT, Api, Database, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
+from benchlib import (PGBENCH_READ_STATEMENT, Api, Database, fresh_stage1_audits, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
                       transition_script, wrk, wrk_figures, CLIENTS)
 
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
@@ -41,7 +43,7 @@ PGBENCH_SCRIPT = f"""
 SELECT engagement_id AS e, audit_id AS a, organization_id AS o, certification_body_id AS c FROM bench_ids WHERE n = :n \\gset
 BEGIN;
 SELECT * FROM engagements WHERE id = :e FOR UPDATE;
-SELECT o.accepts_unaccredited_cb, cb.accredited, cb.accreditation_expires_on, c.decision_on, c.expires_on, c.surveillances_completed, (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'major_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'minor_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE audit_id = :a AND grade = 'major_nc'), a.kind, a.first_day, a.last_day, d.* FROM organizations o LEFT JOIN certification_bodies cb ON cb.id IN (SELECT certification_body_id FROM proposals WHERE engagement_id = :e AND status = 'selected') LEFT JOIN certificates c ON c.engagement_id = :e LEFT JOIN audits a ON a.id = :a AND a.engagement_id = :e LEFT JOIN deadlines d ON d.engagement_id = :e AND d.status = 'open' WHERE o.id = :o;
+SELECT o.accepts_unaccredited_cb, cb.accredited, cb.accreditation_expires_on, c.decision_on, c.expires_on, c.surveillances_completed, (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'major_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'minor_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE audit_id = :a AND grade = 'major_nc'), a.kind, a.first_day, a.last_day, a.completed_at, d.* FROM organizations o LEFT JOIN certification_bodies cb ON cb.id IN (SELECT certification_body_id FROM proposals WHERE engagement_id = :e AND status = 'selected') LEFT JOIN certificates c ON c.engagement_id = :e LEFT JOIN audits a ON a.id = :a AND a.engagement_id = :e LEFT JOIN deadlines d ON d.engagement_id = :e AND d.status = 'open' WHERE o.id = :o;
 SELECT * FROM documents WHERE engagement_id = :e;
 SELECT * FROM soa_entries WHERE engagement_id = :e;
 UPDATE audits SET completed_at = now(), updated_at = now(), stage1_outcome = 'not_ready', gaps = '["no internal audit"]' WHERE id = :a;
@@ -68,7 +70,9 @@ def main():
         rows = ",".join(f"({i + 1}, '{e}', '{a}', '{org}', '{cb}')" for i, (e, a) in enumerate(pairs))
         db.execute("CREATE TABLE bench_ids (n int PRIMARY KEY, engagement_id uuid, audit_id uuid, "
                    f"organization_id uuid, certification_body_id uuid); INSERT INTO bench_ids VALUES {rows}")
-        api_run = wrk(api.base, transition_script(api.token, pairs), SECONDS)
+        # Every transition completes an audit of its own: enough for SECONDS at 5,000/s.
+        targets = fresh_stage1_audits(db, pairs, SECONDS * 5000 // ENGAGEMENTS + 1)
+        api_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
         _, transitions_peak = api.memory()
         api_reads = wrk(api.base, get_script(api.token, [f"/api/v1/engagements/{e}" for e, _ in pairs]), SECONDS)
         _, peak = api.memory()
