@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod clock_events;
 pub mod error;
 pub mod idempotency;
 pub mod openapi;

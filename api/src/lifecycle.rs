@@ -7,6 +7,7 @@ use entities::domain::lifecycle::{
     AuditFacts, CertificateChange, CertificateFacts, EngagementCommand, EngagementFacts, EngagementMarks,
     TransitionOutcome, decide,
 };
+use entities::domain::policy::CertificationPolicy;
 use entities::domain::soa::{SoaLine, check_statement_of_applicability};
 use entities::domain::stage1::Stage1Readiness;
 use entities::domain::state::EngagementEvent;
@@ -72,13 +73,24 @@ pub async fn fire(
     request: &TransitionRequest,
     user: &AuthUser,
 ) -> Result<(engagement::Model, OpenDeadlines), ApiError> {
-    let now = app.clock.now();
+    fire_at(txn, app.clock.now(), &app.policy, id, request, user).await
+}
+
+/// [`fire`] at `now`, under `policy`.
+pub async fn fire_at(
+    txn: &DatabaseTransaction,
+    now: DateTime<Utc>,
+    policy: &CertificationPolicy,
+    id: Uuid,
+    request: &TransitionRequest,
+    user: &AuthUser,
+) -> Result<(engagement::Model, OpenDeadlines), ApiError> {
     let today = now.date_naive();
     let engagement = lock_engagement(txn, user, id, Action::Fire(request.command.event())).await?;
     // Checked under the lock: of two writers that read the same version, one wins.
     check_version(request.expected_version, engagement.version)?;
     let (facts, mut open_deadlines) = load_facts(txn, &engagement, request, today).await?;
-    let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &app.policy)?;
+    let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, policy)?;
     tracing::info!(engagement_id = %id, event = %outcome.event, from = %outcome.from, to = %outcome.to, "transition");
     let engagement = apply(txn, engagement, &mut open_deadlines, &outcome, request, &user.subject, now).await?;
     Ok((engagement, open_deadlines))

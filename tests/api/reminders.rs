@@ -216,3 +216,86 @@ async fn a_refusing_mail_server_loses_nothing_and_doubles_nothing(backend: Backe
     assert_eq!((sent[0]["status"].as_str(), sent[0]["attempts"].as_i64()), (Some("sent"), Some(4)));
 }
 on_both_databases!(a_refusing_mail_server_loses_nothing_and_doubles_nothing);
+
+async fn the_clock_expires_a_lapsed_certificate_once_after_its_expiry_escalation_went_out(backend: Backend) {
+    // Arrange: certified on day 44, the certificate expires on 2029-02-18; the worker's first tick
+    // after that is the day after.
+    let app = spawn_app(backend).await;
+    let smtp = SmtpSink::start();
+    let engagement = app.certified_engagement().await;
+    let worker = app.spawn_worker(smtp.port).await;
+    let expiry = chrono::NaiveDate::from_ymd_opt(2029, 2, 18).unwrap();
+    app.set_today(expiry);
+    assert_eq!(worker.tick().await.expired, 0, "valid through its expiry date");
+    app.wait_for_deliveries(&engagement).await;
+    let deadline_ids = |kind: &'static str| {
+        let app = &app;
+        let engagement = engagement.clone();
+        async move {
+            let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200);
+            deadlines
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|d| d["kind"] == kind)
+                .map(|d| d["id"].clone())
+                .collect::<Vec<_>>()
+        }
+    };
+    let expiry_deadline = deadline_ids("certificate_expiry").await;
+    let escalated = app.notifications(&engagement).await.into_iter().any(|n| {
+        expiry_deadline.contains(&n["deadline_id"])
+            && n["step_key"].as_str().unwrap().starts_with("escalation")
+            && n["status"] == "sent"
+    });
+    assert!(escalated, "the expiry-day escalation went out first");
+
+    // Act: the day after, the clock expires it, once.
+    app.set_today(expiry.succ_opt().unwrap());
+    let ticks = [worker.tick().await.expired, worker.tick().await.expired];
+
+    // Assert
+    assert_eq!(ticks, [1, 0], "expired at the first tick, and only once");
+    let expired = app.engagement(&engagement).await.expect(200);
+    assert_eq!(expired.str("state"), "expired");
+    assert_eq!(expired.body["expired_on"], "2029-02-18");
+    assert_eq!(expired.body["open_deadlines"][0]["kind"], "restore_after_expiry_limit");
+    let certificate = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
+    assert_eq!(certificate.str("status"), "expired");
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let expiries: Vec<&Value> = history.body.as_array().unwrap().iter().filter(|h| h["action"] == "expire").collect();
+    assert_eq!(expiries.len(), 1);
+    assert_eq!(
+        (expiries[0]["actor"].as_str(), expiries[0]["from_state"].as_str()),
+        (Some("certflow-clock"), Some("certified"))
+    );
+}
+on_both_databases!(the_clock_expires_a_lapsed_certificate_once_after_its_expiry_escalation_went_out);
+
+async fn the_clock_waits_for_an_unsent_expiry_escalation_and_leaves_a_valid_certificate_alone(backend: Backend) {
+    // Arrange: two certified engagements; the worker was down from before the first one's expiry
+    // until the day after it. The second one was certified a year later.
+    let app = spawn_app(backend).await;
+    let smtp = SmtpSink::start();
+    let lapsed = app.certified_engagement().await;
+    let valid = app.engagement_in_stage2().await;
+    let stage2 = app.create_audit(&valid, "stage2", day(400), day(403)).await;
+    app.set_today(day(404));
+    let confirmed = json!({ "event": "complete_stage2", "audit_id": stage2, "stage1_still_valid": "scope unchanged" });
+    app.fire(&valid, confirmed).await.expect(200);
+    app.grant(&valid).await.expect(200);
+    let worker = app.spawn_worker(smtp.port).await;
+    app.set_today(chrono::NaiveDate::from_ymd_opt(2029, 2, 19).unwrap());
+
+    // Act / Assert: the first tick claims the overdue escalation and leaves the certificate for
+    // the next tick, once the escalation is sent.
+    assert_eq!(worker.tick().await.expired, 0, "its expiry escalation is claimed, not yet sent");
+    assert_eq!(app.engagement(&lapsed).await.expect(200).str("state"), "certified");
+    app.wait_for_deliveries(&lapsed).await;
+    assert_eq!(worker.tick().await.expired, 1);
+    assert_eq!(app.engagement(&lapsed).await.expect(200).str("state"), "expired");
+    assert_eq!(app.engagement(&valid).await.expect(200).str("state"), "certified", "not expired before its date");
+    assert!(smtp.received().iter().any(|m| m.subject().contains("2029-02-18")), "the escalation names the expiry date");
+}
+on_both_databases!(the_clock_waits_for_an_unsent_expiry_escalation_and_leaves_a_valid_certificate_alone);

@@ -9,6 +9,9 @@ pub enum WorkerError {
     /// A job could not be queued.
     #[error("failed to queue a job: {0}")]
     Queue(String),
+    /// An event the clock fires failed (the database, most likely: a refused event is skipped).
+    #[error("an event the clock fires failed: {0}")]
+    ClockEvent(#[from] api::error::ApiError),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),

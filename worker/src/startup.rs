@@ -11,6 +11,7 @@ use apalis::prelude::{BackendExt, Monitor, Strategy, WorkerBuilder, WorkerBuilde
 use apalis_cron::CronScheduler;
 use chrono::{DateTime, Utc};
 use entities::clock::Clock;
+use entities::domain::policy::CertificationPolicy;
 use entities::domain::reminders::NotificationStatus;
 use entities::orm::{notification, prelude::*};
 use entities::settings::Settings;
@@ -37,6 +38,8 @@ pub struct TickReport {
     pub scan: ScanReport,
     /// Email jobs queued.
     pub queued: usize,
+    /// Certificates the clock expired.
+    pub expired: usize,
 }
 
 /// Runs the scan and queues the emails it claimed.
@@ -44,6 +47,8 @@ pub struct TickReport {
 pub struct Ticker {
     db: DatabaseConnection,
     clock: Clock,
+    /// The certification rules the events the clock fires follow.
+    policy: CertificationPolicy,
     batch: u64,
     queue: EmailQueue,
     /// A queued email whose job has not run for this long is queued again (its job was lost
@@ -55,7 +60,10 @@ pub struct Ticker {
 pub type SharedTicker = Arc<Ticker>;
 
 impl Ticker {
-    /// Claims every due step, then queues one job per email waiting for one.
+    /// Claims every due step, then queues one job per email waiting for one, then fires the
+    /// events that fall due by the clock (certificates past their expiry date expire). The
+    /// escalations go first: expiring cancels a deadline's unsent emails, so an engagement whose
+    /// expiry escalation waits to be sent expires at a later tick.
     pub async fn tick(&self) -> Result<TickReport, WorkerError> {
         let now = self.clock.now();
         let scan = claim_due_steps(&self.db, now.date_naive(), now, self.batch).await?;
@@ -63,7 +71,8 @@ impl Ticker {
         if scan.claimed + scan.superseded + queued > 0 {
             tracing::info!(claimed = scan.claimed, superseded = scan.superseded, queued, "scan");
         }
-        Ok(TickReport { scan, queued })
+        let expired = api::clock_events::expire_lapsed_certificates(&self.db, now, &self.policy).await?.len();
+        Ok(TickReport { scan, queued, expired })
     }
 
     /// Queues a job for each email that is due a try and has no live job: just claimed, retrying
@@ -153,7 +162,14 @@ impl ReminderWorker {
         });
         let requeue_after = chrono::Duration::seconds(2 * i64::from(settings.delivery_lease_seconds));
         let batch = u64::from(settings.scan_batch_size);
-        let ticker = Arc::new(Ticker { db, clock, batch, queue: queue.clone(), requeue_after });
+        let ticker = Arc::new(Ticker {
+            db,
+            clock,
+            policy: CertificationPolicy::default(),
+            batch,
+            queue: queue.clone(),
+            requeue_after,
+        });
         let concurrency = usize::try_from(settings.delivery_concurrency).unwrap_or(1);
         Ok(Self { ticker, delivery, queue, schedule, concurrency })
     }
