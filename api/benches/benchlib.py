@@ -207,6 +207,14 @@ class Api:
         kb = {key: int(re.search(rf"{key}:\s+(\d+) kB", status).group(1)) for key in ("VmRSS", "VmHWM")}
         return kb["VmRSS"] / 1024, kb["VmHWM"] / 1024
 
+    def file_backed(self):
+        """The part of the API's current RSS that maps files, in MB: its own binary and, on SQLite,
+        the database file each connection reads through its memory map (`mmap_size`). Those are
+        pages of the OS's file cache, counted once per connection that touched them; read with
+        `pread` instead, the same pages sit in the same cache without counting in the RSS."""
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"RssFile:\s+(\d+) kB", status).group(1)) / 1024
+
     def stop(self):
         self.process.terminate()
         self.process.wait()
