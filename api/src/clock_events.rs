@@ -11,11 +11,12 @@ use entities::domain::state::EngagementState;
 use entities::domain::text::Narrative;
 use entities::orm::{certificate, deadline, engagement, notification, prelude::*};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::access::{Party, Tenancy};
 use crate::auth::AuthUser;
+use crate::db::begin_write;
 use crate::error::ApiError;
 use crate::lifecycle::{TransitionRequest, fire_at};
 
@@ -85,7 +86,7 @@ pub async fn expire_lapsed_certificates(
     };
     let mut expired = Vec::new();
     for id in due {
-        let txn = db.begin().await?;
+        let txn = begin_write(db).await?;
         match fire_at(&txn, now, policy, id, &request, &clock).await {
             Ok(_) => {
                 txn.commit().await?;

@@ -57,7 +57,10 @@ impl TransitionRequest {
         match &self.command {
             EngagementCommand::CompleteStage2 { stage1_still_valid: Some(confirmation) } => {
                 let confirmation = format!("stage 1 result still valid: {confirmation}");
-                Some(reason.map_or(confirmation.clone(), |reason| format!("{reason}\n{confirmation}")))
+                Some(match reason {
+                    Some(reason) => format!("{reason}\n{confirmation}"),
+                    None => confirmation,
+                })
             }
             _ => reason,
         }
