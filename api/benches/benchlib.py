@@ -158,10 +158,12 @@ def copies(db, table, overrides, source):
     return f"INSERT INTO {table} ({', '.join(names)}) SELECT {select} FROM {source}"
 
 
-def fresh_stage1_audits(db, pairs, each):
-    """`each` more unfinished stage 1 audits for every engagement of `pairs` (copies of its audit
-    there, in bulk SQL), then all its unfinished ones, shuffled: [(engagement, audit)]. An audit completes one event only, so every
-    transition of a benchmark names an audit of its own (see `transition_script`)."""
+def fresh_stage1_audits(db, pairs, seconds):
+    """Enough unfinished stage 1 audits for `seconds` of transitions at 5,000/s: bulk copies of the
+    audit of each pair of `pairs`, then every unfinished one of their engagements, shuffled:
+    [(engagement, audit)]. An audit completes one event only, so every transition of a benchmark
+    names an audit of its own (see `transition_script`)."""
+    each = seconds * 5000 // len(pairs) + 1
     engagements = ",".join(id_literal(db, e) for e, _ in pairs)
     audits = ",".join(id_literal(db, a) for _, a in pairs)
     db.execute(copies(db, "audits", {"id": new_id(db)},
@@ -203,17 +205,19 @@ class Api:
 
     def memory(self):
         """(current RSS, peak RSS) of the API process, in MB."""
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        kb = {key: int(re.search(rf"{key}:\s+(\d+) kB", status).group(1)) for key in ("VmRSS", "VmHWM")}
-        return kb["VmRSS"] / 1024, kb["VmHWM"] / 1024
+        return self._status_mb("VmRSS"), self._status_mb("VmHWM")
 
     def file_backed(self):
         """The part of the API's current RSS that maps files, in MB: its own binary and, on SQLite,
         the database file each connection reads through its memory map (`mmap_size`). Those are
         pages of the OS's file cache, counted once per connection that touched them; read with
         `pread` instead, the same pages sit in the same cache without counting in the RSS."""
+        return self._status_mb("RssFile")
+
+    def _status_mb(self, key):
+        """A memory figure of the API process's `/proc/<pid>/status`, in MB."""
         status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"RssFile:\s+(\d+) kB", status).group(1)) / 1024
+        return int(re.search(rf"{key}:\s+(\d+) kB", status).group(1)) / 1024
 
     def stop(self):
         self.process.terminate()

@@ -70,8 +70,7 @@ def main():
         rows = ",".join(f"({i + 1}, '{e}', '{a}', '{org}', '{cb}')" for i, (e, a) in enumerate(pairs))
         db.execute("CREATE TABLE bench_ids (n int PRIMARY KEY, engagement_id uuid, audit_id uuid, "
                    f"organization_id uuid, certification_body_id uuid); INSERT INTO bench_ids VALUES {rows}")
-        # Every transition completes an audit of its own: enough for SECONDS at 5,000/s.
-        targets = fresh_stage1_audits(db, pairs, SECONDS * 5000 // ENGAGEMENTS + 1)
+        targets = fresh_stage1_audits(db, pairs, SECONDS)
         api_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
         _, transitions_peak = api.memory()
         api_reads = wrk(api.base, get_script(api.token, [f"/api/v1/engagements/{e}" for e, _ in pairs]), SECONDS)
