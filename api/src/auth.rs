@@ -9,8 +9,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, deco
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::access::{Action, Party, Tenancy, permits};
 use crate::error::ApiError;
+use engine::Caller;
+use engine::access::{Party, Tenancy};
 
 /// The roles a caller can hold.
 #[derive(
@@ -152,16 +153,9 @@ pub fn scope_rule(role: Role) -> &'static str {
     }
 }
 
-/// An authenticated caller.
+/// An authenticated caller: the engine's [`Caller`], taken from a verified bearer token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthUser {
-    /// Who: recorded as the actor in the history.
-    pub subject: String,
-    /// What the permission rules call it (the role, and for a service account its side).
-    pub party: Party,
-    /// What it sees.
-    pub tenancy: Tenancy,
-}
+pub struct AuthUser(pub Caller);
 
 impl AuthUser {
     /// The caller a verified token names, or `None` when its role and scopes do not fit.
@@ -178,30 +172,15 @@ impl AuthUser {
             }
             _ => return None,
         };
-        Some(Self { subject: claims.sub, party, tenancy })
-    }
-
-    /// Refuses with 403 unless the caller may do `action` (on a resource it sees).
-    pub fn may(&self, action: Action) -> Result<(), ApiError> {
-        if permits(self.party, action) {
-            Ok(())
-        } else {
-            tracing::debug!(subject = %self.subject, party = %self.party, %action, "forbidden");
-            Err(ApiError::Forbidden(format!("a {} may not {action}", self.party)))
-        }
+        Some(Self(Caller { subject: claims.sub, party, tenancy }))
     }
 }
 
-impl AuthUser {
-    /// Refuses with 403 unless the caller may do `action` to certification body `id` (which every
-    /// caller sees): an admin, or that body's own people.
-    pub fn may_for_certification_body(&self, action: Action, id: Uuid) -> Result<(), ApiError> {
-        self.may(action)?;
-        match self.tenancy {
-            Tenancy::Platform => Ok(()),
-            Tenancy::CertificationBody(own) if own == id => Ok(()),
-            _ => Err(ApiError::Forbidden(format!("only that certification body's people may {action}"))),
-        }
+impl std::ops::Deref for AuthUser {
+    type Target = Caller;
+
+    fn deref(&self) -> &Caller {
+        &self.0
     }
 }
 

@@ -1,19 +1,18 @@
-//! certflow's REST API: actix-web handlers over the domain in `entities`, one transaction per command.
+//! certflow's REST API: actix-web handlers that parse requests into domain types and go through
+//! the engine (`engine`) for every read of scope and every write.
 
-pub mod access;
 pub mod auth;
-pub mod clock_events;
 pub mod error;
 pub mod idempotency;
 pub mod openapi;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 
-mod db;
 mod fields;
-mod lifecycle;
 mod pagination;
-mod reminders;
+mod preconditions;
 
-pub use startup::{AppState, Application};
+pub use startup::Application;
+pub use state::AppState;

@@ -1,10 +1,8 @@
 //! The OpenAPI document: described once by the handlers, served at `/api-docs/openapi.json` and
 //! written to `openapi/openapi.json` by the `openapi` crate.
 
-use actix_web::App;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_actix_web::AppExt;
 
 /// The document's header: title, version, tags and security scheme.
 #[derive(OpenApi)]
@@ -54,11 +52,6 @@ impl Modify for BearerAuth {
             ),
         );
     }
-}
-
-/// The whole document, from the same registration the server uses.
-pub fn document() -> utoipa::openapi::OpenApi {
-    finish(crate::startup::register_routes(App::new().into_utoipa_app()).split_for_parts().1)
 }
 
 /// What the routes cannot say of themselves: the version, and the `Idempotency-Key` header that

@@ -2,38 +2,22 @@
 
 use std::net::TcpListener;
 
-use actix_web::dev::{Server, ServiceFactory, ServiceRequest};
+use actix_web::dev::{Server, ServiceRequest};
 use actix_web::{App, HttpRequest, HttpServer, web};
 use anyhow::Context;
+use engine::Engine;
+use engine::store::{connect, connect_writer};
 use entities::clock::Clock;
-use entities::domain::policy::CertificationPolicy;
 use entities::settings::Settings;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
-use utoipa_actix_web::{AppExt, UtoipaApp, scope};
+use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::TokenKeys;
 use crate::error::{ApiError, json_error, path_error, query_error};
-use crate::openapi::ApiDoc;
-use crate::routes::{self, health};
-
-/// The largest JSON body accepted.
-pub const JSON_BODY_LIMIT: usize = 256 * 1024;
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct AppState {
-    /// The database, for reads.
-    pub db: DatabaseConnection,
-    /// The database, for write transactions (see [`migration::connect_writer`]): on SQLite one
-    /// connection that writers queue for, on PostgreSQL a pool of `DATABASE_WRITE_CONNECTIONS`.
-    pub writer: DatabaseConnection,
-    /// The clock.
-    pub clock: Clock,
-    /// The certification policy in force.
-    pub policy: CertificationPolicy,
-}
+use crate::routes::register_routes;
+use crate::state::{AppState, JSON_BODY_LIMIT};
 
 /// A built server, bound to its port, not yet running.
 pub struct Application {
@@ -44,19 +28,18 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies the migrations and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let db = migration::connect(&settings.database_url, settings.database_max_connections).await?;
+        let db = connect(&settings.database_url, settings.database_max_connections).await?;
         Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
         Self::build_with(settings, db, Clock::system()).await
     }
 
     /// Binds the listener over an open database with a given clock.
     pub async fn build_with(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
-        let writer =
-            migration::connect_writer(&settings.database_url, &db, settings.database_write_connections).await?;
+        let writer = connect_writer(&settings.database_url, &db, settings.database_write_connections).await?;
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("Failed to listen on {}", settings.listen_addr))?;
         let port = listener.local_addr().context("Failed to read the bound address")?.port();
-        let state = web::Data::new(AppState { db, writer, clock, policy: CertificationPolicy::default() });
+        let state = web::Data::new(AppState { engine: Engine::new(db, writer, clock) });
         let keys = web::Data::new(TokenKeys::from_settings(settings)?);
         let server = HttpServer::new(move || {
             let (app, document) = register_routes(
@@ -90,18 +73,6 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
-}
-
-/// Registers every documented route on `app`: the one list the server and the spec share.
-pub fn register_routes<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
-where
-    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
-{
-    use utoipa::OpenApi;
-    app.openapi(ApiDoc::openapi())
-        .service(health::healthz)
-        .service(health::readyz)
-        .service(scope::scope("/api/v1").configure(routes::configure))
 }
 
 /// One log line per request: method, path, status, time taken.

@@ -75,7 +75,7 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             init_subscriber(get_subscriber("info,sqlx=warn", std::io::stderr));
-            let db = migration::connect(&settings.database_url, 1).await?;
+            let db = engine::store::connect(&settings.database_url, 1).await?;
             Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
             tracing::info!("migrations applied");
         }
@@ -91,7 +91,7 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
 }
 
 async fn build_worker(settings: &Settings) -> anyhow::Result<worker::ReminderWorker> {
-    let db = migration::connect(&settings.database_url, settings.database_max_connections).await?;
+    let db = engine::store::connect(&settings.database_url, settings.database_max_connections).await?;
     Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
     if let entities::settings::MailTransport::Outbox(folder) = &settings.mail_transport {
         tracing::info!(outbox = %folder.display(), "no SMTP_HOST: emails are written as .eml files");

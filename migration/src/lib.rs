@@ -1,14 +1,11 @@
-//! certflow's schema, for SQLite and PostgreSQL alike, and the one way to connect to the database.
+//! certflow's schema, for SQLite and PostgreSQL alike.
 
 pub use sea_orm_migration::prelude::*;
 
-mod connection;
 mod m20261124_000001_create_engagement_tables;
 mod m20261124_000002_create_reminder_tables;
 mod m20261124_000003_create_idempotency_keys;
 mod m20261124_000004_index_open_deadlines_by_due_date;
-
-pub use connection::{begin_write, connect, connect_writer};
 
 /// Every migration, in order. An applied migration is never edited: add a new one.
 pub struct Migrator;

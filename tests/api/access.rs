@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use api::access::{Action, Party, permits};
 use api::auth::Role;
+use engine::access::{Action, Party, permits};
 use entities::domain::state::EngagementEvent;
 use reqwest::Method;
 use serde_json::{Value, json};

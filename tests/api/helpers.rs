@@ -85,7 +85,7 @@ impl Drop for TestApp {
                 let _ = std::thread::spawn(move || {
                     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
                     runtime.block_on(async {
-                        let admin = migration::connect(&postgres_admin_url(), 1).await.ok()?;
+                        let admin = engine::store::connect(&postgres_admin_url(), 1).await.ok()?;
                         admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await.ok()
                     })
                 })
@@ -114,7 +114,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
         }
         Backend::Postgres => {
             let name = format!("t_{}", Uuid::now_v7().simple());
-            let admin = migration::connect(&postgres_admin_url(), 1)
+            let admin = engine::store::connect(&postgres_admin_url(), 1)
                 .await
                 .expect("PostgreSQL must be reachable at TEST_POSTGRES_URL (default 127.0.0.1:5432, database test)");
             admin
@@ -142,7 +142,7 @@ async fn build_app(url: String, cleanup: Cleanup) -> TestApp {
         ("JWT_PUBLIC_KEY_FILE".to_owned(), RS256_PUBLIC_KEY.to_owned()),
     ];
     let settings = Settings::from_vars(vars).expect("test settings");
-    let db = migration::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");
+    let db = engine::store::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");
     Migrator::up(&db, None).await.expect("migrate");
     let clock = Clock::fixed(noon(day0()));
     let application = api::Application::build_with(&settings, db.clone(), clock.clone()).await.expect("build the app");
@@ -156,7 +156,7 @@ async fn build_app(url: String, cleanup: Cleanup) -> TestApp {
 
 /// The reminder worker, running in the background against the app's database and clock.
 pub struct TestWorker {
-    pub ticker: worker::startup::SharedTicker,
+    pub ticker: worker::scan::SharedTicker,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -170,7 +170,7 @@ impl Drop for TestWorker {
 
 impl TestWorker {
     /// One scan now (as the cron would).
-    pub async fn tick(&self) -> worker::startup::TickReport {
+    pub async fn tick(&self) -> worker::scan::TickReport {
         self.ticker.tick().await.expect("the scan runs")
     }
 }
@@ -266,7 +266,8 @@ impl TestApp {
         vars.push(("DELIVERY_CONCURRENCY".to_owned(), "16".to_owned()));
         vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let settings = Settings::from_vars(vars).expect("worker settings");
-        let db = migration::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");
+        let db =
+            engine::store::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");
         let reminder_worker =
             worker::ReminderWorker::build(&settings, db, self.clock.clone()).await.expect("build the worker");
         let ticker = reminder_worker.ticker();
@@ -301,7 +302,7 @@ impl TestApp {
 
     /// A connection of the test's own to the app's database.
     pub async fn db(&self) -> sea_orm::DatabaseConnection {
-        migration::connect(&self.database_url, 5).await.expect("connect to the test database")
+        engine::store::connect(&self.database_url, 5).await.expect("connect to the test database")
     }
 
     /// Inserts `count` open corrective-action deadlines of `engagement`, due 14 days after `today`

@@ -33,8 +33,8 @@ async fn on_sqlite_the_open_deadlines_of_engagements_are_looked_up_by_engagement
     use sea_orm::{DbBackend, QueryTrait, Statement};
     let app = spawn_app(Backend::Sqlite).await;
     let db = app.db().await;
-    let query = api::routes::engagements::open_deadlines_of(vec![uuid::Uuid::now_v7(), uuid::Uuid::now_v7()])
-        .build(DbBackend::Sqlite);
+    let query =
+        engine::deadlines::open_deadlines_of(vec![uuid::Uuid::now_v7(), uuid::Uuid::now_v7()]).build(DbBackend::Sqlite);
     let explain = Statement::from_sql_and_values(
         DbBackend::Sqlite,
         format!("EXPLAIN QUERY PLAN {}", query.sql),

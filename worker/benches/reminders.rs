@@ -171,7 +171,7 @@ struct Figures {
 }
 
 async fn run(backend: &'static str, url: String, total: usize, due: usize) -> anyhow::Result<Figures> {
-    let db = migration::connect(&url, 10).await?;
+    let db = engine::store::connect(&url, 10).await?;
     Migrator::up(&db, None).await?;
     let started = Instant::now();
     seed(&db, total, due).await?;
@@ -241,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
     let admin_url =
         std::env::var("BENCH_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let name = format!("bench_{}", Uuid::now_v7().simple());
-    let admin = migration::connect(&admin_url, 1).await?;
+    let admin = engine::store::connect(&admin_url, 1).await?;
     admin.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await?;
     let (server, _) = admin_url.rsplit_once('/').unwrap_or((admin_url.as_str(), ""));
     let result = run("PostgreSQL", format!("{server}/{name}"), total, due).await;

@@ -11,7 +11,7 @@ pub enum WorkerError {
     Queue(String),
     /// An event the clock fires failed (the database, most likely: a refused event is skipped).
     #[error("an event the clock fires failed: {0}")]
-    ClockEvent(#[from] api::error::ApiError),
+    ClockEvent(#[from] engine::EngineError),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),

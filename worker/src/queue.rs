@@ -95,7 +95,7 @@ mod tests {
     #[tokio::test]
     async fn every_pooled_connection_acknowledges_jobs_by_their_id() {
         let path = std::env::temp_dir().join(format!("certflow-queue-{}.db", uuid::Uuid::now_v7()));
-        let db = migration::connect(&format!("sqlite://{}?mode=rwc", path.display()), 3).await.expect("connect");
+        let db = engine::store::connect(&format!("sqlite://{}?mode=rwc", path.display()), 3).await.expect("connect");
         let pool = db.get_sqlite_connection_pool().clone();
         // Connections opened before the queue, as the API's are.
         let mut early = Vec::new();

@@ -10,16 +10,14 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::access::Action;
+use engine::access::Action;
+use engine::store::{belongs, find_engagement, json_strings, require_open, strings_of};
+
 use crate::auth::AuthUser;
-use crate::db::{
-    begin_write, begin_write_claiming, belongs, find_engagement, json_strings, lock_engagement, require_open,
-    strings_of,
-};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
-use crate::idempotency::IdempotencyClaim;
-use crate::startup::AppState;
+use crate::idempotency::{IdempotencyClaim, commit};
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
@@ -142,22 +140,21 @@ pub async fn create_audit(
     id: web::Path<Uuid>,
     body: web::Json<AuditRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = app.clock.now();
     let mut model = audit::ActiveModel {
         id: Set(Uuid::now_v7()),
         engagement_id: Set(*id),
         stage1_outcome: Set(None),
         gaps: Set(json_strings::<&str>(&[])),
         completed_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
         ..Default::default()
     };
     set_plan(&mut model, body.into_inner())?;
-    let txn = begin_write_claiming(&app.writer, &claim).await?;
-    require_open(&lock_engagement(&txn, &user, *id, Action::PlanAudit).await?, "audits")?;
-    let created = model.insert(&txn).await?;
-    claim.commit(txn, HttpResponse::Created().json(AuditView::from(created))).await
+    let (write, engagement) = app.begin_on_engagement(&user, *id, Action::PlanAudit, claim.claim()).await?;
+    require_open(&engagement, "audits")?;
+    model.created_at = Set(write.now());
+    model.updated_at = Set(write.now());
+    let created = model.insert(write.txn()).await?;
+    commit(write, HttpResponse::Created().json(AuditView::from(created))).await
 }
 
 /// Lists an engagement's audits by first day.
@@ -228,11 +225,11 @@ pub async fn update_audit(
     user: AuthUser,
     path: web::Path<(Uuid, Uuid)>,
     body: web::Json<AuditRequest>,
-) -> Result<web::Json<AuditView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let (id, audit_id) = path.into_inner();
-    let txn = begin_write(&app.writer).await?;
-    require_open(&lock_engagement(&txn, &user, id, Action::UpdateAudit).await?, "audits")?;
-    let found = belongs(Audit::find_by_id(audit_id).one(&txn).await?, |a| a.engagement_id, id, "audit")?;
+    let (write, engagement) = app.begin_on_engagement(&user, id, Action::UpdateAudit, None).await?;
+    require_open(&engagement, "audits")?;
+    let found = belongs(Audit::find_by_id(audit_id).one(write.txn()).await?, |a| a.engagement_id, id, "audit")?;
     if found.completed_at.is_some() {
         return Err(ApiError::conflict(
             "audit-completed",
@@ -241,8 +238,7 @@ pub async fn update_audit(
     }
     let mut model = found.into_active_model();
     set_plan(&mut model, body.into_inner())?;
-    model.updated_at = Set(app.clock.now());
-    let updated = model.update(&txn).await?;
-    txn.commit().await?;
-    Ok(web::Json(updated.into()))
+    model.updated_at = Set(write.now());
+    let updated = model.update(write.txn()).await?;
+    commit(write, HttpResponse::Ok().json(AuditView::from(updated))).await
 }

@@ -10,11 +10,12 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use engine::lifecycle::{accredited_on, find_certificate};
+use engine::store::find_engagement;
+
 use crate::auth::AuthUser;
-use crate::db::find_engagement;
 use crate::error::{ApiError, Problem};
-use crate::lifecycle::{accredited_on, find_certificate};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {

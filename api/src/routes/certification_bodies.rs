@@ -11,15 +11,18 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::access::Action;
+use engine::Target;
+use engine::access::Action;
+use engine::lifecycle::accredited_on;
+use engine::store::check_version;
+
 use crate::auth::AuthUser;
-use crate::db::{begin_write, begin_write_claiming, check_version, expected_version};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
-use crate::idempotency::IdempotencyClaim;
-use crate::lifecycle::accredited_on;
+use crate::idempotency::{IdempotencyClaim, commit};
 use crate::pagination::{Page, PageQuery, decode_cursor, limit_of, page_of};
-use crate::startup::AppState;
+use crate::preconditions::expected_version;
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
@@ -134,18 +137,14 @@ pub async fn create_certification_body(
     body: web::Json<CertificationBodyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     user.may(Action::CreateCertificationBody)?;
-    let now = app.clock.now();
-    let mut model = certification_body::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        version: Set(1),
-        created_at: Set(now),
-        updated_at: Set(now),
-        ..Default::default()
-    };
+    let mut model = certification_body::ActiveModel { id: Set(Uuid::now_v7()), version: Set(1), ..Default::default() };
     set_fields(&mut model, body.into_inner())?;
-    let txn = begin_write_claiming(&app.writer, &claim).await?;
-    let created = model.insert(&txn).await?;
-    claim.commit(txn, HttpResponse::Created().json(CertificationBodyView::new(created, now.date_naive()))).await
+    let write = app.begin(&user, Target::Platform, Action::CreateCertificationBody, claim.claim()).await?;
+    let now = write.now();
+    model.created_at = Set(now);
+    model.updated_at = Set(now);
+    let created = model.insert(write.txn()).await?;
+    commit(write, HttpResponse::Created().json(CertificationBodyView::new(created, now.date_naive()))).await
 }
 
 /// Lists certification bodies, oldest first.
@@ -216,15 +215,14 @@ pub async fn update_certification_body(
     request: HttpRequest,
     id: web::Path<Uuid>,
     body: web::Json<CertificationBodyRequest>,
-) -> Result<web::Json<CertificationBodyView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let expected = expected_version(&request, body.version)?;
-    let txn = begin_write(&app.writer).await?;
+    let write = app.begin(&user, Target::CertificationBody(*id), Action::UpdateCertificationBody, None).await?;
     let found = CertificationBody::find_by_id(*id)
         .lock_exclusive()
-        .one(&txn)
+        .one(write.txn())
         .await?
         .ok_or(ApiError::NotFound("certification body"))?;
-    user.may_for_certification_body(Action::UpdateCertificationBody, found.id)?;
     check_version(expected, found.version)?;
     let version = found.version;
     let accreditation = |m: &certification_body::ActiveModel| {
@@ -241,9 +239,8 @@ pub async fn update_certification_body(
         user.may(Action::RecordAccreditation)?;
     }
     model.version = Set(version + 1);
-    let now = app.clock.now();
+    let now = write.now();
     model.updated_at = Set(now);
-    let updated = model.update(&txn).await?;
-    txn.commit().await?;
-    Ok(web::Json(CertificationBodyView::new(updated, now.date_naive())))
+    let updated = model.update(write.txn()).await?;
+    commit(write, HttpResponse::Ok().json(CertificationBodyView::new(updated, now.date_naive()))).await
 }

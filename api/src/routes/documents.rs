@@ -1,6 +1,6 @@
 //! Stage 1's inputs: the required documents, the Statement of Applicability, and readiness.
 
-use actix_web::{get, put, web};
+use actix_web::{HttpResponse, get, put, web};
 use chrono::{DateTime, Utc};
 use entities::domain::RequiredDocument;
 use entities::domain::soa::{SoaLine, SoaReport, check_statement_of_applicability};
@@ -13,13 +13,15 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::access::Action;
+use engine::access::Action;
+use engine::lifecycle::stage1_readiness;
+use engine::store::find_engagement;
+
 use crate::auth::AuthUser;
-use crate::db::{begin_write, find_engagement, lock_engagement};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
-use crate::lifecycle::stage1_readiness;
-use crate::startup::AppState;
+use crate::idempotency::commit;
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
@@ -108,25 +110,24 @@ pub async fn put_document(
     user: AuthUser,
     path: web::Path<(Uuid, RequiredDocument)>,
     body: web::Json<DocumentRequest>,
-) -> Result<web::Json<DocumentView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let (id, kind) = path.into_inner();
     let mut f = Fields::default();
     let reference = f.line::<2000>("reference", &body.reference);
     let reference = f.finish(reference)?.into_inner();
-    let now = app.clock.now();
-    let txn = begin_write(&app.writer).await?;
-    lock_engagement(&txn, &user, id, Action::SubmitDocument).await?;
+    let (write, _) = app.begin_on_engagement(&user, id, Action::SubmitDocument, None).await?;
+    let (txn, now) = (write.txn(), write.now());
     let existing = Document::find()
         .filter(document::Column::EngagementId.eq(id))
         .filter(document::Column::Kind.eq(kind))
-        .one(&txn)
+        .one(txn)
         .await?;
     let saved = match existing {
         Some(existing) => {
             let mut model = existing.into_active_model();
             model.reference = Set(reference);
             model.registered_at = Set(now);
-            model.update(&txn).await?
+            model.update(txn).await?
         }
         None => {
             document::ActiveModel {
@@ -136,12 +137,11 @@ pub async fn put_document(
                 reference: Set(reference),
                 registered_at: Set(now),
             }
-            .insert(&txn)
+            .insert(txn)
             .await?
         }
     };
-    txn.commit().await?;
-    Ok(web::Json(saved.into()))
+    commit(write, HttpResponse::Ok().json(DocumentView::from(saved))).await
 }
 
 /// The documents registered for stage 1.
@@ -206,7 +206,7 @@ pub async fn put_statement_of_applicability(
     user: AuthUser,
     id: web::Path<Uuid>,
     body: web::Json<SoaRequest>,
-) -> Result<web::Json<SoaView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let request = body.into_inner();
     let mut f = Fields::default();
     f.check(request.entries.len() <= 200, "entries", "at most 200 lines");
@@ -227,9 +227,9 @@ pub async fn put_statement_of_applicability(
         }
     }
     f.finish(Some(()))?;
-    let txn = begin_write(&app.writer).await?;
-    lock_engagement(&txn, &user, *id, Action::SubmitDocument).await?;
-    SoaEntry::delete_many().filter(soa_entry::Column::EngagementId.eq(*id)).exec(&txn).await?;
+    let (write, _) = app.begin_on_engagement(&user, *id, Action::SubmitDocument, None).await?;
+    let txn = write.txn();
+    SoaEntry::delete_many().filter(soa_entry::Column::EngagementId.eq(*id)).exec(txn).await?;
     let rows: Vec<soa_entry::ActiveModel> = request
         .entries
         .into_iter()
@@ -241,15 +241,14 @@ pub async fn put_statement_of_applicability(
         })
         .collect();
     if !rows.is_empty() {
-        SoaEntry::insert_many(rows).exec(&txn).await?;
+        SoaEntry::insert_many(rows).exec(txn).await?;
     }
     let saved = SoaEntry::find()
         .filter(soa_entry::Column::EngagementId.eq(*id))
         .order_by_asc(soa_entry::Column::Control)
-        .all(&txn)
+        .all(txn)
         .await?;
-    txn.commit().await?;
-    Ok(web::Json(soa_view(saved)))
+    commit(write, HttpResponse::Ok().json(soa_view(saved))).await
 }
 
 /// The Statement of Applicability and its check.

@@ -11,14 +11,15 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::access::Action;
+use engine::access::Action;
+use engine::history::HistoryRecord;
+use engine::store::{belongs, find_engagement, require_open};
+
 use crate::auth::AuthUser;
-use crate::db::{begin_write_claiming, belongs, find_engagement, lock_engagement, require_open};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
-use crate::idempotency::IdempotencyClaim;
-use crate::lifecycle::{HistoryRecord, record_history};
-use crate::startup::AppState;
+use crate::idempotency::{IdempotencyClaim, commit};
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
@@ -121,10 +122,10 @@ pub async fn create_finding(
     let reference = RequirementReference::parse(&request.reference).map_err(|e| f.problem("reference", e)).ok();
     let description = f.text::<4000>("description", &request.description);
     let (reference, description) = f.finish(reference.zip(description))?;
-    let now = app.clock.now();
-    let txn = begin_write_claiming(&app.writer, &claim).await?;
-    require_open(&lock_engagement(&txn, &user, id, Action::RecordFinding).await?, "findings")?;
-    belongs(Audit::find_by_id(audit_id).one(&txn).await?, |a| a.engagement_id, id, "audit")?;
+    let (write, engagement) = app.begin_on_engagement(&user, id, Action::RecordFinding, claim.claim()).await?;
+    require_open(&engagement, "findings")?;
+    let (txn, now) = (write.txn(), write.now());
+    belongs(Audit::find_by_id(audit_id).one(txn).await?, |a| a.engagement_id, id, "audit")?;
     let is_ofi = request.grade == FindingGrade::Ofi;
     let created = finding::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -138,12 +139,12 @@ pub async fn create_finding(
         created_at: Set(now),
         closed_at: Set(is_ofi.then_some(now)),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
     let record =
         HistoryRecord::change(id, format!("finding_recorded:{}", created.grade), &user.subject, Some(created.id));
-    record_history(&txn, record, now).await?;
-    claim.commit(txn, HttpResponse::Created().json(FindingView::from(created))).await
+    write.record_history(record).await?;
+    commit(write, HttpResponse::Created().json(FindingView::from(created))).await
 }
 
 /// Lists an engagement's findings, oldest first.

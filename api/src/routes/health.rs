@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, get, web};
 use sea_orm::ConnectionTrait;
 
 use crate::error::{ApiError, Problem};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The process is up.
 #[utoipa::path(tag = "health", operation_id = "get_healthz", responses((status = 200, description = "The process is up")))]
@@ -24,6 +24,9 @@ pub async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 pub async fn readyz(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    app.db.execute_unprepared("SELECT 1").await.map_err(ApiError::unreachable)?;
+    app.db
+        .execute_unprepared("SELECT 1")
+        .await
+        .map_err(|error| ApiError::from(engine::EngineError::unreachable(error)))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }

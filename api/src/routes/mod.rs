@@ -1,6 +1,10 @@
 //! Every route, registered once together with its OpenAPI description.
 
+use actix_web::dev::{ServiceFactory, ServiceRequest};
 use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::{UtoipaApp, scope};
+
+use crate::openapi::{ApiDoc, finish};
 
 pub mod audit_time;
 pub mod audits;
@@ -32,4 +36,22 @@ pub fn configure(config: &mut ServiceConfig<'_>) {
     audit_time::configure(config);
     reminder_policies::configure(config);
     notifications::configure(config);
+}
+
+/// Registers every documented route on `app`: the one list the server and the spec share.
+pub fn register_routes<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    use utoipa::OpenApi;
+    app.openapi(ApiDoc::openapi())
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(scope::scope("/api/v1").configure(configure))
+}
+
+/// The whole OpenAPI document, from the same registration the server uses.
+pub fn document() -> utoipa::openapi::OpenApi {
+    use utoipa_actix_web::AppExt;
+    finish(register_routes(actix_web::App::new().into_utoipa_app()).split_for_parts().1)
 }

@@ -12,13 +12,15 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::access::{Action, of_engagements_in};
+use engine::Target;
+use engine::access::{Action, of_engagements_in};
+use engine::store::strings_of;
+
 use crate::auth::AuthUser;
-use crate::db::{begin_write_claiming, strings_of};
 use crate::error::{ApiError, Problem};
-use crate::idempotency::IdempotencyClaim;
+use crate::idempotency::{IdempotencyClaim, commit};
 use crate::pagination::{Page, decode_cursor, limit_of, page_of};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
@@ -147,15 +149,14 @@ pub async fn requeue_notification(
     claim: IdempotencyClaim,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = app.clock.now();
-    let txn = begin_write_claiming(&app.writer, &claim).await?;
+    let write = app.begin(&user, Target::Notification(*id), Action::RequeueNotification, claim.claim()).await?;
+    let (txn, now) = (write.txn(), write.now());
     let found = Notification::find_by_id(*id)
         .filter(of_engagements_in(user.tenancy, notification::Column::EngagementId))
         .lock_exclusive()
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or(ApiError::NotFound("notification"))?;
-    user.may(Action::RequeueNotification)?;
     if found.status != NotificationStatus::Failed {
         return Err(ApiError::conflict(
             "notification-not-failed",
@@ -168,6 +169,6 @@ pub async fn requeue_notification(
     model.next_attempt_at = Set(now);
     model.queued_at = Set(None);
     model.lease_until = Set(None);
-    let updated = model.update(&txn).await?;
-    claim.commit(txn, HttpResponse::Ok().json(NotificationView::from(updated))).await
+    let updated = model.update(txn).await?;
+    commit(write, HttpResponse::Ok().json(NotificationView::from(updated))).await
 }

@@ -11,14 +11,17 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::access::{Action, organizations_in};
+use engine::Target;
+use engine::access::{Action, organizations_in};
+use engine::store::{check_version, json_strings, strings_of};
+
 use crate::auth::AuthUser;
-use crate::db::{begin_write, begin_write_claiming, check_version, expected_version, json_strings, strings_of};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
-use crate::idempotency::IdempotencyClaim;
+use crate::idempotency::{IdempotencyClaim, commit};
 use crate::pagination::{Page, PageQuery, decode_cursor, limit_of, page_of};
-use crate::startup::AppState;
+use crate::preconditions::expected_version;
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
@@ -175,18 +178,17 @@ pub async fn create_organization(
 ) -> Result<HttpResponse, ApiError> {
     user.may(Action::CreateOrganization)?;
     let fields = OrganizationFields::try_from(body.into_inner())?;
-    let now = app.clock.now();
+    let write = app.begin(&user, Target::Platform, Action::CreateOrganization, claim.claim()).await?;
     let mut model = organization::ActiveModel {
         id: Set(Uuid::now_v7()),
         version: Set(1),
-        created_at: Set(now),
-        updated_at: Set(now),
+        created_at: Set(write.now()),
+        updated_at: Set(write.now()),
         ..Default::default()
     };
     set_fields(&mut model, fields);
-    let txn = begin_write_claiming(&app.writer, &claim).await?;
-    let created = model.insert(&txn).await?;
-    claim.commit(txn, HttpResponse::Created().json(OrganizationView::from(created))).await
+    let created = model.insert(write.txn()).await?;
+    commit(write, HttpResponse::Created().json(OrganizationView::from(created))).await
 }
 
 /// Lists organizations, oldest first.
@@ -262,25 +264,23 @@ pub async fn update_organization(
     request: HttpRequest,
     id: web::Path<Uuid>,
     body: web::Json<OrganizationRequest>,
-) -> Result<web::Json<OrganizationView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let expected = expected_version(&request, body.version)?;
     let fields = OrganizationFields::try_from(body)?;
-    let txn = begin_write(&app.writer).await?;
+    let write = app.begin(&user, Target::Organization(*id), Action::UpdateOrganization, None).await?;
     let found = Organization::find_by_id(*id)
         .filter(organizations_in(user.tenancy, organization::Column::Id))
         .lock_exclusive()
-        .one(&txn)
+        .one(write.txn())
         .await?
         .ok_or(ApiError::NotFound("organization"))?;
-    user.may(Action::UpdateOrganization)?;
     check_version(expected, found.version)?;
     let version = found.version;
     let mut model = found.into_active_model();
     set_fields(&mut model, fields);
     model.version = Set(version + 1);
-    model.updated_at = Set(app.clock.now());
-    let updated = model.update(&txn).await?;
-    txn.commit().await?;
-    Ok(web::Json(updated.into()))
+    model.updated_at = Set(write.now());
+    let updated = model.update(write.txn()).await?;
+    commit(write, HttpResponse::Ok().json(OrganizationView::from(updated))).await
 }

@@ -15,14 +15,16 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::access::{Action, Tenancy};
+use engine::access::{Action, Tenancy};
+use engine::history::HistoryRecord;
+use engine::lifecycle::accredited_on;
+use engine::store::{belongs, find_engagement};
+
 use crate::auth::AuthUser;
-use crate::db::{begin_write_claiming, belongs, find_engagement, lock_engagement};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
-use crate::idempotency::IdempotencyClaim;
-use crate::lifecycle::{HistoryRecord, accredited_on, record_history};
-use crate::startup::AppState;
+use crate::idempotency::{IdempotencyClaim, commit};
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
@@ -171,12 +173,11 @@ pub async fn create_proposal(
     let start = request.proposed_start_on.map(|d| f.date("proposed_start_on", d));
     let notes = f.optional_text::<4000>("notes", request.notes.as_deref());
     let notes = f.finish(notes)?;
-    let now = app.clock.now();
-    let txn = begin_write_claiming(&app.writer, &claim).await?;
-    let engagement = lock_engagement(&txn, &user, *id, Action::RecordProposal).await?;
+    let (write, engagement) = app.begin_on_engagement(&user, *id, Action::RecordProposal, claim.claim()).await?;
     require_cb_selection(&engagement)?;
+    let (txn, now) = (write.txn(), write.now());
     let cb = CertificationBody::find_by_id(request.certification_body_id)
-        .one(&txn)
+        .one(txn)
         .await?
         .ok_or_else(|| ApiError::invalid("certification_body_id", "no such certification body"))?;
     let created = proposal::ActiveModel {
@@ -191,10 +192,10 @@ pub async fn create_proposal(
         notes: Set(notes.map(|n| n.into_inner())),
         created_at: Set(now),
     }
-    .insert(&txn)
+    .insert(txn)
     .await?;
-    let estimate = estimate_for(&txn, &engagement).await?;
-    claim.commit(txn, HttpResponse::Created().json(view(created, Some(&cb), &estimate, now.date_naive()))).await
+    let estimate = estimate_for(txn, &engagement).await?;
+    commit(write, HttpResponse::Created().json(view(created, Some(&cb), &estimate, now.date_naive()))).await
 }
 
 /// Compares an engagement's proposals against the audit-time estimate. A certification body
@@ -260,29 +261,28 @@ pub async fn select_proposal(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, proposal_id) = path.into_inner();
-    let now = app.clock.now();
-    let txn = begin_write_claiming(&app.writer, &claim).await?;
-    let engagement = lock_engagement(&txn, &user, id, Action::SelectProposal).await?;
+    let (write, engagement) = app.begin_on_engagement(&user, id, Action::SelectProposal, claim.claim()).await?;
     require_cb_selection(&engagement)?;
-    let chosen = belongs(Proposal::find_by_id(proposal_id).one(&txn).await?, |p| p.engagement_id, id, "proposal")?;
+    let (txn, now) = (write.txn(), write.now());
+    let chosen = belongs(Proposal::find_by_id(proposal_id).one(txn).await?, |p| p.engagement_id, id, "proposal")?;
     Proposal::update_many()
         .col_expr(proposal::Column::Status, Expr::value(ProposalStatus::NotSelected))
         .filter(proposal::Column::EngagementId.eq(id))
         .filter(proposal::Column::Id.ne(proposal_id))
-        .exec(&txn)
+        .exec(txn)
         .await?;
     let mut chosen = chosen.into_active_model();
     chosen.status = Set(ProposalStatus::Selected);
-    let chosen = chosen.update(&txn).await?;
-    let cb = CertificationBody::find_by_id(chosen.certification_body_id).one(&txn).await?;
-    let estimate = estimate_for(&txn, &engagement).await?;
+    let chosen = chosen.update(txn).await?;
+    let cb = CertificationBody::find_by_id(chosen.certification_body_id).one(txn).await?;
+    let estimate = estimate_for(txn, &engagement).await?;
     let version = engagement.version;
     let mut model = engagement.into_active_model();
     model.certification_body_id = Set(Some(chosen.certification_body_id));
     model.version = Set(version + 1);
     model.updated_at = Set(now);
-    model.update(&txn).await?;
+    model.update(txn).await?;
     let record = HistoryRecord::change(id, "proposal_selected", &user.subject, Some(proposal_id));
-    record_history(&txn, record, now).await?;
-    claim.commit(txn, HttpResponse::Ok().json(view(chosen, cb.as_ref(), &estimate, now.date_naive()))).await
+    write.record_history(record).await?;
+    commit(write, HttpResponse::Ok().json(view(chosen, cb.as_ref(), &estimate, now.date_naive()))).await
 }

@@ -12,10 +12,11 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::engagements::DeadlineView;
+use engine::store::{find_engagement, strings_of};
+
 use crate::auth::AuthUser;
-use crate::db::{find_engagement, strings_of};
 use crate::error::{ApiError, Problem};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {

@@ -1,23 +1,29 @@
 //! Each certification body's reminder and escalation schedules: data, not code.
 
-use actix_web::{HttpRequest, get, put, web};
+use actix_web::{HttpRequest, HttpResponse, get, put, web};
 use chrono::{DateTime, Utc};
 use entities::domain::deadline::DeadlineStatus;
 use entities::domain::reminders::ReminderPolicy;
 use entities::orm::{deadline, engagement, prelude::*, reminder_policy};
 use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
+};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use crate::access::Action;
+use engine::Target;
+use engine::access::Action;
+use engine::reminders::reminder_policy_of;
+use engine::store::check_version;
+
 use crate::auth::AuthUser;
-use crate::db::{begin_write, check_version, if_match};
 use crate::error::{ApiError, FieldProblem, Problem};
-use crate::reminders::reminder_policy_of;
-use crate::startup::AppState;
+use crate::idempotency::commit;
+use crate::preconditions::if_match;
+use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
@@ -90,18 +96,16 @@ pub async fn put_reminder_policy(
     http: HttpRequest,
     id: web::Path<Uuid>,
     body: web::Json<ReminderPolicy>,
-) -> Result<web::Json<ReminderPolicyView>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let expected = if_match(&http)?;
     let policy = body.into_inner();
     policy.validate().map_err(|problems| {
         ApiError::Validation(problems.into_iter().map(|p| FieldProblem::new(p.field, p.detail)).collect())
     })?;
     let stored = serde_json::to_value(&policy).map_err(|e| ApiError::Unexpected(e.into()))?;
-    let now = app.clock.now();
-    let txn = begin_write(&app.writer).await?;
-    CertificationBody::find_by_id(*id).one(&txn).await?.ok_or(ApiError::NotFound("certification body"))?;
-    user.may_for_certification_body(Action::UpdateReminderPolicy, *id)?;
-    let saved = match ReminderPolicyRecord::find_by_id(*id).one(&txn).await? {
+    let write = app.begin(&user, Target::CertificationBody(*id), Action::UpdateReminderPolicy, None).await?;
+    let (txn, now) = (write.txn(), write.now());
+    let saved = match ReminderPolicyRecord::find_by_id(*id).lock_exclusive().one(txn).await? {
         Some(existing) => {
             check_version(expected, existing.version)?;
             let version = existing.version;
@@ -109,7 +113,7 @@ pub async fn put_reminder_policy(
             model.policy = Set(stored);
             model.version = Set(version + 1);
             model.updated_at = Set(now);
-            model.update(&txn).await?
+            model.update(txn).await?
         }
         None => {
             check_version(expected, 0)?;
@@ -119,7 +123,7 @@ pub async fn put_reminder_policy(
                 version: Set(1),
                 updated_at: Set(now),
             }
-            .insert(&txn)
+            .insert(txn)
             .await?
         }
     };
@@ -133,14 +137,14 @@ pub async fn put_reminder_policy(
         .col_expr(deadline::Column::NextStepOn, Expr::value(now.date_naive()))
         .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
         .filter(deadline::Column::EngagementId.in_subquery(engagements))
-        .exec(&txn)
+        .exec(txn)
         .await?;
-    txn.commit().await?;
-    Ok(web::Json(ReminderPolicyView {
+    let view = ReminderPolicyView {
         certification_body_id: *id,
         policy,
         is_default: false,
         version: saved.version,
         updated_at: Some(saved.updated_at),
-    }))
+    };
+    commit(write, HttpResponse::Ok().json(view)).await
 }

@@ -34,7 +34,8 @@ fn parse_table(csv: &str) -> Vec<Band> {
 }
 
 /// An audit-time estimate in auditor days.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditTimeEstimate {
     /// The number of persons the estimate is for.
     pub persons: u32,

@@ -14,5 +14,6 @@ pub mod soa;
 pub mod stage1;
 pub mod state;
 pub mod text;
+pub mod verification;
 
 pub use vocabulary::*;

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Where a rule is a certification body's policy rather than a rule of the standards, its value lives here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CertificationPolicy {
     /// Months a stage 1 "ready" result stays valid for starting stage 2 (EA FAQ 49.3).
     pub stage1_validity_months: u32,

@@ -55,7 +55,8 @@ vocabulary! {
 }
 
 /// One step of a schedule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReminderStep {
     /// Days relative to the due date: negative before, 0 on the day, positive after.
@@ -88,7 +89,8 @@ impl ReminderStep {
 }
 
 /// A schedule per deadline kind.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReminderPolicy {
     /// The steps of each kind of deadline, in date order.

@@ -8,7 +8,8 @@ use serde::Serialize;
 const ANNEX_A_CSV: &str = include_str!("../../data/annex_a_2022.csv");
 
 /// One Annex A (2022) control.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AnnexAControl {
     /// The control's number, e.g. `5.1`.
     pub control: String,
@@ -53,7 +54,8 @@ pub struct SoaLine {
 }
 
 /// What keeps a Statement of Applicability from being complete.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SoaReport {
     /// Every Annex A control is listed once, and every exclusion is justified.
     pub complete: bool,

@@ -7,7 +7,8 @@ use super::soa::SoaReport;
 use sea_orm::Iterable;
 
 /// What stage 1 found present and missing.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Stage1Readiness {
     /// Every required document is registered and the SoA is complete.
     pub ready: bool,

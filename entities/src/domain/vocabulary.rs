@@ -7,10 +7,11 @@ macro_rules! vocabulary {
         $(#[$meta])*
         #[derive(
             Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
-            serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+            serde::Serialize, serde::Deserialize,
             strum::Display, strum::EnumString, strum::IntoStaticStr,
             sea_orm::EnumIter, sea_orm::DeriveActiveEnum,
         )]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         #[strum(serialize_all = "snake_case")]
         #[sea_orm(rs_type = "String", db_type = "Text", rename_all = "snake_case")]

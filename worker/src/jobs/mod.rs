@@ -1,7 +1,5 @@
-//! The worker's apalis jobs, one file each.
+//! The worker's apalis jobs, one file each (the cron tick lives with the scan).
 
-pub mod scan_deadlines;
 pub mod send_notification;
 
-pub use scan_deadlines::scan_deadlines;
 pub use send_notification::{SendNotification, send_notification};

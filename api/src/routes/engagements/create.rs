@@ -4,21 +4,22 @@ use actix_web::{HttpResponse, post, web};
 use entities::domain::StandardVersion;
 use entities::domain::dates::standard_accepted_for_audit;
 use entities::domain::state::EngagementState;
-use entities::orm::{engagement, organization, prelude::*};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, QueryFilter};
+use entities::orm::engagement;
+use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use engine::Target;
+use engine::access::Action;
+use engine::history::HistoryRecord;
+
 use super::view::EngagementView;
-use crate::access::{Action, organizations_in};
 use crate::auth::AuthUser;
-use crate::db::begin_write_claiming;
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
-use crate::idempotency::IdempotencyClaim;
-use crate::lifecycle::{HistoryRecord, record_history};
-use crate::startup::AppState;
+use crate::idempotency::{IdempotencyClaim, commit};
+use crate::state::AppState;
 
 /// A new engagement.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -71,12 +72,8 @@ pub async fn create_engagement(
         "no initial audit against ISO/IEC 27001:2013 after 2024-04-30 (IAF MD 26): use 2022",
     );
     let manager = f.finish(manager)?;
-    let txn = begin_write_claiming(&app.writer, &claim).await?;
-    Organization::find_by_id(request.organization_id)
-        .filter(organizations_in(user.tenancy, organization::Column::Id))
-        .one(&txn)
-        .await?
-        .ok_or(ApiError::NotFound("organization"))?;
+    let target = Target::Organization(request.organization_id);
+    let write = app.begin(&user, target, Action::CreateEngagement, claim.claim()).await?;
     let created = engagement::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(request.organization_id),
@@ -93,7 +90,7 @@ pub async fn create_engagement(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(&txn)
+    .insert(write.txn())
     .await?;
     let record = HistoryRecord {
         engagement_id: created.id,
@@ -105,6 +102,6 @@ pub async fn create_engagement(
         evidence: &[],
         subject_id: None,
     };
-    record_history(&txn, record, now).await?;
-    claim.commit(txn, HttpResponse::Created().json(EngagementView::new(created, Vec::new()))).await
+    write.record_history(record).await?;
+    commit(write, HttpResponse::Created().json(EngagementView::new(created, Vec::new()))).await
 }

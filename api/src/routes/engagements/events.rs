@@ -11,14 +11,15 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema,
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
+use engine::lifecycle::TransitionRequest;
+
 use super::view::EngagementView;
 use crate::auth::AuthUser;
-use crate::db::{begin_write_claiming, expected_version};
 use crate::error::{ApiError, Problem};
 use crate::fields::Fields;
-use crate::idempotency::IdempotencyClaim;
-use crate::lifecycle::{TransitionRequest, fire};
-use crate::startup::AppState;
+use crate::idempotency::{IdempotencyClaim, commit};
+use crate::preconditions::expected_version;
+use crate::state::AppState;
 
 /// The event and its own fields, tagged by `event`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -206,9 +207,10 @@ impl ToSchema for EventRequest {
     }
 }
 
-impl TransitionRequest {
-    /// The transition `request` asks for, on `caller`'s behalf.
-    pub fn parse(request: EventRequest, caller: &AuthUser) -> Result<Self, ApiError> {
+impl EventRequest {
+    /// The transition this request asks for, on `caller`'s behalf.
+    pub fn parse(self, caller: &AuthUser) -> Result<TransitionRequest, ApiError> {
+        let request = self;
         use EngagementCommand as C;
         use EventDetails as D;
         let mut f = Fields::default();
@@ -265,7 +267,7 @@ impl TransitionRequest {
         };
         let parsed = (|| Some((command?, reason?, evidence?)))();
         let (command, reason, evidence) = f.finish(parsed)?;
-        Ok(Self { command, audit_id, gaps, reason, evidence, expected_version: request.version })
+        Ok(TransitionRequest { command, audit_id, gaps, reason, evidence, expected_version: request.version })
     }
 }
 
@@ -317,18 +319,13 @@ pub async fn post_engagement_event(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let expected = expected_version(&http, body.version)?;
-    let mut request = TransitionRequest::parse(body, &user)?;
+    let mut request = body.parse(&user)?;
     request.expected_version = expected;
-    let txn = begin_write_claiming(&app.writer, &claim).await?;
-    let (engagement, open_deadlines) = fire(&txn, &app, *id, &request, &user).await?;
-    claim
-        .commit(
-            txn,
-            HttpResponse::Ok().json(EngagementView::with_open_deadlines(
-                engagement,
-                open_deadlines.into_models(),
-                app.clock.today(),
-            )),
-        )
-        .await
+    let (write, transitioned) = app.fire(&user, *id, &request, claim.claim()).await?;
+    let view = EngagementView::with_open_deadlines(
+        transitioned.engagement,
+        transitioned.open_deadlines.into_models(),
+        write.today(),
+    );
+    commit(write, HttpResponse::Ok().json(view)).await
 }

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::view::EngagementView;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Problem};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// One engagement, with its allowed events and open deadlines.
 #[utoipa::path(

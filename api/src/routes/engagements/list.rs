@@ -12,11 +12,12 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::view::EngagementView;
-use crate::access::engagements_in;
+use engine::access::engagements_in;
+
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Problem};
 use crate::pagination::{Page, decode_cursor, limit_of, page_of};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Filters and paging of the engagement list.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -11,7 +11,7 @@ mod view;
 pub use create::EngagementRequest;
 pub use events::{EventDetails, EventRequest};
 pub use list::EngagementListQuery;
-pub use view::{DeadlineView, EngagementView, open_deadlines_of};
+pub use view::{DeadlineView, EngagementView};
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {

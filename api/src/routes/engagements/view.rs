@@ -8,12 +8,14 @@ use entities::domain::deadline::{DeadlineKind, DeadlineOwner, DeadlineStatus};
 use entities::domain::state::{EngagementEvent, EngagementState};
 use entities::orm::{deadline, engagement, prelude::*};
 use sea_orm::sea_query::{Expr, ExprTrait, JoinType};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait, Select};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::access::engagements_in;
+use engine::access::engagements_in;
+use engine::deadlines::open_deadlines_of;
+
 use crate::auth::AuthUser;
 use crate::error::ApiError;
 
@@ -174,13 +176,4 @@ impl EngagementView {
 fn soonest_first(mut open: Vec<deadline::Model>, today: NaiveDate) -> Vec<DeadlineView> {
     open.sort_by_key(|d| d.due_on);
     open.into_iter().map(|d| DeadlineView::new(d, today)).collect()
-}
-
-/// The open deadlines of `engagements`, in no particular order. Sorting them here (`ORDER BY
-/// due_on`) would lead SQLite, which has no statistics, to walk the (status, due_on) index over
-/// every open deadline instead of looking up each engagement's (a test checks the plan).
-pub fn open_deadlines_of(engagements: Vec<Uuid>) -> Select<Deadline> {
-    Deadline::find()
-        .filter(deadline::Column::EngagementId.is_in(engagements))
-        .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
 }

@@ -5,33 +5,21 @@ use chrono::{DateTime, Utc};
 use entities::domain::CertificateStatus;
 use entities::domain::deadline::DeadlineKind;
 use entities::domain::lifecycle::EngagementCommand;
-use entities::domain::policy::CertificationPolicy;
 use entities::domain::reminders::NotificationStatus;
 use entities::domain::state::EngagementState;
 use entities::domain::text::Narrative;
 use entities::orm::{certificate, deadline, engagement, notification, prelude::*};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use crate::access::{Party, Tenancy};
-use crate::auth::AuthUser;
-use crate::db::begin_write;
-use crate::error::ApiError;
-use crate::lifecycle::{TransitionRequest, fire_at};
-
-/// Who the history names for the events the clock fires.
-pub const CLOCK_ACTOR: &str = "certflow-clock";
+use crate::Engine;
+use crate::caller::Caller;
+use crate::error::EngineError;
+use crate::lifecycle::TransitionRequest;
 
 /// Why the history says a certificate expired.
 const EXPIRY_REASON: &str = "the certificate's expiry date passed without a new certification decision";
-
-impl AuthUser {
-    /// The clock, as the caller of the events it fires: it sees every engagement.
-    pub fn clock() -> Self {
-        Self { subject: CLOCK_ACTOR.to_owned(), party: Party::Admin, tenancy: Tenancy::Platform }
-    }
-}
 
 /// Expires every active certificate whose expiry date is before `now`'s day, in the states that
 /// allow `expire` (certified, recertification, a renewal's certification_decision), one
@@ -39,11 +27,7 @@ impl AuthUser {
 /// escalation is still waiting to be sent is left for a later tick: expiring cancels the
 /// deadline's unsent emails, and that one must go out. Another worker, or a person, firing an
 /// event on the same engagement meanwhile is not an error: the engagement is skipped.
-pub async fn expire_lapsed_certificates(
-    db: &DatabaseConnection,
-    now: DateTime<Utc>,
-    policy: &CertificationPolicy,
-) -> Result<Vec<Uuid>, ApiError> {
+pub async fn expire_lapsed_certificates(engine: &Engine, now: DateTime<Utc>) -> Result<Vec<Uuid>, EngineError> {
     let today = now.date_naive();
     let lapsed = Query::select()
         .column(certificate::Column::EngagementId)
@@ -73,9 +57,9 @@ pub async fn expire_lapsed_certificates(
         .filter(engagement::Column::Id.not_in_subquery(escalation_unsent))
         .order_by_asc(engagement::Column::Id)
         .into_tuple()
-        .all(db)
+        .all(&engine.db)
         .await?;
-    let clock = AuthUser::clock();
+    let clock = Caller::clock();
     let request = TransitionRequest {
         command: EngagementCommand::Expire,
         audit_id: None,
@@ -86,15 +70,14 @@ pub async fn expire_lapsed_certificates(
     };
     let mut expired = Vec::new();
     for id in due {
-        let txn = begin_write(db).await?;
-        match fire_at(&txn, now, policy, id, &request, &clock).await {
-            Ok(_) => {
-                txn.commit().await?;
+        match engine.fire(&clock, id, &request, None).await {
+            Ok((write, _)) => {
+                write.commit(None).await?;
                 tracing::info!(engagement_id = %id, "certificate expired by the clock");
                 expired.push(id);
             }
             // Decided, withdrawn or expired by someone else between the query and the lock.
-            Err(ApiError::Transition(refusal)) => {
+            Err(EngineError::Transition(refusal)) => {
                 tracing::info!(engagement_id = %id, %refusal, "not expired: the engagement changed meanwhile");
             }
             Err(error) => return Err(error),

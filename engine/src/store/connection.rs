@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sea_orm_migration::sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm_migration::sea_orm::{
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
@@ -13,7 +13,7 @@ use sea_orm_migration::sea_orm::{
 pub const SQLITE_MMAP_SIZE: u64 = 1 << 30;
 
 /// Connects to `url` with at most `max_connections` connections. A SQLite file's folder is
-/// created when missing. Migrations are not run here: see [`crate::Migrator`].
+/// created when missing. Migrations are not run here: see `migration::Migrator`.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
     let folder = sqlite_file(url)
         .and_then(|path| std::path::Path::new(path).parent())
@@ -84,7 +84,7 @@ fn sqlite_file(url: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use sea_orm_migration::sea_orm::{ConnectionTrait, DbBackend, Statement};
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
     use super::{connect, connect_writer, sqlite_file};
 

@@ -37,7 +37,7 @@ pub async fn claim_due_steps(
 ) -> Result<ScanReport, WorkerError> {
     let mut report = ScanReport::default();
     loop {
-        let txn = migration::begin_write(db).await?;
+        let txn = engine::store::begin_write(db).await?;
         let due = Deadline::find()
             .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
             .filter(deadline::Column::NextStepOn.lte(today))

@@ -9,17 +9,20 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::EngineError;
 
 /// The reminder policy of certification body `cb_id` (the default when it set none).
-pub async fn reminder_policy_of(conn: &impl ConnectionTrait, cb_id: Option<Uuid>) -> Result<ReminderPolicy, ApiError> {
+pub async fn reminder_policy_of(
+    conn: &impl ConnectionTrait,
+    cb_id: Option<Uuid>,
+) -> Result<ReminderPolicy, EngineError> {
     let Some(cb_id) = cb_id else {
         return Ok(ReminderPolicy::default());
     };
     match ReminderPolicyRecord::find_by_id(cb_id).one(conn).await? {
         None => Ok(ReminderPolicy::default()),
         Some(record) => serde_json::from_value(record.policy).map_err(|e| {
-            ApiError::Unexpected(anyhow::Error::new(e).context("Failed to read a stored reminder policy"))
+            EngineError::Unexpected(anyhow::Error::new(e).context("Failed to read a stored reminder policy"))
         }),
     }
 }
@@ -31,7 +34,7 @@ pub fn first_reminder_on(policy: &ReminderPolicy, kind: DeadlineKind, due_on: Na
 
 /// Cancels the emails not yet sent of the deadlines `ids`, which are about to close: a met,
 /// moved or cancelled deadline stops its reminders at once.
-pub async fn cancel_pending_notifications(conn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<(), ApiError> {
+pub async fn cancel_pending_notifications(conn: &impl ConnectionTrait, ids: &[Uuid]) -> Result<(), EngineError> {
     Notification::update_many()
         .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Cancelled))
         .filter(notification::Column::Status.eq(NotificationStatus::Pending))

@@ -1,9 +1,20 @@
-use super::*;
+use chrono::NaiveDate;
+use claims::{assert_matches, assert_ok};
+
+use super::{
+    AuditFacts, CertificateChange, CertificateFacts, EngagementCommand, EngagementFacts, EngagementMarks,
+    TransitionOutcome, TransitionRefusal, decide,
+};
+use crate::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineToOpen};
+use crate::domain::policy::CertificationPolicy;
 use crate::domain::soa::SoaReport;
-use crate::domain::state::TRANSITIONS;
+use crate::domain::stage1::Stage1Readiness;
+use crate::domain::state::{EngagementEvent, EngagementState, TRANSITIONS};
+use crate::domain::text::{EmailAddress, Narrative};
+use crate::domain::{AuditKind, CertificateStatus, DecisionOutcome, Stage1Outcome, StandardVersion, SuspensionCause};
 use EngagementCommand as C;
 use EngagementEvent as E;
-use claims::{assert_matches, assert_ok};
+use EngagementState as S;
 
 fn d(y: i32, m: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, day).unwrap()

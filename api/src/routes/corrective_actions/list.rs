@@ -1,0 +1,39 @@
+//! An engagement's corrective actions.
+
+use actix_web::{get, web};
+use engine::store::find_engagement;
+use entities::orm::{corrective_action, prelude::*};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use uuid::Uuid;
+
+use super::plan::CorrectiveActionView;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, Problem};
+use crate::state::AppState;
+
+/// Lists an engagement's corrective actions, soonest due first.
+#[utoipa::path(
+    tag = "corrective_actions",
+    operation_id = "list_corrective_actions",
+    params(("id" = Uuid, Path, description = "Engagement id")),
+    responses(
+        (status = 200, description = "The corrective actions", body = Vec<CorrectiveActionView>),
+        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/engagements/{id}/corrective-actions")]
+pub async fn list_corrective_actions(
+    app: web::Data<AppState>,
+    user: AuthUser,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<Vec<CorrectiveActionView>>, ApiError> {
+    find_engagement(&app.db, &user, *id).await?;
+    let today = app.clock.today();
+    let actions = CorrectiveAction::find()
+        .filter(corrective_action::Column::EngagementId.eq(*id))
+        .order_by_asc(corrective_action::Column::DueOn)
+        .all(&app.db)
+        .await?;
+    Ok(web::Json(actions.into_iter().map(|a| CorrectiveActionView::new(a, today)).collect()))
+}

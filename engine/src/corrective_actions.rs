@@ -1,0 +1,99 @@
+//! Corrective actions: the certification body's verification, decided by the domain
+//! (`entities::domain::verification`) on the facts loaded here, and written in the caller's write.
+
+use entities::domain::deadline::{DeadlineChange, DeadlineKind};
+use entities::domain::text::EmailAddress;
+use entities::domain::verification::{VerificationFacts, verify};
+use entities::domain::{FindingGrade, FindingStatus, VerificationStatus};
+use entities::orm::{corrective_action, engagement, prelude::*};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
+use uuid::Uuid;
+
+use crate::caller::Caller;
+use crate::deadlines::{OpenDeadlines, apply_deadline_change};
+use crate::error::EngineError;
+use crate::history::HistoryRecord;
+use crate::lifecycle::count_open_findings;
+use crate::store::belongs;
+use crate::{Engine, Write};
+
+/// A verification as the certification body records it.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    /// Accepted or rejected.
+    pub outcome: VerificationStatus,
+    /// Why (required for a rejection, which the shell checks).
+    pub note: Option<String>,
+}
+
+impl Engine {
+    /// Verifies corrective action `action_id` of the locked `engagement` in `write`: accepted
+    /// closes its finding and meets its deadline (and the major-NC limit with the last major);
+    /// rejected leaves both open. Returns the corrective action as it now is.
+    pub async fn verify_corrective_action(
+        &self,
+        write: &Write,
+        caller: &Caller,
+        engagement: &engagement::Model,
+        action_id: Uuid,
+        verification: Verification,
+    ) -> Result<corrective_action::Model, EngineError> {
+        let (txn, now) = (write.txn(), write.now());
+        let action = belongs(
+            CorrectiveAction::find_by_id(action_id).one(txn).await?,
+            |a| a.engagement_id,
+            engagement.id,
+            "corrective action",
+        )?;
+        let found = Finding::find_by_id(action.finding_id).one(txn).await?.ok_or(EngineError::NotFound("finding"))?;
+        let open_majors = match found.grade {
+            FindingGrade::MajorNc => count_open_findings(txn, engagement.id, FindingGrade::MajorNc).await?,
+            _ => 0,
+        };
+        let facts = VerificationFacts {
+            grade: found.grade,
+            current: action.verification,
+            engagement_state: engagement.state,
+            stage2_last_day: engagement.stage2_last_day,
+            open_majors,
+        };
+        let outcome = verify(&facts, verification.outcome, write.today(), &self.policy)?;
+        if outcome.finding_closed {
+            let mut finding = found.into_active_model();
+            finding.status = Set(FindingStatus::Closed);
+            finding.closed_at = Set(Some(now));
+            finding.update(txn).await?;
+        }
+        let mut open_deadlines = OpenDeadlines::default();
+        if outcome.corrective_action_deadline.is_some() || outcome.major_nc_limit.is_some() {
+            open_deadlines = OpenDeadlines::of(txn, engagement.id).await?;
+        }
+        if let Some(status) = outcome.corrective_action_deadline {
+            let owner = EmailAddress::parse(&action.owner_email).map_err(|e| EngineError::Unexpected(e.into()))?;
+            let change = DeadlineChange::Close(DeadlineKind::CorrectiveActionDue, status);
+            apply_deadline_change(txn, engagement, &mut open_deadlines, change, Some((action.id, &owner)), now).await?;
+        }
+        if let Some(status) = outcome.major_nc_limit {
+            let change = DeadlineChange::Close(DeadlineKind::MajorNcLimit, status);
+            apply_deadline_change(txn, engagement, &mut open_deadlines, change, None, now).await?;
+        }
+        let version = action.version;
+        let mut model = action.into_active_model();
+        model.verification = Set(outcome.verification);
+        model.verification_note = Set(verification.note);
+        model.verified_by = Set(Some(caller.subject.clone()));
+        model.verified_at = Set(Some(now));
+        model.version = Set(version + 1);
+        model.updated_at = Set(now);
+        let updated = model.update(txn).await?;
+        let record = HistoryRecord::change(
+            engagement.id,
+            format!("corrective_action_{}", outcome.verification),
+            &caller.subject,
+            Some(action_id),
+        )
+        .with_reason(updated.verification_note.clone());
+        write.record_history(record).await?;
+        Ok(updated)
+    }
+}

@@ -1,0 +1,47 @@
+//! certflow's application layer, between the pure domain (`entities`) and the shells (`api`,
+//! `worker`): who may do what, the store, and every command's one path: authorize, begin, lock,
+//! load the facts, let the domain decide, write what it says with the history, and commit with
+//! the caller's idempotency record.
+
+pub mod access;
+pub mod caller;
+pub mod clock_events;
+pub mod corrective_actions;
+pub mod deadlines;
+pub mod error;
+pub mod fault;
+pub mod history;
+pub mod idempotency;
+pub mod lifecycle;
+pub mod reminders;
+pub mod store;
+pub mod write;
+
+pub use caller::Caller;
+pub use error::EngineError;
+pub use write::{Target, Write};
+
+use entities::clock::Clock;
+use entities::domain::policy::CertificationPolicy;
+use sea_orm::DatabaseConnection;
+
+/// What every command runs with: the database, the clock and the rules in force.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    /// The database, for reads (and a command's authorization, before it takes the writer).
+    pub db: DatabaseConnection,
+    /// The database, for write transactions (see [`store::connect_writer`]): on SQLite one
+    /// connection that writers queue for, on PostgreSQL a pool of its own.
+    pub writer: DatabaseConnection,
+    /// The clock.
+    pub clock: Clock,
+    /// The certification policy in force.
+    pub policy: CertificationPolicy,
+}
+
+impl Engine {
+    /// An engine over `db` for reads and `writer` for writes.
+    pub fn new(db: DatabaseConnection, writer: DatabaseConnection, clock: Clock) -> Self {
+        Self { db, writer, clock, policy: CertificationPolicy::default() }
+    }
+}

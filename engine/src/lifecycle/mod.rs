@@ -1,0 +1,99 @@
+//! A lifecycle event, fired: gather the engagement's facts, let `entities` decide, and write
+//! everything the decision says in the write's transaction.
+
+mod apply;
+mod standing;
+
+use entities::domain::lifecycle::{EngagementCommand, decide};
+use entities::domain::text::{EmailAddress, Narrative};
+use entities::orm::engagement;
+use uuid::Uuid;
+
+pub use standing::{accredited_on, count_open_findings, find_certificate, stage1_readiness};
+
+use crate::access::Action;
+use crate::caller::Caller;
+use crate::deadlines::OpenDeadlines;
+use crate::error::EngineError;
+use crate::idempotency::Claim;
+use crate::store::check_version;
+use crate::{Engine, Write};
+use apply::apply;
+use standing::load_facts;
+
+/// A parsed lifecycle request.
+#[derive(Debug, Clone)]
+pub struct TransitionRequest {
+    /// What to do.
+    pub command: EngagementCommand,
+    /// The audit the event completes, when it completes one.
+    pub audit_id: Option<Uuid>,
+    /// Gaps found by a stage 1 that was not ready.
+    pub gaps: Vec<String>,
+    /// Why.
+    pub reason: Option<Narrative>,
+    /// References to the evidence relied on.
+    pub evidence: Vec<String>,
+    /// The engagement version the caller last read (`If-Match` or `version`): another is a 412.
+    pub expected_version: Option<i32>,
+}
+
+impl TransitionRequest {
+    /// The "why" the history keeps: the reason, and a confirmation that an old stage 1 result is
+    /// still valid, which the decision relies on.
+    pub(crate) fn history_reason(&self) -> Option<String> {
+        let reason = self.reason.as_ref().map(ToString::to_string);
+        match &self.command {
+            EngagementCommand::CompleteStage2 { stage1_still_valid: Some(confirmation) } => {
+                let confirmation = format!("stage 1 result still valid: {confirmation}");
+                Some(match reason {
+                    Some(reason) => format!("{reason}\n{confirmation}"),
+                    None => confirmation,
+                })
+            }
+            _ => reason,
+        }
+    }
+}
+
+/// What a transition leaves: the engagement as it now is, and its open deadlines.
+#[derive(Debug)]
+pub struct Transitioned {
+    /// The engagement after the transition.
+    pub engagement: engagement::Model,
+    /// Its open deadlines after the transition.
+    pub open_deadlines: OpenDeadlines,
+}
+
+impl Engine {
+    /// Fires `request` on engagement `id` as `caller` through the one write path (404 unless it
+    /// sees the engagement, 403 unless it may fire the event, 412 when the engagement is not at
+    /// the version the caller expected): loads the facts, lets the domain decide, and writes what
+    /// the decision says. The caller commits the returned write.
+    pub async fn fire(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        request: &TransitionRequest,
+        claim: Option<Claim>,
+    ) -> Result<(Write, Transitioned), EngineError> {
+        let action = Action::Fire(request.command.event());
+        let (write, engagement) = self.begin_on_engagement(caller, id, action, claim).await?;
+        // Checked under the lock: of two writers that read the same version, one wins.
+        check_version(request.expected_version, engagement.version)?;
+        let today = write.today();
+        let (facts, mut open_deadlines) = load_facts(write.txn(), &engagement, request, today).await?;
+        let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &self.policy)?;
+        tracing::info!(engagement_id = %id, event = %outcome.event, from = %outcome.from, to = %outcome.to, "transition");
+        let engagement = apply(&write, engagement, &mut open_deadlines, &outcome, request, &caller.subject).await?;
+        Ok((write, Transitioned { engagement, open_deadlines }))
+    }
+}
+
+pub(crate) fn decision_maker(command: &EngagementCommand) -> Option<&EmailAddress> {
+    match command {
+        EngagementCommand::GrantCertification { decision_maker }
+        | EngagementCommand::RefuseCertification { decision_maker, .. } => Some(decision_maker),
+        _ => None,
+    }
+}

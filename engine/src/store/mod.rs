@@ -1,0 +1,10 @@
+//! The store: connections and transactions, what a database error means, and the look-ups and
+//! checks every command shares.
+
+mod connection;
+mod rows;
+
+pub use connection::{SQLITE_MMAP_SIZE, begin_write, connect, connect_writer};
+pub use entities::orm::{json_strings, strings_of};
+pub use crate::fault::{StorageFault, Unavailability};
+pub use rows::{UniqueViolation, belongs, check_version, find_engagement, lock_engagement, require_open};

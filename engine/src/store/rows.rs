@@ -1,0 +1,85 @@
+//! The look-ups and checks every command shares: an engagement as a caller sees it (and locked
+//! for a write), rows that must belong to it, versions, and unique constraints.
+
+use entities::orm::{engagement, prelude::*};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use crate::access::engagements_in;
+use crate::caller::Caller;
+use crate::error::EngineError;
+
+/// The engagement `id`, or 404 when it does not exist or `caller` does not see it.
+pub async fn find_engagement(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<engagement::Model, EngineError> {
+    Engagement::find_by_id(id)
+        .filter(engagements_in(caller.tenancy))
+        .one(conn)
+        .await?
+        .ok_or(EngineError::NotFound("engagement"))
+}
+
+/// The engagement `id`, locked for the rest of the transaction (`FOR UPDATE` on PostgreSQL;
+/// SQLite's write transaction already excludes other writers), or 404 as [`find_engagement`]:
+/// what a caller sees can change between its authorization and the lock (a selection).
+pub async fn lock_engagement(
+    txn: &DatabaseTransaction,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<engagement::Model, EngineError> {
+    Engagement::find_by_id(id)
+        .filter(engagements_in(caller.tenancy))
+        .lock_exclusive()
+        .one(txn)
+        .await?
+        .ok_or(EngineError::NotFound("engagement"))
+}
+
+/// Refuses a row that belongs to another engagement as if it did not exist.
+pub fn belongs<T>(
+    row: Option<T>,
+    engagement_of: impl Fn(&T) -> Uuid,
+    engagement_id: Uuid,
+    what: &'static str,
+) -> Result<T, EngineError> {
+    row.filter(|r| engagement_of(r) == engagement_id).ok_or(EngineError::NotFound(what))
+}
+
+/// Refuses a write when the caller expected another version than `current`.
+pub fn check_version(expected: Option<i32>, current: i32) -> Result<(), EngineError> {
+    match expected {
+        Some(expected) if expected != current => Err(EngineError::PreconditionFailed { expected, current }),
+        _ => Ok(()),
+    }
+}
+
+/// Maps a unique-constraint violation to a refusal; the database, not a prior look-up, enforces
+/// uniqueness.
+pub trait UniqueViolation<T> {
+    /// `conflict()` when the write broke a unique constraint, else the database error.
+    fn on_unique_violation(self, conflict: impl FnOnce() -> EngineError) -> Result<T, EngineError>;
+}
+
+impl<T> UniqueViolation<T> for Result<T, sea_orm::DbErr> {
+    fn on_unique_violation(self, conflict: impl FnOnce() -> EngineError) -> Result<T, EngineError> {
+        self.map_err(|error| match error.sql_err() {
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => conflict(),
+            _ => error.into(),
+        })
+    }
+}
+
+/// Refuses to record new `what` (audits, findings, corrective actions) for an engagement that has
+/// ended (withdrawn or cancelled): they would open deadlines, and send reminders, for nothing.
+pub fn require_open(engagement: &engagement::Model, what: &str) -> Result<(), EngineError> {
+    if engagement.state.is_terminal() {
+        return Err(EngineError::conflict(
+            "engagement-state-conflict",
+            format!("the engagement is {} and takes no new {what}", engagement.state),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! The one path every write takes: authorize on a read connection (404 outside the caller's
+//! scope, 403 for its role) before taking the writer, so a stranger never queues behind real
+//! writes; then begin on the writer with the caller's idempotency key recorded, lock what the
+//! command changes, run it, record the history, and commit the response with the key.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use entities::orm::{certification_body, engagement, notification, organization, prelude::*};
+use sea_orm::{DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use crate::Engine;
+use crate::access::{Action, of_engagements_in, organizations_in};
+use crate::caller::Caller;
+use crate::error::EngineError;
+use crate::history::{HistoryRecord, record_history};
+use crate::idempotency::{Claim, StoredResponse};
+use crate::store::{begin_write, find_engagement, lock_engagement};
+
+/// What a write is done to, as far as its authorization needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Nothing a caller must see first (a new organization or certification body).
+    Platform,
+    /// An organization the caller must see.
+    Organization(Uuid),
+    /// A certification body: everyone sees it, only its own people (or an admin) change it.
+    CertificationBody(Uuid),
+    /// An engagement the caller must see, or anything that hangs off it.
+    Engagement(Uuid),
+    /// A notification of an engagement the caller must see.
+    Notification(Uuid),
+}
+
+/// A write in progress: one transaction on the writer, with the caller's idempotency key in it.
+/// Dropped without [`Write::commit`], it rolls back, key and all.
+#[derive(Debug)]
+pub struct Write {
+    txn: DatabaseTransaction,
+    claim: Option<Claim>,
+    now: DateTime<Utc>,
+}
+
+impl Engine {
+    /// Refuses `action` on `target` unless `caller` sees the target (404) and may take the
+    /// action (403). Reads only, on the read pool.
+    pub async fn authorize(&self, caller: &Caller, target: Target, action: Action) -> Result<(), EngineError> {
+        match target {
+            Target::Platform => {}
+            Target::Organization(id) => {
+                Organization::find_by_id(id)
+                    .select_only()
+                    .column(organization::Column::Id)
+                    .filter(organizations_in(caller.tenancy, organization::Column::Id))
+                    .into_tuple::<Uuid>()
+                    .one(&self.db)
+                    .await?
+                    .ok_or(EngineError::NotFound("organization"))?;
+            }
+            Target::CertificationBody(id) => {
+                CertificationBody::find_by_id(id)
+                    .select_only()
+                    .column(certification_body::Column::Id)
+                    .into_tuple::<Uuid>()
+                    .one(&self.db)
+                    .await?
+                    .ok_or(EngineError::NotFound("certification body"))?;
+                return caller.may_for_certification_body(action, id);
+            }
+            Target::Engagement(id) => {
+                find_engagement(&self.db, caller, id).await?;
+            }
+            Target::Notification(id) => {
+                Notification::find_by_id(id)
+                    .select_only()
+                    .column(notification::Column::Id)
+                    .filter(of_engagements_in(caller.tenancy, notification::Column::EngagementId))
+                    .into_tuple::<Uuid>()
+                    .one(&self.db)
+                    .await?
+                    .ok_or(EngineError::NotFound("notification"))?;
+            }
+        }
+        caller.may(action)
+    }
+
+    /// Authorizes, then begins a write on the writer with `claim` recorded in it.
+    pub async fn begin(
+        &self,
+        caller: &Caller,
+        target: Target,
+        action: Action,
+        claim: Option<Claim>,
+    ) -> Result<Write, EngineError> {
+        self.authorize(caller, target, action).await?;
+        let txn = begin_write(&self.writer).await?;
+        if let Some(claim) = &claim {
+            claim.record(&txn).await?;
+        }
+        Ok(Write { txn, claim, now: self.clock.now() })
+    }
+
+    /// The write path of a command on engagement `id`: [`Engine::begin`], then the engagement
+    /// locked for the rest of the write (a 404 if the caller stopped seeing it meanwhile).
+    pub async fn begin_on_engagement(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        action: Action,
+        claim: Option<Claim>,
+    ) -> Result<(Write, engagement::Model), EngineError> {
+        let write = self.begin(caller, Target::Engagement(id), action, claim).await?;
+        let engagement = lock_engagement(&write.txn, caller, id).await?;
+        Ok((write, engagement))
+    }
+}
+
+impl Write {
+    /// The transaction, for the command's own statements.
+    pub fn txn(&self) -> &DatabaseTransaction {
+        &self.txn
+    }
+
+    /// The time of the write: every row it stamps carries this.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// The day of the write.
+    pub fn today(&self) -> NaiveDate {
+        self.now.date_naive()
+    }
+
+    /// Appends a row to the engagement's history.
+    pub async fn record_history(&self, record: HistoryRecord<'_>) -> Result<(), EngineError> {
+        record_history(&self.txn, record, self.now).await
+    }
+
+    /// Whether the commit must be given the response, for the retries of the request.
+    pub fn keeps_response(&self) -> bool {
+        self.claim.is_some()
+    }
+
+    /// Commits, with `response` stored under the caller's key (when the write has one) in the
+    /// same transaction: once the write is there, so is the answer its retries get.
+    pub async fn commit(self, response: Option<&StoredResponse>) -> Result<(), EngineError> {
+        if let (Some(claim), Some(response)) = (&self.claim, response) {
+            claim.store(&self.txn, response).await?;
+        }
+        self.txn.commit().await?;
+        Ok(())
+    }
+}

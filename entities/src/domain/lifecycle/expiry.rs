@@ -1,0 +1,64 @@
+//! A certificate's expiry, and its restoration within the window after it.
+
+use chrono::NaiveDate;
+
+use crate::domain::dates::restore_after_expiry_limit;
+use crate::domain::deadline::{DeadlineChange, DeadlineKind as K, DeadlineOwner as O};
+use crate::domain::policy::CertificationPolicy;
+use crate::domain::state::EngagementState as S;
+use crate::domain::{AuditKind, CertificateStatus};
+
+use super::facts::EngagementFacts;
+use super::guards::Guards;
+use super::outcome::{CertificateChange, TransitionOutcome, open};
+
+pub(super) fn expire(
+    facts: &EngagementFacts,
+    today: NaiveDate,
+    policy: &CertificationPolicy,
+    check: &mut Guards,
+    out: &mut TransitionOutcome,
+) {
+    let certificate = check.certificate(facts);
+    check.require(today > certificate.expires_on, "certificate_not_expired", || {
+        format!("the certificate is valid until {}", certificate.expires_on)
+    });
+    check.require(facts.marks.expired_on.is_none(), "certificate_already_expired", || {
+        format!("the certificate already expired on {}: this decision restores it", certificate.expires_on)
+    });
+    out.to = S::Expired;
+    out.marks.expired_on = Some(certificate.expires_on);
+    out.certificate = Some(CertificateChange::SetStatus(CertificateStatus::Expired));
+    out.deadlines.push(DeadlineChange::CancelAll);
+    out.deadlines.push(open(
+        K::RestoreAfterExpiryLimit,
+        restore_after_expiry_limit(certificate.expires_on, policy),
+        O::CbCoordinator,
+    ));
+}
+
+pub(super) fn restore_after_expiry(
+    facts: &EngagementFacts,
+    today: NaiveDate,
+    policy: &CertificationPolicy,
+    check: &mut Guards,
+    out: &mut TransitionOutcome,
+) {
+    let certificate = check.certificate(facts);
+    let expired_on = facts.marks.expired_on.unwrap_or(certificate.expires_on);
+    let limit = restore_after_expiry_limit(expired_on, policy);
+    check.require(today <= limit, "restore_window_passed", || {
+        format!("certification could be restored until {limit}: a new stage 2 is needed")
+    });
+    let audited_on = facts
+        .audit
+        .filter(|a| a.kind == AuditKind::Recertification && a.last_day <= today)
+        .map(|a| a.last_day)
+        .or(facts.marks.stage2_last_day)
+        .filter(|day| *day > certificate.decision_on);
+    check.require(audited_on.is_some(), "recertification_outstanding", || {
+        "complete the recertification audit (name it with audit_id) before restoring".into()
+    });
+    out.to = S::CertificationDecision;
+    out.marks.stage2_last_day = audited_on.or(facts.marks.stage2_last_day);
+}

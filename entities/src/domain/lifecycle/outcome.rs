@@ -1,0 +1,48 @@
+//! A decided transition: the new state, the dates remembered, and the changes to write.
+
+use chrono::NaiveDate;
+
+use crate::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineToOpen};
+use crate::domain::state::{EngagementEvent, EngagementState};
+use crate::domain::{CertificateStatus, DecisionOutcome};
+
+use super::facts::EngagementMarks;
+
+/// A change to the engagement's certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateChange {
+    /// Issue the certificate, or renew it for a new term.
+    Issue {
+        /// The decision date: the new cycle starts here.
+        decision_on: NaiveDate,
+        /// Expiry of the new term.
+        expires_on: NaiveDate,
+    },
+    /// Change its status.
+    SetStatus(CertificateStatus),
+    /// Count one more surveillance audit in the cycle.
+    SurveillanceCompleted,
+}
+
+/// A decided transition: everything the shell writes in one transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransitionOutcome {
+    /// The state before.
+    pub from: EngagementState,
+    /// The state after.
+    pub to: EngagementState,
+    /// The event fired.
+    pub event: EngagementEvent,
+    /// The engagement's remembered dates after the transition.
+    pub marks: EngagementMarks,
+    /// Deadlines to open and close, in order.
+    pub deadlines: Vec<DeadlineChange>,
+    /// The change to the certificate, if any.
+    pub certificate: Option<CertificateChange>,
+    /// The certification decision to record, if any.
+    pub decision: Option<DecisionOutcome>,
+}
+
+pub(super) fn open(kind: DeadlineKind, due_on: NaiveDate, owner: DeadlineOwner) -> DeadlineChange {
+    DeadlineChange::Open(DeadlineToOpen { kind, due_on, owner })
+}

@@ -1,0 +1,261 @@
+//! The certification body's verification of a corrective action: what it closes, and when it is refused.
+
+use chrono::NaiveDate;
+
+use super::dates::major_nc_limit;
+use super::deadline::DeadlineStatus;
+use super::policy::CertificationPolicy;
+use super::state::EngagementState;
+use super::{FindingGrade, VerificationStatus};
+
+/// What the rule needs to know about the corrective action, its finding and its engagement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerificationFacts {
+    /// The grade of the finding the action corrects.
+    pub grade: FindingGrade,
+    /// The action's verification so far.
+    pub current: VerificationStatus,
+    /// The engagement's current state.
+    pub engagement_state: EngagementState,
+    /// Last day of the engagement's latest stage-2-depth audit: anchors the major-NC limit.
+    pub stage2_last_day: Option<NaiveDate>,
+    /// Open major NCs of the engagement, this finding included while it is open.
+    pub open_majors: u32,
+}
+
+/// A decided verification: everything the shell writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerificationOutcome {
+    /// The action's new verification status.
+    pub verification: VerificationStatus,
+    /// Accepting the action closes its finding.
+    pub finding_closed: bool,
+    /// How to close the action's `CorrectiveActionDue` deadline, if at all.
+    pub corrective_action_deadline: Option<DeadlineStatus>,
+    /// How to close the engagement's `MajorNcLimit` deadline, if at all.
+    pub major_nc_limit: Option<DeadlineStatus>,
+}
+
+/// Why a verification was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerificationRefusal {
+    /// An accepted corrective action is closed.
+    #[error("this corrective action is already accepted")]
+    AlreadyAccepted,
+    /// The major NC was not verified in time: the engagement needs a new stage 2.
+    #[error("the 6-month limit for verifying major NCs ended on {limit}: fire require_new_stage2")]
+    MajorNcLimitPassed {
+        /// The last day a major NC of the engagement could be verified.
+        limit: NaiveDate,
+    },
+    /// `Pending` is not a verdict.
+    #[error("a verification must be accepted or rejected")]
+    NotAVerdict,
+}
+
+impl VerificationRefusal {
+    /// A stable slug for the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AlreadyAccepted => "corrective-action-verified",
+            Self::MajorNcLimitPassed { .. } => "major-nc-limit-passed",
+            Self::NotAVerdict => "validation-failed",
+        }
+    }
+}
+
+/// Decides the verification `outcome` (accepted or rejected) of a corrective action with `facts`
+/// on `today`, under `policy`.
+pub fn verify(
+    facts: &VerificationFacts,
+    outcome: VerificationStatus,
+    today: NaiveDate,
+    policy: &CertificationPolicy,
+) -> Result<VerificationOutcome, VerificationRefusal> {
+    match outcome {
+        VerificationStatus::Pending => Err(VerificationRefusal::NotAVerdict),
+        _ if facts.current == VerificationStatus::Accepted => Err(VerificationRefusal::AlreadyAccepted),
+        VerificationStatus::Rejected => Ok(VerificationOutcome {
+            verification: outcome,
+            finding_closed: false,
+            corrective_action_deadline: None,
+            major_nc_limit: None,
+        }),
+        VerificationStatus::Accepted => {
+            let major = facts.grade == FindingGrade::MajorNc;
+            // ISO/IEC 17021-1: a major NC not verified within 6 months of stage 2 needs a new stage 2,
+            // so a late verification is refused while the engagement waits in corrective actions.
+            match facts.stage2_last_day.map(|day| major_nc_limit(day, policy)) {
+                Some(limit)
+                    if major && facts.engagement_state == EngagementState::CorrectiveActions && today > limit =>
+                {
+                    Err(VerificationRefusal::MajorNcLimitPassed { limit })
+                }
+                _ => Ok(VerificationOutcome {
+                    verification: outcome,
+                    finding_closed: true,
+                    corrective_action_deadline: Some(DeadlineStatus::Met),
+                    major_nc_limit: (major && facts.open_majors <= 1).then_some(DeadlineStatus::Met),
+                }),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use claims::{assert_err_eq, assert_ok};
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    const STAGE2_LAST_DAY: NaiveDate = NaiveDate::from_ymd_opt(2026, 5, 20).unwrap();
+    const LIMIT: NaiveDate = NaiveDate::from_ymd_opt(2026, 11, 20).unwrap();
+    const TODAY: NaiveDate = NaiveDate::from_ymd_opt(2026, 8, 1).unwrap();
+
+    fn facts(grade: FindingGrade) -> VerificationFacts {
+        VerificationFacts {
+            grade,
+            current: VerificationStatus::Pending,
+            engagement_state: EngagementState::CorrectiveActions,
+            stage2_last_day: Some(STAGE2_LAST_DAY),
+            open_majors: 1,
+        }
+    }
+
+    fn verify_on(
+        facts: &VerificationFacts,
+        outcome: VerificationStatus,
+        today: NaiveDate,
+    ) -> Result<VerificationOutcome, VerificationRefusal> {
+        verify(facts, outcome, today, &CertificationPolicy::default())
+    }
+
+    fn accept(facts: &VerificationFacts, today: NaiveDate) -> Result<VerificationOutcome, VerificationRefusal> {
+        verify_on(facts, VerificationStatus::Accepted, today)
+    }
+
+    #[test]
+    fn accepting_a_minor_closes_the_finding_and_meets_its_deadline() {
+        let outcome = assert_ok!(accept(&facts(FindingGrade::MinorNc), TODAY));
+        assert_eq!(
+            outcome,
+            VerificationOutcome {
+                verification: VerificationStatus::Accepted,
+                finding_closed: true,
+                corrective_action_deadline: Some(DeadlineStatus::Met),
+                major_nc_limit: None,
+            }
+        );
+    }
+
+    #[test]
+    fn accepting_the_last_major_also_meets_the_major_nc_limit() {
+        let outcome = assert_ok!(accept(&facts(FindingGrade::MajorNc), TODAY));
+        assert!(outcome.finding_closed);
+        assert_eq!(outcome.corrective_action_deadline, Some(DeadlineStatus::Met));
+        assert_eq!(outcome.major_nc_limit, Some(DeadlineStatus::Met));
+    }
+
+    #[test]
+    fn accepting_one_of_two_majors_leaves_the_limit_open() {
+        let two_open = VerificationFacts { open_majors: 2, ..facts(FindingGrade::MajorNc) };
+        let outcome = assert_ok!(accept(&two_open, TODAY));
+        assert!(outcome.finding_closed);
+        assert_eq!(outcome.major_nc_limit, None);
+    }
+
+    #[test]
+    fn a_rejection_closes_nothing() {
+        for grade in [FindingGrade::MajorNc, FindingGrade::MinorNc] {
+            let outcome = assert_ok!(verify_on(&facts(grade), VerificationStatus::Rejected, TODAY));
+            assert_eq!(
+                outcome,
+                VerificationOutcome {
+                    verification: VerificationStatus::Rejected,
+                    finding_closed: false,
+                    corrective_action_deadline: None,
+                    major_nc_limit: None,
+                },
+                "{grade}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_rejection_after_the_limit_is_not_refused() {
+        let outcome = verify_on(&facts(FindingGrade::MajorNc), VerificationStatus::Rejected, d(2027, 1, 1));
+        assert_ok!(outcome);
+    }
+
+    #[test]
+    fn an_accepted_action_cannot_be_verified_again() {
+        let accepted = VerificationFacts { current: VerificationStatus::Accepted, ..facts(FindingGrade::MinorNc) };
+        for outcome in [VerificationStatus::Accepted, VerificationStatus::Rejected] {
+            assert_err_eq!(verify_on(&accepted, outcome, TODAY), VerificationRefusal::AlreadyAccepted, "{outcome}");
+        }
+        let rejected = VerificationFacts { current: VerificationStatus::Rejected, ..facts(FindingGrade::MinorNc) };
+        assert_ok!(accept(&rejected, TODAY), "a rejected action is verified again once revised");
+    }
+
+    #[test]
+    fn a_major_accepted_after_the_six_month_limit_in_corrective_actions_is_refused() {
+        let major = facts(FindingGrade::MajorNc);
+        assert_err_eq!(accept(&major, d(2026, 11, 21)), VerificationRefusal::MajorNcLimitPassed { limit: LIMIT });
+        assert_ok!(accept(&major, LIMIT), "on the limit day it is accepted");
+    }
+
+    #[test]
+    fn a_major_after_the_limit_in_another_state_or_without_stage2_is_accepted() {
+        let late = d(2027, 1, 1);
+        let cases = [
+            (
+                VerificationFacts { engagement_state: EngagementState::Surveillance, ..facts(FindingGrade::MajorNc) },
+                "surveillance",
+            ),
+            (
+                VerificationFacts { engagement_state: EngagementState::Stage2, ..facts(FindingGrade::MajorNc) },
+                "stage 2",
+            ),
+            (VerificationFacts { stage2_last_day: None, ..facts(FindingGrade::MajorNc) }, "no stage 2 yet"),
+        ];
+        for (facts, case) in cases {
+            assert_ok!(accept(&facts, late), "{case}");
+        }
+    }
+
+    #[test]
+    fn a_minor_after_the_limit_is_accepted() {
+        assert_ok!(accept(&facts(FindingGrade::MinorNc), d(2027, 1, 1)));
+    }
+
+    #[test]
+    fn pending_is_not_a_verdict() {
+        assert_err_eq!(
+            verify_on(&facts(FindingGrade::MinorNc), VerificationStatus::Pending, TODAY),
+            VerificationRefusal::NotAVerdict
+        );
+    }
+
+    #[test]
+    fn refusals_carry_stable_codes_and_sentences() {
+        let cases = [
+            (
+                VerificationRefusal::AlreadyAccepted,
+                "corrective-action-verified",
+                "this corrective action is already accepted",
+            ),
+            (
+                VerificationRefusal::MajorNcLimitPassed { limit: LIMIT },
+                "major-nc-limit-passed",
+                "the 6-month limit for verifying major NCs ended on 2026-11-20: fire require_new_stage2",
+            ),
+            (VerificationRefusal::NotAVerdict, "validation-failed", "a verification must be accepted or rejected"),
+        ];
+        for (refusal, code, message) in cases {
+            assert_eq!((refusal.code(), refusal.to_string().as_str()), (code, message));
+        }
+    }
+}

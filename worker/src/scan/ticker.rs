@@ -1,0 +1,123 @@
+//! The tick: the scan, the emails it claimed queued, and the events the clock fires; run by the
+//! cron job [`scan_deadlines`] and, step by step, by the tests.
+
+use std::sync::Arc;
+
+use apalis::prelude::{BoxDynError, Data};
+use apalis_cron::Tick;
+use chrono::{DateTime, Utc};
+use engine::Engine;
+use engine::clock_events::expire_lapsed_certificates;
+use entities::domain::reminders::NotificationStatus;
+use entities::orm::{notification, prelude::*};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use super::claim::{ScanReport, claim_due_steps};
+use crate::error::WorkerError;
+use crate::jobs::SendNotification;
+use crate::queue::EmailQueue;
+
+/// What one tick did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TickReport {
+    /// The scan.
+    pub scan: ScanReport,
+    /// Email jobs queued.
+    pub queued: usize,
+    /// Certificates the clock expired.
+    pub expired: usize,
+}
+
+/// Runs the scan and queues the emails it claimed.
+#[derive(Debug)]
+pub struct Ticker {
+    /// The database, the clock, and the rules the events the clock fires follow.
+    pub(crate) engine: Engine,
+    pub(crate) batch: u64,
+    pub(crate) queue: EmailQueue,
+    /// A queued email whose job has not run for this long is queued again (its job was lost
+    /// with a killed worker): two leases. A repeated job finds the email claimed and does nothing.
+    pub(crate) requeue_after: chrono::Duration,
+}
+
+/// A ticker shared by the cron job and the tests.
+pub type SharedTicker = Arc<Ticker>;
+
+impl Ticker {
+    /// Claims every due step, then queues one job per email waiting for one, then fires the
+    /// events that fall due by the clock (certificates past their expiry date expire). The
+    /// escalations go first: expiring cancels a deadline's unsent emails, so an engagement whose
+    /// expiry escalation waits to be sent expires at a later tick.
+    pub async fn tick(&self) -> Result<TickReport, WorkerError> {
+        let now = self.engine.clock.now();
+        let scan = claim_due_steps(&self.engine.db, now.date_naive(), now, self.batch).await?;
+        let queued = self.enqueue(now).await?;
+        if scan.claimed + scan.superseded + queued > 0 {
+            tracing::info!(claimed = scan.claimed, superseded = scan.superseded, queued, "scan");
+        }
+        let expired = expire_lapsed_certificates(&self.engine, now).await?.len();
+        Ok(TickReport { scan, queued, expired })
+    }
+
+    /// Queues a job for each email that is due a try and has no live job: just claimed, retrying
+    /// after a backoff, re-queued by an admin, queued so long ago that its job must be lost, or
+    /// held by a delivery that died (its lease is over: it is handed back to `pending`).
+    async fn enqueue(&self, now: DateTime<Utc>) -> Result<usize, WorkerError> {
+        let mut queued = 0;
+        loop {
+            let jobless = Condition::any()
+                .add(notification::Column::QueuedAt.is_null())
+                .add(notification::Column::QueuedAt.lt(now - self.requeue_after));
+            let waiting = Condition::any()
+                .add(
+                    Condition::all()
+                        .add(notification::Column::Status.eq(NotificationStatus::Pending))
+                        .add(notification::Column::NextAttemptAt.lte(now))
+                        .add(jobless),
+                )
+                .add(
+                    Condition::all()
+                        .add(notification::Column::Status.eq(NotificationStatus::Sending))
+                        .add(notification::Column::LeaseUntil.lt(now)),
+                );
+            // Take exactly the rows that still wait: a concurrent scan or a delivery that claimed
+            // one meanwhile makes it drop out here, so no email gets two live jobs.
+            let ids: Vec<Uuid> = Notification::find()
+                .select_only()
+                .column(notification::Column::Id)
+                .filter(waiting.clone())
+                .order_by_asc(notification::Column::Id)
+                .limit(500)
+                .into_tuple()
+                .all(&self.engine.db)
+                .await?;
+            let taken = if ids.is_empty() {
+                Vec::new()
+            } else {
+                Notification::update_many()
+                    .col_expr(notification::Column::QueuedAt, Expr::value(now))
+                    .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Pending))
+                    .col_expr(notification::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+                    .filter(notification::Column::Id.is_in(ids.clone()))
+                    .filter(waiting)
+                    .exec_with_returning(&self.engine.db)
+                    .await?
+            };
+            for taken in &taken {
+                self.queue.push(SendNotification { notification_id: taken.id }).await?;
+            }
+            queued += taken.len();
+            if ids.len() < 500 {
+                return Ok(queued);
+            }
+        }
+    }
+}
+
+/// The cron job: one tick. Idempotent: a duplicate tick claims nothing twice.
+pub async fn scan_deadlines(_tick: Tick, ticker: Data<SharedTicker>) -> Result<(), BoxDynError> {
+    ticker.tick().await?;
+    Ok(())
+}
