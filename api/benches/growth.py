@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The read path and transitions as the data grows, on SQLite and PostgreSQL, and the API's memory.
 
-    python3 api/benches/growth.py      (needs wrk; see the README's Benchmark)
+    python3 api/benches/growth.py      (needs wrk; see docs/benchmarks.md)
 
 For each backend, one API process (release build) over one fresh database that grows by steps:
 1. 256 engagements in stage 1 with their audits, made through the API (the transitions' targets,

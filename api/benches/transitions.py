@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Transition throughput on PostgreSQL: the API against the database's own ceiling.
 
-    python3 api/benches/transitions.py      (needs wrk and pgbench; see the README's Benchmark)
+    python3 api/benches/transitions.py      (needs wrk and pgbench; see docs/benchmarks.md)
 
 1. Builds the release `certflow`, creates a fresh PostgreSQL database and starts the API on it.
 2. Seeds ENGAGEMENTS engagements in stage 1 (through the API), each with its stage 1 audit.
@@ -34,13 +34,16 @@ ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
 SECONDS = int(os.environ.get("SECONDS", "20"))
 
 # The statements of one `record_stage1_outcome` (not ready) transition, in the order the API runs
-# them (PostgreSQL statement log of a real request), with the API's parameters as variables. The
+# them (PostgreSQL statement log of a real request), with the API's parameters as variables: the
+# authorization on the read pool (the engagement as the caller sees it: all, for the admin token
+# the benchmark uses), then the write transaction. The
 # transition closes the engagement's stage 1 validity deadline, which none of these has open (no
 # stage 1 found them ready): the API runs no statement for a change that closes nothing, and
 # neither does this script.
 PGBENCH_SCRIPT = f"""
 \\set n random(1, {ENGAGEMENTS})
 SELECT engagement_id AS e, audit_id AS a, organization_id AS o, certification_body_id AS c FROM bench_ids WHERE n = :n \\gset
+SELECT id FROM engagements WHERE id = :e;
 BEGIN;
 SELECT * FROM engagements WHERE id = :e FOR UPDATE;
 SELECT o.accepts_unaccredited_cb, cb.accredited, cb.accreditation_expires_on, c.decision_on, c.expires_on, c.surveillances_completed, (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'major_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'minor_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE audit_id = :a AND grade = 'major_nc'), a.kind, a.first_day, a.last_day, a.completed_at, d.* FROM organizations o LEFT JOIN certification_bodies cb ON cb.id IN (SELECT certification_body_id FROM proposals WHERE engagement_id = :e AND status = 'selected') LEFT JOIN certificates c ON c.engagement_id = :e LEFT JOIN audits a ON a.id = :a AND a.engagement_id = :e LEFT JOIN deadlines d ON d.engagement_id = :e AND d.status = 'open' WHERE o.id = :o;

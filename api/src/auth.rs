@@ -47,9 +47,9 @@ pub struct Claims {
     /// The certification body the caller belongs to (CB staff).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cb_id: Option<Uuid>,
-    /// Issuer.
+    /// Issuer: must be `JWT_ISSUER`.
     pub iss: String,
-    /// Audience.
+    /// Audience: must be `JWT_AUDIENCE`.
     pub aud: String,
     /// Issued at (seconds since the epoch).
     pub iat: i64,
@@ -196,7 +196,7 @@ impl FromRequest for AuthUser {
 fn authenticate(request: &HttpRequest) -> Result<AuthUser, ApiError> {
     let keys = request
         .app_data::<web::Data<TokenKeys>>()
-        .ok_or_else(|| ApiError::Unexpected(anyhow::anyhow!("BUG: TokenKeys was not added to the app")))?;
+        .ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("BUG: TokenKeys was not added to the app")))?;
     let header = request.headers().get(actix_web::http::header::AUTHORIZATION).ok_or_else(|| {
         tracing::debug!("no Authorization header");
         ApiError::Unauthorized

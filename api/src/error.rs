@@ -5,7 +5,6 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::ContentType;
 use actix_web::{HttpResponse, ResponseError};
 use engine::EngineError;
-use engine::store::Unavailability;
 use entities::domain::dates::CapDueError;
 use entities::domain::lifecycle::{GuardViolation, TransitionRefusal};
 use entities::domain::state::{EngagementEvent, EngagementState};
@@ -72,7 +71,8 @@ impl FieldProblem {
     }
 }
 
-/// Everything a request can end in other than success.
+/// Everything a request can end in other than success: what HTTP itself refuses (the body, the
+/// query, the path, the token), and what the engine refuses or fails with.
 #[derive(thiserror::Error)]
 pub enum ApiError {
     /// The body is not JSON, or not a JSON document at all.
@@ -99,57 +99,12 @@ pub enum ApiError {
     /// Values that parse but break a rule.
     #[error("the request is invalid: {}", .0.iter().map(|p| format!("{}: {}", p.field, p.detail)).collect::<Vec<_>>().join("; "))]
     Validation(Vec<FieldProblem>),
-    /// A corrective action's due date outside the 30–90 day window.
-    #[error(transparent)]
-    CapDueDate(CapDueError),
-    /// The lifecycle refused an event.
-    #[error(transparent)]
-    Transition(TransitionRefusal),
-    /// The resource does not exist (or is outside the caller's scope).
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    /// The request conflicts with the resource's current state.
-    #[error("{detail}")]
-    Conflict {
-        /// Stable slug of the conflict.
-        slug: &'static str,
-        /// What conflicts.
-        detail: String,
-    },
-    /// `If-Match` names a version other than the current one.
-    #[error("the resource is at version {current}, not {expected}: reload it and try again")]
-    PreconditionFailed {
-        /// The version the client expected.
-        expected: i32,
-        /// The current version.
-        current: i32,
-    },
-    /// The request is well formed but cannot be processed as sent (a stable slug says why).
-    #[error("{detail}")]
-    Unprocessable {
-        /// Stable slug.
-        slug: &'static str,
-        /// What is wrong.
-        detail: String,
-    },
     /// No valid credentials.
     #[error("a valid bearer token is required")]
     Unauthorized,
-    /// The caller may see the resource but not do this.
-    #[error("{0}")]
-    Forbidden(String),
-    /// The database cannot serve the request now (down, busy, or its storage refuses writes): try again.
-    #[error("{reason}")]
-    Unavailable {
-        /// Why, in the words the client reads.
-        reason: Unavailability,
-        /// The database's own error.
-        #[source]
-        source: anyhow::Error,
-    },
-    /// Anything else: a bug or an infrastructure failure.
+    /// The engine refused the command (its rules, the caller's scope or role, a version) or failed.
     #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+    Engine(EngineError),
 }
 
 impl std::fmt::Debug for ApiError {
@@ -164,39 +119,37 @@ impl std::fmt::Debug for ApiError {
     }
 }
 
+/// The one place an engine error becomes an HTTP error; its problem is chosen in [`ApiError::kind`].
+impl From<EngineError> for ApiError {
+    fn from(error: EngineError) -> Self {
+        match error {
+            EngineError::Invalid { field, detail } => Self::invalid(field, detail),
+            other => Self::Engine(other),
+        }
+    }
+}
+
 impl From<DbErr> for ApiError {
     fn from(error: DbErr) -> Self {
         EngineError::from(error).into()
     }
 }
 
-/// The one place an engine error becomes an HTTP problem.
-impl From<EngineError> for ApiError {
-    fn from(error: EngineError) -> Self {
-        match error {
-            EngineError::NotFound(what) => Self::NotFound(what),
-            EngineError::Forbidden(detail) => Self::Forbidden(detail),
-            EngineError::Invalid { field, detail } => Self::invalid(field, detail),
-            EngineError::Conflict { slug, detail } => Self::Conflict { slug, detail },
-            EngineError::PreconditionFailed { expected, current } => Self::PreconditionFailed { expected, current },
-            EngineError::Unprocessable { slug, detail } => Self::Unprocessable { slug, detail },
-            EngineError::CapDueDate(error) => Self::CapDueDate(error),
-            EngineError::Transition(refusal) => Self::Transition(refusal),
-            EngineError::Unavailable { reason, source } => Self::Unavailable { reason, source },
-            EngineError::Unexpected(error) => Self::Unexpected(error),
-        }
+impl From<anyhow::Error> for ApiError {
+    fn from(error: anyhow::Error) -> Self {
+        EngineError::Unexpected(error).into()
     }
 }
 
 impl From<TransitionRefusal> for ApiError {
     fn from(refusal: TransitionRefusal) -> Self {
-        Self::Transition(refusal)
+        EngineError::Transition(refusal).into()
     }
 }
 
 impl From<CapDueError> for ApiError {
     fn from(error: CapDueError) -> Self {
-        Self::CapDueDate(error)
+        EngineError::CapDueDate(error).into()
     }
 }
 
@@ -208,46 +161,69 @@ impl ApiError {
 
     /// A conflict with the resource's state.
     pub fn conflict(slug: &'static str, detail: impl Into<String>) -> Self {
-        Self::Conflict { slug, detail: detail.into() }
+        Self::Engine(EngineError::conflict(slug, detail))
     }
 
-    /// The stable slug of the problem `type`, and its title.
-    fn kind(&self) -> (&'static str, &'static str) {
+    /// The resource does not exist, or is outside the caller's scope.
+    pub fn not_found(what: &'static str) -> Self {
+        Self::Engine(EngineError::NotFound(what))
+    }
+
+    /// A bug or an infrastructure failure.
+    pub fn unexpected(error: impl Into<anyhow::Error>) -> Self {
+        Self::Engine(EngineError::Unexpected(error.into()))
+    }
+
+    /// The stable slug of the problem `type`, its title and its status: the one place an error
+    /// meets HTTP.
+    fn kind(&self) -> (&'static str, &'static str, StatusCode) {
+        use EngineError as E;
+        use StatusCode as S;
         match self {
-            Self::MalformedJson(_) => ("malformed-json", "Malformed JSON"),
-            Self::InvalidBody(_) => ("invalid-body", "Request body does not match the schema"),
-            Self::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large"),
-            Self::UnsupportedMediaType => ("unsupported-media-type", "Unsupported media type"),
-            Self::InvalidQuery(_) => ("invalid-query", "Invalid query parameter"),
-            Self::InvalidPath(_) => ("invalid-path", "Invalid path parameter"),
-            Self::Validation(_) => ("validation-failed", "Validation failed"),
-            Self::CapDueDate(CapDueError::NotANonconformity) => {
-                ("corrective-action-not-applicable", "No corrective action for an OFI")
+            Self::MalformedJson(_) => ("malformed-json", "Malformed JSON", S::BAD_REQUEST),
+            Self::InvalidBody(_) => ("invalid-body", "Request body does not match the schema", S::UNPROCESSABLE_ENTITY),
+            Self::PayloadTooLarge { .. } => ("payload-too-large", "Payload too large", S::PAYLOAD_TOO_LARGE),
+            Self::UnsupportedMediaType => {
+                ("unsupported-media-type", "Unsupported media type", S::UNSUPPORTED_MEDIA_TYPE)
             }
-            Self::CapDueDate(CapDueError::OutsideWindow { .. }) => {
-                ("cap-due-date-out-of-window", "Corrective action due date outside 30–90 days")
+            Self::InvalidQuery(_) => ("invalid-query", "Invalid query parameter", S::BAD_REQUEST),
+            Self::InvalidPath(_) => ("invalid-path", "Invalid path parameter", S::BAD_REQUEST),
+            Self::Validation(_) | Self::Engine(E::Invalid { .. }) => {
+                ("validation-failed", "Validation failed", S::UNPROCESSABLE_ENTITY)
             }
-            Self::Transition(TransitionRefusal::NotAllowed { .. }) => ("illegal-transition", "Illegal transition"),
-            Self::Transition(TransitionRefusal::GuardFailed { .. }) => {
-                ("transition-guard-failed", "Transition refused by the rules")
+            Self::Unauthorized => ("unauthorized", "Unauthorized", S::UNAUTHORIZED),
+            Self::Engine(E::CapDueDate(CapDueError::NotANonconformity)) => {
+                ("corrective-action-not-applicable", "No corrective action for an OFI", S::UNPROCESSABLE_ENTITY)
             }
-            Self::NotFound(_) => ("not-found", "Not found"),
-            Self::Conflict { slug, .. } => (slug, "Conflict"),
-            Self::PreconditionFailed { .. } => ("version-mismatch", "Precondition failed"),
-            Self::Unprocessable { slug, .. } => (slug, "Unprocessable request"),
-            Self::Unauthorized => ("unauthorized", "Unauthorized"),
-            Self::Forbidden(_) => ("forbidden", "Forbidden"),
-            Self::Unavailable { .. } => ("service-unavailable", "Service unavailable"),
-            Self::Unexpected(_) => ("internal-error", "Internal server error"),
+            Self::Engine(E::CapDueDate(CapDueError::OutsideWindow { .. })) => {
+                ("cap-due-date-out-of-window", "Corrective action due date outside 30–90 days", S::UNPROCESSABLE_ENTITY)
+            }
+            Self::Engine(E::Transition(TransitionRefusal::NotAllowed { .. })) => {
+                ("illegal-transition", "Illegal transition", S::CONFLICT)
+            }
+            Self::Engine(E::Transition(TransitionRefusal::GuardFailed { .. })) => {
+                ("transition-guard-failed", "Transition refused by the rules", S::UNPROCESSABLE_ENTITY)
+            }
+            Self::Engine(E::NotFound(_)) => ("not-found", "Not found", S::NOT_FOUND),
+            Self::Engine(E::Conflict { slug, .. }) => (slug, "Conflict", S::CONFLICT),
+            Self::Engine(E::PreconditionFailed { .. }) => {
+                ("version-mismatch", "Precondition failed", S::PRECONDITION_FAILED)
+            }
+            Self::Engine(E::Unprocessable { slug, .. }) => (slug, "Unprocessable request", S::UNPROCESSABLE_ENTITY),
+            Self::Engine(E::Forbidden(_)) => ("forbidden", "Forbidden", S::FORBIDDEN),
+            Self::Engine(E::Unavailable { .. }) => {
+                ("service-unavailable", "Service unavailable", S::SERVICE_UNAVAILABLE)
+            }
+            Self::Engine(E::Unexpected(_)) => ("internal-error", "Internal server error", S::INTERNAL_SERVER_ERROR),
         }
     }
 
     /// The problem document for this error.
     pub fn problem(&self) -> Problem {
-        let (slug, title) = self.kind();
-        let status = self.status_code().as_u16();
+        let (slug, title, status) = self.kind();
+        let status = status.as_u16();
         let detail = match self {
-            Self::Unexpected(_) => "an unexpected error occurred; it has been logged".to_owned(),
+            Self::Engine(EngineError::Unexpected(_)) => "an unexpected error occurred; it has been logged".to_owned(),
             other => other.to_string(),
         };
         let mut problem = Problem {
@@ -259,12 +235,12 @@ impl ApiError {
         };
         match self {
             Self::Validation(errors) => problem.errors = Some(errors.clone()),
-            Self::Transition(TransitionRefusal::NotAllowed { state, event, allowed }) => {
+            Self::Engine(EngineError::Transition(TransitionRefusal::NotAllowed { state, event, allowed })) => {
                 problem.state = Some(*state);
                 problem.event = Some(*event);
                 problem.allowed_events = Some(allowed.clone());
             }
-            Self::Transition(TransitionRefusal::GuardFailed { state, event, violations }) => {
+            Self::Engine(EngineError::Transition(TransitionRefusal::GuardFailed { state, event, violations })) => {
                 problem.state = Some(*state);
                 problem.event = Some(*event);
                 problem.allowed_events = Some(state.allowed_events());
@@ -314,23 +290,15 @@ pub struct Problem {
     pub violations: Option<Vec<GuardViolation>>,
 }
 
+/// The response every operation documents for its refusals: a problem document whose `type` says
+/// which (listed once here instead of in each operation).
+#[derive(utoipa::IntoResponses)]
+#[response(status = "4XX", description = "Refused", content_type = "application/problem+json")]
+pub struct Refused(#[allow(dead_code)] Problem);
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::MalformedJson(_) | Self::InvalidQuery(_) | Self::InvalidPath(_) => StatusCode::BAD_REQUEST,
-            Self::InvalidBody(_) | Self::Validation(_) | Self::CapDueDate(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Transition(TransitionRefusal::NotAllowed { .. }) | Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::Transition(TransitionRefusal::GuardFailed { .. }) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
-            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden(_) => StatusCode::FORBIDDEN,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.kind().2
     }
 
     fn error_response(&self) -> HttpResponse {
@@ -348,7 +316,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized => {
                 response.insert_header(("WWW-Authenticate", "Bearer"));
             }
-            Self::Unavailable { .. } => {
+            Self::Engine(EngineError::Unavailable { .. }) => {
                 response.insert_header(("Retry-After", "1"));
             }
             _ => {}
@@ -384,6 +352,7 @@ pub fn path_error(error: actix_web::error::PathError, _: &actix_web::HttpRequest
 mod tests {
     use super::*;
     use actix_web::body::to_bytes;
+    use engine::store::Unavailability;
     use serde_json::{Value, json};
 
     async fn body_of(error: ApiError) -> (u16, String, Value) {
@@ -396,7 +365,10 @@ mod tests {
 
     #[actix_web::test]
     async fn an_unavailable_database_is_a_503_problem_naming_the_reason_with_retry_after() {
-        let error = ApiError::Unavailable { reason: Unavailability::StorageFull, source: anyhow::anyhow!("disk") };
+        let error = ApiError::from(EngineError::Unavailable {
+            reason: Unavailability::StorageFull,
+            source: anyhow::anyhow!("disk"),
+        });
         let response = error.error_response();
         assert_eq!(response.headers().get("retry-after").unwrap(), "1");
         let (status, content_type, body) = body_of(error).await;
@@ -442,11 +414,12 @@ mod tests {
             (ApiError::InvalidQuery("x".into()), 400, "invalid-query"),
             (ApiError::InvalidPath("x".into()), 400, "invalid-path"),
             (ApiError::invalid("name", "must not be empty"), 422, "validation-failed"),
-            (ApiError::NotFound("engagement"), 404, "not-found"),
+            (ApiError::not_found("engagement"), 404, "not-found"),
             (ApiError::conflict("engagement-state-conflict", "closed"), 409, "engagement-state-conflict"),
             (ApiError::Unauthorized, 401, "unauthorized"),
-            (ApiError::Forbidden("no".into()), 403, "forbidden"),
-            (ApiError::PreconditionFailed { expected: 1, current: 2 }, 412, "version-mismatch"),
+            (EngineError::Forbidden("no".into()).into(), 403, "forbidden"),
+            (EngineError::PreconditionFailed { expected: 1, current: 2 }.into(), 412, "version-mismatch"),
+            (EngineError::Invalid { field: "outcome", detail: "x".into() }.into(), 422, "validation-failed"),
             (CapDueError::NotANonconformity.into(), 422, "corrective-action-not-applicable"),
         ];
         for (error, status, slug) in cases {

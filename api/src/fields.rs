@@ -101,7 +101,7 @@ impl Fields {
         match value {
             Some(value) if self.0.is_empty() => Ok(value),
             _ if self.0.is_empty() => {
-                Err(ApiError::Unexpected(anyhow::anyhow!("BUG: a field failed without a problem")))
+                Err(ApiError::unexpected(anyhow::anyhow!("BUG: a field failed without a problem")))
             }
             _ => Err(ApiError::Validation(self.0)),
         }

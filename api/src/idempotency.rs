@@ -144,7 +144,7 @@ pub async fn commit(write: Write, response: HttpResponse) -> Result<HttpResponse
     let headers = kept_headers(&response);
     let body = actix_web::body::to_bytes(response.into_body())
         .await
-        .map_err(|_| ApiError::Unexpected(anyhow::anyhow!("BUG: a response body could not be read")))?;
+        .map_err(|_| ApiError::unexpected(anyhow::anyhow!("BUG: a response body could not be read")))?;
     let stored = StoredResponse { status: status.as_u16(), headers, body: body.to_vec() };
     write.commit(Some(&stored)).await?;
     let mut answer = HttpResponse::build(status);

@@ -92,5 +92,5 @@ async fn log_request(
 
 async fn unknown_route(request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     tracing::debug!(path = %request.path(), method = %request.method(), "no such route");
-    Err(ApiError::NotFound("route"))
+    Err(ApiError::not_found("route"))
 }

@@ -20,9 +20,9 @@ pub struct HistoryRecord<'a> {
     pub from_state: Option<EngagementState>,
     /// State after (transitions only).
     pub to_state: Option<EngagementState>,
-    /// Who.
+    /// The caller's subject (or `certflow-clock`).
     pub actor: &'a str,
-    /// Why.
+    /// The reason given, if any.
     pub reason: Option<String>,
     /// Evidence relied on.
     pub evidence: &'a [String],

@@ -9,12 +9,12 @@ use sea_orm::{DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::Engine;
-use crate::access::{Action, of_engagements_in, organizations_in};
+use crate::access::{Action, engagements_in, of_engagements_in, organizations_in};
 use crate::caller::Caller;
 use crate::error::EngineError;
 use crate::history::{HistoryRecord, record_history};
 use crate::idempotency::{Claim, StoredResponse};
-use crate::store::{begin_write, find_engagement, lock_engagement};
+use crate::store::{begin_write, lock_engagement};
 
 /// What a write is done to, as far as its authorization needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +67,14 @@ impl Engine {
                 return caller.may_for_certification_body(action, id);
             }
             Target::Engagement(id) => {
-                find_engagement(&self.db, caller, id).await?;
+                Engagement::find_by_id(id)
+                    .select_only()
+                    .column(engagement::Column::Id)
+                    .filter(engagements_in(caller.tenancy))
+                    .into_tuple::<Uuid>()
+                    .one(&self.db)
+                    .await?
+                    .ok_or(EngineError::NotFound("engagement"))?;
             }
             Target::Notification(id) => {
                 Notification::find_by_id(id)

@@ -22,3 +22,4 @@ mod suspension;
 mod tokens;
 mod worker_crash;
 mod worker_scale;
+mod write_path;

@@ -14,7 +14,7 @@ use engine::access::Action;
 use engine::store::{belongs, find_engagement, json_strings, require_open, strings_of};
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
 use crate::state::AppState;
@@ -128,7 +128,7 @@ fn set_plan(model: &mut audit::ActiveModel, request: AuditRequest) -> Result<(),
     request_body = AuditRequest,
     responses(
         (status = 201, description = "Planned", body = AuditView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -164,7 +164,7 @@ pub async fn create_audit(
     params(("id" = Uuid, Path, description = "Engagement id")),
     responses(
         (status = 200, description = "The audits", body = Vec<AuditView>),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -191,7 +191,7 @@ pub async fn list_audits(
     params(("id" = Uuid, Path, description = "Engagement id"), ("audit_id" = Uuid, Path, description = "Audit id")),
     responses(
         (status = 200, description = "The audit", body = AuditView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -215,7 +215,7 @@ pub async fn get_audit(
     request_body = AuditRequest,
     responses(
         (status = 200, description = "Re-planned", body = AuditView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]

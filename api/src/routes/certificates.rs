@@ -106,7 +106,7 @@ pub async fn get_engagement_certificate(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CertificateView>, ApiError> {
     find_engagement(&app.db, &user, *id).await?;
-    let found = find_certificate(&app.db, *id).await?.ok_or(ApiError::NotFound("certificate"))?;
+    let found = find_certificate(&app.db, *id).await?.ok_or(ApiError::not_found("certificate"))?;
     Ok(web::Json(found.into()))
 }
 
@@ -128,19 +128,19 @@ pub async fn verify_certificate(
     let number = number.into_inner();
     // No number this API issues is longer or holds a control character (PostgreSQL refuses NUL).
     if number.len() > 64 || number.chars().any(char::is_control) {
-        return Err(ApiError::NotFound("certificate"));
+        return Err(ApiError::not_found("certificate"));
     }
     let found = Certificate::find()
         .filter(certificate::Column::Number.eq(number))
         .one(&app.db)
         .await?
-        .ok_or(ApiError::NotFound("certificate"))?;
+        .ok_or(ApiError::not_found("certificate"))?;
     let engagement =
-        Engagement::find_by_id(found.engagement_id).one(&app.db).await?.ok_or(ApiError::NotFound("certificate"))?;
+        Engagement::find_by_id(found.engagement_id).one(&app.db).await?.ok_or(ApiError::not_found("certificate"))?;
     let organization = Organization::find_by_id(engagement.organization_id)
         .one(&app.db)
         .await?
-        .ok_or(ApiError::NotFound("organization"))?;
+        .ok_or(ApiError::not_found("organization"))?;
     let cb = match engagement.certification_body_id {
         Some(cb_id) => CertificationBody::find_by_id(cb_id).one(&app.db).await?,
         None => None,

@@ -17,7 +17,7 @@ use engine::lifecycle::accredited_on;
 use engine::store::check_version;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
 use crate::pagination::{Page, PageQuery, decode_cursor, limit_of, page_of};
@@ -125,7 +125,7 @@ fn set_fields(model: &mut certification_body::ActiveModel, request: Certificatio
     request_body = CertificationBodyRequest,
     responses(
         (status = 201, description = "Created", body = CertificationBodyView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -154,7 +154,7 @@ pub async fn create_certification_body(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of certification bodies", body = Page<CertificationBodyView>),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -181,7 +181,7 @@ pub async fn list_certification_bodies(
     params(("id" = Uuid, Path, description = "Certification body id")),
     responses(
         (status = 200, description = "The certification body", body = CertificationBodyView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -192,7 +192,7 @@ pub async fn get_certification_body(
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CertificationBodyView>, ApiError> {
     let found =
-        CertificationBody::find_by_id(*id).one(&app.db).await?.ok_or(ApiError::NotFound("certification body"))?;
+        CertificationBody::find_by_id(*id).one(&app.db).await?.ok_or(ApiError::not_found("certification body"))?;
     Ok(web::Json(CertificationBodyView::new(found, app.clock.today())))
 }
 
@@ -204,7 +204,7 @@ pub async fn get_certification_body(
     request_body = CertificationBodyRequest,
     responses(
         (status = 200, description = "Updated", body = CertificationBodyView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -222,7 +222,7 @@ pub async fn update_certification_body(
         .lock_exclusive()
         .one(write.txn())
         .await?
-        .ok_or(ApiError::NotFound("certification body"))?;
+        .ok_or(ApiError::not_found("certification body"))?;
     check_version(expected, found.version)?;
     let version = found.version;
     let accreditation = |m: &certification_body::ActiveModel| {

@@ -18,7 +18,7 @@ use engine::lifecycle::stage1_readiness;
 use engine::store::find_engagement;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::commit;
 use crate::state::AppState;
@@ -100,7 +100,7 @@ pub struct SoaView {
     request_body = DocumentRequest,
     responses(
         (status = 200, description = "Registered", body = DocumentView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -151,7 +151,7 @@ pub async fn put_document(
     params(("id" = Uuid, Path, description = "Engagement id")),
     responses(
         (status = 200, description = "The documents", body = Vec<DocumentView>),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -196,7 +196,7 @@ fn soa_view(entries: Vec<soa_entry::Model>) -> SoaView {
     request_body = SoaRequest,
     responses(
         (status = 200, description = "Saved, with its check (an incomplete SoA is saved and reported)", body = SoaView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -258,7 +258,7 @@ pub async fn put_statement_of_applicability(
     params(("id" = Uuid, Path, description = "Engagement id")),
     responses(
         (status = 200, description = "The SoA and its check", body = SoaView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -284,7 +284,7 @@ pub async fn get_statement_of_applicability(
     params(("id" = Uuid, Path, description = "Engagement id")),
     responses(
         (status = 200, description = "The readiness report", body = Stage1Readiness),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]

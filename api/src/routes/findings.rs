@@ -16,7 +16,7 @@ use engine::history::HistoryRecord;
 use engine::store::{belongs, find_engagement, require_open};
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
 use crate::state::AppState;
@@ -104,7 +104,7 @@ pub struct FindingListQuery {
     request_body = FindingRequest,
     responses(
         (status = 201, description = "Recorded", body = FindingView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -154,7 +154,7 @@ pub async fn create_finding(
     params(("id" = Uuid, Path, description = "Engagement id"), FindingListQuery),
     responses(
         (status = 200, description = "The findings", body = Vec<FindingView>),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -183,7 +183,7 @@ pub async fn list_findings(
     params(("id" = Uuid, Path, description = "Engagement id"), ("finding_id" = Uuid, Path, description = "Finding id")),
     responses(
         (status = 200, description = "The finding", body = FindingView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]

@@ -17,7 +17,7 @@ use engine::access::{Action, of_engagements_in};
 use engine::store::strings_of;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::idempotency::{IdempotencyClaim, commit};
 use crate::pagination::{Page, decode_cursor, limit_of, page_of};
 use crate::state::AppState;
@@ -103,7 +103,7 @@ pub struct NotificationListQuery {
     params(NotificationListQuery),
     responses(
         (status = 200, description = "A page of notifications", body = Page<NotificationView>),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -138,7 +138,7 @@ pub async fn list_notifications(
     params(("id" = Uuid, Path, description = "Notification id")),
     responses(
         (status = 200, description = "Pending again", body = NotificationView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -156,7 +156,7 @@ pub async fn requeue_notification(
         .lock_exclusive()
         .one(txn)
         .await?
-        .ok_or(ApiError::NotFound("notification"))?;
+        .ok_or(ApiError::not_found("notification"))?;
     if found.status != NotificationStatus::Failed {
         return Err(ApiError::conflict(
             "notification-not-failed",

@@ -16,7 +16,7 @@ use engine::access::{Action, organizations_in};
 use engine::store::{check_version, json_strings, strings_of};
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
 use crate::pagination::{Page, PageQuery, decode_cursor, limit_of, page_of};
@@ -165,7 +165,7 @@ fn set_fields(model: &mut organization::ActiveModel, fields: OrganizationFields)
     request_body = OrganizationRequest,
     responses(
         (status = 201, description = "Created", body = OrganizationView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -198,7 +198,7 @@ pub async fn create_organization(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of organizations", body = Page<OrganizationView>),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -227,7 +227,7 @@ pub async fn list_organizations(
     params(("id" = Uuid, Path, description = "Organization id")),
     responses(
         (status = 200, description = "The organization", body = OrganizationView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -241,7 +241,7 @@ pub async fn get_organization(
         .filter(organizations_in(user.tenancy, organization::Column::Id))
         .one(&app.db)
         .await?
-        .ok_or(ApiError::NotFound("organization"))?;
+        .ok_or(ApiError::not_found("organization"))?;
     Ok(web::Json(found.into()))
 }
 
@@ -253,7 +253,7 @@ pub async fn get_organization(
     request_body = OrganizationRequest,
     responses(
         (status = 200, description = "Updated", body = OrganizationView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -274,7 +274,7 @@ pub async fn update_organization(
         .lock_exclusive()
         .one(write.txn())
         .await?
-        .ok_or(ApiError::NotFound("organization"))?;
+        .ok_or(ApiError::not_found("organization"))?;
     check_version(expected, found.version)?;
     let version = found.version;
     let mut model = found.into_active_model();

@@ -21,7 +21,7 @@ use engine::lifecycle::accredited_on;
 use engine::store::{belongs, find_engagement};
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
 use crate::state::AppState;
@@ -124,9 +124,9 @@ async fn estimate_for(
     let organization = Organization::find_by_id(engagement.organization_id)
         .one(conn)
         .await?
-        .ok_or(ApiError::NotFound("organization"))?;
+        .ok_or(ApiError::not_found("organization"))?;
     let persons = u32::try_from(organization.persons).unwrap_or(1).max(1);
-    estimate_audit_time(persons).map_err(|e| ApiError::Unexpected(e.into()))
+    estimate_audit_time(persons).map_err(ApiError::unexpected)
 }
 
 fn require_cb_selection(engagement: &engagement::Model) -> Result<(), ApiError> {
@@ -148,7 +148,7 @@ fn require_cb_selection(engagement: &engagement::Model) -> Result<(), ApiError> 
     request_body = ProposalRequest,
     responses(
         (status = 201, description = "Recorded", body = ProposalView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -206,7 +206,7 @@ pub async fn create_proposal(
     params(("id" = Uuid, Path, description = "Engagement id")),
     responses(
         (status = 200, description = "The proposals and the estimate", body = ProposalComparison),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -249,7 +249,7 @@ pub async fn list_proposals(
     params(("id" = Uuid, Path, description = "Engagement id"), ("proposal_id" = Uuid, Path, description = "Proposal id")),
     responses(
         (status = 200, description = "Selected", body = ProposalView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]

@@ -15,7 +15,7 @@ use super::engagements::DeadlineView;
 use engine::store::{find_engagement, strings_of};
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -68,7 +68,7 @@ pub struct DecisionView {
     params(("id" = Uuid, Path, description = "Engagement id")),
     responses(
         (status = 200, description = "The history, oldest first", body = Vec<HistoryEntryView>),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -109,7 +109,7 @@ pub async fn get_history(
     params(("id" = Uuid, Path, description = "Engagement id")),
     responses(
         (status = 200, description = "The decisions, oldest first", body = Vec<DecisionView>),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -145,7 +145,7 @@ pub async fn list_decisions(
     params(("id" = Uuid, Path, description = "Engagement id")),
     responses(
         (status = 200, description = "The deadlines", body = Vec<DeadlineView>),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]

@@ -20,7 +20,7 @@ use engine::reminders::reminder_policy_of;
 use engine::store::check_version;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, FieldProblem, Problem};
+use crate::error::{ApiError, FieldProblem, Refused};
 use crate::idempotency::commit;
 use crate::preconditions::if_match;
 use crate::state::AppState;
@@ -52,7 +52,7 @@ pub struct ReminderPolicyView {
     params(("id" = Uuid, Path, description = "Certification body id")),
     responses(
         (status = 200, description = "The policy", body = ReminderPolicyView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -62,7 +62,7 @@ pub async fn get_reminder_policy(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<ReminderPolicyView>, ApiError> {
-    CertificationBody::find_by_id(*id).one(&app.db).await?.ok_or(ApiError::NotFound("certification body"))?;
+    CertificationBody::find_by_id(*id).one(&app.db).await?.ok_or(ApiError::not_found("certification body"))?;
     user.may_for_certification_body(Action::ReadReminderPolicy, *id)?;
     let record = ReminderPolicyRecord::find_by_id(*id).one(&app.db).await?;
     let policy = reminder_policy_of(&app.db, Some(*id)).await?;
@@ -85,7 +85,7 @@ pub async fn get_reminder_policy(
     request_body = ReminderPolicy,
     responses(
         (status = 200, description = "Saved", body = ReminderPolicyView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]
@@ -102,7 +102,7 @@ pub async fn put_reminder_policy(
     policy.validate().map_err(|problems| {
         ApiError::Validation(problems.into_iter().map(|p| FieldProblem::new(p.field, p.detail)).collect())
     })?;
-    let stored = serde_json::to_value(&policy).map_err(|e| ApiError::Unexpected(e.into()))?;
+    let stored = serde_json::to_value(&policy).map_err(ApiError::unexpected)?;
     let write = app.begin(&user, Target::CertificationBody(*id), Action::UpdateReminderPolicy, None).await?;
     let (txn, now) = (write.txn(), write.now());
     let saved = match ReminderPolicyRecord::find_by_id(*id).lock_exclusive().one(txn).await? {

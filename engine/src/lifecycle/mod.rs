@@ -30,7 +30,7 @@ pub struct TransitionRequest {
     pub audit_id: Option<Uuid>,
     /// Gaps found by a stage 1 that was not ready.
     pub gaps: Vec<String>,
-    /// Why.
+    /// The reason given (required by events that end, refuse, suspend, restore or repeat).
     pub reason: Option<Narrative>,
     /// References to the evidence relied on.
     pub evidence: Vec<String>,

@@ -44,7 +44,7 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
                 .foreign_keys(true)
                 // Reads map the file instead of copying every page they touch out of the OS
                 // cache with a `pread` (writes still go through the WAL): pages of 50 engagements
-                // were served 10-15% faster (README, Benchmark).
+                // were served 10-15% faster (docs/benchmarks.md).
                 .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string())
         });
     Database::connect(options).await.context("Failed to connect to the database")

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::plan::CorrectiveActionView;
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::state::AppState;
 
 /// Lists an engagement's corrective actions, soonest due first.
@@ -18,7 +18,7 @@ use crate::state::AppState;
     params(("id" = Uuid, Path, description = "Engagement id")),
     responses(
         (status = 200, description = "The corrective actions", body = Vec<CorrectiveActionView>),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]

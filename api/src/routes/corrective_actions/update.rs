@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::plan::{CorrectiveActionRequest, CorrectiveActionView, PlanFields, due_deadline, finding_and_anchor};
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::idempotency::commit;
 use crate::preconditions::expected_version;
 use crate::state::AppState;
@@ -31,7 +31,7 @@ use crate::state::AppState;
     request_body = CorrectiveActionRequest,
     responses(
         (status = 200, description = "Revised; pending verification again", body = CorrectiveActionView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::plan::{CorrectiveActionView, VerificationRequest};
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
 use crate::state::AppState;
@@ -24,7 +24,7 @@ use crate::state::AppState;
     request_body = VerificationRequest,
     responses(
         (status = 200, description = "Verified", body = CorrectiveActionView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]

@@ -16,7 +16,7 @@ use engine::history::HistoryRecord;
 
 use super::view::EngagementView;
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
 use crate::state::AppState;
@@ -50,7 +50,7 @@ fn default_standard() -> StandardVersion {
     request_body = EngagementRequest,
     responses(
         (status = 201, description = "Created, in cb_selection", body = EngagementView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]

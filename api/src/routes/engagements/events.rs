@@ -15,7 +15,7 @@ use engine::lifecycle::TransitionRequest;
 
 use super::view::EngagementView;
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
 use crate::preconditions::expected_version;
@@ -304,7 +304,7 @@ fn decision_maker(f: &mut Fields, named: Option<&str>, caller: &AuthUser) -> Opt
         (status = 200, description = "The engagement after the transition", body = EngagementView),
         (status = 409, description = "The current state does not allow the event (names the state and the allowed events)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The rules refuse the event (lists the violations), or the body is invalid", body = Problem, content_type = "application/problem+json"),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::view::EngagementView;
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::state::AppState;
 
 /// One engagement, with its allowed events and open deadlines.
@@ -15,7 +15,7 @@ use crate::state::AppState;
     params(("id" = Uuid, Path, description = "Engagement id")),
     responses(
         (status = 200, description = "The engagement", body = EngagementView),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]

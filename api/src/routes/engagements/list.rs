@@ -15,7 +15,7 @@ use super::view::EngagementView;
 use engine::access::engagements_in;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Refused};
 use crate::pagination::{Page, decode_cursor, limit_of, page_of};
 use crate::state::AppState;
 
@@ -47,7 +47,7 @@ pub struct EngagementListQuery {
     params(EngagementListQuery),
     responses(
         (status = 200, description = "A page of engagements", body = Page<EngagementView>),
-        (status = "4XX", description = "Refused", body = Problem, content_type = "application/problem+json"),
+        Refused,
     ),
     security(("bearer" = []))
 )]

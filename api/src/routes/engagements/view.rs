@@ -166,7 +166,7 @@ impl EngagementView {
             .and(deadline::Column::Status.eq(DeadlineStatus::Open));
         QueryTrait::query(&mut select).join(JoinType::LeftJoin, Deadline, its_open_deadlines);
         let mut rows = select.all(conn).await?.into_iter();
-        let (engagement, first) = rows.next().ok_or(ApiError::NotFound("engagement"))?;
+        let (engagement, first) = rows.next().ok_or(ApiError::not_found("engagement"))?;
         let open = first.into_iter().chain(rows.filter_map(|(_, d)| d)).collect();
         Ok(Self::with_open_deadlines(engagement, open, today))
     }

@@ -57,7 +57,7 @@ pub enum EngagementCommand {
     CompleteRecertification,
     /// See [`EngagementEvent::Suspend`].
     Suspend {
-        /// Why.
+        /// The cause: a missed audit, a failure of the ISMS, or the client's request.
         cause: SuspensionCause,
     },
     /// See [`EngagementEvent::Restore`].
