@@ -441,7 +441,7 @@ mod tests {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap().replace(char::is_whitespace, "");
-            for marker in ["conflict(\"", "slug:\"", "=>(\""] {
+            for marker in ["conflict(\"", "slug:\"", "=>(\"", "=>{(\""] {
                 for piece in text.split(marker).skip(1) {
                     used.insert(piece.split('"').next().unwrap().to_owned());
                 }
