@@ -6,6 +6,7 @@ mod m20261124_000001_create_engagement_tables;
 mod m20261124_000002_create_reminder_tables;
 mod m20261124_000003_create_idempotency_keys;
 mod m20261124_000004_index_open_deadlines_by_due_date;
+mod m20261130_000005_record_suspension_cause_and_last_surveillance;
 
 /// Every migration, in order. An applied migration is never edited: add a new one.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000002_create_reminder_tables::Migration),
             Box::new(m20261124_000003_create_idempotency_keys::Migration),
             Box::new(m20261124_000004_index_open_deadlines_by_due_date::Migration),
+            Box::new(m20261130_000005_record_suspension_cause_and_last_surveillance::Migration),
         ]
     }
 }

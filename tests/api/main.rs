@@ -5,6 +5,7 @@ mod api_crash;
 mod bad_inputs;
 mod concurrency;
 mod corrective_actions;
+mod cycle;
 mod faults;
 mod helpers;
 mod idempotency;

@@ -266,9 +266,10 @@ async fn the_clock_expires_a_lapsed_certificate_once_after_its_expiry_escalation
     let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
     let expiries: Vec<&Value> = history.body.as_array().unwrap().iter().filter(|h| h["action"] == "expire").collect();
     assert_eq!(expiries.len(), 1);
+    // No surveillance audit was ever held: the clock had suspended it (cause missed_audit) first.
     assert_eq!(
         (expiries[0]["actor"].as_str(), expiries[0]["from_state"].as_str()),
-        (Some("certflow-clock"), Some("certified"))
+        (Some("certflow-clock"), Some("suspended"))
     );
 }
 on_both_databases!(the_clock_expires_a_lapsed_certificate_once_after_its_expiry_escalation_went_out);
@@ -295,7 +296,8 @@ async fn the_clock_waits_for_an_unsent_expiry_escalation_and_leaves_a_valid_cert
     app.wait_for_deliveries(&lapsed).await;
     assert_eq!(worker.tick().await.expired, 1);
     assert_eq!(app.engagement(&lapsed).await.expect(200).str("state"), "expired");
-    assert_eq!(app.engagement(&valid).await.expect(200).str("state"), "certified", "not expired before its date");
+    // Not expired before its date (its surveillance audits were missed, so it is suspended).
+    assert_eq!(app.engagement(&valid).await.expect(200).str("state"), "suspended", "not expired before its date");
     assert!(smtp.received().iter().any(|m| m.subject().contains("2029-02-18")), "the escalation names the expiry date");
 }
 on_both_databases!(the_clock_waits_for_an_unsent_expiry_escalation_and_leaves_a_valid_certificate_alone);

@@ -100,6 +100,7 @@ async fn seed(db: &DatabaseConnection, total: usize, due: usize) -> anyhow::Resu
         stage2_last_day: Set(None),
         suspended_on: Set(None),
         expired_on: Set(None),
+        suspension_cause: Set(None),
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),

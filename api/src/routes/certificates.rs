@@ -43,6 +43,8 @@ pub struct CertificateView {
     pub status: CertificateStatus,
     /// Surveillance audits completed in the current cycle.
     pub surveillances_completed: i32,
+    /// The last day of the latest of them: the next is due by the end of the following year.
+    pub last_surveillance_on: Option<NaiveDate>,
 }
 
 impl From<certificate::Model> for CertificateView {
@@ -57,6 +59,7 @@ impl From<certificate::Model> for CertificateView {
             expires_on: m.expires_on,
             status: m.status,
             surveillances_completed: m.surveillances_completed,
+            last_surveillance_on: m.last_surveillance_on,
         }
     }
 }

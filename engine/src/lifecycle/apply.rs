@@ -1,17 +1,13 @@
 //! Writing what a transition's outcome says: deadlines, the certificate, the decision, the
 //! completed audit, the history and the engagement itself.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use entities::domain::CertificateStatus;
-use entities::domain::lifecycle::{CertificateChange, EngagementCommand, TransitionOutcome};
-use entities::orm::{audit, certificate, certification_decision, engagement, prelude::*};
+use entities::domain::lifecycle::{EngagementCommand, TransitionOutcome};
+use entities::orm::{audit, certification_decision, engagement, prelude::*};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
-use super::standing::find_certificate;
+use super::certificate::apply_certificate_change;
 use super::{TransitionRequest, decision_maker};
 use crate::Write;
 use crate::deadlines::{OpenDeadlines, apply_deadline_change};
@@ -47,7 +43,7 @@ pub(super) async fn apply(
         .insert(txn)
         .await?;
     }
-    if let (Some(audit_id), Some(_)) = (request.audit_id, outcome.event.completes_audit()) {
+    if let (Some(audit_id), true) = (request.audit_id, outcome.audit_completed) {
         let mut completed = Audit::update_many()
             .col_expr(audit::Column::CompletedAt, Expr::value(now))
             .col_expr(audit::Column::UpdatedAt, Expr::value(now))
@@ -82,72 +78,9 @@ pub(super) async fn apply(
     model.stage2_last_day = Set(outcome.marks.stage2_last_day);
     model.suspended_on = Set(outcome.marks.suspended_on);
     model.expired_on = Set(outcome.marks.expired_on);
+    model.suspension_cause = Set(outcome.marks.suspension_cause);
     model.engagement_letter_signed_on = Set(signed_on);
     model.version = Set(version + 1);
     model.updated_at = Set(now);
     Ok(model.update(txn).await?)
-}
-
-async fn apply_certificate_change(
-    txn: &DatabaseTransaction,
-    engagement: &engagement::Model,
-    change: CertificateChange,
-    now: DateTime<Utc>,
-) -> Result<(), EngineError> {
-    let existing = find_certificate(txn, engagement.id).await?;
-    let mut model = match (change, existing) {
-        (CertificateChange::Issue { decision_on, expires_on }, None) => {
-            let organization = Organization::find_by_id(engagement.organization_id)
-                .one(txn)
-                .await?
-                .ok_or(EngineError::NotFound("organization"))?;
-            let id = Uuid::now_v7();
-            certificate::ActiveModel {
-                id: Set(id),
-                engagement_id: Set(engagement.id),
-                number: Set(certificate_number(id, decision_on)),
-                scope: Set(organization.isms_scope),
-                standard: Set(engagement.standard),
-                issued_on: Set(decision_on),
-                decision_on: Set(decision_on),
-                expires_on: Set(expires_on),
-                status: Set(CertificateStatus::Active),
-                surveillances_completed: Set(0),
-                created_at: Set(now),
-                updated_at: Set(now),
-            }
-            .insert(txn)
-            .await?;
-            return Ok(());
-        }
-        (_, None) => {
-            return Err(anyhow::anyhow!("BUG: certificate change without a certificate").into());
-        }
-        (change, Some(existing)) => {
-            let surveillances = existing.surveillances_completed;
-            let mut model = existing.into_active_model();
-            match change {
-                CertificateChange::Issue { decision_on, expires_on } => {
-                    model.issued_on = Set(decision_on);
-                    model.decision_on = Set(decision_on);
-                    model.expires_on = Set(expires_on);
-                    model.status = Set(CertificateStatus::Active);
-                    model.surveillances_completed = Set(0);
-                }
-                CertificateChange::SetStatus(status) => model.status = Set(status),
-                CertificateChange::SurveillanceCompleted => model.surveillances_completed = Set(surveillances + 1),
-            }
-            model
-        }
-    };
-    model.updated_at = Set(now);
-    model.update(txn).await?;
-    Ok(())
-}
-
-/// A certificate number: unique (from the certificate's id), readable, and dated by its first decision.
-fn certificate_number(id: Uuid, decision_on: NaiveDate) -> String {
-    let simple = id.simple().to_string().to_uppercase();
-    let tail = &simple[simple.len() - 10..];
-    format!("CF-{}-{tail}", decision_on.format("%Y"))
 }

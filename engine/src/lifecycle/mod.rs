@@ -2,6 +2,7 @@
 //! everything the decision says in the write's transaction.
 
 mod apply;
+mod certificate;
 mod standing;
 
 use entities::domain::lifecycle::{EngagementCommand, decide};
@@ -39,20 +40,21 @@ pub struct TransitionRequest {
 }
 
 impl TransitionRequest {
-    /// The "why" the history keeps: the reason, and a confirmation that an old stage 1 result is
-    /// still valid, which the decision relies on.
+    /// The "why" the history keeps: the reason, with what the decision relied on besides it (a
+    /// confirmation that an old stage 1 result is still valid; a suspension's cause).
     pub(crate) fn history_reason(&self) -> Option<String> {
         let reason = self.reason.as_ref().map(ToString::to_string);
-        match &self.command {
+        let noted = match &self.command {
             EngagementCommand::CompleteStage2 { stage1_still_valid: Some(confirmation) } => {
-                let confirmation = format!("stage 1 result still valid: {confirmation}");
-                Some(match reason {
-                    Some(reason) => format!("{reason}\n{confirmation}"),
-                    None => confirmation,
-                })
+                format!("stage 1 result still valid: {confirmation}")
             }
-            _ => reason,
-        }
+            EngagementCommand::Suspend { cause } => format!("cause: {cause}"),
+            _ => return reason,
+        };
+        Some(match reason {
+            Some(reason) => format!("{reason}\n{noted}"),
+            None => noted,
+        })
     }
 }
 

@@ -83,6 +83,7 @@ struct Standing {
     certificate_decision_on: Option<NaiveDate>,
     certificate_expires_on: Option<NaiveDate>,
     certificate_surveillances_completed: Option<i32>,
+    certificate_last_surveillance_on: Option<NaiveDate>,
     majors_open: i64,
     minors_open: i64,
     audit_major_ncs: i64,
@@ -154,6 +155,10 @@ impl Standing {
             .expr_as(
                 Expr::col((Certificate, certificate::Column::SurveillancesCompleted)),
                 "certificate_surveillances_completed",
+            )
+            .expr_as(
+                Expr::col((Certificate, certificate::Column::LastSurveillanceOn)),
+                "certificate_last_surveillance_on",
             )
             .expr_as(open_findings(FindingGrade::MajorNc), "majors_open")
             .expr_as(open_findings(FindingGrade::MinorNc), "minors_open")
@@ -237,6 +242,7 @@ pub(super) async fn load_facts(
             expires_on,
             surveillances_completed: u32::try_from(standing.certificate_surveillances_completed.unwrap_or(0))
                 .unwrap_or(0),
+            last_surveillance_on: standing.certificate_last_surveillance_on,
         }),
         _ => None,
     };
@@ -258,6 +264,7 @@ pub(super) async fn load_facts(
             stage2_last_day: engagement.stage2_last_day,
             suspended_on: engagement.suspended_on,
             expired_on: engagement.expired_on,
+            suspension_cause: engagement.suspension_cause,
         },
     };
     Ok((facts, open_deadlines))

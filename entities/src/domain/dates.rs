@@ -1,6 +1,6 @@
 //! Dates the rules compute: certificate expiry, surveillance due dates, corrective-action windows and limits.
 
-use chrono::{Months, NaiveDate};
+use chrono::{Datelike, Months, NaiveDate};
 
 use super::policy::{CAP_WINDOW_DAYS, CertificationPolicy};
 use super::{FindingGrade, StandardVersion};
@@ -37,14 +37,42 @@ pub fn certificate_expiry(decision_on: NaiveDate, previous_expiry: Option<NaiveD
     add_months(previous_expiry.unwrap_or(decision_on), CERTIFICATE_TERM_MONTHS)
 }
 
-/// When the next surveillance audit is due, `completed` surveillance audits into a certification
-/// cycle that began with the decision of `decision_on`: the first within 12 months, the second a
-/// year later; `None` after two (the next audit is the recertification).
-pub fn surveillance_due(decision_on: NaiveDate, completed: u32) -> Option<NaiveDate> {
-    match completed {
-        0 => Some(add_months(decision_on, 12)),
-        1 => Some(add_months(decision_on, 24)),
+/// The latest day the next surveillance audit may be held, `completed` surveillance audits into a
+/// cycle that began with the decision of `decision_on`, the last of them held on `last_held_on`
+/// (ISO/IEC 17021-1 9.6.2.2): the first no later than 12 months after the decision; then at least
+/// one in each calendar year, so after one held in year Y the next by 31 December of Y + 1, and
+/// never later than the end of the cycle's year 2. `None` after two: the next audit is the
+/// recertification, in year 3.
+pub fn surveillance_due(decision_on: NaiveDate, completed: u32, last_held_on: Option<NaiveDate>) -> Option<NaiveDate> {
+    let end_of_year_two = add_months(decision_on, 24);
+    match (completed, last_held_on) {
+        (0, _) => Some(add_months(decision_on, 12)),
+        (1, None) => Some(end_of_year_two),
+        (1, Some(held_on)) => {
+            let end_of_next_year = NaiveDate::from_ymd_opt(held_on.year() + 1, 12, 31).unwrap_or(NaiveDate::MAX);
+            Some(end_of_next_year.min(end_of_year_two))
+        }
         _ => None,
+    }
+}
+
+/// The first day of a cycle's year 3, when its recertification may start (not earlier, however
+/// many surveillance audits were held early).
+pub fn recertification_opens_on(decision_on: NaiveDate) -> NaiveDate {
+    add_months(decision_on, 24)
+}
+
+/// The expiry of a certificate against `standard` granted on `decision_on` (see
+/// [`certificate_expiry`]), cut at IAF MD 26's end of ISO/IEC 27001:2013 certificates.
+pub fn certificate_expiry_for(
+    standard: StandardVersion,
+    decision_on: NaiveDate,
+    previous_expiry: Option<NaiveDate>,
+) -> NaiveDate {
+    let expiry = certificate_expiry(decision_on, previous_expiry);
+    match standard {
+        StandardVersion::Iso27001_2013 => expiry.min(LAST_2013_CERTIFICATE_DAY),
+        _ => expiry,
     }
 }
 
@@ -145,11 +173,38 @@ mod tests {
     }
 
     #[test]
-    fn surveillance_is_due_within_12_months_then_yearly_and_not_in_year_three() {
-        let decision = d(2026, 1, 31);
-        assert_eq!(surveillance_due(decision, 0), Some(d(2027, 1, 31)));
-        assert_eq!(surveillance_due(decision, 1), Some(d(2028, 1, 31)));
-        assert_eq!(surveillance_due(decision, 2), None);
+    fn the_first_surveillance_is_due_within_12_months_of_the_decision() {
+        assert_eq!(surveillance_due(d(2026, 1, 31), 0, None), Some(d(2027, 1, 31)));
+        assert_eq!(surveillance_due(d(2024, 2, 29), 0, None), Some(d(2025, 2, 28)), "leap day decision");
+    }
+
+    #[test]
+    fn after_a_surveillance_in_one_calendar_year_the_next_is_due_by_the_end_of_the_next_year() {
+        let decision = d(2026, 3, 15);
+        // Held early, in the decision's own year: the next by the end of 2027, not March 2028.
+        assert_eq!(surveillance_due(decision, 1, Some(d(2026, 11, 20))), Some(d(2027, 12, 31)));
+        // Held in 2027: the end of 2028 would leave the cycle's year 2, which ends first.
+        assert_eq!(surveillance_due(decision, 1, Some(d(2027, 2, 1))), Some(d(2028, 3, 15)));
+        assert_eq!(surveillance_due(decision, 1, None), Some(d(2028, 3, 15)), "no date known: the end of year 2");
+    }
+
+    #[test]
+    fn no_surveillance_is_due_after_two_the_next_audit_is_the_recertification() {
+        assert_eq!(surveillance_due(d(2026, 1, 31), 2, Some(d(2027, 6, 1))), None);
+    }
+
+    #[test]
+    fn recertification_opens_with_the_cycles_third_year() {
+        assert_eq!(recertification_opens_on(d(2026, 3, 15)), d(2028, 3, 15));
+        assert_eq!(recertification_opens_on(d(2024, 2, 29)), d(2026, 2, 28));
+    }
+
+    #[test]
+    fn no_iso_27001_2013_certificate_runs_past_2025_10_31() {
+        let s2013 = StandardVersion::Iso27001_2013;
+        assert_eq!(certificate_expiry_for(s2013, d(2023, 5, 1), None), d(2025, 10, 31));
+        assert_eq!(certificate_expiry_for(s2013, d(2022, 5, 1), None), d(2025, 5, 1), "ends before the cut");
+        assert_eq!(certificate_expiry_for(StandardVersion::Iso27001_2022, d(2023, 5, 1), None), d(2026, 5, 1));
     }
 
     #[test]

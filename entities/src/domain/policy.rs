@@ -18,6 +18,12 @@ pub struct CertificationPolicy {
     pub suspension_limit_months: u32,
     /// Months after expiry within which certification can be restored (17021-1 9.6.3.2.5).
     pub restore_after_expiry_months: u32,
+    /// Days a surveillance audit may be overdue before the clock suspends the certificate
+    /// (cause `missed_audit`).
+    pub missed_surveillance_grace_days: u32,
+    /// Days after the suspension limit before the clock withdraws a certificate that was neither
+    /// restored nor reduced in scope.
+    pub withdrawal_grace_days: u32,
 }
 
 /// The window every corrective-action due date must fall in, in days after the audit's last day.
@@ -32,6 +38,8 @@ impl Default for CertificationPolicy {
             minor_nc_due_days: 30,
             suspension_limit_months: 6,
             restore_after_expiry_months: 6,
+            missed_surveillance_grace_days: 30,
+            withdrawal_grace_days: 30,
         }
     }
 }

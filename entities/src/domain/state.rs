@@ -93,9 +93,15 @@ pub const TRANSITIONS: &[(EngagementState, EngagementEvent, &[EngagementState])]
     (S::Stage2, E::CompleteStage2, &[S::CorrectiveActions, S::CertificationDecision]),
     (S::Stage2, E::RepeatStage1, &[S::Stage1]),
     (S::Stage2, E::Cancel, &[S::Cancelled]),
+    // A stage 2 that renews a certificate (after a refused renewal) holds an active certificate:
+    // the body can still suspend or withdraw it, and the clock expires it.
+    (S::Stage2, E::Suspend, &[S::Suspended]),
+    (S::Stage2, E::Withdraw, &[S::Withdrawn]),
+    (S::Stage2, E::Expire, &[S::Expired]),
     (S::CorrectiveActions, E::RequestDecision, &[S::CertificationDecision]),
     (S::CorrectiveActions, E::RequireNewStage2, &[S::Stage2]),
     (S::CorrectiveActions, E::Cancel, &[S::Cancelled]),
+    (S::CorrectiveActions, E::Expire, &[S::Expired]),
     (S::CertificationDecision, E::GrantCertification, &[S::Certified]),
     (S::CertificationDecision, E::RefuseCertification, &[S::Stage2, S::Cancelled]),
     (S::CertificationDecision, E::Cancel, &[S::Cancelled]),
@@ -107,11 +113,13 @@ pub const TRANSITIONS: &[(EngagementState, EngagementEvent, &[EngagementState])]
     (S::Certified, E::Expire, &[S::Expired]),
     (S::Surveillance, E::CompleteSurveillance, &[S::Certified]),
     (S::Surveillance, E::Suspend, &[S::Suspended]),
+    (S::Surveillance, E::Expire, &[S::Expired]),
     (S::Recertification, E::CompleteRecertification, &[S::CertificationDecision]),
     (S::Recertification, E::Suspend, &[S::Suspended]),
     (S::Recertification, E::Expire, &[S::Expired]),
     (S::Suspended, E::Restore, &[S::Certified]),
     (S::Suspended, E::Withdraw, &[S::Withdrawn]),
+    (S::Suspended, E::Expire, &[S::Expired]),
     (S::Expired, E::RestoreAfterExpiry, &[S::CertificationDecision]),
 ];
 

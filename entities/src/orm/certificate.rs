@@ -18,6 +18,7 @@ pub struct Model {
     pub expires_on: Date,
     pub status: CertificateStatus,
     pub surveillances_completed: i32,
+    pub last_surveillance_on: Option<Date>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -1,7 +1,7 @@
 //! `@generated`-style sea-orm entity: One certification engagement between an organization and a CB.
 
-use crate::domain::StandardVersion;
 use crate::domain::state::EngagementState;
+use crate::domain::{StandardVersion, SuspensionCause};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -19,6 +19,7 @@ pub struct Model {
     pub stage2_last_day: Option<Date>,
     pub suspended_on: Option<Date>,
     pub expired_on: Option<Date>,
+    pub suspension_cause: Option<SuspensionCause>,
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

@@ -7,7 +7,7 @@ use apalis::prelude::{BoxDynError, Data};
 use apalis_cron::Tick;
 use chrono::{DateTime, Utc};
 use engine::Engine;
-use engine::clock_events::expire_lapsed_certificates;
+use engine::clock_events::fire_clock_events;
 use entities::domain::reminders::NotificationStatus;
 use entities::orm::{notification, prelude::*};
 use sea_orm::sea_query::{Condition, Expr};
@@ -28,6 +28,10 @@ pub struct TickReport {
     pub queued: usize,
     /// Certificates the clock expired.
     pub expired: usize,
+    /// Certificates the clock suspended for a missed surveillance audit.
+    pub suspended: usize,
+    /// Certificates the clock withdrew after their suspension's limit.
+    pub withdrawn: usize,
 }
 
 /// Runs the scan and queues the emails it claimed.
@@ -47,9 +51,10 @@ pub type SharedTicker = Arc<Ticker>;
 
 impl Ticker {
     /// Claims every due step, then queues one job per email waiting for one, then fires the
-    /// events that fall due by the clock (certificates past their expiry date expire). The
-    /// escalations go first: expiring cancels a deadline's unsent emails, so an engagement whose
-    /// expiry escalation waits to be sent expires at a later tick.
+    /// events that fall due by the clock (a surveillance missed suspends, a suspension past its
+    /// limit and grace withdraws, a certificate past its expiry date expires). The escalations go
+    /// first: withdrawing and expiring cancel a deadline's unsent emails, so an engagement whose
+    /// escalation waits to be sent moves at a later tick.
     pub async fn tick(&self) -> Result<TickReport, WorkerError> {
         let now = self.engine.clock.now();
         let scan = claim_due_steps(&self.engine.db, now.date_naive(), now, self.batch).await?;
@@ -57,8 +62,14 @@ impl Ticker {
         if scan.claimed + scan.superseded + queued > 0 {
             tracing::info!(claimed = scan.claimed, superseded = scan.superseded, queued, "scan");
         }
-        let expired = expire_lapsed_certificates(&self.engine, now).await?.len();
-        Ok(TickReport { scan, queued, expired })
+        let clock = fire_clock_events(&self.engine, now).await?;
+        Ok(TickReport {
+            scan,
+            queued,
+            expired: clock.expired.len(),
+            suspended: clock.suspended.len(),
+            withdrawn: clock.withdrawn.len(),
+        })
     }
 
     /// Queues a job for each email that is due a try and has no live job: just claimed, retrying

@@ -86,6 +86,7 @@ pub async fn create_engagement(
         stage2_last_day: Set(None),
         suspended_on: Set(None),
         expired_on: Set(None),
+        suspension_cause: Set(None),
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),

@@ -95,8 +95,12 @@ pub enum EventDetails {
         /// Why.
         cause: SuspensionCause,
     },
-    /// Restore the suspended certificate.
-    Restore {},
+    /// Restore the suspended certificate once its cause is resolved (a suspension for a missed
+    /// audit names the surveillance audit held since).
+    Restore {
+        /// The surveillance audit held since a suspension for a missed audit.
+        audit_id: Option<Uuid>,
+    },
     /// Withdraw the certificate.
     Withdraw {},
     /// The certificate's expiry passed.
@@ -256,7 +260,10 @@ impl EventRequest {
                 Some(C::CompleteRecertification)
             }
             D::Suspend { cause } => Some(C::Suspend { cause }),
-            D::Restore {} => Some(C::Restore),
+            D::Restore { audit_id: id } => {
+                audit_id = id;
+                Some(C::Restore)
+            }
             D::Withdraw {} => Some(C::Withdraw),
             D::Expire {} => Some(C::Expire),
             D::RestoreAfterExpiry { audit_id: id } => {

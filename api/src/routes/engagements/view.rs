@@ -3,9 +3,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use entities::domain::StandardVersion;
 use entities::domain::deadline::{DeadlineKind, DeadlineOwner, DeadlineStatus};
 use entities::domain::state::{EngagementEvent, EngagementState};
+use entities::domain::{StandardVersion, SuspensionCause};
 use entities::orm::{deadline, engagement, prelude::*};
 use sea_orm::sea_query::{Expr, ExprTrait, JoinType};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait};
@@ -87,6 +87,8 @@ pub struct EngagementView {
     pub stage2_last_day: Option<NaiveDate>,
     /// When the current suspension began.
     pub suspended_on: Option<NaiveDate>,
+    /// Why the certificate is suspended (while it is): restoring it needs this cause resolved.
+    pub suspension_cause: Option<SuspensionCause>,
     /// When the certificate expired.
     pub expired_on: Option<NaiveDate>,
     /// Open deadlines, soonest first.
@@ -114,6 +116,7 @@ impl EngagementView {
             stage1_ready_on: m.stage1_ready_on,
             stage2_last_day: m.stage2_last_day,
             suspended_on: m.suspended_on,
+            suspension_cause: m.suspension_cause,
             expired_on: m.expired_on,
             open_deadlines,
             version: m.version,

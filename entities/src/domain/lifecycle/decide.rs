@@ -2,6 +2,7 @@
 
 use chrono::NaiveDate;
 
+use crate::domain::AuditKind;
 use crate::domain::policy::CertificationPolicy;
 use crate::domain::text::Narrative;
 
@@ -31,6 +32,9 @@ pub fn decide(
     }
     if let Some(kind) = event.completes_audit() {
         check.audit(facts.audit, kind, today);
+        if matches!(kind, AuditKind::Stage1 | AuditKind::Stage2 | AuditKind::Recertification) {
+            check.audit_against_current_standard(facts);
+        }
     }
     let mut outcome = TransitionOutcome {
         from: state,
@@ -40,6 +44,7 @@ pub fn decide(
         deadlines: Vec::new(),
         certificate: None,
         decision: None,
+        audit_completed: event.completes_audit().is_some(),
     };
     apply(facts, command, today, policy, &mut check, &mut outcome);
     if check.violations.is_empty() {
@@ -78,12 +83,12 @@ fn apply(
             decision::refuse_certification(facts, decision_maker, *close_engagement, check, out)
         }
         C::StartSurveillance => surveillance::start_surveillance(facts, today, check, out),
-        C::CompleteSurveillance => surveillance::complete_surveillance(facts, policy, check, out),
+        C::CompleteSurveillance => surveillance::complete_surveillance(facts, today, policy, check, out),
         C::StartRecertification => surveillance::start_recertification(facts, today, check, out),
         C::CompleteRecertification => surveillance::complete_recertification(facts, policy, out),
-        C::Suspend { cause: _ } => suspension::suspend(today, policy, out),
+        C::Suspend { cause } => suspension::suspend(facts, *cause, today, policy, check, out),
         C::Restore => suspension::restore(facts, today, policy, check, out),
-        C::Withdraw => suspension::withdraw(out),
+        C::Withdraw => suspension::withdraw(facts, check, out),
         C::Expire => expiry::expire(facts, today, policy, check, out),
         C::RestoreAfterExpiry => expiry::restore_after_expiry(facts, today, policy, check, out),
         C::Cancel => cancellation::cancel(facts, out),

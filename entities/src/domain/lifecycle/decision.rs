@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 
 use crate::domain::DecisionOutcome;
-use crate::domain::dates::{certificate_expiry, standard_accepted_for_certificate, surveillance_due};
+use crate::domain::dates::{certificate_expiry_for, standard_accepted_for_certificate, surveillance_due};
 use crate::domain::deadline::DeadlineStatus::{Cancelled, Met};
 use crate::domain::deadline::{DeadlineChange, DeadlineKind as K, DeadlineOwner as O};
 use crate::domain::policy::CertificationPolicy;
@@ -32,7 +32,7 @@ pub(super) fn grant_certification(
         check.renewal_decided_in_time(facts, certificate, today, policy);
     }
     let previous_expiry = facts.certificate.map(|c| c.expires_on);
-    let expires_on = certificate_expiry(today, previous_expiry);
+    let expires_on = certificate_expiry_for(facts.standard, today, previous_expiry);
     out.to = S::Certified;
     out.marks.suspended_on = None;
     out.marks.expired_on = None;
@@ -44,7 +44,7 @@ pub(super) fn grant_certification(
         DeadlineChange::Close(K::RestoreAfterExpiryLimit, Met),
         DeadlineChange::Close(K::SurveillanceDue, Cancelled),
     ]);
-    if let Some(due) = surveillance_due(today, 0) {
+    if let Some(due) = surveillance_due(today, 0, None) {
         out.deadlines.push(open(K::SurveillanceDue, due, O::CbCoordinator));
     }
     out.deadlines.push(open(K::CertificateExpiry, expires_on, O::EngagementManager));

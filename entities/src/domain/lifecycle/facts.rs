@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::domain::stage1::Stage1Readiness;
 use crate::domain::state::EngagementState;
 use crate::domain::text::EmailAddress;
-use crate::domain::{AuditKind, StandardVersion};
+use crate::domain::{AuditKind, StandardVersion, SuspensionCause};
 
 /// The audit a command names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,8 @@ pub struct CertificateFacts {
     pub expires_on: NaiveDate,
     /// Surveillance audits completed in the current cycle.
     pub surveillances_completed: u32,
+    /// The last day of the latest of them.
+    pub last_surveillance_on: Option<NaiveDate>,
 }
 
 /// Dates the engagement remembers between events.
@@ -45,6 +47,8 @@ pub struct EngagementMarks {
     pub suspended_on: Option<NaiveDate>,
     /// When the certificate expired.
     pub expired_on: Option<NaiveDate>,
+    /// Why the certificate is suspended, while it is (the history keeps it after).
+    pub suspension_cause: Option<SuspensionCause>,
 }
 
 /// What the engine needs to know about an engagement to decide a command.

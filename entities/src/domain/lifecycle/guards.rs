@@ -3,7 +3,7 @@
 use chrono::NaiveDate;
 
 use crate::domain::AuditKind;
-use crate::domain::dates::restore_after_expiry_limit;
+use crate::domain::dates::{restore_after_expiry_limit, standard_accepted_for_audit};
 use crate::domain::policy::CertificationPolicy;
 use crate::domain::text::EmailAddress;
 
@@ -47,7 +47,12 @@ impl Guards {
             Some(certificate) => certificate,
             None => {
                 self.fail("no_certificate", "the engagement has no certificate");
-                CertificateFacts { decision_on: NaiveDate::MIN, expires_on: NaiveDate::MIN, surveillances_completed: 0 }
+                CertificateFacts {
+                    decision_on: NaiveDate::MIN,
+                    expires_on: NaiveDate::MIN,
+                    surveillances_completed: 0,
+                    last_surveillance_on: None,
+                }
             }
         }
     }
@@ -81,6 +86,19 @@ impl Guards {
                     certificate.expires_on
                 )
             }),
+        }
+    }
+
+    /// IAF MD 26: no stage 1, stage 2 or recertification audit against ISO/IEC 27001:2013 held
+    /// after 2024-04-30 counts.
+    pub(super) fn audit_against_current_standard(&mut self, facts: &EngagementFacts) {
+        if let Some(audit) = facts.audit {
+            self.require(standard_accepted_for_audit(facts.standard, audit.last_day), "standard_version_withdrawn", || {
+                format!(
+                    "the {} audit ended on {}: no audit against ISO/IEC 27001:{} counts after 2024-04-30 (IAF MD 26)",
+                    audit.kind, audit.last_day, facts.standard
+                )
+            });
         }
     }
 

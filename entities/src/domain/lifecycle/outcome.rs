@@ -20,8 +20,17 @@ pub enum CertificateChange {
     },
     /// Change its status.
     SetStatus(CertificateStatus),
-    /// Count one more surveillance audit in the cycle.
-    SurveillanceCompleted,
+    /// Count one more surveillance audit in the cycle, held until `held_on`.
+    SurveillanceCompleted {
+        /// The audit's last day.
+        held_on: NaiveDate,
+    },
+    /// Active again after a suspension for a missed audit, counting the surveillance audit that
+    /// was missed, held until `held_on`.
+    RestoredWithSurveillance {
+        /// The audit's last day.
+        held_on: NaiveDate,
+    },
 }
 
 /// A decided transition: everything the shell writes in one transaction.
@@ -41,6 +50,8 @@ pub struct TransitionOutcome {
     pub certificate: Option<CertificateChange>,
     /// The certification decision to record, if any.
     pub decision: Option<DecisionOutcome>,
+    /// The audit the command names is completed by this transition.
+    pub audit_completed: bool,
 }
 
 pub(super) fn open(kind: DeadlineKind, due_on: NaiveDate, owner: DeadlineOwner) -> DeadlineChange {

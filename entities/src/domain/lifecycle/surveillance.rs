@@ -2,7 +2,9 @@
 
 use chrono::NaiveDate;
 
-use crate::domain::dates::{add_months, major_nc_limit, standard_accepted_for_audit, surveillance_due};
+use crate::domain::dates::{
+    add_months, major_nc_limit, recertification_opens_on, standard_accepted_for_audit, surveillance_due,
+};
 use crate::domain::deadline::DeadlineStatus::Met;
 use crate::domain::deadline::{DeadlineChange, DeadlineKind as K, DeadlineOwner as O};
 use crate::domain::policy::CertificationPolicy;
@@ -35,15 +37,18 @@ pub(super) fn start_surveillance(
 
 pub(super) fn complete_surveillance(
     facts: &EngagementFacts,
+    today: NaiveDate,
     policy: &CertificationPolicy,
     check: &mut Guards,
     out: &mut TransitionOutcome,
 ) {
     let certificate = check.certificate(facts);
+    let held_on = facts.audit.map_or(today, |audit| audit.last_day);
     out.to = S::Certified;
-    out.certificate = Some(CertificateChange::SurveillanceCompleted);
+    out.certificate = Some(CertificateChange::SurveillanceCompleted { held_on });
     out.deadlines.push(DeadlineChange::Close(K::SurveillanceDue, Met));
-    if let Some(due) = surveillance_due(certificate.decision_on, certificate.surveillances_completed + 1) {
+    if let Some(due) = surveillance_due(certificate.decision_on, certificate.surveillances_completed + 1, Some(held_on))
+    {
         out.deadlines.push(open(K::SurveillanceDue, due, O::CbCoordinator));
     }
     if let Some(audit) = facts.audit.filter(|a| a.major_ncs > 0) {
@@ -58,9 +63,11 @@ pub(super) fn start_recertification(
     out: &mut TransitionOutcome,
 ) {
     let certificate = check.certificate(facts);
-    let year_three = add_months(certificate.decision_on, 24);
-    check.require(certificate.surveillances_completed >= 2 || today >= year_three, "recertification_not_due", || {
-        format!("recertification starts in year 3 ({year_three}) or after both surveillance audits")
+    // In year 3 only, however many surveillance audits were held early: a renewal's term runs
+    // from the old expiry, so an earlier one would make the next cycle longer than the standard's.
+    let year_three = recertification_opens_on(certificate.decision_on);
+    check.require(today >= year_three, "recertification_not_due", || {
+        format!("recertification starts in the cycle's year 3, from {year_three}")
     });
     check.require(today <= certificate.expires_on, "certificate_expired", || {
         format!("the certificate expired on {}", certificate.expires_on)

@@ -1,25 +1,38 @@
-//! Suspending a certificate, then restoring or withdrawing it.
+//! Suspending a certificate, then restoring it once its cause is resolved, or withdrawing it.
 
 use chrono::NaiveDate;
 
-use crate::domain::CertificateStatus;
-use crate::domain::dates::suspension_limit;
+use crate::domain::dates::{surveillance_due, suspension_limit};
 use crate::domain::deadline::DeadlineStatus::Met;
 use crate::domain::deadline::{DeadlineChange, DeadlineKind as K, DeadlineOwner as O};
 use crate::domain::policy::CertificationPolicy;
 use crate::domain::state::EngagementState as S;
+use crate::domain::{AuditKind, CertificateStatus, SuspensionCause};
 
 use super::facts::EngagementFacts;
 use super::guards::Guards;
 use super::outcome::{CertificateChange, TransitionOutcome, open};
 
-pub(super) fn suspend(today: NaiveDate, policy: &CertificationPolicy, out: &mut TransitionOutcome) {
+pub(super) fn suspend(
+    facts: &EngagementFacts,
+    cause: SuspensionCause,
+    today: NaiveDate,
+    policy: &CertificationPolicy,
+    check: &mut Guards,
+    out: &mut TransitionOutcome,
+) {
+    // A stage 2 holds a certificate only when it renews one (after a refused renewal).
+    check.certificate(facts);
     out.to = S::Suspended;
     out.marks.suspended_on = Some(today);
+    out.marks.suspension_cause = Some(cause);
     out.certificate = Some(CertificateChange::SetStatus(CertificateStatus::Suspended));
     out.deadlines.push(open(K::SuspensionLimit, suspension_limit(today, policy), O::CbCoordinator));
 }
 
+/// Restored when the cause is resolved (ISO/IEC 17021-1 9.6.5): a missed audit by that audit held
+/// since the suspension, a failure by no major NC left open, the client's request by its reason
+/// (every restoration gives one).
 pub(super) fn restore(
     facts: &EngagementFacts,
     today: NaiveDate,
@@ -38,11 +51,39 @@ pub(super) fn restore(
     });
     out.to = S::Certified;
     out.marks.suspended_on = None;
+    out.marks.suspension_cause = None;
     out.certificate = Some(CertificateChange::SetStatus(CertificateStatus::Active));
     out.deadlines.push(DeadlineChange::Close(K::SuspensionLimit, Met));
+    match facts.marks.suspension_cause {
+        Some(SuspensionCause::MissedAudit) => {
+            check.audit(facts.audit, AuditKind::Surveillance, today);
+            let held_on = facts.audit.map_or(today, |audit| audit.last_day);
+            if let Some(suspended_on) = facts.marks.suspended_on {
+                check.require(held_on >= suspended_on, "missed_audit_not_held", || {
+                    format!("the surveillance audit named ended on {held_on}, before the suspension of {suspended_on}")
+                });
+            }
+            out.audit_completed = true;
+            out.certificate = Some(CertificateChange::RestoredWithSurveillance { held_on });
+            out.deadlines.push(DeadlineChange::Close(K::SurveillanceDue, Met));
+            let next =
+                surveillance_due(certificate.decision_on, certificate.surveillances_completed + 1, Some(held_on));
+            if let Some(due) = next {
+                out.deadlines.push(open(K::SurveillanceDue, due, O::CbCoordinator));
+            }
+        }
+        Some(SuspensionCause::Failure) => check.require(facts.majors_unverified == 0, "major_nc_unverified", || {
+            format!(
+                "suspended for a failure: {} major nonconformit(y/ies) still lack a verified correction",
+                facts.majors_unverified
+            )
+        }),
+        Some(SuspensionCause::ClientRequest) | None => {}
+    }
 }
 
-pub(super) fn withdraw(out: &mut TransitionOutcome) {
+pub(super) fn withdraw(facts: &EngagementFacts, check: &mut Guards, out: &mut TransitionOutcome) {
+    check.certificate(facts);
     out.to = S::Withdrawn;
     out.certificate = Some(CertificateChange::SetStatus(CertificateStatus::Withdrawn));
     out.deadlines.push(DeadlineChange::CancelAll);

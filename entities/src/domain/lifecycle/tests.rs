@@ -63,12 +63,17 @@ fn facts_allowing(state: EngagementState, event: EngagementEvent) -> EngagementF
             ..EngagementMarks::default()
         },
     };
-    let renewal = state == S::CertificationDecision && event == E::Expire;
+    let renewal = matches!(
+        (state, event),
+        (S::CertificationDecision | S::Stage2 | S::CorrectiveActions, E::Expire)
+            | (S::Stage2, E::Suspend | E::Withdraw)
+    );
     if renewal || matches!(state, S::Certified | S::Surveillance | S::Recertification | S::Suspended | S::Expired) {
         facts.certificate = Some(CertificateFacts {
             decision_on: d(2024, 6, 1),
             expires_on: d(2027, 6, 1),
             surveillances_completed: if event == E::StartSurveillance { 1 } else { 2 },
+            last_surveillance_on: None,
         });
     }
     match event {
@@ -359,6 +364,7 @@ fn recertification_in_time_runs_the_new_term_from_the_old_expiry() {
         decision_on: d(2023, 12, 20),
         expires_on: d(2026, 12, 20),
         surveillances_completed: 2,
+        last_surveillance_on: None,
     });
     let outcome = decide_default(&facts, &command_for(E::GrantCertification)).unwrap();
     assert_eq!(outcome.certificate, Some(CertificateChange::Issue { decision_on: TODAY, expires_on: d(2029, 12, 20) }));
@@ -367,8 +373,12 @@ fn recertification_in_time_runs_the_new_term_from_the_old_expiry() {
 #[test]
 fn a_renewal_not_decided_before_expiry_expires_and_is_granted_only_as_a_restoration() {
     let mut facts = facts_allowing(S::CertificationDecision, E::GrantCertification);
-    let expired_term =
-        CertificateFacts { decision_on: d(2023, 11, 1), expires_on: d(2026, 11, 1), surveillances_completed: 2 };
+    let expired_term = CertificateFacts {
+        decision_on: d(2023, 11, 1),
+        expires_on: d(2026, 11, 1),
+        surveillances_completed: 2,
+        last_surveillance_on: None,
+    };
     facts.certificate = Some(expired_term);
     assert_eq!(violation_codes(decide_default(&facts, &command_for(E::GrantCertification))), ["certificate_expired"]);
 
@@ -401,8 +411,12 @@ fn surveillance_is_limited_to_two_per_cycle_and_each_opens_the_next_due_date() {
     assert_eq!(violation_codes(decide_default(&facts, &C::StartSurveillance)), ["surveillance_cycle_complete"]);
 
     // The second waits for year 2 of the cycle (decided on TODAY - 11 months: still year 1).
-    let year_one =
-        CertificateFacts { decision_on: d(2025, 12, 24), expires_on: d(2028, 12, 24), surveillances_completed: 1 };
+    let year_one = CertificateFacts {
+        decision_on: d(2025, 12, 24),
+        expires_on: d(2028, 12, 24),
+        surveillances_completed: 1,
+        last_surveillance_on: None,
+    };
     facts.certificate = Some(year_one);
     assert_eq!(violation_codes(decide_default(&facts, &C::StartSurveillance)), ["surveillance_not_due"]);
     facts.certificate = Some(CertificateFacts { decision_on: d(2025, 11, 24), ..year_one });
@@ -413,24 +427,123 @@ fn surveillance_is_limited_to_two_per_cycle_and_each_opens_the_next_due_date() {
     let mut facts = facts_allowing(S::Surveillance, E::CompleteSurveillance);
     facts.certificate = facts.certificate.map(|c| CertificateFacts { surveillances_completed: 0, ..c });
     let outcome = decide_default(&facts, &C::CompleteSurveillance).unwrap();
-    assert_eq!(outcome.certificate, Some(CertificateChange::SurveillanceCompleted));
+    assert_eq!(outcome.certificate, Some(CertificateChange::SurveillanceCompleted { held_on: d(2026, 11, 20) }));
     assert!(outcome.deadlines.iter().any(
         |c| matches!(c, DeadlineChange::Open(o) if o.kind == DeadlineKind::SurveillanceDue && o.due_on == d(2026, 6, 1))
     ));
 }
 
 #[test]
-fn recertification_starts_in_year_three_or_after_both_surveillances() {
+fn recertification_starts_in_year_three_only_however_many_surveillances_were_held() {
     let mut facts = facts_allowing(S::Certified, E::StartRecertification);
-    facts.certificate =
-        Some(CertificateFacts { decision_on: d(2025, 1, 10), expires_on: d(2028, 1, 10), surveillances_completed: 1 });
+    let both_held_early = CertificateFacts {
+        decision_on: d(2025, 1, 10),
+        expires_on: d(2028, 1, 10),
+        surveillances_completed: 2,
+        last_surveillance_on: Some(d(2026, 3, 1)),
+    };
+    facts.certificate = Some(both_held_early);
     assert_eq!(violation_codes(decide_default(&facts, &C::StartRecertification)), ["recertification_not_due"]);
+    facts.certificate =
+        Some(CertificateFacts { decision_on: d(2024, 11, 24), expires_on: d(2027, 11, 24), ..both_held_early });
+    assert_ok!(decide_default(&facts, &C::StartRecertification), "year 3 begins on the second anniversary");
+}
+
+#[test]
+fn after_a_surveillance_the_next_is_due_by_the_end_of_the_following_calendar_year() {
+    let mut facts = facts_allowing(S::Surveillance, E::CompleteSurveillance);
     facts.certificate = Some(CertificateFacts {
-        decision_on: d(2024, 11, 24),
-        expires_on: d(2027, 11, 24),
-        surveillances_completed: 1,
+        decision_on: d(2026, 3, 2),
+        expires_on: d(2029, 3, 2),
+        surveillances_completed: 0,
+        last_surveillance_on: None,
     });
-    assert_ok!(decide_default(&facts, &C::StartRecertification));
+    let outcome = decide_default(&facts, &C::CompleteSurveillance).unwrap();
+    // Held in November 2026 (the audit's last day): 2027 must have one, not only March 2028.
+    assert!(outcome.deadlines.iter().any(
+        |c| matches!(c, DeadlineChange::Open(o) if o.kind == DeadlineKind::SurveillanceDue && o.due_on == d(2027, 12, 31))
+    ), "{:?}", outcome.deadlines);
+}
+
+#[test]
+fn a_suspension_keeps_its_cause_and_a_restoration_needs_it_resolved() {
+    let suspended =
+        decide_default(&facts_allowing(S::Certified, E::Suspend), &C::Suspend { cause: SuspensionCause::Failure })
+            .unwrap();
+    assert_eq!(suspended.marks.suspension_cause, Some(SuspensionCause::Failure));
+
+    // A failure: restored once no major NC is left open.
+    let mut facts = facts_allowing(S::Suspended, E::Restore);
+    facts.marks.suspension_cause = Some(SuspensionCause::Failure);
+    facts.majors_unverified = 1;
+    assert_eq!(violation_codes(decide_default(&facts, &C::Restore)), ["major_nc_unverified"]);
+    facts.majors_unverified = 0;
+    let restored = decide_default(&facts, &C::Restore).unwrap();
+    assert_eq!(restored.marks.suspension_cause, None);
+
+    // A missed audit: restored by the surveillance audit held since the suspension, which counts.
+    let mut facts = facts_allowing(S::Suspended, E::Restore);
+    facts.marks.suspension_cause = Some(SuspensionCause::MissedAudit);
+    facts.audit = None;
+    assert_eq!(violation_codes(decide_default(&facts, &C::Restore)), ["audit_required"]);
+    facts.audit = Some(AuditFacts {
+        kind: AuditKind::Surveillance,
+        first_day: d(2026, 9, 1),
+        last_day: d(2026, 9, 2),
+        major_ncs: 0,
+        completed: false,
+    });
+    assert_eq!(violation_codes(decide_default(&facts, &C::Restore)), ["missed_audit_not_held"], "held before it");
+    facts.audit = facts.audit.map(|a| AuditFacts { first_day: d(2026, 11, 2), last_day: d(2026, 11, 3), ..a });
+    let restored = decide_default(&facts, &C::Restore).unwrap();
+    assert_eq!(restored.certificate, Some(CertificateChange::RestoredWithSurveillance { held_on: d(2026, 11, 3) }));
+    assert!(restored.audit_completed, "the audit held is completed by the restoration");
+}
+
+#[test]
+fn a_certificate_expires_by_its_date_while_suspended_or_in_a_renewals_stage2() {
+    for state in [S::Suspended, S::Stage2, S::Surveillance, S::CorrectiveActions] {
+        let outcome = decide_default(&facts_allowing(state, E::Expire), &C::Expire).unwrap();
+        assert_eq!(outcome.to, S::Expired, "{state}");
+        assert_eq!(outcome.certificate, Some(CertificateChange::SetStatus(CertificateStatus::Expired)), "{state}");
+    }
+    // A stage 2 of a first certification holds no certificate to suspend or expire.
+    let mut facts = facts_allowing(S::Stage2, E::Suspend);
+    facts.certificate = None;
+    let suspend = C::Suspend { cause: SuspensionCause::ClientRequest };
+    assert_eq!(violation_codes(decide_default(&facts, &suspend)), ["no_certificate"]);
+}
+
+#[test]
+fn no_stage2_or_recertification_audit_against_2013_counts_after_april_2024() {
+    let mut facts = facts_allowing(S::Stage2, E::CompleteStage2);
+    facts.standard = StandardVersion::Iso27001_2013;
+    assert_eq!(
+        violation_codes(decide_default(&facts, &C::CompleteStage2 { stage1_still_valid: None })),
+        ["standard_version_withdrawn"]
+    );
+    facts.audit = facts.audit.map(|a| AuditFacts { first_day: d(2024, 4, 29), last_day: d(2024, 4, 30), ..a });
+    facts.marks.stage1_ready_on = Some(d(2024, 4, 1));
+    let held_in_time = decide(
+        &facts,
+        &C::CompleteStage2 { stage1_still_valid: None },
+        None,
+        d(2024, 5, 2),
+        &CertificationPolicy::default(),
+    );
+    assert_ok!(held_in_time);
+}
+
+#[test]
+fn a_2013_certificate_granted_in_2024_ends_on_31_october_2025() {
+    let mut facts = facts_allowing(S::CertificationDecision, E::GrantCertification);
+    facts.standard = StandardVersion::Iso27001_2013;
+    let grant = C::GrantCertification { decision_maker: email("panel@cb.test") };
+    let outcome = decide(&facts, &grant, None, d(2024, 6, 3), &CertificationPolicy::default()).unwrap();
+    assert_eq!(
+        outcome.certificate,
+        Some(CertificateChange::Issue { decision_on: d(2024, 6, 3), expires_on: d(2025, 10, 31) })
+    );
 }
 
 #[test]

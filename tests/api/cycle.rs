@@ -1,0 +1,149 @@
+//! The edges of the three-year cycle that the clock decides: a surveillance audit missed past the
+//! body's grace suspends the certificate, a suspension neither resolved nor reduced by its limit
+//! and grace is withdrawn, and a suspension for a missed audit is restored only by that audit.
+
+use chrono::{Datelike, Days, NaiveDate};
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, TestApp, TestWorker, spawn_app};
+use crate::on_both_databases;
+use crate::smtp::SmtpSink;
+
+fn date(value: &Value) -> NaiveDate {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+/// The due day of `engagement`'s open deadline of `kind`.
+async fn due_on(app: &TestApp, engagement: &str, kind: &str) -> NaiveDate {
+    let view = app.engagement(engagement).await.expect(200);
+    let deadline = view.body["open_deadlines"].as_array().unwrap().iter().find(|d| d["kind"] == kind).cloned();
+    date(&deadline.unwrap_or_else(|| panic!("no open {kind} deadline in {}", view.body))["due_on"])
+}
+
+/// Ticks on `today` until the emails the ticks claim are sent: returns the (suspended, withdrawn)
+/// counts of every tick (the clock waits for a deadline's escalations before it moves).
+async fn ticks_on(app: &TestApp, worker: &TestWorker, engagement: &str, today: NaiveDate) -> (usize, usize) {
+    app.set_today(today);
+    let first = worker.tick().await;
+    app.wait_for_deliveries(engagement).await;
+    let second = worker.tick().await;
+    (first.suspended + second.suspended, first.withdrawn + second.withdrawn)
+}
+
+async fn a_missed_surveillance_suspends_the_certificate_until_the_audit_is_held(backend: Backend) {
+    // Arrange: certified; its first surveillance audit is due within 12 months of the decision.
+    let app = spawn_app(backend).await;
+    let smtp = SmtpSink::start();
+    let engagement = app.certified_engagement().await;
+    let worker = app.spawn_worker(smtp.port).await;
+    let due = due_on(&app, &engagement, "surveillance_due").await;
+
+    // Act 1: the last day of the 30-day grace passes; then the day after it.
+    let on_last_day_of_grace = ticks_on(&app, &worker, &engagement, due + Days::new(30)).await;
+    let day_after = ticks_on(&app, &worker, &engagement, due + Days::new(31)).await;
+
+    // Assert 1: suspended by the clock once, with its cause, and the public sees it.
+    assert_eq!((on_last_day_of_grace.0, day_after.0), (0, 1));
+    let suspended = app.engagement(&engagement).await.expect(200);
+    assert_eq!(
+        (suspended.str("state"), suspended.str("suspension_cause")),
+        ("suspended".into(), "missed_audit".into())
+    );
+    let certificate = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
+    let number = certificate.str("number");
+    let public = app
+        .reply(app.client.get(format!("{}/api/v1/certificates/{number}/verification", app.address)))
+        .await
+        .expect(200);
+    assert_eq!((public.str("status"), public.body["valid"].as_bool()), ("suspended".into(), Some(false)));
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let suspension = history.body.as_array().unwrap().iter().find(|h| h["action"] == "suspend").cloned().unwrap();
+    assert_eq!(suspension["actor"], "certflow-clock");
+    assert!(suspension["reason"].as_str().unwrap().contains("cause: missed_audit"), "{suspension}");
+
+    // Act 2: restoring needs the missed audit; the body holds it after the suspension.
+    let restore = json!({ "event": "restore", "reason": "surveillance audit held" });
+    let refused = app.fire(&engagement, restore.clone()).await.expect(422);
+    assert_eq!(refused.body["violations"][0]["code"], "audit_required");
+    let held_from = due + Days::new(40);
+    let audit = app.create_audit(&engagement, "surveillance", held_from, held_from + Days::new(1)).await;
+    app.set_today(held_from + Days::new(2));
+    let mut named = restore;
+    named["audit_id"] = json!(audit);
+    let restored = app.fire(&engagement, named).await.expect(200);
+
+    // Assert 2: certified again; the audit counts; the next is due by the end of the next year at
+    // the latest (and within the cycle's year 2).
+    assert_eq!(restored.str("state"), "certified");
+    assert!(restored.body["suspension_cause"].is_null());
+    let certificate = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
+    assert_eq!(
+        (certificate.str("status"), certificate.body["surveillances_completed"].as_i64()),
+        ("active".into(), Some(1))
+    );
+    assert_eq!(date(&certificate.body["last_surveillance_on"]), held_from + Days::new(1));
+    let decided = date(&certificate.body["issued_on"]);
+    let next = due_on(&app, &engagement, "surveillance_due").await;
+    let end_of_next_year = NaiveDate::from_ymd_opt(held_from.year() + 1, 12, 31).unwrap();
+    assert_eq!(next, end_of_next_year.min(decided.checked_add_months(chrono::Months::new(24)).unwrap()));
+}
+on_both_databases!(a_missed_surveillance_suspends_the_certificate_until_the_audit_is_held);
+
+async fn a_suspension_past_its_limit_and_grace_is_withdrawn_by_the_clock(backend: Backend) {
+    // Arrange: certified, then suspended at the client's request.
+    let app = spawn_app(backend).await;
+    let smtp = SmtpSink::start();
+    let engagement = app.certified_engagement().await;
+    let suspend = json!({ "event": "suspend", "cause": "client_request", "reason": "the client asked for a pause" });
+    app.fire(&engagement, suspend).await.expect(200);
+    let limit = due_on(&app, &engagement, "suspension_limit").await;
+    let worker = app.spawn_worker(smtp.port).await;
+
+    // Act: the last day of the 30-day withdrawal grace, then the day after it.
+    let on_last_day_of_grace = ticks_on(&app, &worker, &engagement, limit + Days::new(30)).await;
+    let day_after = ticks_on(&app, &worker, &engagement, limit + Days::new(31)).await;
+
+    // Assert: withdrawn once, by the clock, after the limit's escalation went out.
+    assert_eq!((on_last_day_of_grace.1, day_after.1), (0, 1));
+    assert_eq!(app.engagement(&engagement).await.expect(200).str("state"), "withdrawn");
+    let certificate = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
+    assert_eq!(certificate.str("status"), "withdrawn");
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let withdrawal = history.body.as_array().unwrap().iter().find(|h| h["action"] == "withdraw").cloned().unwrap();
+    assert_eq!(
+        (withdrawal["actor"].as_str(), withdrawal["from_state"].as_str()),
+        (Some("certflow-clock"), Some("suspended"))
+    );
+    let limit_escalated = app
+        .notifications(&engagement)
+        .await
+        .iter()
+        .any(|n| n["step_key"].as_str().unwrap().starts_with("escalation") && n["status"] == "sent");
+    assert!(limit_escalated, "the suspension limit was escalated before the withdrawal");
+}
+on_both_databases!(a_suspension_past_its_limit_and_grace_is_withdrawn_by_the_clock);
+
+async fn a_certificate_suspended_when_its_expiry_passes_expires_by_the_clock(backend: Backend) {
+    // Arrange: certified, suspended for a failure in the last weeks of its term.
+    let app = spawn_app(backend).await;
+    let smtp = SmtpSink::start();
+    let engagement = app.certified_engagement().await;
+    let expiry = due_on(&app, &engagement, "certificate_expiry").await;
+    app.set_today(expiry - Days::new(20));
+    let suspend = json!({ "event": "suspend", "cause": "failure", "reason": "a major NC left unresolved" });
+    app.fire(&engagement, suspend).await.expect(200);
+    let worker = app.spawn_worker(smtp.port).await;
+
+    // Act: the day after the expiry.
+    app.set_today(expiry + Days::new(1));
+    let mut expired = worker.tick().await.expired;
+    app.wait_for_deliveries(&engagement).await;
+    expired += worker.tick().await.expired;
+
+    // Assert: expired, not suspended for ever.
+    assert_eq!(expired, 1);
+    assert_eq!(app.engagement(&engagement).await.expect(200).str("state"), "expired");
+    let certificate = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
+    assert_eq!(certificate.str("status"), "expired");
+}
+on_both_databases!(a_certificate_suspended_when_its_expiry_passes_expires_by_the_clock);
