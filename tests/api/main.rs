@@ -9,6 +9,7 @@ mod cycle;
 mod faults;
 mod helpers;
 mod idempotency;
+mod impartiality;
 mod lifecycle;
 mod migrations;
 mod openapi;

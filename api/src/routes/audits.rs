@@ -11,6 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use engine::access::Action;
+use engine::history::HistoryRecord;
 use engine::store::{belongs, find_engagement, json_strings, require_open, strings_of};
 
 use crate::auth::AuthUser;
@@ -236,9 +237,21 @@ pub async fn update_audit(
             "a completed audit is part of the record and cannot be re-planned",
         ));
     }
+    let before = plan_of(&found);
     let mut model = found.into_active_model();
     set_plan(&mut model, body.into_inner())?;
     model.updated_at = Set(write.now());
     let updated = model.update(write.txn()).await?;
+    // A re-plan changes who audits (impartiality) and when: the history keeps the plan it replaced.
+    let reason = format!("was: {before}\nnow: {}", plan_of(&updated));
+    let record = HistoryRecord::change(id, "audit_replanned", &user.subject, Some(audit_id)).with_reason(Some(reason));
+    write.record_history(record).await?;
     commit(write, HttpResponse::Ok().json(AuditView::from(updated))).await
+}
+
+/// An audit's plan in words: kind, days, lead auditor and team.
+fn plan_of(audit: &audit::Model) -> String {
+    let team = strings_of(&audit.audit_team);
+    let team = if team.is_empty() { "no team".to_owned() } else { format!("team {}", team.join(", ")) };
+    format!("{} audit {} to {}, led by {}, {team}", audit.kind, audit.first_day, audit.last_day, audit.lead_auditor)
 }

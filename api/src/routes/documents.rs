@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, get, put, web};
 use chrono::{DateTime, Utc};
 use entities::domain::RequiredDocument;
-use entities::domain::soa::{SoaLine, SoaReport, check_statement_of_applicability};
+use entities::domain::soa::{SoaLine, SoaReport, check_statement_of_applicability, soa_changes};
 use entities::domain::stage1::Stage1Readiness;
 use entities::domain::text::BoundedText;
 use entities::orm::{document, prelude::*, soa_entry};
@@ -14,6 +14,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use engine::access::Action;
+use engine::history::HistoryRecord;
 use engine::lifecycle::stage1_readiness;
 use engine::store::find_engagement;
 
@@ -122,6 +123,10 @@ pub async fn put_document(
         .filter(document::Column::Kind.eq(kind))
         .one(txn)
         .await?;
+    // Stage 1 evidence keeps its history: the reference it replaces goes with the change.
+    let was = existing.as_ref().map(|d| format!("was {}", d.reference));
+    let change = HistoryRecord::change(id, format!("document_registered:{kind}"), &user.subject, None).with_reason(was);
+    write.record_history(change).await?;
     let saved = match existing {
         Some(existing) => {
             let mut model = existing.into_active_model();
@@ -229,6 +234,13 @@ pub async fn put_statement_of_applicability(
     f.finish(Some(()))?;
     let (write, _) = app.begin_on_engagement(&user, *id, Action::SubmitDocument, None).await?;
     let txn = write.txn();
+    let lines_of = |entries: Vec<soa_entry::Model>| -> Vec<SoaLine> {
+        entries
+            .into_iter()
+            .map(|e| SoaLine { control: e.control, applicable: e.applicable, justification: e.justification })
+            .collect()
+    };
+    let before = lines_of(SoaEntry::find().filter(soa_entry::Column::EngagementId.eq(*id)).all(txn).await?);
     SoaEntry::delete_many().filter(soa_entry::Column::EngagementId.eq(*id)).exec(txn).await?;
     let rows: Vec<soa_entry::ActiveModel> = request
         .entries
@@ -248,6 +260,13 @@ pub async fn put_statement_of_applicability(
         .order_by_asc(soa_entry::Column::Control)
         .all(txn)
         .await?;
+    // The SoA evolves after certification too, but never silently: each change, with what it was.
+    let changes = soa_changes(&before, &lines_of(saved.clone()));
+    if !changes.is_empty() {
+        let change = HistoryRecord::change(*id, "statement_of_applicability_changed", &user.subject, None)
+            .with_reason(Some(changes.join("\n")));
+        write.record_history(change).await?;
+    }
     commit(write, HttpResponse::Ok().json(soa_view(saved))).await
 }
 

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use entities::domain::finding::RequirementReference;
-use entities::domain::{FindingGrade, FindingStatus};
+use entities::domain::{AuditKind, FindingGrade, FindingStatus};
 use entities::orm::{finding, prelude::*};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
@@ -125,7 +125,15 @@ pub async fn create_finding(
     let (write, engagement) = app.begin_on_engagement(&user, id, Action::RecordFinding, claim.claim()).await?;
     require_open(&engagement, "findings")?;
     let (txn, now) = (write.txn(), write.now());
-    belongs(Audit::find_by_id(audit_id).one(txn).await?, |a| a.engagement_id, id, "audit")?;
+    let audit = belongs(Audit::find_by_id(audit_id).one(txn).await?, |a| a.engagement_id, id, "audit")?;
+    // Only a certifying audit finds nonconformities; a pre-audit or stage 1 lists gaps, which
+    // never block a decision (its gaps go with the stage 1 outcome, or as OFIs).
+    if request.grade != FindingGrade::Ofi && matches!(audit.kind, AuditKind::PreAudit | AuditKind::Stage1) {
+        return Err(ApiError::invalid(
+            "grade",
+            format!("a {} audit records gaps, not nonconformities: record an OFI or list the gap", audit.kind),
+        ));
+    }
     let is_ofi = request.grade == FindingGrade::Ofi;
     let created = finding::ActiveModel {
         id: Set(Uuid::now_v7()),

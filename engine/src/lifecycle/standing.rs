@@ -11,12 +11,13 @@ use entities::domain::state::EngagementEvent;
 use entities::domain::text::EmailAddress;
 use entities::domain::{AuditKind, FindingGrade, FindingStatus, ProposalStatus};
 use entities::orm::{
-    audit, certificate, certification_body, deadline, engagement, finding, organization, prelude::*, proposal,
+    audit, certificate, certification_body, corrective_action, deadline, engagement, finding, organization, prelude::*,
+    proposal,
 };
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, Query};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, IdenStatic, Iterable,
-    PaginatorTrait, QueryFilter, TryGetError,
+    PaginatorTrait, QueryFilter, QuerySelect, TryGetError,
 };
 use uuid::Uuid;
 
@@ -216,14 +217,7 @@ pub(super) async fn load_facts(
     };
     let auditors = match decision_maker(&request.command) {
         None => Vec::new(),
-        Some(_) => Audit::find()
-            .filter(audit::Column::EngagementId.eq(engagement.id))
-            .all(txn)
-            .await?
-            .iter()
-            .flat_map(|a| std::iter::once(a.lead_auditor.clone()).chain(strings_of(&a.audit_team)))
-            .filter_map(|email| EmailAddress::parse(&email).ok())
-            .collect(),
+        Some(_) => audit_work_of(txn, engagement.id).await?,
     };
     let audit = match (request.audit_id, standing.audit_kind, standing.audit_first_day, standing.audit_last_day) {
         (None, ..) => None,
@@ -268,6 +262,37 @@ pub(super) async fn load_facts(
         },
     };
     Ok((facts, open_deadlines))
+}
+
+/// Everyone who took part in the engagement's audit work (ISO/IEC 17021-1 9.5.1.2: none of them
+/// may decide): the lead auditor and team of every audit, who recorded each finding, and who
+/// verified each corrective action.
+async fn audit_work_of(txn: &DatabaseTransaction, engagement_id: Uuid) -> Result<Vec<EmailAddress>, EngineError> {
+    let audits = Audit::find().filter(audit::Column::EngagementId.eq(engagement_id)).all(txn).await?;
+    let recorded: Vec<String> = Finding::find()
+        .select_only()
+        .column(finding::Column::CreatedBy)
+        .filter(finding::Column::EngagementId.eq(engagement_id))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let verified: Vec<Option<String>> = CorrectiveAction::find()
+        .select_only()
+        .column(corrective_action::Column::VerifiedBy)
+        .filter(corrective_action::Column::EngagementId.eq(engagement_id))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    let mut people: Vec<EmailAddress> = audits
+        .iter()
+        .flat_map(|a| std::iter::once(a.lead_auditor.clone()).chain(strings_of(&a.audit_team)))
+        .chain(recorded)
+        .chain(verified.into_iter().flatten())
+        .filter_map(|email| EmailAddress::parse(&email).ok())
+        .collect();
+    people.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    people.dedup();
+    Ok(people)
 }
 
 /// The engagement's certificate, if one was ever issued.

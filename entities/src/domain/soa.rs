@@ -100,6 +100,33 @@ pub fn check_statement_of_applicability(lines: &[SoaLine]) -> SoaReport {
     }
 }
 
+/// What changed from the Statement of Applicability `before` to `after`, one line a control in
+/// control order (a control added, removed, or whose applicability or justification changed):
+/// the history keeps the previous version of every line that changed.
+pub fn soa_changes(before: &[SoaLine], after: &[SoaLine]) -> Vec<String> {
+    use std::collections::BTreeMap;
+    let describe = |line: &SoaLine| {
+        let status = if line.applicable { "applicable" } else { "excluded" };
+        match &line.justification {
+            Some(why) => format!("{status} ({why})"),
+            None => status.to_owned(),
+        }
+    };
+    let by_control =
+        |lines: &[SoaLine]| lines.iter().map(|l| (l.control.clone(), describe(l))).collect::<BTreeMap<_, _>>();
+    let (before, after) = (by_control(before), by_control(after));
+    let controls: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    controls
+        .into_iter()
+        .filter_map(|control| match (before.get(control), after.get(control)) {
+            (None, Some(now)) => Some(format!("{control}: added, {now}")),
+            (Some(was), None) => Some(format!("{control}: removed, was {was}")),
+            (Some(was), Some(now)) if was != now => Some(format!("{control}: {was} -> {now}")),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +180,25 @@ mod tests {
         assert_eq!((report.complete, report.duplicate_controls), (false, vec!["5.4".to_owned()]));
         let empty = check_statement_of_applicability(&[]);
         assert_eq!((empty.complete, empty.missing_controls.len()), (false, 93));
+    }
+
+    #[test]
+    fn every_change_of_the_soa_is_described_with_what_it_was() {
+        let line = |control: &str, applicable: bool, why: Option<&str>| SoaLine {
+            control: control.into(),
+            applicable,
+            justification: why.map(Into::into),
+        };
+        let before = [line("5.1", true, None), line("5.2", true, None), line("7.4", false, Some("no premises"))];
+        let after = [line("5.1", true, None), line("5.2", false, Some("outsourced")), line("8.1", true, None)];
+        assert_eq!(
+            soa_changes(&before, &after),
+            [
+                "5.2: applicable -> excluded (outsourced)",
+                "7.4: removed, was excluded (no premises)",
+                "8.1: added, applicable",
+            ]
+        );
+        assert!(soa_changes(&after, &after).is_empty(), "an unchanged SoA changes nothing");
     }
 }

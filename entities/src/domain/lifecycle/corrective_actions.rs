@@ -15,9 +15,7 @@ use super::outcome::TransitionOutcome;
 
 pub(super) fn request_decision(facts: &EngagementFacts, check: &mut Guards, out: &mut TransitionOutcome) {
     check.majors_verified(facts);
-    check.require(facts.minors_plan_pending == 0, "minor_nc_plan_pending", || {
-        format!("{} minor nonconformit(y/ies) lack an accepted plan", facts.minors_plan_pending)
-    });
+    check.minor_plans_accepted(facts);
     out.to = S::CertificationDecision;
     out.deadlines.push(DeadlineChange::Close(K::MajorNcLimit, Met));
 }

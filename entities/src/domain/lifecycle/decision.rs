@@ -24,7 +24,10 @@ pub(super) fn grant_certification(
     out: &mut TransitionOutcome,
 ) {
     check.impartial(facts, decision_maker);
+    // A renewal comes from its recertification audit straight to the decision: its findings are
+    // dealt with here (every major verified, every minor's plan accepted), before the expiry.
     check.majors_verified(facts);
+    check.minor_plans_accepted(facts);
     check.require(standard_accepted_for_certificate(facts.standard, today), "standard_version_withdrawn", || {
         format!("no ISO/IEC 27001:{} certificate may be issued after 2025-10-31 (IAF MD 26)", facts.standard)
     });

@@ -70,7 +70,8 @@ pub struct EngagementFacts {
     pub majors_unverified: u32,
     /// Minor NCs without an accepted plan.
     pub minors_plan_pending: u32,
-    /// Everyone who audited this engagement (lead auditors and team members).
+    /// Everyone who took part in the engagement's audit work: its audits' lead auditors and team
+    /// members, who recorded its findings and who verified its corrective actions.
     pub auditors: Vec<EmailAddress>,
     /// The certificate, once issued.
     pub certificate: Option<CertificateFacts>,

@@ -59,7 +59,10 @@ impl Guards {
 
     pub(super) fn impartial(&mut self, facts: &EngagementFacts, decision_maker: &EmailAddress) {
         self.require(!facts.auditors.contains(decision_maker), "decision_maker_not_impartial", || {
-            format!("{decision_maker} audited this engagement and cannot sit on its decision panel")
+            format!(
+                "{decision_maker} took part in this engagement's audit work (an audit's team, a finding or a \
+                 corrective action's verification) and cannot sit on its decision panel"
+            )
         });
     }
 
@@ -100,6 +103,12 @@ impl Guards {
                 )
             });
         }
+    }
+
+    pub(super) fn minor_plans_accepted(&mut self, facts: &EngagementFacts) {
+        self.require(facts.minors_plan_pending == 0, "minor_nc_plan_pending", || {
+            format!("{} minor nonconformit(y/ies) lack an accepted plan", facts.minors_plan_pending)
+        });
     }
 
     pub(super) fn majors_verified(&mut self, facts: &EngagementFacts) {

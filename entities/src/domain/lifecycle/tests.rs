@@ -535,6 +535,14 @@ fn no_stage2_or_recertification_audit_against_2013_counts_after_april_2024() {
 }
 
 #[test]
+fn a_renewal_is_granted_only_with_every_minor_nc_plan_accepted() {
+    let mut facts = facts_allowing(S::CertificationDecision, E::GrantCertification);
+    facts.minors_plan_pending = 1;
+    let grant = C::GrantCertification { decision_maker: email("panel@cb.test") };
+    assert_eq!(violation_codes(decide_default(&facts, &grant)), ["minor_nc_plan_pending"]);
+}
+
+#[test]
 fn a_2013_certificate_granted_in_2024_ends_on_31_october_2025() {
     let mut facts = facts_allowing(S::CertificationDecision, E::GrantCertification);
     facts.standard = StandardVersion::Iso27001_2013;
