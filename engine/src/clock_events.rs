@@ -163,6 +163,7 @@ async fn fire_each(
         reason: Narrative::parse(&reason).ok(),
         evidence: Vec::new(),
         expected_version: None,
+        scope: None,
     };
     let mut moved = Vec::new();
     for id in due {

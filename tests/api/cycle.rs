@@ -5,7 +5,7 @@
 use chrono::{Datelike, Days, NaiveDate};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, TestApp, TestWorker, spawn_app};
+use crate::helpers::{Backend, TestApp, TestWorker, day, spawn_app};
 use crate::on_both_databases;
 use crate::smtp::SmtpSink;
 
@@ -147,3 +147,47 @@ async fn a_certificate_suspended_when_its_expiry_passes_expires_by_the_clock(bac
     assert_eq!(certificate.str("status"), "expired");
 }
 on_both_databases!(a_certificate_suspended_when_its_expiry_passes_expires_by_the_clock);
+
+async fn the_certificate_states_what_was_certified_at_the_decision(backend: Backend) {
+    // Arrange: the letter states the scope to certify; stage 1, stage 2, the grant.
+    let app = spawn_app(backend).await;
+    let engagement = app.engagement_with_selected_proposal().await;
+    let letter_scope = "Hosting of the billing platform from the London data centre";
+    let letter = json!({ "event": "sign_engagement_letter", "signed_on": day(0), "scope": letter_scope });
+    app.fire(&engagement, letter).await.expect(200);
+    let stage1 = app.create_audit(&engagement, "stage1", day(10), day(11)).await;
+    app.prepare_stage1_documents(&engagement).await;
+    app.set_today(day(12));
+    let ready = json!({ "event": "record_stage1_outcome", "audit_id": stage1, "outcome": "ready" });
+    assert_eq!(app.fire(&engagement, ready).await.expect(200).str("scope"), letter_scope);
+    app.certify_from_stage2(&engagement).await;
+    let view = app.engagement(&engagement).await.expect(200);
+    let (organization, cb) = (view.str("organization_id"), view.str("certification_body_id"));
+
+    // Act: the client renames itself and widens its ISMS scope; the body renames itself.
+    let renamed = json!({
+        "legal_name": "Acme Renamed Holdings plc", "isms_scope": "Everything the group does",
+        "persons": 120, "sites": ["London"],
+        "isms_manager_email": "isms@acme.test", "executive_email": "ceo@acme.test"
+    });
+    app.put(&format!("/api/v1/organizations/{organization}"), &renamed).await.expect(200);
+    let body = json!({
+        "name": "Renamed Certification Ltd", "accredited": true, "accreditation_body": "UKAS",
+        "coordinator_email": "coordinator@cb.test"
+    });
+    app.put(&format!("/api/v1/certification-bodies/{cb}"), &body).await.expect(200);
+
+    // Assert: the public record states what was certified at the decision.
+    let certificate = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
+    let number = certificate.str("number");
+    let public = app
+        .reply(app.client.get(format!("{}/api/v1/certificates/{number}/verification", app.address)))
+        .await
+        .expect(200);
+    assert_eq!(public.str("organization"), "Acme Data Ltd");
+    assert_eq!(public.str("scope"), letter_scope);
+    assert_eq!(public.str("certification_body"), "Trusted Certification Ltd");
+    assert_eq!(public.str("accreditation_body"), "UKAS");
+    assert_eq!(public.body["first_issued_on"], public.body["issued_on"], "a first certification");
+}
+on_both_databases!(the_certificate_states_what_was_certified_at_the_decision);

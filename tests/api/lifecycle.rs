@@ -87,6 +87,7 @@ async fn a_certificate_is_issued_surveilled_twice_and_renewed_from_its_old_expir
     assert_eq!(renewed.str("number"), number, "the certificate keeps its number");
     assert_eq!(date(&renewed.body["expires_on"]), NaiveDate::from_ymd_opt(2032, 2, 18).unwrap());
     assert_eq!(renewed.body["surveillances_completed"], 0);
+    assert_eq!(renewed.body["first_issued_on"], "2026-02-18", "the first certification's date stays");
 
     // The history has every transition, in order, with who and from/to.
     let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);

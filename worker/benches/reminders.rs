@@ -101,6 +101,7 @@ async fn seed(db: &DatabaseConnection, total: usize, due: usize) -> anyhow::Resu
         suspended_on: Set(None),
         expired_on: Set(None),
         suspension_cause: Set(None),
+        scope: Set(None),
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),

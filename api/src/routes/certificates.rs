@@ -33,8 +33,16 @@ pub struct CertificateView {
     pub number: String,
     /// The certified scope.
     pub scope: String,
+    /// The organization's legal name as the certificate states it (fixed at the decision).
+    pub organization_name: Option<String>,
+    /// The certification body's name as the certificate states it (fixed at the decision).
+    pub certification_body_name: Option<String>,
+    /// Its accreditation body as the certificate states it (fixed at the decision).
+    pub accreditation_body: Option<String>,
     /// The standard.
     pub standard: StandardVersion,
+    /// The first certification's date, kept through every renewal.
+    pub first_issued_on: Option<NaiveDate>,
     /// Issued (the latest decision's date).
     pub issued_on: NaiveDate,
     /// Expires (3 years; renewed terms run from the previous expiry).
@@ -54,7 +62,11 @@ impl From<certificate::Model> for CertificateView {
             engagement_id: m.engagement_id,
             number: m.number,
             scope: m.scope,
+            organization_name: m.organization_name,
+            certification_body_name: m.certification_body_name,
+            accreditation_body: m.accreditation_body,
             standard: m.standard,
+            first_issued_on: m.first_issued_on,
             issued_on: m.issued_on,
             expires_on: m.expires_on,
             status: m.status,
@@ -73,21 +85,23 @@ pub struct CertificateVerification {
     pub status: CertificateStatus,
     /// Valid today: active and not past its expiry.
     pub valid: bool,
-    /// The certified organization.
+    /// The certified organization, as the certificate states it.
     pub organization: String,
     /// The certified scope.
     pub scope: String,
     /// The standard.
     pub standard: StandardVersion,
-    /// Issued.
+    /// The first certification's date.
+    pub first_issued_on: NaiveDate,
+    /// Issued (the latest decision).
     pub issued_on: NaiveDate,
     /// Expires.
     pub expires_on: NaiveDate,
-    /// The certification body.
+    /// The certification body, as the certificate states it.
     pub certification_body: String,
     /// The certification body is accredited today.
     pub accredited: bool,
-    /// Its accreditation body.
+    /// Its accreditation body, as the certificate states it.
     pub accreditation_body: Option<String>,
 }
 
@@ -149,17 +163,26 @@ pub async fn verify_certificate(
         None => None,
     };
     let today = app.clock.today();
+    // What the certificate states, as fixed at its decision; a certificate granted before these
+    // were kept falls back to the records. Accreditation is today's fact, not the certificate's.
+    let accredited = cb.as_ref().is_some_and(|cb| accredited_on(cb, today));
+    let certification_body = found.certification_body_name.or_else(|| cb.as_ref().map(|cb| cb.name.clone()));
+    let accreditation_body = match found.organization_name {
+        Some(_) => found.accreditation_body,
+        None => cb.and_then(|cb| cb.accreditation_body),
+    };
     Ok(web::Json(CertificateVerification {
         valid: found.status == CertificateStatus::Active && found.expires_on >= today,
         number: found.number,
         status: found.status,
-        organization: organization.legal_name,
+        organization: found.organization_name.unwrap_or(organization.legal_name),
         scope: found.scope,
         standard: found.standard,
+        first_issued_on: found.first_issued_on.unwrap_or(found.issued_on),
         issued_on: found.issued_on,
         expires_on: found.expires_on,
-        certification_body: cb.as_ref().map(|cb| cb.name.clone()).unwrap_or_default(),
-        accredited: cb.as_ref().is_some_and(|cb| accredited_on(cb, today)),
-        accreditation_body: cb.and_then(|cb| cb.accreditation_body),
+        certification_body: certification_body.unwrap_or_default(),
+        accredited,
+        accreditation_body,
     }))
 }

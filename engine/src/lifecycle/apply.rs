@@ -67,9 +67,21 @@ pub(super) async fn apply(
             subject_id: request.audit_id,
         })
         .await?;
-    let signed_on = match request.command {
-        EngagementCommand::SignEngagementLetter { signed_on, .. } => Some(signed_on),
-        _ => engagement.engagement_letter_signed_on,
+    let (signed_on, scope) = match request.command {
+        EngagementCommand::SignEngagementLetter { signed_on, .. } => {
+            let scope = match &request.scope {
+                Some(scope) => scope.clone(),
+                None => {
+                    Organization::find_by_id(engagement.organization_id)
+                        .one(txn)
+                        .await?
+                        .ok_or(EngineError::NotFound("organization"))?
+                        .isms_scope
+                }
+            };
+            (Some(signed_on), Some(scope))
+        }
+        _ => (engagement.engagement_letter_signed_on, engagement.scope.clone()),
     };
     let version = engagement.version;
     let mut model = engagement.into_active_model();
@@ -80,6 +92,7 @@ pub(super) async fn apply(
     model.expired_on = Set(outcome.marks.expired_on);
     model.suspension_cause = Set(outcome.marks.suspension_cause);
     model.engagement_letter_signed_on = Set(signed_on);
+    model.scope = Set(scope);
     model.version = Set(version + 1);
     model.updated_at = Set(now);
     Ok(model.update(txn).await?)

@@ -25,13 +25,16 @@ pub(super) async fn apply_certificate_change(
     let existing = find_certificate(txn, engagement.id).await?;
     let mut model = match (change, existing) {
         (CertificateChange::Issue { decision_on, expires_on }, None) => {
-            let organization = Organization::find_by_id(engagement.organization_id)
-                .one(txn)
-                .await?
-                .ok_or(EngineError::NotFound("organization"))?;
+            let stated = StatedParties::at_decision(txn, engagement).await?;
             let issued = certificate::ActiveModel {
                 engagement_id: Set(engagement.id),
-                scope: Set(organization.isms_scope),
+                // The engagement's scope, set with its letter; the organization's as it stood
+                // then for an engagement signed before scopes were kept.
+                scope: Set(engagement.scope.clone().unwrap_or(stated.isms_scope)),
+                organization_name: Set(Some(stated.organization_name)),
+                certification_body_name: Set(stated.certification_body_name),
+                accreditation_body: Set(stated.accreditation_body),
+                first_issued_on: Set(Some(decision_on)),
                 standard: Set(engagement.standard),
                 issued_on: Set(decision_on),
                 decision_on: Set(decision_on),
@@ -54,9 +57,17 @@ pub(super) async fn apply_certificate_change(
         }
         (change, Some(existing)) => {
             let surveillances = existing.surveillances_completed;
+            let first_issued_on = existing.first_issued_on.unwrap_or(existing.issued_on);
             let mut model = existing.into_active_model();
             match change {
                 CertificateChange::Issue { decision_on, expires_on } => {
+                    // A renewal is a new decision: it states the parties as they stand now; the
+                    // scope moves only by a recorded amendment, and the first date never moves.
+                    let stated = StatedParties::at_decision(txn, engagement).await?;
+                    model.organization_name = Set(Some(stated.organization_name));
+                    model.certification_body_name = Set(stated.certification_body_name);
+                    model.accreditation_body = Set(stated.accreditation_body);
+                    model.first_issued_on = Set(Some(first_issued_on));
                     model.issued_on = Set(decision_on);
                     model.decision_on = Set(decision_on);
                     model.expires_on = Set(expires_on);
@@ -81,6 +92,33 @@ pub(super) async fn apply_certificate_change(
     model.updated_at = Set(now);
     model.update(txn).await?;
     Ok(())
+}
+
+/// The parties a certificate states, as they stand at its decision.
+struct StatedParties {
+    organization_name: String,
+    isms_scope: String,
+    certification_body_name: Option<String>,
+    accreditation_body: Option<String>,
+}
+
+impl StatedParties {
+    async fn at_decision(txn: &DatabaseTransaction, engagement: &engagement::Model) -> Result<Self, EngineError> {
+        let organization = Organization::find_by_id(engagement.organization_id)
+            .one(txn)
+            .await?
+            .ok_or(EngineError::NotFound("organization"))?;
+        let cb = match engagement.certification_body_id {
+            Some(id) => CertificationBody::find_by_id(id).one(txn).await?,
+            None => None,
+        };
+        Ok(Self {
+            organization_name: organization.legal_name,
+            isms_scope: organization.isms_scope,
+            certification_body_name: cb.as_ref().map(|cb| cb.name.clone()),
+            accreditation_body: cb.and_then(|cb| cb.accreditation_body),
+        })
+    }
 }
 
 /// A certificate number: unique (from the certificate's id), readable, and dated by its first decision.

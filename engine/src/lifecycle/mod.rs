@@ -37,6 +37,9 @@ pub struct TransitionRequest {
     pub evidence: Vec<String>,
     /// The engagement version the caller last read (`If-Match` or `version`): another is a 412.
     pub expected_version: Option<i32>,
+    /// The scope to certify, with the engagement letter (default: the organization's ISMS scope
+    /// as it stands then).
+    pub scope: Option<String>,
 }
 
 impl TransitionRequest {

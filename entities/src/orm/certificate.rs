@@ -19,6 +19,10 @@ pub struct Model {
     pub status: CertificateStatus,
     pub surveillances_completed: i32,
     pub last_surveillance_on: Option<Date>,
+    pub organization_name: Option<String>,
+    pub certification_body_name: Option<String>,
+    pub accreditation_body: Option<String>,
+    pub first_issued_on: Option<Date>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -20,6 +20,7 @@ pub struct Model {
     pub suspended_on: Option<Date>,
     pub expired_on: Option<Date>,
     pub suspension_cause: Option<SuspensionCause>,
+    pub scope: Option<String>,
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

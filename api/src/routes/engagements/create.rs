@@ -87,6 +87,7 @@ pub async fn create_engagement(
         suspended_on: Set(None),
         expired_on: Set(None),
         suspension_cause: Set(None),
+        scope: Set(None),
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),

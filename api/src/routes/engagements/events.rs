@@ -32,6 +32,10 @@ pub enum EventDetails {
         /// Hold a pre-audit before stage 1.
         #[serde(default)]
         include_pre_audit: bool,
+        /// The scope to certify, as the letter states it (default: the organization's ISMS scope
+        /// as it stands at signing). The certificate states this scope, whatever the organization
+        /// record says later.
+        scope: Option<String>,
     },
     /// The pre-audit is done.
     CompletePreAudit {
@@ -222,8 +226,10 @@ impl EventRequest {
         let evidence = f.references("evidence", &request.evidence, 100);
         let mut gaps = Vec::new();
         let mut audit_id = None;
+        let mut scope = None;
         let command = match request.details {
-            D::SignEngagementLetter { signed_on, include_pre_audit } => {
+            D::SignEngagementLetter { signed_on, include_pre_audit, scope: stated } => {
+                scope = f.optional_text::<4000>("scope", stated.as_deref()).flatten().map(|s| s.into_inner());
                 f.date("signed_on", signed_on).map(|signed_on| C::SignEngagementLetter { signed_on, include_pre_audit })
             }
             D::CompletePreAudit { audit_id: id } => {
@@ -274,7 +280,7 @@ impl EventRequest {
         };
         let parsed = (|| Some((command?, reason?, evidence?)))();
         let (command, reason, evidence) = f.finish(parsed)?;
-        Ok(TransitionRequest { command, audit_id, gaps, reason, evidence, expected_version: request.version })
+        Ok(TransitionRequest { command, audit_id, gaps, reason, evidence, expected_version: request.version, scope })
     }
 }
 

@@ -79,6 +79,8 @@ pub struct EngagementView {
     pub allowed_events: Vec<EngagementEvent>,
     /// The client's manager of the engagement.
     pub manager_email: String,
+    /// The scope to certify, set with the engagement letter (the certificate states it).
+    pub scope: Option<String>,
     /// When the engagement letter was signed.
     pub engagement_letter_signed_on: Option<NaiveDate>,
     /// Last day of the stage 1 audit that found the organization ready.
@@ -112,6 +114,7 @@ impl EngagementView {
             allowed_events: m.state.allowed_events(),
             state: m.state,
             manager_email: m.manager_email,
+            scope: m.scope,
             engagement_letter_signed_on: m.engagement_letter_signed_on,
             stage1_ready_on: m.stage1_ready_on,
             stage2_last_day: m.stage2_last_day,
