@@ -170,7 +170,9 @@ pub fn permits(party: Party, action: Action) -> bool {
             | E::StartRecertification
             | E::CompleteRecertification => admin || auditing,
             E::RequestDecision | E::RequireNewStage2 | E::Expire | E::RestoreAfterExpiry => admin || coordination,
-            E::Suspend | E::Restore | E::Withdraw => admin || coordination || party == P::DecisionMaker,
+            E::Suspend | E::Restore | E::Withdraw | E::ReduceScope => {
+                admin || coordination || party == P::DecisionMaker
+            }
         },
     }
 }

@@ -191,3 +191,29 @@ async fn the_certificate_states_what_was_certified_at_the_decision(backend: Back
     assert_eq!(public.body["first_issued_on"], public.body["issued_on"], "a first certification");
 }
 on_both_databases!(the_certificate_states_what_was_certified_at_the_decision);
+
+async fn a_scope_reduction_ends_a_suspension_and_the_certificate_keeps_its_number(backend: Backend) {
+    // Arrange: certified, then suspended for a failure at one site.
+    let app = spawn_app(backend).await;
+    let engagement = app.certified_engagement().await;
+    let before = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
+    let suspend = json!({ "event": "suspend", "cause": "failure", "reason": "the Leeds site failed its controls" });
+    app.fire(&engagement, suspend).await.expect(200);
+
+    // Act: the body narrows the scope to what still conforms.
+    let narrower = "SaaS platform operations, London site only";
+    let reduce = json!({ "event": "reduce_scope", "scope": narrower, "reason": "Leeds removed from the scope" });
+    let reduced = app.fire(&engagement, reduce).await.expect(200);
+
+    // Assert: active again under the same number on the narrower scope; the history keeps the old one.
+    assert_eq!((reduced.str("state"), reduced.str("scope")), ("certified".into(), narrower.into()));
+    assert!(reduced.body["open_deadlines"].as_array().unwrap().iter().all(|d| d["kind"] != "suspension_limit"));
+    let after = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
+    assert_eq!((after.str("number"), after.str("scope")), (before.str("number"), narrower.to_owned()));
+    assert_eq!(after.str("status"), "active");
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let entry = history.body.as_array().unwrap().iter().find(|h| h["action"] == "reduce_scope").cloned().unwrap();
+    let reason = entry["reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("scope was: {}", before.str("scope"))) && reason.contains(narrower), "{reason}");
+}
+on_both_databases!(a_scope_reduction_ends_a_suspension_and_the_certificate_keeps_its_number);

@@ -27,8 +27,13 @@ pub(super) async fn apply(
     for change in &outcome.deadlines {
         apply_deadline_change(txn, &engagement, open_deadlines, *change, None, now).await?;
     }
+    let mut scope_was = None;
     if let Some(change) = outcome.certificate {
-        apply_certificate_change(txn, &engagement, change, now).await?;
+        let new_scope = match &request.command {
+            EngagementCommand::ReduceScope { scope } => Some(scope.to_string()),
+            _ => None,
+        };
+        scope_was = apply_certificate_change(txn, &engagement, change, new_scope.as_deref(), now).await?;
     }
     if let (Some(outcome_of_decision), Some(decided_by)) = (outcome.decision, decision_maker(&request.command)) {
         certification_decision::ActiveModel {
@@ -62,12 +67,16 @@ pub(super) async fn apply(
             from_state: Some(outcome.from),
             to_state: Some(outcome.to),
             actor,
-            reason: request.history_reason(),
+            // A scope reduction keeps the scope it replaced.
+            reason: match scope_was {
+                Some(was) => request.history_reason().map(|reason| format!("{reason}\nscope was: {was}")),
+                None => request.history_reason(),
+            },
             evidence: &request.evidence,
             subject_id: request.audit_id,
         })
         .await?;
-    let (signed_on, scope) = match request.command {
+    let (signed_on, scope) = match &request.command {
         EngagementCommand::SignEngagementLetter { signed_on, .. } => {
             let scope = match &request.scope {
                 Some(scope) => scope.clone(),
@@ -79,8 +88,9 @@ pub(super) async fn apply(
                         .isms_scope
                 }
             };
-            (Some(signed_on), Some(scope))
+            (Some(*signed_on), Some(scope))
         }
+        EngagementCommand::ReduceScope { scope } => (engagement.engagement_letter_signed_on, Some(scope.to_string())),
         _ => (engagement.engagement_letter_signed_on, engagement.scope.clone()),
     };
     let version = engagement.version;

@@ -20,8 +20,9 @@ pub(super) async fn apply_certificate_change(
     txn: &DatabaseTransaction,
     engagement: &engagement::Model,
     change: CertificateChange,
+    new_scope: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), EngineError> {
+) -> Result<Option<String>, EngineError> {
     let existing = find_certificate(txn, engagement.id).await?;
     let mut model = match (change, existing) {
         (CertificateChange::Issue { decision_on, expires_on }, None) => {
@@ -46,17 +47,19 @@ pub(super) async fn apply_certificate_change(
                 updated_at: Set(now),
                 ..Default::default()
             };
-            return insert_certificate(txn, issued, || {
+            insert_certificate(txn, issued, || {
                 let id = Uuid::now_v7();
                 (id, certificate_number(id, decision_on))
             })
-            .await;
+            .await?;
+            return Ok(None);
         }
         (_, None) => {
             return Err(anyhow::anyhow!("BUG: certificate change without a certificate").into());
         }
         (change, Some(existing)) => {
             let surveillances = existing.surveillances_completed;
+            let scope_was = existing.scope.clone();
             let first_issued_on = existing.first_issued_on.unwrap_or(existing.issued_on);
             let mut model = existing.into_active_model();
             match change {
@@ -80,6 +83,14 @@ pub(super) async fn apply_certificate_change(
                     model.surveillances_completed = Set(surveillances + 1);
                     model.last_surveillance_on = Set(Some(held_on));
                 }
+                CertificateChange::ScopeReduced => {
+                    let scope = new_scope.ok_or_else(|| anyhow::anyhow!("BUG: a scope reduction without a scope"))?;
+                    model.scope = Set(scope.to_owned());
+                    model.status = Set(CertificateStatus::Active);
+                    model.updated_at = Set(now);
+                    model.update(txn).await?;
+                    return Ok(Some(scope_was));
+                }
                 CertificateChange::RestoredWithSurveillance { held_on } => {
                     model.status = Set(CertificateStatus::Active);
                     model.surveillances_completed = Set(surveillances + 1);
@@ -91,7 +102,7 @@ pub(super) async fn apply_certificate_change(
     };
     model.updated_at = Set(now);
     model.update(txn).await?;
-    Ok(())
+    Ok(None)
 }
 
 /// The parties a certificate states, as they stand at its decision.

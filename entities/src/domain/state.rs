@@ -69,6 +69,9 @@ vocabulary! {
         Restore,
         /// Withdraw the certificate.
         Withdraw,
+        /// Narrow the certified scope (ISO/IEC 17021-1 9.6.5): the certificate keeps its number and
+        /// records the amendment; a suspended certificate is active again on the narrower scope.
+        ReduceScope,
         /// The certificate's expiry date passed without a new decision.
         Expire,
         /// Restore certification within six months of expiry, once the recertification activities are done.
@@ -117,6 +120,8 @@ pub const TRANSITIONS: &[(EngagementState, EngagementEvent, &[EngagementState])]
     (S::Recertification, E::CompleteRecertification, &[S::CertificationDecision]),
     (S::Recertification, E::Suspend, &[S::Suspended]),
     (S::Recertification, E::Expire, &[S::Expired]),
+    (S::Certified, E::ReduceScope, &[S::Certified]),
+    (S::Suspended, E::ReduceScope, &[S::Certified]),
     (S::Suspended, E::Restore, &[S::Certified]),
     (S::Suspended, E::Withdraw, &[S::Withdrawn]),
     (S::Suspended, E::Expire, &[S::Expired]),

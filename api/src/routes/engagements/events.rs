@@ -107,6 +107,12 @@ pub enum EventDetails {
     },
     /// Withdraw the certificate.
     Withdraw {},
+    /// Narrow the certified scope (the certificate keeps its number; a suspended one is active
+    /// again on the narrower scope).
+    ReduceScope {
+        /// The scope the certificate states from now on.
+        scope: String,
+    },
     /// The certificate's expiry passed.
     Expire {},
     /// Restore certification within six months of expiry.
@@ -271,6 +277,7 @@ impl EventRequest {
                 Some(C::Restore)
             }
             D::Withdraw {} => Some(C::Withdraw),
+            D::ReduceScope { scope } => f.text::<4000>("scope", &scope).map(|scope| C::ReduceScope { scope }),
             D::Expire {} => Some(C::Expire),
             D::RestoreAfterExpiry { audit_id: id } => {
                 audit_id = id;

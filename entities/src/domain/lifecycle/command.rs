@@ -64,6 +64,11 @@ pub enum EngagementCommand {
     Restore,
     /// See [`EngagementEvent::Withdraw`].
     Withdraw,
+    /// See [`EngagementEvent::ReduceScope`].
+    ReduceScope {
+        /// The narrower scope the certificate states from now on.
+        scope: Narrative,
+    },
     /// See [`EngagementEvent::Expire`].
     Expire,
     /// See [`EngagementEvent::RestoreAfterExpiry`].
@@ -93,6 +98,7 @@ impl EngagementCommand {
             Self::Suspend { .. } => E::Suspend,
             Self::Restore => E::Restore,
             Self::Withdraw => E::Withdraw,
+            Self::ReduceScope { .. } => E::ReduceScope,
             Self::Expire => E::Expire,
             Self::RestoreAfterExpiry => E::RestoreAfterExpiry,
             Self::Cancel => E::Cancel,
@@ -123,6 +129,7 @@ impl EngagementEvent {
                 | Self::Suspend
                 | Self::Restore
                 | Self::Withdraw
+                | Self::ReduceScope
                 | Self::RestoreAfterExpiry
                 | Self::Cancel
         )

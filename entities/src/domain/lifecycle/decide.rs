@@ -89,6 +89,7 @@ fn apply(
         C::Suspend { cause } => suspension::suspend(facts, *cause, today, policy, check, out),
         C::Restore => suspension::restore(facts, today, policy, check, out),
         C::Withdraw => suspension::withdraw(facts, check, out),
+        C::ReduceScope { .. } => suspension::reduce_scope(facts, check, out),
         C::Expire => expiry::expire(facts, today, policy, check, out),
         C::RestoreAfterExpiry => expiry::restore_after_expiry(facts, today, policy, check, out),
         C::Cancel => cancellation::cancel(facts, out),

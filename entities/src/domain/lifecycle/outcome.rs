@@ -25,6 +25,8 @@ pub enum CertificateChange {
         /// The audit's last day.
         held_on: NaiveDate,
     },
+    /// The certified scope narrowed (to the command's scope); active, also after a suspension.
+    ScopeReduced,
     /// Active again after a suspension for a missed audit, counting the surveillance audit that
     /// was missed, held until `held_on`.
     RestoredWithSurveillance {

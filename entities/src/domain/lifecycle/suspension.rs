@@ -1,4 +1,5 @@
-//! Suspending a certificate, then restoring it once its cause is resolved, or withdrawing it.
+//! Suspending a certificate, then restoring it once its cause is resolved, reducing its scope, or
+//! withdrawing it.
 
 use chrono::NaiveDate;
 
@@ -79,6 +80,20 @@ pub(super) fn restore(
             )
         }),
         Some(SuspensionCause::ClientRequest) | None => {}
+    }
+}
+
+/// ISO/IEC 17021-1 9.6.5: the body narrows the scope to what still conforms. From a suspension,
+/// the narrower certificate is active again (a reduction, like a restoration, ends the suspension
+/// before its limit).
+pub(super) fn reduce_scope(facts: &EngagementFacts, check: &mut Guards, out: &mut TransitionOutcome) {
+    check.certificate(facts);
+    out.to = S::Certified;
+    out.certificate = Some(CertificateChange::ScopeReduced);
+    if facts.state == S::Suspended {
+        out.marks.suspended_on = None;
+        out.marks.suspension_cause = None;
+        out.deadlines.push(DeadlineChange::Close(K::SuspensionLimit, Met));
     }
 }
 

@@ -5,7 +5,7 @@ use super::{
     AuditFacts, CertificateChange, CertificateFacts, EngagementCommand, EngagementFacts, EngagementMarks,
     TransitionOutcome, TransitionRefusal, decide,
 };
-use crate::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineToOpen};
+use crate::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineStatus, DeadlineToOpen};
 use crate::domain::policy::CertificationPolicy;
 use crate::domain::soa::SoaReport;
 use crate::domain::stage1::Stage1Readiness;
@@ -114,6 +114,7 @@ fn command_for(event: EngagementEvent) -> EngagementCommand {
         E::Suspend => C::Suspend { cause: SuspensionCause::Failure },
         E::Restore => C::Restore,
         E::Withdraw => C::Withdraw,
+        E::ReduceScope => C::ReduceScope { scope: Narrative::parse("London site only").unwrap() },
         E::Expire => C::Expire,
         E::RestoreAfterExpiry => C::RestoreAfterExpiry,
         E::Cancel => C::Cancel,
@@ -532,6 +533,21 @@ fn no_stage2_or_recertification_audit_against_2013_counts_after_april_2024() {
         &CertificationPolicy::default(),
     );
     assert_ok!(held_in_time);
+}
+
+#[test]
+fn a_scope_reduction_keeps_the_certificate_and_ends_a_suspension() {
+    let reduce = command_for(E::ReduceScope);
+    let mut facts = facts_allowing(S::Suspended, E::ReduceScope);
+    facts.marks.suspended_on = Some(d(2026, 10, 1));
+    facts.marks.suspension_cause = Some(SuspensionCause::Failure);
+    let outcome = decide_default(&facts, &reduce).unwrap();
+    assert_eq!((outcome.to, outcome.certificate), (S::Certified, Some(CertificateChange::ScopeReduced)));
+    assert_eq!((outcome.marks.suspended_on, outcome.marks.suspension_cause), (None, None));
+    assert!(outcome.deadlines.contains(&DeadlineChange::Close(DeadlineKind::SuspensionLimit, DeadlineStatus::Met)));
+    let from_certified = decide_default(&facts_allowing(S::Certified, E::ReduceScope), &reduce).unwrap();
+    assert_eq!(from_certified.to, S::Certified);
+    assert!(from_certified.deadlines.is_empty(), "nothing else changes");
 }
 
 #[test]
