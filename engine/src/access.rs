@@ -169,7 +169,9 @@ pub fn permits(party: Party, action: Action) -> bool {
             | E::CompleteSurveillance
             | E::StartRecertification
             | E::CompleteRecertification => admin || auditing,
-            E::RequestDecision | E::RequireNewStage2 | E::Expire | E::RestoreAfterExpiry => admin || coordination,
+            E::RequestDecision | E::RequireNewStage2 | E::Expire | E::RestoreAfterExpiry | E::RestartAtStage2 => {
+                admin || coordination
+            }
             E::Suspend | E::Restore | E::Withdraw | E::ReduceScope => {
                 admin || coordination || party == P::DecisionMaker
             }

@@ -217,3 +217,42 @@ async fn a_scope_reduction_ends_a_suspension_and_the_certificate_keeps_its_numbe
     assert!(reason.contains(&format!("scope was: {}", before.str("scope"))) && reason.contains(narrower), "{reason}");
 }
 on_both_databases!(a_scope_reduction_ends_a_suspension_and_the_certificate_keeps_its_number);
+
+async fn past_the_restoration_window_an_expired_engagement_is_certified_anew_from_stage2(backend: Backend) {
+    // Arrange: certified until 2029-02-18, expired, and the 6 months to restore it have passed.
+    let app = spawn_app(backend).await;
+    let engagement = app.certified_engagement().await;
+    let number = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200).str("number");
+    let on = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    app.set_today(on(2029, 2, 19));
+    app.fire(&engagement, json!({ "event": "expire" })).await.expect(200);
+    app.set_today(on(2029, 8, 18));
+    let restart = json!({ "event": "restart_at_stage2", "reason": "the client wants its certification back" });
+    let too_early = app.fire(&engagement, restart.clone()).await.expect(422);
+    assert_eq!(too_early.body["violations"][0]["code"], "restore_window_open");
+
+    // Act: the day after the window, a new stage 2, its decision.
+    app.set_today(on(2029, 8, 19));
+    let restarted = app.fire(&engagement, restart).await.expect(200);
+    let stage2 = app.create_audit(&engagement, "stage2", on(2029, 9, 1), on(2029, 9, 3)).await;
+    app.set_today(on(2029, 9, 4));
+    let complete =
+        json!({ "event": "complete_stage2", "audit_id": stage2, "stage1_still_valid": "scope and ISMS unchanged" });
+    app.fire(&engagement, complete).await.expect(200);
+    app.grant(&engagement).await.expect(200);
+
+    // Assert: a new three-year term from the decision, under the same number, with the history kept.
+    assert_eq!(restarted.str("state"), "stage2");
+    let certificate = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
+    assert_eq!((certificate.str("status"), certificate.str("number")), ("active".to_owned(), number));
+    assert_eq!(
+        (certificate.str("issued_on"), certificate.str("expires_on")),
+        ("2029-09-04".into(), "2032-09-04".into())
+    );
+    let actions = app.history_actions(&engagement).await;
+    assert!(
+        ["expire", "restart_at_stage2", "complete_stage2"].iter().all(|a| actions.contains(&a.to_string())),
+        "{actions:?}"
+    );
+}
+on_both_databases!(past_the_restoration_window_an_expired_engagement_is_certified_anew_from_stage2);

@@ -9,7 +9,7 @@ use entities::domain::soa::{SoaLine, check_statement_of_applicability};
 use entities::domain::stage1::Stage1Readiness;
 use entities::domain::state::EngagementEvent;
 use entities::domain::text::EmailAddress;
-use entities::domain::{AuditKind, FindingGrade, FindingStatus, ProposalStatus};
+use entities::domain::{AuditKind, CertificateStatus, FindingGrade, FindingStatus, ProposalStatus};
 use entities::orm::{
     audit, certificate, certification_body, corrective_action, deadline, engagement, finding, organization, prelude::*,
     proposal,
@@ -85,6 +85,7 @@ struct Standing {
     certificate_expires_on: Option<NaiveDate>,
     certificate_surveillances_completed: Option<i32>,
     certificate_last_surveillance_on: Option<NaiveDate>,
+    certificate_status: Option<CertificateStatus>,
     majors_open: i64,
     minors_open: i64,
     audit_major_ncs: i64,
@@ -161,6 +162,7 @@ impl Standing {
                 Expr::col((Certificate, certificate::Column::LastSurveillanceOn)),
                 "certificate_last_surveillance_on",
             )
+            .expr_as(Expr::col((Certificate, certificate::Column::Status)), "certificate_status")
             .expr_as(open_findings(FindingGrade::MajorNc), "majors_open")
             .expr_as(open_findings(FindingGrade::MinorNc), "minors_open")
             .expr_as(audit_major_ncs, "audit_major_ncs")
@@ -237,6 +239,7 @@ pub(super) async fn load_facts(
             surveillances_completed: u32::try_from(standing.certificate_surveillances_completed.unwrap_or(0))
                 .unwrap_or(0),
             last_surveillance_on: standing.certificate_last_surveillance_on,
+            status: standing.certificate_status.unwrap_or(CertificateStatus::Active),
         }),
         _ => None,
     };

@@ -76,6 +76,9 @@ vocabulary! {
         Expire,
         /// Restore certification within six months of expiry, once the recertification activities are done.
         RestoreAfterExpiry,
+        /// Past the restoration window, certify anew from a stage 2 (ISO/IEC 17021-1 9.6.3.2.5),
+        /// keeping the engagement's history.
+        RestartAtStage2,
         /// The client ends the engagement.
         Cancel,
     }
@@ -126,6 +129,7 @@ pub const TRANSITIONS: &[(EngagementState, EngagementEvent, &[EngagementState])]
     (S::Suspended, E::Withdraw, &[S::Withdrawn]),
     (S::Suspended, E::Expire, &[S::Expired]),
     (S::Expired, E::RestoreAfterExpiry, &[S::CertificationDecision]),
+    (S::Expired, E::RestartAtStage2, &[S::Stage2]),
 ];
 
 impl EngagementState {

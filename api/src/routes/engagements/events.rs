@@ -120,6 +120,8 @@ pub enum EventDetails {
         /// The recertification audit, if it was completed after the expiry.
         audit_id: Option<Uuid>,
     },
+    /// Past the six months after expiry, start again at stage 2 (the history is kept).
+    RestartAtStage2 {},
     /// The client ends the engagement.
     Cancel {},
 }
@@ -283,6 +285,7 @@ impl EventRequest {
                 audit_id = id;
                 Some(C::RestoreAfterExpiry)
             }
+            D::RestartAtStage2 {} => Some(C::RestartAtStage2),
             D::Cancel {} => Some(C::Cancel),
         };
         let parsed = (|| Some((command?, reason?, evidence?)))();

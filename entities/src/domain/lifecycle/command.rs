@@ -73,6 +73,8 @@ pub enum EngagementCommand {
     Expire,
     /// See [`EngagementEvent::RestoreAfterExpiry`].
     RestoreAfterExpiry,
+    /// See [`EngagementEvent::RestartAtStage2`].
+    RestartAtStage2,
     /// See [`EngagementEvent::Cancel`].
     Cancel,
 }
@@ -101,6 +103,7 @@ impl EngagementCommand {
             Self::ReduceScope { .. } => E::ReduceScope,
             Self::Expire => E::Expire,
             Self::RestoreAfterExpiry => E::RestoreAfterExpiry,
+            Self::RestartAtStage2 => E::RestartAtStage2,
             Self::Cancel => E::Cancel,
         }
     }
@@ -131,6 +134,7 @@ impl EngagementEvent {
                 | Self::Withdraw
                 | Self::ReduceScope
                 | Self::RestoreAfterExpiry
+                | Self::RestartAtStage2
                 | Self::Cancel
         )
     }

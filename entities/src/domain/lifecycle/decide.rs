@@ -92,6 +92,7 @@ fn apply(
         C::ReduceScope { .. } => suspension::reduce_scope(facts, check, out),
         C::Expire => expiry::expire(facts, today, policy, check, out),
         C::RestoreAfterExpiry => expiry::restore_after_expiry(facts, today, policy, check, out),
+        C::RestartAtStage2 => expiry::restart_at_stage2(facts, today, policy, check, out),
         C::Cancel => cancellation::cancel(facts, out),
     }
 }

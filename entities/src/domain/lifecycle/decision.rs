@@ -2,13 +2,13 @@
 
 use chrono::NaiveDate;
 
-use crate::domain::DecisionOutcome;
 use crate::domain::dates::{certificate_expiry_for, standard_accepted_for_certificate, surveillance_due};
 use crate::domain::deadline::DeadlineStatus::{Cancelled, Met};
 use crate::domain::deadline::{DeadlineChange, DeadlineKind as K, DeadlineOwner as O};
 use crate::domain::policy::CertificationPolicy;
 use crate::domain::state::EngagementState as S;
 use crate::domain::text::EmailAddress;
+use crate::domain::{CertificateStatus, DecisionOutcome};
 
 use super::cancellation::cancel;
 use super::facts::EngagementFacts;
@@ -31,10 +31,15 @@ pub(super) fn grant_certification(
     check.require(standard_accepted_for_certificate(facts.standard, today), "standard_version_withdrawn", || {
         format!("no ISO/IEC 27001:{} certificate may be issued after 2025-10-31 (IAF MD 26)", facts.standard)
     });
-    if let Some(certificate) = facts.certificate {
+    // An expired certificate whose engagement restarted at stage 2 (its expiry mark cleared)
+    // ended its cycle: this grant certifies anew, from its own date.
+    let lapsed =
+        facts.certificate.is_some_and(|c| c.status == CertificateStatus::Expired && facts.marks.expired_on.is_none());
+    let renewed = facts.certificate.filter(|_| !lapsed);
+    if let Some(certificate) = renewed {
         check.renewal_decided_in_time(facts, certificate, today, policy);
     }
-    let previous_expiry = facts.certificate.map(|c| c.expires_on);
+    let previous_expiry = renewed.map(|c| c.expires_on);
     let expires_on = certificate_expiry_for(facts.standard, today, previous_expiry);
     out.to = S::Certified;
     out.marks.suspended_on = None;

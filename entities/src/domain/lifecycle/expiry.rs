@@ -1,8 +1,10 @@
-//! A certificate's expiry, and its restoration within the window after it.
+//! A certificate's expiry, its restoration within the window after it, and a new start at stage 2
+//! once that window has passed.
 
 use chrono::NaiveDate;
 
 use crate::domain::dates::restore_after_expiry_limit;
+use crate::domain::deadline::DeadlineStatus::Cancelled;
 use crate::domain::deadline::{DeadlineChange, DeadlineKind as K, DeadlineOwner as O};
 use crate::domain::policy::CertificationPolicy;
 use crate::domain::state::EngagementState as S;
@@ -61,4 +63,26 @@ pub(super) fn restore_after_expiry(
     });
     out.to = S::CertificationDecision;
     out.marks.stage2_last_day = audited_on.or(facts.marks.stage2_last_day);
+}
+
+/// Past the restoration window, an expired engagement starts again at stage 2 (ISO/IEC 17021-1
+/// 9.6.3.2.5: at least a stage 2 is needed), keeping its history. The expiry mark is cleared: the
+/// next grant certifies anew, three years from its decision.
+pub(super) fn restart_at_stage2(
+    facts: &EngagementFacts,
+    today: NaiveDate,
+    policy: &CertificationPolicy,
+    check: &mut Guards,
+    out: &mut TransitionOutcome,
+) {
+    let certificate = check.certificate(facts);
+    let expired_on = facts.marks.expired_on.unwrap_or(certificate.expires_on);
+    let limit = restore_after_expiry_limit(expired_on, policy);
+    check.require(today > limit, "restore_window_open", || {
+        format!("certification can still be restored until {limit}: fire restore_after_expiry instead")
+    });
+    out.to = S::Stage2;
+    out.marks.expired_on = None;
+    out.marks.stage2_last_day = None;
+    out.deadlines.push(DeadlineChange::Close(K::RestoreAfterExpiryLimit, Cancelled));
 }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::domain::stage1::Stage1Readiness;
 use crate::domain::state::EngagementState;
 use crate::domain::text::EmailAddress;
-use crate::domain::{AuditKind, StandardVersion, SuspensionCause};
+use crate::domain::{AuditKind, CertificateStatus, StandardVersion, SuspensionCause};
 
 /// The audit a command names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,8 @@ pub struct CertificateFacts {
     pub surveillances_completed: u32,
     /// The last day of the latest of them.
     pub last_surveillance_on: Option<NaiveDate>,
+    /// Its status.
+    pub status: CertificateStatus,
 }
 
 /// Dates the engagement remembers between events.

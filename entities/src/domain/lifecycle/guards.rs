@@ -2,10 +2,10 @@
 
 use chrono::NaiveDate;
 
-use crate::domain::AuditKind;
 use crate::domain::dates::{restore_after_expiry_limit, standard_accepted_for_audit};
 use crate::domain::policy::CertificationPolicy;
 use crate::domain::text::EmailAddress;
+use crate::domain::{AuditKind, CertificateStatus};
 
 use super::facts::{AuditFacts, CertificateFacts, EngagementFacts};
 use super::refusal::GuardViolation;
@@ -52,6 +52,7 @@ impl Guards {
                     expires_on: NaiveDate::MIN,
                     surveillances_completed: 0,
                     last_surveillance_on: None,
+                    status: CertificateStatus::Active,
                 }
             }
         }

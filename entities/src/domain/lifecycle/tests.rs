@@ -74,6 +74,7 @@ fn facts_allowing(state: EngagementState, event: EngagementEvent) -> EngagementF
             expires_on: d(2027, 6, 1),
             surveillances_completed: if event == E::StartSurveillance { 1 } else { 2 },
             last_surveillance_on: None,
+            status: CertificateStatus::Active,
         });
     }
     match event {
@@ -89,6 +90,10 @@ fn facts_allowing(state: EngagementState, event: EngagementEvent) -> EngagementF
             facts.marks.expired_on = Some(d(2026, 10, 1));
         }
         E::Restore => facts.marks.suspended_on = Some(d(2026, 10, 1)),
+        E::RestartAtStage2 => {
+            facts.certificate = facts.certificate.map(|c| CertificateFacts { expires_on: d(2026, 1, 1), ..c });
+            facts.marks.expired_on = Some(d(2026, 1, 1));
+        }
         _ => {}
     }
     facts
@@ -117,6 +122,7 @@ fn command_for(event: EngagementEvent) -> EngagementCommand {
         E::ReduceScope => C::ReduceScope { scope: Narrative::parse("London site only").unwrap() },
         E::Expire => C::Expire,
         E::RestoreAfterExpiry => C::RestoreAfterExpiry,
+        E::RestartAtStage2 => C::RestartAtStage2,
         E::Cancel => C::Cancel,
     }
 }
@@ -366,6 +372,7 @@ fn recertification_in_time_runs_the_new_term_from_the_old_expiry() {
         expires_on: d(2026, 12, 20),
         surveillances_completed: 2,
         last_surveillance_on: None,
+        status: CertificateStatus::Active,
     });
     let outcome = decide_default(&facts, &command_for(E::GrantCertification)).unwrap();
     assert_eq!(outcome.certificate, Some(CertificateChange::Issue { decision_on: TODAY, expires_on: d(2029, 12, 20) }));
@@ -379,6 +386,7 @@ fn a_renewal_not_decided_before_expiry_expires_and_is_granted_only_as_a_restorat
         expires_on: d(2026, 11, 1),
         surveillances_completed: 2,
         last_surveillance_on: None,
+        status: CertificateStatus::Active,
     };
     facts.certificate = Some(expired_term);
     assert_eq!(violation_codes(decide_default(&facts, &command_for(E::GrantCertification))), ["certificate_expired"]);
@@ -417,6 +425,7 @@ fn surveillance_is_limited_to_two_per_cycle_and_each_opens_the_next_due_date() {
         expires_on: d(2028, 12, 24),
         surveillances_completed: 1,
         last_surveillance_on: None,
+        status: CertificateStatus::Active,
     };
     facts.certificate = Some(year_one);
     assert_eq!(violation_codes(decide_default(&facts, &C::StartSurveillance)), ["surveillance_not_due"]);
@@ -442,6 +451,7 @@ fn recertification_starts_in_year_three_only_however_many_surveillances_were_hel
         expires_on: d(2028, 1, 10),
         surveillances_completed: 2,
         last_surveillance_on: Some(d(2026, 3, 1)),
+        status: CertificateStatus::Active,
     };
     facts.certificate = Some(both_held_early);
     assert_eq!(violation_codes(decide_default(&facts, &C::StartRecertification)), ["recertification_not_due"]);
@@ -458,6 +468,7 @@ fn after_a_surveillance_the_next_is_due_by_the_end_of_the_following_calendar_yea
         expires_on: d(2029, 3, 2),
         surveillances_completed: 0,
         last_surveillance_on: None,
+        status: CertificateStatus::Active,
     });
     let outcome = decide_default(&facts, &C::CompleteSurveillance).unwrap();
     // Held in November 2026 (the audit's last day): 2027 must have one, not only March 2028.
@@ -548,6 +559,29 @@ fn a_scope_reduction_keeps_the_certificate_and_ends_a_suspension() {
     let from_certified = decide_default(&facts_allowing(S::Certified, E::ReduceScope), &reduce).unwrap();
     assert_eq!(from_certified.to, S::Certified);
     assert!(from_certified.deadlines.is_empty(), "nothing else changes");
+}
+
+#[test]
+fn past_the_restoration_window_an_expired_engagement_starts_again_at_stage2_and_is_certified_anew() {
+    let mut facts = facts_allowing(S::Expired, E::RestartAtStage2);
+    facts.marks.expired_on = Some(d(2026, 6, 1));
+    assert_eq!(violation_codes(decide_default(&facts, &C::RestartAtStage2)), ["restore_window_open"]);
+    facts.marks.expired_on = Some(d(2026, 5, 23));
+    let restarted = decide_default(&facts, &C::RestartAtStage2).unwrap();
+    assert_eq!((restarted.to, restarted.marks.expired_on), (S::Stage2, None));
+
+    // Its next grant certifies anew: three years from the decision, not a late renewal.
+    let mut facts = facts_allowing(S::CertificationDecision, E::GrantCertification);
+    facts.certificate = Some(CertificateFacts {
+        decision_on: d(2022, 5, 1),
+        expires_on: d(2025, 5, 1),
+        surveillances_completed: 2,
+        last_surveillance_on: None,
+        status: CertificateStatus::Expired,
+    });
+    let grant = C::GrantCertification { decision_maker: email("panel@cb.test") };
+    let granted = decide_default(&facts, &grant).unwrap();
+    assert_eq!(granted.certificate, Some(CertificateChange::Issue { decision_on: TODAY, expires_on: d(2029, 11, 24) }));
 }
 
 #[test]
