@@ -10,7 +10,7 @@ use crate::domain::policy::CertificationPolicy;
 use crate::domain::state::EngagementState as S;
 use crate::domain::{AuditKind, CertificateStatus};
 
-use super::facts::EngagementFacts;
+use super::facts::{CertificateFacts, EngagementFacts};
 use super::guards::Guards;
 use super::outcome::{CertificateChange, TransitionOutcome, open};
 
@@ -46,9 +46,7 @@ pub(super) fn restore_after_expiry(
     check: &mut Guards,
     out: &mut TransitionOutcome,
 ) {
-    let certificate = check.certificate(facts);
-    let expired_on = facts.marks.expired_on.unwrap_or(certificate.expires_on);
-    let limit = restore_after_expiry_limit(expired_on, policy);
+    let (certificate, limit) = restoration_window(facts, policy, check);
     check.require(today <= limit, "restore_window_passed", || {
         format!("certification could be restored until {limit}: a new stage 2 is needed")
     });
@@ -75,9 +73,7 @@ pub(super) fn restart_at_stage2(
     check: &mut Guards,
     out: &mut TransitionOutcome,
 ) {
-    let certificate = check.certificate(facts);
-    let expired_on = facts.marks.expired_on.unwrap_or(certificate.expires_on);
-    let limit = restore_after_expiry_limit(expired_on, policy);
+    let (_, limit) = restoration_window(facts, policy, check);
     check.require(today > limit, "restore_window_open", || {
         format!("certification can still be restored until {limit}: fire restore_after_expiry instead")
     });
@@ -85,4 +81,15 @@ pub(super) fn restart_at_stage2(
     out.marks.expired_on = None;
     out.marks.stage2_last_day = None;
     out.deadlines.push(DeadlineChange::Close(K::RestoreAfterExpiryLimit, Cancelled));
+}
+
+/// The expired certificate, and the last day it can be restored (6 months after its expiry).
+fn restoration_window(
+    facts: &EngagementFacts,
+    policy: &CertificationPolicy,
+    check: &mut Guards,
+) -> (CertificateFacts, NaiveDate) {
+    let certificate = check.certificate(facts);
+    let expired_on = facts.marks.expired_on.unwrap_or(certificate.expires_on);
+    (certificate, restore_after_expiry_limit(expired_on, policy))
 }
