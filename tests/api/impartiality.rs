@@ -70,3 +70,54 @@ async fn a_stage1_audit_records_gaps_not_nonconformities(backend: Backend) {
     assert_eq!(listed.body.as_array().unwrap().len(), 1);
 }
 on_both_databases!(a_stage1_audit_records_gaps_not_nonconformities);
+
+async fn stage1_evidence_and_audit_replans_are_never_changed_silently(backend: Backend) {
+    // Arrange: an engagement in stage 1 with its documents, SoA and stage 1 audit.
+    let app = spawn_app(backend).await;
+    let engagement = app.engagement_with_selected_proposal().await;
+    app.fire(&engagement, json!({ "event": "sign_engagement_letter", "signed_on": day(0) })).await.expect(200);
+    let stage1 = app.create_audit(&engagement, "stage1", day(10), day(11)).await;
+    app.prepare_stage1_documents(&engagement).await;
+
+    // Act: the policy is replaced, control 7.5 becomes applicable, the audit moves a day.
+    let policy = format!("/api/v1/engagements/{engagement}/documents/information_security_policy");
+    app.put(&policy, &json!({ "reference": "dms://policy-v2" })).await.expect(200);
+    let soa = format!("/api/v1/engagements/{engagement}/statement-of-applicability");
+    let mut entries = app.get(&soa).await.expect(200).body["entries"].as_array().unwrap().clone();
+    for entry in &mut entries {
+        if entry["control"] == "7.5" {
+            entry["applicable"] = json!(true);
+        }
+    }
+    app.put(&soa, &json!({ "entries": entries })).await.expect(200);
+    let replanned =
+        json!({ "kind": "stage1", "first_day": day(11), "last_day": day(12), "lead_auditor": "lead@cb.test" });
+    app.put(&format!("/api/v1/engagements/{engagement}/audits/{stage1}"), &replanned).await.expect(200);
+
+    // Assert: each change is in the history with what it replaced.
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let reason_of = |action: &str| -> Vec<String> {
+        history
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["action"] == action)
+            .map(|h| h["reason"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert!(
+        reason_of("document_registered:information_security_policy")
+            .contains(&"was dms://information_security_policy".to_owned())
+    );
+    let soa_changes = reason_of("statement_of_applicability_changed");
+    assert_eq!(soa_changes.len(), 2, "the first SoA and its change: {soa_changes:?}");
+    assert!(
+        soa_changes[1].starts_with("7.5: excluded (decided in the risk treatment plan) -> applicable"),
+        "{soa_changes:?}"
+    );
+    let replans = reason_of("audit_replanned");
+    assert_eq!(replans.len(), 1);
+    assert!(replans[0].contains(&format!("was: stage1 audit {} to {}", day(10), day(11))), "{replans:?}");
+}
+on_both_databases!(stage1_evidence_and_audit_replans_are_never_changed_silently);
