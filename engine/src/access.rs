@@ -172,7 +172,7 @@ pub fn permits(party: Party, action: Action) -> bool {
             E::RequestDecision | E::RequireNewStage2 | E::Expire | E::RestoreAfterExpiry | E::RestartAtStage2 => {
                 admin || coordination
             }
-            E::Suspend | E::Restore | E::Withdraw | E::ReduceScope => {
+            E::Suspend | E::Restore | E::Withdraw | E::ReduceScope | E::AmendCertificate => {
                 admin || coordination || party == P::DecisionMaker
             }
         },

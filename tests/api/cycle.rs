@@ -189,6 +189,24 @@ async fn the_certificate_states_what_was_certified_at_the_decision(backend: Back
     assert_eq!(public.str("certification_body"), "Trusted Certification Ltd");
     assert_eq!(public.str("accreditation_body"), "UKAS");
     assert_eq!(public.body["first_issued_on"], public.body["issued_on"], "a first certification");
+
+    // Act 2: the body records the rename as an amendment.
+    let amend =
+        json!({ "event": "amend_certificate", "reason": "the client's new legal name, per its registry filing" });
+    assert_eq!(app.fire(&engagement, amend).await.expect(200).str("state"), "certified");
+
+    // Assert 2: the certificate now states the new names; the history keeps the old ones.
+    let public = app
+        .reply(app.client.get(format!("{}/api/v1/certificates/{number}/verification", app.address)))
+        .await
+        .expect(200);
+    assert_eq!(public.str("organization"), "Acme Renamed Holdings plc");
+    assert_eq!(public.str("certification_body"), "Renamed Certification Ltd");
+    assert_eq!(public.str("scope"), letter_scope, "an amendment of names leaves the scope");
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let amendment =
+        history.body.as_array().unwrap().iter().find(|h| h["action"] == "amend_certificate").cloned().unwrap();
+    assert!(amendment["reason"].as_str().unwrap().contains("stated before: Acme Data Ltd"), "{amendment}");
 }
 on_both_databases!(the_certificate_states_what_was_certified_at_the_decision);
 

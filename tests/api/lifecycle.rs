@@ -20,7 +20,15 @@ async fn a_certificate_is_issued_surveilled_twice_and_renewed_from_its_old_expir
     assert_eq!(view.str("state"), "certified");
     assert_eq!(
         view.body["allowed_events"],
-        json!(["start_surveillance", "start_recertification", "suspend", "withdraw", "expire", "reduce_scope"])
+        json!([
+            "start_surveillance",
+            "start_recertification",
+            "suspend",
+            "withdraw",
+            "expire",
+            "reduce_scope",
+            "amend_certificate"
+        ])
     );
     let certificate = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
     assert_eq!(date(&certificate.body["issued_on"]), day(44));

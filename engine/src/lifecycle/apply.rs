@@ -27,13 +27,13 @@ pub(super) async fn apply(
     for change in &outcome.deadlines {
         apply_deadline_change(txn, &engagement, open_deadlines, *change, None, now).await?;
     }
-    let mut scope_was = None;
+    let mut replaced = None;
     if let Some(change) = outcome.certificate {
         let new_scope = match &request.command {
             EngagementCommand::ReduceScope { scope } => Some(scope.to_string()),
             _ => None,
         };
-        scope_was = apply_certificate_change(txn, &engagement, change, new_scope.as_deref(), now).await?;
+        replaced = apply_certificate_change(txn, &engagement, change, new_scope.as_deref(), now).await?;
     }
     if let (Some(outcome_of_decision), Some(decided_by)) = (outcome.decision, decision_maker(&request.command)) {
         certification_decision::ActiveModel {
@@ -67,9 +67,9 @@ pub(super) async fn apply(
             from_state: Some(outcome.from),
             to_state: Some(outcome.to),
             actor,
-            // A scope reduction keeps the scope it replaced.
-            reason: match scope_was {
-                Some(was) => request.history_reason().map(|reason| format!("{reason}\nscope was: {was}")),
+            // A scope reduction or an amendment keeps what the certificate stated before.
+            reason: match replaced {
+                Some(was) => request.history_reason().map(|reason| format!("{reason}\n{was}")),
                 None => request.history_reason(),
             },
             evidence: &request.evidence,

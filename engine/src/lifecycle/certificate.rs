@@ -89,7 +89,22 @@ pub(super) async fn apply_certificate_change(
                     model.status = Set(CertificateStatus::Active);
                     model.updated_at = Set(now);
                     model.update(txn).await?;
-                    return Ok(Some(scope_was));
+                    return Ok(Some(format!("scope was: {scope_was}")));
+                }
+                CertificateChange::Amended => {
+                    let was = format!(
+                        "stated before: {}; {} ({})",
+                        model.organization_name.as_ref().clone().unwrap_or_default(),
+                        model.certification_body_name.as_ref().clone().unwrap_or_default(),
+                        model.accreditation_body.as_ref().clone().unwrap_or_default(),
+                    );
+                    let stated = StatedParties::at_decision(txn, engagement).await?;
+                    model.organization_name = Set(Some(stated.organization_name));
+                    model.certification_body_name = Set(stated.certification_body_name);
+                    model.accreditation_body = Set(stated.accreditation_body);
+                    model.updated_at = Set(now);
+                    model.update(txn).await?;
+                    return Ok(Some(was));
                 }
                 CertificateChange::RestoredWithSurveillance { held_on } => {
                     model.status = Set(CertificateStatus::Active);

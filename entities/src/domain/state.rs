@@ -72,6 +72,9 @@ vocabulary! {
         /// Narrow the certified scope (ISO/IEC 17021-1 9.6.5): the certificate keeps its number and
         /// records the amendment; a suspended certificate is active again on the narrower scope.
         ReduceScope,
+        /// Amend what the certificate states to the organization's and the body's records as they
+        /// stand now (a rename after certification), recorded with what it stated before.
+        AmendCertificate,
         /// The certificate's expiry date passed without a new decision.
         Expire,
         /// Restore certification within six months of expiry, once the recertification activities are done.
@@ -125,6 +128,8 @@ pub const TRANSITIONS: &[(EngagementState, EngagementEvent, &[EngagementState])]
     (S::Recertification, E::Expire, &[S::Expired]),
     (S::Certified, E::ReduceScope, &[S::Certified]),
     (S::Suspended, E::ReduceScope, &[S::Certified]),
+    (S::Certified, E::AmendCertificate, &[S::Certified]),
+    (S::Suspended, E::AmendCertificate, &[S::Suspended]),
     (S::Suspended, E::Restore, &[S::Certified]),
     (S::Suspended, E::Withdraw, &[S::Withdrawn]),
     (S::Suspended, E::Expire, &[S::Expired]),

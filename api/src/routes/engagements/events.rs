@@ -107,6 +107,9 @@ pub enum EventDetails {
     },
     /// Withdraw the certificate.
     Withdraw {},
+    /// Amend what the certificate states to the organization's and the body's current records
+    /// (e.g. after a rename); the history keeps what it stated before.
+    AmendCertificate {},
     /// Narrow the certified scope (the certificate keeps its number; a suspended one is active
     /// again on the narrower scope).
     ReduceScope {
@@ -279,6 +282,7 @@ impl EventRequest {
                 Some(C::Restore)
             }
             D::Withdraw {} => Some(C::Withdraw),
+            D::AmendCertificate {} => Some(C::AmendCertificate),
             D::ReduceScope { scope } => f.text::<4000>("scope", &scope).map(|scope| C::ReduceScope { scope }),
             D::Expire {} => Some(C::Expire),
             D::RestoreAfterExpiry { audit_id: id } => {

@@ -64,6 +64,8 @@ pub enum EngagementCommand {
     Restore,
     /// See [`EngagementEvent::Withdraw`].
     Withdraw,
+    /// See [`EngagementEvent::AmendCertificate`].
+    AmendCertificate,
     /// See [`EngagementEvent::ReduceScope`].
     ReduceScope {
         /// The narrower scope the certificate states from now on.
@@ -101,6 +103,7 @@ impl EngagementCommand {
             Self::Restore => E::Restore,
             Self::Withdraw => E::Withdraw,
             Self::ReduceScope { .. } => E::ReduceScope,
+            Self::AmendCertificate => E::AmendCertificate,
             Self::Expire => E::Expire,
             Self::RestoreAfterExpiry => E::RestoreAfterExpiry,
             Self::RestartAtStage2 => E::RestartAtStage2,
@@ -133,6 +136,7 @@ impl EngagementEvent {
                 | Self::Restore
                 | Self::Withdraw
                 | Self::ReduceScope
+                | Self::AmendCertificate
                 | Self::RestoreAfterExpiry
                 | Self::RestartAtStage2
                 | Self::Cancel

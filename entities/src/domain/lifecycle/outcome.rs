@@ -27,6 +27,8 @@ pub enum CertificateChange {
     },
     /// The certified scope narrowed (to the command's scope); active, also after a suspension.
     ScopeReduced,
+    /// What it states of the organization and the body amended to their records as they stand.
+    Amended,
     /// Active again after a suspension for a missed audit, counting the surveillance audit that
     /// was missed, held until `held_on`.
     RestoredWithSurveillance {

@@ -97,6 +97,13 @@ pub(super) fn reduce_scope(facts: &EngagementFacts, check: &mut Guards, out: &mu
     }
 }
 
+/// An amendment by the body: the certificate states the organization and the body as their
+/// records stand now; nothing else changes (the state stays).
+pub(super) fn amend_certificate(facts: &EngagementFacts, check: &mut Guards, out: &mut TransitionOutcome) {
+    check.certificate(facts);
+    out.certificate = Some(CertificateChange::Amended);
+}
+
 pub(super) fn withdraw(facts: &EngagementFacts, check: &mut Guards, out: &mut TransitionOutcome) {
     check.certificate(facts);
     out.to = S::Withdrawn;

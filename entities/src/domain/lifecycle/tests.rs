@@ -119,6 +119,7 @@ fn command_for(event: EngagementEvent) -> EngagementCommand {
         E::Suspend => C::Suspend { cause: SuspensionCause::Failure },
         E::Restore => C::Restore,
         E::Withdraw => C::Withdraw,
+        E::AmendCertificate => C::AmendCertificate,
         E::ReduceScope => C::ReduceScope { scope: Narrative::parse("London site only").unwrap() },
         E::Expire => C::Expire,
         E::RestoreAfterExpiry => C::RestoreAfterExpiry,
@@ -582,6 +583,15 @@ fn past_the_restoration_window_an_expired_engagement_starts_again_at_stage2_and_
     let grant = C::GrantCertification { decision_maker: email("panel@cb.test") };
     let granted = decide_default(&facts, &grant).unwrap();
     assert_eq!(granted.certificate, Some(CertificateChange::Issue { decision_on: TODAY, expires_on: d(2029, 11, 24) }));
+}
+
+#[test]
+fn an_amendment_changes_what_the_certificate_states_and_nothing_else() {
+    for state in [S::Certified, S::Suspended] {
+        let outcome = decide_default(&facts_allowing(state, E::AmendCertificate), &C::AmendCertificate).unwrap();
+        assert_eq!((outcome.to, outcome.certificate), (state, Some(CertificateChange::Amended)), "{state}");
+        assert!(outcome.deadlines.is_empty(), "{state}");
+    }
 }
 
 #[test]
