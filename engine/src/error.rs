@@ -71,14 +71,19 @@ pub enum EngineError {
 
 impl std::fmt::Debug for EngineError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "{self}")?;
-        let mut source = std::error::Error::source(self);
-        while let Some(cause) = source {
-            writeln!(f, "Caused by: {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
+        error_chain_fmt(self, f)
     }
+}
+
+/// An error and every cause under it, one a line: what the logs of a 5xx or a failed job need.
+pub fn error_chain_fmt(error: &dyn std::error::Error, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+    writeln!(f, "{error}")?;
+    let mut source = error.source();
+    while let Some(cause) = source {
+        writeln!(f, "Caused by: {cause}")?;
+        source = cause.source();
+    }
+    Ok(())
 }
 
 impl EngineError {

@@ -27,13 +27,13 @@ pub(super) async fn apply(
     for change in &outcome.deadlines {
         apply_deadline_change(txn, &engagement, open_deadlines, *change, None, now).await?;
     }
+    let reduced_scope = match &request.command {
+        EngagementCommand::ReduceScope { scope } => Some(scope.to_string()),
+        _ => None,
+    };
     let mut replaced = None;
     if let Some(change) = outcome.certificate {
-        let new_scope = match &request.command {
-            EngagementCommand::ReduceScope { scope } => Some(scope.to_string()),
-            _ => None,
-        };
-        replaced = apply_certificate_change(txn, &engagement, change, new_scope.as_deref(), now).await?;
+        replaced = apply_certificate_change(txn, &engagement, change, reduced_scope.as_deref(), now).await?;
     }
     if let (Some(outcome_of_decision), Some(decided_by)) = (outcome.decision, decision_maker(&request.command)) {
         certification_decision::ActiveModel {
@@ -68,9 +68,9 @@ pub(super) async fn apply(
             to_state: Some(outcome.to),
             actor,
             // A scope reduction or an amendment keeps what the certificate stated before.
-            reason: match replaced {
-                Some(was) => request.history_reason().map(|reason| format!("{reason}\n{was}")),
-                None => request.history_reason(),
+            reason: match (request.history_reason(), replaced) {
+                (Some(reason), Some(was)) => Some(format!("{reason}\n{was}")),
+                (reason, was) => reason.or(was),
             },
             evidence: &request.evidence,
             subject_id: request.audit_id,
@@ -90,8 +90,7 @@ pub(super) async fn apply(
             };
             (Some(*signed_on), Some(scope))
         }
-        EngagementCommand::ReduceScope { scope } => (engagement.engagement_letter_signed_on, Some(scope.to_string())),
-        _ => (engagement.engagement_letter_signed_on, engagement.scope.clone()),
+        _ => (engagement.engagement_letter_signed_on, reduced_scope.or_else(|| engagement.scope.clone())),
     };
     let version = engagement.version;
     let mut model = engagement.into_active_model();

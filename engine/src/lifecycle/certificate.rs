@@ -24,17 +24,14 @@ pub(super) async fn apply_certificate_change(
     now: DateTime<Utc>,
 ) -> Result<Option<String>, EngineError> {
     let existing = find_certificate(txn, engagement.id).await?;
-    let mut model = match (change, existing) {
+    match (change, existing) {
         (CertificateChange::Issue { decision_on, expires_on }, None) => {
             let stated = StatedParties::at_decision(txn, engagement).await?;
-            let issued = certificate::ActiveModel {
+            let mut issued = certificate::ActiveModel {
                 engagement_id: Set(engagement.id),
                 // The engagement's scope, set with its letter; the organization's as it stood
                 // then for an engagement signed before scopes were kept.
-                scope: Set(engagement.scope.clone().unwrap_or(stated.isms_scope)),
-                organization_name: Set(Some(stated.organization_name)),
-                certification_body_name: Set(stated.certification_body_name),
-                accreditation_body: Set(stated.accreditation_body),
+                scope: Set(engagement.scope.clone().unwrap_or_else(|| stated.isms_scope.clone())),
                 first_issued_on: Set(Some(decision_on)),
                 standard: Set(engagement.standard),
                 issued_on: Set(decision_on),
@@ -47,29 +44,25 @@ pub(super) async fn apply_certificate_change(
                 updated_at: Set(now),
                 ..Default::default()
             };
+            stated.state_on(&mut issued);
             insert_certificate(txn, issued, || {
                 let id = Uuid::now_v7();
                 (id, certificate_number(id, decision_on))
             })
             .await?;
-            return Ok(None);
+            Ok(None)
         }
-        (_, None) => {
-            return Err(anyhow::anyhow!("BUG: certificate change without a certificate").into());
-        }
+        (_, None) => Err(anyhow::anyhow!("BUG: certificate change without a certificate").into()),
         (change, Some(existing)) => {
             let surveillances = existing.surveillances_completed;
-            let scope_was = existing.scope.clone();
             let first_issued_on = existing.first_issued_on.unwrap_or(existing.issued_on);
+            let (scope_was, stated_was) = (existing.scope.clone(), stated_by(&existing));
             let mut model = existing.into_active_model();
-            match change {
+            let replaced = match change {
                 CertificateChange::Issue { decision_on, expires_on } => {
                     // A renewal is a new decision: it states the parties as they stand now; the
                     // scope moves only by a recorded amendment, and the first date never moves.
-                    let stated = StatedParties::at_decision(txn, engagement).await?;
-                    model.organization_name = Set(Some(stated.organization_name));
-                    model.certification_body_name = Set(stated.certification_body_name);
-                    model.accreditation_body = Set(stated.accreditation_body);
+                    StatedParties::at_decision(txn, engagement).await?.state_on(&mut model);
                     model.first_issued_on = Set(Some(first_issued_on));
                     model.issued_on = Set(decision_on);
                     model.decision_on = Set(decision_on);
@@ -77,47 +70,50 @@ pub(super) async fn apply_certificate_change(
                     model.status = Set(CertificateStatus::Active);
                     model.surveillances_completed = Set(0);
                     model.last_surveillance_on = Set(None);
+                    None
                 }
-                CertificateChange::SetStatus(status) => model.status = Set(status),
+                CertificateChange::SetStatus(status) => {
+                    model.status = Set(status);
+                    None
+                }
                 CertificateChange::SurveillanceCompleted { held_on } => {
                     model.surveillances_completed = Set(surveillances + 1);
                     model.last_surveillance_on = Set(Some(held_on));
-                }
-                CertificateChange::ScopeReduced => {
-                    let scope = new_scope.ok_or_else(|| anyhow::anyhow!("BUG: a scope reduction without a scope"))?;
-                    model.scope = Set(scope.to_owned());
-                    model.status = Set(CertificateStatus::Active);
-                    model.updated_at = Set(now);
-                    model.update(txn).await?;
-                    return Ok(Some(format!("scope was: {scope_was}")));
-                }
-                CertificateChange::Amended => {
-                    let was = format!(
-                        "stated before: {}; {} ({})",
-                        model.organization_name.as_ref().clone().unwrap_or_default(),
-                        model.certification_body_name.as_ref().clone().unwrap_or_default(),
-                        model.accreditation_body.as_ref().clone().unwrap_or_default(),
-                    );
-                    let stated = StatedParties::at_decision(txn, engagement).await?;
-                    model.organization_name = Set(Some(stated.organization_name));
-                    model.certification_body_name = Set(stated.certification_body_name);
-                    model.accreditation_body = Set(stated.accreditation_body);
-                    model.updated_at = Set(now);
-                    model.update(txn).await?;
-                    return Ok(Some(was));
+                    None
                 }
                 CertificateChange::RestoredWithSurveillance { held_on } => {
                     model.status = Set(CertificateStatus::Active);
                     model.surveillances_completed = Set(surveillances + 1);
                     model.last_surveillance_on = Set(Some(held_on));
+                    None
                 }
-            }
-            model
+                CertificateChange::ScopeReduced => {
+                    let scope = new_scope.ok_or_else(|| anyhow::anyhow!("BUG: a scope reduction without a scope"))?;
+                    model.scope = Set(scope.to_owned());
+                    model.status = Set(CertificateStatus::Active);
+                    Some(format!("scope was: {scope_was}"))
+                }
+                CertificateChange::Amended => {
+                    StatedParties::at_decision(txn, engagement).await?.state_on(&mut model);
+                    Some(format!("stated before: {stated_was}"))
+                }
+            };
+            model.updated_at = Set(now);
+            model.update(txn).await?;
+            Ok(replaced)
         }
-    };
-    model.updated_at = Set(now);
-    model.update(txn).await?;
-    Ok(None)
+    }
+}
+
+/// What `certificate` states of the organization and the body, in words.
+fn stated_by(certificate: &certificate::Model) -> String {
+    let or_none = |value: &Option<String>| value.clone().unwrap_or_default();
+    format!(
+        "{}; {} ({})",
+        or_none(&certificate.organization_name),
+        or_none(&certificate.certification_body_name),
+        or_none(&certificate.accreditation_body)
+    )
 }
 
 /// The parties a certificate states, as they stand at its decision.
@@ -129,6 +125,13 @@ struct StatedParties {
 }
 
 impl StatedParties {
+    /// Fixes these parties on the certificate `model`.
+    fn state_on(self, model: &mut certificate::ActiveModel) {
+        model.organization_name = Set(Some(self.organization_name));
+        model.certification_body_name = Set(self.certification_body_name);
+        model.accreditation_body = Set(self.accreditation_body);
+    }
+
     async fn at_decision(txn: &DatabaseTransaction, engagement: &engagement::Model) -> Result<Self, EngineError> {
         let organization = Organization::find_by_id(engagement.organization_id)
             .one(txn)
