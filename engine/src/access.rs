@@ -57,6 +57,10 @@ pub enum Action {
     ReadReminderPolicy,
     /// Change a certification body's reminder schedule.
     UpdateReminderPolicy,
+    /// Read a certification body's certification policy (CAP days, limits, graces, time zone).
+    ReadCertificationPolicy,
+    /// Change a certification body's certification policy.
+    UpdateCertificationPolicy,
     /// Open an engagement for an organization.
     CreateEngagement,
     /// Record a certification body's proposal.
@@ -93,6 +97,8 @@ impl Action {
             A::RecordAccreditation,
             A::ReadReminderPolicy,
             A::UpdateReminderPolicy,
+            A::ReadCertificationPolicy,
+            A::UpdateCertificationPolicy,
             A::CreateEngagement,
             A::RecordProposal,
             A::SelectProposal,
@@ -120,6 +126,8 @@ impl std::fmt::Display for Action {
             A::RecordAccreditation => "record an accreditation",
             A::ReadReminderPolicy => "read a reminder policy",
             A::UpdateReminderPolicy => "update a reminder policy",
+            A::ReadCertificationPolicy => "read a certification policy",
+            A::UpdateCertificationPolicy => "update a certification policy",
             A::CreateEngagement => "open an engagement",
             A::RecordProposal => "record a proposal",
             A::SelectProposal => "select a proposal",
@@ -151,6 +159,9 @@ pub fn permits(party: Party, action: Action) -> bool {
         A::CreateOrganization | A::CreateCertificationBody | A::RecordAccreditation => admin,
         A::UpdateOrganization => admin || client,
         A::UpdateCertificationBody | A::UpdateReminderPolicy | A::RequeueNotification => admin || coordination,
+        A::UpdateCertificationPolicy => admin || coordination,
+        // The client is held to the dates it sets: everyone reads it.
+        A::ReadCertificationPolicy => true,
         A::ReadReminderPolicy => admin || auditing || party == P::DecisionMaker,
         A::CreateEngagement | A::RecordProposal | A::SelectProposal | A::SubmitDocument => admin || client,
         A::SubmitCorrectiveAction => admin || client,
@@ -319,6 +330,7 @@ mod tests {
                 Action::UpdateAudit,
                 Action::ReadReminderPolicy,
                 Action::UpdateReminderPolicy,
+                Action::UpdateCertificationPolicy,
                 Action::RequeueNotification,
                 Action::Fire(EngagementEvent::CompleteStage2),
                 Action::Fire(EngagementEvent::Suspend),

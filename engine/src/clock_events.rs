@@ -2,25 +2,28 @@
 //! engagement: a certificate whose expiry date passed without a new decision expires; a
 //! surveillance audit overdue by the body's grace suspends the certificate (cause `missed_audit`);
 //! a suspension neither restored nor reduced by its limit and the withdrawal grace after it is
-//! withdrawn. Another worker, or a person, firing an event on the same engagement meanwhile is not
+//! withdrawn. Each rule counts in the engagement's body's time zone, with its body's graces.
+//! Another worker, or a person, firing an event on the same engagement meanwhile is not
 //! an error: the engagement is skipped.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::deadline::{DeadlineKind, DeadlineStatus};
 use entities::domain::lifecycle::EngagementCommand;
+use entities::domain::policy::{CertificationPolicy, TimeZone};
 use entities::domain::reminders::NotificationStatus;
 use entities::domain::state::{EngagementEvent, EngagementState};
 use entities::domain::text::Narrative;
 use entities::domain::{CertificateStatus, SuspensionCause};
-use entities::orm::{certificate, deadline, engagement, notification, prelude::*};
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use entities::orm::{certificate, certification_policy, deadline, engagement, notification, prelude::*};
+use sea_orm::sea_query::{Expr, ExprTrait, IntoIden, Order, Query, SelectStatement};
+use sea_orm::{ColumnTrait, ConnectionTrait, FromQueryResult};
 use uuid::Uuid;
 
 use crate::Engine;
 use crate::caller::Caller;
 use crate::error::EngineError;
 use crate::lifecycle::TransitionRequest;
+use crate::policies::stored_certification_policy;
 
 /// What one pass of the clock did: the engagements each event moved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,62 +45,55 @@ pub async fn fire_clock_events(engine: &Engine, now: DateTime<Utc>) -> Result<Cl
     Ok(ClockReport { expired, suspended, withdrawn })
 }
 
-/// Expires every active or suspended certificate whose expiry date is before `now`'s day, in every
-/// state that allows `expire`, and returns the engagements expired. An engagement whose expiry
-/// escalation is still waiting to be sent is left for a later tick: expiring cancels the
-/// deadline's unsent emails, and that one must go out.
+/// Expires every active or suspended certificate whose expiry date is before today (in its body's
+/// time zone), in every state that allows `expire`, and returns the engagements expired. An
+/// engagement whose expiry escalation is still waiting to be sent is left for a later tick:
+/// expiring cancels the deadline's unsent emails, and that one must go out.
 pub async fn expire_lapsed_certificates(engine: &Engine, now: DateTime<Utc>) -> Result<Vec<Uuid>, EngineError> {
-    let today = now.date_naive();
-    let lapsed = Query::select()
-        .column(certificate::Column::EngagementId)
-        .from(Certificate)
-        .and_where(certificate::Column::Status.is_in([CertificateStatus::Active, CertificateStatus::Suspended]))
-        .and_where(certificate::Column::ExpiresOn.lt(today))
-        .to_owned();
     let expiring_states: Vec<_> =
         EngagementState::all().filter(|state| state.targets(EngagementEvent::Expire).is_some()).collect();
-    let due: Vec<Uuid> = Engagement::find()
-        .select_only()
-        .column(engagement::Column::Id)
-        .filter(engagement::Column::State.is_in(expiring_states))
-        .filter(engagement::Column::Id.in_subquery(lapsed))
-        .filter(engagement::Column::Id.not_in_subquery(escalation_unsent(DeadlineKind::CertificateExpiry)))
-        .order_by_asc(engagement::Column::Id)
-        .into_tuple()
-        .all(&engine.db)
-        .await?;
+    let mut statement =
+        candidates(&expiring_states, DeadlineKind::CertificateExpiry, (Certificate, certificate::Column::ExpiresOn));
+    statement
+        .inner_join(
+            Certificate,
+            Expr::col((Certificate, certificate::Column::EngagementId)).equals((Engagement, engagement::Column::Id)),
+        )
+        .and_where(certificate::Column::Status.is_in([CertificateStatus::Active, CertificateStatus::Suspended]))
+        .and_where(certificate::Column::ExpiresOn.lt(TimeZone::latest_today(now)));
     let reason = "the certificate's expiry date passed without a new certification decision";
-    fire_each(engine, due, EngagementCommand::Expire, reason.to_owned(), "certificate expired by the clock").await
+    let due = Candidate::all(engine, &statement)
+        .await?
+        .into_iter()
+        .filter(|c| c.counted_from < c.policy.time_zone.today(now))
+        .map(|c| (c.engagement_id, reason.to_owned()))
+        .collect();
+    fire_each(engine, due, EngagementCommand::Expire, "certificate expired by the clock").await
 }
 
 /// Suspends (cause `missed_audit`) the certificate of every certified engagement whose surveillance
 /// audit is overdue by more than its body's grace (`missed_surveillance_grace_days`).
 pub async fn suspend_for_missed_surveillance(engine: &Engine, now: DateTime<Utc>) -> Result<Vec<Uuid>, EngineError> {
-    let grace = engine.policy.missed_surveillance_grace_days;
-    let overdue_before = days_before(now.date_naive(), grace);
-    let due = engagements_with_overdue(
-        engine,
-        DeadlineKind::SurveillanceDue,
-        overdue_before,
-        &[EngagementState::Certified, EngagementState::Surveillance],
-    )
+    let states = [EngagementState::Certified, EngagementState::Surveillance];
+    let due = overdue(engine, now, DeadlineKind::SurveillanceDue, &states, |policy| {
+        let grace = policy.missed_surveillance_grace_days;
+        (grace, format!("the surveillance audit was not held within {grace} days of its due date"))
+    })
     .await?;
-    let reason = format!("the surveillance audit was not held within {grace} days of its due date");
     let command = EngagementCommand::Suspend { cause: SuspensionCause::MissedAudit };
-    fire_each(engine, due, command, reason, "certificate suspended by the clock: surveillance missed").await
+    fire_each(engine, due, command, "certificate suspended by the clock: surveillance missed").await
 }
 
 /// Withdraws the certificate of every suspended engagement whose suspension limit passed more than
 /// the body's withdrawal grace ago (`withdrawal_grace_days`) without a restoration or a scope
 /// reduction. The limit's own escalation goes out first (withdrawing cancels unsent emails).
 pub async fn withdraw_after_suspension_limit(engine: &Engine, now: DateTime<Utc>) -> Result<Vec<Uuid>, EngineError> {
-    let grace = engine.policy.withdrawal_grace_days;
-    let overdue_before = days_before(now.date_naive(), grace);
-    let due =
-        engagements_with_overdue(engine, DeadlineKind::SuspensionLimit, overdue_before, &[EngagementState::Suspended])
-            .await?;
-    let reason = format!("the suspension was neither resolved nor the scope reduced within {grace} days of its limit");
-    fire_each(engine, due, EngagementCommand::Withdraw, reason, "certificate withdrawn by the clock").await
+    let due = overdue(engine, now, DeadlineKind::SuspensionLimit, &[EngagementState::Suspended], |policy| {
+        let grace = policy.withdrawal_grace_days;
+        (grace, format!("the suspension was neither resolved nor the scope reduced within {grace} days of its limit"))
+    })
+    .await?;
+    fire_each(engine, due, EngagementCommand::Withdraw, "certificate withdrawn by the clock").await
 }
 
 /// The day `days` days before `today`: a deadline due before it is overdue by more than `days`.
@@ -105,31 +101,88 @@ fn days_before(today: NaiveDate, days: u32) -> NaiveDate {
     today.checked_sub_days(chrono::Days::new(u64::from(days))).unwrap_or(NaiveDate::MIN)
 }
 
-/// Engagements in `states` with an open deadline of `kind` due before `due_before`, whose
-/// escalations of that deadline have all been sent.
-async fn engagements_with_overdue(
-    engine: &Engine,
-    kind: DeadlineKind,
-    due_before: NaiveDate,
+/// An engagement a clock event may move: the date its rule counts from, and its body's policy.
+#[derive(Debug)]
+struct Candidate {
+    engagement_id: Uuid,
+    counted_from: NaiveDate,
+    policy: CertificationPolicy,
+}
+
+#[derive(Debug, FromQueryResult)]
+struct CandidateRow {
+    engagement_id: Uuid,
+    counted_from: NaiveDate,
+    certification_policy: Option<serde_json::Value>,
+}
+
+impl Candidate {
+    /// The candidates `statement` (from [`candidates`]) reads, each engagement once.
+    async fn all(engine: &Engine, statement: &SelectStatement) -> Result<Vec<Self>, EngineError> {
+        let mut found: Vec<Self> = Vec::new();
+        for row in engine.db.query_all(statement).await? {
+            let row = CandidateRow::from_query_result(&row, "")?;
+            if found.last().is_some_and(|last| last.engagement_id == row.engagement_id) {
+                continue;
+            }
+            let policy = stored_certification_policy(row.certification_policy)?;
+            found.push(Self { engagement_id: row.engagement_id, counted_from: row.counted_from, policy });
+        }
+        Ok(found)
+    }
+}
+
+/// The engagements in `states` with what a rule counts from (`counted_from`, a column of a table
+/// the caller joins) and their body's certification policy, leaving out those with an email of a
+/// deadline of `kind` not yet sent; in engagement order.
+fn candidates(
     states: &[EngagementState],
-) -> Result<Vec<Uuid>, EngineError> {
-    let overdue = Query::select()
-        .column(deadline::Column::EngagementId)
-        .from(Deadline)
+    kind: DeadlineKind,
+    counted_from: (impl IntoIden, impl IntoIden),
+) -> SelectStatement {
+    Query::select()
+        .expr_as(Expr::col((Engagement, engagement::Column::Id)), "engagement_id")
+        .expr_as(Expr::col(counted_from), "counted_from")
+        .expr_as(Expr::col((CertificationPolicyRecord, certification_policy::Column::Policy)), "certification_policy")
+        .from(Engagement)
+        .left_join(
+            CertificationPolicyRecord,
+            Expr::col((CertificationPolicyRecord, certification_policy::Column::CertificationBodyId))
+                .equals((Engagement, engagement::Column::CertificationBodyId)),
+        )
+        .and_where(engagement::Column::State.is_in(states.iter().copied()))
+        .and_where(engagement::Column::Id.not_in_subquery(escalation_unsent(kind)))
+        .order_by((Engagement, engagement::Column::Id), Order::Asc)
+        .to_owned()
+}
+
+/// Engagements in `states` with an open deadline of `kind` overdue by more than the grace `grace`
+/// gives under their body's policy (with the reason to record), whose escalations of that
+/// deadline have all been sent.
+async fn overdue(
+    engine: &Engine,
+    now: DateTime<Utc>,
+    kind: DeadlineKind,
+    states: &[EngagementState],
+    grace: impl Fn(&CertificationPolicy) -> (u32, String),
+) -> Result<Vec<(Uuid, String)>, EngineError> {
+    let mut statement = candidates(states, kind, (Deadline, deadline::Column::DueOn));
+    statement
+        .inner_join(
+            Deadline,
+            Expr::col((Deadline, deadline::Column::EngagementId)).equals((Engagement, engagement::Column::Id)),
+        )
         .and_where(deadline::Column::Kind.eq(kind))
         .and_where(deadline::Column::Status.eq(DeadlineStatus::Open))
-        .and_where(deadline::Column::DueOn.lt(due_before))
-        .to_owned();
-    Ok(Engagement::find()
-        .select_only()
-        .column(engagement::Column::Id)
-        .filter(engagement::Column::State.is_in(states.iter().copied()))
-        .filter(engagement::Column::Id.in_subquery(overdue))
-        .filter(engagement::Column::Id.not_in_subquery(escalation_unsent(kind)))
-        .order_by_asc(engagement::Column::Id)
-        .into_tuple()
-        .all(&engine.db)
-        .await?)
+        .and_where(deadline::Column::DueOn.lt(TimeZone::latest_today(now)));
+    Ok(Candidate::all(engine, &statement)
+        .await?
+        .into_iter()
+        .filter_map(|c| {
+            let (days, reason) = grace(&c.policy);
+            (c.counted_from < days_before(c.policy.time_zone.today(now), days)).then_some((c.engagement_id, reason))
+        })
+        .collect())
 }
 
 /// The engagements with an email of a deadline of `kind` not yet sent.
@@ -150,23 +203,22 @@ fn escalation_unsent(kind: DeadlineKind) -> SelectStatement {
 /// it moved.
 async fn fire_each(
     engine: &Engine,
-    due: Vec<Uuid>,
+    due: Vec<(Uuid, String)>,
     command: EngagementCommand,
-    reason: String,
     what: &'static str,
 ) -> Result<Vec<Uuid>, EngineError> {
     let clock = Caller::clock();
-    let request = TransitionRequest {
-        command,
-        audit_id: None,
-        gaps: Vec::new(),
-        reason: Narrative::parse(&reason).ok(),
-        evidence: Vec::new(),
-        expected_version: None,
-        scope: None,
-    };
     let mut moved = Vec::new();
-    for id in due {
+    for (id, reason) in due {
+        let request = TransitionRequest {
+            command: command.clone(),
+            audit_id: None,
+            gaps: Vec::new(),
+            reason: Narrative::parse(&reason).ok(),
+            evidence: Vec::new(),
+            expected_version: None,
+            scope: None,
+        };
         match engine.fire(&clock, id, &request, None).await {
             Ok((write, _)) => {
                 write.commit(None).await?;

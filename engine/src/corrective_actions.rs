@@ -32,12 +32,13 @@ impl Engine {
     /// rejected leaves both open. Returns the corrective action as it now is.
     pub async fn verify_corrective_action(
         &self,
-        write: &Write,
+        write: &mut Write,
         caller: &Caller,
         engagement: &engagement::Model,
         action_id: Uuid,
         verification: Verification,
     ) -> Result<corrective_action::Model, EngineError> {
+        write.certification_policy_of(engagement).await?;
         let (txn, now) = (write.txn(), write.now());
         let action = belongs(
             CorrectiveAction::find_by_id(action_id).one(txn).await?,
@@ -57,7 +58,7 @@ impl Engine {
             stage2_last_day: engagement.stage2_last_day,
             open_majors,
         };
-        let outcome = verify(&facts, verification.outcome, write.today(), &self.policy)?;
+        let outcome = verify(&facts, verification.outcome, write.today())?;
         if outcome.finding_closed {
             let mut finding = found.into_active_model();
             finding.status = Set(FindingStatus::Closed);

@@ -13,6 +13,7 @@ pub mod fault;
 pub mod history;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod policies;
 pub mod reminders;
 pub mod store;
 pub mod write;
@@ -22,10 +23,9 @@ pub use error::EngineError;
 pub use write::{Target, Write};
 
 use entities::clock::Clock;
-use entities::domain::policy::CertificationPolicy;
 use sea_orm::DatabaseConnection;
 
-/// What every command runs with: the database, the clock and the rules in force.
+/// What every command runs with: the database and the clock (each body's policy is data).
 #[derive(Debug, Clone)]
 pub struct Engine {
     /// The database, for reads (and a command's authorization, before it takes the writer).
@@ -35,13 +35,11 @@ pub struct Engine {
     pub writer: DatabaseConnection,
     /// The clock.
     pub clock: Clock,
-    /// The certification policy in force.
-    pub policy: CertificationPolicy,
 }
 
 impl Engine {
     /// An engine over `db` for reads and `writer` for writes.
     pub fn new(db: DatabaseConnection, writer: DatabaseConnection, clock: Clock) -> Self {
-        Self { db, writer, clock, policy: CertificationPolicy::default() }
+        Self { db, writer, clock }
     }
 }

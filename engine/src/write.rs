@@ -4,6 +4,7 @@
 //! command changes, run it, record the history, and commit the response with the key.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use entities::domain::policy::TimeZone;
 use entities::orm::{certification_body, engagement, notification, organization, prelude::*};
 use sea_orm::{DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
@@ -38,6 +39,7 @@ pub struct Write {
     txn: DatabaseTransaction,
     claim: Option<Claim>,
     now: DateTime<Utc>,
+    today: NaiveDate,
 }
 
 impl Engine {
@@ -103,7 +105,8 @@ impl Engine {
         if let Some(claim) = &claim {
             claim.record(&txn).await?;
         }
-        Ok(Write { txn, claim, now: self.clock.now() })
+        let now = self.clock.now();
+        Ok(Write { txn, claim, now, today: now.date_naive() })
     }
 
     /// The write path of a command on engagement `id`: [`Engine::begin`], then the engagement
@@ -132,9 +135,15 @@ impl Write {
         self.now
     }
 
-    /// The day of the write.
+    /// The day of the write: in UTC, until [`Write::reckon_in`] names the zone its date rules
+    /// are reckoned in.
     pub fn today(&self) -> NaiveDate {
-        self.now.date_naive()
+        self.today
+    }
+
+    /// Reckons the write's day in `zone` (its certification body's time zone).
+    pub fn reckon_in(&mut self, zone: TimeZone) {
+        self.today = zone.today(self.now);
     }
 
     /// Appends a row to the engagement's history.

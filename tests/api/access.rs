@@ -84,12 +84,14 @@ fn rule_of(operation: &str) -> (Rule, u16) {
         | "get_certification_body"
         | "list_engagements"
         | "list_organizations"
-        | "list_notifications" => (Anyone, 200),
+        | "list_notifications"
+        | "get_certification_policy" => (Anyone, 200),
         "create_organization" => (Create(A::CreateOrganization), 201),
         "create_certification_body" => (Create(A::CreateCertificationBody), 201),
         "update_certification_body" => (CertificationBody(A::UpdateCertificationBody), 200),
         "get_reminder_policy" => (CertificationBody(A::ReadReminderPolicy), 200),
         "put_reminder_policy" => (CertificationBody(A::UpdateReminderPolicy), 200),
+        "put_certification_policy" => (CertificationBody(A::UpdateCertificationPolicy), 200),
         "update_organization" => (Write(A::UpdateOrganization), 200),
         "create_engagement" => (Write(A::CreateEngagement), 201),
         "create_proposal" => (Write(A::RecordProposal), 201),
@@ -205,9 +207,10 @@ pub(crate) async fn request_for(app: &TestApp, operation: &str, tenant: &Tenant)
             path(&format!("/certification-bodies/{}", tenant.certification_body)),
             Some(certification_body),
         ),
-        "get_reminder_policy" | "put_reminder_policy" => {
-            let at = path(&format!("/certification-bodies/{}/reminder-policy", tenant.certification_body));
-            if operation == "get_reminder_policy" {
+        "get_reminder_policy" | "put_reminder_policy" | "get_certification_policy" | "put_certification_policy" => {
+            let policy = operation.trim_start_matches("get_").trim_start_matches("put_").replace('_', "-");
+            let at = path(&format!("/certification-bodies/{}/{policy}", tenant.certification_body));
+            if operation.starts_with("get_") {
                 (Method::GET, at, None)
             } else {
                 let policy = app.get(&at).await.expect(200).body["policy"].clone();

@@ -406,6 +406,11 @@ impl TestApp {
         self.clock.set(noon(date));
     }
 
+    /// Moves the server's clock to `now`.
+    pub fn set_now(&self, now: DateTime<Utc>) {
+        self.clock.set(now);
+    }
+
     /// Sends a request with the test's admin token.
     pub async fn send(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Reply {
         self.send_as(&self.token, method, path, body).await

@@ -146,7 +146,7 @@ async fn query_plan(db: &DatabaseConnection) -> anyhow::Result<Vec<String>> {
     let backend = db.get_database_backend();
     let today = Utc::now().date_naive().to_string();
     let sql = format!(
-        "SELECT * FROM deadlines WHERE status = 'open' AND next_step_on <= '{today}' ORDER BY next_step_on LIMIT 500"
+        "SELECT * FROM deadlines WHERE status = 'open' AND next_step_on <= '{today}' ORDER BY next_step_on, id LIMIT 500"
     );
     let explain = match backend {
         sea_orm::DatabaseBackend::Sqlite => format!("EXPLAIN QUERY PLAN {sql}"),
@@ -180,17 +180,18 @@ async fn run(backend: &'static str, url: String, total: usize, due: usize) -> an
     let seed_seconds = started.elapsed().as_secs_f64();
     let plan = query_plan(&db).await?;
 
-    let now = Utc::now();
-    let yesterday = now.date_naive().checked_sub_days(Days::new(1)).expect("date");
+    // Noon in UTC (the bodies' zone): the day's reminders are due; the day before's noon, none.
+    let now = Utc::now().date_naive().and_hms_opt(12, 0, 0).expect("noon").and_utc();
+    let yesterday = now.checked_sub_days(Days::new(1)).expect("date");
     let mut idle = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();
-        worker::scan::claim_due_steps(&db, yesterday, now, 500).await?;
+        worker::scan::claim_due_steps(&db, yesterday, 500).await?;
         idle.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     idle.sort_by(f64::total_cmp);
     let started = Instant::now();
-    let report = worker::scan::claim_due_steps(&db, now.date_naive(), now, 500).await?;
+    let report = worker::scan::claim_due_steps(&db, now, 500).await?;
     let claim_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     let (port, delivered) = start_sink();

@@ -10,6 +10,7 @@ pub mod audit_time;
 pub mod audits;
 pub mod certificates;
 pub mod certification_bodies;
+pub mod certification_policies;
 pub mod corrective_actions;
 pub mod documents;
 pub mod engagements;
@@ -35,6 +36,7 @@ pub fn configure(config: &mut ServiceConfig<'_>) {
     records::configure(config);
     audit_time::configure(config);
     reminder_policies::configure(config);
+    certification_policies::configure(config);
     notifications::configure(config);
 }
 

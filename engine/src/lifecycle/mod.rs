@@ -84,12 +84,13 @@ impl Engine {
         claim: Option<Claim>,
     ) -> Result<(Write, Transitioned), EngineError> {
         let action = Action::Fire(request.command.event());
-        let (write, engagement) = self.begin_on_engagement(caller, id, action, claim).await?;
+        let (mut write, engagement) = self.begin_on_engagement(caller, id, action, claim).await?;
         // Checked under the lock: of two writers that read the same version, one wins.
         check_version(request.expected_version, engagement.version)?;
+        let (facts, mut open_deadlines, policy) = load_facts(write.txn(), &engagement, request, write.now()).await?;
+        write.reckon_in(policy.time_zone);
         let today = write.today();
-        let (facts, mut open_deadlines) = load_facts(write.txn(), &engagement, request, today).await?;
-        let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &self.policy)?;
+        let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &policy)?;
         tracing::info!(engagement_id = %id, event = %outcome.event, from = %outcome.from, to = %outcome.to, "transition");
         let engagement = apply(&write, engagement, &mut open_deadlines, &outcome, request, &caller.subject).await?;
         Ok((write, Transitioned { engagement, open_deadlines }))

@@ -5,14 +5,15 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::deadline::DeadlineStatus;
 use entities::domain::lifecycle::{AuditFacts, CertificateFacts, EngagementFacts, EngagementMarks};
+use entities::domain::policy::CertificationPolicy;
 use entities::domain::soa::{SoaLine, check_statement_of_applicability};
 use entities::domain::stage1::Stage1Readiness;
 use entities::domain::state::EngagementEvent;
 use entities::domain::text::EmailAddress;
 use entities::domain::{AuditKind, CertificateStatus, FindingGrade, FindingStatus, ProposalStatus};
 use entities::orm::{
-    audit, certificate, certification_body, corrective_action, deadline, engagement, finding, organization, prelude::*,
-    proposal,
+    audit, certificate, certification_body, certification_policy, corrective_action, deadline, engagement, finding,
+    organization, prelude::*, proposal,
 };
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, Query};
 use sea_orm::{
@@ -24,6 +25,7 @@ use uuid::Uuid;
 use super::{TransitionRequest, decision_maker};
 use crate::deadlines::OpenDeadlines;
 use crate::error::EngineError;
+use crate::policies::stored_certification_policy;
 use crate::store::strings_of;
 
 /// Is a CB accredited on `on`?
@@ -93,6 +95,7 @@ struct Standing {
     audit_first_day: Option<NaiveDate>,
     audit_last_day: Option<NaiveDate>,
     audit_completed_at: Option<DateTime<Utc>>,
+    certification_policy: Option<serde_json::Value>,
 }
 
 /// How the open deadlines' columns are named in the standing query's rows.
@@ -170,8 +173,17 @@ impl Standing {
             .expr_as(Expr::col((Audit, audit::Column::FirstDay)), "audit_first_day")
             .expr_as(Expr::col((Audit, audit::Column::LastDay)), "audit_last_day")
             .expr_as(Expr::col((Audit, audit::Column::CompletedAt)), "audit_completed_at")
+            .expr_as(
+                Expr::col((CertificationPolicyRecord, certification_policy::Column::Policy)),
+                "certification_policy",
+            )
             .from(Organization)
             .left_join(CertificationBody, certification_body::Column::Id.in_subquery(selected_cb))
+            .left_join(
+                CertificationPolicyRecord,
+                Expr::col((CertificationPolicyRecord, certification_policy::Column::CertificationBodyId))
+                    .equals((CertificationBody, certification_body::Column::Id)),
+            )
             .left_join(Certificate, certificate::Column::EngagementId.eq(engagement.id))
             .left_join(Audit, the_audit)
             .left_join(
@@ -203,16 +215,19 @@ fn count_of(count: impl TryInto<u32>) -> u32 {
     count.try_into().unwrap_or(u32::MAX)
 }
 
-/// The facts the rules need: the engagement's [`Standing`] with its open deadlines in one query,
-/// plus its documents and SoA for a stage 1 outcome, and its audit teams for a certification
-/// decision (the only rule that reads them: a decision maker must not have audited).
+/// The facts the rules need: the engagement's [`Standing`] with its open deadlines and its
+/// body's certification policy in one query, plus its documents and SoA for a stage 1 outcome,
+/// and its audit teams for a certification decision (the only rule that reads them: a decision
+/// maker must not have audited). Dates are reckoned in the body's time zone.
 pub(super) async fn load_facts(
     txn: &DatabaseTransaction,
     engagement: &engagement::Model,
     request: &TransitionRequest,
-    today: NaiveDate,
-) -> Result<(EngagementFacts, OpenDeadlines), EngineError> {
-    let (standing, open_deadlines) = Standing::of(txn, engagement, request.audit_id).await?;
+    now: DateTime<Utc>,
+) -> Result<(EngagementFacts, OpenDeadlines, CertificationPolicy), EngineError> {
+    let (mut standing, open_deadlines) = Standing::of(txn, engagement, request.audit_id).await?;
+    let policy = stored_certification_policy(standing.certification_policy.take())?;
+    let today = policy.time_zone.today(now);
     let stage1_readiness = match request.command.event() {
         EngagementEvent::RecordStage1Outcome => Some(stage1_readiness(txn, engagement.id).await?),
         _ => None,
@@ -264,7 +279,7 @@ pub(super) async fn load_facts(
             suspension_cause: engagement.suspension_cause,
         },
     };
-    Ok((facts, open_deadlines))
+    Ok((facts, open_deadlines, policy))
 }
 
 /// Everyone who took part in the engagement's audit work (ISO/IEC 17021-1 9.5.1.2: none of them

@@ -2,7 +2,7 @@
 
 use chrono::{Datelike, Months, NaiveDate};
 
-use super::policy::{CAP_WINDOW_DAYS, CertificationPolicy};
+use super::policy::{CAP_WINDOW_DAYS, CertificationPolicy, MAJOR_NC_LIMIT_MONTHS, RESTORE_AFTER_EXPIRY_MONTHS};
 use super::{FindingGrade, StandardVersion};
 
 /// The earliest and latest dates the API accepts anywhere: dates outside are typing mistakes.
@@ -82,8 +82,8 @@ pub fn stage1_valid_until(ready_on: NaiveDate, policy: &CertificationPolicy) -> 
 }
 
 /// The last day to verify every major NC of an audit that ended on `audit_last_day`.
-pub fn major_nc_limit(audit_last_day: NaiveDate, policy: &CertificationPolicy) -> NaiveDate {
-    add_months(audit_last_day, policy.major_nc_limit_months)
+pub fn major_nc_limit(audit_last_day: NaiveDate) -> NaiveDate {
+    add_months(audit_last_day, MAJOR_NC_LIMIT_MONTHS)
 }
 
 /// The last day a suspension that began on `suspended_on` may last.
@@ -92,8 +92,8 @@ pub fn suspension_limit(suspended_on: NaiveDate, policy: &CertificationPolicy) -
 }
 
 /// The last day certification that expired on `expired_on` can be restored.
-pub fn restore_after_expiry_limit(expired_on: NaiveDate, policy: &CertificationPolicy) -> NaiveDate {
-    add_months(expired_on, policy.restore_after_expiry_months)
+pub fn restore_after_expiry_limit(expired_on: NaiveDate) -> NaiveDate {
+    add_months(expired_on, RESTORE_AFTER_EXPIRY_MONTHS)
 }
 
 /// Why a corrective-action due date was refused.
@@ -233,10 +233,10 @@ mod tests {
     #[test]
     fn limits_follow_the_policy_months() {
         let policy = CertificationPolicy::default();
-        assert_eq!(major_nc_limit(d(2026, 8, 31), &policy), d(2027, 2, 28));
+        assert_eq!(major_nc_limit(d(2026, 8, 31)), d(2027, 2, 28));
         assert_eq!(stage1_valid_until(d(2026, 1, 15), &policy), d(2026, 7, 15));
         assert_eq!(suspension_limit(d(2026, 1, 15), &policy), d(2026, 7, 15));
-        assert_eq!(restore_after_expiry_limit(d(2026, 1, 15), &policy), d(2026, 7, 15));
+        assert_eq!(restore_after_expiry_limit(d(2026, 1, 15)), d(2026, 7, 15));
         let strict = CertificationPolicy { stage1_validity_months: 3, ..policy };
         assert_eq!(stage1_valid_until(d(2026, 1, 15), &strict), d(2026, 4, 15));
     }

@@ -4,7 +4,6 @@ use chrono::NaiveDate;
 
 use super::dates::major_nc_limit;
 use super::deadline::DeadlineStatus;
-use super::policy::CertificationPolicy;
 use super::state::EngagementState;
 use super::{FindingGrade, VerificationStatus};
 
@@ -70,7 +69,6 @@ pub fn verify(
     facts: &VerificationFacts,
     outcome: VerificationStatus,
     today: NaiveDate,
-    policy: &CertificationPolicy,
 ) -> Result<VerificationOutcome, VerificationRefusal> {
     match outcome {
         VerificationStatus::Pending => Err(VerificationRefusal::NotAVerdict),
@@ -85,7 +83,7 @@ pub fn verify(
             let major = facts.grade == FindingGrade::MajorNc;
             // ISO/IEC 17021-1: a major NC not verified within 6 months of stage 2 needs a new stage 2,
             // so a late verification is refused while the engagement waits in corrective actions.
-            match facts.stage2_last_day.map(|day| major_nc_limit(day, policy)) {
+            match facts.stage2_last_day.map(major_nc_limit) {
                 Some(limit)
                     if major && facts.engagement_state == EngagementState::CorrectiveActions && today > limit =>
                 {
@@ -130,7 +128,7 @@ mod tests {
         outcome: VerificationStatus,
         today: NaiveDate,
     ) -> Result<VerificationOutcome, VerificationRefusal> {
-        verify(facts, outcome, today, &CertificationPolicy::default())
+        verify(facts, outcome, today)
     }
 
     fn accept(facts: &VerificationFacts, today: NaiveDate) -> Result<VerificationOutcome, VerificationRefusal> {

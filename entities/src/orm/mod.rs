@@ -4,6 +4,7 @@ pub mod audit;
 pub mod certificate;
 pub mod certification_body;
 pub mod certification_decision;
+pub mod certification_policy;
 pub mod corrective_action;
 pub mod deadline;
 pub mod document;

@@ -4,6 +4,7 @@ pub use super::audit::Entity as Audit;
 pub use super::certificate::Entity as Certificate;
 pub use super::certification_body::Entity as CertificationBody;
 pub use super::certification_decision::Entity as CertificationDecision;
+pub use super::certification_policy::Entity as CertificationPolicyRecord;
 pub use super::corrective_action::Entity as CorrectiveAction;
 pub use super::deadline::Entity as Deadline;
 pub use super::document::Entity as Document;

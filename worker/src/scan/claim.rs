@@ -5,13 +5,15 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
+use engine::policies::stored_certification_policy;
 use entities::domain::deadline::DeadlineStatus;
+use entities::domain::policy::TimeZone;
 use entities::domain::reminders::{NotificationStatus, RecipientRole, ReminderPolicy, ReminderStep, plan_steps};
 use entities::orm::{certification_body, deadline, engagement, notification, organization, prelude::*};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -28,26 +30,41 @@ pub struct ScanReport {
     pub superseded: usize,
 }
 
-/// Claims every step due on `today`, `batch` deadlines per transaction, until none is left.
+/// Claims every step due at `now`, `batch` deadlines per transaction, until none is left. A step
+/// dated on a day is due from the morning of that day in its certification body's time zone
+/// ([`TimeZone::reminder_day`]): the scan reads every deadline whose next step may be due in some
+/// zone, in (day, id) order, and claims those whose own zone's morning has come.
 pub async fn claim_due_steps(
     db: &DatabaseConnection,
-    today: NaiveDate,
     now: DateTime<Utc>,
     batch: u64,
 ) -> Result<ScanReport, WorkerError> {
+    let latest = TimeZone::latest_reminder_day(now);
     let mut report = ScanReport::default();
+    let mut read_up_to: Option<(NaiveDate, Uuid)> = None;
     loop {
         let txn = engine::store::begin_write(db).await?;
-        let due = Deadline::find()
+        let mut query = Deadline::find()
             .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
-            .filter(deadline::Column::NextStepOn.lte(today))
+            .filter(deadline::Column::NextStepOn.lte(latest));
+        if let Some((day, id)) = read_up_to {
+            // Past what earlier batches read: a step not yet due in its zone is not read twice.
+            query = query.filter(
+                Condition::any()
+                    .add(deadline::Column::NextStepOn.gt(day))
+                    .add(Condition::all().add(deadline::Column::NextStepOn.eq(day)).add(deadline::Column::Id.gt(id))),
+            );
+        }
+        let due = query
             .order_by_asc(deadline::Column::NextStepOn)
+            .order_by_asc(deadline::Column::Id)
             .limit(batch)
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .all(&txn)
             .await?;
         let count = due.len();
-        let claimed = claim(&txn, due, today, now).await?;
+        read_up_to = due.last().and_then(|last| last.next_step_on.map(|day| (day, last.id)));
+        let claimed = claim(&txn, due, now).await?;
         txn.commit().await?;
         report.deadlines += count;
         report.claimed += claimed.claimed;
@@ -64,6 +81,7 @@ struct Parties {
     organizations: HashMap<Uuid, organization::Model>,
     bodies: HashMap<Uuid, certification_body::Model>,
     policies: HashMap<Uuid, ReminderPolicy>,
+    zones: HashMap<Uuid, TimeZone>,
 }
 
 impl Parties {
@@ -94,7 +112,7 @@ impl Parties {
             .collect();
         let mut policies = HashMap::new();
         for record in ReminderPolicyRecord::find()
-            .filter(entities::orm::reminder_policy::Column::CertificationBodyId.is_in(body_ids))
+            .filter(entities::orm::reminder_policy::Column::CertificationBodyId.is_in(body_ids.clone()))
             .all(txn)
             .await?
         {
@@ -102,11 +120,26 @@ impl Parties {
                 .map_err(|e| anyhow::Error::new(e).context("Failed to read a stored reminder policy"))?;
             policies.insert(record.certification_body_id, policy);
         }
-        Ok(Self { engagements, organizations, bodies, policies })
+        let mut zones = HashMap::new();
+        for record in CertificationPolicyRecord::find()
+            .filter(entities::orm::certification_policy::Column::CertificationBodyId.is_in(body_ids))
+            .all(txn)
+            .await?
+        {
+            let policy = stored_certification_policy(Some(record.policy))?;
+            zones.insert(record.certification_body_id, policy.time_zone);
+        }
+        Ok(Self { engagements, organizations, bodies, policies, zones })
     }
 
     fn policy(&self, engagement: &engagement::Model) -> ReminderPolicy {
         engagement.certification_body_id.and_then(|cb| self.policies.get(&cb).cloned()).unwrap_or_default()
+    }
+
+    /// The latest day whose steps are due at `now` for `engagement`, in its body's time zone.
+    fn reminder_day(&self, engagement: &engagement::Model, now: DateTime<Utc>) -> NaiveDate {
+        let zone = engagement.certification_body_id.and_then(|cb| self.zones.get(&cb).copied()).unwrap_or_default();
+        zone.reminder_day(now)
     }
 
     /// The addresses of `roles` for a deadline, each once, in order.
@@ -134,7 +167,6 @@ impl Parties {
 async fn claim(
     txn: &DatabaseTransaction,
     due: Vec<deadline::Model>,
-    today: NaiveDate,
     now: DateTime<Utc>,
 ) -> Result<ScanReport, WorkerError> {
     let mut report = ScanReport::default();
@@ -159,6 +191,10 @@ async fn claim(
     let mut next_steps: HashMap<Option<NaiveDate>, Vec<Uuid>> = HashMap::new();
     for deadline in &due {
         let Some(engagement) = parties.engagements.get(&deadline.engagement_id) else { continue };
+        let today = parties.reminder_day(engagement, now);
+        if deadline.next_step_on.is_none_or(|next| next > today) {
+            continue; // Not yet morning there.
+        }
         let schedule = parties.policy(engagement).schedule(deadline.kind);
         let plan = plan_steps(&schedule, deadline.due_on, today, recorded.get(&deadline.id).unwrap_or(&HashSet::new()));
         let row = |step: &ReminderStep, status: NotificationStatus| notification::ActiveModel {

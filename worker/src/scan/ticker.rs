@@ -57,7 +57,7 @@ impl Ticker {
     /// escalation waits to be sent moves at a later tick.
     pub async fn tick(&self) -> Result<TickReport, WorkerError> {
         let now = self.engine.clock.now();
-        let scan = claim_due_steps(&self.engine.db, now.date_naive(), now, self.batch).await?;
+        let scan = claim_due_steps(&self.engine.db, now, self.batch).await?;
         let queued = self.enqueue(now).await?;
         if scan.claimed + scan.superseded + queued > 0 {
             tracing::info!(claimed = scan.claimed, superseded = scan.superseded, queued, "scan");

@@ -40,12 +40,14 @@ pub async fn create_corrective_action(
 ) -> Result<HttpResponse, ApiError> {
     let (id, finding_id) = path.into_inner();
     let plan = PlanFields::try_from(body.into_inner())?;
-    let (write, engagement) = app.begin_on_engagement(&user, id, Action::SubmitCorrectiveAction, claim.claim()).await?;
+    let (mut write, engagement) =
+        app.begin_on_engagement(&user, id, Action::SubmitCorrectiveAction, claim.claim()).await?;
     require_open(&engagement, "corrective actions")?;
-    let (txn, now) = (write.txn(), write.now());
+    let policy = write.certification_policy_of(&engagement).await?;
+    let (txn, now, today) = (write.txn(), write.now(), write.today());
     let mut open_deadlines = OpenDeadlines::of(txn, id).await?;
     let (found, anchor) = finding_and_anchor(txn, id, finding_id).await?;
-    let due_on = corrective_action_due(found.grade, anchor, plan.due_on, &app.policy)?;
+    let due_on = corrective_action_due(found.grade, anchor, plan.due_on, &policy)?;
     let created = corrective_action::ActiveModel {
         id: Set(Uuid::now_v7()),
         engagement_id: Set(id),
@@ -84,5 +86,5 @@ pub async fn create_corrective_action(
     let record = HistoryRecord::change(id, "corrective_action_submitted", &user.subject, Some(created.id))
         .with_evidence(&plan.evidence);
     write.record_history(record).await?;
-    commit(write, HttpResponse::Created().json(CorrectiveActionView::new(created, now.date_naive()))).await
+    commit(write, HttpResponse::Created().json(CorrectiveActionView::new(created, today))).await
 }

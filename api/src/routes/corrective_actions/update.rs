@@ -47,9 +47,10 @@ pub async fn update_corrective_action(
     let body = body.into_inner();
     let expected = expected_version(&http, body.version)?;
     let plan = PlanFields::try_from(body)?;
-    let (write, engagement) = app.begin_on_engagement(&user, id, Action::SubmitCorrectiveAction, None).await?;
+    let (mut write, engagement) = app.begin_on_engagement(&user, id, Action::SubmitCorrectiveAction, None).await?;
     require_open(&engagement, "corrective actions")?;
-    let (txn, now) = (write.txn(), write.now());
+    let policy = write.certification_policy_of(&engagement).await?;
+    let (txn, now, today) = (write.txn(), write.now(), write.today());
     let mut open_deadlines = OpenDeadlines::of(txn, id).await?;
     let action =
         belongs(CorrectiveAction::find_by_id(action_id).one(txn).await?, |a| a.engagement_id, id, "corrective action")?;
@@ -58,7 +59,7 @@ pub async fn update_corrective_action(
         return Err(ApiError::conflict("corrective-action-verified", "an accepted corrective action is closed"));
     }
     let (found, anchor) = finding_and_anchor(txn, id, action.finding_id).await?;
-    let due_on = corrective_action_due(found.grade, anchor, plan.due_on.or(Some(action.due_on)), &app.policy)?;
+    let due_on = corrective_action_due(found.grade, anchor, plan.due_on.or(Some(action.due_on)), &policy)?;
     let subject = Some((action.id, &plan.owner));
     if due_on != action.due_on || plan.owner.as_str() != action.owner_email {
         let close = DeadlineChange::Close(DeadlineKind::CorrectiveActionDue, DeadlineStatus::Cancelled);
@@ -80,5 +81,5 @@ pub async fn update_corrective_action(
     let record = HistoryRecord::change(id, "corrective_action_revised", &user.subject, Some(action_id))
         .with_evidence(&plan.evidence);
     write.record_history(record).await?;
-    commit(write, HttpResponse::Ok().json(CorrectiveActionView::new(updated, now.date_naive()))).await
+    commit(write, HttpResponse::Ok().json(CorrectiveActionView::new(updated, today))).await
 }

@@ -45,10 +45,11 @@ pub async fn verify_corrective_action(
         f.check(request.note.as_deref().is_some_and(|n| !n.trim().is_empty()), "note", "a rejection must say why");
     }
     let note = f.finish(note)?;
-    let (write, engagement) = app.begin_on_engagement(&user, id, Action::VerifyCorrectiveAction, claim.claim()).await?;
+    let (mut write, engagement) =
+        app.begin_on_engagement(&user, id, Action::VerifyCorrectiveAction, claim.claim()).await?;
     require_open(&engagement, "corrective actions")?;
     let verification = Verification { outcome: request.outcome, note: note.map(|n| n.into_inner()) };
-    let updated = app.verify_corrective_action(&write, &user, &engagement, action_id, verification).await?;
+    let updated = app.verify_corrective_action(&mut write, &user, &engagement, action_id, verification).await?;
     let today = write.today();
     commit(write, HttpResponse::Ok().json(CorrectiveActionView::new(updated, today))).await
 }

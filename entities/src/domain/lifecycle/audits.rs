@@ -78,7 +78,7 @@ pub(super) fn complete_stage2(
     if let Some(audit) = audit {
         out.marks.stage2_last_day = Some(audit.last_day);
         if facts.majors_unverified > 0 {
-            out.deadlines.push(open(K::MajorNcLimit, major_nc_limit(audit.last_day, policy), O::EngagementManager));
+            out.deadlines.push(open(K::MajorNcLimit, major_nc_limit(audit.last_day), O::EngagementManager));
         }
     }
 }

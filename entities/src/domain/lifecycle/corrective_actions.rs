@@ -6,7 +6,6 @@ use chrono::NaiveDate;
 use crate::domain::dates::major_nc_limit;
 use crate::domain::deadline::DeadlineStatus::{Cancelled, Met};
 use crate::domain::deadline::{DeadlineChange, DeadlineKind as K};
-use crate::domain::policy::CertificationPolicy;
 use crate::domain::state::EngagementState as S;
 
 use super::facts::EngagementFacts;
@@ -23,11 +22,10 @@ pub(super) fn request_decision(facts: &EngagementFacts, check: &mut Guards, out:
 pub(super) fn require_new_stage2(
     facts: &EngagementFacts,
     today: NaiveDate,
-    policy: &CertificationPolicy,
     check: &mut Guards,
     out: &mut TransitionOutcome,
 ) {
-    let limit = facts.marks.stage2_last_day.map(|day| major_nc_limit(day, policy));
+    let limit = facts.marks.stage2_last_day.map(major_nc_limit);
     check.require(facts.majors_unverified > 0, "no_unverified_major_nc", || {
         "every major nonconformity is verified: request the decision instead".into()
     });

@@ -75,25 +75,25 @@ fn apply(
             audits::complete_stage2(facts, stage1_still_valid.as_ref(), policy, check, out)
         }
         C::RequestDecision => corrective_actions::request_decision(facts, check, out),
-        C::RequireNewStage2 => corrective_actions::require_new_stage2(facts, today, policy, check, out),
+        C::RequireNewStage2 => corrective_actions::require_new_stage2(facts, today, check, out),
         C::GrantCertification { decision_maker } => {
-            decision::grant_certification(facts, decision_maker, today, policy, check, out)
+            decision::grant_certification(facts, decision_maker, today, check, out)
         }
         C::RefuseCertification { decision_maker, close_engagement } => {
             decision::refuse_certification(facts, decision_maker, *close_engagement, check, out)
         }
         C::StartSurveillance => surveillance::start_surveillance(facts, today, check, out),
-        C::CompleteSurveillance => surveillance::complete_surveillance(facts, today, policy, check, out),
+        C::CompleteSurveillance => surveillance::complete_surveillance(facts, today, check, out),
         C::StartRecertification => surveillance::start_recertification(facts, today, check, out),
-        C::CompleteRecertification => surveillance::complete_recertification(facts, policy, out),
+        C::CompleteRecertification => surveillance::complete_recertification(facts, out),
         C::Suspend { cause } => suspension::suspend(facts, *cause, today, policy, check, out),
         C::Restore => suspension::restore(facts, today, policy, check, out),
         C::Withdraw => suspension::withdraw(facts, check, out),
         C::ReduceScope { .. } => suspension::reduce_scope(facts, check, out),
         C::AmendCertificate => suspension::amend_certificate(facts, check, out),
-        C::Expire => expiry::expire(facts, today, policy, check, out),
-        C::RestoreAfterExpiry => expiry::restore_after_expiry(facts, today, policy, check, out),
-        C::RestartAtStage2 => expiry::restart_at_stage2(facts, today, policy, check, out),
+        C::Expire => expiry::expire(facts, today, check, out),
+        C::RestoreAfterExpiry => expiry::restore_after_expiry(facts, today, check, out),
+        C::RestartAtStage2 => expiry::restart_at_stage2(facts, today, check, out),
         C::Cancel => cancellation::cancel(facts, out),
     }
 }

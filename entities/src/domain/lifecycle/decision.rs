@@ -5,7 +5,6 @@ use chrono::NaiveDate;
 use crate::domain::dates::{certificate_expiry_for, standard_accepted_for_certificate, surveillance_due};
 use crate::domain::deadline::DeadlineStatus::{Cancelled, Met};
 use crate::domain::deadline::{DeadlineChange, DeadlineKind as K, DeadlineOwner as O};
-use crate::domain::policy::CertificationPolicy;
 use crate::domain::state::EngagementState as S;
 use crate::domain::text::EmailAddress;
 use crate::domain::{CertificateStatus, DecisionOutcome};
@@ -19,7 +18,6 @@ pub(super) fn grant_certification(
     facts: &EngagementFacts,
     decision_maker: &EmailAddress,
     today: NaiveDate,
-    policy: &CertificationPolicy,
     check: &mut Guards,
     out: &mut TransitionOutcome,
 ) {
@@ -37,7 +35,7 @@ pub(super) fn grant_certification(
         facts.certificate.is_some_and(|c| c.status == CertificateStatus::Expired && facts.marks.expired_on.is_none());
     let renewed = facts.certificate.filter(|_| !lapsed);
     if let Some(certificate) = renewed {
-        check.renewal_decided_in_time(facts, certificate, today, policy);
+        check.renewal_decided_in_time(facts, certificate, today);
     }
     let previous_expiry = renewed.map(|c| c.expires_on);
     let expires_on = certificate_expiry_for(facts.standard, today, previous_expiry);

@@ -6,7 +6,6 @@ use chrono::NaiveDate;
 use crate::domain::dates::restore_after_expiry_limit;
 use crate::domain::deadline::DeadlineStatus::Cancelled;
 use crate::domain::deadline::{DeadlineChange, DeadlineKind as K, DeadlineOwner as O};
-use crate::domain::policy::CertificationPolicy;
 use crate::domain::state::EngagementState as S;
 use crate::domain::{AuditKind, CertificateStatus};
 
@@ -14,13 +13,7 @@ use super::facts::{CertificateFacts, EngagementFacts};
 use super::guards::Guards;
 use super::outcome::{CertificateChange, TransitionOutcome, open};
 
-pub(super) fn expire(
-    facts: &EngagementFacts,
-    today: NaiveDate,
-    policy: &CertificationPolicy,
-    check: &mut Guards,
-    out: &mut TransitionOutcome,
-) {
+pub(super) fn expire(facts: &EngagementFacts, today: NaiveDate, check: &mut Guards, out: &mut TransitionOutcome) {
     let certificate = check.certificate(facts);
     check.require(today > certificate.expires_on, "certificate_not_expired", || {
         format!("the certificate is valid until {}", certificate.expires_on)
@@ -34,7 +27,7 @@ pub(super) fn expire(
     out.deadlines.push(DeadlineChange::CancelAll);
     out.deadlines.push(open(
         K::RestoreAfterExpiryLimit,
-        restore_after_expiry_limit(certificate.expires_on, policy),
+        restore_after_expiry_limit(certificate.expires_on),
         O::CbCoordinator,
     ));
 }
@@ -42,11 +35,10 @@ pub(super) fn expire(
 pub(super) fn restore_after_expiry(
     facts: &EngagementFacts,
     today: NaiveDate,
-    policy: &CertificationPolicy,
     check: &mut Guards,
     out: &mut TransitionOutcome,
 ) {
-    let (certificate, limit) = restoration_window(facts, policy, check);
+    let (certificate, limit) = restoration_window(facts, check);
     check.require(today <= limit, "restore_window_passed", || {
         format!("certification could be restored until {limit}: a new stage 2 is needed")
     });
@@ -69,11 +61,10 @@ pub(super) fn restore_after_expiry(
 pub(super) fn restart_at_stage2(
     facts: &EngagementFacts,
     today: NaiveDate,
-    policy: &CertificationPolicy,
     check: &mut Guards,
     out: &mut TransitionOutcome,
 ) {
-    let (_, limit) = restoration_window(facts, policy, check);
+    let (_, limit) = restoration_window(facts, check);
     check.require(today > limit, "restore_window_open", || {
         format!("certification can still be restored until {limit}: fire restore_after_expiry instead")
     });
@@ -84,12 +75,8 @@ pub(super) fn restart_at_stage2(
 }
 
 /// The expired certificate, and the last day it can be restored (6 months after its expiry).
-fn restoration_window(
-    facts: &EngagementFacts,
-    policy: &CertificationPolicy,
-    check: &mut Guards,
-) -> (CertificateFacts, NaiveDate) {
+fn restoration_window(facts: &EngagementFacts, check: &mut Guards) -> (CertificateFacts, NaiveDate) {
     let certificate = check.certificate(facts);
     let expired_on = facts.marks.expired_on.unwrap_or(certificate.expires_on);
-    (certificate, restore_after_expiry_limit(expired_on, policy))
+    (certificate, restore_after_expiry_limit(expired_on))
 }

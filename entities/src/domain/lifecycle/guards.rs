@@ -3,7 +3,6 @@
 use chrono::NaiveDate;
 
 use crate::domain::dates::{restore_after_expiry_limit, standard_accepted_for_audit};
-use crate::domain::policy::CertificationPolicy;
 use crate::domain::text::EmailAddress;
 use crate::domain::{AuditKind, CertificateStatus};
 
@@ -75,11 +74,10 @@ impl Guards {
         facts: &EngagementFacts,
         certificate: CertificateFacts,
         today: NaiveDate,
-        policy: &CertificationPolicy,
     ) {
         match facts.marks.expired_on {
             Some(expired_on) => {
-                let limit = restore_after_expiry_limit(expired_on, policy);
+                let limit = restore_after_expiry_limit(expired_on);
                 self.require(today <= limit, "restore_window_passed", || {
                     format!("certification could be restored until {limit}: a new stage 2 is needed")
                 });

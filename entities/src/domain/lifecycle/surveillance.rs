@@ -7,7 +7,6 @@ use crate::domain::dates::{
 };
 use crate::domain::deadline::DeadlineStatus::Met;
 use crate::domain::deadline::{DeadlineChange, DeadlineKind as K, DeadlineOwner as O};
-use crate::domain::policy::CertificationPolicy;
 use crate::domain::state::EngagementState as S;
 
 use super::facts::EngagementFacts;
@@ -38,7 +37,6 @@ pub(super) fn start_surveillance(
 pub(super) fn complete_surveillance(
     facts: &EngagementFacts,
     today: NaiveDate,
-    policy: &CertificationPolicy,
     check: &mut Guards,
     out: &mut TransitionOutcome,
 ) {
@@ -52,7 +50,7 @@ pub(super) fn complete_surveillance(
         out.deadlines.push(open(K::SurveillanceDue, due, O::CbCoordinator));
     }
     if let Some(audit) = facts.audit.filter(|a| a.major_ncs > 0) {
-        out.deadlines.push(open(K::MajorNcLimit, major_nc_limit(audit.last_day, policy), O::EngagementManager));
+        out.deadlines.push(open(K::MajorNcLimit, major_nc_limit(audit.last_day), O::EngagementManager));
     }
 }
 
@@ -78,16 +76,12 @@ pub(super) fn start_recertification(
     out.to = S::Recertification;
 }
 
-pub(super) fn complete_recertification(
-    facts: &EngagementFacts,
-    policy: &CertificationPolicy,
-    out: &mut TransitionOutcome,
-) {
+pub(super) fn complete_recertification(facts: &EngagementFacts, out: &mut TransitionOutcome) {
     out.to = S::CertificationDecision;
     if let Some(audit) = facts.audit {
         out.marks.stage2_last_day = Some(audit.last_day);
         if audit.major_ncs > 0 {
-            out.deadlines.push(open(K::MajorNcLimit, major_nc_limit(audit.last_day, policy), O::EngagementManager));
+            out.deadlines.push(open(K::MajorNcLimit, major_nc_limit(audit.last_day), O::EngagementManager));
         }
     }
 }

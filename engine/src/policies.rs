@@ -1,0 +1,132 @@
+//! Each certification body's certification policy: read with the defaults for a body that set
+//! none, and replaced as a whole under its version. A change applies to deadlines opened after
+//! it: the dates already given stand.
+
+use chrono::{DateTime, Utc};
+use entities::domain::policy::CertificationPolicy;
+use entities::orm::{certification_policy, engagement, prelude::*};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, IntoActiveModel, QuerySelect};
+use uuid::Uuid;
+
+use crate::access::Action;
+use crate::caller::Caller;
+use crate::error::EngineError;
+use crate::idempotency::Claim;
+use crate::store::check_version;
+use crate::{Engine, Target, Write};
+
+/// A body's certification policy as it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredCertificationPolicy {
+    /// The policy (the defaults while the body set none).
+    pub policy: CertificationPolicy,
+    /// True while the body uses the defaults.
+    pub is_default: bool,
+    /// Version, for `If-Match` (0 while default).
+    pub version: i32,
+    /// Last changed.
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl StoredCertificationPolicy {
+    fn of(record: Option<certification_policy::Model>) -> Result<Self, EngineError> {
+        Ok(match record {
+            None => Self { policy: CertificationPolicy::default(), is_default: true, version: 0, updated_at: None },
+            Some(record) => Self {
+                policy: stored_certification_policy(Some(record.policy))?,
+                is_default: false,
+                version: record.version,
+                updated_at: Some(record.updated_at),
+            },
+        })
+    }
+}
+
+/// A policy as stored (the defaults for what it does not say; all of them without one).
+pub fn stored_certification_policy(stored: Option<serde_json::Value>) -> Result<CertificationPolicy, EngineError> {
+    match stored {
+        None => Ok(CertificationPolicy::default()),
+        Some(value) => serde_json::from_value(value).map_err(|e| {
+            EngineError::Unexpected(anyhow::Error::new(e).context("Failed to read a stored certification policy"))
+        }),
+    }
+}
+
+/// The certification policy of body `cb_id` (the defaults for an engagement without one yet).
+pub async fn certification_policy_of(
+    conn: &impl ConnectionTrait,
+    cb_id: Option<Uuid>,
+) -> Result<CertificationPolicy, EngineError> {
+    let Some(cb_id) = cb_id else {
+        return Ok(CertificationPolicy::default());
+    };
+    let stored = CertificationPolicyRecord::find_by_id(cb_id).one(conn).await?;
+    stored_certification_policy(stored.map(|record| record.policy))
+}
+
+impl Write {
+    /// The certification policy of `engagement`'s body, with the write's day reckoned in the
+    /// body's time zone.
+    pub async fn certification_policy_of(
+        &mut self,
+        engagement: &engagement::Model,
+    ) -> Result<CertificationPolicy, EngineError> {
+        let policy = certification_policy_of(self.txn(), engagement.certification_body_id).await?;
+        self.reckon_in(policy.time_zone);
+        Ok(policy)
+    }
+}
+
+impl Engine {
+    /// Body `cb_id`'s certification policy: everyone sees the bodies, and the clients are held to
+    /// the dates their policy sets, so everyone reads it.
+    pub async fn certification_policy(
+        &self,
+        caller: &Caller,
+        cb_id: Uuid,
+    ) -> Result<StoredCertificationPolicy, EngineError> {
+        CertificationBody::find_by_id(cb_id).one(&self.db).await?.ok_or(EngineError::NotFound("certification body"))?;
+        caller.may(Action::ReadCertificationPolicy)?;
+        StoredCertificationPolicy::of(CertificationPolicyRecord::find_by_id(cb_id).one(&self.db).await?)
+    }
+
+    /// Replaces body `cb_id`'s certification policy with `policy` (validated by the caller) when
+    /// it is still at `expected` (412 otherwise). The caller commits the returned write.
+    pub async fn replace_certification_policy(
+        &self,
+        caller: &Caller,
+        cb_id: Uuid,
+        policy: CertificationPolicy,
+        expected: Option<i32>,
+        claim: Option<Claim>,
+    ) -> Result<(Write, StoredCertificationPolicy), EngineError> {
+        let action = Action::UpdateCertificationPolicy;
+        let write = self.begin(caller, Target::CertificationBody(cb_id), action, claim).await?;
+        let (txn, now) = (write.txn(), write.now());
+        let stored = serde_json::to_value(policy).map_err(|e| EngineError::Unexpected(e.into()))?;
+        let saved = match CertificationPolicyRecord::find_by_id(cb_id).lock_exclusive().one(txn).await? {
+            Some(existing) => {
+                check_version(expected, existing.version)?;
+                let version = existing.version;
+                let mut model = existing.into_active_model();
+                model.policy = Set(stored);
+                model.version = Set(version + 1);
+                model.updated_at = Set(now);
+                model.update(txn).await?
+            }
+            None => {
+                check_version(expected, 0)?;
+                certification_policy::ActiveModel {
+                    certification_body_id: Set(cb_id),
+                    policy: Set(stored),
+                    version: Set(1),
+                    updated_at: Set(now),
+                }
+                .insert(txn)
+                .await?
+            }
+        };
+        let saved = StoredCertificationPolicy::of(Some(saved))?;
+        Ok((write, saved))
+    }
+}

@@ -1,0 +1,18 @@
+//! `@generated`-style sea-orm entity: A certification body's certification policy (see `domain::policy`).
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "certification_policies")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub certification_body_id: Uuid,
+    pub policy: Json,
+    pub version: i32,
+    pub updated_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}
