@@ -1,12 +1,18 @@
 //! Corrective actions: the certification body's verification, decided by the domain
 //! (`entities::domain::verification`) on the facts loaded here, and written in the caller's write.
 
-use entities::domain::deadline::{DeadlineChange, DeadlineKind};
+use chrono::{DateTime, NaiveDate, Utc};
+use entities::domain::dates::plan_due_on;
+use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineStatus, DeadlineToOpen};
+use entities::domain::policy::CertificationPolicy;
 use entities::domain::text::EmailAddress;
-use entities::domain::verification::{VerificationFacts, verify};
+use entities::domain::verification::{VerificationFacts, report_done, verify};
 use entities::domain::{FindingGrade, FindingStatus, VerificationStatus};
-use entities::orm::{corrective_action, engagement, prelude::*};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
+use entities::orm::{corrective_action, engagement, finding, prelude::*};
+use sea_orm::sea_query::Query;
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
+};
 use uuid::Uuid;
 
 use crate::caller::Caller;
@@ -14,7 +20,7 @@ use crate::deadlines::{OpenDeadlines, apply_deadline_change};
 use crate::error::EngineError;
 use crate::history::HistoryRecord;
 use crate::lifecycle::count_open_findings;
-use crate::store::belongs;
+use crate::store::{belongs, json_strings, strings_of};
 use crate::{Engine, Write};
 
 /// A verification as the certification body records it.
@@ -57,6 +63,7 @@ impl Engine {
             engagement_state: engagement.state,
             stage2_last_day: engagement.stage2_last_day,
             open_majors,
+            reported_done: action.reported_done_at.is_some(),
         };
         let outcome = verify(&facts, verification.outcome, write.today())?;
         if outcome.finding_closed {
@@ -65,14 +72,20 @@ impl Engine {
             finding.closed_at = Set(Some(now));
             finding.update(txn).await?;
         }
-        let mut open_deadlines = OpenDeadlines::default();
-        if outcome.corrective_action_deadline.is_some() || outcome.major_nc_limit.is_some() {
-            open_deadlines = OpenDeadlines::of(txn, engagement.id).await?;
-        }
+        let mut open_deadlines = OpenDeadlines::of(txn, engagement.id).await?;
+        let owner = EmailAddress::parse(&action.owner_email).map_err(|e| EngineError::Unexpected(e.into()))?;
+        let subject = Some((action.id, &owner));
         if let Some(status) = outcome.corrective_action_deadline {
-            let owner = EmailAddress::parse(&action.owner_email).map_err(|e| EngineError::Unexpected(e.into()))?;
             let change = DeadlineChange::Close(DeadlineKind::CorrectiveActionDue, status);
-            apply_deadline_change(txn, engagement, &mut open_deadlines, change, Some((action.id, &owner)), now).await?;
+            apply_deadline_change(txn, engagement, &mut open_deadlines, change, subject, now).await?;
+        }
+        if let Some(status) = outcome.verification_deadline {
+            let change = DeadlineChange::Close(DeadlineKind::CorrectiveActionVerification, status);
+            apply_deadline_change(txn, engagement, &mut open_deadlines, change, subject, now).await?;
+        }
+        if outcome.corrective_action_reopened {
+            let change = open(DeadlineKind::CorrectiveActionDue, action.due_on, DeadlineOwner::CorrectiveActionOwner);
+            apply_deadline_change(txn, engagement, &mut open_deadlines, change, subject, now).await?;
         }
         if let Some(status) = outcome.major_nc_limit {
             let change = DeadlineChange::Close(DeadlineKind::MajorNcLimit, status);
@@ -84,6 +97,9 @@ impl Engine {
         model.verification_note = Set(verification.note);
         model.verified_by = Set(Some(caller.subject.clone()));
         model.verified_at = Set(Some(now));
+        if outcome.corrective_action_reopened {
+            model.reported_done_at = Set(None);
+        }
         model.version = Set(version + 1);
         model.updated_at = Set(now);
         let updated = model.update(txn).await?;
@@ -97,4 +113,109 @@ impl Engine {
         write.record_history(record).await?;
         Ok(updated)
     }
+
+    /// The client reports corrective action `action_id` of the locked `engagement` done, with
+    /// `evidence`: its own due date is met and the body's verification becomes the pending step
+    /// (a deadline owned by the body's coordinator, due after its policy's verification days).
+    pub async fn report_corrective_action_done(
+        &self,
+        write: &mut Write,
+        caller: &Caller,
+        engagement: &engagement::Model,
+        action_id: Uuid,
+        evidence: &[String],
+    ) -> Result<corrective_action::Model, EngineError> {
+        let policy = write.certification_policy_of(engagement).await?;
+        let (txn, now, today) = (write.txn(), write.now(), write.today());
+        let action = belongs(
+            CorrectiveAction::find_by_id(action_id).one(txn).await?,
+            |a| a.engagement_id,
+            engagement.id,
+            "corrective action",
+        )?;
+        let found = Finding::find_by_id(action.finding_id).one(txn).await?.ok_or(EngineError::NotFound("finding"))?;
+        let facts = VerificationFacts {
+            grade: found.grade,
+            current: action.verification,
+            engagement_state: engagement.state,
+            stage2_last_day: engagement.stage2_last_day,
+            open_majors: 0,
+            reported_done: action.reported_done_at.is_some(),
+        };
+        let verification_due = report_done(&facts, today, &policy)?;
+        let mut open_deadlines = OpenDeadlines::of(txn, engagement.id).await?;
+        let owner = EmailAddress::parse(&action.owner_email).map_err(|e| EngineError::Unexpected(e.into()))?;
+        let subject = Some((action.id, &owner));
+        let met = DeadlineChange::Close(DeadlineKind::CorrectiveActionDue, DeadlineStatus::Met);
+        apply_deadline_change(txn, engagement, &mut open_deadlines, met, subject, now).await?;
+        let verification =
+            open(DeadlineKind::CorrectiveActionVerification, verification_due, DeadlineOwner::CbCoordinator);
+        apply_deadline_change(txn, engagement, &mut open_deadlines, verification, subject, now).await?;
+        let mut all_evidence = strings_of(&action.evidence);
+        all_evidence.extend(evidence.iter().cloned());
+        let version = action.version;
+        let mut model = action.into_active_model();
+        model.reported_done_at = Set(Some(now));
+        model.evidence = Set(json_strings(&all_evidence));
+        model.version = Set(version + 1);
+        model.updated_at = Set(now);
+        let updated = model.update(txn).await?;
+        let record =
+            HistoryRecord::change(engagement.id, "corrective_action_reported_done", &caller.subject, Some(action_id))
+                .with_evidence(evidence);
+        write.record_history(record).await?;
+        Ok(updated)
+    }
+}
+
+/// Opens the corrective-action plan deadline of every nonconformity of audit `audit_id` that is
+/// open and has no corrective action yet (the audit completes: each plan is due from now, whether
+/// or not the client answers), dated by the body's `policy` for its grade.
+pub async fn open_plan_deadlines_of_audit(
+    txn: &DatabaseTransaction,
+    engagement: &engagement::Model,
+    open_deadlines: &mut OpenDeadlines,
+    audit_id: Uuid,
+    policy: &CertificationPolicy,
+    now: DateTime<Utc>,
+) -> Result<(), EngineError> {
+    let Some(audit) = Audit::find_by_id(audit_id).one(txn).await? else { return Ok(()) };
+    let answered = Query::select()
+        .column(corrective_action::Column::FindingId)
+        .from(CorrectiveAction)
+        .and_where(corrective_action::Column::EngagementId.eq(engagement.id))
+        .to_owned();
+    let unanswered = Finding::find()
+        .filter(finding::Column::AuditId.eq(audit_id))
+        .filter(finding::Column::Status.eq(FindingStatus::Open))
+        .filter(finding::Column::Grade.ne(FindingGrade::Ofi))
+        .filter(finding::Column::Id.not_in_subquery(answered))
+        .all(txn)
+        .await?;
+    for found in unanswered {
+        open_plan_deadline(txn, engagement, open_deadlines, &found, audit.last_day, policy, now).await?;
+    }
+    Ok(())
+}
+
+/// Opens the corrective-action plan deadline of nonconformity `found` of an audit that ended on
+/// `audit_last_day` (nothing for an OFI), owned by the engagement's manager.
+pub async fn open_plan_deadline(
+    txn: &DatabaseTransaction,
+    engagement: &engagement::Model,
+    open_deadlines: &mut OpenDeadlines,
+    found: &finding::Model,
+    audit_last_day: NaiveDate,
+    policy: &CertificationPolicy,
+    now: DateTime<Utc>,
+) -> Result<(), EngineError> {
+    let Some(due_on) = plan_due_on(found.grade, audit_last_day, policy) else { return Ok(()) };
+    let manager = EmailAddress::parse(&engagement.manager_email).map_err(|e| EngineError::Unexpected(e.into()))?;
+    let change = open(DeadlineKind::CorrectiveActionPlanDue, due_on, DeadlineOwner::EngagementManager);
+    apply_deadline_change(txn, engagement, open_deadlines, change, Some((found.id, &manager)), now).await
+}
+
+/// A deadline to open.
+fn open(kind: DeadlineKind, due_on: NaiveDate, owner: DeadlineOwner) -> DeadlineChange {
+    DeadlineChange::Open(DeadlineToOpen { kind, due_on, owner })
 }

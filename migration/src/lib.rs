@@ -9,6 +9,7 @@ mod m20261124_000004_index_open_deadlines_by_due_date;
 mod m20261130_000005_record_suspension_cause_and_last_surveillance;
 mod m20261130_000006_fix_what_a_certificate_states;
 mod m20261130_000007_create_certification_policies;
+mod m20261130_000008_record_corrective_actions_reported_done;
 
 /// Every migration, in order. An applied migration is never edited: add a new one.
 pub struct Migrator;
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000005_record_suspension_cause_and_last_surveillance::Migration),
             Box::new(m20261130_000006_fix_what_a_certificate_states::Migration),
             Box::new(m20261130_000007_create_certification_policies::Migration),
+            Box::new(m20261130_000008_record_corrective_actions_reported_done::Migration),
         ]
     }
 }

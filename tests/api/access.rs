@@ -103,6 +103,7 @@ fn rule_of(operation: &str) -> (Rule, u16) {
         "create_corrective_action" => (Write(A::SubmitCorrectiveAction), 201),
         "update_corrective_action" => (Write(A::SubmitCorrectiveAction), 200),
         "verify_corrective_action" => (Write(A::VerifyCorrectiveAction), 200),
+        "complete_corrective_action" => (Write(A::SubmitCorrectiveAction), 200),
         "post_engagement_event" => (Write(A::Fire(EngagementEvent::Cancel)), 200),
         "requeue_notification" => (Write(A::RequeueNotification), 200),
         _ => (Read, 200),
@@ -255,6 +256,15 @@ pub(crate) async fn request_for(app: &TestApp, operation: &str, tenant: &Tenant)
                 Method::POST,
                 path(&format!("/engagements/{e}/corrective-actions/{action}/verification")),
                 Some(json!({ "outcome": "accepted", "note": "reviewed the evidence" })),
+            )
+        }
+        "complete_corrective_action" => {
+            let finding = fresh_finding().await;
+            let action = app.submit_corrective_action(e, &finding, None).await.expect(201).str("id");
+            (
+                Method::POST,
+                path(&format!("/engagements/{e}/corrective-actions/{action}/completion")),
+                Some(json!({ "evidence": ["dms://evidence/done.pdf"] })),
             )
         }
         "create_corrective_action" => {

@@ -19,8 +19,11 @@ async fn a_major_nc_blocks_the_decision_until_its_corrective_action_is_verified(
     // Act / Assert: stage 2 goes to the CAP and opens the 6-month limit (43 + 6 months = 2026-08-17).
     let cap = app.fire(&engagement, json!({ "event": "complete_stage2", "audit_id": stage2 })).await.expect(200);
     assert_eq!(cap.str("state"), "corrective_actions");
-    assert_eq!(cap.body["open_deadlines"][0]["kind"], "major_nc_limit");
-    assert_eq!(cap.body["open_deadlines"][0]["due_on"], "2026-08-17");
+    let open = cap.body["open_deadlines"].as_array().unwrap();
+    let limit = open.iter().find(|d| d["kind"] == "major_nc_limit").unwrap();
+    assert_eq!(limit["due_on"], "2026-08-17");
+    // And each NC's plan is due from now (the OFI needs none).
+    assert_eq!(open.iter().filter(|d| d["kind"] == "corrective_action_plan_due").count(), 2);
 
     let blocked = app.fire(&engagement, json!({ "event": "request_decision" })).await.expect(422);
     let codes: Vec<&str> =

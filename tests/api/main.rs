@@ -5,6 +5,7 @@ mod api_crash;
 mod bad_inputs;
 mod certification_policy;
 mod concurrency;
+mod corrective_action_steps;
 mod corrective_actions;
 mod cycle;
 mod faults;

@@ -243,6 +243,27 @@ async fn describe(db: &DatabaseConnection, deadline: &deadline::Model) -> Result
                 _ => ("A corrective action".into(), "see the engagement's corrective actions".into()),
             }
         }
+        DeadlineKind::CorrectiveActionPlanDue => {
+            let finding = match deadline.subject_id {
+                Some(id) => Finding::find_by_id(id).one(db).await?,
+                None => None,
+            };
+            match finding {
+                Some(finding) => (
+                    format!(
+                        "The corrective-action plan for the {} on {}",
+                        grade_in_words(finding.grade),
+                        finding.reference
+                    ),
+                    format!("{} (finding {})", finding.description, finding.id),
+                ),
+                None => ("A corrective-action plan".into(), "see the engagement's findings".into()),
+            }
+        }
+        DeadlineKind::CorrectiveActionVerification => (
+            "The certification body's verification of a corrective action reported done".into(),
+            format!("corrective action {}", deadline.subject_id.map(|id| id.to_string()).unwrap_or_default()),
+        ),
         DeadlineKind::MajorNcLimit => (
             "Verification of every major nonconformity".into(),
             "ISO/IEC 17021-1: past this date a new stage 2 is required before certification".into(),

@@ -2,6 +2,8 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
+use engine::corrective_actions::open_plan_deadline;
+use engine::deadlines::OpenDeadlines;
 use entities::domain::finding::RequirementReference;
 use entities::domain::{AuditKind, FindingGrade, FindingStatus};
 use entities::orm::{finding, prelude::*};
@@ -122,8 +124,9 @@ pub async fn create_finding(
     let reference = RequirementReference::parse(&request.reference).map_err(|e| f.problem("reference", e)).ok();
     let description = f.text::<4000>("description", &request.description);
     let (reference, description) = f.finish(reference.zip(description))?;
-    let (write, engagement) = app.begin_on_engagement(&user, id, Action::RecordFinding, claim.claim()).await?;
+    let (mut write, engagement) = app.begin_on_engagement(&user, id, Action::RecordFinding, claim.claim()).await?;
     require_open(&engagement, "findings")?;
+    let policy = write.certification_policy_of(&engagement).await?;
     let (txn, now) = (write.txn(), write.now());
     let audit = belongs(Audit::find_by_id(audit_id).one(txn).await?, |a| a.engagement_id, id, "audit")?;
     // Only a certifying audit finds nonconformities; a pre-audit or stage 1 lists gaps, which
@@ -149,6 +152,11 @@ pub async fn create_finding(
     }
     .insert(txn)
     .await?;
+    if audit.completed_at.is_some() {
+        // Recorded after its audit completed: its plan is due from now, like its audit's others.
+        let mut open_deadlines = OpenDeadlines::of(txn, id).await?;
+        open_plan_deadline(txn, &engagement, &mut open_deadlines, &created, audit.last_day, &policy, now).await?;
+    }
     let record =
         HistoryRecord::change(id, format!("finding_recorded:{}", created.grade), &user.subject, Some(created.id));
     write.record_history(record).await?;

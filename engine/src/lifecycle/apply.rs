@@ -2,6 +2,7 @@
 //! completed audit, the history and the engagement itself.
 
 use entities::domain::lifecycle::{EngagementCommand, TransitionOutcome};
+use entities::domain::policy::CertificationPolicy;
 use entities::orm::{audit, certification_decision, engagement, prelude::*};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
@@ -10,6 +11,7 @@ use uuid::Uuid;
 use super::certificate::apply_certificate_change;
 use super::{TransitionRequest, decision_maker};
 use crate::Write;
+use crate::corrective_actions::open_plan_deadlines_of_audit;
 use crate::deadlines::{OpenDeadlines, apply_deadline_change};
 use crate::error::EngineError;
 use crate::history::HistoryRecord;
@@ -22,6 +24,7 @@ pub(super) async fn apply(
     outcome: &TransitionOutcome,
     request: &TransitionRequest,
     actor: &str,
+    policy: &CertificationPolicy,
 ) -> Result<engagement::Model, EngineError> {
     let (txn, now, today) = (write.txn(), write.now(), write.today());
     for change in &outcome.deadlines {
@@ -59,6 +62,8 @@ pub(super) async fn apply(
                 .col_expr(audit::Column::Gaps, Expr::value(json_strings(&request.gaps)));
         }
         completed.exec(txn).await?;
+        // Each of its nonconformities' plans is due from now, whether or not the client answers.
+        open_plan_deadlines_of_audit(txn, &engagement, open_deadlines, audit_id, policy, now).await?;
     }
     write
         .record_history(HistoryRecord {

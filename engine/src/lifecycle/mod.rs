@@ -92,7 +92,8 @@ impl Engine {
         let today = write.today();
         let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &policy)?;
         tracing::info!(engagement_id = %id, event = %outcome.event, from = %outcome.from, to = %outcome.to, "transition");
-        let engagement = apply(&write, engagement, &mut open_deadlines, &outcome, request, &caller.subject).await?;
+        let engagement =
+            apply(&write, engagement, &mut open_deadlines, &outcome, request, &caller.subject, &policy).await?;
         Ok((write, Transitioned { engagement, open_deadlines }))
     }
 }

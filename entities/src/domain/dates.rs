@@ -96,6 +96,18 @@ pub fn restore_after_expiry_limit(expired_on: NaiveDate) -> NaiveDate {
     add_months(expired_on, RESTORE_AFTER_EXPIRY_MONTHS)
 }
 
+/// The day a nonconformity's corrective-action plan is due: the body's days for its grade after
+/// the last day of the audit that found it (none for an OFI, which needs no action).
+pub fn plan_due_on(grade: FindingGrade, audit_last_day: NaiveDate, policy: &CertificationPolicy) -> Option<NaiveDate> {
+    corrective_action_due(grade, audit_last_day, None, policy).ok()
+}
+
+/// The day the body's verification of a corrective action the client reported done on
+/// `reported_on` is due.
+pub fn verification_due_on(reported_on: NaiveDate, policy: &CertificationPolicy) -> NaiveDate {
+    add_days(reported_on, policy.verification_days)
+}
+
 /// Why a corrective-action due date was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CapDueError {
@@ -157,6 +169,20 @@ mod tests {
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    #[test]
+    fn each_nonconformity_s_plan_is_due_by_the_body_s_days_for_its_grade_from_the_audit_s_last_day() {
+        let policy =
+            CertificationPolicy { major_nc_due_days: 60, minor_nc_due_days: 45, ..CertificationPolicy::default() };
+        // Anchored on the audit's last day, across a month end and a leap day.
+        assert_eq!(plan_due_on(FindingGrade::MajorNc, d(2028, 1, 31), &policy), Some(d(2028, 3, 31)));
+        assert_eq!(plan_due_on(FindingGrade::MinorNc, d(2028, 1, 31), &policy), Some(d(2028, 3, 16)));
+        assert_eq!(
+            plan_due_on(FindingGrade::MinorNc, d(2028, 2, 14), &CertificationPolicy::default()),
+            Some(d(2028, 3, 15))
+        );
+        assert_eq!(plan_due_on(FindingGrade::Ofi, d(2028, 1, 31), &policy), None, "an OFI needs no action");
     }
 
     #[test]

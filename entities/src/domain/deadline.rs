@@ -7,8 +7,14 @@ vocabulary! {
     pub enum DeadlineKind {
         /// Stage 2 must start before a stage 1 "ready" result lapses (policy, default 6 months).
         Stage1Validity,
-        /// A corrective action is due (30–90 days after the audit).
+        /// A nonconformity's corrective-action plan is due (CB policy per grade, from the audit's
+        /// last day): opened the moment its audit completes, whether or not the client answers.
+        CorrectiveActionPlanDue,
+        /// A corrective action is due (its plan's own date, 30–90 days after the audit).
         CorrectiveActionDue,
+        /// The client reported a corrective action done: the certification body's verification is
+        /// the pending step.
+        CorrectiveActionVerification,
         /// Every major NC must be verified within 6 months of the audit's last day.
         MajorNcLimit,
         /// A surveillance audit is due (12 months after the decision, then yearly).

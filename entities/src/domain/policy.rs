@@ -20,6 +20,9 @@ pub const RESTORE_AFTER_EXPIRY_MONTHS: u32 = 6;
 /// The window every corrective-action due date must fall in, in days after the audit's last day.
 pub const CAP_WINDOW_DAYS: RangeInclusive<u32> = 30..=90;
 
+/// Days a body may give itself to verify a corrective action reported done.
+pub const VERIFICATION_DAYS: RangeInclusive<u32> = 1..=60;
+
 /// Months a stage 1 result may be set to stay valid.
 pub const STAGE1_VALIDITY_MONTHS: RangeInclusive<u32> = 1..=12;
 
@@ -40,6 +43,7 @@ pub const REMINDER_HOUR: u32 = 8;
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "major_nc_due_days": 60,
     "minor_nc_due_days": 45,
+    "verification_days": 14,
     "stage1_validity_months": 6,
     "suspension_limit_months": 6,
     "missed_surveillance_grace_days": 30,
@@ -51,6 +55,9 @@ pub struct CertificationPolicy {
     pub major_nc_due_days: u32,
     /// Days after the audit's last day for a minor NC's plan (30–90; default 30).
     pub minor_nc_due_days: u32,
+    /// Days the body gives itself to verify a corrective action the client reported done (1–60;
+    /// default 14).
+    pub verification_days: u32,
     /// Months a stage 1 "ready" result stays valid for starting stage 2 (EA FAQ 49.3; 1–12,
     /// default 6).
     pub stage1_validity_months: u32,
@@ -74,6 +81,7 @@ impl Default for CertificationPolicy {
         Self {
             major_nc_due_days: 90,
             minor_nc_due_days: 30,
+            verification_days: 14,
             stage1_validity_months: 6,
             suspension_limit_months: 6,
             missed_surveillance_grace_days: 30,
@@ -86,9 +94,10 @@ impl Default for CertificationPolicy {
 impl CertificationPolicy {
     /// Checks every setting is inside its limits (the time zone was checked when it was read).
     pub fn validate(&self) -> Result<(), Vec<PolicyProblem>> {
-        let checks: [(&str, u32, RangeInclusive<u32>, &str); 6] = [
+        let checks: [(&str, u32, RangeInclusive<u32>, &str); 7] = [
             ("major_nc_due_days", self.major_nc_due_days, CAP_WINDOW_DAYS, "days"),
             ("minor_nc_due_days", self.minor_nc_due_days, CAP_WINDOW_DAYS, "days"),
+            ("verification_days", self.verification_days, VERIFICATION_DAYS, "days"),
             ("stage1_validity_months", self.stage1_validity_months, STAGE1_VALIDITY_MONTHS, "months"),
             ("suspension_limit_months", self.suspension_limit_months, SUSPENSION_LIMIT_MONTHS, "months"),
             ("missed_surveillance_grace_days", self.missed_surveillance_grace_days, GRACE_DAYS, "days"),

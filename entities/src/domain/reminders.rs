@@ -112,6 +112,25 @@ impl Default for ReminderPolicy {
         let step = ReminderStep::new;
         let schedules = BTreeMap::from([
             (
+                K::CorrectiveActionPlanDue,
+                vec![
+                    step(-14, R, &[DeadlineOwner]),
+                    step(-7, R, &[DeadlineOwner]),
+                    step(-1, R, &[DeadlineOwner]),
+                    step(0, E, &[DeadlineOwner, CbCoordinator]),
+                    step(7, E, &[DeadlineOwner, CbCoordinator, ClientExecutive]),
+                ],
+            ),
+            (
+                K::CorrectiveActionVerification,
+                vec![
+                    step(-7, R, &[DeadlineOwner]),
+                    step(-1, R, &[DeadlineOwner]),
+                    step(0, E, &[DeadlineOwner, EngagementManager]),
+                    step(7, E, &[DeadlineOwner, EngagementManager, ClientExecutive]),
+                ],
+            ),
+            (
                 K::CorrectiveActionDue,
                 vec![
                     step(-14, R, &[DeadlineOwner]),

@@ -2,8 +2,9 @@
 
 use chrono::NaiveDate;
 
-use super::dates::major_nc_limit;
+use super::dates::{major_nc_limit, verification_due_on};
 use super::deadline::DeadlineStatus;
+use super::policy::CertificationPolicy;
 use super::state::EngagementState;
 use super::{FindingGrade, VerificationStatus};
 
@@ -20,6 +21,8 @@ pub struct VerificationFacts {
     pub stage2_last_day: Option<NaiveDate>,
     /// Open major NCs of the engagement, this finding included while it is open.
     pub open_majors: u32,
+    /// The client reported the action done: the body's verification is the pending step.
+    pub reported_done: bool,
 }
 
 /// A decided verification: everything the shell writes.
@@ -33,6 +36,12 @@ pub struct VerificationOutcome {
     pub corrective_action_deadline: Option<DeadlineStatus>,
     /// How to close the engagement's `MajorNcLimit` deadline, if at all.
     pub major_nc_limit: Option<DeadlineStatus>,
+    /// How to close the action's `CorrectiveActionVerification` deadline (the body's pending
+    /// step once the client reported it done), if at all.
+    pub verification_deadline: Option<DeadlineStatus>,
+    /// Rejected after the client reported it done: the report is withdrawn and the action's own
+    /// due date is the pending step again (its deadline opens again, owned by the action's owner).
+    pub corrective_action_reopened: bool,
 }
 
 /// Why a verification was refused.
@@ -50,6 +59,9 @@ pub enum VerificationRefusal {
     /// `Pending` is not a verdict.
     #[error("a verification must be accepted or rejected")]
     NotAVerdict,
+    /// The client already reported this action done; the body's verification is pending.
+    #[error("this corrective action was already reported done: its verification is pending")]
+    AlreadyReported,
 }
 
 impl VerificationRefusal {
@@ -59,6 +71,7 @@ impl VerificationRefusal {
             Self::AlreadyAccepted => "corrective-action-verified",
             Self::MajorNcLimitPassed { .. } => "major-nc-limit-passed",
             Self::NotAVerdict => "validation-failed",
+            Self::AlreadyReported => "corrective-action-reported",
         }
     }
 }
@@ -73,11 +86,14 @@ pub fn verify(
     match outcome {
         VerificationStatus::Pending => Err(VerificationRefusal::NotAVerdict),
         _ if facts.current == VerificationStatus::Accepted => Err(VerificationRefusal::AlreadyAccepted),
+        // Rejected: the client's step again; after a report of it done, the report is withdrawn.
         VerificationStatus::Rejected => Ok(VerificationOutcome {
             verification: outcome,
             finding_closed: false,
             corrective_action_deadline: None,
             major_nc_limit: None,
+            verification_deadline: facts.reported_done.then_some(DeadlineStatus::Met),
+            corrective_action_reopened: facts.reported_done,
         }),
         VerificationStatus::Accepted => {
             let major = facts.grade == FindingGrade::MajorNc;
@@ -94,9 +110,26 @@ pub fn verify(
                     finding_closed: true,
                     corrective_action_deadline: Some(DeadlineStatus::Met),
                     major_nc_limit: (major && facts.open_majors <= 1).then_some(DeadlineStatus::Met),
+                    verification_deadline: Some(DeadlineStatus::Met),
+                    corrective_action_reopened: false,
                 }),
             }
         }
+    }
+}
+
+/// The client reports a corrective action done on `today`: its own due date is met and the
+/// body's verification becomes the pending step, due `policy.verification_days` later. Refused
+/// once accepted, or when already reported.
+pub fn report_done(
+    facts: &VerificationFacts,
+    today: NaiveDate,
+    policy: &CertificationPolicy,
+) -> Result<NaiveDate, VerificationRefusal> {
+    match facts.current {
+        VerificationStatus::Accepted => Err(VerificationRefusal::AlreadyAccepted),
+        _ if facts.reported_done => Err(VerificationRefusal::AlreadyReported),
+        _ => Ok(verification_due_on(today, policy)),
     }
 }
 
@@ -120,6 +153,7 @@ mod tests {
             engagement_state: EngagementState::CorrectiveActions,
             stage2_last_day: Some(STAGE2_LAST_DAY),
             open_majors: 1,
+            reported_done: false,
         }
     }
 
@@ -145,6 +179,8 @@ mod tests {
                 finding_closed: true,
                 corrective_action_deadline: Some(DeadlineStatus::Met),
                 major_nc_limit: None,
+                verification_deadline: Some(DeadlineStatus::Met),
+                corrective_action_reopened: false,
             }
         );
     }
@@ -176,10 +212,46 @@ mod tests {
                     finding_closed: false,
                     corrective_action_deadline: None,
                     major_nc_limit: None,
+                    verification_deadline: None,
+                    corrective_action_reopened: false,
                 },
                 "{grade}"
             );
         }
+    }
+
+    #[test]
+    fn a_rejection_after_the_client_reported_it_done_hands_it_back_to_the_client() {
+        let reported = VerificationFacts { reported_done: true, ..facts(FindingGrade::MajorNc) };
+        let outcome = assert_ok!(verify_on(&reported, VerificationStatus::Rejected, TODAY));
+        assert_eq!(outcome.verification_deadline, Some(DeadlineStatus::Met), "the body did its step");
+        assert!(outcome.corrective_action_reopened, "the action's own due date is pending again");
+        assert!(!outcome.finding_closed);
+    }
+
+    #[test]
+    fn a_rejection_before_any_report_leaves_the_client_s_step_as_it_is() {
+        let outcome = assert_ok!(verify_on(&facts(FindingGrade::MajorNc), VerificationStatus::Rejected, TODAY));
+        assert_eq!((outcome.verification_deadline, outcome.corrective_action_reopened), (None, false));
+    }
+
+    #[test]
+    fn an_acceptance_meets_the_pending_verification_too() {
+        let reported = VerificationFacts { reported_done: true, ..facts(FindingGrade::MajorNc) };
+        let outcome = assert_ok!(accept(&reported, TODAY));
+        assert_eq!(outcome.verification_deadline, Some(DeadlineStatus::Met));
+        assert!(!outcome.corrective_action_reopened);
+    }
+
+    #[test]
+    fn a_report_of_done_makes_the_verification_due_after_the_body_s_days_once() {
+        let policy = CertificationPolicy { verification_days: 10, ..CertificationPolicy::default() };
+        assert_eq!(report_done(&facts(FindingGrade::MajorNc), d(2027, 2, 25), &policy), Ok(d(2027, 3, 7)));
+        let reported = VerificationFacts { reported_done: true, ..facts(FindingGrade::MajorNc) };
+        assert_err_eq!(report_done(&reported, TODAY, &policy), VerificationRefusal::AlreadyReported);
+        let accepted = VerificationFacts { current: VerificationStatus::Accepted, ..facts(FindingGrade::MinorNc) };
+        assert_err_eq!(report_done(&accepted, TODAY, &policy), VerificationRefusal::AlreadyAccepted);
+        assert_eq!(VerificationRefusal::AlreadyReported.code(), "corrective-action-reported");
     }
 
     #[test]

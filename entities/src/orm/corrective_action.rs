@@ -20,6 +20,7 @@ pub struct Model {
     pub verification_note: Option<String>,
     pub verified_by: Option<String>,
     pub verified_at: Option<DateTimeUtc>,
+    pub reported_done_at: Option<DateTimeUtc>,
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

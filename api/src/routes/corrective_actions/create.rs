@@ -8,6 +8,7 @@ use engine::history::HistoryRecord;
 use engine::store::{UniqueViolation, json_strings, require_open};
 use entities::domain::VerificationStatus;
 use entities::domain::dates::corrective_action_due;
+use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineStatus};
 use entities::orm::corrective_action;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use uuid::Uuid;
@@ -62,6 +63,7 @@ pub async fn create_corrective_action(
         verification_note: Set(None),
         verified_by: Set(None),
         verified_at: Set(None),
+        reported_done_at: Set(None),
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),
@@ -74,15 +76,12 @@ pub async fn create_corrective_action(
             "this finding already has a corrective action: update it instead",
         )
     })?;
-    apply_deadline_change(
-        txn,
-        &engagement,
-        &mut open_deadlines,
-        due_deadline(due_on),
-        Some((created.id, &plan.owner)),
-        now,
-    )
-    .await?;
+    // The plan is in: its deadline is met, and the plan's own due date follows.
+    let plan_met = DeadlineChange::Close(DeadlineKind::CorrectiveActionPlanDue, DeadlineStatus::Met);
+    apply_deadline_change(txn, &engagement, &mut open_deadlines, plan_met, Some((finding_id, &plan.owner)), now)
+        .await?;
+    let subject = Some((created.id, &plan.owner));
+    apply_deadline_change(txn, &engagement, &mut open_deadlines, due_deadline(due_on), subject, now).await?;
     let record = HistoryRecord::change(id, "corrective_action_submitted", &user.subject, Some(created.id))
         .with_evidence(&plan.evidence);
     write.record_history(record).await?;

@@ -3,6 +3,7 @@
 
 use utoipa_actix_web::service_config::ServiceConfig;
 
+mod complete;
 mod create;
 mod list;
 mod plan;
@@ -17,5 +18,6 @@ pub fn configure(config: &mut ServiceConfig<'_>) {
         .service(create::create_corrective_action)
         .service(list::list_corrective_actions)
         .service(update::update_corrective_action)
-        .service(verify::verify_corrective_action);
+        .service(verify::verify_corrective_action)
+        .service(complete::complete_corrective_action);
 }

@@ -88,6 +88,8 @@ pub struct CorrectiveActionView {
     pub verified_by: Option<String>,
     /// When.
     pub verified_at: Option<DateTime<Utc>>,
+    /// When the client reported it done (the body's verification is then the pending step).
+    pub reported_done_at: Option<DateTime<Utc>>,
     /// Version, for `If-Match`.
     pub version: i32,
     /// Submitted.
@@ -114,6 +116,7 @@ impl CorrectiveActionView {
             verification_note: m.verification_note,
             verified_by: m.verified_by,
             verified_at: m.verified_at,
+            reported_done_at: m.reported_done_at,
             version: m.version,
             created_at: m.created_at,
             updated_at: m.updated_at,
