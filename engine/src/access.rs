@@ -170,7 +170,7 @@ pub fn permits(party: Party, action: Action) -> bool {
         A::Fire(event) => match event {
             // ISO/IEC 17021-1 9.5: the decision is the certification body's, by people who did not audit.
             E::GrantCertification | E::RefuseCertification => party == P::DecisionMaker,
-            E::SignEngagementLetter => admin || client || coordination,
+            E::SignEngagementLetter | E::ChangeScope => admin || client || coordination,
             E::Cancel => admin || client,
             E::CompletePreAudit
             | E::RecordStage1Outcome

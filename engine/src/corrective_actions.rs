@@ -1,18 +1,12 @@
 //! Corrective actions: the certification body's verification, decided by the domain
 //! (`entities::domain::verification`) on the facts loaded here, and written in the caller's write.
 
-use chrono::{DateTime, NaiveDate, Utc};
-use entities::domain::dates::plan_due_on;
-use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineStatus, DeadlineToOpen};
-use entities::domain::policy::CertificationPolicy;
+use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineStatus};
 use entities::domain::text::EmailAddress;
 use entities::domain::verification::{VerificationFacts, report_done, verify};
 use entities::domain::{FindingGrade, FindingStatus, VerificationStatus};
-use entities::orm::{corrective_action, engagement, finding, prelude::*};
-use sea_orm::sea_query::Query;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-};
+use entities::orm::{corrective_action, engagement, prelude::*};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
 use uuid::Uuid;
 
 use crate::caller::Caller;
@@ -84,7 +78,11 @@ impl Engine {
             apply_deadline_change(txn, engagement, &mut open_deadlines, change, subject, now).await?;
         }
         if outcome.corrective_action_reopened {
-            let change = open(DeadlineKind::CorrectiveActionDue, action.due_on, DeadlineOwner::CorrectiveActionOwner);
+            let change = DeadlineChange::open(
+                DeadlineKind::CorrectiveActionDue,
+                action.due_on,
+                DeadlineOwner::CorrectiveActionOwner,
+            );
             apply_deadline_change(txn, engagement, &mut open_deadlines, change, subject, now).await?;
         }
         if let Some(status) = outcome.major_nc_limit {
@@ -148,8 +146,11 @@ impl Engine {
         let subject = Some((action.id, &owner));
         let met = DeadlineChange::Close(DeadlineKind::CorrectiveActionDue, DeadlineStatus::Met);
         apply_deadline_change(txn, engagement, &mut open_deadlines, met, subject, now).await?;
-        let verification =
-            open(DeadlineKind::CorrectiveActionVerification, verification_due, DeadlineOwner::CbCoordinator);
+        let verification = DeadlineChange::open(
+            DeadlineKind::CorrectiveActionVerification,
+            verification_due,
+            DeadlineOwner::CbCoordinator,
+        );
         apply_deadline_change(txn, engagement, &mut open_deadlines, verification, subject, now).await?;
         let mut all_evidence = strings_of(&action.evidence);
         all_evidence.extend(evidence.iter().cloned());
@@ -166,56 +167,4 @@ impl Engine {
         write.record_history(record).await?;
         Ok(updated)
     }
-}
-
-/// Opens the corrective-action plan deadline of every nonconformity of audit `audit_id` that is
-/// open and has no corrective action yet (the audit completes: each plan is due from now, whether
-/// or not the client answers), dated by the body's `policy` for its grade.
-pub async fn open_plan_deadlines_of_audit(
-    txn: &DatabaseTransaction,
-    engagement: &engagement::Model,
-    open_deadlines: &mut OpenDeadlines,
-    audit_id: Uuid,
-    policy: &CertificationPolicy,
-    now: DateTime<Utc>,
-) -> Result<(), EngineError> {
-    let Some(audit) = Audit::find_by_id(audit_id).one(txn).await? else { return Ok(()) };
-    let answered = Query::select()
-        .column(corrective_action::Column::FindingId)
-        .from(CorrectiveAction)
-        .and_where(corrective_action::Column::EngagementId.eq(engagement.id))
-        .to_owned();
-    let unanswered = Finding::find()
-        .filter(finding::Column::AuditId.eq(audit_id))
-        .filter(finding::Column::Status.eq(FindingStatus::Open))
-        .filter(finding::Column::Grade.ne(FindingGrade::Ofi))
-        .filter(finding::Column::Id.not_in_subquery(answered))
-        .all(txn)
-        .await?;
-    for found in unanswered {
-        open_plan_deadline(txn, engagement, open_deadlines, &found, audit.last_day, policy, now).await?;
-    }
-    Ok(())
-}
-
-/// Opens the corrective-action plan deadline of nonconformity `found` of an audit that ended on
-/// `audit_last_day` (nothing for an OFI), owned by the engagement's manager.
-pub async fn open_plan_deadline(
-    txn: &DatabaseTransaction,
-    engagement: &engagement::Model,
-    open_deadlines: &mut OpenDeadlines,
-    found: &finding::Model,
-    audit_last_day: NaiveDate,
-    policy: &CertificationPolicy,
-    now: DateTime<Utc>,
-) -> Result<(), EngineError> {
-    let Some(due_on) = plan_due_on(found.grade, audit_last_day, policy) else { return Ok(()) };
-    let manager = EmailAddress::parse(&engagement.manager_email).map_err(|e| EngineError::Unexpected(e.into()))?;
-    let change = open(DeadlineKind::CorrectiveActionPlanDue, due_on, DeadlineOwner::EngagementManager);
-    apply_deadline_change(txn, engagement, open_deadlines, change, Some((found.id, &manager)), now).await
-}
-
-/// A deadline to open.
-fn open(kind: DeadlineKind, due_on: NaiveDate, owner: DeadlineOwner) -> DeadlineChange {
-    DeadlineChange::Open(DeadlineToOpen { kind, due_on, owner })
 }

@@ -13,6 +13,7 @@ pub mod fault;
 pub mod history;
 pub mod idempotency;
 pub mod lifecycle;
+pub mod nonconformities;
 pub mod policies;
 pub mod reminders;
 pub mod store;

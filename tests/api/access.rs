@@ -448,7 +448,9 @@ async fn every_event_is_refused_with_403_to_the_roles_that_may_not_fire_it(backe
             EngagementEvent::GrantCertification => json!({ "event": event }),
             EngagementEvent::RefuseCertification => json!({ "event": event, "reason": "not yet" }),
             EngagementEvent::Suspend => json!({ "event": event, "cause": "client_request", "reason": "asked" }),
-            EngagementEvent::ReduceScope => json!({ "event": event, "scope": "London only", "reason": "site closed" }),
+            EngagementEvent::ReduceScope | EngagementEvent::ChangeScope => {
+                json!({ "event": event, "scope": "London only", "reason": "site closed" })
+            }
             _ => json!({ "event": event, "reason": "as recorded" }),
         };
         let path = format!("/api/v1/engagements/{engagement}/events");

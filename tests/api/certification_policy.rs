@@ -48,7 +48,7 @@ async fn a_cb_reads_the_default_certification_policy_and_replaces_it_with_a_vali
     assert_eq!(
         default.body["policy"],
         json!({
-            "major_nc_due_days": 90, "minor_nc_due_days": 30, "stage1_validity_months": 6,
+            "major_nc_due_days": 90, "minor_nc_due_days": 30, "verification_days": 14, "stage1_validity_months": 6,
             "suspension_limit_months": 6, "missed_surveillance_grace_days": 30, "withdrawal_grace_days": 30,
             "time_zone": "UTC"
         })

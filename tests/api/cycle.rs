@@ -274,3 +274,32 @@ async fn past_the_restoration_window_an_expired_engagement_is_certified_anew_fro
     );
 }
 on_both_databases!(past_the_restoration_window_an_expired_engagement_is_certified_anew_from_stage2);
+
+async fn before_the_decision_the_scope_changes_only_by_a_recorded_event(backend: Backend) {
+    // Arrange: in stage 2, the letter's scope (the organization's ISMS scope at signing).
+    let app = spawn_app(backend).await;
+    let engagement = app.engagement_in_stage2().await;
+    let before = app.engagement(&engagement).await.expect(200).str("scope");
+
+    // Act: the body and the client agree a wider scope before the decision; then it is granted.
+    let wider = "Hosting of the billing platform from the London and Leeds data centres";
+    let change = json!({ "event": "change_scope", "scope": wider, "reason": "Leeds site added at stage 2 planning" });
+    let changed = app.fire(&engagement, change.clone()).await.expect(200);
+    app.certify_from_stage2(&engagement).await;
+
+    // Assert: the state stayed; the history keeps both scopes; the certificate states the new one.
+    assert_eq!((changed.str("state"), changed.str("scope")), ("stage2".into(), wider.into()));
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let entry = history.body.as_array().unwrap().iter().find(|h| h["action"] == "change_scope").cloned().unwrap();
+    let reason = entry["reason"].as_str().unwrap();
+    assert!(
+        reason.contains(&format!("scope was: {before}")) && reason.contains(&format!("scope now: {wider}")),
+        "{reason}"
+    );
+    let certificate = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
+    assert_eq!(certificate.str("scope"), wider);
+    // After certification only a reduction moves the certified scope.
+    let refused = app.fire(&engagement, change).await.expect(409);
+    assert_eq!(refused.problem_type(), "illegal-transition");
+}
+on_both_databases!(before_the_decision_the_scope_changes_only_by_a_recorded_event);

@@ -2,8 +2,8 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use engine::corrective_actions::open_plan_deadline;
 use engine::deadlines::OpenDeadlines;
+use engine::nonconformities::open_plan_deadline;
 use entities::domain::finding::RequirementReference;
 use entities::domain::{AuditKind, FindingGrade, FindingStatus};
 use entities::orm::{finding, prelude::*};

@@ -11,10 +11,10 @@ use uuid::Uuid;
 use super::certificate::apply_certificate_change;
 use super::{TransitionRequest, decision_maker};
 use crate::Write;
-use crate::corrective_actions::open_plan_deadlines_of_audit;
 use crate::deadlines::{OpenDeadlines, apply_deadline_change};
 use crate::error::EngineError;
 use crate::history::HistoryRecord;
+use crate::nonconformities::open_plan_deadlines_of_audit;
 use crate::store::json_strings;
 
 pub(super) async fn apply(
@@ -30,13 +30,16 @@ pub(super) async fn apply(
     for change in &outcome.deadlines {
         apply_deadline_change(txn, &engagement, open_deadlines, *change, None, now).await?;
     }
-    let reduced_scope = match &request.command {
-        EngagementCommand::ReduceScope { scope } => Some(scope.to_string()),
-        _ => None,
+    let (new_scope, mut replaced) = match &request.command {
+        EngagementCommand::ReduceScope { scope } => (Some(scope.to_string()), None),
+        // Before the decision: the engagement's scope; the history keeps the one it replaces.
+        EngagementCommand::ChangeScope { scope } => {
+            (Some(scope.to_string()), Some(format!("scope was: {}", engagement.scope.as_deref().unwrap_or("(none)"))))
+        }
+        _ => (None, None),
     };
-    let mut replaced = None;
     if let Some(change) = outcome.certificate {
-        replaced = apply_certificate_change(txn, &engagement, change, reduced_scope.as_deref(), now).await?;
+        replaced = apply_certificate_change(txn, &engagement, change, new_scope.as_deref(), now).await?;
     }
     if let (Some(outcome_of_decision), Some(decided_by)) = (outcome.decision, decision_maker(&request.command)) {
         certification_decision::ActiveModel {
@@ -95,7 +98,7 @@ pub(super) async fn apply(
             };
             (Some(*signed_on), Some(scope))
         }
-        _ => (engagement.engagement_letter_signed_on, reduced_scope.or_else(|| engagement.scope.clone())),
+        _ => (engagement.engagement_letter_signed_on, new_scope.or_else(|| engagement.scope.clone())),
     };
     let version = engagement.version;
     let mut model = engagement.into_active_model();

@@ -52,7 +52,9 @@ impl TransitionRequest {
                 format!("stage 1 result still valid: {confirmation}")
             }
             EngagementCommand::Suspend { cause } => format!("cause: {cause}"),
-            EngagementCommand::ReduceScope { scope } => format!("scope now: {scope}"),
+            EngagementCommand::ReduceScope { scope } | EngagementCommand::ChangeScope { scope } => {
+                format!("scope now: {scope}")
+            }
             _ => return reason,
         };
         Some(match reason {

@@ -73,3 +73,10 @@ pub enum DeadlineChange {
     /// Close every open deadline of the engagement (it ended, or its certificate did).
     CancelAll,
 }
+
+impl DeadlineChange {
+    /// Open a deadline of `kind`, due on `due_on`, owned by `owner`.
+    pub fn open(kind: DeadlineKind, due_on: NaiveDate, owner: DeadlineOwner) -> Self {
+        Self::Open(DeadlineToOpen { kind, due_on, owner })
+    }
+}

@@ -39,6 +39,9 @@ vocabulary! {
     pub enum EngagementEvent {
         /// Sign the engagement letter with the selected certification body.
         SignEngagementLetter,
+        /// Change the scope to certify before the certification decision (recorded with the scope
+        /// it replaces); after certification the scope moves only by `reduce_scope`.
+        ChangeScope,
         /// The pre-audit (gap assessment) is done.
         CompletePreAudit,
         /// Record the stage 1 outcome: ready (to stage 2) or not ready (stage 1 again).
@@ -96,6 +99,11 @@ pub const TRANSITIONS: &[(EngagementState, EngagementEvent, &[EngagementState])]
     (S::CbSelection, E::SignEngagementLetter, &[S::PreAudit, S::Stage1]),
     (S::CbSelection, E::Cancel, &[S::Cancelled]),
     (S::PreAudit, E::CompletePreAudit, &[S::Stage1]),
+    (S::PreAudit, E::ChangeScope, &[S::PreAudit]),
+    (S::Stage1, E::ChangeScope, &[S::Stage1]),
+    (S::Stage2, E::ChangeScope, &[S::Stage2]),
+    (S::CorrectiveActions, E::ChangeScope, &[S::CorrectiveActions]),
+    (S::CertificationDecision, E::ChangeScope, &[S::CertificationDecision]),
     (S::PreAudit, E::Cancel, &[S::Cancelled]),
     (S::Stage1, E::RecordStage1Outcome, &[S::Stage2, S::Stage1]),
     (S::Stage1, E::Cancel, &[S::Cancelled]),

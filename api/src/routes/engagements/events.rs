@@ -110,6 +110,12 @@ pub enum EventDetails {
     /// Amend what the certificate states to the organization's and the body's current records
     /// (e.g. after a rename); the history keeps what it stated before.
     AmendCertificate {},
+    /// Change the scope to certify, before the certification decision (the history keeps the
+    /// scope it replaces).
+    ChangeScope {
+        /// The scope to certify from now on.
+        scope: String,
+    },
     /// Narrow the certified scope (the certificate keeps its number; a suspended one is active
     /// again on the narrower scope).
     ReduceScope {
@@ -284,6 +290,7 @@ impl EventRequest {
             D::Withdraw {} => Some(C::Withdraw),
             D::AmendCertificate {} => Some(C::AmendCertificate),
             D::ReduceScope { scope } => f.text::<4000>("scope", &scope).map(|scope| C::ReduceScope { scope }),
+            D::ChangeScope { scope } => f.text::<4000>("scope", &scope).map(|scope| C::ChangeScope { scope }),
             D::Expire {} => Some(C::Expire),
             D::RestoreAfterExpiry { audit_id: id } => {
                 audit_id = id;

@@ -66,6 +66,11 @@ pub enum EngagementCommand {
     Withdraw,
     /// See [`EngagementEvent::AmendCertificate`].
     AmendCertificate,
+    /// See [`EngagementEvent::ChangeScope`].
+    ChangeScope {
+        /// The scope to certify from now on.
+        scope: Narrative,
+    },
     /// See [`EngagementEvent::ReduceScope`].
     ReduceScope {
         /// The narrower scope the certificate states from now on.
@@ -103,6 +108,7 @@ impl EngagementCommand {
             Self::Restore => E::Restore,
             Self::Withdraw => E::Withdraw,
             Self::ReduceScope { .. } => E::ReduceScope,
+            Self::ChangeScope { .. } => E::ChangeScope,
             Self::AmendCertificate => E::AmendCertificate,
             Self::Expire => E::Expire,
             Self::RestoreAfterExpiry => E::RestoreAfterExpiry,
@@ -136,6 +142,7 @@ impl EngagementEvent {
                 | Self::Restore
                 | Self::Withdraw
                 | Self::ReduceScope
+                | Self::ChangeScope
                 | Self::AmendCertificate
                 | Self::RestoreAfterExpiry
                 | Self::RestartAtStage2

@@ -90,6 +90,7 @@ fn apply(
         C::Restore => suspension::restore(facts, today, policy, check, out),
         C::Withdraw => suspension::withdraw(facts, check, out),
         C::ReduceScope { .. } => suspension::reduce_scope(facts, check, out),
+        C::ChangeScope { .. } => suspension::change_scope(facts, check),
         C::AmendCertificate => suspension::amend_certificate(facts, check, out),
         C::Expire => expiry::expire(facts, today, check, out),
         C::RestoreAfterExpiry => expiry::restore_after_expiry(facts, today, check, out),

@@ -2,7 +2,7 @@
 
 use chrono::NaiveDate;
 
-use crate::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineToOpen};
+use crate::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner};
 use crate::domain::state::{EngagementEvent, EngagementState};
 use crate::domain::{CertificateStatus, DecisionOutcome};
 
@@ -59,5 +59,5 @@ pub struct TransitionOutcome {
 }
 
 pub(super) fn open(kind: DeadlineKind, due_on: NaiveDate, owner: DeadlineOwner) -> DeadlineChange {
-    DeadlineChange::Open(DeadlineToOpen { kind, due_on, owner })
+    DeadlineChange::open(kind, due_on, owner)
 }

@@ -97,6 +97,16 @@ pub(super) fn reduce_scope(facts: &EngagementFacts, check: &mut Guards, out: &mu
     }
 }
 
+/// Before the decision the scope to certify is the engagement's, changed by this recorded event;
+/// once a certificate states a scope (active or suspended), it moves only by a reduction.
+pub(super) fn change_scope(facts: &EngagementFacts, check: &mut Guards) {
+    let certified =
+        facts.certificate.is_some_and(|c| matches!(c.status, CertificateStatus::Active | CertificateStatus::Suspended));
+    check.require(!certified, "certified_scope_fixed", || {
+        "the certificate states the certified scope: narrow it with reduce_scope".into()
+    });
+}
+
 /// An amendment by the body: the certificate states the organization and the body as their
 /// records stand now; nothing else changes (the state stays).
 pub(super) fn amend_certificate(facts: &EngagementFacts, check: &mut Guards, out: &mut TransitionOutcome) {

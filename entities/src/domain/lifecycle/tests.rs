@@ -121,6 +121,7 @@ fn command_for(event: EngagementEvent) -> EngagementCommand {
         E::Withdraw => C::Withdraw,
         E::AmendCertificate => C::AmendCertificate,
         E::ReduceScope => C::ReduceScope { scope: Narrative::parse("London site only").unwrap() },
+        E::ChangeScope => C::ChangeScope { scope: Narrative::parse("London and Leeds sites").unwrap() },
         E::Expire => C::Expire,
         E::RestoreAfterExpiry => C::RestoreAfterExpiry,
         E::RestartAtStage2 => C::RestartAtStage2,
@@ -583,6 +584,22 @@ fn past_the_restoration_window_an_expired_engagement_starts_again_at_stage2_and_
     let grant = C::GrantCertification { decision_maker: email("panel@cb.test") };
     let granted = decide_default(&facts, &grant).unwrap();
     assert_eq!(granted.certificate, Some(CertificateChange::Issue { decision_on: TODAY, expires_on: d(2029, 11, 24) }));
+}
+
+#[test]
+fn before_the_decision_the_scope_changes_by_a_recorded_event_and_nothing_else_moves() {
+    let change = command_for(E::ChangeScope);
+    for state in [S::PreAudit, S::Stage1, S::Stage2, S::CorrectiveActions, S::CertificationDecision] {
+        let outcome = decide_default(&facts_allowing(state, E::ChangeScope), &change).unwrap();
+        assert_eq!((outcome.to, outcome.certificate), (state, None), "{state}");
+        assert!(outcome.deadlines.is_empty(), "{state}");
+    }
+    // Once a certificate states the scope (a renewal's stage 2), only a reduction moves it.
+    let mut renewal = facts_allowing(S::Stage2, E::ChangeScope);
+    renewal.certificate = facts_allowing(S::Certified, E::ReduceScope).certificate;
+    assert_eq!(violation_codes(decide_default(&renewal, &change)), ["certified_scope_fixed"]);
+    // After certification the event is not allowed at all.
+    assert!(decide_default(&facts_allowing(S::Certified, E::ChangeScope), &change).is_err());
 }
 
 #[test]
