@@ -382,7 +382,7 @@ mod tests {
         assert_eq!((status, content_type.as_str()), (409, "application/problem+json"));
         assert_eq!(body["type"], "https://certflow.dev/problems/illegal-transition");
         assert_eq!(body["state"], "stage1");
-        assert_eq!(body["allowed_events"], json!(["record_stage1_outcome", "cancel"]));
+        assert_eq!(body["allowed_events"], json!(["change_scope", "record_stage1_outcome", "cancel"]));
     }
 
     #[actix_web::test]

@@ -2,7 +2,7 @@
 //! the transaction of that change.
 
 use chrono::{DateTime, Utc};
-use entities::domain::deadline::{DeadlineChange, DeadlineOwner, DeadlineStatus, DeadlineToOpen};
+use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineStatus, DeadlineToOpen};
 use entities::domain::text::EmailAddress;
 use entities::orm::{deadline, engagement, prelude::*};
 use sea_orm::sea_query::Expr;
@@ -42,6 +42,11 @@ impl OpenDeadlines {
         let (closed, open): (Vec<_>, Vec<_>) = std::mem::take(&mut self.0).into_iter().partition(|d| closing(d));
         self.0 = open;
         closed.into_iter().map(|d| d.id).collect()
+    }
+
+    /// The open deadline of `kind` opened last, if any.
+    pub fn latest_of(&self, kind: DeadlineKind) -> Option<&deadline::Model> {
+        self.0.iter().filter(|d| d.kind == kind).max_by_key(|d| d.created_at)
     }
 
     /// The open deadlines, in no particular order.

@@ -1,12 +1,16 @@
 //! Where reminders meet the lifecycle: each CB's policy, a new deadline's first step, and the
 //! pending emails of a deadline that closes.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::deadline::DeadlineKind;
-use entities::domain::reminders::{NotificationStatus, ReminderPolicy, first_step_on};
-use entities::orm::{notification, prelude::*};
+use entities::domain::reminders::{
+    NotificationStatus, RecipientRole, ReminderPolicy, RoleHolders, StepKind, first_step_on,
+};
+use entities::orm::{deadline, engagement, json_strings, notification, prelude::*};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+};
 use uuid::Uuid;
 
 use crate::error::EngineError;
@@ -41,5 +45,60 @@ pub async fn cancel_pending_notifications(conn: &impl ConnectionTrait, ids: &[Uu
         .filter(notification::Column::DeadlineId.is_in(ids.iter().copied()))
         .exec(conn)
         .await?;
+    Ok(())
+}
+
+/// Who is told at once of an event: the body's coordinator, and the client's ISMS manager,
+/// executive and manager of the engagement.
+pub const NOTICE_TO: [RecipientRole; 4] = [
+    RecipientRole::CbCoordinator,
+    RecipientRole::ClientIsmsManager,
+    RecipientRole::ClientExecutive,
+    RecipientRole::EngagementManager,
+];
+
+/// Records a notice of an event of `engagement` on `deadline` (the deadline the event opened),
+/// keyed `step_key`, to [`NOTICE_TO`]: the worker sends it at its next tick, like any claimed step.
+pub async fn notify_at_once(
+    txn: &DatabaseTransaction,
+    engagement: &engagement::Model,
+    deadline: &deadline::Model,
+    step_key: &str,
+    today: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<(), EngineError> {
+    let organization = Organization::find_by_id(engagement.organization_id).one(txn).await?;
+    let body = match engagement.certification_body_id {
+        Some(id) => CertificationBody::find_by_id(id).one(txn).await?,
+        None => None,
+    };
+    let recipients = RoleHolders {
+        owner: Some(&deadline.owner_email),
+        engagement_manager: Some(&engagement.manager_email),
+        cb_coordinator: body.as_ref().map(|b| b.coordinator_email.as_str()),
+        client_executive: organization.as_ref().map(|o| o.executive_email.as_str()),
+        client_isms_manager: organization.as_ref().map(|o| o.isms_manager_email.as_str()),
+    }
+    .addresses(&NOTICE_TO);
+    notification::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        deadline_id: Set(deadline.id),
+        engagement_id: Set(engagement.id),
+        step_key: Set(step_key.to_owned()),
+        kind: Set(StepKind::Notice),
+        recipients: Set(json_strings(&recipients)),
+        scheduled_on: Set(today),
+        status: Set(NotificationStatus::Pending),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        queued_at: Set(None),
+        lease_until: Set(None),
+        last_error: Set(None),
+        message_id: Set(None),
+        created_at: Set(now),
+        sent_at: Set(None),
+    }
+    .insert(txn)
+    .await?;
     Ok(())
 }

@@ -307,7 +307,7 @@ async fn each_bad_input_gets_its_problem_type_and_leaves_the_data_unchanged(back
     // by their guards without a certificate).
     assert_eq!(
         illegal.body["allowed_events"],
-        json!(["complete_stage2", "repeat_stage1", "cancel", "suspend", "withdraw", "expire"])
+        json!(["change_scope", "complete_stage2", "repeat_stage1", "cancel", "suspend", "withdraw", "expire"])
     );
     let invalid_email = send(&app, named("owner email with a header injection")).await;
     assert_eq!(invalid_email.body["errors"][0]["field"], "owner_email");

@@ -60,6 +60,16 @@ async fn a_missed_surveillance_suspends_the_certificate_until_the_audit_is_held(
     let suspension = history.body.as_array().unwrap().iter().find(|h| h["action"] == "suspend").cloned().unwrap();
     assert_eq!(suspension["actor"], "certflow-clock");
     assert!(suspension["reason"].as_str().unwrap().contains("cause: missed_audit"), "{suspension}");
+    // The coordinator and the client were told at once, with the day to resolve it by.
+    app.wait_for_deliveries(&engagement).await;
+    let notices: Vec<_> = smtp.received().into_iter().filter(|m| m.subject().contains("NOTICE")).collect();
+    assert_eq!(notices.len(), 1, "one notice");
+    assert!(notices[0].subject().contains("the certificate is suspended (a surveillance audit was not held in time)"));
+    let mut to = notices[0].to.clone();
+    to.sort();
+    assert_eq!(to, ["ceo@acme.test", "coordinator@cb.test", "isms@acme.test"]);
+    let limit = due_on(&app, &engagement, "suspension_limit").await;
+    assert!(notices[0].data.contains(&limit.to_string()), "the notice names the day to resolve it by");
 
     // Act 2: restoring needs the missed audit; the body holds it after the suspension.
     let restore = json!({ "event": "restore", "reason": "surveillance audit held" });

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use entities::clock::Clock;
-use entities::domain::FindingGrade;
 use entities::domain::deadline::{DeadlineKind, DeadlineStatus};
 use entities::domain::reminders::{NotificationStatus, StepKind};
-use entities::orm::{deadline, notification, prelude::*};
+use entities::domain::{FindingGrade, SuspensionCause};
+use entities::orm::{deadline, engagement, notification, prelude::*};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
@@ -223,6 +223,21 @@ async fn record(
     Ok(())
 }
 
+/// What a notice tells, in words, and what happens next (the deadline it comes with is the
+/// suspension's limit).
+fn notice_of(engagement: &engagement::Model) -> (String, String) {
+    let cause = match engagement.suspension_cause {
+        Some(SuspensionCause::MissedAudit) => "a surveillance audit was not held in time",
+        Some(SuspensionCause::Failure) => "a persistent or serious failure of the ISMS",
+        Some(SuspensionCause::ClientRequest) => "the client's request",
+        None => "see the engagement's history",
+    };
+    (
+        format!("the certificate is suspended ({cause})"),
+        "it is not valid while suspended; restore it once the cause is resolved, or reduce its scope, by the date below, or it is withdrawn".into(),
+    )
+}
+
 /// What is due, in words, and more about it.
 async fn describe(db: &DatabaseConnection, deadline: &deadline::Model) -> Result<(String, String), WorkerError> {
     let described = match deadline.kind {
@@ -302,7 +317,10 @@ async fn compose(
         Some(id) => CertificationBody::find_by_id(id).one(&context.db).await?,
         None => None,
     };
-    let (what, detail) = describe(&context.db, deadline).await?;
+    let (what, detail) = match notification.kind {
+        StepKind::Notice => notice_of(&engagement),
+        _ => describe(&context.db, deadline).await?,
+    };
     let days_until = (deadline.due_on - now.date_naive()).num_days();
     let facts = ReminderFacts {
         notification_id: notification.id.to_string(),
@@ -320,6 +338,7 @@ async fn compose(
         roles: match notification.kind {
             StepKind::Reminder => "a person responsible for it".into(),
             StepKind::Escalation => "a person responsible or accountable for it".into(),
+            StepKind::Notice => "a party to it".into(),
         },
         link: format!(
             "{}/api/v1/engagements/{}/deadlines",

@@ -6,13 +6,16 @@ use serde::Serialize;
 
 use entities::domain::reminders::StepKind;
 
-const TEMPLATES: [(&str, &str); 6] = [
+const TEMPLATES: [(&str, &str); 9] = [
     ("reminder/subject.txt.j2", include_str!("../templates/reminder/subject.txt.j2")),
     ("reminder/body.txt.j2", include_str!("../templates/reminder/body.txt.j2")),
     ("reminder/body.html.j2", include_str!("../templates/reminder/body.html.j2")),
     ("escalation/subject.txt.j2", include_str!("../templates/escalation/subject.txt.j2")),
     ("escalation/body.txt.j2", include_str!("../templates/escalation/body.txt.j2")),
     ("escalation/body.html.j2", include_str!("../templates/escalation/body.html.j2")),
+    ("notice/subject.txt.j2", include_str!("../templates/notice/subject.txt.j2")),
+    ("notice/body.txt.j2", include_str!("../templates/notice/body.txt.j2")),
+    ("notice/body.html.j2", include_str!("../templates/notice/body.html.j2")),
 ];
 
 /// What one reminder or escalation says.

@@ -15,6 +15,7 @@ use crate::deadlines::{OpenDeadlines, apply_deadline_change};
 use crate::error::EngineError;
 use crate::history::HistoryRecord;
 use crate::nonconformities::open_plan_deadlines_of_audit;
+use crate::reminders::notify_at_once;
 use crate::store::json_strings;
 
 pub(super) async fn apply(
@@ -29,6 +30,9 @@ pub(super) async fn apply(
     let (txn, now, today) = (write.txn(), write.now(), write.today());
     for change in &outcome.deadlines {
         apply_deadline_change(txn, &engagement, open_deadlines, *change, None, now).await?;
+    }
+    if let Some(deadline) = outcome.notice_with.and_then(|kind| open_deadlines.latest_of(kind)) {
+        notify_at_once(txn, &engagement, deadline, &format!("notice:{}", outcome.event), today, now).await?;
     }
     let (new_scope, mut replaced) = match &request.command {
         EngagementCommand::ReduceScope { scope } => (Some(scope.to_string()), None),

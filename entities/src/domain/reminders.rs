@@ -26,6 +26,41 @@ vocabulary! {
     }
 }
 
+/// Who holds each role of a deadline's engagement (absent when the engagement has no body yet).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RoleHolders<'a> {
+    /// The deadline's owner.
+    pub owner: Option<&'a str>,
+    /// The client's manager of the engagement.
+    pub engagement_manager: Option<&'a str>,
+    /// The certification body's coordinator.
+    pub cb_coordinator: Option<&'a str>,
+    /// The client's executive.
+    pub client_executive: Option<&'a str>,
+    /// The client's ISMS manager.
+    pub client_isms_manager: Option<&'a str>,
+}
+
+impl RoleHolders<'_> {
+    /// The addresses of `roles`, each once, in the order of the roles.
+    pub fn addresses(&self, roles: &[RecipientRole]) -> Vec<String> {
+        let mut addresses: Vec<String> = Vec::new();
+        for role in roles {
+            let address = match role {
+                RecipientRole::DeadlineOwner => self.owner,
+                RecipientRole::EngagementManager => self.engagement_manager,
+                RecipientRole::CbCoordinator => self.cb_coordinator,
+                RecipientRole::ClientExecutive => self.client_executive,
+                RecipientRole::ClientIsmsManager => self.client_isms_manager,
+            };
+            if let Some(address) = address.filter(|a| !addresses.iter().any(|known| known == a)) {
+                addresses.push(address.to_owned());
+            }
+        }
+        addresses
+    }
+}
+
 vocabulary! {
     /// A reminder (before or on the due date) or an escalation (on or after it).
     pub enum StepKind {
@@ -33,6 +68,9 @@ vocabulary! {
         Reminder,
         /// Tells people up the chain a deadline is due or missed.
         Escalation,
+        /// Tells the parties of an event as it happens (a suspension), with the deadline it
+        /// opened; sent at once, never part of a schedule.
+        Notice,
     }
 }
 
@@ -228,6 +266,10 @@ impl ReminderPolicy {
                             StepKind::Escalation if step.offset_days < 0 => problem(
                                 format!("{field}.offset_days"),
                                 "an escalation comes on or after the due date (offset >= 0)",
+                            ),
+                            StepKind::Notice => problem(
+                                format!("{field}.kind"),
+                                "a schedule holds reminders and escalations; a notice goes out with its event",
                             ),
                             _ => {}
                         }

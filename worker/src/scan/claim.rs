@@ -8,7 +8,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use engine::policies::stored_certification_policy;
 use entities::domain::deadline::DeadlineStatus;
 use entities::domain::policy::TimeZone;
-use entities::domain::reminders::{NotificationStatus, RecipientRole, ReminderPolicy, ReminderStep, plan_steps};
+use entities::domain::reminders::{
+    NotificationStatus, RecipientRole, ReminderPolicy, ReminderStep, RoleHolders, plan_steps,
+};
 use entities::orm::{certification_body, deadline, engagement, notification, organization, prelude::*};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
@@ -147,20 +149,14 @@ impl Parties {
         let engagement = self.engagements.get(&deadline.engagement_id);
         let organization = engagement.and_then(|e| self.organizations.get(&e.organization_id));
         let body = engagement.and_then(|e| e.certification_body_id).and_then(|cb| self.bodies.get(&cb));
-        let mut addresses: Vec<String> = Vec::new();
-        for role in roles {
-            let address = match role {
-                RecipientRole::DeadlineOwner => Some(deadline.owner_email.clone()),
-                RecipientRole::EngagementManager => engagement.map(|e| e.manager_email.clone()),
-                RecipientRole::CbCoordinator => body.map(|b| b.coordinator_email.clone()),
-                RecipientRole::ClientExecutive => organization.map(|o| o.executive_email.clone()),
-                RecipientRole::ClientIsmsManager => organization.map(|o| o.isms_manager_email.clone()),
-            };
-            if let Some(address) = address.filter(|a| !addresses.contains(a)) {
-                addresses.push(address);
-            }
+        RoleHolders {
+            owner: Some(&deadline.owner_email),
+            engagement_manager: engagement.map(|e| e.manager_email.as_str()),
+            cb_coordinator: body.map(|b| b.coordinator_email.as_str()),
+            client_executive: organization.map(|o| o.executive_email.as_str()),
+            client_isms_manager: organization.map(|o| o.isms_manager_email.as_str()),
         }
-        addresses
+        .addresses(roles)
     }
 }
 

@@ -63,6 +63,11 @@ impl Ticker {
             tracing::info!(claimed = scan.claimed, superseded = scan.superseded, queued, "scan");
         }
         let clock = fire_clock_events(&self.engine, now).await?;
+        // What the clock just did is told at once (a suspension's notice), not a tick later.
+        let mut queued = queued;
+        if !clock.suspended.is_empty() {
+            queued += self.enqueue(now).await?;
+        }
         Ok(TickReport {
             scan,
             queued,

@@ -45,6 +45,7 @@ pub fn decide(
         certificate: None,
         decision: None,
         audit_completed: event.completes_audit().is_some(),
+        notice_with: None,
     };
     apply(facts, command, today, policy, &mut check, &mut outcome);
     if check.violations.is_empty() {

@@ -56,6 +56,9 @@ pub struct TransitionOutcome {
     pub decision: Option<DecisionOutcome>,
     /// The audit the command names is completed by this transition.
     pub audit_completed: bool,
+    /// The parties are told at once (a notice, not a reminder), with the deadline of this kind
+    /// the transition opened: a suspension names the day it must be resolved by.
+    pub notice_with: Option<DeadlineKind>,
 }
 
 pub(super) fn open(kind: DeadlineKind, due_on: NaiveDate, owner: DeadlineOwner) -> DeadlineChange {

@@ -29,6 +29,8 @@ pub(super) fn suspend(
     out.marks.suspension_cause = Some(cause);
     out.certificate = Some(CertificateChange::SetStatus(CertificateStatus::Suspended));
     out.deadlines.push(open(K::SuspensionLimit, suspension_limit(today, policy), O::CbCoordinator));
+    // The coordinator and the client learn of it the day it happens, not from a reminder months on.
+    out.notice_with = Some(K::SuspensionLimit);
 }
 
 /// Restored when the cause is resolved (ISO/IEC 17021-1 9.6.5): a missed audit by that audit held

@@ -479,12 +479,20 @@ fn after_a_surveillance_the_next_is_due_by_the_end_of_the_following_calendar_yea
     ), "{:?}", outcome.deadlines);
 }
 
+/// The notice a command's outcome asks for.
+fn notice_of(facts: &EngagementFacts, command: &EngagementCommand) -> Option<DeadlineKind> {
+    decide_default(facts, command).unwrap().notice_with
+}
+
 #[test]
 fn a_suspension_keeps_its_cause_and_a_restoration_needs_it_resolved() {
     let suspended =
         decide_default(&facts_allowing(S::Certified, E::Suspend), &C::Suspend { cause: SuspensionCause::Failure })
             .unwrap();
     assert_eq!(suspended.marks.suspension_cause, Some(SuspensionCause::Failure));
+    // The parties are told at once, with the day the suspension must be resolved by.
+    assert_eq!(suspended.notice_with, Some(DeadlineKind::SuspensionLimit));
+    assert_eq!(notice_of(&facts_allowing(S::Certified, E::Withdraw), &C::Withdraw), None);
 
     // A failure: restored once no major NC is left open.
     let mut facts = facts_allowing(S::Suspended, E::Restore);
