@@ -39,6 +39,8 @@ pub const PROBLEM_SLUGS: &[&str] = &[
     "audit-completed",
     "corrective-action-exists",
     "corrective-action-verified",
+    "corrective-action-reported",
+    "finding-not-awaiting-follow-up",
     "major-nc-limit-passed",
     "notification-not-failed",
     "value-not-storable",
@@ -449,6 +451,26 @@ mod tests {
             );
         }
         assert!(used.len() >= 20, "found only {used:?}");
+    }
+
+    #[test]
+    fn every_refusal_code_of_the_domain_is_listed_in_the_spec() {
+        use entities::domain::AuditKind;
+        use entities::domain::finding::FollowUpRefusal;
+        use entities::domain::verification::VerificationRefusal;
+        let limit = chrono::NaiveDate::MIN;
+        let codes = [
+            VerificationRefusal::AlreadyAccepted.code(),
+            VerificationRefusal::MajorNcLimitPassed { limit }.code(),
+            VerificationRefusal::NotAVerdict.code(),
+            VerificationRefusal::AlreadyReported.code(),
+            FollowUpRefusal::NotAwaitingFollowUp.code(),
+            FollowUpRefusal::SameAudit.code(),
+            FollowUpRefusal::NotACertifyingAudit(AuditKind::Stage1).code(),
+        ];
+        for code in codes {
+            assert!(PROBLEM_SLUGS.contains(&code), "the domain refuses with `{code}`, which the spec does not list");
+        }
     }
 
     #[actix_web::test]

@@ -60,10 +60,10 @@ impl Engine {
             reported_done: action.reported_done_at.is_some(),
         };
         let outcome = verify(&facts, verification.outcome, write.today())?;
-        if outcome.finding_closed {
+        if let Some(status) = outcome.finding_status {
             let mut finding = found.into_active_model();
-            finding.status = Set(FindingStatus::Closed);
-            finding.closed_at = Set(Some(now));
+            finding.status = Set(status);
+            finding.closed_at = Set((status == FindingStatus::Closed).then_some(now));
             finding.update(txn).await?;
         }
         let mut open_deadlines = OpenDeadlines::of(txn, engagement.id).await?;

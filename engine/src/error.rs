@@ -2,6 +2,7 @@
 //! words. The API maps it to a problem in one `From`; the worker logs it.
 
 use entities::domain::dates::CapDueError;
+use entities::domain::finding::FollowUpRefusal;
 use entities::domain::lifecycle::TransitionRefusal;
 use entities::domain::verification::VerificationRefusal;
 use sea_orm::DbErr;
@@ -116,6 +117,17 @@ impl From<VerificationRefusal> for EngineError {
         match refusal {
             VerificationRefusal::NotAVerdict => Self::Invalid { field: "outcome", detail: refusal.to_string() },
             _ => Self::Conflict { slug: refusal.code(), detail: refusal.to_string() },
+        }
+    }
+}
+
+impl From<FollowUpRefusal> for EngineError {
+    fn from(refusal: FollowUpRefusal) -> Self {
+        match refusal {
+            FollowUpRefusal::NotAwaitingFollowUp => {
+                Self::Conflict { slug: refusal.code(), detail: refusal.to_string() }
+            }
+            _ => Self::Invalid { field: "audit_id", detail: refusal.to_string() },
         }
     }
 }

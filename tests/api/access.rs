@@ -104,6 +104,7 @@ fn rule_of(operation: &str) -> (Rule, u16) {
         "update_corrective_action" => (Write(A::SubmitCorrectiveAction), 200),
         "verify_corrective_action" => (Write(A::VerifyCorrectiveAction), 200),
         "complete_corrective_action" => (Write(A::SubmitCorrectiveAction), 200),
+        "follow_up_finding" => (Write(A::RecordFinding), 200),
         "post_engagement_event" => (Write(A::Fire(EngagementEvent::Cancel)), 200),
         "requeue_notification" => (Write(A::RequeueNotification), 200),
         _ => (Read, 200),
@@ -257,6 +258,21 @@ pub(crate) async fn request_for(app: &TestApp, operation: &str, tenant: &Tenant)
                 path(&format!("/engagements/{e}/corrective-actions/{action}/verification")),
                 Some(json!({ "outcome": "accepted", "note": "reviewed the evidence" })),
             )
+        }
+        "follow_up_finding" => {
+            // An accepted minor, followed up at a later stage 2 audit.
+            let finding = fresh_finding().await;
+            let action = app.submit_corrective_action(e, &finding, None).await.expect(201).str("id");
+            app.verify_corrective_action(e, &action, "accepted").await.expect(200);
+            let later = app.create_audit(e, "stage2", day(50), day(51)).await;
+            (
+                Method::POST,
+                path(&format!("/engagements/{e}/findings/{finding}/follow-up")),
+                Some(json!({ "audit_id": later, "outcome": "effective" })),
+            )
+        }
+        "list_audit_follow_ups" => {
+            (Method::GET, path(&format!("/engagements/{e}/audits/{}/follow-ups", tenant.audit)), None)
         }
         "complete_corrective_action" => {
             let finding = fresh_finding().await;

@@ -125,3 +125,65 @@ async fn a_surveillance_audit_s_nonconformities_open_their_plans_when_it_complet
     assert_eq!(due_of(&late), day(302) + Days::new(90));
 }
 on_both_databases!(a_surveillance_audit_s_nonconformities_open_their_plans_when_it_completes);
+
+async fn an_accepted_minor_is_followed_up_at_the_next_audit_and_not_effective_opens_a_new_nc(backend: Backend) {
+    // Arrange: a minor NC of stage 2 (days 40–43) whose plan the body accepts; then certified.
+    let app = spawn_app(backend).await;
+    let (engagement, stage2, minor) = app.stage2_with_finding("minor_nc", "A.8.13").await;
+    app.set_today(day(44));
+    app.fire(&engagement, json!({ "event": "complete_stage2", "audit_id": stage2 })).await.expect(200);
+    let action = app.submit_corrective_action(&engagement, &minor, None).await.expect(201).str("id");
+    app.verify_corrective_action(&engagement, &action, "accepted").await.expect(200);
+    let finding = |id: String| {
+        let app = &app;
+        let engagement = engagement.clone();
+        async move { app.get(&format!("/api/v1/engagements/{engagement}/findings/{id}")).await.expect(200) }
+    };
+    assert_eq!(finding(minor.clone()).await.str("status"), "follow_up", "to be verified at the next audit");
+    app.fire(&engagement, json!({ "event": "request_decision" })).await.expect(200);
+    app.grant(&engagement).await.expect(200);
+
+    // Act 1: the first surveillance audit lists the minor to follow up.
+    app.set_today(day(300));
+    app.fire(&engagement, json!({ "event": "start_surveillance" })).await.expect(200);
+    let surveillance = app.create_audit(&engagement, "surveillance", day(301), day(302)).await;
+    let follow_ups = format!("/api/v1/engagements/{engagement}/audits/{surveillance}/follow-ups");
+    let listed = app.get(&follow_ups).await.expect(200);
+    assert_eq!(listed.body.as_array().unwrap().iter().map(|f| f["id"].clone()).collect::<Vec<_>>(), [json!(minor)]);
+
+    // Act 2: not at the audit that found it; at the surveillance audit, not effective.
+    let path = format!("/api/v1/engagements/{engagement}/findings/{minor}/follow-up");
+    let same = app.post(&path, &json!({ "audit_id": stage2, "outcome": "effective" })).await.expect(422);
+    assert_eq!(same.problem_type(), "validation-failed");
+    let without_note = app.post(&path, &json!({ "audit_id": surveillance, "outcome": "not_effective" })).await;
+    assert_eq!(without_note.expect(422).problem_type(), "validation-failed");
+    let note = "Restore tests were scheduled but none was run this quarter.";
+    let followed = app
+        .post(&path, &json!({ "audit_id": surveillance, "outcome": "not_effective", "note": note }))
+        .await
+        .expect(200);
+
+    // Assert: the minor closed as not effective; a new minor NC on the surveillance audit, open.
+    assert_eq!(
+        (followed.body["finding"]["status"].as_str(), followed.body["finding"]["follow_up_outcome"].as_str()),
+        (Some("closed"), Some("not_effective"))
+    );
+    let recurred = followed.body["new_nonconformity"].clone();
+    assert_eq!((recurred["grade"].as_str(), recurred["status"].as_str()), (Some("minor_nc"), Some("open")));
+    assert_eq!(
+        (recurred["audit_id"].as_str(), recurred["reference"].as_str()),
+        (Some(surveillance.as_str()), Some("A.8.13"))
+    );
+    let twice = app.post(&path, &json!({ "audit_id": surveillance, "outcome": "effective" })).await.expect(409);
+    assert_eq!(twice.problem_type(), "finding-not-awaiting-follow-up");
+
+    // When the surveillance completes, the new NC's plan is due like any of its findings'.
+    app.set_today(day(303));
+    app.fire(&engagement, json!({ "event": "complete_surveillance", "audit_id": surveillance })).await.expect(200);
+    let plans = deadlines(&app, &engagement, "corrective_action_plan_due").await;
+    let plan = plans.iter().find(|d| d["subject_id"] == recurred["id"]).cloned().unwrap();
+    assert_eq!((date(&plan["due_on"]), plan["status"].as_str()), (day(302) + Days::new(30), Some("open")));
+    let listed = app.get(&follow_ups).await.expect(200);
+    assert_eq!(listed.body.as_array().unwrap().len(), 1, "the completed audit lists what it followed up");
+}
+on_both_databases!(an_accepted_minor_is_followed_up_at_the_next_audit_and_not_effective_opens_a_new_nc);

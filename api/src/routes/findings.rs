@@ -1,13 +1,14 @@
-//! Audit findings: major NC, minor NC or OFI, each citing a clause or an Annex A control.
+//! Audit findings: major NC, minor NC or OFI, each citing a clause or an Annex A control; an
+//! accepted minor's follow-up at a later audit.
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use engine::deadlines::OpenDeadlines;
-use engine::nonconformities::open_plan_deadline;
+use engine::nonconformities::{FollowUp, open_plan_deadline};
 use entities::domain::finding::RequirementReference;
-use entities::domain::{AuditKind, FindingGrade, FindingStatus};
+use entities::domain::{AuditKind, FindingGrade, FindingStatus, FollowUpOutcome};
 use entities::orm::{finding, prelude::*};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -25,7 +26,12 @@ use crate::state::AppState;
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
-    config.service(create_finding).service(list_findings).service(get_finding);
+    config
+        .service(create_finding)
+        .service(list_findings)
+        .service(get_finding)
+        .service(follow_up_finding)
+        .service(list_audit_follow_ups);
 }
 
 /// A finding as the auditor records it.
@@ -60,7 +66,8 @@ pub struct FindingView {
     pub reference: String,
     /// What was found.
     pub description: String,
-    /// Open until its corrective action is accepted; an OFI is closed (noted) at once.
+    /// Open until its corrective action is accepted; then closed (a major) or `follow_up` (a
+    /// minor, verified at the next audit); an OFI is closed (noted) at once.
     pub status: FindingStatus,
     /// Who recorded it.
     pub created_by: String,
@@ -68,6 +75,12 @@ pub struct FindingView {
     pub created_at: DateTime<Utc>,
     /// Closed.
     pub closed_at: Option<DateTime<Utc>>,
+    /// The later audit that followed up its accepted plan (a minor).
+    pub follow_up_audit_id: Option<Uuid>,
+    /// What that follow-up found.
+    pub follow_up_outcome: Option<FollowUpOutcome>,
+    /// The auditor's note of the follow-up.
+    pub follow_up_note: Option<String>,
 }
 
 impl From<finding::Model> for FindingView {
@@ -83,6 +96,9 @@ impl From<finding::Model> for FindingView {
             created_by: m.created_by,
             created_at: m.created_at,
             closed_at: m.closed_at,
+            follow_up_audit_id: m.follow_up_audit_id,
+            follow_up_outcome: m.follow_up_outcome,
+            follow_up_note: m.follow_up_note,
         }
     }
 }
@@ -149,6 +165,9 @@ pub async fn create_finding(
         created_by: Set(user.subject.clone()),
         created_at: Set(now),
         closed_at: Set(is_ofi.then_some(now)),
+        follow_up_audit_id: Set(None),
+        follow_up_outcome: Set(None),
+        follow_up_note: Set(None),
     }
     .insert(txn)
     .await?;
@@ -213,4 +232,107 @@ pub async fn get_finding(
     find_engagement(&app.db, &user, id).await?;
     let found = belongs(Finding::find_by_id(finding_id).one(&app.db).await?, |f| f.engagement_id, id, "finding")?;
     Ok(web::Json(found.into()))
+}
+
+/// The follow-up of an accepted minor NC's plan at a later audit.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "audit_id": "0193a5e4-7c1e-7f00-8000-000000000042",
+    "outcome": "not_effective",
+    "note": "Restore tests were scheduled but none was run this quarter."
+}))]
+pub struct FollowUpRequest {
+    /// The later stage 2, surveillance or recertification audit it is followed up at.
+    pub audit_id: Uuid,
+    /// Effective (it closes) or not effective (it closes and a new minor NC is recorded on that
+    /// audit, citing the same requirement).
+    pub outcome: FollowUpOutcome,
+    /// What the auditor found; required when not effective.
+    pub note: Option<String>,
+}
+
+/// A follow-up: the finding, and the nonconformity a not-effective follow-up recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FollowUpView {
+    /// The finding followed up (closed).
+    pub finding: FindingView,
+    /// The new minor NC, when the action was not effective.
+    pub new_nonconformity: Option<FindingView>,
+}
+
+/// Follows up an accepted minor NC's plan at a later certifying audit (ISO/IEC 17021-1: minors are
+/// checked at the next audit): it closes as effective, or as not effective with a new minor NC on
+/// that audit (whose plan is due from now if that audit has completed).
+#[utoipa::path(
+    tag = "findings",
+    operation_id = "follow_up_finding",
+    params(("id" = Uuid, Path, description = "Engagement id"), ("finding_id" = Uuid, Path, description = "Finding id")),
+    request_body = FollowUpRequest,
+    responses(
+        (status = 200, description = "Followed up", body = FollowUpView),
+        Refused,
+    ),
+    security(("bearer" = []))
+)]
+#[post("/engagements/{id}/findings/{finding_id}/follow-up")]
+pub async fn follow_up_finding(
+    app: web::Data<AppState>,
+    user: AuthUser,
+    claim: IdempotencyClaim,
+    path: web::Path<(Uuid, Uuid)>,
+    body: web::Json<FollowUpRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, finding_id) = path.into_inner();
+    let request = body.into_inner();
+    let mut f = Fields::default();
+    let note = f.optional_text::<4000>("note", request.note.as_deref());
+    if request.outcome == FollowUpOutcome::NotEffective {
+        f.check(request.note.as_deref().is_some_and(|n| !n.trim().is_empty()), "note", "say what was not effective");
+    }
+    let note = f.finish(note)?;
+    let (mut write, engagement) = app.begin_on_engagement(&user, id, Action::RecordFinding, claim.claim()).await?;
+    require_open(&engagement, "findings")?;
+    let follow = FollowUp { audit_id: request.audit_id, outcome: request.outcome, note: note.map(|n| n.into_inner()) };
+    let (followed, recurred) = app.follow_up_finding(&mut write, &user, &engagement, finding_id, follow).await?;
+    let view = FollowUpView { finding: followed.into(), new_nonconformity: recurred.map(FindingView::from) };
+    commit(write, HttpResponse::Ok().json(view)).await
+}
+
+/// The minor NCs an audit follows up: while it is not completed, every accepted minor plan of
+/// the engagement's other audits still awaiting its follow-up; and those it followed up.
+#[utoipa::path(
+    tag = "findings",
+    operation_id = "list_audit_follow_ups",
+    params(("id" = Uuid, Path, description = "Engagement id"), ("audit_id" = Uuid, Path, description = "Audit id")),
+    responses(
+        (status = 200, description = "The minors to follow up at this audit", body = Vec<FindingView>),
+        Refused,
+    ),
+    security(("bearer" = []))
+)]
+#[get("/engagements/{id}/audits/{audit_id}/follow-ups")]
+pub async fn list_audit_follow_ups(
+    app: web::Data<AppState>,
+    user: AuthUser,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<web::Json<Vec<FindingView>>, ApiError> {
+    let (id, audit_id) = path.into_inner();
+    find_engagement(&app.db, &user, id).await?;
+    let audit = belongs(Audit::find_by_id(audit_id).one(&app.db).await?, |a| a.engagement_id, id, "audit")?;
+    let mut which = Condition::any().add(finding::Column::FollowUpAuditId.eq(audit_id));
+    if audit.completed_at.is_none() {
+        which = which.add(
+            Condition::all()
+                .add(finding::Column::Status.eq(FindingStatus::FollowUp))
+                .add(finding::Column::AuditId.ne(audit_id)),
+        );
+    }
+    let findings = Finding::find()
+        .filter(finding::Column::EngagementId.eq(id))
+        .filter(which)
+        .order_by_asc(finding::Column::Id)
+        .all(&app.db)
+        .await?;
+    Ok(web::Json(findings.into_iter().map(FindingView::from).collect()))
 }

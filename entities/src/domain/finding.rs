@@ -76,3 +76,95 @@ mod tests {
         }
     }
 }
+
+/// What a follow-up needs to know: the finding's status and audit, and the audit it is followed
+/// up at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FollowUpFacts {
+    /// The finding's status.
+    pub status: super::FindingStatus,
+    /// The audit that found it.
+    pub found_at: uuid::Uuid,
+    /// The audit it is followed up at.
+    pub followed_up_at: uuid::Uuid,
+    /// That audit's kind.
+    pub audit_kind: super::AuditKind,
+}
+
+/// Why a follow-up was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FollowUpRefusal {
+    /// Only a minor NC whose plan the body accepted awaits a follow-up.
+    #[error("this finding does not await a follow-up: only a minor NC whose plan was accepted does")]
+    NotAwaitingFollowUp,
+    /// A plan is followed up at a later audit, not the one that found it.
+    #[error("a finding is followed up at a later audit, not at the audit that found it")]
+    SameAudit,
+    /// A certifying audit (stage 2, surveillance, recertification) follows minors up.
+    #[error("a {0} audit does not follow up nonconformities: name a stage 2, surveillance or recertification audit")]
+    NotACertifyingAudit(super::AuditKind),
+}
+
+impl FollowUpRefusal {
+    /// A stable slug for the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotAwaitingFollowUp => "finding-not-awaiting-follow-up",
+            Self::SameAudit | Self::NotACertifyingAudit(_) => "validation-failed",
+        }
+    }
+}
+
+/// Decides a follow-up of an accepted minor's plan at a later certifying audit: the finding
+/// closes either way; `not_effective` also asks for a new nonconformity on that audit. Returns
+/// whether a new nonconformity is to be recorded.
+pub fn follow_up(facts: &FollowUpFacts, outcome: super::FollowUpOutcome) -> Result<bool, FollowUpRefusal> {
+    use super::AuditKind as K;
+    if facts.status != super::FindingStatus::FollowUp {
+        return Err(FollowUpRefusal::NotAwaitingFollowUp);
+    }
+    if facts.found_at == facts.followed_up_at {
+        return Err(FollowUpRefusal::SameAudit);
+    }
+    if !matches!(facts.audit_kind, K::Stage2 | K::Surveillance | K::Recertification) {
+        return Err(FollowUpRefusal::NotACertifyingAudit(facts.audit_kind));
+    }
+    Ok(outcome == super::FollowUpOutcome::NotEffective)
+}
+
+#[cfg(test)]
+mod follow_up_tests {
+    use super::*;
+    use crate::domain::{AuditKind, FindingStatus, FollowUpOutcome};
+
+    fn facts() -> FollowUpFacts {
+        FollowUpFacts {
+            status: FindingStatus::FollowUp,
+            found_at: uuid::Uuid::from_u128(1),
+            followed_up_at: uuid::Uuid::from_u128(2),
+            audit_kind: AuditKind::Surveillance,
+        }
+    }
+
+    #[test]
+    fn an_accepted_minor_is_closed_at_the_next_audit_and_not_effective_opens_a_new_nc() {
+        assert_eq!(follow_up(&facts(), FollowUpOutcome::Effective), Ok(false));
+        assert_eq!(follow_up(&facts(), FollowUpOutcome::NotEffective), Ok(true));
+    }
+
+    #[test]
+    fn only_a_minor_awaiting_follow_up_at_a_later_certifying_audit_is_followed_up() {
+        for status in [FindingStatus::Open, FindingStatus::Closed] {
+            let refused = follow_up(&FollowUpFacts { status, ..facts() }, FollowUpOutcome::Effective);
+            assert_eq!(refused, Err(FollowUpRefusal::NotAwaitingFollowUp), "{status}");
+        }
+        let same = FollowUpFacts { followed_up_at: uuid::Uuid::from_u128(1), ..facts() };
+        assert_eq!(follow_up(&same, FollowUpOutcome::Effective), Err(FollowUpRefusal::SameAudit));
+        let stage1 = FollowUpFacts { audit_kind: AuditKind::Stage1, ..facts() };
+        assert_eq!(
+            follow_up(&stage1, FollowUpOutcome::Effective),
+            Err(FollowUpRefusal::NotACertifyingAudit(AuditKind::Stage1))
+        );
+        assert_eq!(FollowUpRefusal::NotAwaitingFollowUp.code(), "finding-not-awaiting-follow-up");
+    }
+}

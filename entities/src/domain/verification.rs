@@ -6,7 +6,7 @@ use super::dates::{major_nc_limit, verification_due_on};
 use super::deadline::DeadlineStatus;
 use super::policy::CertificationPolicy;
 use super::state::EngagementState;
-use super::{FindingGrade, VerificationStatus};
+use super::{FindingGrade, FindingStatus, VerificationStatus};
 
 /// What the rule needs to know about the corrective action, its finding and its engagement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,8 +30,9 @@ pub struct VerificationFacts {
 pub struct VerificationOutcome {
     /// The action's new verification status.
     pub verification: VerificationStatus,
-    /// Accepting the action closes its finding.
-    pub finding_closed: bool,
+    /// The finding's new status, if it changes: accepting a major's correction closes it;
+    /// accepting a minor's plan leaves it to be followed up at the next audit.
+    pub finding_status: Option<FindingStatus>,
     /// How to close the action's `CorrectiveActionDue` deadline, if at all.
     pub corrective_action_deadline: Option<DeadlineStatus>,
     /// How to close the engagement's `MajorNcLimit` deadline, if at all.
@@ -89,7 +90,7 @@ pub fn verify(
         // Rejected: the client's step again; after a report of it done, the report is withdrawn.
         VerificationStatus::Rejected => Ok(VerificationOutcome {
             verification: outcome,
-            finding_closed: false,
+            finding_status: None,
             corrective_action_deadline: None,
             major_nc_limit: None,
             verification_deadline: facts.reported_done.then_some(DeadlineStatus::Met),
@@ -107,7 +108,7 @@ pub fn verify(
                 }
                 _ => Ok(VerificationOutcome {
                     verification: outcome,
-                    finding_closed: true,
+                    finding_status: Some(if major { FindingStatus::Closed } else { FindingStatus::FollowUp }),
                     corrective_action_deadline: Some(DeadlineStatus::Met),
                     major_nc_limit: (major && facts.open_majors <= 1).then_some(DeadlineStatus::Met),
                     verification_deadline: Some(DeadlineStatus::Met),
@@ -170,13 +171,13 @@ mod tests {
     }
 
     #[test]
-    fn accepting_a_minor_closes_the_finding_and_meets_its_deadline() {
+    fn accepting_a_minor_s_plan_leaves_it_to_the_next_audit_and_meets_its_deadline() {
         let outcome = assert_ok!(accept(&facts(FindingGrade::MinorNc), TODAY));
         assert_eq!(
             outcome,
             VerificationOutcome {
                 verification: VerificationStatus::Accepted,
-                finding_closed: true,
+                finding_status: Some(FindingStatus::FollowUp),
                 corrective_action_deadline: Some(DeadlineStatus::Met),
                 major_nc_limit: None,
                 verification_deadline: Some(DeadlineStatus::Met),
@@ -188,7 +189,7 @@ mod tests {
     #[test]
     fn accepting_the_last_major_also_meets_the_major_nc_limit() {
         let outcome = assert_ok!(accept(&facts(FindingGrade::MajorNc), TODAY));
-        assert!(outcome.finding_closed);
+        assert_eq!(outcome.finding_status, Some(FindingStatus::Closed), "a major's correction is verified");
         assert_eq!(outcome.corrective_action_deadline, Some(DeadlineStatus::Met));
         assert_eq!(outcome.major_nc_limit, Some(DeadlineStatus::Met));
     }
@@ -197,7 +198,7 @@ mod tests {
     fn accepting_one_of_two_majors_leaves_the_limit_open() {
         let two_open = VerificationFacts { open_majors: 2, ..facts(FindingGrade::MajorNc) };
         let outcome = assert_ok!(accept(&two_open, TODAY));
-        assert!(outcome.finding_closed);
+        assert_eq!(outcome.finding_status, Some(FindingStatus::Closed));
         assert_eq!(outcome.major_nc_limit, None);
     }
 
@@ -209,7 +210,7 @@ mod tests {
                 outcome,
                 VerificationOutcome {
                     verification: VerificationStatus::Rejected,
-                    finding_closed: false,
+                    finding_status: None,
                     corrective_action_deadline: None,
                     major_nc_limit: None,
                     verification_deadline: None,
@@ -226,7 +227,7 @@ mod tests {
         let outcome = assert_ok!(verify_on(&reported, VerificationStatus::Rejected, TODAY));
         assert_eq!(outcome.verification_deadline, Some(DeadlineStatus::Met), "the body did its step");
         assert!(outcome.corrective_action_reopened, "the action's own due date is pending again");
-        assert!(!outcome.finding_closed);
+        assert_eq!(outcome.finding_status, None);
     }
 
     #[test]

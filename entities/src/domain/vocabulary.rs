@@ -78,8 +78,23 @@ vocabulary! {
     pub enum FindingStatus {
         /// Open: its corrective action is not yet accepted by the CB.
         Open,
-        /// Closed: the CB accepted its corrective action (or it is an OFI, noted).
+        /// Closed: the CB verified its correction (a major), followed it up at a later audit (a
+        /// minor), or it is an OFI, noted.
         Closed,
+        /// A minor NC whose plan the CB accepted: to be verified at the next audit, which closes
+        /// it as effective or not effective.
+        FollowUp,
+    }
+}
+
+vocabulary! {
+    /// What the follow-up of an accepted minor NC's plan at a later audit found.
+    pub enum FollowUpOutcome {
+        /// The action was implemented and works: the finding closes.
+        Effective,
+        /// It was not implemented or does not work: the finding closes and a new nonconformity is
+        /// recorded on the audit that followed it up.
+        NotEffective,
     }
 }
 

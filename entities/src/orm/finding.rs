@@ -2,6 +2,7 @@
 
 use crate::domain::FindingGrade;
 use crate::domain::FindingStatus;
+use crate::domain::FollowUpOutcome;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
@@ -18,6 +19,9 @@ pub struct Model {
     pub created_by: String,
     pub created_at: DateTimeUtc,
     pub closed_at: Option<DateTimeUtc>,
+    pub follow_up_audit_id: Option<Uuid>,
+    pub follow_up_outcome: Option<FollowUpOutcome>,
+    pub follow_up_note: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
