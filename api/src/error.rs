@@ -7,6 +7,7 @@ use actix_web::{HttpResponse, ResponseError};
 use engine::EngineError;
 use entities::domain::dates::CapDueError;
 use entities::domain::lifecycle::{GuardViolation, TransitionRefusal};
+use entities::domain::reminders::PolicyProblem;
 use entities::domain::state::{EngagementEvent, EngagementState};
 use sea_orm::DbErr;
 use serde::Serialize;
@@ -140,6 +141,13 @@ impl From<anyhow::Error> for ApiError {
 impl From<TransitionRefusal> for ApiError {
     fn from(refusal: TransitionRefusal) -> Self {
         EngineError::Transition(refusal).into()
+    }
+}
+
+/// A policy's problems, field by field: a 422 listing each.
+impl From<Vec<PolicyProblem>> for ApiError {
+    fn from(problems: Vec<PolicyProblem>) -> Self {
+        Self::Validation(problems.into_iter().map(|p| FieldProblem::new(p.field, p.detail)).collect())
     }
 }
 

@@ -5,8 +5,8 @@ use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, De
 use entities::domain::text::EmailAddress;
 use entities::domain::verification::{VerificationFacts, report_done, verify};
 use entities::domain::{FindingGrade, FindingStatus, VerificationStatus};
-use entities::orm::{corrective_action, engagement, prelude::*};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
+use entities::orm::{corrective_action, engagement, finding, prelude::*};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, EntityTrait, IntoActiveModel};
 use uuid::Uuid;
 
 use crate::caller::Caller;
@@ -40,13 +40,7 @@ impl Engine {
     ) -> Result<corrective_action::Model, EngineError> {
         write.certification_policy_of(engagement).await?;
         let (txn, now) = (write.txn(), write.now());
-        let action = belongs(
-            CorrectiveAction::find_by_id(action_id).one(txn).await?,
-            |a| a.engagement_id,
-            engagement.id,
-            "corrective action",
-        )?;
-        let found = Finding::find_by_id(action.finding_id).one(txn).await?.ok_or(EngineError::NotFound("finding"))?;
+        let (action, found) = action_and_finding(txn, engagement, action_id).await?;
         let open_majors = match found.grade {
             FindingGrade::MajorNc => count_open_findings(txn, engagement.id, FindingGrade::MajorNc).await?,
             _ => 0,
@@ -125,13 +119,7 @@ impl Engine {
     ) -> Result<corrective_action::Model, EngineError> {
         let policy = write.certification_policy_of(engagement).await?;
         let (txn, now, today) = (write.txn(), write.now(), write.today());
-        let action = belongs(
-            CorrectiveAction::find_by_id(action_id).one(txn).await?,
-            |a| a.engagement_id,
-            engagement.id,
-            "corrective action",
-        )?;
-        let found = Finding::find_by_id(action.finding_id).one(txn).await?.ok_or(EngineError::NotFound("finding"))?;
+        let (action, found) = action_and_finding(txn, engagement, action_id).await?;
         let facts = VerificationFacts {
             grade: found.grade,
             current: action.verification,
@@ -167,4 +155,20 @@ impl Engine {
         write.record_history(record).await?;
         Ok(updated)
     }
+}
+
+/// Corrective action `action_id` of `engagement` (404 otherwise) and the finding it answers.
+async fn action_and_finding(
+    txn: &DatabaseTransaction,
+    engagement: &engagement::Model,
+    action_id: Uuid,
+) -> Result<(corrective_action::Model, finding::Model), EngineError> {
+    let action = belongs(
+        CorrectiveAction::find_by_id(action_id).one(txn).await?,
+        |a| a.engagement_id,
+        engagement.id,
+        "corrective action",
+    )?;
+    let found = Finding::find_by_id(action.finding_id).one(txn).await?.ok_or(EngineError::NotFound("finding"))?;
+    Ok((action, found))
 }

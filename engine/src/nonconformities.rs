@@ -10,7 +10,7 @@ use entities::domain::finding::{FollowUpFacts, follow_up};
 use entities::domain::policy::CertificationPolicy;
 use entities::domain::text::EmailAddress;
 use entities::domain::{FindingGrade, FindingStatus, FollowUpOutcome};
-use entities::orm::{corrective_action, engagement, finding, prelude::*};
+use entities::orm::{audit, corrective_action, engagement, finding, prelude::*};
 use sea_orm::sea_query::Query;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
@@ -126,26 +126,13 @@ impl Engine {
         if !new_nonconformity {
             return Ok((followed, None));
         }
-        let recurred = finding::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            engagement_id: Set(engagement.id),
-            audit_id: Set(audit.id),
-            grade: Set(FindingGrade::MinorNc),
-            reference: Set(reference),
-            description: Set(format!(
-                "The corrective action for finding {finding_id} was not effective: {}",
-                follow.note.as_deref().unwrap_or("see the follow-up")
-            )),
-            status: Set(FindingStatus::Open),
-            created_by: Set(caller.subject.clone()),
-            created_at: Set(now),
-            closed_at: Set(None),
-            follow_up_audit_id: Set(None),
-            follow_up_outcome: Set(None),
-            follow_up_note: Set(None),
-        }
-        .insert(txn)
-        .await?;
+        let description = format!(
+            "The corrective action for finding {finding_id} was not effective: {}",
+            follow.note.as_deref().unwrap_or("see the follow-up")
+        );
+        let recurred = finding_row(&audit, FindingGrade::MinorNc, reference, description, &caller.subject, now)
+            .insert(txn)
+            .await?;
         if audit.completed_at.is_some() {
             let mut open_deadlines = OpenDeadlines::of(txn, engagement.id).await?;
             open_plan_deadline(txn, engagement, &mut open_deadlines, &recurred, audit.last_day, &policy, now).await?;
@@ -154,5 +141,33 @@ impl Engine {
             HistoryRecord::change(engagement.id, "finding_recorded:minor_nc", &caller.subject, Some(recurred.id));
         write.record_history(record).await?;
         Ok((followed, Some(recurred)))
+    }
+}
+
+/// A new finding of `audit`, as `recorded_by` records it at `now`: an NC is open until its action
+/// is accepted; an OFI is noted (closed) at once.
+pub fn finding_row(
+    audit: &audit::Model,
+    grade: FindingGrade,
+    reference: String,
+    description: String,
+    recorded_by: &str,
+    now: DateTime<Utc>,
+) -> finding::ActiveModel {
+    let is_ofi = grade == FindingGrade::Ofi;
+    finding::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        engagement_id: Set(audit.engagement_id),
+        audit_id: Set(audit.id),
+        grade: Set(grade),
+        reference: Set(reference),
+        description: Set(description),
+        status: Set(if is_ofi { FindingStatus::Closed } else { FindingStatus::Open }),
+        created_by: Set(recorded_by.to_owned()),
+        created_at: Set(now),
+        closed_at: Set(is_ofi.then_some(now)),
+        follow_up_audit_id: Set(None),
+        follow_up_outcome: Set(None),
+        follow_up_note: Set(None),
     }
 }

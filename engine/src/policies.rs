@@ -1,11 +1,18 @@
-//! Each certification body's certification policy: read with the defaults for a body that set
-//! none, and replaced as a whole under its version. A change applies to deadlines opened after
-//! it: the dates already given stand.
+//! Each certification body's policies, read with the defaults for a body that set none and
+//! replaced as a whole under their version: the certification policy (a change applies to
+//! deadlines opened after it: the dates already given stand) and the reminder policy (a change
+//! re-plans the open deadlines' next steps).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
+use entities::domain::deadline::DeadlineStatus;
 use entities::domain::policy::CertificationPolicy;
-use entities::orm::{certification_policy, engagement, prelude::*};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ConnectionTrait, EntityTrait, IntoActiveModel, QuerySelect};
+use entities::domain::reminders::ReminderPolicy;
+use entities::orm::{certification_policy, deadline, engagement, prelude::*, reminder_policy};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::access::Action;
@@ -14,6 +21,37 @@ use crate::error::EngineError;
 use crate::idempotency::Claim;
 use crate::store::check_version;
 use crate::{Engine, Target, Write};
+
+/// Replaces the one versioned row of body `$cb_id` in a policy table (`$entity`, of module
+/// `$module`: `certification_body_id`, `policy`, `version`, `updated_at`) with `$stored`, under
+/// its lock, when it is still at version `$expected` (0 while there is none); evaluates to the
+/// saved row.
+macro_rules! replace_versioned {
+    ($entity:ty, $module:ident, $txn:expr, $cb_id:expr, $stored:expr, $expected:expr, $now:expr) => {
+        match <$entity>::find_by_id($cb_id).lock_exclusive().one($txn).await? {
+            Some(existing) => {
+                check_version($expected, existing.version)?;
+                let version = existing.version;
+                let mut model = existing.into_active_model();
+                model.policy = Set($stored);
+                model.version = Set(version + 1);
+                model.updated_at = Set($now);
+                model.update($txn).await?
+            }
+            None => {
+                check_version($expected, 0)?;
+                $module::ActiveModel {
+                    certification_body_id: Set($cb_id),
+                    policy: Set($stored),
+                    version: Set(1),
+                    updated_at: Set($now),
+                }
+                .insert($txn)
+                .await?
+            }
+        }
+    };
+}
 
 /// A body's certification policy as it stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,6 +102,24 @@ pub async fn certification_policy_of(
     stored_certification_policy(stored.map(|record| record.policy))
 }
 
+/// "Today" at `now` for an engagement of body `cb_id` whose dates in question are `dates`: in the
+/// body's time zone. The zones run from 12 hours behind UTC to 14 ahead, so "today" is UTC's
+/// date or the day on either side of it; when none of `dates` is within a day of UTC's date, every
+/// zone answers alike (nothing is due, or overdue, differently) and the policy is not read.
+pub async fn today_for(
+    conn: &impl ConnectionTrait,
+    cb_id: Option<Uuid>,
+    now: DateTime<Utc>,
+    dates: impl IntoIterator<Item = NaiveDate>,
+) -> Result<NaiveDate, EngineError> {
+    let utc = now.date_naive();
+    let near = |date: NaiveDate| (date - utc).num_days().abs() <= 1;
+    if cb_id.is_none() || !dates.into_iter().any(near) {
+        return Ok(utc);
+    }
+    Ok(certification_policy_of(conn, cb_id).await?.time_zone.today(now))
+}
+
 impl Write {
     /// The certification policy of `engagement`'s body, with the write's day reckoned in the
     /// body's time zone.
@@ -104,29 +160,40 @@ impl Engine {
         let write = self.begin(caller, Target::CertificationBody(cb_id), action, claim).await?;
         let (txn, now) = (write.txn(), write.now());
         let stored = serde_json::to_value(policy).map_err(|e| EngineError::Unexpected(e.into()))?;
-        let saved = match CertificationPolicyRecord::find_by_id(cb_id).lock_exclusive().one(txn).await? {
-            Some(existing) => {
-                check_version(expected, existing.version)?;
-                let version = existing.version;
-                let mut model = existing.into_active_model();
-                model.policy = Set(stored);
-                model.version = Set(version + 1);
-                model.updated_at = Set(now);
-                model.update(txn).await?
-            }
-            None => {
-                check_version(expected, 0)?;
-                certification_policy::ActiveModel {
-                    certification_body_id: Set(cb_id),
-                    policy: Set(stored),
-                    version: Set(1),
-                    updated_at: Set(now),
-                }
-                .insert(txn)
-                .await?
-            }
-        };
+        let saved =
+            replace_versioned!(CertificationPolicyRecord, certification_policy, txn, cb_id, stored, expected, now);
         let saved = StoredCertificationPolicy::of(Some(saved))?;
         Ok((write, saved))
+    }
+}
+
+impl Engine {
+    /// Replaces body `cb_id`'s reminder policy with `policy` (validated by the caller) when it is
+    /// still at `expected` (412 otherwise), and re-plans the open deadlines of the body's
+    /// engagements at the worker's next scan. Returns the write to commit, the saved version and
+    /// when it was saved.
+    pub async fn replace_reminder_policy(
+        &self,
+        caller: &Caller,
+        cb_id: Uuid,
+        policy: &ReminderPolicy,
+        expected: Option<i32>,
+    ) -> Result<(Write, i32, DateTime<Utc>), EngineError> {
+        let write = self.begin(caller, Target::CertificationBody(cb_id), Action::UpdateReminderPolicy, None).await?;
+        let (txn, now) = (write.txn(), write.now());
+        let stored = serde_json::to_value(policy).map_err(|e| EngineError::Unexpected(e.into()))?;
+        let saved = replace_versioned!(ReminderPolicyRecord, reminder_policy, txn, cb_id, stored, expected, now);
+        let engagements = Query::select()
+            .column(engagement::Column::Id)
+            .from(Engagement)
+            .and_where(engagement::Column::CertificationBodyId.eq(cb_id))
+            .to_owned();
+        Deadline::update_many()
+            .col_expr(deadline::Column::NextStepOn, Expr::value(now.date_naive()))
+            .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
+            .filter(deadline::Column::EngagementId.in_subquery(engagements))
+            .exec(txn)
+            .await?;
+        Ok((write, saved.version, saved.updated_at))
     }
 }

@@ -80,15 +80,40 @@ pub async fn notify_at_once(
         client_isms_manager: organization.as_ref().map(|o| o.isms_manager_email.as_str()),
     }
     .addresses(&NOTICE_TO);
+    let step = NotificationStep { key: step_key.to_owned(), kind: StepKind::Notice, scheduled_on: today };
+    notification_row(deadline, step, &recipients, NotificationStatus::Pending, now).insert(txn).await?;
+    Ok(())
+}
+
+/// A step of a deadline, as its notification records it.
+#[derive(Debug, Clone)]
+pub struct NotificationStep {
+    /// `reminder-14`, `escalation+7`, `notice:suspend`.
+    pub key: String,
+    /// Reminder, escalation or notice.
+    pub kind: StepKind,
+    /// The day it falls on.
+    pub scheduled_on: NaiveDate,
+}
+
+/// The notification row that records `step` of `deadline` for `recipients`, claimed at `now`
+/// with `status` (pending, to be sent; or skipped).
+pub fn notification_row(
+    deadline: &deadline::Model,
+    step: NotificationStep,
+    recipients: &[String],
+    status: NotificationStatus,
+    now: DateTime<Utc>,
+) -> notification::ActiveModel {
     notification::ActiveModel {
         id: Set(Uuid::now_v7()),
         deadline_id: Set(deadline.id),
-        engagement_id: Set(engagement.id),
-        step_key: Set(step_key.to_owned()),
-        kind: Set(StepKind::Notice),
-        recipients: Set(json_strings(&recipients)),
-        scheduled_on: Set(today),
-        status: Set(NotificationStatus::Pending),
+        engagement_id: Set(deadline.engagement_id),
+        step_key: Set(step.key),
+        kind: Set(step.kind),
+        recipients: Set(json_strings(recipients)),
+        scheduled_on: Set(step.scheduled_on),
+        status: Set(status),
         attempts: Set(0),
         next_attempt_at: Set(now),
         queued_at: Set(None),
@@ -98,7 +123,4 @@ pub async fn notify_at_once(
         created_at: Set(now),
         sent_at: Set(None),
     }
-    .insert(txn)
-    .await?;
-    Ok(())
 }

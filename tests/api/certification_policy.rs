@@ -183,3 +183,34 @@ async fn a_day_s_reminders_go_out_from_eight_in_the_morning_of_the_body_s_zone(b
     assert!(scheduled(utc).await, "from eight in UTC");
 }
 on_both_databases!(a_day_s_reminders_go_out_from_eight_in_the_morning_of_the_body_s_zone);
+
+async fn a_deadline_is_overdue_from_the_day_after_its_due_date_in_the_body_s_zone(backend: Backend) {
+    // Arrange: two certificates with the same surveillance due day, one body in Tokyo (UTC+9).
+    let app = spawn_app(backend).await;
+    let tokyo = app.certified_engagement().await;
+    let utc = app.certified_engagement().await;
+    set_policy(&app, &body_of(&app, &tokyo).await, json!({ "time_zone": "Asia/Tokyo" })).await;
+    let due = due_on(&app, &tokyo, "surveillance_due").await;
+    let overdue = |engagement: String| {
+        let app = &app;
+        async move {
+            let view = app.engagement(&engagement).await.expect(200);
+            let open = view.body["open_deadlines"].as_array().unwrap().clone();
+            open.into_iter().find(|d| d["kind"] == "surveillance_due").unwrap()["overdue"].as_bool().unwrap()
+        }
+    };
+
+    // Act: 16:00 UTC on the due day is 01:00 the next day in Tokyo.
+    app.set_now(at(due, 16, 0));
+
+    // Assert: overdue in Tokyo, not yet in UTC; the list says the same.
+    assert_eq!((overdue(tokyo.clone()).await, overdue(utc.clone()).await), (true, false));
+    let listed = app.get("/api/v1/engagements?limit=100").await.expect(200);
+    let flag_of = |id: &str| {
+        let item = listed.body["items"].as_array().unwrap().iter().find(|e| e["id"] == id).unwrap().clone();
+        item["open_deadlines"].as_array().unwrap().iter().find(|d| d["kind"] == "surveillance_due").unwrap()["overdue"]
+            .clone()
+    };
+    assert_eq!((flag_of(&tokyo), flag_of(&utc)), (json!(true), json!(false)));
+}
+on_both_databases!(a_deadline_is_overdue_from_the_day_after_its_due_date_in_the_body_s_zone);

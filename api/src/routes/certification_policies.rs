@@ -11,7 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, FieldProblem, Refused};
+use crate::error::{ApiError, Refused};
 use crate::idempotency::commit;
 use crate::preconditions::if_match;
 use crate::state::AppState;
@@ -94,9 +94,7 @@ pub async fn put_certification_policy(
 ) -> Result<HttpResponse, ApiError> {
     let expected = if_match(&http)?;
     let policy = body.into_inner();
-    policy.validate().map_err(|problems| {
-        ApiError::Validation(problems.into_iter().map(|p| FieldProblem::new(p.field, p.detail)).collect())
-    })?;
+    policy.validate()?;
     let (write, saved) = app.replace_certification_policy(&user, *id, policy, expected, None).await?;
     commit(write, HttpResponse::Ok().json(CertificationPolicyView::new(*id, saved))).await
 }

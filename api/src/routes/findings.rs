@@ -4,11 +4,11 @@
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use engine::deadlines::OpenDeadlines;
-use engine::nonconformities::{FollowUp, open_plan_deadline};
+use engine::nonconformities::{FollowUp, finding_row, open_plan_deadline};
 use entities::domain::finding::RequirementReference;
 use entities::domain::{AuditKind, FindingGrade, FindingStatus, FollowUpOutcome};
 use entities::orm::{finding, prelude::*};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -153,24 +153,10 @@ pub async fn create_finding(
             format!("a {} audit records gaps, not nonconformities: record an OFI or list the gap", audit.kind),
         ));
     }
-    let is_ofi = request.grade == FindingGrade::Ofi;
-    let created = finding::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        engagement_id: Set(id),
-        audit_id: Set(audit_id),
-        grade: Set(request.grade),
-        reference: Set(reference.to_string()),
-        description: Set(description.into_inner()),
-        status: Set(if is_ofi { FindingStatus::Closed } else { FindingStatus::Open }),
-        created_by: Set(user.subject.clone()),
-        created_at: Set(now),
-        closed_at: Set(is_ofi.then_some(now)),
-        follow_up_audit_id: Set(None),
-        follow_up_outcome: Set(None),
-        follow_up_note: Set(None),
-    }
-    .insert(txn)
-    .await?;
+    let created =
+        finding_row(&audit, request.grade, reference.to_string(), description.into_inner(), &user.subject, now)
+            .insert(txn)
+            .await?;
     if audit.completed_at.is_some() {
         // Recorded after its audit completed: its plan is due from now, like its audit's others.
         let mut open_deadlines = OpenDeadlines::of(txn, id).await?;

@@ -2,25 +2,19 @@
 
 use actix_web::{HttpRequest, HttpResponse, get, put, web};
 use chrono::{DateTime, Utc};
-use entities::domain::deadline::DeadlineStatus;
 use entities::domain::reminders::ReminderPolicy;
-use entities::orm::{deadline, engagement, prelude::*, reminder_policy};
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
-};
+use entities::orm::prelude::*;
+use sea_orm::EntityTrait;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
-use engine::Target;
 use engine::access::Action;
 use engine::reminders::reminder_policy_of;
-use engine::store::check_version;
 
 use crate::auth::AuthUser;
-use crate::error::{ApiError, FieldProblem, Refused};
+use crate::error::{ApiError, Refused};
 use crate::idempotency::commit;
 use crate::preconditions::if_match;
 use crate::state::AppState;
@@ -99,52 +93,14 @@ pub async fn put_reminder_policy(
 ) -> Result<HttpResponse, ApiError> {
     let expected = if_match(&http)?;
     let policy = body.into_inner();
-    policy.validate().map_err(|problems| {
-        ApiError::Validation(problems.into_iter().map(|p| FieldProblem::new(p.field, p.detail)).collect())
-    })?;
-    let stored = serde_json::to_value(&policy).map_err(ApiError::unexpected)?;
-    let write = app.begin(&user, Target::CertificationBody(*id), Action::UpdateReminderPolicy, None).await?;
-    let (txn, now) = (write.txn(), write.now());
-    let saved = match ReminderPolicyRecord::find_by_id(*id).lock_exclusive().one(txn).await? {
-        Some(existing) => {
-            check_version(expected, existing.version)?;
-            let version = existing.version;
-            let mut model = existing.into_active_model();
-            model.policy = Set(stored);
-            model.version = Set(version + 1);
-            model.updated_at = Set(now);
-            model.update(txn).await?
-        }
-        None => {
-            check_version(expected, 0)?;
-            reminder_policy::ActiveModel {
-                certification_body_id: Set(*id),
-                policy: Set(stored),
-                version: Set(1),
-                updated_at: Set(now),
-            }
-            .insert(txn)
-            .await?
-        }
-    };
-    // The worker re-plans every open deadline of this CB on its next scan.
-    let engagements = Query::select()
-        .column(engagement::Column::Id)
-        .from(Engagement)
-        .and_where(engagement::Column::CertificationBodyId.eq(*id))
-        .to_owned();
-    Deadline::update_many()
-        .col_expr(deadline::Column::NextStepOn, Expr::value(now.date_naive()))
-        .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
-        .filter(deadline::Column::EngagementId.in_subquery(engagements))
-        .exec(txn)
-        .await?;
+    policy.validate()?;
+    let (write, version, updated_at) = app.replace_reminder_policy(&user, *id, &policy, expected).await?;
     let view = ReminderPolicyView {
         certification_body_id: *id,
         policy,
         is_default: false,
-        version: saved.version,
-        updated_at: Some(saved.updated_at),
+        version,
+        updated_at: Some(updated_at),
     };
     commit(write, HttpResponse::Ok().json(view)).await
 }

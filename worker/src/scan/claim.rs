@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use engine::policies::stored_certification_policy;
+use engine::reminders::{NotificationStep, notification_row};
 use entities::domain::deadline::DeadlineStatus;
 use entities::domain::policy::TimeZone;
 use entities::domain::reminders::{
@@ -14,8 +15,7 @@ use entities::domain::reminders::{
 use entities::orm::{certification_body, deadline, engagement, notification, organization, prelude::*};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -193,23 +193,10 @@ async fn claim(
         }
         let schedule = parties.policy(engagement).schedule(deadline.kind);
         let plan = plan_steps(&schedule, deadline.due_on, today, recorded.get(&deadline.id).unwrap_or(&HashSet::new()));
-        let row = |step: &ReminderStep, status: NotificationStatus| notification::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            deadline_id: Set(deadline.id),
-            engagement_id: Set(deadline.engagement_id),
-            step_key: Set(step.key()),
-            kind: Set(step.kind),
-            recipients: Set(serde_json::json!(parties.recipients(deadline, &step.recipients))),
-            scheduled_on: Set(step.date(deadline.due_on)),
-            status: Set(status),
-            attempts: Set(0),
-            next_attempt_at: Set(now),
-            queued_at: Set(None),
-            lease_until: Set(None),
-            last_error: Set(None),
-            message_id: Set(None),
-            created_at: Set(now),
-            sent_at: Set(None),
+        let row = |step: &ReminderStep, status: NotificationStatus| {
+            let recorded =
+                NotificationStep { key: step.key(), kind: step.kind, scheduled_on: step.date(deadline.due_on) };
+            notification_row(deadline, recorded, &parties.recipients(deadline, &step.recipients), status, now)
         };
         for step in &plan.send {
             rows.push(row(step, NotificationStatus::Pending));

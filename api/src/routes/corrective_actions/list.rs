@@ -1,6 +1,7 @@
 //! An engagement's corrective actions.
 
 use actix_web::{get, web};
+use engine::policies::today_for;
 use engine::store::find_engagement;
 use entities::orm::{corrective_action, prelude::*};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
@@ -28,12 +29,13 @@ pub async fn list_corrective_actions(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Vec<CorrectiveActionView>>, ApiError> {
-    find_engagement(&app.db, &user, *id).await?;
-    let today = app.clock.today();
+    let engagement = find_engagement(&app.db, &user, *id).await?;
     let actions = CorrectiveAction::find()
         .filter(corrective_action::Column::EngagementId.eq(*id))
         .order_by_asc(corrective_action::Column::DueOn)
         .all(&app.db)
         .await?;
+    let due_dates = actions.iter().map(|a| a.due_on);
+    let today = today_for(&app.db, engagement.certification_body_id, app.clock.now(), due_dates).await?;
     Ok(web::Json(actions.into_iter().map(|a| CorrectiveActionView::new(a, today)).collect()))
 }

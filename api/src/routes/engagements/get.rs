@@ -25,5 +25,5 @@ pub async fn get_engagement(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<EngagementView>, ApiError> {
-    Ok(web::Json(EngagementView::find(&app.db, &user, *id, app.clock.today()).await?))
+    Ok(web::Json(EngagementView::find(&app.db, &user, *id, app.clock.now()).await?))
 }

@@ -58,7 +58,6 @@ pub async fn list_engagements(
     query: web::Query<EngagementListQuery>,
 ) -> Result<web::Json<Page<EngagementView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let today = app.clock.today();
     let mut select =
         Engagement::find().filter(engagements_in(user.tenancy)).order_by_asc(engagement::Column::Id).limit(limit + 1);
     if let Some(after) = decode_cursor(query.cursor.as_deref())? {
@@ -81,6 +80,8 @@ pub async fn list_engagements(
             .and_where(deadline::Column::DueOn.lt(day))
             .to_owned()
     };
+    // The filter reckons "today" in UTC; each view's own flags are in its body's time zone.
+    let today = app.clock.today();
     match query.overdue {
         Some(true) => select = select.filter(engagement::Column::Id.in_subquery(with_open_deadline_before(today))),
         Some(false) => select = select.filter(engagement::Column::Id.not_in_subquery(with_open_deadline_before(today))),
@@ -96,6 +97,6 @@ pub async fn list_engagements(
     }
     let rows = select.all(&app.db).await?;
     let page = page_of(rows, limit, |r| r.id, |r| r);
-    let items = EngagementView::many(&app.db, page.items, today).await?;
+    let items = EngagementView::many(&app.db, page.items, app.clock.now()).await?;
     Ok(web::Json(Page { items, next_cursor: page.next_cursor }))
 }

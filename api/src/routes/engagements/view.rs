@@ -1,5 +1,6 @@
 //! How an engagement and its deadlines are shown.
 
+use engine::policies::today_for;
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -140,7 +141,7 @@ impl EngagementView {
     pub async fn many(
         conn: &impl ConnectionTrait,
         engagements: Vec<engagement::Model>,
-        today: NaiveDate,
+        now: DateTime<Utc>,
     ) -> Result<Vec<Self>, ApiError> {
         let ids: Vec<Uuid> = engagements.iter().map(|e| e.id).collect();
         let mut by_engagement: HashMap<Uuid, Vec<deadline::Model>> = HashMap::new();
@@ -149,13 +150,13 @@ impl EngagementView {
                 by_engagement.entry(d.engagement_id).or_default().push(d);
             }
         }
-        Ok(engagements
-            .into_iter()
-            .map(|e| {
-                let open = by_engagement.remove(&e.id).unwrap_or_default();
-                Self::with_open_deadlines(e, open, today)
-            })
-            .collect())
+        let mut views = Vec::with_capacity(engagements.len());
+        for e in engagements {
+            let open = by_engagement.remove(&e.id).unwrap_or_default();
+            let today = today_for(conn, e.certification_body_id, now, open.iter().map(|d| d.due_on)).await?;
+            views.push(Self::with_open_deadlines(e, open, today));
+        }
+        Ok(views)
     }
 
     /// The view of engagement `id` as `user` sees it (404 when it does not), read in one query:
@@ -164,7 +165,7 @@ impl EngagementView {
         conn: &impl ConnectionTrait,
         user: &AuthUser,
         id: Uuid,
-        today: NaiveDate,
+        now: DateTime<Utc>,
     ) -> Result<Self, ApiError> {
         let mut select = Engagement::find_by_id(id).filter(engagements_in(user.tenancy)).select_also(Deadline);
         let its_open_deadlines = Expr::col((Deadline, deadline::Column::EngagementId))
@@ -173,7 +174,8 @@ impl EngagementView {
         QueryTrait::query(&mut select).join(JoinType::LeftJoin, Deadline, its_open_deadlines);
         let mut rows = select.all(conn).await?.into_iter();
         let (engagement, first) = rows.next().ok_or(ApiError::not_found("engagement"))?;
-        let open = first.into_iter().chain(rows.filter_map(|(_, d)| d)).collect();
+        let open: Vec<deadline::Model> = first.into_iter().chain(rows.filter_map(|(_, d)| d)).collect();
+        let today = today_for(conn, engagement.certification_body_id, now, open.iter().map(|d| d.due_on)).await?;
         Ok(Self::with_open_deadlines(engagement, open, today))
     }
 }
