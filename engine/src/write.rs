@@ -10,7 +10,7 @@ use sea_orm::{DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::Engine;
-use crate::access::{Action, engagements_in, of_engagements_in, organizations_in};
+use crate::access::{Action, Tenancy, engagements_in, of_engagements_in, organizations_in};
 use crate::caller::Caller;
 use crate::error::EngineError;
 use crate::history::{HistoryRecord, record_history};
@@ -69,24 +69,34 @@ impl Engine {
                 return caller.may_for_certification_body(action, id);
             }
             Target::Engagement(id) => {
-                Engagement::find_by_id(id)
+                let selected: Option<Uuid> = Engagement::find_by_id(id)
                     .select_only()
-                    .column(engagement::Column::Id)
+                    .column(engagement::Column::CertificationBodyId)
                     .filter(engagements_in(caller.tenancy))
-                    .into_tuple::<Uuid>()
+                    .into_tuple::<Option<Uuid>>()
                     .one(&self.db)
                     .await?
                     .ok_or(EngineError::NotFound("engagement"))?;
+                only_the_selected_body_writes(caller, selected, action)?;
             }
             Target::Notification(id) => {
-                Notification::find_by_id(id)
+                let engagement_id: Uuid = Notification::find_by_id(id)
                     .select_only()
-                    .column(notification::Column::Id)
+                    .column(notification::Column::EngagementId)
                     .filter(of_engagements_in(caller.tenancy, notification::Column::EngagementId))
-                    .into_tuple::<Uuid>()
+                    .into_tuple()
                     .one(&self.db)
                     .await?
                     .ok_or(EngineError::NotFound("notification"))?;
+                if matches!(caller.tenancy, Tenancy::CertificationBody(_)) {
+                    let selected: Option<Option<Uuid>> = Engagement::find_by_id(engagement_id)
+                        .select_only()
+                        .column(engagement::Column::CertificationBodyId)
+                        .into_tuple()
+                        .one(&self.db)
+                        .await?;
+                    only_the_selected_body_writes(caller, selected.flatten(), action)?;
+                }
             }
         }
         caller.may(action)
@@ -121,6 +131,17 @@ impl Engine {
         let write = self.begin(caller, Target::Engagement(id), action, claim).await?;
         let engagement = lock_engagement(&write.txn, caller, id).await?;
         Ok((write, engagement))
+    }
+}
+
+/// A certification body's people write to an engagement only when their body is its selected
+/// one: a body that has only bid sees the engagement (and its own proposal) and writes nothing.
+fn only_the_selected_body_writes(caller: &Caller, selected: Option<Uuid>, action: Action) -> Result<(), EngineError> {
+    match caller.tenancy {
+        Tenancy::CertificationBody(own) if selected != Some(own) => Err(EngineError::Forbidden(format!(
+            "only the selected certification body's people may {action}: this body has not been selected"
+        ))),
+        _ => Ok(()),
     }
 }
 

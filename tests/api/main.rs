@@ -3,6 +3,7 @@
 mod access;
 mod api_crash;
 mod bad_inputs;
+mod bidders;
 mod certification_policy;
 mod concurrency;
 mod corrective_action_steps;

@@ -152,6 +152,13 @@ pub async fn create_audit(
     set_plan(&mut model, body.into_inner())?;
     let (write, engagement) = app.begin_on_engagement(&user, *id, Action::PlanAudit, claim.claim()).await?;
     require_open(&engagement, "audits")?;
+    // No audit (and so no finding) exists before a body is selected: its bidders audit nothing.
+    if engagement.certification_body_id.is_none() {
+        return Err(ApiError::conflict(
+            "engagement-state-conflict",
+            "no certification body is selected yet: the selected body plans the audits",
+        ));
+    }
     model.created_at = Set(write.now());
     model.updated_at = Set(write.now());
     let created = model.insert(write.txn()).await?;

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use engine::deadlines::OpenDeadlines;
 use engine::nonconformities::{FollowUp, finding_row, open_plan_deadline};
 use entities::domain::finding::RequirementReference;
-use entities::domain::{AuditKind, FindingGrade, FindingStatus, FollowUpOutcome};
+use entities::domain::{FindingGrade, FindingStatus, FollowUpOutcome};
 use entities::orm::{finding, prelude::*};
 use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
@@ -147,7 +147,7 @@ pub async fn create_finding(
     let audit = belongs(Audit::find_by_id(audit_id).one(txn).await?, |a| a.engagement_id, id, "audit")?;
     // Only a certifying audit finds nonconformities; a pre-audit or stage 1 lists gaps, which
     // never block a decision (its gaps go with the stage 1 outcome, or as OFIs).
-    if request.grade != FindingGrade::Ofi && matches!(audit.kind, AuditKind::PreAudit | AuditKind::Stage1) {
+    if request.grade != FindingGrade::Ofi && !audit.kind.records_nonconformities() {
         return Err(ApiError::invalid(
             "grade",
             format!("a {} audit records gaps, not nonconformities: record an OFI or list the gap", audit.kind),

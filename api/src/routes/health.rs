@@ -13,7 +13,7 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
 }
 
-/// The database answers.
+/// The database answers, on the read pool and on the writer.
 #[utoipa::path(
     tag = "health",
     operation_id = "get_readyz",
@@ -24,9 +24,11 @@ pub async fn healthz() -> HttpResponse {
 )]
 #[get("/readyz")]
 pub async fn readyz(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    app.db
-        .execute_unprepared("SELECT 1")
-        .await
-        .map_err(|error| ApiError::from(engine::EngineError::unreachable(error)))?;
+    // Both pools: ready means reads and writes are served (the writer's connections are its own).
+    for pool in [&app.db, &app.writer] {
+        pool.execute_unprepared("SELECT 1")
+            .await
+            .map_err(|error| ApiError::from(engine::EngineError::unreachable(error)))?;
+    }
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }

@@ -1,6 +1,7 @@
 //! Writing what a transition's outcome says: deadlines, the certificate, the decision, the
 //! completed audit, the history and the engagement itself.
 
+use entities::domain::AuditKind;
 use entities::domain::lifecycle::{EngagementCommand, TransitionOutcome};
 use entities::domain::policy::CertificationPolicy;
 use entities::orm::{audit, certification_decision, engagement, prelude::*};
@@ -69,8 +70,11 @@ pub(super) async fn apply(
                 .col_expr(audit::Column::Gaps, Expr::value(json_strings(&request.gaps)));
         }
         completed.exec(txn).await?;
-        // Each of its nonconformities' plans is due from now, whether or not the client answers.
-        open_plan_deadlines_of_audit(txn, &engagement, open_deadlines, audit_id, policy, now).await?;
+        // Each of its nonconformities' plans is due from now, whether or not the client answers
+        // (only a certifying audit records nonconformities).
+        if request.command.event().completes_audit().is_some_and(AuditKind::records_nonconformities) {
+            open_plan_deadlines_of_audit(txn, &engagement, open_deadlines, audit_id, policy, now).await?;
+        }
     }
     write
         .record_history(HistoryRecord {

@@ -119,14 +119,13 @@ impl FollowUpRefusal {
 /// closes either way; `not_effective` also asks for a new nonconformity on that audit. Returns
 /// whether a new nonconformity is to be recorded.
 pub fn follow_up(facts: &FollowUpFacts, outcome: super::FollowUpOutcome) -> Result<bool, FollowUpRefusal> {
-    use super::AuditKind as K;
     if facts.status != super::FindingStatus::FollowUp {
         return Err(FollowUpRefusal::NotAwaitingFollowUp);
     }
     if facts.found_at == facts.followed_up_at {
         return Err(FollowUpRefusal::SameAudit);
     }
-    if !matches!(facts.audit_kind, K::Stage2 | K::Surveillance | K::Recertification) {
+    if !facts.audit_kind.records_nonconformities() {
         return Err(FollowUpRefusal::NotACertifyingAudit(facts.audit_kind));
     }
     Ok(outcome == super::FollowUpOutcome::NotEffective)

@@ -51,6 +51,14 @@ vocabulary! {
     }
 }
 
+impl AuditKind {
+    /// Only a certifying audit (stage 2, surveillance, recertification) records nonconformities,
+    /// and follows up earlier ones; a pre-audit or stage 1 lists gaps, which never block.
+    pub fn records_nonconformities(self) -> bool {
+        matches!(self, Self::Stage2 | Self::Surveillance | Self::Recertification)
+    }
+}
+
 vocabulary! {
     /// The outcome of a stage 1 audit.
     pub enum Stage1Outcome {
