@@ -1,7 +1,9 @@
 //! `Idempotency-Key` on POST: the first request with a key runs and its response is stored; a
 //! retry with the same key and the same request gets the stored response (`Idempotency-Replayed:
 //! true`), the same key with another request is a 422, and a retry while the first still runs is
-//! a 409. Keys belong to the caller (its token's subject) and are kept for 24 hours.
+//! a 409. Keys belong to the whole caller (role, scope and subject: two tokens that share a subject
+//! but not a tenant never see each other's answers) and are kept for 24 hours; the worker purges
+//! older ones.
 //!
 //! The key is recorded by the engine's write path, in the transaction of the handler's write
 //! ([`IdempotencyClaim`] handed to `Engine::begin`), and so is its response ([`commit`]): a request
@@ -65,7 +67,7 @@ pub async fn idempotency(
     };
     let fingerprint = fingerprint(request.method(), &request.uri().to_string(), &body);
     let now = app.clock.now();
-    let claim = Claim { subject: user.subject.clone(), key, fingerprint, now };
+    let claim = Claim { owner: user.identity(), key, fingerprint, now };
     match app.earlier_response(&claim).await {
         Ok(None) => {}
         Ok(Some(stored)) => return Ok(request.into_response(replay(&stored)?)),

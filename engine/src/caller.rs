@@ -25,6 +25,18 @@ impl Caller {
         Self { subject: CLOCK_ACTOR.to_owned(), party: Party::Admin, tenancy: Tenancy::Platform }
     }
 
+    /// The whole caller, as one string: its role, what it sees, and who it is. Two tokens that
+    /// share a subject but differ in role or scope are two callers (their idempotency keys, for
+    /// one, are apart).
+    pub fn identity(&self) -> String {
+        let tenancy = match self.tenancy {
+            Tenancy::Platform => "platform".to_owned(),
+            Tenancy::CertificationBody(id) => format!("certification_body:{id}"),
+            Tenancy::Organization(id) => format!("organization:{id}"),
+        };
+        format!("{}|{tenancy}|{}", self.party, self.subject)
+    }
+
     /// Refuses (403) an action the caller's role may not take.
     pub fn may(&self, action: Action) -> Result<(), EngineError> {
         if permits(self.party, action) {

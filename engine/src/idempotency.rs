@@ -5,7 +5,7 @@
 use chrono::{DateTime, Duration, Utc};
 use entities::orm::{idempotency_key, prelude::*};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 
 use crate::Engine;
 use crate::error::EngineError;
@@ -16,8 +16,9 @@ pub const RETENTION: Duration = Duration::hours(24);
 /// A caller's key for one request, claimed by the write that request runs.
 #[derive(Debug, Clone)]
 pub struct Claim {
-    /// The caller the key belongs to.
-    pub subject: String,
+    /// The caller the key belongs to: the whole caller ([`crate::Caller::identity`]: role, scope
+    /// and subject), so a replay never crosses to another role or tenant that shares a subject.
+    pub owner: String,
     /// The key, as the caller sent it.
     pub key: String,
     /// The request's method, target and body, hashed: the same key for another request is refused.
@@ -40,7 +41,7 @@ pub struct StoredResponse {
 impl Claim {
     fn this_key(&self) -> Condition {
         Condition::all()
-            .add(idempotency_key::Column::Subject.eq(&self.subject))
+            .add(idempotency_key::Column::Subject.eq(&self.owner))
             .add(idempotency_key::Column::IdempotencyKey.eq(&self.key))
     }
 
@@ -48,7 +49,7 @@ impl Claim {
     /// concurrent retry) makes this one a conflict, and its transaction is dropped unwritten.
     pub(crate) async fn record(&self, txn: &DatabaseTransaction) -> Result<(), EngineError> {
         let inserted = IdempotencyKey::insert(idempotency_key::ActiveModel {
-            subject: Set(self.subject.clone()),
+            subject: Set(self.owner.clone()),
             idempotency_key: Set(self.key.clone()),
             request_fingerprint: Set(self.fingerprint.clone()),
             response_status: Set(None),
@@ -109,6 +110,50 @@ impl Engine {
             body: stored.response_body.unwrap_or_default(),
         }))
     }
+}
+
+/// Forgets keys older than [`RETENTION`] at `now`, `batch` at a time, at most `rounds` batches
+/// (the worker calls it at every tick, so a backlog drains over a few ticks without one long
+/// statement); returns how many it forgot.
+pub async fn purge_expired_keys(
+    engine: &Engine,
+    now: DateTime<Utc>,
+    batch: u64,
+    rounds: usize,
+) -> Result<usize, EngineError> {
+    let mut purged = 0;
+    for _ in 0..rounds {
+        let expired: Vec<(String, String)> = IdempotencyKey::find()
+            .select_only()
+            .column(idempotency_key::Column::Subject)
+            .column(idempotency_key::Column::IdempotencyKey)
+            .filter(idempotency_key::Column::CreatedAt.lt(now - RETENTION))
+            .limit(batch)
+            .into_tuple()
+            .all(&engine.db)
+            .await?;
+        if expired.is_empty() {
+            break;
+        }
+        let count = expired.len();
+        let these = expired.into_iter().fold(Condition::any(), |any, (owner, key)| {
+            any.add(
+                Condition::all()
+                    .add(idempotency_key::Column::Subject.eq(owner))
+                    .add(idempotency_key::Column::IdempotencyKey.eq(key)),
+            )
+        });
+        let deleted = IdempotencyKey::delete_many()
+            .filter(these)
+            .filter(idempotency_key::Column::CreatedAt.lt(now - RETENTION))
+            .exec(&engine.writer)
+            .await?;
+        purged += usize::try_from(deleted.rows_affected).unwrap_or(usize::MAX);
+        if (count as u64) < batch {
+            break;
+        }
+    }
+    Ok(purged)
 }
 
 fn in_progress() -> EngineError {

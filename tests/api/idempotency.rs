@@ -113,3 +113,45 @@ async fn every_post_operation_replays_its_stored_response_to_a_retry_with_the_sa
     assert!(checked >= 11, "only {checked} POST operations");
 }
 on_both_databases!(every_post_operation_replays_its_stored_response_to_a_retry_with_the_same_key);
+
+async fn a_key_is_the_whole_caller_s_a_token_sharing_a_subject_in_another_tenant_gets_its_own_judgement(
+    backend: Backend,
+) {
+    // Arrange: two integration tokens that share a subject, for two organizations.
+    let app = spawn_app(backend).await;
+    let (acme, other) = (app.create_organization(120).await, app.create_organization(20).await);
+    let subject = "grc-sync@integrations.test";
+    let of = |organization: &str| app.token_of(subject, api::auth::Role::Integration, Some(organization), None);
+    let body = json!({ "organization_id": acme, "manager_email": "isms@acme.test" });
+    let (first, _) = post_with_key(&app, &of(&acme), "/api/v1/engagements", "sync-1", &body).await;
+    first.expect(201);
+
+    // Act: the other organization's token sends the same request with the same key.
+    let (second, replayed) = post_with_key(&app, &of(&other), "/api/v1/engagements", "sync-1", &body).await;
+
+    // Assert: judged on its own (it does not see Acme: 404), never Acme's stored 201.
+    assert_eq!((second.status, replayed), (404, None), "{}", second.body);
+    assert!(!second.body.to_string().contains("isms@acme.test"), "nothing of the first caller's answer");
+}
+on_both_databases!(a_key_is_the_whole_caller_s_a_token_sharing_a_subject_in_another_tenant_gets_its_own_judgement);
+
+async fn the_worker_forgets_keys_past_their_retention(backend: Backend) {
+    // Arrange: a key stored now.
+    let app = spawn_app(backend).await;
+    let smtp = crate::smtp::SmtpSink::start();
+    let organization = app.create_organization(120).await;
+    let body = json!({ "organization_id": organization, "manager_email": "isms@acme.test" });
+    post_with_key(&app, &app.token, "/api/v1/engagements", "old-1", &body).await.0.expect(201);
+    let worker = app.spawn_worker(smtp.port).await;
+
+    // Act / Assert: kept within its 24 hours, forgotten after.
+    let now = app.clock.now();
+    app.set_now(now + chrono::Duration::hours(23));
+    assert_eq!(worker.tick().await.keys_purged, 0);
+    app.set_now(now + chrono::Duration::hours(25));
+    assert_eq!(worker.tick().await.keys_purged, 1);
+    // The same key now runs as a new request.
+    let (again, replayed) = post_with_key(&app, &app.token, "/api/v1/engagements", "old-1", &body).await;
+    assert_eq!((again.status, replayed), (201, None));
+}
+on_both_databases!(the_worker_forgets_keys_past_their_retention);

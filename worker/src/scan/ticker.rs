@@ -1,6 +1,7 @@
 //! The tick: the scan, the emails it claimed queued, and the events the clock fires; run by the
 //! cron job [`scan_deadlines`] and, step by step, by the tests.
 
+use engine::idempotency::purge_expired_keys;
 use std::sync::Arc;
 
 use apalis::prelude::{BoxDynError, Data};
@@ -32,6 +33,8 @@ pub struct TickReport {
     pub suspended: usize,
     /// Certificates the clock withdrew after their suspension's limit.
     pub withdrawn: usize,
+    /// Idempotency keys past their retention, forgotten.
+    pub keys_purged: usize,
 }
 
 /// Runs the scan and queues the emails it claimed.
@@ -68,12 +71,15 @@ impl Ticker {
         if !clock.suspended.is_empty() {
             queued += self.enqueue(now).await?;
         }
+        // Bounded: 10 batches a tick at most, so a backlog drains over a few ticks.
+        let keys_purged = purge_expired_keys(&self.engine, now, self.batch, 10).await?;
         Ok(TickReport {
             scan,
             queued,
             expired: clock.expired.len(),
             suspended: clock.suspended.len(),
             withdrawn: clock.withdrawn.len(),
+            keys_purged,
         })
     }
 
