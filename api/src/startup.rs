@@ -41,6 +41,7 @@ impl Application {
         let port = listener.local_addr().context("Failed to read the bound address")?.port();
         let state = web::Data::new(AppState { engine: Engine::new(db, writer, clock) });
         let keys = web::Data::new(TokenKeys::from_settings(settings)?);
+        let docs_enabled = settings.docs_enabled;
         let server = HttpServer::new(move || {
             let (app, document) = register_routes(
                 App::new()
@@ -52,11 +53,19 @@ impl Application {
                     .app_data(web::PathConfig::default().error_handler(path_error)),
             )
             .split_for_parts();
-            let document = crate::openapi::finish(document);
-            app.service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", document))
-                .default_service(web::to(unknown_route))
-                .wrap(actix_web::middleware::from_fn(crate::idempotency::idempotency))
-                .wrap(actix_web::middleware::from_fn(log_request))
+            // The docs page and the served spec only where asked for (`DOCS_ENABLED`).
+            let docs = docs_enabled.then(|| {
+                SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", crate::openapi::finish(document))
+            });
+            app.configure(|config| {
+                if let Some(docs) = docs {
+                    config.service(docs);
+                }
+            })
+            .default_service(web::to(unknown_route))
+            .wrap(actix_web::middleware::from_fn(crate::idempotency::idempotency))
+            .wrap(actix_web::middleware::from_fn(log_request))
+            .wrap(security_headers())
         })
         .listen(listener)
         .context("Failed to start the HTTP server")?
@@ -93,4 +102,14 @@ async fn log_request(
 async fn unknown_route(request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {
     tracing::debug!(path = %request.path(), method = %request.method(), "no such route");
     Err(ApiError::not_found("route"))
+}
+
+/// Headers on every answer: no content sniffing, no framing, no referrer, and nothing kept by a
+/// cache (answers are per caller and change with every write).
+fn security_headers() -> actix_web::middleware::DefaultHeaders {
+    actix_web::middleware::DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("X-Frame-Options", "DENY"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add(("Cache-Control", "no-store"))
 }

@@ -69,6 +69,9 @@ pub struct Settings {
     pub scan_schedule: String,
     /// `WORKER_EMBEDDED`: `certflow serve` runs the reminder worker beside the API.
     pub worker_embedded: bool,
+    /// `DOCS_ENABLED`: the docs page (`/docs/`) and the served spec (`/api-docs/openapi.json`);
+    /// on by default locally, off by default in production.
+    pub docs_enabled: bool,
 }
 
 /// How the SMTP connection is secured.
@@ -154,6 +157,20 @@ impl Settings {
                 let port = u16::try_from(port).map_err(|_| invalid("SMTP_PORT", format!("{port} is not a port")))?;
                 let credentials = get("SMTP_USERNAME")
                     .map(|user| (user, SecretString::from(get("SMTP_PASSWORD").unwrap_or_default())));
+                // In production a password never crosses the network in clear: only to a relay on
+                // this machine.
+                if environment == Environment::Production
+                    && credentials.is_some()
+                    && security == SmtpSecurity::None
+                    && !is_loopback(&host)
+                {
+                    return Err(invalid(
+                        "SMTP_SECURITY",
+                        format!(
+                            "'none' sends SMTP_USERNAME's password in clear to {host}: use starttls or tls (or a relay on 127.0.0.1)"
+                        ),
+                    ));
+                }
                 MailTransport::Smtp { host, port, security, credentials }
             }
             None if environment == Environment::Production => {
@@ -179,7 +196,20 @@ impl Settings {
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "certflow".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "certflow-api".into()),
             jwt_public_key_file: get("JWT_PUBLIC_KEY_FILE").map(PathBuf::from),
-            public_base_url: get("PUBLIC_BASE_URL").unwrap_or_else(|| "http://127.0.0.1:8080".into()),
+            public_base_url: match get("PUBLIC_BASE_URL") {
+                // The links in emails people click: in production, only over https.
+                Some(url) if environment == Environment::Production && !url.starts_with("https://") => {
+                    return Err(invalid(
+                        "PUBLIC_BASE_URL",
+                        format!("'{url}' must be an https:// URL when APP_ENV=production"),
+                    ));
+                }
+                Some(url) => url,
+                None if environment == Environment::Production => {
+                    return Err(invalid("PUBLIC_BASE_URL", "must be set (https://...) when APP_ENV=production".into()));
+                }
+                None => "http://127.0.0.1:8080".into(),
+            },
             outbox_dir,
             mail_transport,
             mail_from: get("MAIL_FROM").unwrap_or_else(|| "certflow <reminders@certflow.local>".into()),
@@ -192,6 +222,12 @@ impl Settings {
                 None | Some("true") => true,
                 Some("false") => false,
                 Some(other) => return Err(invalid("WORKER_EMBEDDED", format!("'{other}' is neither true nor false"))),
+            },
+            docs_enabled: match get("DOCS_ENABLED").as_deref() {
+                None => environment == Environment::Local,
+                Some("true") => true,
+                Some("false") => false,
+                Some(other) => return Err(invalid("DOCS_ENABLED", format!("'{other}' is neither true nor false"))),
             },
         })
     }
@@ -230,6 +266,12 @@ impl Settings {
     pub fn jwt_secret_bytes(&self) -> &[u8] {
         self.jwt_secret.expose_secret().as_bytes()
     }
+}
+
+/// Is `host` this machine (a relay on it is reached without crossing the network)?
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host.trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn invalid(variable: &'static str, problem: String) -> SettingsError {
@@ -281,10 +323,41 @@ mod tests {
             ("APP_ENV", "production"),
             ("JWT_SECRET", &secret),
             ("SMTP_HOST", "mail.example"),
+            ("PUBLIC_BASE_URL", "https://certflow.example"),
         ]))
         .unwrap();
         assert!(!ok.jwt_secret_is_dev_default);
         assert!(matches!(ok.mail_transport, MailTransport::Smtp { port: 587, security: SmtpSecurity::StartTls, .. }));
+        assert!(!ok.docs_enabled, "no docs page in production unless asked for");
+    }
+
+    #[test]
+    fn production_refuses_weak_settings_and_names_the_variable() {
+        let secret = "s".repeat(32);
+        let production = |extra: &[(&str, &str)]| {
+            let mut all = vec![
+                ("APP_ENV", "production"),
+                ("JWT_SECRET", secret.as_str()),
+                ("SMTP_HOST", "mail.example"),
+                ("PUBLIC_BASE_URL", "https://certflow.example"),
+            ];
+            all.extend_from_slice(extra);
+            Settings::from_vars(vars(&all))
+        };
+        let http = production(&[("PUBLIC_BASE_URL", "http://certflow.example")]).unwrap_err();
+        assert_eq!(http.variable, "PUBLIC_BASE_URL");
+        let clear = [("SMTP_SECURITY", "none"), ("SMTP_USERNAME", "certflow"), ("SMTP_PASSWORD", "pw")];
+        let in_clear = production(&clear).unwrap_err();
+        assert_eq!(in_clear.variable, "SMTP_SECURITY");
+        assert!(in_clear.problem.contains("in clear to mail.example"), "{}", in_clear.problem);
+        // A relay on this machine, or no credentials at all, may go without TLS.
+        let mut relay = clear.to_vec();
+        relay.push(("SMTP_HOST", "127.0.0.1"));
+        assert!(production(&relay).is_ok());
+        assert!(production(&[("SMTP_SECURITY", "none")]).is_ok());
+        assert!(production(&[("DOCS_ENABLED", "true")]).unwrap().docs_enabled, "asked for");
+        // Locally, the same settings are fine, and the docs are on.
+        assert!(Settings::from_vars(vars(&[("PUBLIC_BASE_URL", "http://127.0.0.1:8080")])).unwrap().docs_enabled);
     }
 
     #[test]

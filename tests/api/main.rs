@@ -10,6 +10,7 @@ mod corrective_action_steps;
 mod corrective_actions;
 mod cycle;
 mod faults;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod impartiality;
