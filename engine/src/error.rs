@@ -103,10 +103,16 @@ impl From<DbErr> for EngineError {
     fn from(error: DbErr) -> Self {
         match StorageFault::of(&error) {
             Some(StorageFault::Unavailable(reason)) => Self::Unavailable { reason, source: error.into() },
-            Some(StorageFault::ValueNotStorable(message)) => Self::Unprocessable {
-                slug: "value-not-storable",
-                detail: format!("a value in the request cannot be stored: {message}"),
-            },
+            // The database's own words stay in the log: a problem never echoes them.
+            Some(StorageFault::ValueNotStorable(message)) => {
+                tracing::warn!(%message, "the database refused a value");
+                Self::Unprocessable {
+                    slug: "value-not-storable",
+                    detail: "a value in the request cannot be stored (e.g. a NUL character in a text, or a date the \
+                             database cannot hold); nothing was written"
+                        .into(),
+                }
+            }
             None => Self::Unexpected(anyhow::Error::new(error).context("Failed to query the database")),
         }
     }

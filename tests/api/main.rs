@@ -9,6 +9,7 @@ mod concurrency;
 mod corrective_action_steps;
 mod corrective_actions;
 mod cycle;
+mod exposure;
 mod faults;
 mod hardening;
 mod helpers;

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use engine::Target;
 use engine::access::Action;
 use engine::lifecycle::accredited_on;
-use engine::store::check_version;
+use engine::store::{Contacts, check_version, contacts_for};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
@@ -75,8 +75,9 @@ pub struct CertificationBodyView {
     pub accreditation_body: Option<String>,
     /// When the accreditation expires.
     pub accreditation_expires_on: Option<NaiveDate>,
-    /// Coordinator.
-    pub coordinator_email: String,
+    /// Coordinator: shown to the body's own people, the platform's admins, and the organizations
+    /// that selected the body for an engagement; null for everyone else.
+    pub coordinator_email: Option<String>,
     /// Version, for `If-Match`.
     pub version: i32,
     /// Created.
@@ -86,15 +87,15 @@ pub struct CertificationBodyView {
 }
 
 impl CertificationBodyView {
-    fn new(m: certification_body::Model, today: NaiveDate) -> Self {
+    fn new(m: certification_body::Model, today: NaiveDate, contacts: &Contacts) -> Self {
         Self {
             id: m.id,
             accredited_today: accredited_on(&m, today),
+            coordinator_email: contacts.shows(m.id).then_some(m.coordinator_email),
             name: m.name,
             accredited: m.accredited,
             accreditation_body: m.accreditation_body,
             accreditation_expires_on: m.accreditation_expires_on,
-            coordinator_email: m.coordinator_email,
             version: m.version,
             created_at: m.created_at,
             updated_at: m.updated_at,
@@ -144,7 +145,8 @@ pub async fn create_certification_body(
     model.created_at = Set(now);
     model.updated_at = Set(now);
     let created = model.insert(write.txn()).await?;
-    commit(write, HttpResponse::Created().json(CertificationBodyView::new(created, now.date_naive()))).await
+    commit(write, HttpResponse::Created().json(CertificationBodyView::new(created, now.date_naive(), &Contacts::All)))
+        .await
 }
 
 /// Lists certification bodies, oldest first.
@@ -161,7 +163,7 @@ pub async fn create_certification_body(
 #[get("/certification-bodies")]
 pub async fn list_certification_bodies(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<CertificationBodyView>>, ApiError> {
     let limit = limit_of(query.limit)?;
@@ -171,7 +173,8 @@ pub async fn list_certification_bodies(
     }
     let today = app.clock.today();
     let rows = select.all(&app.db).await?;
-    Ok(web::Json(page_of(rows, limit, |r| r.id, |r| CertificationBodyView::new(r, today))))
+    let contacts = contacts_for(&app.db, &user).await?;
+    Ok(web::Json(page_of(rows, limit, |r| r.id, |r| CertificationBodyView::new(r, today, &contacts))))
 }
 
 /// One certification body.
@@ -188,12 +191,13 @@ pub async fn list_certification_bodies(
 #[get("/certification-bodies/{id}")]
 pub async fn get_certification_body(
     app: web::Data<AppState>,
-    _user: AuthUser,
+    user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CertificationBodyView>, ApiError> {
     let found =
         CertificationBody::find_by_id(*id).one(&app.db).await?.ok_or(ApiError::not_found("certification body"))?;
-    Ok(web::Json(CertificationBodyView::new(found, app.clock.today())))
+    let contacts = contacts_for(&app.db, &user).await?;
+    Ok(web::Json(CertificationBodyView::new(found, app.clock.today(), &contacts)))
 }
 
 /// Replaces a certification body's details; `If-Match: "<version>"` guards against lost updates.
@@ -242,5 +246,5 @@ pub async fn update_certification_body(
     let now = write.now();
     model.updated_at = Set(now);
     let updated = model.update(write.txn()).await?;
-    commit(write, HttpResponse::Ok().json(CertificationBodyView::new(updated, now.date_naive()))).await
+    commit(write, HttpResponse::Ok().json(CertificationBodyView::new(updated, now.date_naive(), &Contacts::All))).await
 }

@@ -12,8 +12,9 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use engine::Caller;
 use engine::Target;
-use engine::access::{Action, of_engagements_in};
+use engine::access::{Action, Party, of_engagements_in};
 use engine::store::strings_of;
 
 use crate::auth::AuthUser;
@@ -21,6 +22,10 @@ use crate::error::{ApiError, Refused};
 use crate::idempotency::{IdempotencyClaim, commit};
 use crate::pagination::{Page, decode_cursor, limit_of, page_of};
 use crate::state::AppState;
+
+/// What a client reads for a delivery error (the certification body's people see the real one).
+const CLIENT_SEES_ERROR: &str =
+    "delivery did not succeed yet; certflow retries it and the certification body sees the details";
 
 /// Registers the routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
@@ -50,7 +55,8 @@ pub struct NotificationView {
     pub attempts: i32,
     /// When the next try is due (pending notifications).
     pub next_attempt_at: DateTime<Utc>,
-    /// The last delivery error.
+    /// The last delivery error: the mail server's words to the certification body's people and
+    /// admins; a client sees only that delivery did not succeed yet.
     pub last_error: Option<String>,
     /// The email's Message-ID.
     pub message_id: Option<String>,
@@ -60,9 +66,18 @@ pub struct NotificationView {
     pub sent_at: Option<DateTime<Utc>>,
 }
 
-impl From<notification::Model> for NotificationView {
-    fn from(m: notification::Model) -> Self {
+impl NotificationView {
+    /// The view of `m` for `caller`: a mail server's error (addresses, hosts, its own words) is
+    /// the operators' business, not the client's.
+    fn for_caller(m: notification::Model, caller: &Caller) -> Self {
+        let operator = !matches!(caller.party, Party::ClientManager | Party::ClientIntegration);
+        let last_error = match m.last_error {
+            Some(error) if operator => Some(error),
+            Some(_) => Some(CLIENT_SEES_ERROR.to_owned()),
+            None => None,
+        };
         Self {
+            last_error,
             id: m.id,
             deadline_id: m.deadline_id,
             engagement_id: m.engagement_id,
@@ -73,7 +88,6 @@ impl From<notification::Model> for NotificationView {
             status: m.status,
             attempts: m.attempts,
             next_attempt_at: m.next_attempt_at,
-            last_error: m.last_error,
             message_id: m.message_id,
             created_at: m.created_at,
             sent_at: m.sent_at,
@@ -128,7 +142,7 @@ pub async fn list_notifications(
         select = select.filter(notification::Column::EngagementId.eq(engagement));
     }
     let rows = select.all(&app.db).await?;
-    Ok(web::Json(page_of(rows, limit, |r| r.id, NotificationView::from)))
+    Ok(web::Json(page_of(rows, limit, |r| r.id, |r| NotificationView::for_caller(r, &user))))
 }
 
 /// Re-queues a failed notification (admins, and the coordinators of its certification body): it is tried again from the first attempt.
@@ -170,5 +184,5 @@ pub async fn requeue_notification(
     model.queued_at = Set(None);
     model.lease_until = Set(None);
     let updated = model.update(txn).await?;
-    commit(write, HttpResponse::Ok().json(NotificationView::from(updated))).await
+    commit(write, HttpResponse::Ok().json(NotificationView::for_caller(updated, &user))).await
 }

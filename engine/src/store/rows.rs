@@ -1,11 +1,13 @@
 //! The look-ups and checks every command shares: an engagement as a caller sees it (and locked
 //! for a write), rows that must belong to it, versions, and unique constraints.
 
+use std::collections::HashSet;
+
 use entities::orm::{engagement, prelude::*};
-use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use crate::access::engagements_in;
+use crate::access::{Tenancy, engagements_in};
 use crate::caller::Caller;
 use crate::error::EngineError;
 
@@ -20,6 +22,47 @@ pub async fn find_engagement(
         .one(conn)
         .await?
         .ok_or(EngineError::NotFound("engagement"))
+}
+
+/// The certification bodies whose people's contacts `caller` may see: every one for the
+/// platform; its own for a body's people; for an organization, the bodies selected for one of its
+/// engagements (a bidder's or a stranger's coordinator stays private).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Contacts {
+    /// Every body's.
+    All,
+    /// These bodies'.
+    Of(HashSet<Uuid>),
+}
+
+impl Contacts {
+    /// Whether `body`'s contacts are shown.
+    pub fn shows(&self, body: Uuid) -> bool {
+        match self {
+            Self::All => true,
+            Self::Of(bodies) => bodies.contains(&body),
+        }
+    }
+}
+
+/// Whose contacts `caller` may see (one query for an organization).
+pub async fn contacts_for(conn: &impl ConnectionTrait, caller: &Caller) -> Result<Contacts, EngineError> {
+    Ok(match caller.tenancy {
+        Tenancy::Platform => Contacts::All,
+        Tenancy::CertificationBody(own) => Contacts::Of(HashSet::from([own])),
+        Tenancy::Organization(organization) => {
+            let selected: Vec<Option<Uuid>> = Engagement::find()
+                .select_only()
+                .column(engagement::Column::CertificationBodyId)
+                .filter(engagement::Column::OrganizationId.eq(organization))
+                .filter(engagement::Column::CertificationBodyId.is_not_null())
+                .distinct()
+                .into_tuple()
+                .all(conn)
+                .await?;
+            Contacts::Of(selected.into_iter().flatten().collect())
+        }
+    })
 }
 
 /// The engagement `id`, locked for the rest of the transaction (`FOR UPDATE` on PostgreSQL;
