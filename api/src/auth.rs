@@ -57,6 +57,9 @@ pub struct Claims {
     pub nbf: i64,
     /// Expires at.
     pub exp: i64,
+    /// The token's id (every minted token has one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
 }
 
 /// Keys and rules for signing and checking tokens, built once from the settings.
@@ -67,6 +70,10 @@ pub struct TokenKeys {
     rs256: Option<(DecodingKey, Validation)>,
     issuer: String,
     audience: String,
+    /// The longest a person's token may live, in seconds.
+    max_lifetime: i64,
+    /// The longest a service account's token may live, in seconds.
+    max_service_lifetime: i64,
 }
 
 fn validation(algorithm: Algorithm, settings: &Settings) -> Validation {
@@ -102,7 +109,17 @@ impl TokenKeys {
             rs256,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
+            max_lifetime: i64::from(settings.jwt_max_lifetime_hours) * 3600,
+            max_service_lifetime: i64::from(settings.jwt_max_service_lifetime_hours) * 3600,
         })
+    }
+
+    /// The longest a token of `role` may live, in seconds.
+    fn max_lifetime_of(&self, role: Role) -> i64 {
+        match role {
+            Role::Integration => self.max_service_lifetime,
+            _ => self.max_lifetime,
+        }
     }
 
     /// Mints a token for `sub` with `role` and scopes, valid for `ttl` from `now`.
@@ -115,7 +132,14 @@ impl TokenKeys {
         now: chrono::DateTime<chrono::Utc>,
         ttl: chrono::Duration,
     ) -> anyhow::Result<String> {
+        let max = self.max_lifetime_of(role);
+        anyhow::ensure!(
+            ttl.num_seconds() <= max,
+            "a {role:?} token lives at most {} hours (JWT_MAX_LIFETIME_HOURS, JWT_MAX_SERVICE_LIFETIME_HOURS for integrations)",
+            max / 3600
+        );
         let claims = Claims {
+            jti: Some(Uuid::now_v7().to_string()),
             sub: sub.to_owned(),
             role,
             org_id,
@@ -139,7 +163,18 @@ impl TokenKeys {
             Algorithm::RS256 => self.rs256.as_ref().ok_or(ErrorKind::InvalidAlgorithm)?,
             _ => return Err(ErrorKind::InvalidAlgorithm.into()),
         };
-        decode::<Claims>(token, key, validation).map(|data| data.claims)
+        let claims = decode::<Claims>(token, key, validation)?.claims;
+        // Issued when it says (not in the future), and living no longer than its role allows.
+        let now = chrono::Utc::now().timestamp();
+        if claims.iat > now + i64::try_from(validation.leeway).unwrap_or(0) {
+            tracing::debug!(iat = claims.iat, "bearer token refused: issued in the future");
+            return Err(ErrorKind::ImmatureSignature.into());
+        }
+        if claims.exp - claims.iat > self.max_lifetime_of(claims.role) {
+            tracing::debug!(lifetime = claims.exp - claims.iat, "bearer token refused: it lives too long");
+            return Err(ErrorKind::InvalidToken.into());
+        }
+        Ok(claims)
     }
 }
 
@@ -244,5 +279,27 @@ mod tests {
             .mint("ana@cb.test", Role::Admin, None, None, now - chrono::Duration::hours(3), chrono::Duration::hours(1))
             .unwrap();
         assert!(keys.verify(&old).is_err());
+    }
+
+    #[test]
+    fn a_token_lives_at_most_its_role_s_maximum_and_each_minted_one_has_an_id() {
+        let keys = keys();
+        let now = chrono::Utc::now();
+        let cb = Some(Uuid::now_v7());
+        let century = chrono::Duration::days(36_500);
+        let refused = keys.mint("root", Role::Admin, None, None, now, century).unwrap_err();
+        assert!(refused.to_string().contains("at most 12 hours"), "{refused}");
+        assert!(keys.mint("ana@cb.test", Role::Coordinator, None, cb, now, chrono::Duration::hours(13)).is_err());
+        let twelve = keys.mint("ana@cb.test", Role::Coordinator, None, cb, now, chrono::Duration::hours(12)).unwrap();
+        let other = keys.mint("ana@cb.test", Role::Coordinator, None, cb, now, chrono::Duration::hours(12)).unwrap();
+        let (first, second) = (keys.verify(&twelve).unwrap(), keys.verify(&other).unwrap());
+        assert!(first.jti.is_some() && first.jti != second.jti, "every minted token has its own id");
+
+        // A service account may be given a longer, explicit maximum.
+        let vars = [("JWT_MAX_SERVICE_LIFETIME_HOURS".to_owned(), "720".to_owned())];
+        let service = TokenKeys::from_settings(&Settings::from_vars(vars).unwrap()).unwrap();
+        let month = chrono::Duration::days(30);
+        assert!(service.mint("grc-sync", Role::Integration, None, cb, now, month).is_ok());
+        assert!(service.mint("ana@cb.test", Role::Coordinator, None, cb, now, month).is_err(), "not a person's");
     }
 }

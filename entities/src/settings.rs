@@ -45,6 +45,11 @@ pub struct Settings {
     pub jwt_issuer: String,
     /// `JWT_AUDIENCE`: the `aud` tokens must carry.
     pub jwt_audience: String,
+    /// `JWT_MAX_LIFETIME_HOURS`: the longest a person's token may live (`exp - iat`); longer
+    /// ones are refused, and `certflow token` does not mint them.
+    pub jwt_max_lifetime_hours: u32,
+    /// `JWT_MAX_SERVICE_LIFETIME_HOURS`: the same for a service account's (`integration`) token.
+    pub jwt_max_service_lifetime_hours: u32,
     /// `JWT_PUBLIC_KEY_FILE`: a PEM RSA public key; when set, RS256 tokens signed by its private
     /// key (an identity provider's) are accepted beside HS256 ones.
     pub jwt_public_key_file: Option<PathBuf>,
@@ -196,6 +201,8 @@ impl Settings {
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "certflow".into()),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "certflow-api".into()),
             jwt_public_key_file: get("JWT_PUBLIC_KEY_FILE").map(PathBuf::from),
+            jwt_max_lifetime_hours: parse_number(&get, "JWT_MAX_LIFETIME_HOURS", 12)?,
+            jwt_max_service_lifetime_hours: parse_number(&get, "JWT_MAX_SERVICE_LIFETIME_HOURS", 12)?,
             public_base_url: match get("PUBLIC_BASE_URL") {
                 // The links in emails people click: in production, only over https.
                 Some(url) if environment == Environment::Production && !url.starts_with("https://") => {

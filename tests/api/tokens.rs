@@ -63,6 +63,10 @@ async fn forged_stale_or_misdirected_tokens_are_refused_with_a_uniform_401(backe
     wrong_issuer["iss"] = json!("someone-else");
     let mut wrong_audience = valid.clone();
     wrong_audience["aud"] = json!("another-api");
+    let mut no_issued_at = valid.clone();
+    no_issued_at.as_object_mut().unwrap().remove("iat");
+    let mut issued_in_the_future = valid.clone();
+    issued_in_the_future["iat"] = json!(chrono::Utc::now().timestamp() + 1800);
     let cases: Vec<(&str, Option<String>)> = vec![
         ("no Authorization header", None),
         ("not a bearer token", Some(format!("Basic {}", URL_SAFE_NO_PAD.encode("admin:admin")))),
@@ -74,6 +78,17 @@ async fn forged_stale_or_misdirected_tokens_are_refused_with_a_uniform_401(backe
         ("wrong issuer", Some(format!("Bearer {}", hs256(&wrong_issuer, secret)))),
         ("wrong audience", Some(format!("Bearer {}", hs256(&wrong_audience, secret)))),
         ("no expiry", Some(format!("Bearer {}", hs256(&no_expiry, secret)))),
+        ("no issued-at", Some(format!("Bearer {}", hs256(&no_issued_at, secret)))),
+        ("issued in the future", Some(format!("Bearer {}", hs256(&issued_in_the_future, secret)))),
+        (
+            "living 12 hours and a minute (the maximum is 12)",
+            Some(format!("Bearer {}", hs256(&claims("coordinator", Some(&cb), 0, 12 * 3600 + 60), secret))),
+        ),
+        (
+            "a 100-year admin token",
+            Some(format!("Bearer {}", hs256(&claims("admin", None, 0, 100 * 365 * 24 * 3600), secret))),
+        ),
+        ("an RS256 token living a day", Some(format!("Bearer {}", rs256(&claims("auditor", Some(&cb), 0, 24 * 3600))))),
         ("alg none", Some(format!("Bearer {}", unsigned(&json!({ "alg": "none", "typ": "JWT" }), &valid)))),
         ("alg None", Some(format!("Bearer {}", unsigned(&json!({ "alg": "None", "typ": "JWT" }), &valid)))),
         ("HS256 signed with the RS256 public key", Some(format!("Bearer {}", hs256(&valid, &public_key)))),
