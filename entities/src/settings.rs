@@ -16,9 +16,11 @@ pub enum Environment {
     Production,
 }
 
-/// The stand-in secret before [`Settings::load_dev_secret`] replaces it with a generated one (the
-/// in-process tests keep it).
-pub const DEV_JWT_SECRET: &str = "certflow-development-secret-not-for-production-use";
+/// 32 random bytes, in hex: a development secret no other installation (or program) shares.
+fn random_secret() -> String {
+    let bytes: [u8; 32] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 
 /// Every setting of certflow.
 #[derive(Debug, Clone)]
@@ -143,7 +145,8 @@ impl Settings {
             None if environment == Environment::Production => {
                 return Err(invalid("JWT_SECRET", "must be set when APP_ENV=production".into()));
             }
-            None => (SecretString::from(DEV_JWT_SECRET), true),
+            // Until `load_dev_secret` reads the installation's own: one of this process's.
+            None => (SecretString::from(random_secret()), true),
         };
         let listen_addr = get("LISTEN_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
         let outbox_dir = get("OUTBOX_DIR").map_or_else(|| PathBuf::from("./data/outbox"), PathBuf::from);
@@ -250,15 +253,14 @@ impl Settings {
         if let Some(folder) = path.parent().filter(|f| !f.as_os_str().is_empty()) {
             std::fs::create_dir_all(folder)?;
         }
-        let generated: [u8; 32] = rand::random();
-        let generated: String = generated.iter().map(|b| format!("{b:02x}")).collect();
+        let generated = random_secret();
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         match options.open(path) {
             Ok(mut file) => std::io::Write::write_all(&mut file, generated.as_bytes())?,
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => trust_secret_file(path)?,
             Err(error) => return Err(error),
         }
         let secret = std::fs::read_to_string(path)?.trim().to_owned();
@@ -279,6 +281,30 @@ impl Settings {
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host.trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Refuses an existing secret file anyone but this process's user could have written or read: a
+/// symbolic link, a file others may read or write, or one another user owns.
+fn trust_secret_file(path: &std::path::Path) -> std::io::Result<()> {
+    let refuse = |why: &str| std::io::Error::other(format!("{} {why}: refused as the JWT secret", path.display()));
+    let metadata = std::fs::symlink_metadata(path)?;
+    if metadata.file_type().is_symlink() {
+        return Err(refuse("is a symbolic link"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if metadata.mode() & 0o077 != 0 {
+            return Err(refuse("may be read or written by others (chmod 600 it)"));
+        }
+        // On Linux `/proc/self` belongs to the process's effective user.
+        if let Ok(me) = std::fs::metadata("/proc/self")
+            && me.uid() != metadata.uid()
+        {
+            return Err(refuse("belongs to another user"));
+        }
+    }
+    Ok(())
 }
 
 fn invalid(variable: &'static str, problem: String) -> SettingsError {
@@ -385,11 +411,26 @@ mod tests {
         let second = load();
         assert_eq!(first.jwt_secret_bytes(), second.jwt_secret_bytes(), "kept between starts");
         assert_eq!(first.jwt_secret_bytes().len(), 64);
-        assert_ne!(first.jwt_secret_bytes(), DEV_JWT_SECRET.as_bytes(), "not a secret shared by every installation");
+        let another = Settings::from_vars(vars(&[])).unwrap();
+        assert_ne!(first.jwt_secret_bytes(), another.jwt_secret_bytes(), "not a secret shared by every installation");
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
             assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        #[cfg(unix)]
+        {
+            // A file others may read, or a link to one, is refused.
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let open = Settings::from_vars(vars(&[("JWT_DEV_SECRET_FILE", &file_var)])).unwrap().load_dev_secret();
+            assert!(open.unwrap_err().to_string().contains("may be read or written by others"));
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+            let link = folder.join("link");
+            std::os::unix::fs::symlink(&file, &link).unwrap();
+            let link_var = link.display().to_string();
+            let linked = Settings::from_vars(vars(&[("JWT_DEV_SECRET_FILE", &link_var)])).unwrap().load_dev_secret();
+            assert!(linked.unwrap_err().to_string().contains("is a symbolic link"));
         }
         let configured =
             Settings::from_vars(vars(&[("JWT_SECRET", &"s".repeat(32))])).unwrap().load_dev_secret().unwrap();

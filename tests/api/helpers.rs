@@ -61,6 +61,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: Clock,
     pub keys: TokenKeys,
+    /// The HS256 secret the server checks tokens with (a random one per test server).
+    pub jwt_secret: Vec<u8>,
     pub token: String,
     cleanup: Cleanup,
 }
@@ -151,7 +153,8 @@ async fn build_app(url: String, cleanup: Cleanup) -> TestApp {
     let keys = TokenKeys::from_settings(&settings).expect("token keys");
     let token =
         keys.mint(ADMIN, Role::Admin, None, None, Utc::now(), chrono::Duration::hours(1)).expect("mint a token");
-    TestApp { address, database_url: url, client: reqwest::Client::new(), clock, keys, token, cleanup }
+    let jwt_secret = settings.jwt_secret_bytes().to_vec();
+    TestApp { address, database_url: url, client: reqwest::Client::new(), clock, keys, jwt_secret, token, cleanup }
 }
 
 /// The reminder worker, running in the background against the app's database and clock.

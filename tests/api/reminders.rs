@@ -290,9 +290,12 @@ async fn the_clock_waits_for_an_unsent_expiry_escalation_and_leaves_a_valid_cert
     app.set_today(chrono::NaiveDate::from_ymd_opt(2029, 2, 19).unwrap());
 
     // Act / Assert: the first tick claims the overdue escalation and leaves the certificate for
-    // the next tick, once the escalation is sent.
+    // the next tick, once the escalation is sent (the mail server takes its time, so the email
+    // cannot be out before the tick ends).
+    smtp.slow_down(3000);
     assert_eq!(worker.tick().await.expired, 0, "its expiry escalation is claimed, not yet sent");
     assert_eq!(app.engagement(&lapsed).await.expect(200).str("state"), "certified");
+    smtp.slow_down(0);
     app.wait_for_deliveries(&lapsed).await;
     // The second one's missed-surveillance escalation was claimed by the same tick; the clock
     // suspends it only once that escalation is sent too.

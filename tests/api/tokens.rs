@@ -46,7 +46,7 @@ async fn list_engagements(app: &TestApp, authorization: Option<String>) -> crate
 async fn forged_stale_or_misdirected_tokens_are_refused_with_a_uniform_401(backend: Backend) {
     // Arrange
     let app = spawn_app(backend).await;
-    let secret = entities::settings::DEV_JWT_SECRET.as_bytes();
+    let secret = app.jwt_secret.as_slice();
     let cb = uuid::Uuid::now_v7().to_string();
     let valid = claims("coordinator", Some(&cb), 0, 3600);
     let signed = hs256(&valid, secret);
