@@ -544,3 +544,45 @@ async fn an_ended_engagement_takes_no_new_finding_or_corrective_action(backend: 
     assert_eq!(app.engagement(&engagement).await.body["open_deadlines"], json!([]));
 }
 on_both_databases!(an_ended_engagement_takes_no_new_finding_or_corrective_action);
+
+async fn the_overdue_and_due_before_filters_see_only_the_caller_s_engagements(backend: Backend) {
+    // Arrange: two organizations, each with a certified engagement whose surveillance is due on
+    // the same day; the clock a day past it.
+    let app = spawn_app(backend).await;
+    let (own, other) = (tenant(&app).await, tenant(&app).await);
+    let view = app.engagement(&own.certified).await.expect(200);
+    let due = view.body["open_deadlines"].as_array().unwrap().iter().find(|d| d["kind"] == "surveillance_due").unwrap()
+        ["due_on"]
+        .as_str()
+        .unwrap()
+        .parse::<chrono::NaiveDate>()
+        .unwrap();
+    app.set_today(due.succ_opt().unwrap());
+    let client = app.token_for(api::auth::Role::ClientManager, Some(&own.organization), None);
+    let ids = |token: String, query: String| {
+        let app = &app;
+        async move {
+            let page = app.send_as(&token, Method::GET, &format!("/api/v1/engagements?{query}&limit=100"), None).await;
+            let mut ids: Vec<String> = page.expect(200).body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let before = format!("due_before={}", due.succ_opt().unwrap());
+
+    // Act / Assert: the client sees its own overdue engagements only (both are: the stage 2 one's
+    // corrective action is long due); the admin sees the other tenant's too.
+    let mut own_both = vec![own.certified.clone(), own.engagement.clone()];
+    own_both.sort();
+    assert_eq!(ids(client.clone(), "overdue=true".into()).await, own_both);
+    assert_eq!(ids(client.clone(), before.clone()).await, own_both);
+    let everyone = ids(app.token.clone(), "overdue=true".into()).await;
+    assert!(everyone.contains(&other.certified) && everyone.contains(&own.certified), "{everyone:?}");
+    assert!(!ids(client, "overdue=false".into()).await.contains(&own.certified));
+}
+on_both_databases!(the_overdue_and_due_before_filters_see_only_the_caller_s_engagements);

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::view::EngagementView;
-use engine::access::engagements_in;
+use engine::access::{engagements_in, of_engagements_in};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
@@ -72,12 +72,15 @@ pub async fn list_engagements(
     if let Some(organization) = query.organization_id {
         select = select.filter(engagement::Column::OrganizationId.eq(organization));
     }
+    // Only the caller's own deadlines are walked: the tenancy is applied inside the subquery too,
+    // not only to the engagements it is matched against.
     let with_open_deadline_before = |day: NaiveDate| {
         Query::select()
             .column(deadline::Column::EngagementId)
             .from(Deadline)
             .and_where(deadline::Column::Status.eq(DeadlineStatus::Open))
             .and_where(deadline::Column::DueOn.lt(day))
+            .cond_where(of_engagements_in(user.tenancy, deadline::Column::EngagementId))
             .to_owned()
     };
     // The filter reckons "today" in UTC; each view's own flags are in its body's time zone.
