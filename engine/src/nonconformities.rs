@@ -21,6 +21,7 @@ use crate::caller::Caller;
 use crate::deadlines::{OpenDeadlines, apply_deadline_change};
 use crate::error::EngineError;
 use crate::history::HistoryRecord;
+use crate::policies::certification_policy_of;
 use crate::store::belongs;
 use crate::{Engine, Write};
 
@@ -54,9 +55,27 @@ pub async fn open_plan_deadlines_of_audit(
     Ok(())
 }
 
+/// A finding recorded on an `audit` that already completed: its plan is due from now, like the
+/// audit's others (nothing while the audit runs: its completion opens them all; nothing for an
+/// OFI). The body's policy is read only then.
+pub async fn plan_due_if_audit_completed(
+    txn: &DatabaseTransaction,
+    engagement: &engagement::Model,
+    audit: &audit::Model,
+    found: &finding::Model,
+    now: DateTime<Utc>,
+) -> Result<(), EngineError> {
+    if audit.completed_at.is_none() {
+        return Ok(());
+    }
+    let policy = certification_policy_of(txn, engagement.certification_body_id).await?;
+    let mut open_deadlines = OpenDeadlines::of(txn, engagement.id).await?;
+    open_plan_deadline(txn, engagement, &mut open_deadlines, found, audit.last_day, &policy, now).await
+}
+
 /// Opens the corrective-action plan deadline of nonconformity `found` of an audit that ended on
 /// `audit_last_day` (nothing for an OFI), owned by the engagement's manager.
-pub async fn open_plan_deadline(
+async fn open_plan_deadline(
     txn: &DatabaseTransaction,
     engagement: &engagement::Model,
     open_deadlines: &mut OpenDeadlines,
@@ -88,13 +107,12 @@ impl Engine {
     /// (due from now if that audit already completed). Returns the finding and the new NC.
     pub async fn follow_up_finding(
         &self,
-        write: &mut Write,
+        write: &Write,
         caller: &Caller,
         engagement: &engagement::Model,
         finding_id: Uuid,
         follow: FollowUp,
     ) -> Result<(finding::Model, Option<finding::Model>), EngineError> {
-        let policy = write.certification_policy_of(engagement).await?;
         let (txn, now) = (write.txn(), write.now());
         let found =
             belongs(Finding::find_by_id(finding_id).one(txn).await?, |f| f.engagement_id, engagement.id, "finding")?;
@@ -133,10 +151,7 @@ impl Engine {
         let recurred = finding_row(&audit, FindingGrade::MinorNc, reference, description, &caller.subject, now)
             .insert(txn)
             .await?;
-        if audit.completed_at.is_some() {
-            let mut open_deadlines = OpenDeadlines::of(txn, engagement.id).await?;
-            open_plan_deadline(txn, engagement, &mut open_deadlines, &recurred, audit.last_day, &policy, now).await?;
-        }
+        plan_due_if_audit_completed(txn, engagement, &audit, &recurred, now).await?;
         let record =
             HistoryRecord::change(engagement.id, "finding_recorded:minor_nc", &caller.subject, Some(recurred.id));
         write.record_history(record).await?;

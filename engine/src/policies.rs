@@ -3,6 +3,8 @@
 //! deadlines opened after it: the dates already given stand) and the reminder policy (a change
 //! re-plans the open deadlines' next steps).
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::deadline::DeadlineStatus;
 use entities::domain::policy::CertificationPolicy;
@@ -112,12 +114,34 @@ pub async fn today_for(
     now: DateTime<Utc>,
     dates: impl IntoIterator<Item = NaiveDate>,
 ) -> Result<NaiveDate, EngineError> {
-    let utc = now.date_naive();
-    let near = |date: NaiveDate| (date - utc).num_days().abs() <= 1;
-    if cb_id.is_none() || !dates.into_iter().any(near) {
-        return Ok(utc);
+    TodayByBody::default().today_for(conn, cb_id, now, dates).await
+}
+
+/// [`today_for`] over a batch of engagements (a page): each body's policy is read at most once.
+#[derive(Debug, Default)]
+pub struct TodayByBody(HashMap<Uuid, NaiveDate>);
+
+impl TodayByBody {
+    /// See [`today_for`].
+    pub async fn today_for(
+        &mut self,
+        conn: &impl ConnectionTrait,
+        cb_id: Option<Uuid>,
+        now: DateTime<Utc>,
+        dates: impl IntoIterator<Item = NaiveDate>,
+    ) -> Result<NaiveDate, EngineError> {
+        let utc = now.date_naive();
+        let near = |date: NaiveDate| (date - utc).num_days().abs() <= 1;
+        let Some(cb_id) = cb_id.filter(|_| dates.into_iter().any(near)) else {
+            return Ok(utc);
+        };
+        if let Some(today) = self.0.get(&cb_id) {
+            return Ok(*today);
+        }
+        let today = certification_policy_of(conn, Some(cb_id)).await?.time_zone.today(now);
+        self.0.insert(cb_id, today);
+        Ok(today)
     }
-    Ok(certification_policy_of(conn, cb_id).await?.time_zone.today(now))
 }
 
 impl Write {

@@ -3,8 +3,7 @@
 
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
-use engine::deadlines::OpenDeadlines;
-use engine::nonconformities::{FollowUp, finding_row, open_plan_deadline};
+use engine::nonconformities::{FollowUp, finding_row, plan_due_if_audit_completed};
 use entities::domain::finding::RequirementReference;
 use entities::domain::{FindingGrade, FindingStatus, FollowUpOutcome};
 use entities::orm::{finding, prelude::*};
@@ -140,9 +139,8 @@ pub async fn create_finding(
     let reference = RequirementReference::parse(&request.reference).map_err(|e| f.problem("reference", e)).ok();
     let description = f.text::<4000>("description", &request.description);
     let (reference, description) = f.finish(reference.zip(description))?;
-    let (mut write, engagement) = app.begin_on_engagement(&user, id, Action::RecordFinding, claim.claim()).await?;
+    let (write, engagement) = app.begin_on_engagement(&user, id, Action::RecordFinding, claim.claim()).await?;
     require_open(&engagement, "findings")?;
-    let policy = write.certification_policy_of(&engagement).await?;
     let (txn, now) = (write.txn(), write.now());
     let audit = belongs(Audit::find_by_id(audit_id).one(txn).await?, |a| a.engagement_id, id, "audit")?;
     // Only a certifying audit finds nonconformities; a pre-audit or stage 1 lists gaps, which
@@ -157,11 +155,7 @@ pub async fn create_finding(
         finding_row(&audit, request.grade, reference.to_string(), description.into_inner(), &user.subject, now)
             .insert(txn)
             .await?;
-    if audit.completed_at.is_some() {
-        // Recorded after its audit completed: its plan is due from now, like its audit's others.
-        let mut open_deadlines = OpenDeadlines::of(txn, id).await?;
-        open_plan_deadline(txn, &engagement, &mut open_deadlines, &created, audit.last_day, &policy, now).await?;
-    }
+    plan_due_if_audit_completed(txn, &engagement, &audit, &created, now).await?;
     let record =
         HistoryRecord::change(id, format!("finding_recorded:{}", created.grade), &user.subject, Some(created.id));
     write.record_history(record).await?;
@@ -277,10 +271,10 @@ pub async fn follow_up_finding(
         f.check(request.note.as_deref().is_some_and(|n| !n.trim().is_empty()), "note", "say what was not effective");
     }
     let note = f.finish(note)?;
-    let (mut write, engagement) = app.begin_on_engagement(&user, id, Action::RecordFinding, claim.claim()).await?;
+    let (write, engagement) = app.begin_on_engagement(&user, id, Action::RecordFinding, claim.claim()).await?;
     require_open(&engagement, "findings")?;
     let follow = FollowUp { audit_id: request.audit_id, outcome: request.outcome, note: note.map(|n| n.into_inner()) };
-    let (followed, recurred) = app.follow_up_finding(&mut write, &user, &engagement, finding_id, follow).await?;
+    let (followed, recurred) = app.follow_up_finding(&write, &user, &engagement, finding_id, follow).await?;
     let view = FollowUpView { finding: followed.into(), new_nonconformity: recurred.map(FindingView::from) };
     commit(write, HttpResponse::Ok().json(view)).await
 }

@@ -1,6 +1,6 @@
 //! How an engagement and its deadlines are shown.
 
-use engine::policies::today_for;
+use engine::policies::{TodayByBody, today_for};
 use std::collections::HashMap;
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -151,9 +151,11 @@ impl EngagementView {
             }
         }
         let mut views = Vec::with_capacity(engagements.len());
+        let mut today_by_body = TodayByBody::default();
         for e in engagements {
             let open = by_engagement.remove(&e.id).unwrap_or_default();
-            let today = today_for(conn, e.certification_body_id, now, open.iter().map(|d| d.due_on)).await?;
+            let dates = open.iter().map(|d| d.due_on);
+            let today = today_by_body.today_for(conn, e.certification_body_id, now, dates).await?;
             views.push(Self::with_open_deadlines(e, open, today));
         }
         Ok(views)
