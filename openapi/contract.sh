@@ -28,6 +28,10 @@ WORK="$(mktemp -d)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 export DATABASE_URL="sqlite://$WORK/contract.db?mode=rwc" LISTEN_ADDR="127.0.0.1:$PORT" OUTBOX_DIR="$WORK/outbox"
 export JWT_SECRET="contract-tests-secret-of-at-least-32-characters" WORKER_EMBEDDED=false RUST_LOG=info,sqlx=warn
+# The contract run is one caller on one address sending as fast as it can: limits it never meets
+# (the rate limits have their own end-to-end tests).
+export RATE_LIMIT_CALLER_PER_SECOND=100000 RATE_LIMIT_CALLER_BURST=100000
+export RATE_LIMIT_ANONYMOUS_PER_SECOND=100000 RATE_LIMIT_ANONYMOUS_BURST=100000
 "$BIN" serve > "$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; rm -rf "$WORK"' EXIT

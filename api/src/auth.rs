@@ -2,7 +2,7 @@
 
 use std::future::{Ready, ready};
 
-use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload, web};
 use anyhow::Context;
 use entities::settings::Settings;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::ApiError;
+use crate::revocations::RevocationList;
 use engine::Caller;
 use engine::access::{Party, Tenancy};
 
@@ -112,6 +113,11 @@ impl TokenKeys {
             max_lifetime: i64::from(settings.jwt_max_lifetime_hours) * 3600,
             max_service_lifetime: i64::from(settings.jwt_max_service_lifetime_hours) * 3600,
         })
+    }
+
+    /// The longest any token may live: a revocation is kept that long.
+    pub fn longest_lifetime(&self) -> chrono::Duration {
+        chrono::Duration::seconds(self.max_lifetime.max(self.max_service_lifetime))
     }
 
     /// The longest a token of `role` may live, in seconds.
@@ -219,16 +225,28 @@ impl std::ops::Deref for AuthUser {
     }
 }
 
+/// The caller a middleware already authenticated (`None`: no valid token), kept in the request's
+/// extensions so a token is checked once per request.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub Option<AuthUser>);
+
 impl FromRequest for AuthUser {
     type Error = ApiError;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(authenticate(request))
+        let known = request.extensions().get::<Authenticated>().map(|known| known.0.clone());
+        ready(match known {
+            Some(Some(user)) => Ok(user),
+            Some(None) => Err(ApiError::Unauthorized),
+            None => authenticate(request),
+        })
     }
 }
 
-fn authenticate(request: &HttpRequest) -> Result<AuthUser, ApiError> {
+/// The caller of `request`: its bearer token verified (signature, claims, lifetime), not revoked,
+/// and its scope fitting its role.
+pub fn authenticate(request: &HttpRequest) -> Result<AuthUser, ApiError> {
     let keys = request
         .app_data::<web::Data<TokenKeys>>()
         .ok_or_else(|| ApiError::unexpected(anyhow::anyhow!("BUG: TokenKeys was not added to the app")))?;
@@ -248,6 +266,10 @@ fn authenticate(request: &HttpRequest) -> Result<AuthUser, ApiError> {
         tracing::debug!(%error, "bearer token refused");
         ApiError::Unauthorized
     })?;
+    if request.app_data::<web::Data<RevocationList>>().is_some_and(|revoked| revoked.covers(&claims)) {
+        tracing::debug!(sub = %claims.sub, jti = ?claims.jti, "bearer token refused: revoked");
+        return Err(ApiError::Unauthorized);
+    }
     let role = claims.role;
     AuthUser::from_claims(claims).ok_or_else(|| {
         tracing::debug!(rule = scope_rule(role), "bearer token refused: its scope does not fit its role");

@@ -45,6 +45,8 @@ pub const PROBLEM_SLUGS: &[&str] = &[
     "major-nc-limit-passed",
     "notification-not-failed",
     "value-not-storable",
+    "revocation-in-future",
+    "rate-limited",
     "service-unavailable",
     "internal-error",
 ];
@@ -105,6 +107,12 @@ pub enum ApiError {
     /// No valid credentials.
     #[error("a valid bearer token is required")]
     Unauthorized,
+    /// The caller (or, without a token, its address) sent more requests than its rate allows.
+    #[error("too many requests: try again in {retry_after} s")]
+    RateLimited {
+        /// Seconds until the next request is allowed (whole, rounded up).
+        retry_after: u64,
+    },
     /// The engine refused the command (its rules, the caller's scope or role, a version) or failed.
     #[error(transparent)]
     Engine(EngineError),
@@ -196,6 +204,7 @@ impl ApiError {
                 ("validation-failed", "Validation failed", S::UNPROCESSABLE_ENTITY)
             }
             Self::Unauthorized => ("unauthorized", "Unauthorized", S::UNAUTHORIZED),
+            Self::RateLimited { .. } => ("rate-limited", "Too many requests", S::TOO_MANY_REQUESTS),
             Self::Engine(E::CapDueDate(CapDueError::NotANonconformity)) => {
                 ("corrective-action-not-applicable", "No corrective action for an OFI", S::UNPROCESSABLE_ENTITY)
             }
@@ -323,6 +332,9 @@ impl ResponseError for ApiError {
             Self::Engine(EngineError::Unavailable { .. }) => {
                 response.insert_header(("Retry-After", "1"));
             }
+            Self::RateLimited { retry_after } => {
+                response.insert_header(("Retry-After", retry_after.to_string()));
+            }
             _ => {}
         }
         response.json(self.problem())
@@ -421,6 +433,7 @@ mod tests {
             (ApiError::not_found("engagement"), 404, "not-found"),
             (ApiError::conflict("engagement-state-conflict", "closed"), 409, "engagement-state-conflict"),
             (ApiError::Unauthorized, 401, "unauthorized"),
+            (ApiError::RateLimited { retry_after: 3 }, 429, "rate-limited"),
             (EngineError::Forbidden("no".into()).into(), 403, "forbidden"),
             (EngineError::PreconditionFailed { expected: 1, current: 2 }.into(), 412, "version-mismatch"),
             (EngineError::Invalid { field: "outcome", detail: "x".into() }.into(), 422, "validation-failed"),
@@ -475,6 +488,7 @@ mod tests {
             FollowUpRefusal::NotAwaitingFollowUp.code(),
             FollowUpRefusal::SameAudit.code(),
             FollowUpRefusal::NotACertifyingAudit(AuditKind::Stage1).code(),
+            entities::domain::revocation::RevocationRefusal::IssuedBeforeInFuture.code(),
         ];
         for code in codes {
             assert!(PROBLEM_SLUGS.contains(&code), "the domain refuses with `{code}`, which the spec does not list");

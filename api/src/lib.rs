@@ -5,6 +5,8 @@ pub mod auth;
 pub mod error;
 pub mod idempotency;
 pub mod openapi;
+pub mod rate_limit;
+pub mod revocations;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -16,6 +16,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::TokenKeys;
 use crate::error::{ApiError, json_error, path_error, query_error};
+use crate::rate_limit::RateLimits;
+use crate::revocations::RevocationList;
 use crate::routes::register_routes;
 use crate::state::{AppState, JSON_BODY_LIMIT};
 
@@ -23,6 +25,7 @@ use crate::state::{AppState, JSON_BODY_LIMIT};
 pub struct Application {
     port: u16,
     server: Server,
+    housekeeping: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -39,8 +42,19 @@ impl Application {
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("Failed to listen on {}", settings.listen_addr))?;
         let port = listener.local_addr().context("Failed to read the bound address")?.port();
-        let state = web::Data::new(AppState { engine: Engine::new(db, writer, clock) });
+        let engine = Engine::new(db, writer, clock);
         let keys = web::Data::new(TokenKeys::from_settings(settings)?);
+        // A revoked token is refused from the first request on.
+        let revoked = web::Data::new(RevocationList::default());
+        revoked.refresh(&engine).await.context("Failed to read the token revocations")?;
+        let limits = web::Data::new(RateLimits::new(settings.caller_rate_limit, settings.anonymous_rate_limit));
+        let housekeeping = tokio::spawn(keep_house(
+            engine.clone(),
+            revoked.clone(),
+            limits.clone(),
+            std::time::Duration::from_secs(settings.token_revocation_refresh_seconds.into()),
+        ));
+        let state = web::Data::new(AppState { engine });
         let docs_enabled = settings.docs_enabled;
         let server = HttpServer::new(move || {
             let (app, document) = register_routes(
@@ -48,6 +62,8 @@ impl Application {
                     .into_utoipa_app()
                     .app_data(state.clone())
                     .app_data(keys.clone())
+                    .app_data(revoked.clone())
+                    .app_data(limits.clone())
                     .app_data(web::JsonConfig::default().limit(JSON_BODY_LIMIT).error_handler(json_error))
                     .app_data(web::QueryConfig::default().error_handler(query_error))
                     .app_data(web::PathConfig::default().error_handler(path_error)),
@@ -64,13 +80,14 @@ impl Application {
             })
             .default_service(web::to(unknown_route))
             .wrap(actix_web::middleware::from_fn(crate::idempotency::idempotency))
+            .wrap(actix_web::middleware::from_fn(crate::rate_limit::rate_limit))
             .wrap(actix_web::middleware::from_fn(log_request))
             .wrap(security_headers())
         })
         .listen(listener)
         .context("Failed to start the HTTP server")?
         .run();
-        Ok(Self { port, server })
+        Ok(Self { port, server, housekeeping })
     }
 
     /// The bound port.
@@ -80,7 +97,32 @@ impl Application {
 
     /// Serves until the server is stopped (SIGINT/SIGTERM).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let stopped = self.server.await;
+        self.housekeeping.abort();
+        stopped
+    }
+}
+
+/// What a running API process keeps up to date: the revocations every `refresh` (a failed read
+/// keeps the last set and is logged), and the rate limiters' memory every minute.
+async fn keep_house(
+    engine: Engine,
+    revoked: web::Data<RevocationList>,
+    limits: web::Data<RateLimits>,
+    refresh: std::time::Duration,
+) {
+    let mut ticks = tokio::time::interval(refresh);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_forget = std::time::Instant::now();
+    loop {
+        ticks.tick().await;
+        if let Err(error) = revoked.refresh(&engine).await {
+            tracing::warn!(?error, "could not reread the token revocations; the last ones read stay in force");
+        }
+        if last_forget.elapsed() >= std::time::Duration::from_secs(60) {
+            limits.forget_idle();
+            last_forget = std::time::Instant::now();
+        }
     }
 }
 

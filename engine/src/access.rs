@@ -81,6 +81,8 @@ pub enum Action {
     VerifyCorrectiveAction,
     /// Queue a failed email again.
     RequeueNotification,
+    /// Revoke tokens (one by its id, or a subject's issued up to an instant) and list revocations.
+    RevokeTokens,
     /// Fire a lifecycle event.
     Fire(EngagementEvent),
 }
@@ -109,6 +111,7 @@ impl Action {
             A::SubmitCorrectiveAction,
             A::VerifyCorrectiveAction,
             A::RequeueNotification,
+            A::RevokeTokens,
         ];
         all.extend(EngagementEvent::iter().map(A::Fire));
         all
@@ -138,6 +141,7 @@ impl std::fmt::Display for Action {
             A::SubmitCorrectiveAction => "submit a corrective action",
             A::VerifyCorrectiveAction => "verify a corrective action",
             A::RequeueNotification => "re-queue a notification",
+            A::RevokeTokens => "revoke tokens",
             A::Fire(event) => return write!(f, "fire {event}"),
         };
         f.write_str(name)
@@ -157,6 +161,8 @@ pub fn permits(party: Party, action: Action) -> bool {
         // A body's accreditation is the accreditation body's word, recorded by the platform: a
         // body that could declare its own would pass the accreditation guard of the letter.
         A::CreateOrganization | A::CreateCertificationBody | A::RecordAccreditation => admin,
+        // Revocation is the platform's: it reaches every tenant's tokens.
+        A::RevokeTokens => admin,
         A::UpdateOrganization => admin || client,
         A::UpdateCertificationBody | A::UpdateReminderPolicy | A::RequeueNotification => admin || coordination,
         A::UpdateCertificationPolicy => admin || coordination,

@@ -16,6 +16,7 @@ pub mod lifecycle;
 pub mod nonconformities;
 pub mod policies;
 pub mod reminders;
+pub mod revocations;
 pub mod store;
 pub mod write;
 

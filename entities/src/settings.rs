@@ -79,6 +79,24 @@ pub struct Settings {
     /// `DOCS_ENABLED`: the docs page (`/docs/`) and the served spec (`/api-docs/openapi.json`);
     /// on by default locally, off by default in production.
     pub docs_enabled: bool,
+    /// `TOKEN_REVOCATION_REFRESH_SECONDS`: how often each API process rereads the revocations
+    /// (a revocation made on another process takes effect within this many seconds).
+    pub token_revocation_refresh_seconds: u32,
+    /// `RATE_LIMIT_CALLER_PER_SECOND` / `RATE_LIMIT_CALLER_BURST`: requests each authenticated
+    /// caller may make.
+    pub caller_rate_limit: RateLimit,
+    /// `RATE_LIMIT_ANONYMOUS_PER_SECOND` / `RATE_LIMIT_ANONYMOUS_BURST`: requests each client
+    /// address may make without a valid token (health checks, certificate verification, docs).
+    pub anonymous_rate_limit: RateLimit,
+}
+
+/// A rate limit: a sustained rate and the burst allowed above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests per second, sustained.
+    pub per_second: u32,
+    /// Requests allowed at once above the rate (at least 1).
+    pub burst: u32,
 }
 
 /// How the SMTP connection is secured.
@@ -239,6 +257,15 @@ impl Settings {
                 Some("false") => false,
                 Some(other) => return Err(invalid("DOCS_ENABLED", format!("'{other}' is neither true nor false"))),
             },
+            token_revocation_refresh_seconds: parse_number(&get, "TOKEN_REVOCATION_REFRESH_SECONDS", 2)?,
+            caller_rate_limit: rate_limit(&get, "RATE_LIMIT_CALLER_PER_SECOND", 50, "RATE_LIMIT_CALLER_BURST", 200)?,
+            anonymous_rate_limit: rate_limit(
+                &get,
+                "RATE_LIMIT_ANONYMOUS_PER_SECOND",
+                5,
+                "RATE_LIMIT_ANONYMOUS_BURST",
+                30,
+            )?,
         })
     }
 
@@ -305,6 +332,19 @@ fn trust_secret_file(path: &std::path::Path) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+fn rate_limit(
+    get: &impl Fn(&str) -> Option<String>,
+    rate_variable: &'static str,
+    rate: u32,
+    burst_variable: &'static str,
+    burst: u32,
+) -> Result<RateLimit, SettingsError> {
+    Ok(RateLimit {
+        per_second: parse_number(get, rate_variable, rate)?,
+        burst: parse_number(get, burst_variable, burst)?,
+    })
 }
 
 fn invalid(variable: &'static str, problem: String) -> SettingsError {

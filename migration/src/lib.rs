@@ -12,6 +12,7 @@ mod m20261130_000007_create_certification_policies;
 mod m20261130_000008_record_corrective_actions_reported_done;
 mod m20261130_000009_follow_up_minor_nonconformities;
 mod m20261130_000010_order_due_deadlines_by_day_and_id;
+mod m20261130_000011_create_token_revocations;
 
 /// Every migration, in order. An applied migration is never edited: add a new one.
 pub struct Migrator;
@@ -30,6 +31,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000008_record_corrective_actions_reported_done::Migration),
             Box::new(m20261130_000009_follow_up_minor_nonconformities::Migration),
             Box::new(m20261130_000010_order_due_deadlines_by_day_and_id::Migration),
+            Box::new(m20261130_000011_create_token_revocations::Migration),
         ]
     }
 }

@@ -107,6 +107,8 @@ fn rule_of(operation: &str) -> (Rule, u16) {
         "follow_up_finding" => (Write(A::RecordFinding), 200),
         "post_engagement_event" => (Write(A::Fire(EngagementEvent::Cancel)), 200),
         "requeue_notification" => (Write(A::RequeueNotification), 200),
+        "revoke_tokens" => (Create(A::RevokeTokens), 201),
+        "list_token_revocations" => (Create(A::RevokeTokens), 200),
         _ => (Read, 200),
     }
 }
@@ -341,6 +343,10 @@ pub(crate) async fn request_for(app: &TestApp, operation: &str, tenant: &Tenant)
             let notification = app.insert_failed_notification(e).await;
             (Method::POST, path(&format!("/notifications/{notification}/requeue")), Some(json!({})))
         }
+        "revoke_tokens" => {
+            (Method::POST, path("/token-revocations"), Some(json!({ "token_id": uuid::Uuid::now_v7().to_string() })))
+        }
+        "list_token_revocations" => (Method::GET, path("/token-revocations"), None),
         other => panic!("no request for {other}: add it to the access matrix"),
     }
 }

@@ -108,6 +108,11 @@ pub const ADMIN: &str = "admin@certflow.test";
 
 /// Starts the server over a fresh database of `backend`, its clock at noon on `day0()`.
 pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// [`spawn_app`] with `extra` settings (environment variables) over the tests' own.
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     LazyLock::force(&TRACING);
     let (url, cleanup) = match backend {
         Backend::Sqlite => {
@@ -127,22 +132,31 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
             (with_database(&postgres_admin_url(), &name), Cleanup::PostgresDatabase(name))
         }
     };
-    build_app(url, cleanup).await
+    build_app(url, cleanup, extra).await
 }
 
 /// Starts the server over the database at `url`, which the caller owns (migrations are applied).
 pub async fn spawn_app_at(url: &str) -> TestApp {
     LazyLock::force(&TRACING);
-    build_app(url.to_owned(), Cleanup::Nothing).await
+    build_app(url.to_owned(), Cleanup::Nothing, &[]).await
 }
 
-async fn build_app(url: String, cleanup: Cleanup) -> TestApp {
-    let vars = vec![
+/// Rate limits no test reaches unless it sets its own (the tests send bursts from one address).
+pub const UNREACHED_RATE_LIMITS: [(&str, &str); 4] = [
+    ("RATE_LIMIT_CALLER_PER_SECOND", "100000"),
+    ("RATE_LIMIT_CALLER_BURST", "100000"),
+    ("RATE_LIMIT_ANONYMOUS_PER_SECOND", "100000"),
+    ("RATE_LIMIT_ANONYMOUS_BURST", "100000"),
+];
+
+async fn build_app(url: String, cleanup: Cleanup, extra: &[(&str, &str)]) -> TestApp {
+    let mut vars = vec![
         ("DATABASE_URL".to_owned(), url.clone()),
         ("LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("DATABASE_MAX_CONNECTIONS".to_owned(), "5".to_owned()),
         ("JWT_PUBLIC_KEY_FILE".to_owned(), RS256_PUBLIC_KEY.to_owned()),
     ];
+    vars.extend(UNREACHED_RATE_LIMITS.iter().chain(extra).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let settings = Settings::from_vars(vars).expect("test settings");
     let db = engine::store::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");
     Migrator::up(&db, None).await.expect("migrate");

@@ -45,6 +45,7 @@ pub fn certflow(app: &TestApp) -> Command {
         .env("WORKER_EMBEDDED", "false")
         .env("DATABASE_MAX_CONNECTIONS", "5")
         .env("RUST_LOG", "warn")
+        .envs(crate::helpers::UNREACHED_RATE_LIMITS)
         .stdin(Stdio::null());
     command
 }
@@ -62,9 +63,15 @@ pub fn process_token(app: &TestApp, role: &str, subject: &str) -> String {
 
 /// `certflow serve` (the API alone) on a free port, once it is ready.
 pub async fn start_api(app: &TestApp) -> CertflowProcess {
+    start_api_with(app, &[]).await
+}
+
+/// [`start_api`] with `extra` settings.
+pub async fn start_api_with(app: &TestApp, extra: &[(&str, &str)]) -> CertflowProcess {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = certflow(app)
         .arg("serve")
+        .envs(extra.iter().copied())
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .stdout(output())
         .stderr(output())

@@ -21,6 +21,7 @@ pub mod organizations;
 pub mod proposals;
 pub mod records;
 pub mod reminder_policies;
+pub mod token_revocations;
 
 /// Registers the `/api/v1` routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
@@ -38,6 +39,7 @@ pub fn configure(config: &mut ServiceConfig<'_>) {
     reminder_policies::configure(config);
     certification_policies::configure(config);
     notifications::configure(config);
+    token_revocations::configure(config);
 }
 
 /// Registers every documented route on `app`: the one list the server and the spec share.

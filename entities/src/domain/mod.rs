@@ -10,6 +10,7 @@ pub mod finding;
 pub mod lifecycle;
 pub mod policy;
 pub mod reminders;
+pub mod revocation;
 pub mod soa;
 pub mod stage1;
 pub mod state;

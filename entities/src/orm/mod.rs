@@ -18,6 +18,7 @@ pub mod prelude;
 pub mod proposal;
 pub mod reminder_policy;
 pub mod soa_entry;
+pub mod token_revocation;
 
 /// A JSON array column's value from a list of strings.
 pub fn json_strings<S: AsRef<str>>(items: &[S]) -> serde_json::Value {

@@ -17,3 +17,4 @@ pub use super::organization::Entity as Organization;
 pub use super::proposal::Entity as Proposal;
 pub use super::reminder_policy::Entity as ReminderPolicyRecord;
 pub use super::soa_entry::Entity as SoaEntry;
+pub use super::token_revocation::Entity as TokenRevocation;

@@ -35,6 +35,8 @@ pub struct TickReport {
     pub withdrawn: usize,
     /// Idempotency keys past their retention, forgotten.
     pub keys_purged: usize,
+    /// Token revocations that cover no live token any more, forgotten.
+    pub revocations_purged: u64,
 }
 
 /// Runs the scan and queues the emails it claimed.
@@ -73,6 +75,8 @@ impl Ticker {
         }
         // Bounded: 10 batches a tick at most, so a backlog drains over a few ticks.
         let keys_purged = purge_expired_keys(&self.engine, now, self.batch, 10).await?;
+        // Tokens run on the wall clock, not the engine's.
+        let revocations_purged = self.engine.purge_spent_revocations(Utc::now()).await?;
         Ok(TickReport {
             scan,
             queued,
@@ -80,6 +84,7 @@ impl Ticker {
             suspended: clock.suspended.len(),
             withdrawn: clock.withdrawn.len(),
             keys_purged,
+            revocations_purged,
         })
     }
 
