@@ -46,6 +46,7 @@ pub const PROBLEM_SLUGS: &[&str] = &[
     "notification-not-failed",
     "value-not-storable",
     "revocation-in-future",
+    "email-domain-not-registered",
     "rate-limited",
     "service-unavailable",
     "internal-error",
@@ -489,6 +490,7 @@ mod tests {
             FollowUpRefusal::SameAudit.code(),
             FollowUpRefusal::NotACertifyingAudit(AuditKind::Stage1).code(),
             entities::domain::revocation::RevocationRefusal::IssuedBeforeInFuture.code(),
+            entities::domain::contacts::check_contact("a@b.test", &[], &[]).unwrap_err().code(),
         ];
         for code in codes {
             assert!(PROBLEM_SLUGS.contains(&code), "the domain refuses with `{code}`, which the spec does not list");

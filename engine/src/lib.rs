@@ -6,6 +6,7 @@
 pub mod access;
 pub mod caller;
 pub mod clock_events;
+pub mod contacts;
 pub mod corrective_actions;
 pub mod deadlines;
 pub mod error;

@@ -122,5 +122,6 @@ pub fn notification_row(
         message_id: Set(None),
         created_at: Set(now),
         sent_at: Set(None),
+        recipients_sent: Set(0),
     }
 }

@@ -13,6 +13,7 @@ mod m20261130_000008_record_corrective_actions_reported_done;
 mod m20261130_000009_follow_up_minor_nonconformities;
 mod m20261130_000010_order_due_deadlines_by_day_and_id;
 mod m20261130_000011_create_token_revocations;
+mod m20261130_000012_mail_that_exposes_no_one;
 
 /// Every migration, in order. An applied migration is never edited: add a new one.
 pub struct Migrator;
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_follow_up_minor_nonconformities::Migration),
             Box::new(m20261130_000010_order_due_deadlines_by_day_and_id::Migration),
             Box::new(m20261130_000011_create_token_revocations::Migration),
+            Box::new(m20261130_000012_mail_that_exposes_no_one::Migration),
         ]
     }
 }

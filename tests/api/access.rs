@@ -449,7 +449,7 @@ async fn every_event_is_refused_with_403_to_the_roles_that_may_not_fire_it(backe
     // lifecycle, a forbidden one 403 before the lifecycle is asked.
     let app = spawn_app(backend).await;
     let own = tenant(&app).await;
-    let audits = app.get(&format!("/api/v1/engagements/{}/audits", own.certified)).await.expect(200);
+    let audits = app.get(&format!("/api/v1/engagements/{}/audits", own.certified)).await.expect(200).items();
     let certified_audit = audits.body[0]["id"].as_str().expect("the certified engagement's audit").to_owned();
     let legal_when_certified =
         |event: EngagementEvent| entities::domain::state::EngagementState::Certified.targets(event).is_some();

@@ -39,7 +39,7 @@ async fn a_body_that_has_only_bid_reads_its_own_proposal_and_writes_nothing(back
         app.send_as(&coordinator(cb), Method::POST, &events, Some(&event)).await.expect(403);
     }
     assert_eq!(app.post(&audits, &audit).await.expect(409).problem_type(), "engagement-state-conflict");
-    assert_eq!(app.get(&audits).await.expect(200).body, json!([]), "nothing was written");
+    assert_eq!(app.get(&audits).await.expect(200).body["items"], json!([]), "nothing was written");
 
     // Act 3: the client selects the winner.
     app.select_proposal(&engagement, &chosen).await;
@@ -49,6 +49,6 @@ async fn a_body_that_has_only_bid_reads_its_own_proposal_and_writes_nothing(back
     app.send_as(&coordinator(&loser), Method::POST, &audits, Some(&audit)).await.expect(404);
     let path = format!("/api/v1/engagements/{engagement}");
     app.send_as(&coordinator(&loser), Method::GET, &path, None).await.expect(404);
-    assert_eq!(app.get(&audits).await.expect(200).body.as_array().unwrap().len(), 1);
+    assert_eq!(app.get(&audits).await.expect(200).body["items"].as_array().unwrap().len(), 1);
 }
 on_both_databases!(a_body_that_has_only_bid_reads_its_own_proposal_and_writes_nothing);

@@ -12,7 +12,7 @@ use crate::smtp::SmtpSink;
 
 /// `engagement`'s deadlines of `kind`, every status.
 async fn deadlines(app: &TestApp, engagement: &str, kind: &str) -> Vec<Value> {
-    let all = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200);
+    let all = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200).items();
     all.body.as_array().unwrap().iter().filter(|d| d["kind"] == kind).cloned().collect()
 }
 
@@ -97,7 +97,7 @@ async fn each_nc_is_due_from_its_audit_then_by_its_plan_then_by_the_body_s_verif
     let due = deadlines(&app, &engagement, "corrective_action_due").await;
     let open: Vec<&Value> = due.iter().filter(|d| d["status"] == "open").collect();
     assert_eq!((open.len(), open[0]["owner_email"].as_str()), (1, Some("sre@acme.test")));
-    let action = app.get(&format!("/api/v1/engagements/{engagement}/corrective-actions")).await.expect(200);
+    let action = app.get(&format!("/api/v1/engagements/{engagement}/corrective-actions")).await.expect(200).items();
     assert!(action.body.as_array().unwrap()[0]["reported_done_at"].is_null());
 }
 on_both_databases!(each_nc_is_due_from_its_audit_then_by_its_plan_then_by_the_body_s_verification);
@@ -148,7 +148,7 @@ async fn an_accepted_minor_is_followed_up_at_the_next_audit_and_not_effective_op
     app.fire(&engagement, json!({ "event": "start_surveillance" })).await.expect(200);
     let surveillance = app.create_audit(&engagement, "surveillance", day(301), day(302)).await;
     let follow_ups = format!("/api/v1/engagements/{engagement}/audits/{surveillance}/follow-ups");
-    let listed = app.get(&follow_ups).await.expect(200);
+    let listed = app.get(&follow_ups).await.expect(200).items();
     assert_eq!(listed.body.as_array().unwrap().iter().map(|f| f["id"].clone()).collect::<Vec<_>>(), [json!(minor)]);
 
     // Act 2: not at the audit that found it; at the surveillance audit, not effective.
@@ -183,7 +183,7 @@ async fn an_accepted_minor_is_followed_up_at_the_next_audit_and_not_effective_op
     let plans = deadlines(&app, &engagement, "corrective_action_plan_due").await;
     let plan = plans.iter().find(|d| d["subject_id"] == recurred["id"]).cloned().unwrap();
     assert_eq!((date(&plan["due_on"]), plan["status"].as_str()), (day(302) + Days::new(30), Some("open")));
-    let listed = app.get(&follow_ups).await.expect(200);
+    let listed = app.get(&follow_ups).await.expect(200).items();
     assert_eq!(listed.body.as_array().unwrap().len(), 1, "the completed audit lists what it followed up");
 }
 on_both_databases!(an_accepted_minor_is_followed_up_at_the_next_audit_and_not_effective_opens_a_new_nc);

@@ -41,7 +41,7 @@ async fn a_major_nc_blocks_the_decision_until_its_corrective_action_is_verified(
     assert_eq!(minor_action.body["due_on"], json!(day(80)));
     let twice = app.submit_corrective_action(&engagement, &minor, None).await.expect(409);
     assert_eq!(twice.problem_type(), "corrective-action-exists");
-    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200);
+    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200).items();
     let cap_deadlines: Vec<&serde_json::Value> =
         deadlines.body.as_array().unwrap().iter().filter(|d| d["kind"] == "corrective_action_due").collect();
     assert_eq!(cap_deadlines.len(), 2);
@@ -129,7 +129,7 @@ async fn six_months_without_verifying_a_major_nc_require_a_new_stage2(backend: B
     // Assert: back in stage 2, the limit cancelled.
     assert_eq!(view.str("state"), "stage2");
     assert!(view.body["open_deadlines"].as_array().unwrap().iter().all(|d| d["kind"] != "major_nc_limit"));
-    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200);
+    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200).items();
     let limit = deadlines.body.as_array().unwrap().iter().find(|d| d["kind"] == "major_nc_limit").unwrap().clone();
     assert_eq!(limit["status"], "cancelled");
 }
@@ -142,9 +142,9 @@ async fn cap_due_dates_outside_30_to_90_days_are_refused_and_nothing_is_written(
         let refused = app.submit_corrective_action(&engagement, &minor, Some(due)).await.expect(422);
         assert_eq!(refused.problem_type(), "cap-due-date-out-of-window", "{case}");
     }
-    let listed = app.get(&format!("/api/v1/engagements/{engagement}/corrective-actions")).await.expect(200);
+    let listed = app.get(&format!("/api/v1/engagements/{engagement}/corrective-actions")).await.expect(200).items();
     assert_eq!(listed.body, json!([]));
-    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200);
+    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200).items();
     assert!(deadlines.body.as_array().unwrap().iter().all(|d| d["kind"] != "corrective_action_due"));
     for (due, case) in [(day(73), "30 days"), (day(133), "90 days")] {
         let (engagement, _, minor) = app.stage2_with_finding("minor_nc", "A.5.15").await;

@@ -56,16 +56,17 @@ async fn a_missed_surveillance_suspends_the_certificate_until_the_audit_is_held(
         .await
         .expect(200);
     assert_eq!((public.str("status"), public.body["valid"].as_bool()), ("suspended".into(), Some(false)));
-    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200).items();
     let suspension = history.body.as_array().unwrap().iter().find(|h| h["action"] == "suspend").cloned().unwrap();
     assert_eq!(suspension["actor"], "certflow-clock");
     assert!(suspension["reason"].as_str().unwrap().contains("cause: missed_audit"), "{suspension}");
     // The coordinator and the client were told at once, with the day to resolve it by.
     app.wait_for_deliveries(&engagement).await;
     let notices: Vec<_> = smtp.received().into_iter().filter(|m| m.subject().contains("NOTICE")).collect();
-    assert_eq!(notices.len(), 1, "one notice");
+    assert_eq!(notices.len(), 3, "one notice, one message per recipient");
     assert!(notices[0].subject().contains("the certificate is suspended (a surveillance audit was not held in time)"));
-    let mut to = notices[0].to.clone();
+    notices.iter().for_each(crate::smtp::ReceivedEmail::assert_to_one_recipient);
+    let mut to: Vec<String> = notices.iter().map(|m| m.to[0].clone()).collect();
     to.sort();
     assert_eq!(to, ["ceo@acme.test", "coordinator@cb.test", "isms@acme.test"]);
     let limit = due_on(&app, &engagement, "suspension_limit").await;
@@ -118,7 +119,7 @@ async fn a_suspension_past_its_limit_and_grace_is_withdrawn_by_the_clock(backend
     assert_eq!(app.engagement(&engagement).await.expect(200).str("state"), "withdrawn");
     let certificate = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
     assert_eq!(certificate.str("status"), "withdrawn");
-    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200).items();
     let withdrawal = history.body.as_array().unwrap().iter().find(|h| h["action"] == "withdraw").cloned().unwrap();
     assert_eq!(
         (withdrawal["actor"].as_str(), withdrawal["from_state"].as_str()),
@@ -213,7 +214,7 @@ async fn the_certificate_states_what_was_certified_at_the_decision(backend: Back
     assert_eq!(public.str("organization"), "Acme Renamed Holdings plc");
     assert_eq!(public.str("certification_body"), "Renamed Certification Ltd");
     assert_eq!(public.str("scope"), letter_scope, "an amendment of names leaves the scope");
-    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200).items();
     let amendment =
         history.body.as_array().unwrap().iter().find(|h| h["action"] == "amend_certificate").cloned().unwrap();
     assert!(amendment["reason"].as_str().unwrap().contains("stated before: Acme Data Ltd"), "{amendment}");
@@ -239,7 +240,7 @@ async fn a_scope_reduction_ends_a_suspension_and_the_certificate_keeps_its_numbe
     let after = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
     assert_eq!((after.str("number"), after.str("scope")), (before.str("number"), narrower.to_owned()));
     assert_eq!(after.str("status"), "active");
-    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200).items();
     let entry = history.body.as_array().unwrap().iter().find(|h| h["action"] == "reduce_scope").cloned().unwrap();
     let reason = entry["reason"].as_str().unwrap();
     assert!(reason.contains(&format!("scope was: {}", before.str("scope"))) && reason.contains(narrower), "{reason}");
@@ -299,7 +300,7 @@ async fn before_the_decision_the_scope_changes_only_by_a_recorded_event(backend:
 
     // Assert: the state stayed; the history keeps both scopes; the certificate states the new one.
     assert_eq!((changed.str("state"), changed.str("scope")), ("stage2".into(), wider.into()));
-    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200).items();
     let entry = history.body.as_array().unwrap().iter().find(|h| h["action"] == "change_scope").cloned().unwrap();
     let reason = entry["reason"].as_str().unwrap();
     assert!(

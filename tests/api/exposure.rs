@@ -60,3 +60,63 @@ async fn a_coordinator_s_address_and_a_mail_server_s_words_reach_only_who_needs_
     assert!(!for_the_client.contains(&for_the_body), "the server's words stay on the body's side");
 }
 on_both_databases!(a_coordinator_s_address_and_a_mail_server_s_words_reach_only_who_needs_them);
+
+async fn certflow_emails_only_addresses_on_the_organization_s_or_the_selected_body_s_domains(backend: Backend) {
+    // Arrange: an organization on acme.test (its contacts' domain); a body selected later.
+    let app = spawn_app(backend).await;
+    let organization = app.create_organization(120).await;
+    let client = app.token_for(Role::ClientManager, Some(&organization), None);
+    let new_engagement =
+        |manager: &str| serde_json::json!({ "organization_id": organization, "manager_email": manager });
+
+    // Act / Assert 1: a client cannot name an outsider as the engagement's manager.
+    let refused =
+        app.send_as(&client, Method::POST, "/api/v1/engagements", Some(&new_engagement("victim@mail.example"))).await;
+    assert_eq!((refused.status, refused.problem_type().as_str()), (422, "email-domain-not-registered"));
+    assert!(refused.str("detail").starts_with("manager_email:"), "{}", refused.body);
+    let listed = app.get(&format!("/api/v1/engagements?organization_id={organization}")).await.expect(200);
+    assert_eq!(listed.body["items"], serde_json::json!([]), "nothing was written");
+    app.send_as(&client, Method::POST, "/api/v1/engagements", Some(&new_engagement("cto@ops.acme.test")))
+        .await
+        .expect(201);
+
+    // Act / Assert 2: the domains are the platform's: a client cannot add one, an admin can.
+    let path = format!("/api/v1/organizations/{organization}");
+    let mut details = app.get(&path).await.expect(200).body;
+    assert_eq!(details["email_domains"], serde_json::json!(["acme.test"]));
+    for field in ["id", "created_at", "updated_at"] {
+        details.as_object_mut().unwrap().remove(field);
+    }
+    details["email_domains"] = serde_json::json!(["acme.test", "mail.example"]);
+    let forbidden = app.send_as(&client, Method::PUT, &path, Some(&details)).await;
+    assert_eq!((forbidden.status, forbidden.problem_type().as_str()), (403, "forbidden"), "{}", forbidden.body);
+    let mut outsider = app.get(&path).await.expect(200).body;
+    for field in ["id", "created_at", "updated_at", "email_domains"] {
+        outsider.as_object_mut().unwrap().remove(field);
+    }
+    outsider["isms_manager_email"] = serde_json::json!("isms@mail.example");
+    let refused = app.send_as(&client, Method::PUT, &path, Some(&outsider)).await;
+    assert_eq!((refused.status, refused.problem_type().as_str()), (422, "email-domain-not-registered"));
+    app.put(&path, &details).await.expect(200);
+    app.send_as(&client, Method::POST, "/api/v1/engagements", Some(&new_engagement("isms@mail.example")))
+        .await
+        .expect(201);
+
+    // Act / Assert 3: a corrective action's owner: the organization's people or the selected
+    // body's, nobody else.
+    let (engagement, stage2, finding) = app.stage2_with_finding("minor_nc", "A.8.13").await;
+    app.set_today(crate::helpers::day(44));
+    let completed = serde_json::json!({ "event": "complete_stage2", "audit_id": stage2 });
+    app.fire(&engagement, completed).await.expect(200);
+    let plan = |owner: &str| {
+        serde_json::json!({
+            "root_cause": "no owner", "correction": "fixed", "corrective_action": "owner named",
+            "owner_email": owner, "evidence": ["dms://e.pdf"]
+        })
+    };
+    let cap = format!("/api/v1/engagements/{engagement}/findings/{finding}/corrective-action");
+    let refused = app.post(&cap, &plan("someone@elsewhere.example")).await;
+    assert_eq!((refused.status, refused.problem_type().as_str()), (422, "email-domain-not-registered"));
+    app.post(&cap, &plan("coordinator@cb.test")).await.expect(201);
+}
+on_both_databases!(certflow_emails_only_addresses_on_the_organization_s_or_the_selected_body_s_domains);

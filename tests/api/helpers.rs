@@ -246,6 +246,12 @@ impl Reply {
         self.headers.get(name).map(|value| value.to_str().unwrap_or_default().to_owned())
     }
 
+    /// A page's items in place of the page (for a test that reads one page of a list).
+    pub fn items(mut self) -> Self {
+        self.body = self.body["items"].take();
+        self
+    }
+
     /// The problem `type` slug.
     pub fn problem_type(&self) -> String {
         self.body["type"].as_str().unwrap_or_default().trim_start_matches("https://certflow.dev/problems/").to_owned()
@@ -385,6 +391,7 @@ impl TestApp {
             message_id: Set(None),
             created_at: Set(Utc::now()),
             sent_at: Set(None),
+            recipients_sent: Set(0),
         })
         .exec_without_returning(&db)
         .await
@@ -680,7 +687,7 @@ impl TestApp {
     }
 
     pub async fn history_actions(&self, engagement: &str) -> Vec<String> {
-        let history = self.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+        let history = self.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200).items();
         history.body.as_array().unwrap().iter().map(|h| h["action"].as_str().unwrap().to_owned()).collect()
     }
 }

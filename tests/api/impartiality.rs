@@ -66,7 +66,7 @@ async fn a_stage1_audit_records_gaps_not_nonconformities(backend: Backend) {
     assert_eq!((major.status, major.problem_type().as_str()), (422, "validation-failed"));
     assert_eq!(major.body["errors"][0]["field"], "grade");
     assert_eq!(ofi.status, 201);
-    let listed = app.get(&format!("/api/v1/engagements/{engagement}/findings")).await.expect(200);
+    let listed = app.get(&format!("/api/v1/engagements/{engagement}/findings")).await.expect(200).items();
     assert_eq!(listed.body.as_array().unwrap().len(), 1);
 }
 on_both_databases!(a_stage1_audit_records_gaps_not_nonconformities);
@@ -95,7 +95,7 @@ async fn stage1_evidence_and_audit_replans_are_never_changed_silently(backend: B
     app.put(&format!("/api/v1/engagements/{engagement}/audits/{stage1}"), &replanned).await.expect(200);
 
     // Assert: each change is in the history with what it replaced.
-    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200).items();
     let reason_of = |action: &str| -> Vec<String> {
         history
             .body

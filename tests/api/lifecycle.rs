@@ -98,7 +98,7 @@ async fn a_certificate_is_issued_surveilled_twice_and_renewed_from_its_old_expir
     assert_eq!(renewed.body["first_issued_on"], "2026-02-18", "the first certification's date stays");
 
     // The history has every transition, in order, with who and from/to.
-    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200).items();
     let transitions: Vec<(String, String, String)> = history
         .body
         .as_array()
@@ -134,7 +134,7 @@ async fn a_certificate_is_issued_surveilled_twice_and_renewed_from_its_old_expir
         let actor = if decision { "decision_maker@certflow.test" } else { ADMIN };
         assert_eq!(entry["actor"], actor, "the history names who acted: {entry}");
     }
-    let decisions = app.get(&format!("/api/v1/engagements/{engagement}/decisions")).await.expect(200);
+    let decisions = app.get(&format!("/api/v1/engagements/{engagement}/decisions")).await.expect(200).items();
     assert_eq!(decisions.body.as_array().unwrap().len(), 2);
     for decision in decisions.body.as_array().unwrap() {
         assert_eq!(decision["decided_by"], "decision_maker@certflow.test", "the caller decided: {decision}");

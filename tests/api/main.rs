@@ -18,6 +18,7 @@ mod impartiality;
 mod lifecycle;
 mod migrations;
 mod openapi;
+mod paging;
 mod processes;
 mod rate_limits;
 mod reminder_policy;

@@ -45,9 +45,19 @@ async fn a_cap_item_gets_its_three_reminders_and_two_escalations_each_once_on_it
         app.wait_for_deliveries(&engagement).await;
     }
 
-    // Assert: five emails, each once, each on its day, to the right people.
+    // Assert: five emails, each once, each on its day, to the right people, each recipient's
+    // message addressed to that recipient alone (copies of one email share its Message-ID).
     let received = smtp.received();
-    let got: Vec<(String, Vec<String>)> = received.iter().map(|m| (m.subject(), sorted(m.to.clone()))).collect();
+    received.iter().for_each(crate::smtp::ReceivedEmail::assert_to_one_recipient);
+    let mut emails: Vec<(String, String, Vec<String>)> = Vec::new();
+    for message in &received {
+        match emails.iter_mut().find(|(id, _, _)| *id == message.message_id()) {
+            Some((_, _, to)) => to.push(message.to[0].clone()),
+            None => emails.push((message.message_id(), message.subject(), message.to.clone())),
+        }
+    }
+    let got: Vec<(String, Vec<String>)> =
+        emails.iter().map(|(_, subject, to)| (subject.clone(), sorted(to.clone()))).collect();
     let owner = vec!["sre@acme.test".to_owned()];
     let expected = vec![
         (
@@ -78,7 +88,7 @@ async fn a_cap_item_gets_its_three_reminders_and_two_escalations_each_once_on_it
     ];
     let expected: Vec<(String, Vec<String>)> = expected.into_iter().map(|(s, to)| (s.to_owned(), to)).collect();
     assert_eq!(got, expected);
-    let body = &received[4].data;
+    let body = &received.iter().rfind(|m| m.message_id() == emails[4].0).unwrap().data;
     for fact in ["Acme Data Ltd", "Trusted Certification Ltd", &engagement, "7 days late", "/deadlines"] {
         assert!(body.contains(fact), "the escalation does not name {fact}");
     }
@@ -100,15 +110,58 @@ async fn a_cap_item_gets_its_three_reminders_and_two_escalations_each_once_on_it
         ]
         .map(|(k, s)| (k.to_owned(), s.to_owned()))
     );
-    for (notification, email) in notifications.iter().zip(&received) {
-        assert_eq!(notification["message_id"].as_str().unwrap(), email.message_id());
+    for (notification, (message_id, _, _)) in notifications.iter().zip(&emails) {
+        assert_eq!(notification["message_id"].as_str().unwrap(), message_id);
         assert_eq!(notification["attempts"], 1);
     }
-    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200);
+    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200).items();
     let cap = deadlines.body.as_array().unwrap().iter().find(|d| d["kind"] == "corrective_action_due").unwrap().clone();
     assert_eq!((cap["overdue"].as_bool(), cap["status"].as_str()), (Some(true), Some("open")));
 }
 on_both_databases!(a_cap_item_gets_its_three_reminders_and_two_escalations_each_once_on_its_day);
+
+async fn each_recipient_gets_its_own_message_and_a_retry_sends_only_to_those_still_waiting(backend: Backend) {
+    // Arrange: the due-day escalation goes to the owner, then the engagement's manager; the mail
+    // server defers the manager's address.
+    let app = spawn_app(backend).await;
+    let smtp = SmtpSink::start();
+    let (engagement, _) = engagement_with_a_cap_item_due_on_day_80(&app).await;
+    let worker = app.spawn_worker(smtp.port).await;
+    let escalations = |smtp: &SmtpSink| -> Vec<String> {
+        let mut to: Vec<String> = smtp
+            .received()
+            .into_iter()
+            .filter(|m| m.subject().contains("ESCALATION"))
+            .inspect(crate::smtp::ReceivedEmail::assert_to_one_recipient)
+            .map(|m| m.to[0].clone())
+            .collect();
+        to.sort();
+        to
+    };
+    smtp.defer(Some("isms@acme.test"));
+
+    // Act 1: the escalation's day.
+    app.set_today(day(80));
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+
+    // Assert 1: the owner has hers; the manager's waits for a retry.
+    assert_eq!(escalations(&smtp), ["sre@acme.test"]);
+    let pending = app.notifications(&engagement).await.into_iter().find(|n| n["step_key"] == "escalation+0").unwrap();
+    assert_eq!((pending["status"].as_str(), pending["attempts"].as_i64()), (Some("pending"), Some(1)), "{pending}");
+
+    // Act 2: the server accepts again; the retry's time comes.
+    smtp.defer(None);
+    app.set_now(app.clock.now() + chrono::Duration::minutes(5));
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+
+    // Assert 2: the manager has his, and the owner did not get hers twice.
+    assert_eq!(escalations(&smtp), ["isms@acme.test", "sre@acme.test"]);
+    let sent = app.notifications(&engagement).await.into_iter().find(|n| n["step_key"] == "escalation+0").unwrap();
+    assert_eq!((sent["status"].as_str(), sent["attempts"].as_i64()), (Some("sent"), Some(2)), "{sent}");
+}
+on_both_databases!(each_recipient_gets_its_own_message_and_a_retry_sends_only_to_those_still_waiting);
 
 async fn closing_the_finding_before_its_due_date_cancels_the_remaining_steps(backend: Backend) {
     let app = spawn_app(backend).await;
@@ -132,7 +185,7 @@ async fn closing_the_finding_before_its_due_date_cancels_the_remaining_steps(bac
     // Assert: nothing more was sent or claimed.
     assert_eq!(smtp.received().len(), 1);
     assert_eq!(statuses(&app.notifications(&engagement).await), [("reminder-14".to_owned(), "sent".to_owned())]);
-    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200);
+    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200).items();
     assert!(
         deadlines.body.as_array().unwrap().iter().any(|d| d["kind"] == "corrective_action_due" && d["status"] == "met")
     );
@@ -150,7 +203,8 @@ async fn a_moved_due_date_gets_a_fresh_schedule(backend: Backend) {
 
     // Act: the due date moves from day 80 to day 100 (57 days after the audit).
     let mut revised =
-        app.get(&format!("/api/v1/engagements/{engagement}/corrective-actions")).await.expect(200).body[0].clone();
+        app.get(&format!("/api/v1/engagements/{engagement}/corrective-actions")).await.expect(200).items().body[0]
+            .clone();
     let body = json!({
         "root_cause": revised["root_cause"].take(), "correction": revised["correction"].take(),
         "corrective_action": revised["corrective_action"].take(), "owner_email": "sre@acme.test", "due_on": day(100)
@@ -232,7 +286,7 @@ async fn the_clock_expires_a_lapsed_certificate_once_after_its_expiry_escalation
         let app = &app;
         let engagement = engagement.clone();
         async move {
-            let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200);
+            let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200).items();
             deadlines
                 .body
                 .as_array()
@@ -263,7 +317,7 @@ async fn the_clock_expires_a_lapsed_certificate_once_after_its_expiry_escalation
     assert_eq!(expired.body["open_deadlines"][0]["kind"], "restore_after_expiry_limit");
     let certificate = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
     assert_eq!(certificate.str("status"), "expired");
-    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200).items();
     let expiries: Vec<&Value> = history.body.as_array().unwrap().iter().filter(|h| h["action"] == "expire").collect();
     assert_eq!(expiries.len(), 1);
     // No surveillance audit was ever held: the clock had suspended it (cause missed_audit) first.

@@ -24,6 +24,17 @@ impl ReceivedEmail {
     }
 
     /// The `Message-ID:` header.
+    /// The `To:` header as sent.
+    pub fn to_header(&self) -> String {
+        self.data.lines().find_map(|l| l.strip_prefix("To: ")).unwrap_or_default().trim().to_owned()
+    }
+
+    /// The message is addressed to one recipient alone, in its envelope and in its `To:`.
+    pub fn assert_to_one_recipient(&self) {
+        assert_eq!(self.to.len(), 1, "one envelope recipient per message: {:?}", self.to);
+        assert_eq!(self.to_header(), self.to[0], "the To: header names that recipient alone");
+    }
+
     pub fn message_id(&self) -> String {
         self.data.lines().find_map(|l| l.strip_prefix("Message-ID: ")).unwrap_or_default().trim().to_owned()
     }
@@ -49,6 +60,8 @@ fn decode_words(raw: &str) -> String {
 struct Shared {
     refusing: AtomicBool,
     rejecting: AtomicBool,
+    /// A recipient answered 451 (a temporary failure) while set.
+    deferred: Mutex<Option<String>>,
     delay_ms: std::sync::atomic::AtomicU64,
     received: Mutex<Vec<ReceivedEmail>>,
 }
@@ -65,7 +78,10 @@ impl Handler for SinkHandler {
         if self.shared.refusing.load(Ordering::SeqCst) { INTERNAL_ERROR } else { OK }
     }
 
-    fn rcpt(&mut self, _to: &str) -> Response {
+    fn rcpt(&mut self, to: &str) -> Response {
+        if self.shared.deferred.lock().unwrap().as_deref() == Some(to) {
+            return INTERNAL_ERROR;
+        }
         if self.shared.rejecting.load(Ordering::SeqCst) { NO_MAILBOX } else { OK }
     }
 
@@ -131,6 +147,11 @@ impl SmtpSink {
     /// Answer 550 (no such mailbox) to every recipient until told otherwise.
     pub fn reject(&self, rejecting: bool) {
         self.shared.rejecting.store(rejecting, Ordering::SeqCst);
+    }
+
+    /// Answer 451 (try again later) to `recipient` alone, until set to `None`.
+    pub fn defer(&self, recipient: Option<&str>) {
+        *self.shared.deferred.lock().unwrap() = recipient.map(str::to_owned);
     }
 
     /// Takes `ms` milliseconds to accept each message.

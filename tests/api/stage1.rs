@@ -94,7 +94,7 @@ async fn stage2_long_after_stage1_needs_a_recorded_confirmation(backend: Backend
         .await
         .expect(200);
     assert_eq!(confirmed.str("state"), "certification_decision");
-    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200);
+    let history = app.get(&format!("/api/v1/engagements/{engagement}/history")).await.expect(200).items();
     let completed = history.body.as_array().unwrap().iter().find(|h| h["action"] == "complete_stage2").unwrap();
     assert_eq!(
         completed["reason"], "stage 1 result still valid: no change to scope, documents re-checked on day 205",

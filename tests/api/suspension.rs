@@ -107,9 +107,9 @@ async fn a_client_can_cancel_before_certification_and_the_record_is_kept(backend
     let cancelled = app.fire(&engagement, json!({ "event": "cancel", "reason": "budget withdrawn" })).await.expect(200);
     assert_eq!(cancelled.str("state"), "cancelled");
     assert_eq!(cancelled.body["open_deadlines"], json!([]));
-    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200);
+    let deadlines = app.get(&format!("/api/v1/engagements/{engagement}/deadlines")).await.expect(200).items();
     assert_eq!(deadlines.body[0]["status"], "cancelled", "the stage 1 validity deadline is kept, cancelled");
-    let audits = app.get(&format!("/api/v1/engagements/{engagement}/audits")).await.expect(200);
+    let audits = app.get(&format!("/api/v1/engagements/{engagement}/audits")).await.expect(200).items();
     assert_eq!(audits.body.as_array().unwrap().len(), 1);
     let refused = app.fire(&engagement, json!({ "event": "cancel", "reason": "again" })).await.expect(409);
     assert_eq!(refused.body["state"], "cancelled");

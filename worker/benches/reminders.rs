@@ -69,6 +69,7 @@ async fn seed(db: &DatabaseConnection, total: usize, due: usize) -> anyhow::Resu
         accepts_unaccredited_cb: Set(false),
         isms_manager_email: Set("isms@bench.test".into()),
         executive_email: Set("ceo@bench.test".into()),
+        email_domains: Set(None),
         version: Set(1),
         created_at: Set(now),
         updated_at: Set(now),

@@ -87,8 +87,8 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
     let Some(notification) = claimed.into_iter().next() else {
         return Ok(DeliveryOutcome::NothingToDo);
     };
-    let message = match prepare(context, &notification, now).await {
-        Ok(Prepared::Message(message)) => message,
+    let messages = match prepare(context, &notification, now).await {
+        Ok(Prepared::Messages(messages)) => messages,
         Ok(Prepared::Done(outcome)) => return Ok(outcome),
         Err(error) => {
             // Nothing was sent: hand the claim back so the next scan queues it again at once.
@@ -106,12 +106,26 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
             return Err(error);
         }
     };
-    let sent = context.mailer.send(message).await;
-    // The email may have left: never hand the claim back now. Recording the outcome is retried;
-    // if it still fails, the lease ends and the email may go out once more (same Message-ID).
+    // One message per recipient, in order, from the first not yet sent: a retry after a failure
+    // never sends again to those who had theirs.
+    let total = messages.len();
+    let mut sent_to = usize::try_from(notification.recipients_sent).unwrap_or(0);
+    let mut sent = Ok(());
+    for message in messages.into_iter().skip(sent_to) {
+        sent = context.mailer.send(message).await;
+        if sent.is_err() {
+            break;
+        }
+        sent_to += 1;
+        if sent_to < total {
+            record_progress(context, id, sent_to).await;
+        }
+    }
+    // An email may have left: never hand the claim back now. Recording the outcome is retried;
+    // if it still fails, the lease ends and the last email may go out once more (same Message-ID).
     let mut tries = 0;
     loop {
-        match record_outcome(context, notification.clone(), sent.clone(), now).await {
+        match record_outcome(context, notification.clone(), sent.clone(), sent_to, now).await {
             Ok(outcome) => return Ok(outcome),
             Err(error) if tries < 3 => {
                 tries += 1;
@@ -123,10 +137,25 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
     }
 }
 
+/// Records that the first `sent_to` recipients have their message, and extends the lease for the
+/// next one. A failure is only logged: the outcome records the count again.
+async fn record_progress(context: &DeliveryContext, id: Uuid, sent_to: usize) {
+    let recorded = Notification::update_many()
+        .col_expr(notification::Column::RecipientsSent, Expr::value(i32::try_from(sent_to).unwrap_or(i32::MAX)))
+        .col_expr(notification::Column::LeaseUntil, Expr::value(context.clock.now() + context.lease))
+        .filter(notification::Column::Id.eq(id))
+        .filter(notification::Column::Status.eq(NotificationStatus::Sending))
+        .exec(&context.db)
+        .await;
+    if let Err(error) = recorded {
+        tracing::warn!(%error, sent_to, "could not record a recipient's message as sent");
+    }
+}
+
 /// What a claimed notification comes to before sending.
 enum Prepared {
-    /// The email to send.
-    Message(Message),
+    /// The emails to send: one per recipient, in the order of the recipients.
+    Messages(Vec<Message>),
     /// Nothing to send; the outcome is recorded.
     Done(DeliveryOutcome),
 }
@@ -143,7 +172,7 @@ async fn prepare(
         return Ok(Prepared::Done(DeliveryOutcome::Cancelled));
     };
     match compose(context, notification, &deadline, now).await? {
-        Ok(message) => Ok(Prepared::Message(message)),
+        Ok(messages) => Ok(Prepared::Messages(messages)),
         Err(problem) => {
             tracing::error!(%problem, "notification cannot be composed");
             record(&context.db, notification.clone(), NotificationStatus::Failed, Some(problem)).await?;
@@ -156,8 +185,10 @@ async fn record_outcome(
     context: &DeliveryContext,
     notification: notification::Model,
     sent: Result<(), MailError>,
+    sent_to: usize,
     now: DateTime<Utc>,
 ) -> Result<DeliveryOutcome, WorkerError> {
+    let sent_to = i32::try_from(sent_to).unwrap_or(i32::MAX);
     let recipients: Vec<String> = entities::orm::strings_of(&notification.recipients).iter().map(|r| mask(r)).collect();
     match sent {
         Ok(()) => {
@@ -168,6 +199,7 @@ async fn record_outcome(
             model.message_id = Set(Some(message_id.clone()));
             model.lease_until = Set(None);
             model.last_error = Set(None);
+            model.recipients_sent = Set(sent_to);
             model.update(&context.db).await?;
             tracing::info!(%message_id, recipients = ?recipients, "notification sent");
             Ok(DeliveryOutcome::Sent)
@@ -184,12 +216,18 @@ async fn record_outcome(
             model.queued_at = Set(None);
             model.lease_until = Set(None);
             model.last_error = Set(Some(error.to_string()));
+            model.recipients_sent = Set(sent_to);
             model.update(&context.db).await?;
             Ok(DeliveryOutcome::WillRetry)
         }
         Err(error) => {
             tracing::error!(%error, attempts = notification.attempts, recipients = ?recipients, "notification failed for good");
-            record(&context.db, notification, NotificationStatus::Failed, Some(error.to_string())).await?;
+            let mut model = notification.into_active_model();
+            model.status = Set(NotificationStatus::Failed);
+            model.lease_until = Set(None);
+            model.last_error = Set(Some(error.to_string()));
+            model.recipients_sent = Set(sent_to);
+            model.update(&context.db).await?;
             Ok(DeliveryOutcome::Failed)
         }
     }
@@ -238,8 +276,12 @@ fn notice_of(engagement: &engagement::Model) -> (String, String) {
     )
 }
 
-/// What is due, in words, and more about it.
-async fn describe(db: &DatabaseConnection, deadline: &deadline::Model) -> Result<(String, String), WorkerError> {
+/// What is due, in words, more about it, and what the client wrote about it (quoted as such).
+async fn describe(
+    db: &DatabaseConnection,
+    deadline: &deadline::Model,
+) -> Result<(String, String, Vec<String>), WorkerError> {
+    let mut client_text = Vec::new();
     let described = match deadline.kind {
         DeadlineKind::CorrectiveActionDue => {
             let action = match deadline.subject_id {
@@ -251,10 +293,17 @@ async fn describe(db: &DatabaseConnection, deadline: &deadline::Model) -> Result
                 None => None,
             };
             match (action, finding) {
-                (Some(action), Some(finding)) => (
-                    format!("The corrective action for the {} on {}", grade_in_words(finding.grade), finding.reference),
-                    format!("{} (corrective action {})", action.corrective_action, action.id),
-                ),
+                (Some(action), Some(finding)) => {
+                    client_text = action.corrective_action.lines().map(str::to_owned).collect();
+                    (
+                        format!(
+                            "The corrective action for the {} on {}",
+                            grade_in_words(finding.grade),
+                            finding.reference
+                        ),
+                        format!("corrective action {} (the client's plan is quoted below)", action.id),
+                    )
+                }
                 _ => ("A corrective action".into(), "see the engagement's corrective actions".into()),
             }
         }
@@ -300,7 +349,7 @@ async fn describe(db: &DatabaseConnection, deadline: &deadline::Model) -> Result
             ("Restoring the expired certification".into(), "past this date a new stage 2 is needed".into())
         }
     };
-    Ok(described)
+    Ok((described.0, described.1, client_text))
 }
 
 /// Builds the email, or says why it cannot be built (a permanent problem).
@@ -309,7 +358,7 @@ async fn compose(
     notification: &notification::Model,
     deadline: &deadline::Model,
     now: DateTime<Utc>,
-) -> Result<Result<Message, String>, WorkerError> {
+) -> Result<Result<Vec<Message>, String>, WorkerError> {
     let engagement = Engagement::find_by_id(deadline.engagement_id).one(&context.db).await?;
     let Some(engagement) = engagement else { return Ok(Err("the engagement no longer exists".into())) };
     let organization = Organization::find_by_id(engagement.organization_id).one(&context.db).await?;
@@ -317,8 +366,11 @@ async fn compose(
         Some(id) => CertificationBody::find_by_id(id).one(&context.db).await?,
         None => None,
     };
-    let (what, detail) = match notification.kind {
-        StepKind::Notice => notice_of(&engagement),
+    let (what, detail, client_text) = match notification.kind {
+        StepKind::Notice => {
+            let (what, detail) = notice_of(&engagement);
+            (what, detail, Vec::new())
+        }
         _ => describe(&context.db, deadline).await?,
     };
     let days_until = (deadline.due_on - now.date_naive()).num_days();
@@ -327,6 +379,7 @@ async fn compose(
         step_key: notification.step_key.clone(),
         what,
         detail,
+        client_text,
         due_on: deadline.due_on.to_string(),
         days_until: std::cmp::max(days_until, 0),
         days_late: std::cmp::max(-days_until, 0),
@@ -350,23 +403,30 @@ async fn compose(
         Ok(rendered) => rendered,
         Err(error) => return Ok(Err(format!("template error: {error}"))),
     };
-    let mut builder = Message::builder()
-        .from(context.from.clone())
-        .subject(rendered.subject)
-        .message_id(Some(message_id(notification.id)));
     let recipients = entities::orm::strings_of(&notification.recipients);
     if recipients.is_empty() {
         return Ok(Err("no recipient".into()));
     }
+    // One message per recipient, each addressed to that recipient alone: no one learns another's
+    // address. The copies share the notification's Message-ID (one message, several recipients).
+    let mut messages = Vec::with_capacity(recipients.len());
     for recipient in &recipients {
-        match recipient.parse::<Mailbox>() {
-            Ok(mailbox) => builder = builder.to(mailbox),
+        let mailbox = match recipient.parse::<Mailbox>() {
+            Ok(mailbox) => mailbox,
             Err(error) => return Ok(Err(format!("invalid recipient {}: {error}", mask(recipient)))),
+        };
+        let message = Message::builder()
+            .from(context.from.clone())
+            .to(mailbox)
+            .subject(rendered.subject.clone())
+            .message_id(Some(message_id(notification.id)))
+            .multipart(MultiPart::alternative_plain_html(rendered.text.clone(), rendered.html.clone()));
+        match message {
+            Ok(message) => messages.push(message),
+            Err(error) => return Ok(Err(format!("the email cannot be built: {error}"))),
         }
     }
-    Ok(builder
-        .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
-        .map_err(|error| format!("the email cannot be built: {error}")))
+    Ok(Ok(messages))
 }
 
 /// Shared delivery context for jobs.

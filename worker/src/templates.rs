@@ -29,6 +29,9 @@ pub struct ReminderFacts {
     pub what: String,
     /// More about it.
     pub detail: String,
+    /// Text the client wrote (a corrective action), line by line: quoted as the client's, never
+    /// as certflow's own words.
+    pub client_text: Vec<String>,
     /// The due date.
     pub due_on: String,
     /// Days until the due date (0 on the day).
@@ -108,6 +111,7 @@ mod tests {
             step_key: "reminder-7".into(),
             what: "the corrective action for finding A.8.13".into(),
             detail: "restore test <overdue> & untested".into(),
+            client_text: Vec::new(),
             due_on: "2026-03-20".into(),
             days_until,
             days_late: (-days_until).max(0),
@@ -135,6 +139,28 @@ mod tests {
         }
         assert!(email.html.contains("restore test &lt;overdue&gt; &amp; untested"), "HTML is escaped: {}", email.html);
         assert!(email.text.contains("restore test <overdue> & untested"), "text is not escaped");
+    }
+
+    #[test]
+    fn what_the_client_wrote_is_quoted_as_the_client_s() {
+        let mut quoted = facts(7);
+        quoted.client_text = vec!["Restore tests every quarter.".into(), "<b>Urgent</b>: wire money to x".into()];
+        for kind in [StepKind::Reminder, StepKind::Escalation] {
+            let email = Templates::default().render(kind, &quoted).unwrap();
+            assert!(email.text.contains("Written by the client"), "{}", email.text);
+            assert!(
+                email.text.contains("> Restore tests every quarter.\n> <b>Urgent</b>: wire money to x"),
+                "{}",
+                email.text
+            );
+            assert!(
+                email.html.contains("<blockquote>Restore tests every quarter.<br>&lt;b&gt;Urgent"),
+                "{}",
+                email.html
+            );
+        }
+        let plain = Templates::default().render(StepKind::Reminder, &facts(7)).unwrap();
+        assert!(!plain.text.contains("Written by the client"), "nothing quoted when the client wrote nothing");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use actix_web::{HttpResponse, get, post, put, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::{AuditKind, Stage1Outcome};
 use entities::orm::{audit, prelude::*};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -18,6 +18,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
+use crate::pagination::{Page, PageQuery, dated_page, dated_page_of, decode_dated_cursor, limit_of};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -169,9 +170,9 @@ pub async fn create_audit(
 #[utoipa::path(
     tag = "audits",
     operation_id = "list_audits",
-    params(("id" = Uuid, Path, description = "Engagement id")),
+    params(("id" = Uuid, Path, description = "Engagement id"), PageQuery),
     responses(
-        (status = 200, description = "The audits", body = Vec<AuditView>),
+        (status = 200, description = "A page of the audits, by first day", body = Page<AuditView>),
         Refused,
     ),
     security(("bearer" = []))
@@ -181,15 +182,14 @@ pub async fn list_audits(
     app: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<Uuid>,
-) -> Result<web::Json<Vec<AuditView>>, ApiError> {
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<AuditView>>, ApiError> {
+    let limit = limit_of(query.limit)?;
+    let cursor = decode_dated_cursor(query.cursor.as_deref())?;
     find_engagement(&app.db, &user, *id).await?;
-    let audits = Audit::find()
-        .filter(audit::Column::EngagementId.eq(*id))
-        .order_by_asc(audit::Column::FirstDay)
-        .order_by_asc(audit::Column::Id)
-        .all(&app.db)
-        .await?;
-    Ok(web::Json(audits.into_iter().map(AuditView::from).collect()))
+    let audits = Audit::find().filter(audit::Column::EngagementId.eq(*id));
+    let audits = dated_page(audits, audit::Column::FirstDay, audit::Column::Id, cursor, limit).all(&app.db).await?;
+    Ok(web::Json(dated_page_of(audits, limit, |a| (a.first_day, a.id), AuditView::from)))
 }
 
 /// One audit.

@@ -7,7 +7,7 @@ use engine::nonconformities::{FollowUp, finding_row, plan_due_if_audit_completed
 use entities::domain::finding::RequirementReference;
 use entities::domain::{FindingGrade, FindingStatus, FollowUpOutcome};
 use entities::orm::{finding, prelude::*};
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -21,6 +21,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
+use crate::pagination::{Page, PageQuery, decode_cursor, id_page, limit_of, page_of};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -111,6 +112,10 @@ pub struct FindingListQuery {
     pub grade: Option<FindingGrade>,
     /// Only open or closed findings.
     pub status: Option<FindingStatus>,
+    /// Page size, 1 to 200 (default 50).
+    pub limit: Option<u64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// Records a finding of an audit.
@@ -168,7 +173,7 @@ pub async fn create_finding(
     operation_id = "list_findings",
     params(("id" = Uuid, Path, description = "Engagement id"), FindingListQuery),
     responses(
-        (status = 200, description = "The findings", body = Vec<FindingView>),
+        (status = 200, description = "A page of the findings, oldest first", body = Page<FindingView>),
         Refused,
     ),
     security(("bearer" = []))
@@ -179,16 +184,19 @@ pub async fn list_findings(
     user: AuthUser,
     id: web::Path<Uuid>,
     query: web::Query<FindingListQuery>,
-) -> Result<web::Json<Vec<FindingView>>, ApiError> {
+) -> Result<web::Json<Page<FindingView>>, ApiError> {
+    let limit = limit_of(query.limit)?;
+    let cursor = decode_cursor(query.cursor.as_deref())?;
     find_engagement(&app.db, &user, *id).await?;
-    let mut select = Finding::find().filter(finding::Column::EngagementId.eq(*id)).order_by_asc(finding::Column::Id);
+    let mut select = Finding::find().filter(finding::Column::EngagementId.eq(*id));
     if let Some(grade) = query.grade {
         select = select.filter(finding::Column::Grade.eq(grade));
     }
     if let Some(status) = query.status {
         select = select.filter(finding::Column::Status.eq(status));
     }
-    Ok(web::Json(select.all(&app.db).await?.into_iter().map(FindingView::from).collect()))
+    let rows = id_page(select, finding::Column::Id, cursor, limit).all(&app.db).await?;
+    Ok(web::Json(page_of(rows, limit, |f| f.id, FindingView::from)))
 }
 
 /// One finding.
@@ -284,9 +292,9 @@ pub async fn follow_up_finding(
 #[utoipa::path(
     tag = "findings",
     operation_id = "list_audit_follow_ups",
-    params(("id" = Uuid, Path, description = "Engagement id"), ("audit_id" = Uuid, Path, description = "Audit id")),
+    params(("id" = Uuid, Path, description = "Engagement id"), ("audit_id" = Uuid, Path, description = "Audit id"), PageQuery),
     responses(
-        (status = 200, description = "The minors to follow up at this audit", body = Vec<FindingView>),
+        (status = 200, description = "A page of the minors to follow up at this audit", body = Page<FindingView>),
         Refused,
     ),
     security(("bearer" = []))
@@ -296,8 +304,11 @@ pub async fn list_audit_follow_ups(
     app: web::Data<AppState>,
     user: AuthUser,
     path: web::Path<(Uuid, Uuid)>,
-) -> Result<web::Json<Vec<FindingView>>, ApiError> {
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<FindingView>>, ApiError> {
     let (id, audit_id) = path.into_inner();
+    let limit = limit_of(query.limit)?;
+    let cursor = decode_cursor(query.cursor.as_deref())?;
     find_engagement(&app.db, &user, id).await?;
     let audit = belongs(Audit::find_by_id(audit_id).one(&app.db).await?, |a| a.engagement_id, id, "audit")?;
     let mut which = Condition::any().add(finding::Column::FollowUpAuditId.eq(audit_id));
@@ -308,11 +319,7 @@ pub async fn list_audit_follow_ups(
                 .add(finding::Column::AuditId.ne(audit_id)),
         );
     }
-    let findings = Finding::find()
-        .filter(finding::Column::EngagementId.eq(id))
-        .filter(which)
-        .order_by_asc(finding::Column::Id)
-        .all(&app.db)
-        .await?;
-    Ok(web::Json(findings.into_iter().map(FindingView::from).collect()))
+    let findings = Finding::find().filter(finding::Column::EngagementId.eq(id)).filter(which);
+    let findings = id_page(findings, finding::Column::Id, cursor, limit).all(&app.db).await?;
+    Ok(web::Json(page_of(findings, limit, |f| f.id, FindingView::from)))
 }

@@ -11,9 +11,12 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use engine::EngineError;
 use engine::Target;
-use engine::access::{Action, organizations_in};
+use engine::access::{Action, Party, organizations_in};
+use engine::contacts::{organization_domains, refused};
 use engine::store::{check_version, json_strings, strings_of};
+use entities::domain::contacts::{check_contact, registered_domains};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
@@ -61,6 +64,12 @@ pub struct OrganizationRequest {
     pub isms_manager_email: String,
     /// The client executive, last step of escalations.
     pub executive_email: String,
+    /// The email domains the organization's people use (e.g. `acme.example`; subdomains
+    /// included): certflow emails only addresses on them or on the selected certification body's.
+    /// Registered by an admin; when a new organization names none, those of its ISMS manager and
+    /// executive. A client's update may leave it out (it keeps them) but not change them.
+    #[serde(default)]
+    pub email_domains: Option<Vec<String>>,
     /// On an update: the version last read; the write is refused (412) if it changed. `If-Match`
     /// says the same.
     #[serde(default)]
@@ -86,6 +95,9 @@ pub struct OrganizationView {
     pub isms_manager_email: String,
     /// Executive.
     pub executive_email: String,
+    /// The email domains certflow may email for the organization (with the selected
+    /// certification body's).
+    pub email_domains: Vec<String>,
     /// Version, for `If-Match`.
     pub version: i32,
     /// Created.
@@ -99,6 +111,7 @@ impl From<organization::Model> for OrganizationView {
         Self {
             id: m.id,
             sites: strings_of(&m.sites),
+            email_domains: organization_domains(&m),
             legal_name: m.legal_name,
             isms_scope: m.isms_scope,
             persons: m.persons,
@@ -121,6 +134,7 @@ struct OrganizationFields {
     accepts_unaccredited_cb: bool,
     isms_manager_email: String,
     executive_email: String,
+    email_domains: Option<Vec<String>>,
 }
 
 impl TryFrom<OrganizationRequest> for OrganizationFields {
@@ -134,6 +148,17 @@ impl TryFrom<OrganizationRequest> for OrganizationFields {
         let sites = f.references("sites", &request.sites, 500);
         let manager = f.email("isms_manager_email", &request.isms_manager_email);
         let executive = f.email("executive_email", &request.executive_email);
+        let email_domains = request.email_domains.map(|domains| {
+            f.check((1..=20).contains(&domains.len()), "email_domains", "lists 1 to 20 domains");
+            for domain in &domains {
+                f.check(
+                    is_domain(domain),
+                    "email_domains",
+                    &format!("'{domain}' is not a domain name like acme.example"),
+                );
+            }
+            domains.iter().map(|d| d.to_ascii_lowercase()).collect::<Vec<_>>()
+        });
         let parsed = (|| Some((legal_name?, isms_scope?, sites?, manager?, executive?)))();
         let (legal_name, isms_scope, sites, manager, executive) = f.finish(parsed)?;
         Ok(Self {
@@ -144,8 +169,32 @@ impl TryFrom<OrganizationRequest> for OrganizationFields {
             accepts_unaccredited_cb: request.accepts_unaccredited_cb,
             isms_manager_email: manager.to_string(),
             executive_email: executive.to_string(),
+            email_domains,
         })
     }
+}
+
+/// A domain name: labels of letters, digits and hyphens, at least two, at most 253 characters.
+fn is_domain(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|label| {
+            (1..=63).contains(&label.len())
+                && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// Refuses an organization whose own contacts are not on its domains.
+fn check_own_contacts(fields: &OrganizationFields, domains: &[String]) -> Result<(), ApiError> {
+    for (field, address) in
+        [("isms_manager_email", &fields.isms_manager_email), ("executive_email", &fields.executive_email)]
+    {
+        check_contact(address, domains, &[]).map_err(|refusal| ApiError::from(refused(field, &refusal)))?;
+    }
+    Ok(())
 }
 
 fn set_fields(model: &mut organization::ActiveModel, fields: OrganizationFields) {
@@ -156,6 +205,10 @@ fn set_fields(model: &mut organization::ActiveModel, fields: OrganizationFields)
     model.accepts_unaccredited_cb = Set(fields.accepts_unaccredited_cb);
     model.isms_manager_email = Set(fields.isms_manager_email);
     model.executive_email = Set(fields.executive_email);
+}
+
+fn set_domains(model: &mut organization::ActiveModel, domains: &[String]) {
+    model.email_domains = Set(Some(json_strings(domains)));
 }
 
 /// Registers an organization.
@@ -178,6 +231,11 @@ pub async fn create_organization(
 ) -> Result<HttpResponse, ApiError> {
     user.may(Action::CreateOrganization)?;
     let fields = OrganizationFields::try_from(body.into_inner())?;
+    let domains = fields
+        .email_domains
+        .clone()
+        .unwrap_or_else(|| registered_domains(&[], &fields.isms_manager_email, &fields.executive_email));
+    check_own_contacts(&fields, &domains)?;
     let write = app.begin(&user, Target::Platform, Action::CreateOrganization, claim.claim()).await?;
     let mut model = organization::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -187,6 +245,7 @@ pub async fn create_organization(
         ..Default::default()
     };
     set_fields(&mut model, fields);
+    set_domains(&mut model, &domains);
     let created = model.insert(write.txn()).await?;
     commit(write, HttpResponse::Created().json(OrganizationView::from(created))).await
 }
@@ -276,9 +335,17 @@ pub async fn update_organization(
         .await?
         .ok_or(ApiError::not_found("organization"))?;
     check_version(expected, found.version)?;
+    // The domains are the platform's word: a client keeps them (or sends them unchanged).
+    let current = organization_domains(&found);
+    let domains = fields.email_domains.clone().unwrap_or_else(|| current.clone());
+    if domains != current && user.party != Party::Admin {
+        return Err(EngineError::Forbidden("only an admin changes an organization's email domains".into()).into());
+    }
+    check_own_contacts(&fields, &domains)?;
     let version = found.version;
     let mut model = found.into_active_model();
     set_fields(&mut model, fields);
+    set_domains(&mut model, &domains);
     model.version = Set(version + 1);
     model.updated_at = Set(write.now());
     let updated = model.update(write.txn()).await?;

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::DecisionOutcome;
 use entities::domain::state::EngagementState;
 use entities::orm::{certification_decision, deadline, history_entry, prelude::*};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -16,6 +16,9 @@ use engine::store::{find_engagement, strings_of};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
+use crate::pagination::{
+    Page, PageQuery, dated_page, dated_page_of, decode_cursor, decode_dated_cursor, id_page, limit_of, page_of,
+};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -65,9 +68,9 @@ pub struct DecisionView {
 #[utoipa::path(
     tag = "engagements",
     operation_id = "get_engagement_history",
-    params(("id" = Uuid, Path, description = "Engagement id")),
+    params(("id" = Uuid, Path, description = "Engagement id"), PageQuery),
     responses(
-        (status = 200, description = "The history, oldest first", body = Vec<HistoryEntryView>),
+        (status = 200, description = "A page of the history, oldest first", body = Page<HistoryEntryView>),
         Refused,
     ),
     security(("bearer" = []))
@@ -77,38 +80,39 @@ pub async fn get_history(
     app: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<Uuid>,
-) -> Result<web::Json<Vec<HistoryEntryView>>, ApiError> {
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<HistoryEntryView>>, ApiError> {
+    let limit = limit_of(query.limit)?;
+    let cursor = decode_cursor(query.cursor.as_deref())?;
     find_engagement(&app.db, &user, *id).await?;
-    let rows = HistoryEntry::find()
-        .filter(history_entry::Column::EngagementId.eq(*id))
-        .order_by_asc(history_entry::Column::OccurredAt)
-        .order_by_asc(history_entry::Column::Id)
-        .all(&app.db)
-        .await?;
-    Ok(web::Json(
-        rows.into_iter()
-            .map(|h| HistoryEntryView {
-                id: h.id,
-                evidence: strings_of(&h.evidence),
-                action: h.action,
-                from_state: h.from_state,
-                to_state: h.to_state,
-                actor: h.actor,
-                reason: h.reason,
-                subject_id: h.subject_id,
-                occurred_at: h.occurred_at,
-            })
-            .collect(),
-    ))
+    // In the order of the writes (ids are time-ordered and taken at the write).
+    let rows = HistoryEntry::find().filter(history_entry::Column::EngagementId.eq(*id));
+    let rows = id_page(rows, history_entry::Column::Id, cursor, limit).all(&app.db).await?;
+    Ok(web::Json(page_of(
+        rows,
+        limit,
+        |h| h.id,
+        |h| HistoryEntryView {
+            id: h.id,
+            evidence: strings_of(&h.evidence),
+            action: h.action,
+            from_state: h.from_state,
+            to_state: h.to_state,
+            actor: h.actor,
+            reason: h.reason,
+            subject_id: h.subject_id,
+            occurred_at: h.occurred_at,
+        },
+    )))
 }
 
 /// The engagement's certification decisions.
 #[utoipa::path(
     tag = "engagements",
     operation_id = "list_certification_decisions",
-    params(("id" = Uuid, Path, description = "Engagement id")),
+    params(("id" = Uuid, Path, description = "Engagement id"), PageQuery),
     responses(
-        (status = 200, description = "The decisions, oldest first", body = Vec<DecisionView>),
+        (status = 200, description = "A page of the decisions, oldest first", body = Page<DecisionView>),
         Refused,
     ),
     security(("bearer" = []))
@@ -118,33 +122,34 @@ pub async fn list_decisions(
     app: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<Uuid>,
-) -> Result<web::Json<Vec<DecisionView>>, ApiError> {
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<DecisionView>>, ApiError> {
+    let limit = limit_of(query.limit)?;
+    let cursor = decode_cursor(query.cursor.as_deref())?;
     find_engagement(&app.db, &user, *id).await?;
-    let rows = CertificationDecision::find()
-        .filter(certification_decision::Column::EngagementId.eq(*id))
-        .order_by_asc(certification_decision::Column::Id)
-        .all(&app.db)
-        .await?;
-    Ok(web::Json(
-        rows.into_iter()
-            .map(|d| DecisionView {
-                id: d.id,
-                outcome: d.outcome,
-                decided_by: d.decided_by,
-                decided_on: d.decided_on,
-                reason: d.reason,
-            })
-            .collect(),
-    ))
+    let rows = CertificationDecision::find().filter(certification_decision::Column::EngagementId.eq(*id));
+    let rows = id_page(rows, certification_decision::Column::Id, cursor, limit).all(&app.db).await?;
+    Ok(web::Json(page_of(
+        rows,
+        limit,
+        |d| d.id,
+        |d| DecisionView {
+            id: d.id,
+            outcome: d.outcome,
+            decided_by: d.decided_by,
+            decided_on: d.decided_on,
+            reason: d.reason,
+        },
+    )))
 }
 
 /// Every deadline of the engagement, open and closed, soonest due first.
 #[utoipa::path(
     tag = "engagements",
     operation_id = "list_engagement_deadlines",
-    params(("id" = Uuid, Path, description = "Engagement id")),
+    params(("id" = Uuid, Path, description = "Engagement id"), PageQuery),
     responses(
-        (status = 200, description = "The deadlines", body = Vec<DeadlineView>),
+        (status = 200, description = "A page of the deadlines, soonest due first", body = Page<DeadlineView>),
         Refused,
     ),
     security(("bearer" = []))
@@ -154,14 +159,13 @@ pub async fn list_deadlines(
     app: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<Uuid>,
-) -> Result<web::Json<Vec<DeadlineView>>, ApiError> {
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<DeadlineView>>, ApiError> {
+    let limit = limit_of(query.limit)?;
+    let cursor = decode_dated_cursor(query.cursor.as_deref())?;
     find_engagement(&app.db, &user, *id).await?;
     let today = app.clock.today();
-    let rows = Deadline::find()
-        .filter(deadline::Column::EngagementId.eq(*id))
-        .order_by_asc(deadline::Column::DueOn)
-        .order_by_asc(deadline::Column::Id)
-        .all(&app.db)
-        .await?;
-    Ok(web::Json(rows.into_iter().map(|d| DeadlineView::new(d, today)).collect()))
+    let rows = Deadline::find().filter(deadline::Column::EngagementId.eq(*id));
+    let rows = dated_page(rows, deadline::Column::DueOn, deadline::Column::Id, cursor, limit).all(&app.db).await?;
+    Ok(web::Json(dated_page_of(rows, limit, |d| (d.due_on, d.id), |d| DeadlineView::new(d, today))))
 }

@@ -4,6 +4,7 @@
 mod vocabulary;
 
 pub mod audit_time;
+pub mod contacts;
 pub mod dates;
 pub mod deadline;
 pub mod finding;

@@ -14,6 +14,7 @@ pub struct Model {
     pub accepts_unaccredited_cb: bool,
     pub isms_manager_email: String,
     pub executive_email: String,
+    pub email_domains: Option<Json>,
     pub version: i32,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,

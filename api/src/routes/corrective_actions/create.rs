@@ -3,6 +3,7 @@
 use actix_web::{HttpResponse, post, web};
 use engine::EngineError;
 use engine::access::Action;
+use engine::contacts::check_engagement_contact;
 use engine::deadlines::{OpenDeadlines, apply_deadline_change};
 use engine::history::HistoryRecord;
 use engine::store::{UniqueViolation, json_strings, require_open};
@@ -44,6 +45,7 @@ pub async fn create_corrective_action(
     let (mut write, engagement) =
         app.begin_on_engagement(&user, id, Action::SubmitCorrectiveAction, claim.claim()).await?;
     require_open(&engagement, "corrective actions")?;
+    check_engagement_contact(write.txn(), &engagement, "owner_email", plan.owner.as_str()).await?;
     let policy = write.certification_policy_of(&engagement).await?;
     let (txn, now, today) = (write.txn(), write.now(), write.today());
     let mut open_deadlines = OpenDeadlines::of(txn, id).await?;

@@ -4,21 +4,22 @@ use actix_web::{get, web};
 use engine::policies::today_for;
 use engine::store::find_engagement;
 use entities::orm::{corrective_action, prelude::*};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use super::plan::CorrectiveActionView;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
+use crate::pagination::{Page, PageQuery, dated_page, dated_page_of, decode_dated_cursor, limit_of};
 use crate::state::AppState;
 
 /// Lists an engagement's corrective actions, soonest due first.
 #[utoipa::path(
     tag = "corrective_actions",
     operation_id = "list_corrective_actions",
-    params(("id" = Uuid, Path, description = "Engagement id")),
+    params(("id" = Uuid, Path, description = "Engagement id"), PageQuery),
     responses(
-        (status = 200, description = "The corrective actions", body = Vec<CorrectiveActionView>),
+        (status = 200, description = "A page of the corrective actions, soonest due first", body = Page<CorrectiveActionView>),
         Refused,
     ),
     security(("bearer" = []))
@@ -28,14 +29,15 @@ pub async fn list_corrective_actions(
     app: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<Uuid>,
-) -> Result<web::Json<Vec<CorrectiveActionView>>, ApiError> {
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<CorrectiveActionView>>, ApiError> {
+    let limit = limit_of(query.limit)?;
+    let cursor = decode_dated_cursor(query.cursor.as_deref())?;
     let engagement = find_engagement(&app.db, &user, *id).await?;
-    let actions = CorrectiveAction::find()
-        .filter(corrective_action::Column::EngagementId.eq(*id))
-        .order_by_asc(corrective_action::Column::DueOn)
-        .all(&app.db)
-        .await?;
+    let actions = CorrectiveAction::find().filter(corrective_action::Column::EngagementId.eq(*id));
+    let (due_on, action_id) = (corrective_action::Column::DueOn, corrective_action::Column::Id);
+    let actions = dated_page(actions, due_on, action_id, cursor, limit).all(&app.db).await?;
     let due_dates = actions.iter().map(|a| a.due_on);
     let today = today_for(&app.db, engagement.certification_body_id, app.clock.now(), due_dates).await?;
-    Ok(web::Json(actions.into_iter().map(|a| CorrectiveActionView::new(a, today)).collect()))
+    Ok(web::Json(dated_page_of(actions, limit, |a| (a.due_on, a.id), |a| CorrectiveActionView::new(a, today))))
 }

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, put, web};
 use engine::access::Action;
+use engine::contacts::check_engagement_contact;
 use engine::deadlines::{OpenDeadlines, apply_deadline_change};
 use engine::history::HistoryRecord;
 use engine::store::{belongs, check_version, json_strings, require_open};
@@ -49,6 +50,7 @@ pub async fn update_corrective_action(
     let plan = PlanFields::try_from(body)?;
     let (mut write, engagement) = app.begin_on_engagement(&user, id, Action::SubmitCorrectiveAction, None).await?;
     require_open(&engagement, "corrective actions")?;
+    check_engagement_contact(write.txn(), &engagement, "owner_email", plan.owner.as_str()).await?;
     let policy = write.certification_policy_of(&engagement).await?;
     let (txn, now, today) = (write.txn(), write.now(), write.today());
     let mut open_deadlines = OpenDeadlines::of(txn, id).await?;

@@ -1,6 +1,7 @@
 //! `POST /engagements`.
 
 use actix_web::{HttpResponse, post, web};
+use engine::contacts::check_organization_contact;
 use entities::domain::StandardVersion;
 use entities::domain::dates::standard_accepted_for_audit;
 use entities::domain::state::EngagementState;
@@ -74,6 +75,7 @@ pub async fn create_engagement(
     let manager = f.finish(manager)?;
     let target = Target::Organization(request.organization_id);
     let write = app.begin(&user, target, Action::CreateEngagement, claim.claim()).await?;
+    check_organization_contact(write.txn(), request.organization_id, "manager_email", manager.as_str()).await?;
     let created = engagement::ActiveModel {
         id: Set(Uuid::now_v7()),
         organization_id: Set(request.organization_id),

@@ -63,6 +63,9 @@ impl DeadlineView {
     }
 }
 
+/// How many open deadlines an engagement view embeds, soonest first.
+pub const EMBEDDED_OPEN_DEADLINES: usize = 10;
+
 /// An engagement, with what can happen next.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EngagementView {
@@ -94,8 +97,13 @@ pub struct EngagementView {
     pub suspension_cause: Option<SuspensionCause>,
     /// When the certificate expired.
     pub expired_on: Option<NaiveDate>,
-    /// Open deadlines, soonest first.
+    /// Open deadlines, soonest first: the first [`EMBEDDED_OPEN_DEADLINES`] (10) at most; every
+    /// deadline is at `deadlines_href`.
     pub open_deadlines: Vec<DeadlineView>,
+    /// How many deadlines are open (more than `open_deadlines` holds when over the cap).
+    pub open_deadlines_total: usize,
+    /// The engagement's deadlines, open and closed, paged.
+    pub deadlines_href: String,
     /// Version: changes with every write.
     pub version: i32,
     /// Created.
@@ -106,8 +114,12 @@ pub struct EngagementView {
 
 impl EngagementView {
     /// The view of `m` with its open deadlines.
-    pub fn new(m: engagement::Model, open_deadlines: Vec<DeadlineView>) -> Self {
+    pub fn new(m: engagement::Model, mut open_deadlines: Vec<DeadlineView>) -> Self {
+        let open_deadlines_total = open_deadlines.len();
+        open_deadlines.truncate(EMBEDDED_OPEN_DEADLINES);
         Self {
+            open_deadlines_total,
+            deadlines_href: format!("/api/v1/engagements/{}/deadlines", m.id),
             id: m.id,
             organization_id: m.organization_id,
             certification_body_id: m.certification_body_id,
