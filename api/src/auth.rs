@@ -266,7 +266,10 @@ pub fn authenticate(request: &HttpRequest) -> Result<AuthUser, ApiError> {
         tracing::debug!(%error, "bearer token refused");
         ApiError::Unauthorized
     })?;
-    if request.app_data::<web::Data<RevocationList>>().is_some_and(|revoked| revoked.covers(&claims)) {
+    if request
+        .app_data::<web::Data<RevocationList>>()
+        .is_some_and(|revoked| revoked.covers(claims.jti.as_deref(), &claims.sub, claims.iat))
+    {
         tracing::debug!(sub = %claims.sub, jti = ?claims.jti, "bearer token refused: revoked");
         return Err(ApiError::Unauthorized);
     }

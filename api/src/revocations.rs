@@ -9,8 +9,6 @@ use chrono::Utc;
 use engine::{Engine, EngineError};
 use entities::domain::revocation::{Revocation, Revocations};
 
-use crate::auth::Claims;
-
 /// The revocations in force, shared by the workers of one process.
 #[derive(Debug, Default)]
 pub struct RevocationList {
@@ -18,10 +16,10 @@ pub struct RevocationList {
 }
 
 impl RevocationList {
-    /// Is the token with these claims revoked?
-    pub fn covers(&self, claims: &Claims) -> bool {
+    /// Is the token with id `jti` (if any), of `sub`, issued at `iat`, revoked?
+    pub fn covers(&self, jti: Option<&str>, sub: &str, iat: i64) -> bool {
         let current = self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        !current.is_empty() && current.covers(claims.jti.as_deref(), &claims.sub, claims.iat)
+        !current.is_empty() && current.covers(jti, sub, iat)
     }
 
     /// Adds a revocation this process just committed (other processes read it at their refresh).
