@@ -216,12 +216,34 @@ pub fn engagements_in(tenancy: Tenancy) -> Condition {
     }
 }
 
-/// Rows of a table that hangs off engagements (its `engagement_column`) whose engagement `tenancy`
-/// sees; no filter at all for the platform.
+/// The engagements whose records (audits, findings, corrective actions, documents, history,
+/// decisions, deadlines, certificate, emails) `tenancy` reads: those it sees, except that a
+/// certification body that has only bid reads none of them (it sees the engagement and its own
+/// proposal, nothing of the client's dealings with anyone else).
+pub fn engagement_records_in(tenancy: Tenancy) -> Condition {
+    match tenancy {
+        Tenancy::CertificationBody(id) => Condition::all().add(engagement::Column::CertificationBodyId.eq(id)),
+        other => engagements_in(other),
+    }
+}
+
+/// Rows of a table that hangs off engagements (its `engagement_column`) whose records `tenancy`
+/// reads ([`engagement_records_in`]); no filter at all for the platform.
 pub fn of_engagements_in(tenancy: Tenancy, engagement_column: impl ColumnTrait) -> Condition {
     match tenancy {
         Tenancy::Platform => Condition::all(),
-        _ => Condition::all().add(in_engagements_seen(tenancy, engagement_column, engagement::Column::Id)),
+        Tenancy::Organization(_) => {
+            Condition::all().add(in_engagements_seen(tenancy, engagement_column, engagement::Column::Id))
+        }
+        Tenancy::CertificationBody(_) => Condition::all().add(
+            engagement_column.in_subquery(
+                Query::select()
+                    .column(engagement::Column::Id)
+                    .from(Engagement)
+                    .cond_where(engagement_records_in(tenancy))
+                    .to_owned(),
+            ),
+        ),
     }
 }
 

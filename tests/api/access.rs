@@ -413,6 +413,99 @@ async fn every_operation_answers_every_role_as_the_matrix_says_inside_and_outsid
 }
 on_both_databases!(every_operation_answers_every_role_as_the_matrix_says_inside_and_outside_its_scope);
 
+/// What a party of a body that has only bid gets for `operation` on the engagement it bid for:
+/// the engagement, its organization and its own proposal are read; every other record of the
+/// engagement is a 404 (as if unseen); every write is refused; the rest as for its own tenant.
+fn expected_of_bidder(operation: &str, party: Party) -> Vec<u16> {
+    match rule_of(operation).0 {
+        Rule::Read if matches!(operation, "get_engagement" | "list_proposals" | "get_organization") => vec![200],
+        Rule::Read => vec![404],
+        // 403 where it sees the target (the engagement: only the selected body writes), 404 where
+        // the target is a record it does not read (an email, another engagement made afresh).
+        Rule::Write(_) => vec![403, 404],
+        _ => vec![expected(operation, party, true)],
+    }
+}
+
+/// The request of `operation` for a bidder: as [`request_for`], except that the writes to a
+/// finding or a corrective action name those of another engagement (none can exist on one that
+/// has no selected body yet): the bidder is refused before they are looked up.
+async fn bidder_request_for(app: &TestApp, operation: &str, bidder: &Tenant) -> (Method, String, Option<Value>) {
+    let (e, finding, action) = (&bidder.engagement, &bidder.finding, &bidder.corrective_action);
+    let path = |p: &str| format!("/api/v1{p}");
+    match operation {
+        "verify_corrective_action" => (
+            Method::POST,
+            path(&format!("/engagements/{e}/corrective-actions/{action}/verification")),
+            Some(json!({ "outcome": "accepted", "note": "reviewed the evidence" })),
+        ),
+        "follow_up_finding" => (
+            Method::POST,
+            path(&format!("/engagements/{e}/findings/{finding}/follow-up")),
+            Some(json!({ "audit_id": bidder.audit, "outcome": "effective" })),
+        ),
+        "complete_corrective_action" => (
+            Method::POST,
+            path(&format!("/engagements/{e}/corrective-actions/{action}/completion")),
+            Some(json!({ "evidence": ["dms://evidence/done.pdf"] })),
+        ),
+        "create_corrective_action" => {
+            (Method::POST, path(&format!("/engagements/{e}/findings/{finding}/corrective-action")), Some(cap_body()))
+        }
+        other => request_for(app, other, bidder).await,
+    }
+}
+
+async fn a_body_that_has_only_bid_reads_the_engagement_and_its_proposal_and_writes_nothing(backend: Backend) {
+    // Arrange: an engagement of the tenant's organization with proposals from its body and from
+    // a bidder, none selected; the bidder's tenant is that engagement with the bidder's body.
+    let app = spawn_app(backend).await;
+    let own = tenant(&app).await;
+    let bidder_body = app.create_certification_body(true).await;
+    let (bidding, _) = app.engagement_with_proposal(&own.organization, &own.certification_body).await;
+    app.propose(&bidding, &bidder_body).await;
+    let bidder = Tenant {
+        organization: own.organization.clone(),
+        certification_body: bidder_body,
+        engagement: bidding.clone(),
+        audit: own.audit.clone(),
+        finding: own.finding.clone(),
+        corrective_action: own.corrective_action.clone(),
+        certified: bidding.clone(),
+    };
+    let history_before = app.history_actions(&bidding).await;
+    let body_parties = [Party::Coordinator, Party::Auditor, Party::DecisionMaker, Party::CertificationBodyIntegration];
+
+    // Act: every operation, as each of the bidder's people, on the engagement it bid for.
+    let mut mismatches = Vec::new();
+    let mut cases = 0;
+    for operation in &secured_operations() {
+        for party in body_parties {
+            let (method, path, body) = bidder_request_for(&app, operation, &bidder).await;
+            let reply = app.send_as(&token(&app, party, &bidder), method.clone(), &path, body.as_ref()).await;
+            cases += 1;
+            let want = expected_of_bidder(operation, party);
+            let problem_ok = reply.status < 400 || reply.content_type().starts_with("application/problem+json");
+            if !want.contains(&reply.status) || !problem_ok {
+                mismatches.push(format!(
+                    "{operation} as the bidder's {party}: {} (expected {want:?}) {method} {path} {}",
+                    reply.status, reply.body
+                ));
+            }
+        }
+    }
+
+    // Assert: as the matrix says, and nothing was written to the engagement.
+    assert!(mismatches.is_empty(), "{} of {cases} cases differ:\n{}", mismatches.len(), mismatches.join("\n"));
+    let view = app.engagement(&bidding).await.expect(200);
+    assert_eq!(view.body["state"], "cb_selection");
+    assert_eq!(view.body["certification_body_id"], Value::Null);
+    assert_eq!(app.history_actions(&bidding).await, history_before, "no write reached the engagement");
+    let audits = app.get(&format!("/api/v1/engagements/{bidding}/audits")).await.expect(200);
+    assert_eq!(audits.body["items"], json!([]));
+}
+on_both_databases!(a_body_that_has_only_bid_reads_the_engagement_and_its_proposal_and_writes_nothing);
+
 async fn lists_show_each_caller_only_its_own_tenants_records(backend: Backend) {
     // Arrange
     let app = spawn_app(backend).await;

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use engine::access::Action;
 use engine::history::HistoryRecord;
-use engine::store::{belongs, find_engagement, json_strings, require_open, strings_of};
+use engine::store::{belongs, find_engagement_records, json_strings, require_open, strings_of};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
@@ -186,7 +186,7 @@ pub async fn list_audits(
 ) -> Result<web::Json<Page<AuditView>>, ApiError> {
     let limit = limit_of(query.limit)?;
     let cursor = decode_dated_cursor(query.cursor.as_deref())?;
-    find_engagement(&app.db, &user, *id).await?;
+    find_engagement_records(&app.db, &user, *id).await?;
     let audits = Audit::find().filter(audit::Column::EngagementId.eq(*id));
     let audits = dated_page(audits, audit::Column::FirstDay, audit::Column::Id, cursor, limit).all(&app.db).await?;
     Ok(web::Json(dated_page_of(audits, limit, |a| (a.first_day, a.id), AuditView::from)))
@@ -210,7 +210,7 @@ pub async fn get_audit(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<web::Json<AuditView>, ApiError> {
     let (id, audit_id) = path.into_inner();
-    find_engagement(&app.db, &user, id).await?;
+    find_engagement_records(&app.db, &user, id).await?;
     let found = belongs(Audit::find_by_id(audit_id).one(&app.db).await?, |a| a.engagement_id, id, "audit")?;
     Ok(web::Json(found.into()))
 }

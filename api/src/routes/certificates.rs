@@ -11,7 +11,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use engine::lifecycle::{accredited_on, find_certificate};
-use engine::store::find_engagement;
+use engine::store::find_engagement_records;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Problem};
@@ -122,7 +122,7 @@ pub async fn get_engagement_certificate(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<CertificateView>, ApiError> {
-    find_engagement(&app.db, &user, *id).await?;
+    find_engagement_records(&app.db, &user, *id).await?;
     let found = find_certificate(&app.db, *id).await?.ok_or(ApiError::not_found("certificate"))?;
     Ok(web::Json(found.into()))
 }

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use engine::access::Action;
 use engine::history::HistoryRecord;
 use engine::lifecycle::stage1_readiness;
-use engine::store::find_engagement;
+use engine::store::find_engagement_records;
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
@@ -166,7 +166,7 @@ pub async fn list_documents(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Vec<DocumentView>>, ApiError> {
-    find_engagement(&app.db, &user, *id).await?;
+    find_engagement_records(&app.db, &user, *id).await?;
     let documents = Document::find()
         .filter(document::Column::EngagementId.eq(*id))
         .order_by_asc(document::Column::Kind)
@@ -287,7 +287,7 @@ pub async fn get_statement_of_applicability(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<SoaView>, ApiError> {
-    find_engagement(&app.db, &user, *id).await?;
+    find_engagement_records(&app.db, &user, *id).await?;
     let entries = SoaEntry::find()
         .filter(soa_entry::Column::EngagementId.eq(*id))
         .order_by_asc(soa_entry::Column::Control)
@@ -313,6 +313,6 @@ pub async fn get_stage1_readiness(
     user: AuthUser,
     id: web::Path<Uuid>,
 ) -> Result<web::Json<Stage1Readiness>, ApiError> {
-    find_engagement(&app.db, &user, *id).await?;
+    find_engagement_records(&app.db, &user, *id).await?;
     Ok(web::Json(stage1_readiness(&app.db, *id).await?))
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use engine::access::Action;
 use engine::history::HistoryRecord;
-use engine::store::{belongs, find_engagement, require_open};
+use engine::store::{belongs, find_engagement_records, require_open};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
@@ -187,7 +187,7 @@ pub async fn list_findings(
 ) -> Result<web::Json<Page<FindingView>>, ApiError> {
     let limit = limit_of(query.limit)?;
     let cursor = decode_cursor(query.cursor.as_deref())?;
-    find_engagement(&app.db, &user, *id).await?;
+    find_engagement_records(&app.db, &user, *id).await?;
     let mut select = Finding::find().filter(finding::Column::EngagementId.eq(*id));
     if let Some(grade) = query.grade {
         select = select.filter(finding::Column::Grade.eq(grade));
@@ -217,7 +217,7 @@ pub async fn get_finding(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<web::Json<FindingView>, ApiError> {
     let (id, finding_id) = path.into_inner();
-    find_engagement(&app.db, &user, id).await?;
+    find_engagement_records(&app.db, &user, id).await?;
     let found = belongs(Finding::find_by_id(finding_id).one(&app.db).await?, |f| f.engagement_id, id, "finding")?;
     Ok(web::Json(found.into()))
 }
@@ -309,7 +309,7 @@ pub async fn list_audit_follow_ups(
     let (id, audit_id) = path.into_inner();
     let limit = limit_of(query.limit)?;
     let cursor = decode_cursor(query.cursor.as_deref())?;
-    find_engagement(&app.db, &user, id).await?;
+    find_engagement_records(&app.db, &user, id).await?;
     let audit = belongs(Audit::find_by_id(audit_id).one(&app.db).await?, |a| a.engagement_id, id, "audit")?;
     let mut which = Condition::any().add(finding::Column::FollowUpAuditId.eq(audit_id));
     if audit.completed_at.is_none() {

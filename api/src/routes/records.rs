@@ -12,7 +12,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
 use super::engagements::DeadlineView;
-use engine::store::{find_engagement, strings_of};
+use engine::store::{find_engagement_records, strings_of};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
@@ -84,7 +84,7 @@ pub async fn get_history(
 ) -> Result<web::Json<Page<HistoryEntryView>>, ApiError> {
     let limit = limit_of(query.limit)?;
     let cursor = decode_cursor(query.cursor.as_deref())?;
-    find_engagement(&app.db, &user, *id).await?;
+    find_engagement_records(&app.db, &user, *id).await?;
     // In the order of the writes (ids are time-ordered and taken at the write).
     let rows = HistoryEntry::find().filter(history_entry::Column::EngagementId.eq(*id));
     let rows = id_page(rows, history_entry::Column::Id, cursor, limit).all(&app.db).await?;
@@ -126,7 +126,7 @@ pub async fn list_decisions(
 ) -> Result<web::Json<Page<DecisionView>>, ApiError> {
     let limit = limit_of(query.limit)?;
     let cursor = decode_cursor(query.cursor.as_deref())?;
-    find_engagement(&app.db, &user, *id).await?;
+    find_engagement_records(&app.db, &user, *id).await?;
     let rows = CertificationDecision::find().filter(certification_decision::Column::EngagementId.eq(*id));
     let rows = id_page(rows, certification_decision::Column::Id, cursor, limit).all(&app.db).await?;
     Ok(web::Json(page_of(
@@ -163,7 +163,7 @@ pub async fn list_deadlines(
 ) -> Result<web::Json<Page<DeadlineView>>, ApiError> {
     let limit = limit_of(query.limit)?;
     let cursor = decode_dated_cursor(query.cursor.as_deref())?;
-    find_engagement(&app.db, &user, *id).await?;
+    find_engagement_records(&app.db, &user, *id).await?;
     let today = app.clock.today();
     let rows = Deadline::find().filter(deadline::Column::EngagementId.eq(*id));
     let rows = dated_page(rows, deadline::Column::DueOn, deadline::Column::Id, cursor, limit).all(&app.db).await?;

@@ -8,5 +8,6 @@ pub use crate::fault::{StorageFault, Unavailability};
 pub use connection::{SQLITE_MMAP_SIZE, begin_write, connect, connect_writer};
 pub use entities::orm::{json_strings, strings_of};
 pub use rows::{
-    Contacts, UniqueViolation, belongs, check_version, contacts_for, find_engagement, lock_engagement, require_open,
+    Contacts, UniqueViolation, belongs, check_version, contacts_for, find_engagement, find_engagement_records,
+    lock_engagement, require_open,
 };

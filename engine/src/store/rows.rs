@@ -7,7 +7,7 @@ use entities::orm::{engagement, prelude::*};
 use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
-use crate::access::{Tenancy, engagements_in};
+use crate::access::{Tenancy, engagement_records_in, engagements_in};
 use crate::caller::Caller;
 use crate::error::EngineError;
 
@@ -19,6 +19,21 @@ pub async fn find_engagement(
 ) -> Result<engagement::Model, EngineError> {
     Engagement::find_by_id(id)
         .filter(engagements_in(caller.tenancy))
+        .one(conn)
+        .await?
+        .ok_or(EngineError::NotFound("engagement"))
+}
+
+/// The engagement `id` whose records `caller` reads (a 404 otherwise, as for one it does not see):
+/// a certification body that has only bid reads the engagement and its own proposal, not its
+/// records ([`crate::access::engagement_records_in`]).
+pub async fn find_engagement_records(
+    conn: &impl ConnectionTrait,
+    caller: &Caller,
+    id: Uuid,
+) -> Result<engagement::Model, EngineError> {
+    Engagement::find_by_id(id)
+        .filter(engagement_records_in(caller.tenancy))
         .one(conn)
         .await?
         .ok_or(EngineError::NotFound("engagement"))

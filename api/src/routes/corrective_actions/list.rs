@@ -2,7 +2,7 @@
 
 use actix_web::{get, web};
 use engine::policies::today_for;
-use engine::store::find_engagement;
+use engine::store::find_engagement_records;
 use entities::orm::{corrective_action, prelude::*};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
@@ -33,7 +33,7 @@ pub async fn list_corrective_actions(
 ) -> Result<web::Json<Page<CorrectiveActionView>>, ApiError> {
     let limit = limit_of(query.limit)?;
     let cursor = decode_dated_cursor(query.cursor.as_deref())?;
-    let engagement = find_engagement(&app.db, &user, *id).await?;
+    let engagement = find_engagement_records(&app.db, &user, *id).await?;
     let actions = CorrectiveAction::find().filter(corrective_action::Column::EngagementId.eq(*id));
     let (due_on, action_id) = (corrective_action::Column::DueOn, corrective_action::Column::Id);
     let actions = dated_page(actions, due_on, action_id, cursor, limit).all(&app.db).await?;
