@@ -54,59 +54,81 @@ pub fn page_of<R, T>(mut rows: Vec<R>, limit: u64, id_of: impl Fn(&R) -> Uuid, v
     Page { items: rows.into_iter().map(view).collect(), next_cursor }
 }
 
-/// A list ordered by a date, then id (audits by first day, deadlines and corrective actions by due
-/// date): its cursor holds both, and the next page starts after that pair.
-pub fn decode_dated_cursor(cursor: Option<&str>) -> Result<Option<(NaiveDate, Uuid)>, ApiError> {
+/// A sort key a cursor can carry beside the id: a list ordered by (key, id) (audits by first
+/// day, deadlines and corrective actions by due date, proposals by price) starts its next page
+/// after that pair.
+pub trait CursorKey: Sized + Copy + Into<sea_orm::Value> {
+    /// The key's bytes in the cursor.
+    fn to_bytes(self) -> Vec<u8>;
+    /// The key read back from its bytes (`None`: not a key of this kind).
+    fn from_bytes(bytes: &[u8]) -> Option<Self>;
+}
+
+impl CursorKey for NaiveDate {
+    fn to_bytes(self) -> Vec<u8> {
+        self.num_days_from_ce().to_be_bytes().to_vec()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        NaiveDate::from_num_days_from_ce_opt(i32::from_be_bytes(bytes.try_into().ok()?))
+    }
+}
+
+impl CursorKey for i64 {
+    fn to_bytes(self) -> Vec<u8> {
+        self.to_be_bytes().to_vec()
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        Some(i64::from_be_bytes(bytes.try_into().ok()?))
+    }
+}
+
+/// Decodes the cursor of a list ordered by (key, id).
+pub fn decode_keyed_cursor<K: CursorKey>(cursor: Option<&str>) -> Result<Option<(K, Uuid)>, ApiError> {
     cursor
         .map(|c| {
-            let bytes = URL_SAFE_NO_PAD.decode(c).ok().filter(|b| b.len() == 20);
+            let bytes = URL_SAFE_NO_PAD.decode(c).ok().filter(|b| b.len() > 16);
             bytes
-                .and_then(|b| {
-                    let days = i32::from_be_bytes(b[16..20].try_into().ok()?);
-                    Some((NaiveDate::from_num_days_from_ce_opt(days)?, Uuid::from_slice(&b[..16]).ok()?))
-                })
+                .and_then(|b| Some((K::from_bytes(&b[16..])?, Uuid::from_slice(&b[..16]).ok()?)))
                 .ok_or_else(|| ApiError::InvalidQuery("cursor is not one this API issued".into()))
         })
         .transpose()
 }
 
-/// Builds a page of a list ordered by (date, id) from up to `limit + 1` rows in that order.
-pub fn dated_page_of<R, T>(
+/// The cursor after the row at (`key`, `id`).
+pub fn keyed_cursor<K: CursorKey>(key: K, id: Uuid) -> String {
+    let mut bytes = id.as_bytes().to_vec();
+    bytes.extend_from_slice(&key.to_bytes());
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Builds a page of a list ordered by (key, id) from up to `limit + 1` rows in that order.
+pub fn keyed_page_of<R, T, K: CursorKey>(
     mut rows: Vec<R>,
     limit: u64,
-    key_of: impl Fn(&R) -> (NaiveDate, Uuid),
+    key_of: impl Fn(&R) -> (K, Uuid),
     view: impl FnMut(R) -> T,
 ) -> Page<T> {
     let has_more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = has_more
-        .then(|| {
-            rows.last().map(|r| {
-                let (date, id) = key_of(r);
-                let mut bytes = id.as_bytes().to_vec();
-                bytes.extend_from_slice(&date.num_days_from_ce().to_be_bytes());
-                URL_SAFE_NO_PAD.encode(bytes)
-            })
-        })
-        .flatten();
+    let next_cursor = has_more.then(|| rows.last().map(&key_of)).flatten().map(|(k, id)| keyed_cursor(k, id));
     Page { items: rows.into_iter().map(view).collect(), next_cursor }
 }
 
-/// `select` ordered by (`date`, `id`), `limit + 1` rows from after `cursor`.
-pub fn dated_page<E: EntityTrait>(
+/// `select` ordered by (`key`, `id`), `limit + 1` rows from after `cursor`.
+pub fn keyed_page<E: EntityTrait, K: CursorKey>(
     select: Select<E>,
-    date: impl ColumnTrait,
+    key: impl ColumnTrait,
     id: impl ColumnTrait,
-    cursor: Option<(NaiveDate, Uuid)>,
+    cursor: Option<(K, Uuid)>,
     limit: u64,
 ) -> Select<E> {
-    let select = select.order_by_asc(date).order_by_asc(id).limit(limit + 1);
+    let select = select.order_by_asc(key).order_by_asc(id).limit(limit + 1);
     match cursor {
         None => select,
-        Some((after_date, after_id)) => select.filter(
-            Condition::any()
-                .add(date.gt(after_date))
-                .add(Condition::all().add(date.eq(after_date)).add(id.gt(after_id))),
+        Some((after_key, after_id)) => select.filter(
+            Condition::any().add(key.gt(after_key)).add(Condition::all().add(key.eq(after_key)).add(id.gt(after_id))),
         ),
     }
 }
@@ -147,12 +169,15 @@ mod tests {
     }
 
     #[test]
-    fn a_dated_cursor_round_trips_and_an_id_cursor_is_not_one() {
+    fn a_keyed_cursor_round_trips_and_one_of_another_kind_is_refused() {
         let rows: Vec<(NaiveDate, Uuid)> =
             (1..=3).map(|d| (NaiveDate::from_ymd_opt(2026, 3, d).unwrap(), Uuid::now_v7())).collect();
-        let page = dated_page_of(rows.clone(), 2, |r| *r, |r| r);
-        assert_eq!(decode_dated_cursor(page.next_cursor.as_deref()).unwrap(), Some(rows[1]));
+        let page = keyed_page_of(rows.clone(), 2, |r| *r, |r| r);
+        assert_eq!(decode_keyed_cursor::<NaiveDate>(page.next_cursor.as_deref()).unwrap(), Some(rows[1]));
+        assert!(decode_keyed_cursor::<i64>(page.next_cursor.as_deref()).is_err(), "a date is not a price");
         let id_cursor = page_of(vec![rows[0].1, rows[1].1], 1, |id| *id, |id| id).next_cursor;
-        assert!(decode_dated_cursor(id_cursor.as_deref()).is_err());
+        assert!(decode_keyed_cursor::<NaiveDate>(id_cursor.as_deref()).is_err());
+        let priced = keyed_page_of(vec![(150_000_i64, rows[0].1), (200_000, rows[1].1)], 1, |r| *r, |r| r);
+        assert_eq!(decode_keyed_cursor::<i64>(priced.next_cursor.as_deref()).unwrap(), Some((150_000, rows[0].1)));
     }
 }

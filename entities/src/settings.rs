@@ -435,9 +435,26 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_variable() {
-        for (name, value) in [("APP_ENV", "staging"), ("LISTEN_ADDR", "localhost"), ("DATABASE_MAX_CONNECTIONS", "0")] {
+        for (name, value) in [
+            ("APP_ENV", "staging"),
+            ("LISTEN_ADDR", "localhost"),
+            ("DATABASE_MAX_CONNECTIONS", "0"),
+            ("TOKEN_REVOCATION_REFRESH_SECONDS", "0"),
+            ("RATE_LIMIT_CALLER_PER_SECOND", "-1"),
+            ("RATE_LIMIT_ANONYMOUS_BURST", "0"),
+        ] {
             assert_eq!(Settings::from_vars(vars(&[(name, value)])).unwrap_err().variable, name);
         }
+    }
+
+    #[test]
+    fn rate_limits_and_the_revocation_refresh_have_defaults_and_settings() {
+        let defaults = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(defaults.caller_rate_limit, RateLimit { per_second: 50, burst: 200 });
+        assert_eq!(defaults.anonymous_rate_limit, RateLimit { per_second: 5, burst: 30 });
+        assert_eq!(defaults.token_revocation_refresh_seconds, 2);
+        let set = Settings::from_vars(vars(&[("RATE_LIMIT_CALLER_PER_SECOND", "7"), ("RATE_LIMIT_CALLER_BURST", "9")]));
+        assert_eq!(set.unwrap().caller_rate_limit, RateLimit { per_second: 7, burst: 9 });
     }
 
     #[test]

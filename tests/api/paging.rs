@@ -52,10 +52,23 @@ async fn child_lists_are_paged_and_an_engagement_embeds_at_most_ten_open_deadlin
     let (history, _) = read_all(&app, &format!("{base}/history"), 3).await;
     let (whole_history, _) = read_all(&app, &format!("{base}/history"), 200).await;
     assert_eq!(history, whole_history);
-    for list in ["audits", "corrective-actions", "decisions", &format!("audits/{audit}/follow-ups")] {
+    for list in ["audits", "corrective-actions", "decisions", "documents", &format!("audits/{audit}/follow-ups")] {
         let page = app.get(&format!("{base}/{list}?limit=1")).await.expect(200);
         assert!(page.body["items"].is_array(), "{list} is a page: {}", page.body);
     }
+
+    // Assert: the proposals compared, cheapest first, a page at a time.
+    let organization = app.create_organization(40).await;
+    let (bidding, _) = app.engagement_with_proposal(&organization, &app.create_certification_body(true).await).await;
+    app.propose(&bidding, &app.create_certification_body(true).await).await;
+    let proposals = format!("/api/v1/engagements/{bidding}/proposals");
+    let first = app.get(&format!("{proposals}?limit=1")).await.expect(200);
+    let cursor = first.body["next_cursor"].as_str().expect("a second page").to_owned();
+    let second = app.get(&format!("{proposals}?limit=1&cursor={cursor}")).await.expect(200);
+    assert_eq!(second.body["next_cursor"], Value::Null);
+    let (a, b) = (&first.body["proposals"][0], &second.body["proposals"][0]);
+    assert_ne!(a["id"], b["id"]);
+    assert!(a["price_minor"].as_i64() <= b["price_minor"].as_i64(), "cheapest first: {a} {b}");
 
     // Assert: limits and cursors are checked.
     for bad in ["findings?limit=0", "findings?limit=201", "deadlines?cursor=garbage", "history?cursor=AAAA"] {

@@ -18,7 +18,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
-use crate::pagination::{Page, PageQuery, dated_page, dated_page_of, decode_dated_cursor, limit_of};
+use crate::pagination::{Page, PageQuery, decode_keyed_cursor, keyed_page, keyed_page_of, limit_of};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -185,11 +185,11 @@ pub async fn list_audits(
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<AuditView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let cursor = decode_dated_cursor(query.cursor.as_deref())?;
+    let cursor = decode_keyed_cursor::<NaiveDate>(query.cursor.as_deref())?;
     find_engagement_records(&app.db, &user, *id).await?;
     let audits = Audit::find().filter(audit::Column::EngagementId.eq(*id));
-    let audits = dated_page(audits, audit::Column::FirstDay, audit::Column::Id, cursor, limit).all(&app.db).await?;
-    Ok(web::Json(dated_page_of(audits, limit, |a| (a.first_day, a.id), AuditView::from)))
+    let audits = keyed_page(audits, audit::Column::FirstDay, audit::Column::Id, cursor, limit).all(&app.db).await?;
+    Ok(web::Json(keyed_page_of(audits, limit, |a| (a.first_day, a.id), AuditView::from)))
 }
 
 /// One audit.

@@ -3,9 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::orm::{certification_body, prelude::*};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel, QuerySelect};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -20,7 +18,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
-use crate::pagination::{Page, PageQuery, decode_cursor, limit_of, page_of};
+use crate::pagination::{Page, PageQuery, decode_cursor, id_page, limit_of, page_of};
 use crate::preconditions::expected_version;
 use crate::state::AppState;
 
@@ -167,10 +165,8 @@ pub async fn list_certification_bodies(
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<CertificationBodyView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let mut select = CertificationBody::find().order_by_asc(certification_body::Column::Id).limit(limit + 1);
-    if let Some(after) = decode_cursor(query.cursor.as_deref())? {
-        select = select.filter(certification_body::Column::Id.gt(after));
-    }
+    let cursor = decode_cursor(query.cursor.as_deref())?;
+    let select = id_page(CertificationBody::find(), certification_body::Column::Id, cursor, limit);
     let today = app.clock.today();
     let rows = select.all(&app.db).await?;
     let contacts = contacts_for(&app.db, &user).await?;

@@ -22,6 +22,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::commit;
+use crate::pagination::{Page, PageQuery, decode_cursor, id_page, limit_of, page_of};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -153,9 +154,9 @@ pub async fn put_document(
 #[utoipa::path(
     tag = "stage1",
     operation_id = "list_documents",
-    params(("id" = Uuid, Path, description = "Engagement id")),
+    params(("id" = Uuid, Path, description = "Engagement id"), PageQuery),
     responses(
-        (status = 200, description = "The documents", body = Vec<DocumentView>),
+        (status = 200, description = "A page of the documents, in the order they were first submitted", body = Page<DocumentView>),
         Refused,
     ),
     security(("bearer" = []))
@@ -165,14 +166,14 @@ pub async fn list_documents(
     app: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<Uuid>,
-) -> Result<web::Json<Vec<DocumentView>>, ApiError> {
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<DocumentView>>, ApiError> {
+    let limit = limit_of(query.limit)?;
+    let cursor = decode_cursor(query.cursor.as_deref())?;
     find_engagement_records(&app.db, &user, *id).await?;
-    let documents = Document::find()
-        .filter(document::Column::EngagementId.eq(*id))
-        .order_by_asc(document::Column::Kind)
-        .all(&app.db)
-        .await?;
-    Ok(web::Json(documents.into_iter().map(DocumentView::from).collect()))
+    let documents = Document::find().filter(document::Column::EngagementId.eq(*id));
+    let documents = id_page(documents, document::Column::Id, cursor, limit).all(&app.db).await?;
+    Ok(web::Json(page_of(documents, limit, |d| d.id, DocumentView::from)))
 }
 
 fn soa_view(entries: Vec<soa_entry::Model>) -> SoaView {

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::reminders::{NotificationStatus, StepKind};
 use entities::orm::{notification, prelude::*};
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -20,7 +20,7 @@ use engine::store::strings_of;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
 use crate::idempotency::{IdempotencyClaim, commit};
-use crate::pagination::{Page, decode_cursor, limit_of, page_of};
+use crate::pagination::{Page, decode_cursor, id_page, limit_of, page_of};
 use crate::state::AppState;
 
 /// What a client reads for a delivery error (the certification body's people see the real one).
@@ -128,13 +128,9 @@ pub async fn list_notifications(
     query: web::Query<NotificationListQuery>,
 ) -> Result<web::Json<Page<NotificationView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let mut select = Notification::find()
-        .filter(of_engagements_in(user.tenancy, notification::Column::EngagementId))
-        .order_by_asc(notification::Column::Id)
-        .limit(limit + 1);
-    if let Some(after) = decode_cursor(query.cursor.as_deref())? {
-        select = select.filter(notification::Column::Id.gt(after));
-    }
+    let cursor = decode_cursor(query.cursor.as_deref())?;
+    let select = Notification::find().filter(of_engagements_in(user.tenancy, notification::Column::EngagementId));
+    let mut select = id_page(select, notification::Column::Id, cursor, limit);
     if let Some(status) = query.status {
         select = select.filter(notification::Column::Status.eq(status));
     }

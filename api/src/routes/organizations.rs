@@ -3,9 +3,7 @@
 use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use chrono::{DateTime, Utc};
 use entities::orm::{organization, prelude::*};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -22,7 +20,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
-use crate::pagination::{Page, PageQuery, decode_cursor, limit_of, page_of};
+use crate::pagination::{Page, PageQuery, decode_cursor, id_page, limit_of, page_of};
 use crate::preconditions::expected_version;
 use crate::state::AppState;
 
@@ -268,14 +266,9 @@ pub async fn list_organizations(
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<OrganizationView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let mut select = Organization::find()
-        .filter(organizations_in(user.tenancy, organization::Column::Id))
-        .order_by_asc(organization::Column::Id)
-        .limit(limit + 1);
-    if let Some(after) = decode_cursor(query.cursor.as_deref())? {
-        select = select.filter(organization::Column::Id.gt(after));
-    }
-    let rows = select.all(&app.db).await?;
+    let cursor = decode_cursor(query.cursor.as_deref())?;
+    let select = Organization::find().filter(organizations_in(user.tenancy, organization::Column::Id));
+    let rows = id_page(select, organization::Column::Id, cursor, limit).all(&app.db).await?;
     Ok(web::Json(page_of(rows, limit, |r| r.id, OrganizationView::from)))
 }
 

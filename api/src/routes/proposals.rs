@@ -9,7 +9,7 @@ use entities::domain::audit_time::{AuditTimeEstimate, estimate_audit_time};
 use entities::domain::state::EngagementState;
 use entities::orm::{certification_body, engagement, prelude::*, proposal};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -24,6 +24,7 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
+use crate::pagination::{PageQuery, decode_keyed_cursor, keyed_page, keyed_page_of, limit_of};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -91,8 +92,10 @@ pub struct ProposalView {
 pub struct ProposalComparison {
     /// Audit time from the organization's headcount (ISO/IEC 27006).
     pub audit_time_estimate: AuditTimeEstimate,
-    /// The proposals, cheapest first.
+    /// A page of the proposals, cheapest first (`limit`, `cursor`).
     pub proposals: Vec<ProposalView>,
+    /// Pass as `cursor` for the next page; absent on the last.
+    pub next_cursor: Option<String>,
 }
 
 fn view(
@@ -203,9 +206,9 @@ pub async fn create_proposal(
 #[utoipa::path(
     tag = "proposals",
     operation_id = "list_proposals",
-    params(("id" = Uuid, Path, description = "Engagement id")),
+    params(("id" = Uuid, Path, description = "Engagement id"), PageQuery),
     responses(
-        (status = 200, description = "The proposals and the estimate", body = ProposalComparison),
+        (status = 200, description = "A page of the proposals and the estimate", body = ProposalComparison),
         Refused,
     ),
     security(("bearer" = []))
@@ -215,7 +218,10 @@ pub async fn list_proposals(
     app: web::Data<AppState>,
     user: AuthUser,
     id: web::Path<Uuid>,
+    query: web::Query<PageQuery>,
 ) -> Result<web::Json<ProposalComparison>, ApiError> {
+    let limit = limit_of(query.limit)?;
+    let cursor = decode_keyed_cursor::<i64>(query.cursor.as_deref())?;
     let engagement = find_engagement(&app.db, &user, *id).await?;
     let estimate = estimate_for(&app.db, &engagement).await?;
     let mut proposals = Proposal::find().filter(proposal::Column::EngagementId.eq(engagement.id));
@@ -223,8 +229,10 @@ pub async fn list_proposals(
     if let Tenancy::CertificationBody(own) = user.tenancy {
         proposals = proposals.filter(proposal::Column::CertificationBodyId.eq(own));
     }
-    let proposals =
-        proposals.order_by_asc(proposal::Column::PriceMinor).order_by_asc(proposal::Column::Id).all(&app.db).await?;
+    let (price, proposal_id) = (proposal::Column::PriceMinor, proposal::Column::Id);
+    let proposals = keyed_page(proposals, price, proposal_id, cursor, limit).all(&app.db).await?;
+    let page = keyed_page_of(proposals, limit, |p| (p.price_minor, p.id), |p| p);
+    let (proposals, next_cursor) = (page.items, page.next_cursor);
     let cb_ids: Vec<Uuid> = proposals.iter().map(|p| p.certification_body_id).collect();
     let bodies: HashMap<Uuid, certification_body::Model> = CertificationBody::find()
         .filter(certification_body::Column::Id.is_in(cb_ids))
@@ -239,7 +247,7 @@ pub async fn list_proposals(
     });
     let today = app.clock.today();
     let proposals = rows.map(|(p, cb)| view(p, cb.as_ref(), &estimate, today)).collect();
-    Ok(web::Json(ProposalComparison { audit_time_estimate: estimate, proposals }))
+    Ok(web::Json(ProposalComparison { audit_time_estimate: estimate, proposals, next_cursor }))
 }
 
 /// Selects a proposal: its certification body becomes the engagement's; the others are not selected.

@@ -17,7 +17,7 @@ use engine::store::{find_engagement_records, strings_of};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
 use crate::pagination::{
-    Page, PageQuery, dated_page, dated_page_of, decode_cursor, decode_dated_cursor, id_page, limit_of, page_of,
+    Page, PageQuery, decode_cursor, decode_keyed_cursor, id_page, keyed_page, keyed_page_of, limit_of, page_of,
 };
 use crate::state::AppState;
 
@@ -162,10 +162,10 @@ pub async fn list_deadlines(
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<DeadlineView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let cursor = decode_dated_cursor(query.cursor.as_deref())?;
+    let cursor = decode_keyed_cursor::<NaiveDate>(query.cursor.as_deref())?;
     find_engagement_records(&app.db, &user, *id).await?;
     let today = app.clock.today();
     let rows = Deadline::find().filter(deadline::Column::EngagementId.eq(*id));
-    let rows = dated_page(rows, deadline::Column::DueOn, deadline::Column::Id, cursor, limit).all(&app.db).await?;
-    Ok(web::Json(dated_page_of(rows, limit, |d| (d.due_on, d.id), |d| DeadlineView::new(d, today))))
+    let rows = keyed_page(rows, deadline::Column::DueOn, deadline::Column::Id, cursor, limit).all(&app.db).await?;
+    Ok(web::Json(keyed_page_of(rows, limit, |d| (d.due_on, d.id), |d| DeadlineView::new(d, today))))
 }

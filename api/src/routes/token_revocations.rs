@@ -6,7 +6,7 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use entities::domain::revocation::Revocation;
 use entities::orm::{prelude::*, token_revocation};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -19,7 +19,7 @@ use crate::auth::{AuthUser, TokenKeys};
 use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
-use crate::pagination::{Page, PageQuery, decode_cursor, limit_of, page_of};
+use crate::pagination::{Page, PageQuery, decode_cursor, id_page, limit_of, page_of};
 use crate::revocations::RevocationList;
 use crate::state::AppState;
 
@@ -169,13 +169,8 @@ pub async fn list_token_revocations(
 ) -> Result<web::Json<Page<TokenRevocationView>>, ApiError> {
     user.may(Action::RevokeTokens)?;
     let limit = limit_of(query.limit)?;
-    let mut select = TokenRevocation::find()
-        .filter(token_revocation::Column::KeepUntil.gt(Utc::now()))
-        .order_by_asc(token_revocation::Column::Id)
-        .limit(limit + 1);
-    if let Some(after) = decode_cursor(query.cursor.as_deref())? {
-        select = select.filter(token_revocation::Column::Id.gt(after));
-    }
-    let rows = select.all(&app.db).await?;
+    let cursor = decode_cursor(query.cursor.as_deref())?;
+    let select = TokenRevocation::find().filter(token_revocation::Column::KeepUntil.gt(Utc::now()));
+    let rows = id_page(select, token_revocation::Column::Id, cursor, limit).all(&app.db).await?;
     Ok(web::Json(page_of(rows, limit, |r| r.id, TokenRevocationView::from)))
 }

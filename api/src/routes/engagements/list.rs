@@ -7,7 +7,7 @@ use entities::domain::deadline::DeadlineStatus;
 use entities::domain::state::EngagementState;
 use entities::orm::{deadline, engagement, prelude::*};
 use sea_orm::sea_query::Query;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use engine::access::{engagements_in, of_engagements_in};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
-use crate::pagination::{Page, decode_cursor, limit_of, page_of};
+use crate::pagination::{Page, decode_cursor, id_page, limit_of, page_of};
 use crate::state::AppState;
 
 /// Filters and paging of the engagement list.
@@ -58,11 +58,9 @@ pub async fn list_engagements(
     query: web::Query<EngagementListQuery>,
 ) -> Result<web::Json<Page<EngagementView>>, ApiError> {
     let limit = limit_of(query.limit)?;
+    let cursor = decode_cursor(query.cursor.as_deref())?;
     let mut select =
-        Engagement::find().filter(engagements_in(user.tenancy)).order_by_asc(engagement::Column::Id).limit(limit + 1);
-    if let Some(after) = decode_cursor(query.cursor.as_deref())? {
-        select = select.filter(engagement::Column::Id.gt(after));
-    }
+        id_page(Engagement::find().filter(engagements_in(user.tenancy)), engagement::Column::Id, cursor, limit);
     if let Some(state) = query.state {
         select = select.filter(engagement::Column::State.eq(state));
     }
