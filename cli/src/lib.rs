@@ -1,5 +1,7 @@
 //! The `certflow` command: runs the API and the reminder worker (together or apart), applies
-//! migrations, and mints tokens for local use.
+//! migrations, backs up and restores the embedded SQLite database, and mints tokens for local use.
+
+pub mod backup;
 
 use anyhow::Context;
 use api::auth::{Role, TokenKeys};
@@ -26,6 +28,21 @@ enum Command {
     Worker,
     /// Apply every pending database migration and exit.
     Migrate,
+    /// Write a consistent copy of the SQLite database (DATABASE_URL) to PATH, while certflow runs,
+    /// and check it. PostgreSQL: use pg_dump.
+    Backup {
+        /// Where the copy goes (must not exist).
+        path: std::path::PathBuf,
+    },
+    /// Check a backup and put it in place of the SQLite database (DATABASE_URL); certflow must be
+    /// stopped.
+    Restore {
+        /// The backup.
+        path: std::path::PathBuf,
+        /// Replace an existing database.
+        #[arg(long)]
+        replace: bool,
+    },
     /// Print a bearer token for local use, signed with JWT_SECRET.
     Token {
         /// The caller's role.
@@ -79,6 +96,14 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
             Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
             tracing::info!("migrations applied");
         }
+        Command::Backup { path } => {
+            let summary = backup::backup(&settings.database_url, &path).await?;
+            println!("{}", describe("backed up to", &summary));
+        }
+        Command::Restore { path, replace } => {
+            let summary = backup::restore(&path, &settings.database_url, replace).await?;
+            println!("{}", describe("restored to", &summary));
+        }
         Command::Token { role, sub, org, cb, hours } => {
             let keys = TokenKeys::from_settings(&settings)?;
             let token = keys.mint(&sub, role, org, cb, chrono::Utc::now(), chrono::Duration::hours(hours)).context(
@@ -88,6 +113,16 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn describe(done: &str, summary: &backup::BackupSummary) -> String {
+    format!(
+        "{done} {} ({} bytes, {} engagements, schema at migration {}); SQLite's integrity check passed",
+        summary.path.display(),
+        summary.bytes,
+        summary.engagements,
+        summary.migrations
+    )
 }
 
 async fn build_worker(settings: &Settings) -> anyhow::Result<worker::ReminderWorker> {

@@ -2,6 +2,7 @@
 
 mod access;
 mod api_crash;
+mod backups;
 mod bad_inputs;
 mod bidders;
 mod certification_policy;

@@ -76,7 +76,7 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
 }
 
 /// The file path of a `sqlite:` URL, unless it is in memory.
-fn sqlite_file(url: &str) -> Option<&str> {
+pub fn sqlite_file(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then_some(path)
