@@ -302,6 +302,9 @@ pub struct Problem {
     /// The rules the event broke (`transition-guard-failed`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub violations: Option<Vec<GuardViolation>>,
+    /// The request's id (its `X-Request-Id`), to find its log lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// The response every operation documents for its refusals: a problem document whose `type` says

@@ -6,6 +6,7 @@ pub mod error;
 pub mod idempotency;
 pub mod openapi;
 pub mod rate_limit;
+pub mod request_id;
 pub mod revocations;
 pub mod routes;
 pub mod startup;

@@ -67,7 +67,10 @@ pub async fn rate_limit(
     };
     let caller = authenticate(request.request()).ok();
     let verdict = match &caller {
-        Some(user) => limits.callers.check_key(&user.identity()),
+        Some(user) => {
+            crate::request_id::record_subject(&user.subject);
+            limits.callers.check_key(&user.identity())
+        }
         None => match request.peer_addr() {
             Some(address) => limits.addresses.check_key(&address.ip()),
             None => Ok(()),

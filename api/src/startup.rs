@@ -2,7 +2,7 @@
 
 use std::net::TcpListener;
 
-use actix_web::dev::{Server, ServiceRequest};
+use actix_web::dev::Server;
 use actix_web::{App, HttpRequest, HttpServer, web};
 use anyhow::Context;
 use engine::Engine;
@@ -81,7 +81,7 @@ impl Application {
             .default_service(web::to(unknown_route))
             .wrap(actix_web::middleware::from_fn(crate::idempotency::idempotency))
             .wrap(actix_web::middleware::from_fn(crate::rate_limit::rate_limit))
-            .wrap(actix_web::middleware::from_fn(log_request))
+            .wrap(actix_web::middleware::from_fn(crate::request_id::trace_request))
             .wrap(security_headers())
         })
         .listen(listener)
@@ -124,21 +124,6 @@ async fn keep_house(
             last_forget = std::time::Instant::now();
         }
     }
-}
-
-/// One log line per request: method, path, status, time taken.
-async fn log_request(
-    request: ServiceRequest,
-    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
-) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let started = std::time::Instant::now();
-    let method = request.method().clone();
-    let path = request.path().to_owned();
-    let response = next.call(request).await?;
-    let status = response.status().as_u16();
-    let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(%method, %path, status, elapsed_ms, "request");
-    Ok(response)
 }
 
 async fn unknown_route(request: HttpRequest) -> Result<actix_web::HttpResponse, ApiError> {

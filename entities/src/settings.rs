@@ -79,6 +79,9 @@ pub struct Settings {
     /// `DOCS_ENABLED`: the docs page (`/docs/`) and the served spec (`/api-docs/openapi.json`);
     /// on by default locally, off by default in production.
     pub docs_enabled: bool,
+    /// `LOG_FORMAT`: `json` for one JSON object a line (read by the log setup; checked here so a
+    /// typo stops the start).
+    pub json_logs: bool,
     /// `TOKEN_REVOCATION_REFRESH_SECONDS`: how often each API process rereads the revocations
     /// (a revocation made on another process takes effect within this many seconds).
     pub token_revocation_refresh_seconds: u32,
@@ -258,6 +261,11 @@ impl Settings {
                 Some(other) => return Err(invalid("DOCS_ENABLED", format!("'{other}' is neither true nor false"))),
             },
             token_revocation_refresh_seconds: parse_number(&get, "TOKEN_REVOCATION_REFRESH_SECONDS", 2)?,
+            json_logs: match get("LOG_FORMAT").as_deref() {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => return Err(invalid("LOG_FORMAT", format!("'{other}' is neither text nor json"))),
+            },
             caller_rate_limit: rate_limit(&get, "RATE_LIMIT_CALLER_PER_SECOND", 50, "RATE_LIMIT_CALLER_BURST", 200)?,
             anonymous_rate_limit: rate_limit(
                 &get,
@@ -442,6 +450,7 @@ mod tests {
             ("TOKEN_REVOCATION_REFRESH_SECONDS", "0"),
             ("RATE_LIMIT_CALLER_PER_SECOND", "-1"),
             ("RATE_LIMIT_ANONYMOUS_BURST", "0"),
+            ("LOG_FORMAT", "xml"),
         ] {
             assert_eq!(Settings::from_vars(vars(&[(name, value)])).unwrap_err().variable, name);
         }

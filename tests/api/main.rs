@@ -24,6 +24,7 @@ mod processes;
 mod rate_limits;
 mod reminder_policy;
 mod reminders;
+mod request_ids;
 mod revocations;
 mod scale_out;
 mod smtp;
