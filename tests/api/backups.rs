@@ -23,6 +23,10 @@ async fn a_backup_taken_while_certflow_writes_restores_to_a_database_a_server_ru
     // Arrange: an engagement, and a client that keeps writing while the backup is taken.
     let app = spawn_app(Backend::Sqlite).await;
     let engagement = app.engagement_with_selected_proposal().await;
+    let mut acknowledged = Vec::new();
+    for _ in 0..10 {
+        acknowledged.push(app.create_organization(10).await);
+    }
     let folder = scratch_folder();
     let copy = folder.join("certflow-backup.db");
     let (http, address, token) = (app.client.clone(), app.address.clone(), app.token.clone());
@@ -68,6 +72,13 @@ async fn a_backup_taken_while_certflow_writes_restores_to_a_database_a_server_ru
         (read.body["state"].clone(), read.body["version"].clone()),
         (original.body["state"].clone(), original.body["version"].clone())
     );
+    let request = app.client.get(format!("{}/api/v1/organizations?limit=200", api.address())).bearer_auth(&admin);
+    let listed = app.reply(request).await.expect(200);
+    let restored: Vec<&str> =
+        listed.body["items"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap()).collect();
+    for id in &acknowledged {
+        assert!(restored.contains(&id.as_str()), "every write acknowledged before the backup began is in it");
+    }
     std::fs::remove_dir_all(&folder).ok();
 }
 
