@@ -57,6 +57,20 @@ impl RateLimits {
     }
 }
 
+/// The key of an address: an IPv4 address itself; for IPv6 its /64 network, which one client
+/// holds whole (a fresh address per request would otherwise get a fresh allowance each time).
+fn network_of(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let mut segments = v6.segments();
+            segments[4..].fill(0);
+            IpAddr::V6(std::net::Ipv6Addr::from(segments))
+        }
+        IpAddr::V6(v6) => IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)),
+        v4 => v4,
+    }
+}
+
 /// The middleware.
 pub async fn rate_limit(
     request: ServiceRequest,
@@ -72,7 +86,7 @@ pub async fn rate_limit(
             limits.callers.check_key(&user.identity())
         }
         None => match request.peer_addr() {
-            Some(address) => limits.addresses.check_key(&address.ip()),
+            Some(address) => limits.addresses.check_key(&network_of(address.ip())),
             None => Ok(()),
         },
     };
@@ -84,5 +98,20 @@ pub async fn rate_limit(
             tracing::debug!(retry_after, "rate limited");
             Ok(request.error_response(ApiError::RateLimited { retry_after }).map_into_boxed_body())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::network_of;
+    use std::net::IpAddr;
+
+    #[test]
+    fn an_ipv6_client_is_limited_by_its_64_network_and_an_ipv4_one_by_its_address() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(network_of(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd")), network_of(ip("2001:db8:1:2::1")));
+        assert_ne!(network_of(ip("2001:db8:1:2::1")), network_of(ip("2001:db8:1:3::1")));
+        assert_eq!(network_of(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_ne!(network_of(ip("192.0.2.7")), network_of(ip("192.0.2.8")));
     }
 }

@@ -103,6 +103,15 @@ impl Application {
     }
 }
 
+/// Aborts its task when dropped (with the task that owns it).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// What a running API process keeps up to date: the revocations every `refresh` (a failed read
 /// keeps the last set and is logged), and the rate limiters' memory every minute.
 async fn keep_house(
@@ -111,17 +120,22 @@ async fn keep_house(
     limits: web::Data<RateLimits>,
     refresh: std::time::Duration,
 ) {
+    // The limiters' memory is kept on a timer of its own: a reread that waits on the database
+    // must not keep it from being freed.
+    let forgetting = tokio::spawn(async move {
+        let mut minutes = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            minutes.tick().await;
+            limits.forget_idle();
+        }
+    });
+    let _stop_forgetting_with_this = AbortOnDrop(forgetting);
     let mut ticks = tokio::time::interval(refresh);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_forget = std::time::Instant::now();
     loop {
         ticks.tick().await;
         if let Err(error) = revoked.refresh(&engine).await {
             tracing::warn!(?error, "could not reread the token revocations; the last ones read stay in force");
-        }
-        if last_forget.elapsed() >= std::time::Duration::from_secs(60) {
-            limits.forget_idle();
-            last_forget = std::time::Instant::now();
         }
     }
 }

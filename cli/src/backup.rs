@@ -40,6 +40,11 @@ pub async fn backup(database_url: &str, target: &Path) -> anyhow::Result<BackupS
     let source = sqlite_file_of(database_url)?;
     ensure!(source.is_file(), "there is no database at {} to back up", source.display());
     ensure!(!target.exists(), "{} exists already: a backup never overwrites a file", target.display());
+    ensure!(
+        !target.to_string_lossy().contains(['%', '?', '#']),
+        "{}: a backup's path may not hold %, ? or #",
+        target.display()
+    );
     let target_text = target.to_str().context("the backup's path is not valid UTF-8")?;
     let db = engine::store::connect(database_url, 1).await?;
     db.execute_unprepared(&format!("VACUUM INTO '{}'", target_text.replace('\'', "''")))
@@ -53,6 +58,12 @@ pub async fn backup(database_url: &str, target: &Path) -> anyhow::Result<BackupS
 /// passes, and its schema was made by certflow, by this version or an earlier one.
 pub async fn check(file: &Path) -> anyhow::Result<BackupSummary> {
     ensure!(file.is_file(), "{} is not a file", file.display());
+    // The file is opened through a URL: a path with URL syntax in it could name another file.
+    ensure!(
+        !file.to_string_lossy().contains(['%', '?', '#']),
+        "{}: a backup's path may not hold %, ? or #",
+        file.display()
+    );
     let url = format!("sqlite://{}?mode=ro", file.display());
     let db = sea_orm::Database::connect(&url)
         .await
@@ -91,13 +102,16 @@ pub async fn restore(backup: &Path, database_url: &str, replace: bool) -> anyhow
     let target = sqlite_file_of(database_url)?;
     let summary = check(backup).await?;
     let wal = with_suffix(&target, "-wal");
+    // A write-ahead log beside the target belongs to the database it was written for: SQLite would
+    // replay it onto the restored one.
+    ensure!(
+        !wal.exists(),
+        "{} exists: a certflow process has the database open (or stopped without closing it); stop it, \
+         or remove that file if its database is gone",
+        wal.display()
+    );
     if target.exists() {
         ensure!(replace, "{} exists: pass --replace to put the backup in its place", target.display());
-        ensure!(
-            !wal.exists(),
-            "{} exists: a certflow process has the database open (or stopped without closing it); stop it first",
-            wal.display()
-        );
     }
     if let Some(folder) = target.parent().filter(|f| !f.as_os_str().is_empty()) {
         std::fs::create_dir_all(folder)?;
@@ -110,6 +124,9 @@ pub async fn restore(backup: &Path, database_url: &str, replace: bool) -> anyhow
     std::fs::File::open(&staging)?.sync_all()?;
     std::fs::rename(&staging, &target).with_context(|| format!("Failed to put the backup at {}", target.display()))?;
     let _ = std::fs::remove_file(with_suffix(&target, "-shm"));
+    // The rename itself survives a crash once the folder is on disk.
+    let folder = target.parent().filter(|f| !f.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(folder)?.sync_all()?;
     Ok(BackupSummary { path: target, ..summary })
 }
 

@@ -1,7 +1,8 @@
 //! Whom certflow may email for an engagement: the organization's registered email domains and,
-//! once one is selected, the certification body's (the domain of its coordinator's address).
+//! once one is selected, the certification body's coordinator (its registered address, not its
+//! domain).
 
-use entities::domain::contacts::{ContactRefusal, check_contact, domain_of, registered_domains};
+use entities::domain::contacts::{ContactRefusal, check_contact, registered_domains};
 use entities::orm::{certification_body, engagement, organization, prelude::*, strings_of};
 use sea_orm::{ConnectionTrait, EntityTrait, QuerySelect};
 
@@ -29,19 +30,18 @@ pub async fn check_engagement_contact(
         .one(db)
         .await?
         .ok_or(EngineError::NotFound("organization"))?;
-    let body_domains = match engagement.certification_body_id {
+    let body_people = match engagement.certification_body_id {
         Some(id) => CertificationBody::find_by_id(id)
             .select_only()
             .column(certification_body::Column::CoordinatorEmail)
             .into_tuple::<String>()
             .one(db)
             .await?
-            .and_then(|email| domain_of(&email))
             .into_iter()
             .collect(),
         None => Vec::new(),
     };
-    check_contact(address, &organization_domains(&organization), &body_domains).map_err(|r| refused(field, &r))
+    check_contact(address, &organization_domains(&organization), &body_people).map_err(|r| refused(field, &r))
 }
 
 /// Refuses `address` (the value of `field`) unless it is on organization `id`'s domains (no body

@@ -117,6 +117,8 @@ async fn certflow_emails_only_addresses_on_the_organization_s_or_the_selected_bo
     let cap = format!("/api/v1/engagements/{engagement}/findings/{finding}/corrective-action");
     let refused = app.post(&cap, &plan("someone@elsewhere.example")).await;
     assert_eq!((refused.status, refused.problem_type().as_str()), (422, "email-domain-not-registered"));
+    let refused = app.post(&cap, &plan("someone@cb.test")).await;
+    assert_eq!(refused.problem_type(), "email-domain-not-registered", "the body's person, not its domain");
     app.post(&cap, &plan("coordinator@cb.test")).await.expect(201);
 }
 on_both_databases!(certflow_emails_only_addresses_on_the_organization_s_or_the_selected_body_s_domains);

@@ -117,8 +117,9 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
             break;
         }
         sent_to += 1;
-        if sent_to < total {
-            record_progress(context, id, sent_to).await;
+        if sent_to < total && !record_progress(context, &notification, sent_to).await {
+            tracing::warn!(sent_to, "the lease ended and another delivery holds the notification: stopping");
+            return Ok(DeliveryOutcome::NothingToDo);
         }
     }
     // An email may have left: never hand the claim back now. Recording the outcome is retried;
@@ -138,17 +139,21 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
 }
 
 /// Records that the first `sent_to` recipients have their message, and extends the lease for the
-/// next one. A failure is only logged: the outcome records the count again.
-async fn record_progress(context: &DeliveryContext, id: Uuid, sent_to: usize) {
+/// next one; `false` when another delivery took the notification over (this one stops sending).
+/// A failure to write is only logged: the outcome records the count again.
+async fn record_progress(context: &DeliveryContext, notification: &notification::Model, sent_to: usize) -> bool {
     let recorded = Notification::update_many()
         .col_expr(notification::Column::RecipientsSent, Expr::value(i32::try_from(sent_to).unwrap_or(i32::MAX)))
         .col_expr(notification::Column::LeaseUntil, Expr::value(context.clock.now() + context.lease))
-        .filter(notification::Column::Id.eq(id))
-        .filter(notification::Column::Status.eq(NotificationStatus::Sending))
+        .filter(still_ours(notification))
         .exec(&context.db)
         .await;
-    if let Err(error) = recorded {
-        tracing::warn!(%error, sent_to, "could not record a recipient's message as sent");
+    match recorded {
+        Ok(done) => done.rows_affected > 0,
+        Err(error) => {
+            tracing::warn!(%error, sent_to, "could not record a recipient's message as sent");
+            true
+        }
     }
 }
 
@@ -190,19 +195,21 @@ async fn record_outcome(
 ) -> Result<DeliveryOutcome, WorkerError> {
     let sent_to = i32::try_from(sent_to).unwrap_or(i32::MAX);
     let recipients: Vec<String> = entities::orm::strings_of(&notification.recipients).iter().map(|r| mask(r)).collect();
-    match sent {
+    // Written only while this delivery still holds the claim (see `still_ours`).
+    let update = Notification::update_many()
+        .col_expr(notification::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(notification::Column::RecipientsSent, Expr::value(sent_to))
+        .filter(still_ours(&notification));
+    let (update, outcome) = match sent {
         Ok(()) => {
             let message_id = message_id(notification.id);
-            let mut model = notification.into_active_model();
-            model.status = Set(NotificationStatus::Sent);
-            model.sent_at = Set(Some(now));
-            model.message_id = Set(Some(message_id.clone()));
-            model.lease_until = Set(None);
-            model.last_error = Set(None);
-            model.recipients_sent = Set(sent_to);
-            model.update(&context.db).await?;
             tracing::info!(%message_id, recipients = ?recipients, "notification sent");
-            Ok(DeliveryOutcome::Sent)
+            let update = update
+                .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Sent))
+                .col_expr(notification::Column::SentAt, Expr::value(Some(now)))
+                .col_expr(notification::Column::MessageId, Expr::value(Some(message_id)))
+                .col_expr(notification::Column::LastError, Expr::value(Option::<String>::None));
+            (update, DeliveryOutcome::Sent)
         }
         Err(error) if u32::try_from(notification.attempts).unwrap_or(u32::MAX) < context.max_attempts => {
             // A 5xx is usually final, but a mail server in trouble answers 5xx too: every refusal
@@ -210,27 +217,35 @@ async fn record_outcome(
             let retry_at = now + backoff(notification.attempts);
             let permanent = matches!(error, MailError::Permanent(_));
             tracing::warn!(%error, permanent, attempts = notification.attempts, %retry_at, "notification not sent: will retry");
-            let mut model = notification.into_active_model();
-            model.status = Set(NotificationStatus::Pending);
-            model.next_attempt_at = Set(retry_at);
-            model.queued_at = Set(None);
-            model.lease_until = Set(None);
-            model.last_error = Set(Some(error.to_string()));
-            model.recipients_sent = Set(sent_to);
-            model.update(&context.db).await?;
-            Ok(DeliveryOutcome::WillRetry)
+            let update = update
+                .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Pending))
+                .col_expr(notification::Column::NextAttemptAt, Expr::value(retry_at))
+                .col_expr(notification::Column::QueuedAt, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(notification::Column::LastError, Expr::value(Some(error.to_string())));
+            (update, DeliveryOutcome::WillRetry)
         }
         Err(error) => {
             tracing::error!(%error, attempts = notification.attempts, recipients = ?recipients, "notification failed for good");
-            let mut model = notification.into_active_model();
-            model.status = Set(NotificationStatus::Failed);
-            model.lease_until = Set(None);
-            model.last_error = Set(Some(error.to_string()));
-            model.recipients_sent = Set(sent_to);
-            model.update(&context.db).await?;
-            Ok(DeliveryOutcome::Failed)
+            let update = update
+                .col_expr(notification::Column::Status, Expr::value(NotificationStatus::Failed))
+                .col_expr(notification::Column::LastError, Expr::value(Some(error.to_string())));
+            (update, DeliveryOutcome::Failed)
         }
+    };
+    if update.exec(&context.db).await?.rows_affected == 0 {
+        tracing::warn!("the lease ended and another delivery holds the notification: its outcome is that one's");
+        return Ok(DeliveryOutcome::NothingToDo);
     }
+    Ok(outcome)
+}
+
+/// The notification as this delivery claimed it: still `sending`, and not claimed again since (a
+/// claim counts an attempt). A delivery whose lease ended and was taken over writes nothing.
+fn still_ours(notification: &notification::Model) -> Condition {
+    Condition::all()
+        .add(notification::Column::Id.eq(notification.id))
+        .add(notification::Column::Status.eq(NotificationStatus::Sending))
+        .add(notification::Column::Attempts.eq(notification.attempts))
 }
 
 fn grade_in_words(grade: FindingGrade) -> &'static str {

@@ -1,6 +1,8 @@
 //! Whom certflow may email for an organization: only addresses on the organization's registered
-//! email domains, or on the selected certification body's. A client cannot make certflow send
-//! reminders, under the platform's sender, to an address outside both.
+//! email domains, or the selected certification body's own people (the addresses it registered,
+//! never a whole domain: a body's coordinator on a public mail domain must not open that domain to
+//! every client). A client cannot make certflow send reminders, under the platform's sender, to
+//! anyone else.
 
 /// The domain of an email address, lower-cased (`None` if it has no `@`).
 pub fn domain_of(address: &str) -> Option<String> {
@@ -44,14 +46,16 @@ impl ContactRefusal {
 }
 
 /// May certflow email `address` for an organization on `organization_domains`, with a
-/// certification body on `body_domains` (none before one is selected)?
+/// certification body whose people are `body_people` (none before one is selected)?
 pub fn check_contact(
     address: &str,
     organization_domains: &[String],
-    body_domains: &[String],
+    body_people: &[String],
 ) -> Result<(), ContactRefusal> {
     let domain = domain_of(address).unwrap_or_default();
-    if organization_domains.iter().chain(body_domains).any(|registered| within(&domain, registered)) {
+    if organization_domains.iter().any(|registered| within(&domain, registered))
+        || body_people.iter().any(|person| person.eq_ignore_ascii_case(address.trim()))
+    {
         Ok(())
     } else {
         Err(ContactRefusal { address_domain: domain, registered: organization_domains.join(", ") })
@@ -83,10 +87,12 @@ mod tests {
     }
 
     #[test]
-    fn the_selected_body_s_people_may_be_named_too() {
+    fn the_selected_body_s_people_may_be_named_too_but_not_its_whole_domain() {
         let acme = domains(&["acme.example"]);
-        assert_eq!(check_contact("lead@cb.example", &acme, &domains(&["cb.example"])), Ok(()));
+        let people = domains(&["lead@cb.example"]);
+        assert_eq!(check_contact("Lead@CB.example", &acme, &people), Ok(()));
         assert!(check_contact("lead@cb.example", &acme, &[]).is_err(), "not before the body is selected");
+        assert!(check_contact("anyone@cb.example", &acme, &people).is_err(), "a person, not a domain");
     }
 
     #[test]

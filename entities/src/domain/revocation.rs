@@ -57,14 +57,15 @@ impl Revocation {
     }
 
     /// Until when the revocation must be kept, made at `now` with tokens living at most
-    /// `longest_lifetime`: a token it covers was issued no later than `now` (or `issued_before`),
-    /// so it has expired by then.
+    /// `longest_lifetime`: a token it covers says it was issued no later than `now` plus the
+    /// leeway (or `issued_before`), and is accepted until its expiry plus the leeway (and the
+    /// second it expires in), so it is refused anyway by then.
     pub fn keep_until(&self, now: DateTime<Utc>, longest_lifetime: Duration) -> DateTime<Utc> {
         let latest_issue = match self {
-            Self::Token { .. } => now,
+            Self::Token { .. } => now + CLOCK_LEEWAY,
             Self::Subject { issued_before, .. } => (*issued_before).min(now + CLOCK_LEEWAY),
         };
-        latest_issue + longest_lifetime + CLOCK_LEEWAY
+        latest_issue + longest_lifetime + CLOCK_LEEWAY + Duration::seconds(1)
     }
 }
 
@@ -168,8 +169,12 @@ mod tests {
         let now = at(0);
         let twelve_hours = Duration::hours(12);
         let token = Revocation::Token { id: "t".into() };
-        assert_eq!(token.keep_until(now, twelve_hours), now + twelve_hours + CLOCK_LEEWAY);
+        // A token may say it was issued up to the leeway ahead, and is accepted up to the leeway
+        // after its expiry.
+        let last_accepted = now + CLOCK_LEEWAY + twelve_hours + CLOCK_LEEWAY;
+        assert!(token.keep_until(now, twelve_hours) > last_accepted);
         let past = Revocation::Subject { subject: "ana".into(), issued_before: now - Duration::hours(2) };
-        assert_eq!(past.keep_until(now, twelve_hours), now + Duration::hours(10) + CLOCK_LEEWAY);
+        assert!(past.keep_until(now, twelve_hours) > now + Duration::hours(10) + CLOCK_LEEWAY);
+        assert!(past.keep_until(now, twelve_hours) < token.keep_until(now, twelve_hours));
     }
 }
