@@ -45,6 +45,13 @@ pub fn day0() -> NaiveDate {
     NaiveDate::from_ymd_opt(2026, 1, 5).unwrap()
 }
 
+/// For processes on the system clock: a day whose reminders are due whatever the hour (a step is
+/// due from 08:00 of its day in its body's zone, UTC by default, so "today" is not yet due before
+/// 08:00 UTC): yesterday.
+pub fn a_day_already_due_by_the_wall_clock() -> NaiveDate {
+    Utc::now().date_naive().pred_opt().unwrap()
+}
+
 /// `day0` plus `n` days.
 pub fn day(n: u64) -> NaiveDate {
     day0().checked_add_days(Days::new(n)).unwrap()

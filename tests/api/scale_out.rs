@@ -11,7 +11,7 @@ use futures::future::join_all;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, Reply, TestApp, spawn_app, wait_at_most};
+use crate::helpers::{Backend, Reply, TestApp, a_day_already_due_by_the_wall_clock, spawn_app, wait_at_most};
 use crate::processes::{CertflowProcess, process_token, start_api, start_worker};
 use crate::smtp::SmtpSink;
 
@@ -70,11 +70,11 @@ async fn two_api_processes_and_two_workers_on_postgres_lose_and_double_nothing()
     assert_eq!(listed.body["items"].as_array().unwrap().len(), ENGAGEMENTS, "one engagement per key, none doubled");
 
     // Arrange: each engagement gets a selected proposal and due reminders (each deadline has one
-    // step due today by the system clock, which the processes use).
+    // step already due by the system clock, which the processes use, whatever the hour).
     for engagement in &engagements {
         let proposal = app.propose(engagement, &cb).await;
         app.select_proposal(engagement, &proposal).await;
-        app.insert_due_deadlines(engagement, DUE_PER_ENGAGEMENT, Utc::now().date_naive()).await;
+        app.insert_due_deadlines(engagement, DUE_PER_ENGAGEMENT, a_day_already_due_by_the_wall_clock()).await;
     }
 
     // Act: while the workers deliver, each engagement letter is signed through both APIs at once.

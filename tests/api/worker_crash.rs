@@ -4,12 +4,11 @@
 
 use std::collections::HashSet;
 
-use chrono::Utc;
 use entities::domain::reminders::NotificationStatus;
 use entities::orm::{notification, prelude::*};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
-use crate::helpers::{Backend, spawn_app, wait_at_most};
+use crate::helpers::{Backend, a_day_already_due_by_the_wall_clock, spawn_app, wait_at_most};
 use crate::on_both_databases;
 use crate::processes::start_worker;
 use crate::smtp::SmtpSink;
@@ -24,7 +23,7 @@ async fn a_worker_killed_mid_batch_and_restarted_delivers_every_email(backend: B
     let smtp = SmtpSink::start();
     smtp.slow_down(30);
     let engagement = app.engagement_in_stage2().await;
-    app.insert_due_deadlines(&engagement, DUE, Utc::now().date_naive()).await;
+    app.insert_due_deadlines(&engagement, DUE, a_day_already_due_by_the_wall_clock()).await;
 
     // Act: the worker starts, and is killed (SIGKILL) once some emails are out.
     let mut first = start_worker(&app, smtp.port, SETTINGS);
