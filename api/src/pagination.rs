@@ -47,10 +47,20 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<Uuid>, ApiError> {
 }
 
 /// Builds a page from up to `limit + 1` rows fetched in id order.
-pub fn page_of<R, T>(mut rows: Vec<R>, limit: u64, id_of: impl Fn(&R) -> Uuid, view: impl Fn(R) -> T) -> Page<T> {
+pub fn page_of<R, T>(rows: Vec<R>, limit: u64, id_of: impl Fn(&R) -> Uuid, view: impl FnMut(R) -> T) -> Page<T> {
+    page_with(rows, limit, |r| URL_SAFE_NO_PAD.encode(id_of(r).as_bytes()), view)
+}
+
+/// Builds a page from up to `limit + 1` rows in the list's order, the cursor from its last row.
+fn page_with<R, T>(
+    mut rows: Vec<R>,
+    limit: u64,
+    cursor_of: impl Fn(&R) -> String,
+    view: impl FnMut(R) -> T,
+) -> Page<T> {
     let has_more = rows.len() as u64 > limit;
     rows.truncate(limit as usize);
-    let next_cursor = has_more.then(|| rows.last().map(|r| URL_SAFE_NO_PAD.encode(id_of(r).as_bytes()))).flatten();
+    let next_cursor = has_more.then(|| rows.last().map(&cursor_of)).flatten();
     Page { items: rows.into_iter().map(view).collect(), next_cursor }
 }
 
@@ -105,15 +115,20 @@ pub fn keyed_cursor<K: CursorKey>(key: K, id: Uuid) -> String {
 
 /// Builds a page of a list ordered by (key, id) from up to `limit + 1` rows in that order.
 pub fn keyed_page_of<R, T, K: CursorKey>(
-    mut rows: Vec<R>,
+    rows: Vec<R>,
     limit: u64,
     key_of: impl Fn(&R) -> (K, Uuid),
     view: impl FnMut(R) -> T,
 ) -> Page<T> {
-    let has_more = rows.len() as u64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = has_more.then(|| rows.last().map(&key_of)).flatten().map(|(k, id)| keyed_cursor(k, id));
-    Page { items: rows.into_iter().map(view).collect(), next_cursor }
+    page_with(
+        rows,
+        limit,
+        |r| {
+            let (key, id) = key_of(r);
+            keyed_cursor(key, id)
+        },
+        view,
+    )
 }
 
 /// `select` ordered by (`key`, `id`), `limit + 1` rows from after `cursor`.

@@ -232,18 +232,11 @@ pub fn engagement_records_in(tenancy: Tenancy) -> Condition {
 pub fn of_engagements_in(tenancy: Tenancy, engagement_column: impl ColumnTrait) -> Condition {
     match tenancy {
         Tenancy::Platform => Condition::all(),
-        Tenancy::Organization(_) => {
-            Condition::all().add(in_engagements_seen(tenancy, engagement_column, engagement::Column::Id))
-        }
-        Tenancy::CertificationBody(_) => Condition::all().add(
-            engagement_column.in_subquery(
-                Query::select()
-                    .column(engagement::Column::Id)
-                    .from(Engagement)
-                    .cond_where(engagement_records_in(tenancy))
-                    .to_owned(),
-            ),
-        ),
+        _ => Condition::all().add(in_engagements(
+            engagement_column,
+            engagement::Column::Id,
+            engagement_records_in(tenancy),
+        )),
     }
 }
 
@@ -254,20 +247,18 @@ pub fn organizations_in(tenancy: Tenancy, id_column: impl ColumnTrait) -> Condit
         Tenancy::Platform => Condition::all(),
         Tenancy::Organization(id) => Condition::all().add(id_column.eq(id)),
         Tenancy::CertificationBody(_) => {
-            Condition::all().add(in_engagements_seen(tenancy, id_column, engagement::Column::OrganizationId))
+            Condition::all().add(in_engagements(id_column, engagement::Column::OrganizationId, engagements_in(tenancy)))
         }
     }
 }
 
-/// `column` is one of the values of `engagement_column` among the engagements `tenancy` sees.
-fn in_engagements_seen(
-    tenancy: Tenancy,
+/// `column` is one of the values of `engagement_column` among the engagements that meet `which`.
+fn in_engagements(
     column: impl ColumnTrait,
     engagement_column: engagement::Column,
+    which: Condition,
 ) -> sea_orm::sea_query::SimpleExpr {
-    column.in_subquery(
-        Query::select().column(engagement_column).from(Engagement).cond_where(engagements_in(tenancy)).to_owned(),
-    )
+    column.in_subquery(Query::select().column(engagement_column).from(Engagement).cond_where(which).to_owned())
 }
 
 #[cfg(test)]

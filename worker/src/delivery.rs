@@ -12,9 +12,7 @@ use entities::orm::{deadline, engagement, notification, prelude::*};
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter,
-};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::error::WorkerError;
@@ -172,7 +170,7 @@ async fn prepare(
 ) -> Result<Prepared, WorkerError> {
     let deadline = Deadline::find_by_id(notification.deadline_id).one(&context.db).await?;
     let Some(deadline) = deadline.filter(|d| d.status == DeadlineStatus::Open) else {
-        record(&context.db, notification.clone(), NotificationStatus::Cancelled, None).await?;
+        record(&context.db, notification, NotificationStatus::Cancelled, None).await?;
         tracing::info!("deadline no longer open: notification cancelled");
         return Ok(Prepared::Done(DeliveryOutcome::Cancelled));
     };
@@ -180,7 +178,7 @@ async fn prepare(
         Ok(messages) => Ok(Prepared::Messages(messages)),
         Err(problem) => {
             tracing::error!(%problem, "notification cannot be composed");
-            record(&context.db, notification.clone(), NotificationStatus::Failed, Some(problem)).await?;
+            record(&context.db, notification, NotificationStatus::Failed, Some(problem)).await?;
             Ok(Prepared::Done(DeliveryOutcome::Failed))
         }
     }
@@ -260,19 +258,21 @@ fn message_id(id: Uuid) -> String {
     format!("<{id}@certflow>")
 }
 
+/// Ends the claim with `status` (and `error`), while this delivery still holds it.
 async fn record(
     db: &DatabaseConnection,
-    notification: notification::Model,
+    notification: &notification::Model,
     status: NotificationStatus,
     error: Option<String>,
 ) -> Result<(), WorkerError> {
-    let mut model = notification.into_active_model();
-    model.status = Set(status);
-    model.lease_until = Set(None);
+    let mut update = Notification::update_many()
+        .col_expr(notification::Column::Status, Expr::value(status))
+        .col_expr(notification::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(still_ours(notification));
     if error.is_some() {
-        model.last_error = Set(error);
+        update = update.col_expr(notification::Column::LastError, Expr::value(error));
     }
-    model.update(db).await?;
+    update.exec(db).await?;
     Ok(())
 }
 

@@ -17,11 +17,16 @@ pub async fn find_engagement(
     caller: &Caller,
     id: Uuid,
 ) -> Result<engagement::Model, EngineError> {
-    Engagement::find_by_id(id)
-        .filter(engagements_in(caller.tenancy))
-        .one(conn)
-        .await?
-        .ok_or(EngineError::NotFound("engagement"))
+    engagement_where(conn, id, engagements_in(caller.tenancy)).await
+}
+
+/// Engagement `id` if it meets `which`; a 404 otherwise.
+async fn engagement_where(
+    conn: &impl ConnectionTrait,
+    id: Uuid,
+    which: sea_orm::Condition,
+) -> Result<engagement::Model, EngineError> {
+    Engagement::find_by_id(id).filter(which).one(conn).await?.ok_or(EngineError::NotFound("engagement"))
 }
 
 /// The engagement `id` whose records `caller` reads (a 404 otherwise, as for one it does not see):
@@ -32,11 +37,7 @@ pub async fn find_engagement_records(
     caller: &Caller,
     id: Uuid,
 ) -> Result<engagement::Model, EngineError> {
-    Engagement::find_by_id(id)
-        .filter(engagement_records_in(caller.tenancy))
-        .one(conn)
-        .await?
-        .ok_or(EngineError::NotFound("engagement"))
+    engagement_where(conn, id, engagement_records_in(caller.tenancy)).await
 }
 
 /// The certification bodies whose people's contacts `caller` may see: every one for the
