@@ -48,6 +48,7 @@ pub const PROBLEM_SLUGS: &[&str] = &[
     "revocation-in-future",
     "email-domain-not-registered",
     "rate-limited",
+    "shutting-down",
     "service-unavailable",
     "internal-error",
 ];
@@ -114,6 +115,9 @@ pub enum ApiError {
         /// Seconds until the next request is allowed (whole, rounded up).
         retry_after: u64,
     },
+    /// The process is stopping (readiness, during the drain after SIGTERM).
+    #[error("this instance is shutting down; send requests to another")]
+    ShuttingDown,
     /// The engine refused the command (its rules, the caller's scope or role, a version) or failed.
     #[error(transparent)]
     Engine(EngineError),
@@ -206,6 +210,7 @@ impl ApiError {
             }
             Self::Unauthorized => ("unauthorized", "Unauthorized", S::UNAUTHORIZED),
             Self::RateLimited { .. } => ("rate-limited", "Too many requests", S::TOO_MANY_REQUESTS),
+            Self::ShuttingDown => ("shutting-down", "Shutting down", S::SERVICE_UNAVAILABLE),
             Self::Engine(E::CapDueDate(CapDueError::NotANonconformity)) => {
                 ("corrective-action-not-applicable", "No corrective action for an OFI", S::UNPROCESSABLE_ENTITY)
             }
@@ -229,6 +234,19 @@ impl ApiError {
                 ("service-unavailable", "Service unavailable", S::SERVICE_UNAVAILABLE)
             }
             Self::Engine(E::Unexpected(_)) => ("internal-error", "Internal server error", S::INTERNAL_SERVER_ERROR),
+        }
+    }
+
+    /// The stable code of this refusal: where the lifecycle's rules refused, the first violated
+    /// rule's code (`major_nc_unverified`); otherwise the problem type's slug.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Engine(EngineError::Transition(TransitionRefusal::GuardFailed { violations, .. }))
+                if !violations.is_empty() =>
+            {
+                violations[0].code
+            }
+            other => other.kind().0,
         }
     }
 

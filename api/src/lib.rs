@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod error;
 pub mod idempotency;
+pub mod metrics;
 pub mod openapi;
 pub mod rate_limit;
 pub mod request_id;

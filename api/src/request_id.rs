@@ -1,15 +1,18 @@
 //! Every request runs in a span with its request id: taken from `X-Request-Id` when the caller (or
 //! a proxy) sent a usable one, made otherwise; echoed in the answer's `X-Request-Id` and in every
 //! problem body (`request_id`), so a report of a refusal leads to its log lines. The span carries
-//! the method, the path and, once the token is checked, the caller's subject; its one line at the
-//! end says the status and the time taken.
+//! the method, the path, once the token is checked the caller's subject and, on an engagement's
+//! routes, the engagement's id; its one line at the end says the status and the time taken.
 
-use actix_web::HttpMessage;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::ConnectionType;
 use actix_web::http::header::{CONTENT_TYPE, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest, web};
 use tracing::Instrument;
+
+use crate::state::AppState;
 
 /// The header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -41,6 +44,7 @@ pub async fn trace_request(
         method = %request.method(),
         path = %request.path(),
         subject = tracing::field::Empty,
+        engagement_id = tracing::field::Empty,
     );
     request.extensions_mut().insert(RequestId(id.clone()));
     let response = next.call(request).instrument(span.clone()).await?.map_into_boxed_body();
@@ -48,10 +52,24 @@ pub async fn trace_request(
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID, value);
     }
+    if let Some(engagement_id) = engagement_of(response.request()) {
+        span.record("engagement_id", engagement_id);
+    }
+    // A stopping process closes each connection after its answer, so clients reconnect elsewhere.
+    let stopping = response.request().app_data::<web::Data<AppState>>().is_some_and(|state| state.is_stopping());
+    if stopping {
+        response.response_mut().head_mut().set_connection_type(ConnectionType::Close);
+    }
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(status, elapsed_ms, "request"));
     Ok(response)
+}
+
+/// The engagement a request was about, read from its route (`/api/v1/engagements/{id}/...`).
+fn engagement_of(request: &HttpRequest) -> Option<&str> {
+    let pattern = request.match_pattern()?;
+    pattern.starts_with("/api/v1/engagements/{id}").then(|| request.match_info().get("id")).flatten()
 }
 
 /// A problem body gets the request's id; other answers are left as they are.

@@ -1,14 +1,19 @@
 //! Building and running the API server.
 
+use std::future::Future;
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use actix_web::dev::Server;
+use actix_web::middleware::Condition;
 use actix_web::{App, HttpRequest, HttpServer, web};
 use anyhow::Context;
 use engine::Engine;
-use engine::store::{connect, connect_writer};
+use engine::store::{connect_mapping, connect_writer};
 use entities::clock::Clock;
-use entities::settings::Settings;
+use entities::settings::{MetricsExposure, Settings};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 use utoipa_actix_web::AppExt;
@@ -16,6 +21,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::auth::TokenKeys;
 use crate::error::{ApiError, json_error, path_error, query_error};
+use crate::metrics::{MetricsEndpoint, keep_metrics, metrics_server, serve_metrics, time_request};
 use crate::rate_limit::RateLimits;
 use crate::revocations::RevocationList;
 use crate::routes::register_routes;
@@ -25,36 +31,55 @@ use crate::state::{AppState, JSON_BODY_LIMIT};
 pub struct Application {
     port: u16,
     server: Server,
-    housekeeping: tokio::task::JoinHandle<()>,
+    /// `/metrics` on a listener of its own (`METRICS_ADDR`), and its port.
+    metrics_server: Option<(Server, u16)>,
+    housekeeping: Vec<tokio::task::JoinHandle<()>>,
+    stopping: Arc<AtomicBool>,
+    drain: Duration,
 }
 
 impl Application {
     /// Connects to the database, applies the migrations and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let db = connect(&settings.database_url, settings.database_max_connections).await?;
+        let db = connect_mapping(&settings.database_url, settings.database_max_connections, settings.sqlite_mmap_size)
+            .await?;
         Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
         Self::build_with(settings, db, Clock::system()).await
     }
 
     /// Binds the listener over an open database with a given clock.
     pub async fn build_with(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
-        let writer = connect_writer(&settings.database_url, &db, settings.database_write_connections).await?;
+        let writer =
+            connect_writer(&settings.database_url, &db, settings.database_write_connections, settings.sqlite_mmap_size)
+                .await?;
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("Failed to listen on {}", settings.listen_addr))?;
         let port = listener.local_addr().context("Failed to read the bound address")?.port();
         let engine = Engine::new(db, writer, clock);
+        let metrics = (settings.metrics != MetricsExposure::Off)
+            .then(|| MetricsEndpoint::new(vec![("read", engine.db.clone()), ("write", engine.writer.clone())]));
+        let metrics_server = match (settings.metrics, &metrics) {
+            (MetricsExposure::Listener(address), Some(endpoint)) => Some(metrics_server(address, endpoint.clone())?),
+            _ => None,
+        };
+        let metrics_route = metrics.filter(|_| settings.metrics == MetricsExposure::OnApiPort).map(web::Data::new);
         let keys = web::Data::new(TokenKeys::from_settings(settings)?);
         // A revoked token is refused from the first request on.
         let revoked = web::Data::new(RevocationList::default());
         revoked.refresh(&engine).await.context("Failed to read the token revocations")?;
         let limits = web::Data::new(RateLimits::new(settings.caller_rate_limit, settings.anonymous_rate_limit));
-        let housekeeping = tokio::spawn(keep_house(
+        let mut housekeeping = vec![tokio::spawn(keep_house(
             engine.clone(),
             revoked.clone(),
             limits.clone(),
-            std::time::Duration::from_secs(settings.token_revocation_refresh_seconds.into()),
-        ));
-        let state = web::Data::new(AppState { engine });
+            Duration::from_secs(settings.token_revocation_refresh_seconds.into()),
+        ))];
+        let timed = settings.metrics != MetricsExposure::Off;
+        if timed {
+            housekeeping.push(tokio::spawn(keep_metrics(Some(engine.clone()))));
+        }
+        let stopping = Arc::new(AtomicBool::new(false));
+        let state = web::Data::new(AppState { engine, stopping: stopping.clone() });
         let docs_enabled = settings.docs_enabled;
         let server = HttpServer::new(move || {
             let (app, document) = register_routes(
@@ -77,17 +102,24 @@ impl Application {
                 if let Some(docs) = docs {
                     config.service(docs);
                 }
+                if let Some(endpoint) = &metrics_route {
+                    config.app_data(endpoint.clone()).route("/metrics", web::get().to(serve_metrics));
+                }
             })
             .default_service(web::to(unknown_route))
             .wrap(actix_web::middleware::from_fn(crate::idempotency::idempotency))
             .wrap(actix_web::middleware::from_fn(crate::rate_limit::rate_limit))
             .wrap(actix_web::middleware::from_fn(crate::request_id::trace_request))
+            .wrap(Condition::new(timed, actix_web::middleware::from_fn(time_request)))
             .wrap(security_headers())
         })
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_grace_seconds.into())
         .listen(listener)
         .context("Failed to start the HTTP server")?
         .run();
-        Ok(Self { port, server, housekeeping })
+        let drain = Duration::from_secs(settings.shutdown_drain_seconds.into());
+        Ok(Self { port, server, metrics_server, housekeeping, stopping, drain })
     }
 
     /// The bound port.
@@ -95,11 +127,62 @@ impl Application {
         self.port
     }
 
-    /// Serves until the server is stopped (SIGINT/SIGTERM).
+    /// The port of `/metrics`' own listener, when `METRICS_ADDR` names one.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
+    }
+
+    /// Serves until the task is dropped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let stopped = self.server.await;
-        self.housekeeping.abort();
-        stopped
+        self.run_until(std::future::pending()).await
+    }
+
+    /// Serves until `stop` completes, then stops gracefully: `/readyz` answers 503 and every answer
+    /// closes its connection for `SHUTDOWN_DRAIN_SECONDS` (a load balancer stops sending), then
+    /// the listener closes and requests in flight have `SHUTDOWN_GRACE_SECONDS` to finish.
+    pub async fn run_until(self, stop: impl Future<Output = ()>) -> std::io::Result<()> {
+        let Self { server, metrics_server, housekeeping, stopping, drain, .. } = self;
+        let handle = server.handle();
+        let metrics_handle = metrics_server.as_ref().map(|(server, _)| server.handle());
+        let metrics_server = async move {
+            match metrics_server {
+                Some((server, _)) => server.await,
+                None => Ok(()),
+            }
+        };
+        let mut serving = std::pin::pin!(async { tokio::try_join!(server, metrics_server).map(|_| ()) });
+        let ended = tokio::select! {
+            ended = &mut serving => Some(ended),
+            () = stop => None,
+        };
+        let ended = match ended {
+            Some(ended) => ended,
+            None => {
+                stopping.store(true, Ordering::Relaxed);
+                tracing::info!(
+                    drain_seconds = drain.as_secs(),
+                    "stopping: draining, then finishing requests in flight"
+                );
+                // Still serving while the load balancer notices.
+                let drained = tokio::time::timeout(drain, &mut serving).await;
+                match drained {
+                    Ok(ended) => ended,
+                    Err(_) => {
+                        let stop_metrics = async {
+                            if let Some(handle) = metrics_handle {
+                                handle.stop(true).await;
+                            }
+                        };
+                        let ((), (), ended) = tokio::join!(handle.stop(true), stop_metrics, serving);
+                        ended
+                    }
+                }
+            }
+        };
+        for task in housekeeping {
+            task.abort();
+        }
+        ended
     }
 }
 
@@ -118,12 +201,12 @@ async fn keep_house(
     engine: Engine,
     revoked: web::Data<RevocationList>,
     limits: web::Data<RateLimits>,
-    refresh: std::time::Duration,
+    refresh: Duration,
 ) {
     // The limiters' memory is kept on a timer of its own: a reread that waits on the database
     // must not keep it from being freed.
     let forgetting = tokio::spawn(async move {
-        let mut minutes = tokio::time::interval(std::time::Duration::from_secs(60));
+        let mut minutes = tokio::time::interval(Duration::from_secs(60));
         loop {
             minutes.tick().await;
             limits.forget_idle();

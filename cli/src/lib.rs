@@ -7,8 +7,9 @@ use anyhow::Context;
 use api::auth::{Role, TokenKeys};
 use api::telemetry::{get_subscriber, init_subscriber};
 use clap::{Parser, Subcommand};
-use entities::settings::Settings;
+use entities::settings::{MetricsExposure, Settings};
 use migration::{Migrator, MigratorTrait};
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// certflow: the ISO/IEC 27001 certification engagement, from CB selection to surveillance.
@@ -72,23 +73,40 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
         Command::Serve => {
             init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout));
             warn_about_development_defaults(&settings);
+            install_metrics(&settings);
             let application = api::Application::build(&settings).await?;
             tracing::info!(address = %settings.listen_addr, port = application.port(), docs = "/docs/", "certflow API listening");
+            let stop = stop_on_signal();
             if settings.worker_embedded {
                 let worker = build_worker(&settings).await?;
-                tokio::select! {
-                    ended = application.run_until_stopped() => report_exit("API", ended.map_err(anyhow::Error::from)),
-                    ended = worker.run_until_stopped(shutdown_signal()) => report_exit("reminder worker", ended),
-                }
+                // Whichever stops first (a signal, or a failure) stops the other, and both finish.
+                let api = async {
+                    let ended = application.run_until(stop.clone().cancelled_owned()).await;
+                    stop.cancel();
+                    report_exit("API", ended.map_err(anyhow::Error::from));
+                };
+                let worker = async {
+                    let ended = worker.run_until_stopped(stop.clone().cancelled_owned()).await;
+                    stop.cancel();
+                    report_exit("reminder worker", ended);
+                };
+                tokio::join!(api, worker);
             } else {
-                report_exit("API", application.run_until_stopped().await.map_err(anyhow::Error::from));
+                let ended = application.run_until(stop.cancelled_owned()).await;
+                report_exit("API", ended.map_err(anyhow::Error::from));
             }
         }
         Command::Worker => {
             init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout));
+            install_metrics(&settings);
             let worker = build_worker(&settings).await?;
+            let stop = stop_on_signal();
+            let metrics = serve_worker_metrics(&settings, &worker)?;
             tracing::info!("certflow reminder worker running");
-            report_exit("reminder worker", worker.run_until_stopped(shutdown_signal()).await);
+            report_exit("reminder worker", worker.run_until_stopped(stop.cancelled_owned()).await);
+            if let Some(metrics) = metrics {
+                metrics.stop(true).await;
+            }
         }
         Command::Migrate => {
             init_subscriber(get_subscriber("info,sqlx=warn", std::io::stderr));
@@ -126,7 +144,12 @@ fn describe(done: &str, summary: &backup::BackupSummary) -> String {
 }
 
 async fn build_worker(settings: &Settings) -> anyhow::Result<worker::ReminderWorker> {
-    let db = engine::store::connect(&settings.database_url, settings.database_max_connections).await?;
+    let db = engine::store::connect_mapping(
+        &settings.database_url,
+        settings.database_max_connections,
+        settings.sqlite_mmap_size,
+    )
+    .await?;
     Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
     if let entities::settings::MailTransport::Outbox(folder) = &settings.mail_transport {
         tracing::info!(outbox = %folder.display(), "no SMTP_HOST: emails are written as .eml files");
@@ -134,11 +157,63 @@ async fn build_worker(settings: &Settings) -> anyhow::Result<worker::ReminderWor
     worker::ReminderWorker::build(settings, db, entities::clock::Clock::system()).await
 }
 
-async fn shutdown_signal() {
-    if let Err(error) = tokio::signal::ctrl_c().await {
-        tracing::error!(%error, "cannot listen for Ctrl-C");
-        std::future::pending::<()>().await;
+/// The process's metrics recorder, unless `METRICS_ADDR=off`.
+fn install_metrics(settings: &Settings) {
+    if settings.metrics != MetricsExposure::Off {
+        api::metrics::recorder();
+        worker::describe_metrics();
     }
+}
+
+/// A worker running alone serves `/metrics` only on a listener of its own (`METRICS_ADDR`).
+fn serve_worker_metrics(
+    settings: &Settings,
+    worker: &worker::ReminderWorker,
+) -> anyhow::Result<Option<api::metrics::MetricsServerHandle>> {
+    match settings.metrics {
+        MetricsExposure::Listener(address) => {
+            let endpoint = api::metrics::MetricsEndpoint::new(vec![("worker", worker.database().clone())]);
+            let (server, port) = api::metrics::metrics_server(address, endpoint)?;
+            let handle = server.handle();
+            tokio::spawn(server);
+            tokio::spawn(api::metrics::keep_metrics(None));
+            tracing::info!(%address, port, "worker metrics at /metrics");
+            Ok(Some(handle))
+        }
+        MetricsExposure::OnApiPort => {
+            tracing::info!("METRICS_ADDR is not set: a worker running alone serves no /metrics");
+            Ok(None)
+        }
+        MetricsExposure::Off => Ok(None),
+    }
+}
+
+/// Cancelled on the first SIGINT (Ctrl-C) or SIGTERM: the API drains and finishes its requests,
+/// the worker finishes or hands back its jobs. A second signal ends the process at once.
+fn stop_on_signal() -> CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stop = CancellationToken::new();
+    let cancel = stop.clone();
+    tokio::spawn(async move {
+        let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
+        else {
+            tracing::error!("cannot listen for SIGINT and SIGTERM: stop the process with SIGKILL");
+            return;
+        };
+        let mut next_signal = async || {
+            tokio::select! {
+                _ = interrupt.recv() => "SIGINT",
+                _ = terminate.recv() => "SIGTERM",
+            }
+        };
+        let signal = next_signal().await;
+        tracing::info!(signal, "stopping gracefully (a second signal stops at once)");
+        cancel.cancel();
+        let signal = next_signal().await;
+        tracing::warn!(signal, "second signal: stopping at once");
+        std::process::exit(130);
+    });
+    stop
 }
 
 fn report_exit(task: &str, outcome: anyhow::Result<()>) {

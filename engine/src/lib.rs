@@ -15,6 +15,7 @@ pub mod history;
 pub mod idempotency;
 pub mod lifecycle;
 pub mod nonconformities;
+pub mod observe;
 pub mod policies;
 pub mod reminders;
 pub mod revocations;

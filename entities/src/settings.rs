@@ -22,6 +22,11 @@ fn random_secret() -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How much of a SQLite file each connection maps into memory unless `SQLITE_MMAP_SIZE` says
+/// otherwise: none. Reads then copy pages out of the OS cache (`pread`), and the process's resident
+/// memory counts no file pages (docs/benchmarks.md has the measurements that chose it).
+pub const DEFAULT_SQLITE_MMAP_SIZE: u64 = 0;
+
 /// Every setting of certflow.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -91,6 +96,30 @@ pub struct Settings {
     /// `RATE_LIMIT_ANONYMOUS_PER_SECOND` / `RATE_LIMIT_ANONYMOUS_BURST`: requests each client
     /// address may make without a valid token (health checks, certificate verification, docs).
     pub anonymous_rate_limit: RateLimit,
+    /// `METRICS_ADDR`: where `/metrics` (Prometheus) is served: on the API's own port when unset,
+    /// on a listener of its own at this host:port (so it need not be public; a worker running
+    /// alone serves it only there), or nowhere (`off`).
+    pub metrics: MetricsExposure,
+    /// `SHUTDOWN_DRAIN_SECONDS`: after SIGTERM, how long the API keeps serving while `/readyz`
+    /// answers 503, so a load balancer stops sending before the listener closes (0: close at once).
+    pub shutdown_drain_seconds: u32,
+    /// `SHUTDOWN_GRACE_SECONDS`: after the listener closes, how long requests in flight and the
+    /// worker's jobs in hand may take to finish before the process exits.
+    pub shutdown_grace_seconds: u32,
+    /// `SQLITE_MMAP_SIZE`: bytes of a SQLite file each connection reads through a memory map
+    /// (SQLite's `mmap_size`; 0: none).
+    pub sqlite_mmap_size: u64,
+}
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsExposure {
+    /// On the API's port (the default); a worker running alone serves none.
+    OnApiPort,
+    /// On a listener of its own, in the API and in a worker running alone.
+    Listener(SocketAddr),
+    /// Nowhere: nothing is recorded.
+    Off,
 }
 
 /// A rate limit: a sustained rate and the burst allowed above it.
@@ -274,6 +303,16 @@ impl Settings {
                 "RATE_LIMIT_ANONYMOUS_BURST",
                 30,
             )?,
+            metrics: match get("METRICS_ADDR").as_deref() {
+                None => MetricsExposure::OnApiPort,
+                Some("off") => MetricsExposure::Off,
+                Some(address) => MetricsExposure::Listener(address.parse().map_err(|e| {
+                    invalid("METRICS_ADDR", format!("'{address}' is neither host:port nor 'off' ({e})"))
+                })?),
+            },
+            shutdown_drain_seconds: parse_amount(&get, "SHUTDOWN_DRAIN_SECONDS", 0)?,
+            shutdown_grace_seconds: parse_amount(&get, "SHUTDOWN_GRACE_SECONDS", 30)?,
+            sqlite_mmap_size: parse_amount(&get, "SQLITE_MMAP_SIZE", DEFAULT_SQLITE_MMAP_SIZE)?,
         })
     }
 
@@ -373,6 +412,18 @@ fn parse_number(
     }
 }
 
+/// A whole number that may be 0 (a duration or a size that can be turned off).
+fn parse_amount<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: T,
+) -> Result<T, SettingsError> {
+    match get(variable) {
+        None => Ok(default),
+        Some(raw) => raw.parse::<T>().map_err(|_| invalid(variable, format!("'{raw}' is not a whole number"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +440,29 @@ mod tests {
         assert!(settings.database_url.starts_with("sqlite://./data/"));
         assert!(settings.jwt_secret_is_dev_default);
         assert!(matches!(settings.mail_transport, MailTransport::Outbox(_)));
+    }
+
+    #[test]
+    fn metrics_shutdown_and_the_memory_map_are_settings_with_working_defaults() {
+        let defaults = Settings::from_vars(vars(&[])).unwrap();
+        assert_eq!(defaults.metrics, MetricsExposure::OnApiPort);
+        assert_eq!((defaults.shutdown_drain_seconds, defaults.shutdown_grace_seconds), (0, 30));
+        assert_eq!(defaults.sqlite_mmap_size, DEFAULT_SQLITE_MMAP_SIZE);
+        let set = Settings::from_vars(vars(&[
+            ("METRICS_ADDR", "127.0.0.1:9464"),
+            ("SHUTDOWN_DRAIN_SECONDS", "5"),
+            ("SHUTDOWN_GRACE_SECONDS", "0"),
+            ("SQLITE_MMAP_SIZE", "268435456"),
+        ]))
+        .unwrap();
+        assert_eq!(set.metrics, MetricsExposure::Listener("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!((set.shutdown_drain_seconds, set.shutdown_grace_seconds, set.sqlite_mmap_size), (5, 0, 1 << 28));
+        assert_eq!(Settings::from_vars(vars(&[("METRICS_ADDR", "off")])).unwrap().metrics, MetricsExposure::Off);
+        for (variable, value) in
+            [("METRICS_ADDR", "9464"), ("SHUTDOWN_GRACE_SECONDS", "-1"), ("SQLITE_MMAP_SIZE", "1GB")]
+        {
+            assert_eq!(Settings::from_vars(vars(&[(variable, value)])).unwrap_err().variable, variable);
+        }
     }
 
     #[test]

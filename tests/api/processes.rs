@@ -29,6 +29,26 @@ impl CertflowProcess {
         self.address.as_deref().expect("an API process")
     }
 
+    /// Asks the process to stop (SIGTERM), as a service manager or Kubernetes does.
+    pub fn terminate(&self) {
+        let sent = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
+        assert!(sent.success(), "SIGTERM the process");
+    }
+
+    /// Waits at most `seconds` for the process to exit: its status, or `None` if it still runs.
+    pub async fn exit_within(&mut self, seconds: u64) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("read the process's state") {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     /// Kills the process (SIGKILL) and waits until it is gone.
     pub fn kill(&mut self) {
         self.child.kill().expect("SIGKILL the process");

@@ -12,3 +12,15 @@ pub mod startup;
 pub mod templates;
 
 pub use startup::ReminderWorker;
+
+/// Describes the worker's metrics to the installed recorder (`certflow_emails_total`, the scan's).
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_histogram};
+    describe_counter!(
+        "certflow_emails_total",
+        "Email jobs by outcome: sent, retried (will be tried again), failed (for good), cancelled, nothing_to_do, error"
+    );
+    describe_histogram!("certflow_scan_duration_seconds", Unit::Seconds, "Time each scan tick took");
+    describe_counter!("certflow_scan_claimed_steps_total", "Reminder and escalation steps the scan claimed");
+    describe_counter!("certflow_scan_failures_total", "Scan ticks that failed (the next tick retries)");
+}

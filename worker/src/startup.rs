@@ -35,6 +35,8 @@ pub struct ReminderWorker {
     queue: EmailQueue,
     schedule: cron::Schedule,
     concurrency: usize,
+    /// How long jobs in hand may take to finish once a stop is asked for.
+    grace: Duration,
 }
 
 impl ReminderWorker {
@@ -62,7 +64,13 @@ impl ReminderWorker {
         let engine = Engine::new(db.clone(), db, clock);
         let ticker = Arc::new(Ticker { engine, batch, queue: queue.clone(), requeue_after });
         let concurrency = usize::try_from(settings.delivery_concurrency).unwrap_or(1);
-        Ok(Self { ticker, delivery, queue, schedule, concurrency })
+        let grace = Duration::from_secs(settings.shutdown_grace_seconds.into());
+        Ok(Self { ticker, delivery, queue, schedule, concurrency, grace })
+    }
+
+    /// The worker's database pool (for its metrics).
+    pub fn database(&self) -> &DatabaseConnection {
+        &self.delivery.db
     }
 
     /// The scan, to drive it step by step (tests) or on a schedule.
@@ -84,6 +92,9 @@ impl ReminderWorker {
     }
 
     /// Runs the cron scan and the email workers until `shutdown` completes (no scan at start).
+    /// Then it takes no new job, lets the emails being sent finish (`SHUTDOWN_GRACE_SECONDS` at
+    /// most) and hands the jobs it had fetched but not begun back to the queue, where another
+    /// worker takes them at once.
     pub async fn run_scheduled(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let schedule = self.schedule.clone();
         let ticker = self.ticker.clone();
@@ -115,7 +126,7 @@ impl ReminderWorker {
             }),
         };
         monitor
-            .shutdown_timeout(Duration::from_secs(10))
+            .shutdown_timeout(self.grace)
             .run_with_signal(async move {
                 shutdown.await;
                 Ok(())

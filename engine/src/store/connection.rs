@@ -3,18 +3,28 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use entities::settings::DEFAULT_SQLITE_MMAP_SIZE;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
 
-/// How much of a SQLite file its connections read through a memory map (1 GiB).
-pub const SQLITE_MMAP_SIZE: u64 = 1 << 30;
-
-/// Connects to `url` with at most `max_connections` connections. A SQLite file's folder is
-/// created when missing. Migrations are not run here: see `migration::Migrator`.
+/// Connects to `url` with at most `max_connections` connections, SQLite connections mapping as
+/// much of the file as the default `SQLITE_MMAP_SIZE`. A SQLite file's folder is created when
+/// missing. Migrations are not run here: see `migration::Migrator`.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+    connect_mapping(url, max_connections, DEFAULT_SQLITE_MMAP_SIZE).await
+}
+
+/// [`connect`], with each SQLite connection mapping at most `sqlite_mmap_size` bytes of the file
+/// (`SQLITE_MMAP_SIZE`). Every connection maps the file on its own, and the process's resident
+/// memory counts each mapping's pages once per connection.
+pub async fn connect_mapping(
+    url: &str,
+    max_connections: u32,
+    sqlite_mmap_size: u64,
+) -> anyhow::Result<DatabaseConnection> {
     let folder = sqlite_file(url)
         .and_then(|path| std::path::Path::new(path).parent())
         .filter(|folder| !folder.as_os_str().is_empty());
@@ -36,16 +46,15 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
         // a dead one is replaced instead of failing the request.
         .test_before_acquire_if_idle_for(Duration::from_secs(1))
         .sqlx_logging(false)
-        .map_sqlx_sqlite_opts(|opts| {
+        .map_sqlx_sqlite_opts(move |opts| {
             opts.create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(10))
                 .foreign_keys(true)
-                // Reads map the file instead of copying every page they touch out of the OS
-                // cache with a `pread` (writes still go through the WAL): pages of 50 engagements
-                // were served 10-15% faster (docs/benchmarks.md).
-                .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string())
+                // With a map, reads take pages from it instead of copying them out of the OS
+                // cache with a `pread` (writes still go through the WAL).
+                .pragma("mmap_size", sqlite_mmap_size.to_string())
         });
     Database::connect(options).await.context("Failed to connect to the database")
 }
@@ -59,10 +68,15 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
 /// and none sleeps. On PostgreSQL, a pool of `writers` connections: a few write transactions at
 /// once keep the cores busy, more only wait on each other's row locks and stretch the tail, while
 /// reads, one short statement each, gain from a larger pool.
-pub async fn connect_writer(url: &str, db: &DatabaseConnection, writers: u32) -> anyhow::Result<DatabaseConnection> {
+pub async fn connect_writer(
+    url: &str,
+    db: &DatabaseConnection,
+    writers: u32,
+    sqlite_mmap_size: u64,
+) -> anyhow::Result<DatabaseConnection> {
     match db.get_database_backend() {
         DbBackend::Sqlite if sqlite_file(url).is_none() => Ok(db.clone()),
-        DbBackend::Sqlite => connect(url, 1).await,
+        DbBackend::Sqlite => connect_mapping(url, 1, sqlite_mmap_size).await,
         _ => connect(url, writers).await,
     }
 }
@@ -86,19 +100,25 @@ pub fn sqlite_file(url: &str) -> Option<&str> {
 mod tests {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-    use super::{connect, connect_writer, sqlite_file};
+    use super::{connect, connect_mapping, connect_writer, sqlite_file};
+
+    async fn mmap_size(db: &sea_orm::DatabaseConnection) -> i64 {
+        let mmap_size = db.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA mmap_size")).await;
+        mmap_size.expect("pragma").expect("a row").try_get_by_index(0).expect("a number")
+    }
 
     #[tokio::test]
-    async fn a_sqlite_file_gets_one_writer_connection_of_its_own() {
+    async fn a_sqlite_file_gets_one_writer_connection_of_its_own_both_mapping_what_the_setting_says() {
         let folder = std::env::temp_dir().join(format!("certflow-writer-{}", std::process::id()));
         let url = format!("sqlite://{}/w.db?mode=rwc", folder.display());
-        let db = connect(&url, 4).await.expect("connect");
-        let writer = connect_writer(&url, &db, 8).await.expect("writer");
+        let db = connect_mapping(&url, 4, 1 << 24).await.expect("connect");
+        let writer = connect_writer(&url, &db, 8, 1 << 24).await.expect("writer");
         assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);
         assert_eq!(db.get_sqlite_connection_pool().options().get_max_connections(), 4);
-        let mmap_size = db.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA mmap_size")).await;
-        let mmap_size: i64 = mmap_size.expect("pragma").expect("a row").try_get_by_index(0).expect("a number");
-        assert_eq!(mmap_size as u64, super::SQLITE_MMAP_SIZE);
+        assert_eq!((mmap_size(&db).await, mmap_size(&writer).await), (1 << 24, 1 << 24));
+        let unmapped = connect(&url, 1).await.expect("connect with the default");
+        assert_eq!(mmap_size(&unmapped).await as u64, entities::settings::DEFAULT_SQLITE_MMAP_SIZE);
+        unmapped.close().await.expect("close");
         writer.close().await.expect("close");
         db.close().await.expect("close");
         std::fs::remove_dir_all(folder).expect("clean up");
@@ -107,7 +127,7 @@ mod tests {
     #[tokio::test]
     async fn an_in_memory_sqlite_database_writes_through_the_pool_it_reads_from() {
         let db = connect("sqlite::memory:", 1).await.expect("connect");
-        let writer = connect_writer("sqlite::memory:", &db, 8).await.expect("writer");
+        let writer = connect_writer("sqlite::memory:", &db, 8, 0).await.expect("writer");
         assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);
         writer.execute_unprepared("CREATE TABLE t (x INTEGER)").await.expect("create");
         db.execute_unprepared("SELECT x FROM t").await.expect("the same database");

@@ -60,7 +60,19 @@ impl Ticker {
     /// limit and grace withdraws, a certificate past its expiry date expires). The escalations go
     /// first: withdrawing and expiring cancel a deadline's unsent emails, so an engagement whose
     /// escalation waits to be sent moves at a later tick.
+    #[tracing::instrument(name = "scan_tick", skip_all, fields(at = %self.engine.clock.now()))]
     pub async fn tick(&self) -> Result<TickReport, WorkerError> {
+        let started = std::time::Instant::now();
+        let report = self.scan_and_queue().await;
+        metrics::histogram!("certflow_scan_duration_seconds").record(started.elapsed().as_secs_f64());
+        match &report {
+            Ok(report) => metrics::counter!("certflow_scan_claimed_steps_total").increment(report.scan.claimed as u64),
+            Err(_) => metrics::counter!("certflow_scan_failures_total").increment(1),
+        }
+        report
+    }
+
+    async fn scan_and_queue(&self) -> Result<TickReport, WorkerError> {
         let now = self.engine.clock.now();
         let scan = claim_due_steps(&self.engine.db, now, self.batch).await?;
         let queued = self.enqueue(now).await?;

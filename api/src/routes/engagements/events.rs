@@ -22,8 +22,9 @@ use crate::preconditions::expected_version;
 use crate::state::AppState;
 
 /// The event and its own fields, tagged by `event`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema, strum::IntoStaticStr)]
 #[serde(tag = "event", rename_all = "snake_case", deny_unknown_fields)]
+#[strum(serialize_all = "snake_case")]
 pub enum EventDetails {
     /// Sign the engagement letter with the selected certification body.
     SignEngagementLetter {
@@ -352,14 +353,40 @@ pub async fn post_engagement_event(
     body: web::Json<EventRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let expected = expected_version(&http, body.version)?;
-    let mut request = body.parse(&user)?;
+    let event: &'static str = (&body.details).into();
+    let outcome = fire_event(&app, &user, claim, &http, *id, body).await;
+    count_transition(event, outcome.as_ref().err());
+    outcome
+}
+
+async fn fire_event(
+    app: &AppState,
+    user: &AuthUser,
+    claim: IdempotencyClaim,
+    http: &HttpRequest,
+    id: Uuid,
+    body: EventRequest,
+) -> Result<HttpResponse, ApiError> {
+    let expected = expected_version(http, body.version)?;
+    let mut request = body.parse(user)?;
     request.expected_version = expected;
-    let (write, transitioned) = app.fire(&user, *id, &request, claim.claim()).await?;
+    let (write, transitioned) = app.fire(user, id, &request, claim.claim()).await?;
     let view = EngagementView::with_open_deadlines(
         transitioned.engagement,
         transitioned.open_deadlines.into_models(),
         write.today(),
     );
     commit(write, HttpResponse::Ok().json(view)).await
+}
+
+/// `certflow_transitions_total{event, outcome[, code]}`: fired, or refused with the problem's code
+/// (a refusal by the rules with its first violation's code, e.g. `major_nc_unverified`).
+fn count_transition(event: &'static str, refusal: Option<&ApiError>) {
+    match refusal {
+        None => metrics::counter!("certflow_transitions_total", "event" => event, "outcome" => "fired").increment(1),
+        Some(error) => {
+            metrics::counter!("certflow_transitions_total", "event" => event, "outcome" => "refused", "code" => error.code())
+                .increment(1);
+        }
+    }
 }
