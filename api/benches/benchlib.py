@@ -218,6 +218,11 @@ class Api:
         `pread` instead, the same pages sit in the same cache without counting in the RSS."""
         return self._status_mb("RssFile")
 
+    def own(self):
+        """The API's own memory, in MB: its anonymous pages (heap, stacks, the allocator's
+        retention), without the files it maps."""
+        return self._status_mb("RssAnon")
+
     def _status_mb(self, key):
         """A memory figure of the API process's `/proc/<pid>/status`, in MB."""
         status = Path(f"/proc/{self.process.pid}/status").read_text()

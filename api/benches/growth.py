@@ -18,11 +18,13 @@ For each backend, one API process (release build) over one fresh database that g
    the same database), over the same engagements and cursors: on PostgreSQL pgbench runs the SQL
    each read executes (the same statements, prepared, as the API runs them) with the same clients;
    on SQLite one process per core runs the same statements through Python's sqlite3 module.
-5. The API's resident memory after each size, with the part of it that maps files (on SQLite the
-   database file, through each connection's memory map), and its peak over the whole run (VmHWM,
-   highest of its processes).
+5. The API's resident memory after each size, split into its own (anonymous: heap, stacks, the
+   allocator's retention) and the part that maps files (its binary and, on SQLite with
+   SQLITE_MMAP_SIZE, the database file through each connection's memory map), and its peak over
+   the whole run (VmHWM, highest of its processes).
 
 Environment: BACKENDS (sqlite,postgres), SIZES (10000,100000,1000000), CLIENTS (64), SECONDS (10),
+SQLITE_MMAP_SIZE (the API's setting, passed through; the SQLite ceiling maps as much),
 DATABASE_MAX_CONNECTIONS (the API's pool: 32 on PostgreSQL, the default 10 on SQLite),
 BENCH_POSTGRES_URL.
 """
@@ -132,7 +134,8 @@ def sqlite_worker(path, seconds, ids, listed, pages, counter):
     import random
     import sqlite3
     connection = sqlite3.connect(path, check_same_thread=False)
-    connection.execute(f"PRAGMA mmap_size = {1 << 30}")
+    # The API's memory map, so both read the file the same way.
+    connection.execute(f"PRAGMA mmap_size = {int(os.environ.get('SQLITE_MMAP_SIZE', '0'))}")
     as_blob = [uuid.UUID(e).bytes for e in (listed if pages else ids)]
     done, deadline = 0, time.time() + seconds
     while time.time() < deadline:
@@ -186,7 +189,7 @@ def main():
                 ids, listed = read_targets(db)
                 figures = measure(db, api, pairs, ids, listed)
                 rss, process_peak = api.memory()
-                rss_file = api.file_backed()
+                rss_file, rss_own = api.file_backed(), api.own()
                 peak = max(peak, process_peak)
                 # The database alone, with the API stopped: on PostgreSQL pgbench's clients and the
                 # API's pools would not fit in its 100 connections together, and an idle API would
@@ -194,21 +197,23 @@ def main():
                 api.stop()
                 ceiling = ceilings(db, ids, listed) if backend == "postgres" else sqlite_ceilings(db, ids, listed)
                 api = Api(binary, db)
-                rows.append((backend, total, figures, (rss, rss_file), ceiling))
-                print(backend, total, figures, f"RSS {rss:.0f} MB ({rss_file:.0f} MB file-backed)", f"ceilings {ceiling}", file=sys.stderr)
+                rows.append((backend, total, figures, (rss, rss_file, rss_own), ceiling))
+                print(backend, total, figures, f"RSS {rss:.0f} MB ({rss_file:.0f} MB file-backed, {rss_own:.0f} MB own)",
+                      f"ceilings {ceiling}", file=sys.stderr)
             peak = max(peak, api.memory()[1])
-            rows.append((backend, None, None, (peak, None), None))
+            rows.append((backend, None, None, (peak, None, None), None))
         finally:
             api.stop()
             db.drop()
 
     print(f"\n{CLIENTS} clients, {SECONDS} s per figure; requests/s (p50 / p99)\n")
     operations = list(rows[0][2])
-    print("| database (API pool) | engagements | " + " | ".join(operations) + " | API RSS after (of it file-backed) |")
-    print("|---|---|" + "---|" * len(operations) + "---|")
-    for backend, total, figures, (rss, rss_file), _ in rows:
+    print("| database (API pool) | engagements | " + " | ".join(operations)
+          + " | API RSS after | of it the API's own (anonymous) | of it mapped files |")
+    print("|---|---|" + "---|" * len(operations) + "---|---|---|")
+    for backend, total, figures, (rss, rss_file, rss_own), _ in rows:
         if figures is None:
-            print(f"| {backend} ({pool_of(backend)}) | peak over the run | " + " | " * len(operations) + f"{rss:.0f} MB |")
+            print(f"| {backend} ({pool_of(backend)}) | peak over the run | " + " | " * len(operations) + f"{rss:.0f} MB | | |")
             continue
         cells = []
         for operation in operations:
@@ -217,7 +222,8 @@ def main():
             if non_2xx or errors:
                 cell += f" non-2xx {non_2xx}, errors {errors}"
             cells.append(cell)
-        print(f"| {backend} ({pool_of(backend)}) | {total:,} | " + " | ".join(cells) + f" | {rss:.0f} MB ({rss_file:.0f} MB) |")
+        print(f"| {backend} ({pool_of(backend)}) | {total:,} | " + " | ".join(cells)
+              + f" | {rss:.0f} MB | {rss_own:.0f} MB | {rss_file:.0f} MB |")
 
     measured = [(backend, total, figures, ceiling) for backend, total, figures, _, ceiling in rows if ceiling]
     if measured:

@@ -1,7 +1,9 @@
 //! The `certflow` command: runs the API and the reminder worker (together or apart), applies
-//! migrations, backs up and restores the embedded SQLite database, and mints tokens for local use.
+//! migrations, backs up and restores the embedded SQLite database, exports and imports every
+//! record (from SQLite to PostgreSQL), and mints tokens for local use.
 
 pub mod backup;
+pub mod transfer;
 
 use anyhow::Context;
 use api::auth::{Role, TokenKeys};
@@ -43,6 +45,18 @@ enum Command {
         /// Replace an existing database.
         #[arg(long)]
         replace: bool,
+    },
+    /// Write every record of DATABASE_URL to FILE (JSON lines, one snapshot), e.g. to move from the
+    /// embedded SQLite database to PostgreSQL with `import`.
+    Export {
+        /// Where the records go (must not exist).
+        path: std::path::PathBuf,
+    },
+    /// Read an export into DATABASE_URL, which must hold no records (its schema is made first):
+    /// every record or none.
+    Import {
+        /// The export.
+        path: std::path::PathBuf,
     },
     /// Print a bearer token for local use, signed with JWT_SECRET.
     Token {
@@ -122,6 +136,16 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
             let summary = backup::restore(&path, &settings.database_url, replace).await?;
             println!("{}", describe("restored to", &summary));
         }
+        Command::Export { path } => {
+            let db = engine::store::connect(&settings.database_url, 1).await?;
+            let counts = transfer::export(&db, &path).await?;
+            println!("exported to {}: {}", path.display(), describe_counts(&counts));
+        }
+        Command::Import { path } => {
+            let db = engine::store::connect(&settings.database_url, 1).await?;
+            let counts = transfer::import(&db, &path).await?;
+            println!("imported {}: {}", path.display(), describe_counts(&counts));
+        }
         Command::Token { role, sub, org, cb, hours } => {
             let keys = TokenKeys::from_settings(&settings)?;
             let token = keys.mint(&sub, role, org, cb, chrono::Utc::now(), chrono::Duration::hours(hours)).context(
@@ -131,6 +155,12 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn describe_counts(counts: &transfer::Counts) -> String {
+    let total: u64 = counts.values().sum();
+    let tables: Vec<String> = counts.iter().filter(|(_, n)| **n > 0).map(|(table, n)| format!("{n} {table}")).collect();
+    format!("{total} records ({})", tables.join(", "))
 }
 
 fn describe(done: &str, summary: &backup::BackupSummary) -> String {

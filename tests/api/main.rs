@@ -34,6 +34,7 @@ mod stage1;
 mod storage_faults;
 mod suspension;
 mod tokens;
+mod transfer;
 mod worker_crash;
 mod worker_scale;
 mod write_path;

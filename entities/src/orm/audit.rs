@@ -4,7 +4,7 @@ use crate::domain::AuditKind;
 use crate::domain::Stage1Outcome;
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "audits")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -4,7 +4,7 @@ use crate::domain::CertificateStatus;
 use crate::domain::StandardVersion;
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "certificates")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -5,7 +5,7 @@ use crate::domain::deadline::DeadlineOwner;
 use crate::domain::deadline::DeadlineStatus;
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "deadlines")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

@@ -5,7 +5,7 @@ use crate::domain::FindingStatus;
 use crate::domain::FollowUpOutcome;
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "findings")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
