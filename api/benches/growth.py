@@ -83,6 +83,24 @@ def grow(db, template, count, batch):
     return int(db.execute(";\n".join(statements) + ";\n")[0][0])
 
 
+def census_and_scrape(api):
+    """What /metrics costs at this size: the census the API took at its start (three grouped counts,
+    retaken every 60 s, never per scrape) and a scrape's time (the mean of 20), in ms."""
+    import urllib.request
+    time.sleep(2)
+    text = ""
+    started = time.time()
+    for _ in range(20):
+        with urllib.request.urlopen(api.base + "/metrics") as response:
+            text = response.read().decode()
+    scrape_ms = (time.time() - started) / 20 * 1000
+    figures = dict(line.rsplit(" ", 1) for line in text.splitlines()
+                   if line.startswith("certflow_census_duration_seconds_"))
+    count = float(figures.get("certflow_census_duration_seconds_count", "0"))
+    census_ms = float(figures.get("certflow_census_duration_seconds_sum", "0")) / count * 1000 if count else float("nan")
+    return census_ms, scrape_ms
+
+
 def read_targets(db):
     """Random engagements and random cursors into the listed state's pages."""
     ids = [row[0] for row in db.execute("SELECT id FROM engagements ORDER BY random() LIMIT 10000")]
@@ -175,6 +193,7 @@ def sqlite_ceilings(db, ids, listed):
 def main():
     binary = release_binary()
     rows = []
+    censuses = []
     for backend in BACKENDS:
         db = Database(backend, "growth")
         api = Api(binary, db)
@@ -197,6 +216,9 @@ def main():
                 api.stop()
                 ceiling = ceilings(db, ids, listed) if backend == "postgres" else sqlite_ceilings(db, ids, listed)
                 api = Api(binary, db)
+                census_ms, scrape_ms = census_and_scrape(api)
+                print(f"{backend} {total}: census {census_ms:.1f} ms, scrape {scrape_ms:.2f} ms", file=sys.stderr)
+                censuses.append((backend, total, census_ms, scrape_ms))
                 rows.append((backend, total, figures, (rss, rss_file, rss_own), ceiling))
                 print(backend, total, figures, f"RSS {rss:.0f} MB ({rss_file:.0f} MB file-backed, {rss_own:.0f} MB own)",
                       f"ceilings {ceiling}", file=sys.stderr)
@@ -224,6 +246,13 @@ def main():
             cells.append(cell)
         print(f"| {backend} ({pool_of(backend)}) | {total:,} | " + " | ".join(cells)
               + f" | {rss:.0f} MB | {rss_own:.0f} MB | {rss_file:.0f} MB |")
+
+    print("\n/metrics at each size: the census the API takes at its start and every 60 s, and a scrape "
+          "(mean of 20):\n")
+    print("| database | engagements | census (3 grouped counts) | scrape |")
+    print("|---|---|---|---|")
+    for backend, total, census_ms, scrape_ms in censuses:
+        print(f"| {backend} | {total:,} | {census_ms:.1f} ms | {scrape_ms:.2f} ms |")
 
     measured = [(backend, total, figures, ceiling) for backend, total, figures, _, ceiling in rows if ceiling]
     if measured:

@@ -7,7 +7,7 @@ pub mod transfer;
 
 use anyhow::Context;
 use api::auth::{Role, TokenKeys};
-use api::telemetry::{get_subscriber, init_subscriber};
+use api::telemetry::{Traces, get_subscriber, init_subscriber};
 use clap::{Parser, Subcommand};
 use entities::settings::{MetricsExposure, Settings};
 use migration::{Migrator, MigratorTrait};
@@ -81,11 +81,14 @@ enum Command {
 /// Runs the command line `args` (the first is the program's name).
 pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
     let cli = Cli::parse_from(args);
+    // Spans go out over OTLP while the command runs; what is held is flushed when it returns.
+    let traces = Traces::from_env()?;
+    let tracer = || traces.as_ref().map(Traces::tracer);
     let settings =
         Settings::from_env()?.load_dev_secret().context("Failed to read or create the development JWT secret")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout));
+            init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout, tracer()));
             warn_about_development_defaults(&settings);
             install_metrics(&settings);
             let application = api::Application::build(&settings).await?;
@@ -111,7 +114,7 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
             }
         }
         Command::Worker => {
-            init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout));
+            init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout, tracer()));
             install_metrics(&settings);
             let worker = build_worker(&settings).await?;
             let stop = stop_on_signal();
@@ -123,7 +126,7 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
             }
         }
         Command::Migrate => {
-            init_subscriber(get_subscriber("info,sqlx=warn", std::io::stderr));
+            init_subscriber(get_subscriber("info,sqlx=warn", std::io::stderr, tracer()));
             let db = engine::store::connect(&settings.database_url, 1).await?;
             Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
             tracing::info!("migrations applied");

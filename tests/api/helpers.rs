@@ -15,9 +15,9 @@ use uuid::Uuid;
 
 static TRACING: LazyLock<()> = LazyLock::new(|| {
     if std::env::var("TEST_LOG").is_ok() {
-        init_subscriber(get_subscriber("debug,sqlx=warn", std::io::stdout));
+        init_subscriber(get_subscriber("debug,sqlx=warn", std::io::stdout, None));
     } else {
-        init_subscriber(get_subscriber("error", std::io::sink));
+        init_subscriber(get_subscriber("error", std::io::sink, None));
     }
 });
 

@@ -34,6 +34,7 @@ mod stage1;
 mod storage_faults;
 mod suspension;
 mod tokens;
+mod traces;
 mod transfer;
 mod worker_crash;
 mod worker_scale;
