@@ -398,17 +398,17 @@ fn invalid(variable: &'static str, problem: String) -> SettingsError {
     SettingsError { variable, problem }
 }
 
+/// A whole number above 0.
 fn parse_number(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
     default: u32,
 ) -> Result<u32, SettingsError> {
-    match get(variable) {
-        None => Ok(default),
-        Some(raw) => match raw.parse::<u32>() {
-            Ok(n) if n > 0 => Ok(n),
-            _ => Err(invalid(variable, format!("'{raw}' is not a positive whole number"))),
-        },
+    match parse_amount(get, variable, default) {
+        Ok(0) | Err(_) => {
+            Err(invalid(variable, format!("'{}' is not a positive whole number", get(variable).unwrap_or_default())))
+        }
+        Ok(n) => Ok(n),
     }
 }
 
