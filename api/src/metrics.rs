@@ -133,17 +133,33 @@ pub async fn time_request(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let method = request.method().clone();
+    let method = method_label(request.method());
     let response = next.call(request).await?;
     let route = response.request().match_pattern().unwrap_or_else(|| UNMATCHED.to_owned());
     metrics::histogram!(
         "certflow_http_request_duration_seconds",
-        "method" => method.as_str().to_owned(),
+        "method" => method,
         "route" => route,
         "status" => response.status().as_str().to_owned(),
     )
     .record(started.elapsed().as_secs_f64());
     Ok(response)
+}
+
+/// The `method` label: HTTP's methods by name, any other a client sends as `other` (a label per
+/// invented method would let clients grow the series without bound).
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 /// Keeps the recorder's histograms bounded, and retakes the census every [`CENSUS_INTERVAL`]

@@ -90,40 +90,41 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
         Command::Serve => {
             init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout, tracer()));
             warn_about_development_defaults(&settings);
+            let stop = stop_on_signal()?;
             install_metrics(&settings);
             let application = api::Application::build(&settings).await?;
             tracing::info!(address = %settings.listen_addr, port = application.port(), docs = "/docs/", "certflow API listening");
-            let stop = stop_on_signal();
             if settings.worker_embedded {
                 let worker = build_worker(&settings).await?;
                 // Whichever stops first (a signal, or a failure) stops the other, and both finish.
                 let api = async {
                     let ended = application.run_until(stop.clone().cancelled_owned()).await;
                     stop.cancel();
-                    report_exit("API", ended.map_err(anyhow::Error::from));
+                    report_exit("API", ended.map_err(anyhow::Error::from))
                 };
                 let worker = async {
                     let ended = worker.run_until_stopped(stop.clone().cancelled_owned()).await;
                     stop.cancel();
-                    report_exit("reminder worker", ended);
+                    report_exit("reminder worker", ended)
                 };
-                tokio::join!(api, worker);
+                let (api, worker) = tokio::join!(api, worker);
+                api.and(worker)?;
             } else {
                 let ended = application.run_until(stop.cancelled_owned()).await;
-                report_exit("API", ended.map_err(anyhow::Error::from));
+                report_exit("API", ended.map_err(anyhow::Error::from))?;
             }
         }
         Command::Worker => {
             init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout, tracer()));
-            install_metrics(&settings);
+            let stop = stop_on_signal()?;
             let worker = build_worker(&settings).await?;
-            let stop = stop_on_signal();
             let metrics = serve_worker_metrics(&settings, &worker)?;
             tracing::info!("certflow reminder worker running");
-            report_exit("reminder worker", worker.run_until_stopped(stop.cancelled_owned()).await);
+            let ended = report_exit("reminder worker", worker.run_until_stopped(stop.cancelled_owned()).await);
             if let Some(metrics) = metrics {
                 metrics.stop(true).await;
             }
+            ended?;
         }
         Command::Migrate => {
             init_subscriber(get_subscriber("info,sqlx=warn", std::io::stderr, tracer()));
@@ -190,7 +191,7 @@ async fn build_worker(settings: &Settings) -> anyhow::Result<worker::ReminderWor
     worker::ReminderWorker::build(settings, db, entities::clock::Clock::system()).await
 }
 
-/// The process's metrics recorder, unless `METRICS_ADDR=off`.
+/// The API's metrics recorder, unless `METRICS_ADDR=off`.
 fn install_metrics(settings: &Settings) {
     if settings.metrics != MetricsExposure::Off {
         api::metrics::recorder();
@@ -205,6 +206,9 @@ fn serve_worker_metrics(
 ) -> anyhow::Result<Option<api::metrics::MetricsServerHandle>> {
     match settings.metrics {
         MetricsExposure::Listener(address) => {
+            // Recorded only where something scrapes it (and keeps its histograms bounded).
+            api::metrics::recorder();
+            worker::describe_metrics();
             let endpoint = api::metrics::MetricsEndpoint::new(vec![("worker", worker.database().clone())]);
             let (server, port) = api::metrics::metrics_server(address, endpoint)?;
             let handle = server.handle();
@@ -222,17 +226,15 @@ fn serve_worker_metrics(
 }
 
 /// Cancelled on the first SIGINT (Ctrl-C) or SIGTERM: the API drains and finishes its requests,
-/// the worker finishes or hands back its jobs. A second signal ends the process at once.
-fn stop_on_signal() -> CancellationToken {
+/// the worker finishes or hands back its jobs. A second signal ends the process at once. The
+/// handlers are in place when this returns: a signal during the start is not lost.
+fn stop_on_signal() -> anyhow::Result<CancellationToken> {
     use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("Failed to listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("Failed to listen for SIGTERM")?;
     let stop = CancellationToken::new();
     let cancel = stop.clone();
     tokio::spawn(async move {
-        let (Ok(mut interrupt), Ok(mut terminate)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
-        else {
-            tracing::error!("cannot listen for SIGINT and SIGTERM: stop the process with SIGKILL");
-            return;
-        };
         let mut next_signal = async || {
             tokio::select! {
                 _ = interrupt.recv() => "SIGINT",
@@ -246,14 +248,17 @@ fn stop_on_signal() -> CancellationToken {
         tracing::warn!(signal, "second signal: stopping at once");
         std::process::exit(130);
     });
-    stop
+    Ok(stop)
 }
 
-fn report_exit(task: &str, outcome: anyhow::Result<()>) {
-    match outcome {
+/// Logs how `task` ended, and passes a failure on (the process then exits non-zero, so a
+/// supervisor restarts it).
+fn report_exit(task: &str, outcome: anyhow::Result<()>) -> anyhow::Result<()> {
+    match &outcome {
         Ok(()) => tracing::info!("{task} stopped"),
         Err(error) => tracing::error!(error = ?error, "{task} failed"),
     }
+    outcome.with_context(|| format!("the {task} failed"))
 }
 
 fn warn_about_development_defaults(settings: &Settings) {

@@ -17,12 +17,17 @@ use crate::error::EngineError;
 
 /// Describes the engine's metrics to the installed recorder.
 pub fn describe() {
+    metrics::describe_gauge!(
+        "certflow_db_pool_waiting",
+        "Write transactions waiting for the writer pool (on SQLite, for its one connection)"
+    );
     metrics::describe_counter!("certflow_census_failures_total", "Censuses that could not be taken");
 }
 
 /// Sets the gauges of `pool` (named `name`): connections in use and idle, and its maximum.
-/// The driver does not tell how many callers wait for a connection; a request that waits longer
-/// than the acquire timeout is answered 503 (`service-unavailable`) and counted with its route.
+/// The driver does not tell how many callers wait for a connection: the writes waiting for the
+/// writer are counted by `store::begin_write` (`certflow_db_pool_waiting`); a read that waits
+/// longer than the acquire timeout is answered 503 (`service-unavailable`), counted with its route.
 pub fn sample_pool(name: &'static str, pool: &DatabaseConnection) {
     let (size, idle, max) = match pool.get_database_backend() {
         DatabaseBackend::Sqlite => {

@@ -71,6 +71,9 @@ async fn the_counters_move_by_exactly_the_requests_and_transitions_sent(backend:
     let signed = a_day_already_due_by_the_wall_clock();
     let fired = json!({ "event": "sign_engagement_letter", "signed_on": signed });
     send(Method::POST, events, Some(fired)).await.expect(200);
+    // A method HTTP does not have is labelled `other`, never by its name.
+    let invented = Method::from_bytes(b"FROBNICATE").unwrap();
+    send(invented, format!("/api/v1/engagements/{engagement}"), None).await;
     let after = scrape(&app, &metrics_url).await;
 
     // Assert: each series moved by exactly what was sent.
@@ -87,6 +90,18 @@ async fn the_counters_move_by_exactly_the_requests_and_transitions_sent(backend:
         1.0,
         "the first scrape"
     );
+    let invented_series = after.metrics.iter().flat_map(|family| &family.samples).flat_map(|s| s.labels.iter());
+    assert!(invented_series.filter(|label| label.key == "method").all(|label| label.value != "FROBNICATE"));
+    let other_methods: f64 = ["404", "405"]
+        .iter()
+        .map(|status| moved(REQUESTS, &[("method", "other"), ("route", "unmatched"), ("status", status)]))
+        .chain(
+            ["404", "405"]
+                .iter()
+                .map(|status| moved(REQUESTS, &[("method", "other"), ("route", engagement_route), ("status", status)])),
+        )
+        .sum();
+    assert_eq!(other_methods, 1.0, "the invented method counted once, as `other`");
     let transitions = "certflow_transitions_total";
     assert_eq!(moved(transitions, &[("event", "sign_engagement_letter"), ("outcome", "fired")]), 1.0);
     let refusal = [("event", "grant_certification"), ("outcome", "refused"), ("code", refused_code.as_str())];
@@ -153,3 +168,42 @@ async fn metrics_on_a_listener_of_their_own_leave_the_api_port_and_count_a_lone_
     assert_eq!(value(&worker_scrape, "certflow_emails_total", &[("outcome", "failed")]), 0.0);
 }
 on_both_databases!(metrics_on_a_listener_of_their_own_leave_the_api_port_and_count_a_lone_workers_emails);
+
+async fn writes_queued_for_the_sqlite_writer_show_as_waiting() {
+    // Arrange: an API process; the test holds SQLite's write lock.
+    let app = spawn_app(Backend::Sqlite).await;
+    let api = start_api_with(&app, &[]).await;
+    let admin = process_token(&app, "admin", "root@platform.test");
+    let metrics_url = format!("{}/metrics", api.address());
+    let waiting = |scrape: &Scrape| value(scrape, "certflow_db_pool_waiting", &[("pool", "write")]);
+    assert_eq!(waiting(&scrape(&app, &metrics_url).await), 0.0);
+    let db = app.db().await;
+    let held = crate::shutdown::hold_writes(&db).await;
+
+    // Act: three organizations are created meanwhile.
+    let writes: Vec<_> = (0..3)
+        .map(|n| {
+            let request = app
+                .client
+                .post(format!("{}/api/v1/organizations", api.address()))
+                .bearer_auth(&admin)
+                .json(&json!({ "legal_name": format!("Queued {n} Ltd"), "isms_scope": "Operations", "persons": 10,
+                    "sites": ["York"], "isms_manager_email": "isms@acme.test", "executive_email": "ceo@acme.test" }));
+            tokio::spawn(request.send())
+        })
+        .collect();
+
+    // Assert: the three wait for the writer while the lock is held, none once it is let go.
+    wait_at_most(3, "three writes wait for the writer", || async { waiting(&scrape(&app, &metrics_url).await) == 3.0 })
+        .await;
+    held.rollback().await.unwrap();
+    for write in writes {
+        assert_eq!(write.await.unwrap().unwrap().status(), 201);
+    }
+    assert_eq!(waiting(&scrape(&app, &metrics_url).await), 0.0);
+}
+
+#[tokio::test]
+async fn writes_queued_for_the_sqlite_writer_show_as_waiting_on_sqlite() {
+    writes_queued_for_the_sqlite_writer_show_as_waiting().await;
+}

@@ -83,10 +83,32 @@ pub async fn connect_writer(
 
 /// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
 /// IMMEDIATE`), so concurrent writers queue instead of failing when they upgrade a read.
+///
+/// `certflow_db_pool_waiting{pool="write"}` counts the writes waiting for the writer meanwhile (on
+/// SQLite, the queue for its one connection).
 pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
     let options =
         TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
+    let _waiting = Waiting::for_pool("write");
     db.begin_with_options(options).await
+}
+
+/// One more on a pool's `certflow_db_pool_waiting` gauge while it lives (a wait given up when
+/// its request goes away is counted off too).
+struct Waiting(metrics::Gauge);
+
+impl Waiting {
+    fn for_pool(pool: &'static str) -> Self {
+        let gauge = metrics::gauge!("certflow_db_pool_waiting", "pool" => pool);
+        gauge.increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 /// The file path of a `sqlite:` URL, unless it is in memory.
