@@ -163,6 +163,56 @@ async fn each_recipient_gets_its_own_message_and_a_retry_sends_only_to_those_sti
 }
 on_both_databases!(each_recipient_gets_its_own_message_and_a_retry_sends_only_to_those_still_waiting);
 
+async fn a_recipient_whose_server_refuses_holds_up_no_other(backend: Backend) {
+    // Arrange: the due-day escalation goes to the owner, then the engagement's manager; the mail
+    // server defers the owner's address, the first of the two.
+    let app = spawn_app(backend).await;
+    let smtp = SmtpSink::start();
+    let (engagement, _) = engagement_with_a_cap_item_due_on_day_80(&app).await;
+    let worker = app.spawn_worker(smtp.port).await;
+    let escalated_to = |smtp: &SmtpSink| -> Vec<String> {
+        let mut to: Vec<String> = smtp
+            .received()
+            .into_iter()
+            .filter(|m| m.subject().contains("ESCALATION"))
+            .map(|m| m.to[0].clone())
+            .collect();
+        to.sort();
+        to
+    };
+    let escalation = || async {
+        app.notifications(&engagement).await.into_iter().find(|n| n["step_key"] == "escalation+0").unwrap()
+    };
+    smtp.defer(Some("sre@acme.test"));
+
+    // Act 1: the escalation's day.
+    app.set_today(day(80));
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+
+    // Assert 1: the manager has hers at once; the owner's waits for a retry, and only the owner's.
+    assert_eq!(escalated_to(&smtp), ["isms@acme.test"]);
+    let pending = escalation().await;
+    assert_eq!((pending["status"].as_str(), pending["attempts"].as_i64()), (Some("pending"), Some(1)), "{pending}");
+    assert!(pending["last_error"].as_str().is_some_and(|e| e.contains("451")), "{pending}");
+
+    // Act 2: the server accepts the owner again; the retry's time comes.
+    smtp.defer(None);
+    app.set_now(app.clock.now() + chrono::Duration::minutes(5));
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+
+    // Assert 2: each has exactly one.
+    assert_eq!(escalated_to(&smtp), ["isms@acme.test", "sre@acme.test"]);
+    let sent = escalation().await;
+    assert_eq!((sent["status"].as_str(), sent["attempts"].as_i64()), (Some("sent"), Some(2)), "{sent}");
+    let mut recipients: Vec<&str> =
+        sent["recipients"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    recipients.sort_unstable();
+    assert_eq!(recipients, ["isms@acme.test", "sre@acme.test"], "no recipient lost or added");
+}
+on_both_databases!(a_recipient_whose_server_refuses_holds_up_no_other);
+
 async fn closing_the_finding_before_its_due_date_cancels_the_remaining_steps(backend: Backend) {
     let app = spawn_app(backend).await;
     let smtp = SmtpSink::start();

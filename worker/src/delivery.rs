@@ -104,27 +104,45 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
             return Err(error);
         }
     };
-    // One message per recipient, in order, from the first not yet sent: a retry after a failure
-    // never sends again to those who had theirs.
-    let total = messages.len();
-    let mut sent_to = usize::try_from(notification.recipients_sent).unwrap_or(0);
-    let mut sent = Ok(());
-    for message in messages.into_iter().skip(sent_to) {
-        sent = context.mailer.send(message).await;
-        if sent.is_err() {
-            break;
+    // One message per recipient, from the first not yet served: a retry never sends again to
+    // those who had theirs. A recipient whose server refuses does not hold up the others: the
+    // recipients are kept in the order [served, not yet tried, refused], `recipients_sent` counting
+    // the served, so a retry tries only the refused ones.
+    let recipients = entities::orm::strings_of(&notification.recipients);
+    let served_before = usize::try_from(notification.recipients_sent).unwrap_or(0).min(recipients.len());
+    let mut served: Vec<String> = recipients[..served_before].to_vec();
+    let mut refused: Vec<(String, MailError)> = Vec::new();
+    for (recipient, message) in recipients.iter().zip(messages).skip(served_before) {
+        match context.mailer.send(message).await {
+            Ok(()) => served.push(recipient.clone()),
+            Err(error) => {
+                tracing::warn!(recipient = %mask(recipient), %error, "a recipient's message not handed over; the others go on");
+                refused.push((recipient.clone(), error));
+                continue;
+            }
         }
-        sent_to += 1;
-        if sent_to < total && !record_progress(context, &notification, sent_to).await {
-            tracing::warn!(sent_to, "the lease ended and another delivery holds the notification: stopping");
+        let untried = recipients.iter().skip(served.len() + refused.len());
+        let order = served.iter().chain(untried).chain(refused.iter().map(|(r, _)| r));
+        if served.len() < recipients.len() && !record_progress(context, &notification, order, served.len()).await {
+            tracing::warn!(
+                sent_to = served.len(),
+                "the lease ended and another delivery holds the notification: stopping"
+            );
             return Ok(DeliveryOutcome::NothingToDo);
         }
     }
+    let sent_to = served.len();
+    let order: Vec<&String> = served.iter().chain(refused.iter().map(|(r, _)| r)).collect();
+    let order = entities::orm::json_strings(&order);
+    let sent = match refused.into_iter().next() {
+        None => Ok(()),
+        Some((_, first)) => Err(first),
+    };
     // An email may have left: never hand the claim back now. Recording the outcome is retried;
     // if it still fails, the lease ends and the last email may go out once more (same Message-ID).
     let mut tries = 0;
     loop {
-        match record_outcome(context, notification.clone(), sent.clone(), sent_to, now).await {
+        match record_outcome(context, notification.clone(), sent.clone(), (&order, sent_to), now).await {
             Ok(outcome) => return Ok(outcome),
             Err(error) if tries < 3 => {
                 tries += 1;
@@ -136,11 +154,18 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
     }
 }
 
-/// Records that the first `sent_to` recipients have their message, and extends the lease for the
-/// next one; `false` when another delivery took the notification over (this one stops sending).
-/// A failure to write is only logged: the outcome records the count again.
-async fn record_progress(context: &DeliveryContext, notification: &notification::Model, sent_to: usize) -> bool {
+/// Records the recipients in `order`, of which the first `sent_to` have their message, and extends
+/// the lease for the next one; `false` when another delivery took the notification over (this one
+/// stops sending). A failure to write is only logged: the outcome records them again.
+async fn record_progress<'a>(
+    context: &DeliveryContext,
+    notification: &notification::Model,
+    order: impl Iterator<Item = &'a String>,
+    sent_to: usize,
+) -> bool {
+    let order: Vec<&String> = order.collect();
     let recorded = Notification::update_many()
+        .col_expr(notification::Column::Recipients, Expr::value(entities::orm::json_strings(&order)))
         .col_expr(notification::Column::RecipientsSent, Expr::value(i32::try_from(sent_to).unwrap_or(i32::MAX)))
         .col_expr(notification::Column::LeaseUntil, Expr::value(context.clock.now() + context.lease))
         .filter(still_ours(notification))
@@ -184,18 +209,21 @@ async fn prepare(
     }
 }
 
+/// Records how the delivery ended: `recipients` in their new order (served first), of which the
+/// first `sent_to` have their message.
 async fn record_outcome(
     context: &DeliveryContext,
     notification: notification::Model,
     sent: Result<(), MailError>,
-    sent_to: usize,
+    (order, sent_to): (&serde_json::Value, usize),
     now: DateTime<Utc>,
 ) -> Result<DeliveryOutcome, WorkerError> {
     let sent_to = i32::try_from(sent_to).unwrap_or(i32::MAX);
-    let recipients: Vec<String> = entities::orm::strings_of(&notification.recipients).iter().map(|r| mask(r)).collect();
+    let recipients: Vec<String> = entities::orm::strings_of(order).iter().map(|r| mask(r)).collect();
     // Written only while this delivery still holds the claim (see `still_ours`).
     let update = Notification::update_many()
         .col_expr(notification::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(notification::Column::Recipients, Expr::value(order.clone()))
         .col_expr(notification::Column::RecipientsSent, Expr::value(sent_to))
         .filter(still_ours(&notification));
     let (update, outcome) = match sent {
