@@ -13,8 +13,8 @@ statements (issue 21's first step: the write path measured, not yet changed).
 4. With the API stopped, SQLite alone runs the statements one such transition executes, in the
    API's order, in a loop for SECONDS: one writer (the API has one), the API's pragmas, through
    Python's sqlite3 module. They are the PostgreSQL statements transitions.py captured from the
-   statement log, in SQLite's dialect as sea-orm writes them for SQLite: no `FOR UPDATE` (the
-   transaction is `BEGIN IMMEDIATE`), ids and instants bound as values. Python's own time per
+   statement log, translated by hand to SQLite's dialect: no `FOR UPDATE` (the transaction is
+   `BEGIN IMMEDIATE`), ids and instants bound as values (not yet captured from SQLite itself). Python's own time per
    statement is counted in the ceiling, so this is a floor of what SQLite itself can do.
 5. Prints both, their ratio, the API's latency and its peak memory.
 
