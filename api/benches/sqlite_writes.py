@@ -12,9 +12,8 @@ statements (issue 21's first step: the write path measured, not yet changed).
    ready" stage 1 outcome (the same full transition as transitions.py on PostgreSQL).
 4. With the API stopped, SQLite alone runs the statements one such transition executes, in the
    API's order, in a loop for SECONDS: one writer (the API has one), the API's pragmas, through
-   Python's sqlite3 module. They are the PostgreSQL statements transitions.py captured from the
-   statement log, translated by hand to SQLite's dialect: no `FOR UPDATE` (the transaction is
-   `BEGIN IMMEDIATE`), ids and instants bound as values (not yet captured from SQLite itself). Python's own time per
+   Python's sqlite3 module. The statements are the API's own on SQLite, captured from its statement
+   log (`DATABASE_LOG_STATEMENTS=true`), with the values it binds. Python's own time per
    statement is counted in the ceiling, so this is a floor of what SQLite itself can do.
 5. Prints both, their ratio, the API's latency and its peak memory.
 
@@ -35,32 +34,37 @@ from benchlib import (Api, Database, fresh_stage1_audits, release_binary, seed_s
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
 SECONDS = int(os.environ.get("SECONDS", "20"))
 
-# One `record_stage1_outcome` (not ready), in the API's order: the authorization read (its own
-# connection, outside the write), then the write transaction.
-AUTHORIZE = "SELECT id FROM engagements WHERE id = ?"
-TRANSACTION = [
-    ("lock", "SELECT * FROM engagements WHERE id = :e"),
-    ("facts", "SELECT o.accepts_unaccredited_cb, cb.accredited, cb.accreditation_expires_on, c.decision_on, "
-              "c.expires_on, c.surveillances_completed, c.last_surveillance_on, c.status, "
-              "(SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'major_nc' AND status = 'open'), "
-              "(SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'minor_nc' AND status = 'open'), "
-              "(SELECT count(id) FROM findings WHERE audit_id = :a AND grade = 'major_nc'), "
-              "a.kind, a.first_day, a.last_day, a.completed_at, cp.policy, d.* "
-              "FROM organizations o LEFT JOIN certification_bodies cb ON cb.id IN "
-              "(SELECT certification_body_id FROM proposals WHERE engagement_id = :e AND status = 'selected') "
-              "LEFT JOIN certification_policies cp ON cp.certification_body_id = cb.id "
-              "LEFT JOIN certificates c ON c.engagement_id = :e "
-              "LEFT JOIN audits a ON a.id = :a AND a.engagement_id = :e "
-              "LEFT JOIN deadlines d ON d.engagement_id = :e AND d.status = 'open' WHERE o.id = :o"),
-    ("documents", "SELECT * FROM documents WHERE engagement_id = :e"),
-    ("soa", "SELECT * FROM soa_entries WHERE engagement_id = :e"),
-    ("audit", "UPDATE audits SET completed_at = :now, updated_at = :now, stage1_outcome = 'not_ready', "
-              "gaps = '[\"no internal audit\"]' WHERE id = :a"),
-    ("history", "INSERT INTO engagement_history (id, engagement_id, action, from_state, to_state, actor, reason, "
-                "evidence, subject_id, occurred_at) VALUES (:h, :e, 'record_stage1_outcome', 'stage1', 'stage1', "
-                "'bench@certflow.bench', NULL, '[]', :a, :now)"),
-    ("version", "UPDATE engagements SET version = version + 1, updated_at = :now WHERE id = :e RETURNING *"),
-]
+# One `record_stage1_outcome` (not ready) as the API runs it on SQLite, captured from its statement
+# log (`DATABASE_LOG_STATEMENTS=true RUST_LOG=sqlx::query=info`, one request): the authorization
+# read on the read pool, then, between `BEGIN IMMEDIATE` and `COMMIT` on the writer, the rest.
+CAPTURED = {
+    "authorize": 'SELECT "engagements"."certification_body_id" FROM "engagements" WHERE "engagements"."id" = ? LIMIT ?',
+    "lock": 'SELECT "engagements"."id", "engagements"."organization_id", "engagements"."certification_body_id", "engagements"."standard", "engagements"."state", "engagements"."manager_email", "engagements"."engagement_letter_signed_on", "engagements"."stage1_ready_on", "engagements"."stage2_last_day", "engagements"."suspended_on", "engagements"."expired_on", "engagements"."suspension_cause", "engagements"."scope", "engagements"."version", "engagements"."created_at", "engagements"."updated_at" FROM "engagements" WHERE "engagements"."id" = ? LIMIT ?',
+    "facts": 'SELECT "organizations"."accepts_unaccredited_cb" AS "accepts_unaccredited_cb", "certification_bodies"."accredited" AS "cb_accredited", "certification_bodies"."accreditation_expires_on" AS "cb_accreditation_expires_on", "certificates"."decision_on" AS "certificate_decision_on", "certificates"."expires_on" AS "certificate_expires_on", "certificates"."surveillances_completed" AS "certificate_surveillances_completed", "certificates"."last_surveillance_on" AS "certificate_last_surveillance_on", "certificates"."status" AS "certificate_status", (SELECT COUNT("findings"."id") FROM "findings" WHERE "findings"."engagement_id" = ? AND "findings"."grade" = ? AND "findings"."status" = ?) AS "majors_open", (SELECT COUNT("findings"."id") FROM "findings" WHERE "findings"."engagement_id" = ? AND "findings"."grade" = ? AND "findings"."status" = ?) AS "minors_open", (SELECT COUNT("findings"."id") FROM "findings" WHERE "findings"."audit_id" = ? AND "findings"."grade" = ?) AS "audit_major_ncs", "audits"."kind" AS "audit_kind", "audits"."first_day" AS "audit_first_day", "audits"."last_day" AS "audit_last_day", "audits"."completed_at" AS "audit_completed_at", "certification_policies"."policy" AS "certification_policy", "deadlines"."id" AS "deadline_id", "deadlines"."engagement_id" AS "deadline_engagement_id", "deadlines"."kind" AS "deadline_kind", "deadlines"."subject_id" AS "deadline_subject_id", "deadlines"."due_on" AS "deadline_due_on", "deadlines"."owner" AS "deadline_owner", "deadlines"."owner_email" AS "deadline_owner_email", "deadlines"."status" AS "deadline_status", "deadlines"."created_at" AS "deadline_created_at", "deadlines"."closed_at" AS "deadline_closed_at", "deadlines"."next_step_on" AS "deadline_next_step_on" FROM "organizations" LEFT JOIN "certification_bodies" ON "certification_bodies"."id" IN (SELECT "certification_body_id" FROM "proposals" WHERE "proposals"."engagement_id" = ? AND "proposals"."status" = ?) LEFT JOIN "certification_policies" ON "certification_policies"."certification_body_id" = "certification_bodies"."id" LEFT JOIN "certificates" ON "certificates"."engagement_id" = ? LEFT JOIN "audits" ON "audits"."id" = ? AND "audits"."engagement_id" = ? LEFT JOIN "deadlines" ON "deadlines"."engagement_id" = ? AND "deadlines"."status" = ? WHERE "organizations"."id" = ?',
+    "documents": 'SELECT "documents"."id", "documents"."engagement_id", "documents"."kind", "documents"."reference", "documents"."registered_at" FROM "documents" WHERE "documents"."engagement_id" = ?',
+    "soa": 'SELECT "soa_entries"."engagement_id", "soa_entries"."control", "soa_entries"."applicable", "soa_entries"."justification" FROM "soa_entries" WHERE "soa_entries"."engagement_id" = ?',
+    "audit": 'UPDATE "audits" SET "completed_at" = ?, "updated_at" = ?, "stage1_outcome" = ?, "gaps" = ? WHERE "audits"."id" = ?',
+    "history": 'INSERT INTO "engagement_history" ("id", "engagement_id", "action", "from_state", "to_state", "actor", "reason", "evidence", "subject_id", "occurred_at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    "version": 'UPDATE "engagements" SET "state" = ?, "engagement_letter_signed_on" = ?, "stage1_ready_on" = ?, "stage2_last_day" = ?, "suspended_on" = ?, "expired_on" = ?, "suspension_cause" = ?, "scope" = ?, "version" = ?, "updated_at" = ? WHERE "engagements"."id" = ? RETURNING "id", "organization_id", "certification_body_id", "standard", "state", "manager_email", "engagement_letter_signed_on", "stage1_ready_on", "stage2_last_day", "suspended_on", "expired_on", "suspension_cause", "scope", "version", "created_at", "updated_at"',
+}
+
+
+def parameters(name, e, a, o, now, engagement_row):
+    """The values the API binds to statement `name`, in order."""
+    if name in ("authorize", "lock"):
+        return (e, 1)
+    if name == "facts":
+        return (e, "major_nc", "open", e, "minor_nc", "open", a, "major_nc", e, "selected", e, a, e, e, "open", o)
+    if name in ("documents", "soa"):
+        return (e,)
+    if name == "audit":
+        return (now, now, "not_ready", '["no internal audit"]', a)
+    if name == "history":
+        return (uuid.uuid4().bytes, e, "record_stage1_outcome", "stage1", "stage1", "bench@certflow.bench", None, "[]",
+                a, now)
+    # The engagement's columns as read under the lock, its version one up.
+    row = engagement_row
+    return (row[4], row[6], row[7], row[8], row[9], row[10], row[11], row[12], row[13] + 1, now, e)
 
 
 def sqlite_ceiling(path, targets, organization, seconds):
@@ -83,16 +87,18 @@ def sqlite_ceiling(path, targets, organization, seconds):
         started = time.perf_counter()
         e, a = uuid.UUID(engagement).bytes, uuid.UUID(audit).bytes
         now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
-        reader.execute(AUTHORIZE, (e,)).fetchall()
+        reader.execute(CAPTURED["authorize"], parameters("authorize", e, a, org, now, None)).fetchall()
         writer.execute("BEGIN IMMEDIATE")
-        values = {"e": e, "a": a, "o": org, "now": now, "h": uuid.uuid4().bytes}
-        for name, statement in TRANSACTION:
-            cursor = writer.execute(statement, values)
+        engagement_row = None
+        for name in ("lock", "facts", "documents", "soa", "audit", "history", "version"):
+            cursor = writer.execute(CAPTURED[name], parameters(name, e, a, org, now, engagement_row))
             rows = cursor.fetchall()
             # Each statement does its work: the engagement, its facts and its new version are
             # read, the audit is completed once.
             if name in ("lock", "facts", "version"):
                 assert rows, f"{name} found nothing for {engagement}"
+            if name == "lock":
+                engagement_row = rows[0]
             if name == "audit":
                 assert cursor.rowcount == 1, f"the audit {audit} was not completed"
         writer.execute("COMMIT")

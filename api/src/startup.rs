@@ -11,7 +11,7 @@ use actix_web::middleware::Condition;
 use actix_web::{App, HttpRequest, HttpServer, web};
 use anyhow::Context;
 use engine::Engine;
-use engine::store::{connect_mapping, connect_writer};
+use engine::store::{Tuning, connect_tuned, connect_writer};
 use entities::clock::Clock;
 use entities::settings::{MetricsExposure, Settings};
 use migration::{Migrator, MigratorTrait};
@@ -41,8 +41,7 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies the migrations and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let db = connect_mapping(&settings.database_url, settings.database_max_connections, settings.sqlite_mmap_size)
-            .await?;
+        let db = connect_tuned(&settings.database_url, settings.database_max_connections, Tuning::of(settings)).await?;
         Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
         Self::build_with(settings, db, Clock::system()).await
     }
@@ -50,7 +49,7 @@ impl Application {
     /// Binds the listener over an open database with a given clock.
     pub async fn build_with(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
         let writer =
-            connect_writer(&settings.database_url, &db, settings.database_write_connections, settings.sqlite_mmap_size)
+            connect_writer(&settings.database_url, &db, settings.database_write_connections, Tuning::of(settings))
                 .await?;
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("Failed to listen on {}", settings.listen_addr))?;

@@ -178,12 +178,8 @@ fn describe(done: &str, summary: &backup::BackupSummary) -> String {
 }
 
 async fn build_worker(settings: &Settings) -> anyhow::Result<worker::ReminderWorker> {
-    let db = engine::store::connect_mapping(
-        &settings.database_url,
-        settings.database_max_connections,
-        settings.sqlite_mmap_size,
-    )
-    .await?;
+    let tuning = engine::store::Tuning::of(settings);
+    let db = engine::store::connect_tuned(&settings.database_url, settings.database_max_connections, tuning).await?;
     Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
     if let entities::settings::MailTransport::Outbox(folder) = &settings.mail_transport {
         tracing::info!(outbox = %folder.display(), "no SMTP_HOST: emails are written as .eml files");

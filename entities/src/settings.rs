@@ -109,6 +109,9 @@ pub struct Settings {
     /// `SQLITE_MMAP_SIZE`: bytes of a SQLite file each connection reads through a memory map
     /// (SQLite's `mmap_size`; 0: none).
     pub sqlite_mmap_size: u64,
+    /// `DATABASE_LOG_STATEMENTS`: log every statement with its time (at INFO, target
+    /// `sqlx::query`), to capture what a request runs.
+    pub database_log_statements: bool,
 }
 
 /// Where `/metrics` is served.
@@ -313,6 +316,13 @@ impl Settings {
             shutdown_drain_seconds: parse_amount(&get, "SHUTDOWN_DRAIN_SECONDS", 0)?,
             shutdown_grace_seconds: parse_amount(&get, "SHUTDOWN_GRACE_SECONDS", 30)?,
             sqlite_mmap_size: parse_amount(&get, "SQLITE_MMAP_SIZE", DEFAULT_SQLITE_MMAP_SIZE)?,
+            database_log_statements: match get("DATABASE_LOG_STATEMENTS").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(invalid("DATABASE_LOG_STATEMENTS", format!("'{other}' is neither true nor false")));
+                }
+            },
         })
     }
 
@@ -448,6 +458,10 @@ mod tests {
         assert_eq!(defaults.metrics, MetricsExposure::OnApiPort);
         assert_eq!((defaults.shutdown_drain_seconds, defaults.shutdown_grace_seconds), (0, 30));
         assert_eq!(defaults.sqlite_mmap_size, DEFAULT_SQLITE_MMAP_SIZE);
+        assert!(!defaults.database_log_statements);
+        assert!(Settings::from_vars(vars(&[("DATABASE_LOG_STATEMENTS", "true")])).unwrap().database_log_statements);
+        let typo = Settings::from_vars(vars(&[("DATABASE_LOG_STATEMENTS", "yes")])).unwrap_err();
+        assert_eq!(typo.variable, "DATABASE_LOG_STATEMENTS");
         let set = Settings::from_vars(vars(&[
             ("METRICS_ADDR", "127.0.0.1:9464"),
             ("SHUTDOWN_DRAIN_SECONDS", "5"),

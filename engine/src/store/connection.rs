@@ -10,21 +10,39 @@ use sea_orm::{
     TransactionOptions, TransactionTrait,
 };
 
-/// Connects to `url` with at most `max_connections` connections, SQLite connections mapping as
-/// much of the file as the default `SQLITE_MMAP_SIZE`. A SQLite file's folder is created when
-/// missing. Migrations are not run here: see `migration::Migrator`.
-pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
-    connect_mapping(url, max_connections, DEFAULT_SQLITE_MMAP_SIZE).await
+/// How connections are opened beyond their number (`SQLITE_MMAP_SIZE`, `DATABASE_LOG_STATEMENTS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuning {
+    /// Bytes of a SQLite file each connection maps (every connection maps the file on its own, and
+    /// the process's resident memory counts each mapping's pages once per connection).
+    pub sqlite_mmap_size: u64,
+    /// Log every statement with its time (sqlx, target `sqlx::query`, at INFO): to capture what a
+    /// request runs, e.g. for a benchmark's ceiling.
+    pub log_statements: bool,
 }
 
-/// [`connect`], with each SQLite connection mapping at most `sqlite_mmap_size` bytes of the file
-/// (`SQLITE_MMAP_SIZE`). Every connection maps the file on its own, and the process's resident
-/// memory counts each mapping's pages once per connection.
-pub async fn connect_mapping(
-    url: &str,
-    max_connections: u32,
-    sqlite_mmap_size: u64,
-) -> anyhow::Result<DatabaseConnection> {
+impl Default for Tuning {
+    fn default() -> Self {
+        Self { sqlite_mmap_size: DEFAULT_SQLITE_MMAP_SIZE, log_statements: false }
+    }
+}
+
+impl Tuning {
+    /// The tuning the settings name.
+    pub fn of(settings: &entities::settings::Settings) -> Self {
+        Self { sqlite_mmap_size: settings.sqlite_mmap_size, log_statements: settings.database_log_statements }
+    }
+}
+
+/// Connects to `url` with at most `max_connections` connections, tuned as by default. A SQLite
+/// file's folder is created when missing. Migrations are not run here: see `migration::Migrator`.
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
+    connect_tuned(url, max_connections, Tuning::default()).await
+}
+
+/// [`connect`], tuned by `tuning`.
+pub async fn connect_tuned(url: &str, max_connections: u32, tuning: Tuning) -> anyhow::Result<DatabaseConnection> {
+    let Tuning { sqlite_mmap_size, log_statements } = tuning;
     let folder = sqlite_file(url)
         .and_then(|path| std::path::Path::new(path).parent())
         .filter(|folder| !folder.as_os_str().is_empty());
@@ -45,7 +63,8 @@ pub async fn connect_mapping(
         // transaction. One idle for longer (e.g. through a server restart) is pinged first, and
         // a dead one is replaced instead of failing the request.
         .test_before_acquire_if_idle_for(Duration::from_secs(1))
-        .sqlx_logging(false)
+        // sea-orm logs them at INFO.
+        .sqlx_logging(log_statements)
         .map_sqlx_sqlite_opts(move |opts| {
             opts.create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -72,12 +91,12 @@ pub async fn connect_writer(
     url: &str,
     db: &DatabaseConnection,
     writers: u32,
-    sqlite_mmap_size: u64,
+    tuning: Tuning,
 ) -> anyhow::Result<DatabaseConnection> {
     match db.get_database_backend() {
         DbBackend::Sqlite if sqlite_file(url).is_none() => Ok(db.clone()),
-        DbBackend::Sqlite => connect_mapping(url, 1, sqlite_mmap_size).await,
-        _ => connect(url, writers).await,
+        DbBackend::Sqlite => connect_tuned(url, 1, tuning).await,
+        _ => connect_tuned(url, writers, tuning).await,
     }
 }
 
@@ -122,7 +141,7 @@ pub fn sqlite_file(url: &str) -> Option<&str> {
 mod tests {
     use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
-    use super::{connect, connect_mapping, connect_writer, sqlite_file};
+    use super::{Tuning, connect, connect_tuned, connect_writer, sqlite_file};
 
     async fn mmap_size(db: &sea_orm::DatabaseConnection) -> i64 {
         let mmap_size = db.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA mmap_size")).await;
@@ -133,8 +152,9 @@ mod tests {
     async fn a_sqlite_file_gets_one_writer_connection_of_its_own_both_mapping_what_the_setting_says() {
         let folder = std::env::temp_dir().join(format!("certflow-writer-{}", std::process::id()));
         let url = format!("sqlite://{}/w.db?mode=rwc", folder.display());
-        let db = connect_mapping(&url, 4, 1 << 24).await.expect("connect");
-        let writer = connect_writer(&url, &db, 8, 1 << 24).await.expect("writer");
+        let tuning = Tuning { sqlite_mmap_size: 1 << 24, log_statements: false };
+        let db = connect_tuned(&url, 4, tuning).await.expect("connect");
+        let writer = connect_writer(&url, &db, 8, tuning).await.expect("writer");
         assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);
         assert_eq!(db.get_sqlite_connection_pool().options().get_max_connections(), 4);
         assert_eq!((mmap_size(&db).await, mmap_size(&writer).await), (1 << 24, 1 << 24));
@@ -149,7 +169,7 @@ mod tests {
     #[tokio::test]
     async fn an_in_memory_sqlite_database_writes_through_the_pool_it_reads_from() {
         let db = connect("sqlite::memory:", 1).await.expect("connect");
-        let writer = connect_writer("sqlite::memory:", &db, 8, 0).await.expect("writer");
+        let writer = connect_writer("sqlite::memory:", &db, 8, Tuning::default()).await.expect("writer");
         assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);
         writer.execute_unprepared("CREATE TABLE t (x INTEGER)").await.expect("create");
         db.execute_unprepared("SELECT x FROM t").await.expect("the same database");
