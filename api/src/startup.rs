@@ -31,8 +31,8 @@ use crate::state::{AppState, JSON_BODY_LIMIT};
 pub struct Application {
     port: u16,
     server: Server,
-    /// `/metrics` on a listener of its own (`METRICS_ADDR`), and its port.
-    metrics_server: Option<(Server, u16)>,
+    /// `/metrics` on a listener of its own (`METRICS_ADDR`).
+    metrics_server: Option<Server>,
     housekeeping: Vec<tokio::task::JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     drain: Duration,
@@ -58,7 +58,7 @@ impl Application {
         let metrics = (settings.metrics != MetricsExposure::Off)
             .then(|| MetricsEndpoint::new(vec![("read", engine.db.clone()), ("write", engine.writer.clone())]));
         let metrics_server = match (settings.metrics, &metrics) {
-            (MetricsExposure::Listener(address), Some(endpoint)) => Some(metrics_server(address, endpoint.clone())?),
+            (MetricsExposure::Listener(address), Some(endpoint)) => Some(metrics_server(address, endpoint.clone())?.0),
             _ => None,
         };
         let metrics_route = metrics.filter(|_| settings.metrics == MetricsExposure::OnApiPort).map(web::Data::new);
@@ -126,11 +126,6 @@ impl Application {
         self.port
     }
 
-    /// The port of `/metrics`' own listener, when `METRICS_ADDR` names one.
-    pub fn metrics_port(&self) -> Option<u16> {
-        self.metrics_server.as_ref().map(|(_, port)| *port)
-    }
-
     /// Serves until the task is dropped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.run_until(std::future::pending()).await
@@ -142,10 +137,10 @@ impl Application {
     pub async fn run_until(self, stop: impl Future<Output = ()>) -> std::io::Result<()> {
         let Self { server, metrics_server, housekeeping, stopping, drain, .. } = self;
         let handle = server.handle();
-        let metrics_handle = metrics_server.as_ref().map(|(server, _)| server.handle());
+        let metrics_handle = metrics_server.as_ref().map(Server::handle);
         let metrics_server = async move {
             match metrics_server {
-                Some((server, _)) => server.await,
+                Some(server) => server.await,
                 None => Ok(()),
             }
         };

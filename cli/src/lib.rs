@@ -203,8 +203,7 @@ fn serve_worker_metrics(
     match settings.metrics {
         MetricsExposure::Listener(address) => {
             // Recorded only where something scrapes it (and keeps its histograms bounded).
-            api::metrics::recorder();
-            worker::describe_metrics();
+            install_metrics(settings);
             let endpoint = api::metrics::MetricsEndpoint::new(vec![("worker", worker.database().clone())]);
             let (server, port) = api::metrics::metrics_server(address, endpoint)?;
             let handle = server.handle();
