@@ -6,6 +6,7 @@ pub mod error;
 pub mod idempotency;
 pub mod metrics;
 pub mod openapi;
+pub mod pages;
 pub mod rate_limit;
 pub mod request_id;
 pub mod revocations;

@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi};
         (name = "corrective_actions", description = "The corrective action plan and its verification"),
         (name = "certificates", description = "Certificates and their public verification"),
         (name = "notifications", description = "Reminder and escalation emails"),
+        (name = "people", description = "The directory of people who sign in to the console"),
     )
 )]
 pub struct ApiDoc;

@@ -25,6 +25,8 @@ use crate::error::ApiError;
 pub struct RateLimits {
     callers: DefaultKeyedRateLimiter<String>,
     addresses: DefaultKeyedRateLimiter<IpAddr>,
+    /// Sign-in links asked for, per email address: 5, then one every 3 minutes.
+    sign_ins: DefaultKeyedRateLimiter<String>,
     clock: DefaultClock,
 }
 
@@ -39,6 +41,11 @@ impl RateLimits {
         Self {
             callers: DefaultKeyedRateLimiter::keyed(quota(callers)),
             addresses: DefaultKeyedRateLimiter::keyed(quota(anonymous)),
+            sign_ins: DefaultKeyedRateLimiter::keyed(
+                Quota::with_period(std::time::Duration::from_secs(180))
+                    .unwrap_or(Quota::per_minute(NonZeroU32::MIN))
+                    .allow_burst(NonZeroU32::new(5).unwrap_or(NonZeroU32::MIN)),
+            ),
             clock: DefaultClock::default(),
         }
     }
@@ -50,6 +57,14 @@ impl RateLimits {
         self.callers.shrink_to_fit();
         self.addresses.retain_recent();
         self.addresses.shrink_to_fit();
+        self.sign_ins.retain_recent();
+        self.sign_ins.shrink_to_fit();
+    }
+
+    /// Whether another sign-in link may be sent to `email` now (5 at once, then one every 3
+    /// minutes): a person's inbox cannot be flooded from the sign-in page.
+    pub fn allow_sign_in(&self, email: &str) -> bool {
+        self.sign_ins.check_key(&email.to_lowercase()).is_ok()
     }
 
     fn retry_after(&self, not_until: &governor::NotUntil<<DefaultClock as Clock>::Instant>) -> u64 {

@@ -77,6 +77,7 @@ impl Application {
         if timed {
             housekeeping.push(tokio::spawn(keep_metrics(Some(engine.clone()))));
         }
+        let console = web::Data::new(crate::pages::Console::from_settings(settings)?);
         let stopping = Arc::new(AtomicBool::new(false));
         let state = web::Data::new(AppState { engine, stopping: stopping.clone() });
         let docs_enabled = settings.docs_enabled;
@@ -88,6 +89,7 @@ impl Application {
                     .app_data(keys.clone())
                     .app_data(revoked.clone())
                     .app_data(limits.clone())
+                    .app_data(console.clone())
                     .app_data(web::JsonConfig::default().limit(JSON_BODY_LIMIT).error_handler(json_error))
                     .app_data(web::QueryConfig::default().error_handler(query_error))
                     .app_data(web::PathConfig::default().error_handler(path_error)),
@@ -104,6 +106,7 @@ impl Application {
                 if let Some(endpoint) = &metrics_route {
                     config.app_data(endpoint.clone()).route("/metrics", web::get().to(serve_metrics));
                 }
+                crate::pages::configure(config);
             })
             .default_service(web::to(unknown_route))
             .wrap(actix_web::middleware::from_fn(crate::idempotency::idempotency))

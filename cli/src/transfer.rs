@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use entities::domain::reminders::NotificationStatus;
 use entities::orm::{
     audit, certificate, certification_body, certification_decision, certification_policy, corrective_action, deadline,
-    document, engagement, finding, history_entry, idempotency_key, notification, organization, proposal,
-    reminder_policy, soa_entry, token_revocation,
+    document, engagement, finding, history_entry, idempotency_key, notification, organization, person, proposal,
+    reminder_policy, session, sign_in_link, soa_entry, token_revocation,
 };
 use futures::TryStreamExt;
 use migration::{Migrator, MigratorTrait};
@@ -56,6 +56,9 @@ macro_rules! every_table {
         $apply!(notification);
         $apply!(idempotency_key);
         $apply!(token_revocation);
+        $apply!(person);
+        $apply!(sign_in_link);
+        $apply!(session);
     };
 }
 

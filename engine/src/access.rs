@@ -83,6 +83,8 @@ pub enum Action {
     RequeueNotification,
     /// Revoke tokens (one by its id, or a subject's issued up to an instant) and list revocations.
     RevokeTokens,
+    /// Add, change or remove a person of the directory (whom: `domain::people::may_manage`).
+    ManagePeople,
     /// Fire a lifecycle event.
     Fire(EngagementEvent),
 }
@@ -112,6 +114,7 @@ impl Action {
             A::VerifyCorrectiveAction,
             A::RequeueNotification,
             A::RevokeTokens,
+            A::ManagePeople,
         ];
         all.extend(EngagementEvent::iter().map(A::Fire));
         all
@@ -142,6 +145,7 @@ impl std::fmt::Display for Action {
             A::VerifyCorrectiveAction => "verify a corrective action",
             A::RequeueNotification => "re-queue a notification",
             A::RevokeTokens => "revoke tokens",
+            A::ManagePeople => "manage people",
             A::Fire(event) => return write!(f, "fire {event}"),
         };
         f.write_str(name)
@@ -163,6 +167,8 @@ pub fn permits(party: Party, action: Action) -> bool {
         A::CreateOrganization | A::CreateCertificationBody | A::RecordAccreditation => admin,
         // Revocation is the platform's: it reaches every tenant's tokens.
         A::RevokeTokens => admin,
+        // People manage the directory; service accounts do not (an integration is no person).
+        A::ManagePeople => admin || matches!(party, P::Coordinator | P::ClientManager),
         A::UpdateOrganization => admin || client,
         A::UpdateCertificationBody | A::UpdateReminderPolicy | A::RequeueNotification => admin || coordination,
         A::UpdateCertificationPolicy => admin || coordination,

@@ -55,6 +55,8 @@ pub struct Settings {
     /// `JWT_MAX_LIFETIME_HOURS`: the longest a person's token may live (`exp - iat`); longer
     /// ones are refused, and `certflow token` does not mint them.
     pub jwt_max_lifetime_hours: u32,
+    /// `SESSION_HOURS`: how long a console session opened from an emailed link lasts.
+    pub session_hours: u32,
     /// `JWT_MAX_SERVICE_LIFETIME_HOURS`: the same for a service account's (`integration`) token.
     pub jwt_max_service_lifetime_hours: u32,
     /// `JWT_PUBLIC_KEY_FILE`: a PEM RSA public key; when set, RS256 tokens signed by its private
@@ -258,6 +260,7 @@ impl Settings {
             jwt_audience: get("JWT_AUDIENCE").unwrap_or_else(|| "certflow-api".into()),
             jwt_public_key_file: get("JWT_PUBLIC_KEY_FILE").map(PathBuf::from),
             jwt_max_lifetime_hours: parse_number(&get, "JWT_MAX_LIFETIME_HOURS", 12)?,
+            session_hours: parse_number(&get, "SESSION_HOURS", 12)?,
             jwt_max_service_lifetime_hours: parse_number(&get, "JWT_MAX_SERVICE_LIFETIME_HOURS", 12)?,
             public_base_url: match get("PUBLIC_BASE_URL") {
                 // The links in emails people click: in production, only over https.

@@ -14,6 +14,7 @@ mod m20261130_000009_follow_up_minor_nonconformities;
 mod m20261130_000010_order_due_deadlines_by_day_and_id;
 mod m20261130_000011_create_token_revocations;
 mod m20261130_000012_mail_that_exposes_no_one;
+mod m20261201_000013_create_people_and_sessions;
 
 /// Every migration, in order. An applied migration is never edited: add a new one.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000010_order_due_deadlines_by_day_and_id::Migration),
             Box::new(m20261130_000011_create_token_revocations::Migration),
             Box::new(m20261130_000012_mail_that_exposes_no_one::Migration),
+            Box::new(m20261201_000013_create_people_and_sessions::Migration),
         ]
     }
 }

@@ -157,7 +157,10 @@ pub const UNREACHED_RATE_LIMITS: [(&str, &str); 4] = [
 ];
 
 async fn build_app(url: String, cleanup: Cleanup, extra: &[(&str, &str)]) -> TestApp {
+    // Sign-in emails of a test without an SMTP server go to a folder of the system's, not the repository.
+    let outbox = std::env::temp_dir().join("certflow-test-outbox");
     let mut vars = vec![
+        ("OUTBOX_DIR".to_owned(), outbox.display().to_string()),
         ("DATABASE_URL".to_owned(), url.clone()),
         ("LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
         ("DATABASE_MAX_CONNECTIONS".to_owned(), "5".to_owned()),

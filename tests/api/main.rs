@@ -7,6 +7,7 @@ mod bad_inputs;
 mod bidders;
 mod certification_policy;
 mod concurrency;
+mod console;
 mod corrective_action_steps;
 mod corrective_actions;
 mod cycle;

@@ -89,7 +89,7 @@ async fn a_cap_item_gets_its_three_reminders_and_two_escalations_each_once_on_it
     let expected: Vec<(String, Vec<String>)> = expected.into_iter().map(|(s, to)| (s.to_owned(), to)).collect();
     assert_eq!(got, expected);
     let body = &received.iter().rfind(|m| m.message_id() == emails[4].0).unwrap().data;
-    for fact in ["Acme Data Ltd", "Trusted Certification Ltd", &engagement, "7 days late", "/deadlines"] {
+    for fact in ["Acme Data Ltd", "Trusted Certification Ltd", &engagement, "7 days late", "#deadline-"] {
         assert!(body.contains(fact), "the escalation does not name {fact}");
     }
     assert!(

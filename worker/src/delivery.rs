@@ -436,10 +436,14 @@ async fn compose(
             StepKind::Escalation => "a person responsible or accountable for it".into(),
             StepKind::Notice => "a party to it".into(),
         },
+        // The engagement's page at this deadline (sign-in first if needed): it opens for the
+        // recipient and for no one outside the engagement's scope.
         link: format!(
-            "{}/api/v1/engagements/{}/deadlines",
+            "{}/engagements/{}?deadline={}#deadline-{}",
             context.public_base_url.trim_end_matches('/'),
-            engagement.id
+            engagement.id,
+            deadline.id,
+            deadline.id
         ),
     };
     let rendered = match context.templates.render(notification.kind, &facts) {

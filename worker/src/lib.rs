@@ -5,7 +5,7 @@
 pub mod delivery;
 pub mod error;
 pub mod jobs;
-pub mod mailer;
+pub use engine::mailer;
 pub mod queue;
 pub mod scan;
 pub mod startup;

@@ -121,7 +121,7 @@ mod tests {
             engagement_state: "corrective_actions".into(),
             owner_email: "sre@acme.test".into(),
             roles: "deadline owner".into(),
-            link: "http://127.0.0.1:8080/api/v1/engagements/eng-1/deadlines".into(),
+            link: "http://127.0.0.1:8080/engagements/eng-1?deadline=d-1#deadline-d-1".into(),
         }
     }
 
@@ -132,9 +132,15 @@ mod tests {
             email.subject,
             "[certflow] the corrective action for finding A.8.13 due in 7 days (2026-03-20) - Acme Data Ltd"
         );
-        for expected in
-            ["Acme Data Ltd", "Trusted CB", "eng-1", "2026-03-20", "in 7 days", "sre@acme.test", "/deadlines"]
-        {
+        for expected in [
+            "Acme Data Ltd",
+            "Trusted CB",
+            "eng-1",
+            "2026-03-20",
+            "in 7 days",
+            "sre@acme.test",
+            "/engagements/eng-1?deadline=d-1",
+        ] {
             assert!(email.text.contains(expected), "{expected} missing from {}", email.text);
         }
         assert!(email.html.contains("restore test &lt;overdue&gt; &amp; untested"), "HTML is escaped: {}", email.html);

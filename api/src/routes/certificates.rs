@@ -142,7 +142,11 @@ pub async fn verify_certificate(
     app: web::Data<AppState>,
     number: web::Path<String>,
 ) -> Result<web::Json<CertificateVerification>, ApiError> {
-    let number = number.into_inner();
+    Ok(web::Json(verification_of(&app, number.into_inner()).await?))
+}
+
+/// The public record of certificate `number` (the API's verification and the public page).
+pub async fn verification_of(app: &AppState, number: String) -> Result<CertificateVerification, ApiError> {
     // No number this API issues is longer or holds a control character (PostgreSQL refuses NUL).
     if number.len() > 64 || number.chars().any(char::is_control) {
         return Err(ApiError::not_found("certificate"));
@@ -171,7 +175,7 @@ pub async fn verify_certificate(
         Some(_) => found.accreditation_body,
         None => cb.and_then(|cb| cb.accreditation_body),
     };
-    Ok(web::Json(CertificateVerification {
+    Ok(CertificateVerification {
         valid: found.status == CertificateStatus::Active && found.expires_on >= today,
         number: found.number,
         status: found.status,
@@ -184,5 +188,5 @@ pub async fn verify_certificate(
         certification_body: certification_body.unwrap_or_default(),
         accredited,
         accreditation_body,
-    }))
+    })
 }

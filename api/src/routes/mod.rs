@@ -18,6 +18,7 @@ pub mod findings;
 pub mod health;
 pub mod notifications;
 pub mod organizations;
+pub mod people;
 pub mod proposals;
 pub mod records;
 pub mod reminder_policies;
@@ -40,6 +41,7 @@ pub fn configure(config: &mut ServiceConfig<'_>) {
     certification_policies::configure(config);
     notifications::configure(config);
     token_revocations::configure(config);
+    people::configure(config);
 }
 
 /// Registers every documented route on `app`: the one list the server and the spec share.

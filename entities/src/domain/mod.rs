@@ -9,6 +9,7 @@ pub mod dates;
 pub mod deadline;
 pub mod finding;
 pub mod lifecycle;
+pub mod people;
 pub mod policy;
 pub mod reminders;
 pub mod revocation;

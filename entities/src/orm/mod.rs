@@ -14,9 +14,12 @@ pub mod history_entry;
 pub mod idempotency_key;
 pub mod notification;
 pub mod organization;
+pub mod person;
 pub mod prelude;
 pub mod proposal;
 pub mod reminder_policy;
+pub mod session;
+pub mod sign_in_link;
 pub mod soa_entry;
 pub mod token_revocation;
 

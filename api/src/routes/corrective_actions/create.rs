@@ -1,12 +1,13 @@
 //! Submitting the corrective action for a nonconformity.
 
 use actix_web::{HttpResponse, post, web};
-use engine::EngineError;
 use engine::access::Action;
 use engine::contacts::check_engagement_contact;
 use engine::deadlines::{OpenDeadlines, apply_deadline_change};
 use engine::history::HistoryRecord;
+use engine::idempotency::Claim;
 use engine::store::{UniqueViolation, json_strings, require_open};
+use engine::{EngineError, Write};
 use entities::domain::VerificationStatus;
 use entities::domain::dates::corrective_action_due;
 use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineStatus};
@@ -41,13 +42,28 @@ pub async fn create_corrective_action(
     body: web::Json<CorrectiveActionRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, finding_id) = path.into_inner();
-    let plan = PlanFields::try_from(body.into_inner())?;
-    let (mut write, engagement) =
-        app.begin_on_engagement(&user, id, Action::SubmitCorrectiveAction, claim.claim()).await?;
+    let (write, created) =
+        submit_corrective_action(&app, &user, claim.claim(), id, finding_id, body.into_inner()).await?;
+    let today = write.today();
+    commit(write, HttpResponse::Created().json(CorrectiveActionView::new(created, today))).await
+}
+
+/// Submits the corrective action for finding `finding_id` of engagement `id` (the API's and the
+/// console's one way): the write is left for the caller to commit.
+pub async fn submit_corrective_action(
+    app: &AppState,
+    user: &AuthUser,
+    claim: Option<Claim>,
+    id: Uuid,
+    finding_id: Uuid,
+    body: CorrectiveActionRequest,
+) -> Result<(Write, corrective_action::Model), ApiError> {
+    let plan = PlanFields::try_from(body)?;
+    let (mut write, engagement) = app.begin_on_engagement(user, id, Action::SubmitCorrectiveAction, claim).await?;
     require_open(&engagement, "corrective actions")?;
     check_engagement_contact(write.txn(), &engagement, "owner_email", plan.owner.as_str()).await?;
     let policy = write.certification_policy_of(&engagement).await?;
-    let (txn, now, today) = (write.txn(), write.now(), write.today());
+    let (txn, now) = (write.txn(), write.now());
     let mut open_deadlines = OpenDeadlines::of(txn, id).await?;
     let (found, anchor) = finding_and_anchor(txn, id, finding_id).await?;
     let due_on = corrective_action_due(found.grade, anchor, plan.due_on, &policy)?;
@@ -87,5 +103,5 @@ pub async fn create_corrective_action(
     let record = HistoryRecord::change(id, "corrective_action_submitted", &user.subject, Some(created.id))
         .with_evidence(&plan.evidence);
     write.record_history(record).await?;
-    commit(write, HttpResponse::Created().json(CorrectiveActionView::new(created, today))).await
+    Ok((write, created))
 }

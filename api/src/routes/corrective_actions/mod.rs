@@ -10,6 +10,7 @@ mod plan;
 mod update;
 mod verify;
 
+pub use create::submit_corrective_action;
 pub use plan::{CorrectiveActionRequest, CorrectiveActionView, VerificationRequest};
 
 /// Registers the routes.

@@ -11,7 +11,9 @@ use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema,
 use utoipa::{PartialSchema, ToSchema};
 use uuid::Uuid;
 
-use engine::lifecycle::TransitionRequest;
+use engine::Write;
+use engine::idempotency::Claim;
+use engine::lifecycle::{TransitionRequest, Transitioned};
 
 use super::view::EngagementView;
 use crate::auth::AuthUser;
@@ -368,9 +370,7 @@ async fn fire_event(
     body: EventRequest,
 ) -> Result<HttpResponse, ApiError> {
     let expected = expected_version(http, body.version)?;
-    let mut request = body.parse(user)?;
-    request.expected_version = expected;
-    let (write, transitioned) = app.fire(user, id, &request, claim.claim()).await?;
+    let (write, transitioned) = fire_request(app, user, claim.claim(), id, body, expected).await?;
     let view = EngagementView::with_open_deadlines(
         transitioned.engagement,
         transitioned.open_deadlines.into_models(),
@@ -379,9 +379,24 @@ async fn fire_event(
     commit(write, HttpResponse::Ok().json(view)).await
 }
 
+/// Fires the event `body` asks for on engagement `id` (the API's and the console's one way), with
+/// `expected` the version the caller last read; the write is left for the caller to commit.
+pub async fn fire_request(
+    app: &AppState,
+    user: &AuthUser,
+    claim: Option<Claim>,
+    id: Uuid,
+    body: EventRequest,
+    expected: Option<i32>,
+) -> Result<(Write, Transitioned), ApiError> {
+    let mut request = body.parse(user)?;
+    request.expected_version = expected;
+    Ok(app.fire(user, id, &request, claim).await?)
+}
+
 /// `certflow_transitions_total{event, outcome[, code]}`: fired, or refused with the problem's code
 /// (a refusal by the rules with its first violation's code, e.g. `major_nc_unverified`).
-fn count_transition(event: &'static str, refusal: Option<&ApiError>) {
+pub fn count_transition(event: &'static str, refusal: Option<&ApiError>) {
     match refusal {
         None => metrics::counter!("certflow_transitions_total", "event" => event, "outcome" => "fired").increment(1),
         Some(error) => {

@@ -9,7 +9,7 @@ mod list;
 mod view;
 
 pub use create::EngagementRequest;
-pub use events::{EventDetails, EventRequest};
+pub use events::{EventDetails, EventRequest, count_transition, fire_request};
 pub use list::EngagementListQuery;
 pub use view::{DeadlineView, EngagementView};
 

@@ -1,0 +1,334 @@
+//! The portfolio: the home page of a certification body's people (and of a client's managers, for
+//! their own engagements): what is overdue and what falls due soon, each a link to its engagement,
+//! filterable by organization, and the engagements by state, paged on the server.
+
+use std::collections::HashMap;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use chrono::{Duration, NaiveDate};
+use entities::domain::deadline::{DeadlineKind, DeadlineStatus};
+use entities::domain::reminders::NotificationStatus;
+use entities::domain::state::EngagementState;
+use entities::orm::{deadline, engagement, notification, organization, prelude::*};
+use sea_orm::sea_query::{Expr, Func, Query};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use engine::access::{engagement_records_in, engagements_in, of_engagements_in};
+
+use super::calendar::{Feed, feed_path};
+use super::{PageError, SignedIn, page};
+use crate::state::AppState;
+
+/// Rows a section lists.
+const ROWS: u64 = 25;
+
+/// `?organization_id=&within=&order=&state=&after=`
+#[derive(Debug, Default, Deserialize)]
+pub struct PortfolioQuery {
+    /// Only this organization's engagements.
+    organization_id: Option<Uuid>,
+    /// Days ahead for what falls due (30, 60 or 90; default 90).
+    within: Option<i64>,
+    /// `desc`: latest due first.
+    order: Option<String>,
+    /// The engagement list: only this state.
+    state: Option<EngagementState>,
+    /// The engagement list: the page after this engagement id.
+    after: Option<Uuid>,
+}
+
+/// A deadline row.
+pub struct DueRow {
+    engagement_id: Uuid,
+    deadline_id: Uuid,
+    organization: String,
+    kind: String,
+    due_on: NaiveDate,
+    days: i64,
+}
+
+/// A section of deadlines.
+pub struct Section {
+    id: &'static str,
+    title: String,
+    total: u64,
+    rows: Vec<DueRow>,
+}
+
+/// An engagement row.
+pub struct EngagementRow {
+    id: Uuid,
+    organization: String,
+    state: String,
+}
+
+#[derive(Template)]
+#[template(path = "portfolio.html")]
+struct PortfolioPage<'a> {
+    me: &'a SignedIn,
+    today: NaiveDate,
+    within: i64,
+    organization_id: Option<Uuid>,
+    organizations: Vec<(Uuid, String)>,
+    sections: Vec<Section>,
+    failed_emails: Vec<DueRow>,
+    failed_total: u64,
+    by_state: Vec<(String, u64)>,
+    state: Option<EngagementState>,
+    engagements: Vec<EngagementRow>,
+    next_page: Option<String>,
+    descending: bool,
+    feeds: Vec<(&'static str, String)>,
+}
+
+impl PortfolioPage<'_> {
+    fn selected(&self, id: &Uuid) -> bool {
+        self.organization_id == Some(*id)
+    }
+}
+
+/// `GET /`
+pub async fn portfolio(
+    app: web::Data<AppState>,
+    console: web::Data<super::Console>,
+    me: SignedIn,
+    query: web::Query<PortfolioQuery>,
+) -> Result<HttpResponse, PageError> {
+    let tenancy = me.user.tenancy;
+    let today = app.clock.now().date_naive();
+    let within = query.within.filter(|days| [30, 60, 90].contains(days)).unwrap_or(90);
+    let descending = query.order.as_deref() == Some("desc");
+    let organization = query.organization_id;
+    let of_organization = |select: Select<Deadline>| match organization {
+        Some(id) => select.filter(
+            deadline::Column::EngagementId.in_subquery(
+                Query::select()
+                    .column(engagement::Column::Id)
+                    .from(Engagement)
+                    .and_where(engagement::Column::OrganizationId.eq(id))
+                    .to_owned(),
+            ),
+        ),
+        None => select,
+    };
+    let open = || {
+        of_organization(
+            Deadline::find()
+                .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
+                .filter(of_engagements_in(tenancy, deadline::Column::EngagementId)),
+        )
+    };
+    use DeadlineKind as K;
+    let horizon = today + Duration::days(within);
+    let plans = [K::CorrectiveActionPlanDue, K::CorrectiveActionDue, K::CorrectiveActionVerification];
+    let specs: [(&'static str, String, Select<Deadline>); 5] = [
+        (
+            "overdue",
+            "Corrective actions overdue".to_owned(),
+            open().filter(deadline::Column::Kind.is_in(plans)).filter(deadline::Column::DueOn.lt(today)),
+        ),
+        (
+            "majors",
+            format!("Major nonconformities reaching their 6-month limit within {within} days"),
+            open().filter(deadline::Column::Kind.eq(K::MajorNcLimit)).filter(deadline::Column::DueOn.lte(horizon)),
+        ),
+        (
+            "audits",
+            format!("Surveillance audits due within {within} days"),
+            open().filter(deadline::Column::Kind.eq(K::SurveillanceDue)).filter(deadline::Column::DueOn.lte(horizon)),
+        ),
+        (
+            "expiring",
+            format!("Certificates expiring within {within} days"),
+            open().filter(deadline::Column::Kind.eq(K::CertificateExpiry)).filter(deadline::Column::DueOn.lte(horizon)),
+        ),
+        (
+            "suspensions",
+            "Suspensions, by the days left to their limit".to_owned(),
+            open().filter(deadline::Column::Kind.is_in([K::SuspensionLimit, K::RestoreAfterExpiryLimit])),
+        ),
+    ];
+    let mut sections = Vec::new();
+    let mut names = Names::default();
+    for (id, title, select) in specs {
+        let total = select.clone().count(&app.db).await?;
+        let ordered = if descending {
+            select.order_by_desc(deadline::Column::DueOn)
+        } else {
+            select.order_by_asc(deadline::Column::DueOn)
+        };
+        let found = ordered.order_by_asc(deadline::Column::Id).limit(ROWS).all(&app.db).await?;
+        let mut rows = Vec::with_capacity(found.len());
+        for d in found {
+            rows.push(DueRow {
+                organization: names.of_engagement(&app, d.engagement_id).await?,
+                engagement_id: d.engagement_id,
+                deadline_id: d.id,
+                kind: d.kind.to_string(),
+                due_on: d.due_on,
+                days: (d.due_on - today).num_days(),
+            });
+        }
+        sections.push(Section { id, title, total, rows });
+    }
+    // Emails that failed, newest first.
+    let failed = Notification::find()
+        .filter(notification::Column::Status.eq(NotificationStatus::Failed))
+        .filter(of_engagements_in(tenancy, notification::Column::EngagementId));
+    let failed = match organization {
+        Some(id) => failed.filter(
+            notification::Column::EngagementId.in_subquery(
+                Query::select()
+                    .column(engagement::Column::Id)
+                    .from(Engagement)
+                    .and_where(engagement::Column::OrganizationId.eq(id))
+                    .to_owned(),
+            ),
+        ),
+        None => failed,
+    };
+    let failed_total = failed.clone().count(&app.db).await?;
+    let mut failed_emails = Vec::new();
+    for n in failed.order_by_desc(notification::Column::CreatedAt).limit(ROWS).all(&app.db).await? {
+        failed_emails.push(DueRow {
+            organization: names.of_engagement(&app, n.engagement_id).await?,
+            engagement_id: n.engagement_id,
+            deadline_id: n.deadline_id,
+            kind: n.kind.to_string(),
+            due_on: n.scheduled_on,
+            days: (n.scheduled_on - today).num_days(),
+        });
+    }
+    // Engagements by state, and a page of them.
+    let mut engagements_seen = Engagement::find().filter(engagement_records_in(tenancy));
+    if let Some(id) = organization {
+        engagements_seen = engagements_seen.filter(engagement::Column::OrganizationId.eq(id));
+    }
+    let by_state: Vec<(EngagementState, i64)> = engagements_seen
+        .clone()
+        .select_only()
+        .column(engagement::Column::State)
+        .column_as(Expr::from(Func::count(Expr::col(engagement::Column::Id))), "n")
+        .group_by(engagement::Column::State)
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    let mut listed = engagements_seen;
+    if let Some(state) = query.state {
+        listed = listed.filter(engagement::Column::State.eq(state));
+    }
+    if let Some(after) = query.after {
+        listed = listed.filter(engagement::Column::Id.gt(after));
+    }
+    let page_rows = listed.order_by_asc(engagement::Column::Id).limit(ROWS + 1).all(&app.db).await?;
+    let more = page_rows.len() as u64 > ROWS;
+    let mut engagements = Vec::new();
+    for e in page_rows.into_iter().take(ROWS as usize) {
+        engagements.push(EngagementRow {
+            organization: names.of_organization(&app, e.organization_id).await?,
+            id: e.id,
+            state: e.state.to_string(),
+        });
+    }
+    let next_page = more.then(|| {
+        let last = engagements.last().map(|e| e.id.to_string()).unwrap_or_default();
+        let mut link = format!("/?after={last}#engagements");
+        if let Some(state) = query.state {
+            link = format!("/?after={last}&state={state}#engagements");
+        }
+        if let Some(id) = organization {
+            link = link.replacen("/?", &format!("/?organization_id={id}&"), 1);
+        }
+        link
+    });
+    // The organizations the caller sees, for the filter.
+    let organizations: Vec<(Uuid, String)> = Organization::find()
+        .select_only()
+        .column(organization::Column::Id)
+        .column(organization::Column::LegalName)
+        .filter(
+            organization::Column::Id.in_subquery(
+                Query::select()
+                    .column(engagement::Column::OrganizationId)
+                    .from(Engagement)
+                    .cond_where(engagements_in(tenancy))
+                    .to_owned(),
+            ),
+        )
+        .order_by_asc(organization::Column::LegalName)
+        .limit(500)
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    let template = PortfolioPage {
+        me: &me,
+        today,
+        within,
+        organization_id: organization,
+        organizations,
+        sections,
+        failed_emails,
+        failed_total,
+        by_state: by_state.into_iter().map(|(state, n)| (state.to_string(), n.max(0) as u64)).collect(),
+        state: query.state,
+        engagements,
+        next_page,
+        descending,
+        feeds: vec![
+            (
+                "What you are concerned with",
+                format!("{}{}", console.base_url, feed_path(&console, &me.person, Feed::Mine)),
+            ),
+            ("Every engagement you see", format!("{}{}", console.base_url, feed_path(&console, &me.person, Feed::All))),
+        ],
+    };
+    Ok(page(StatusCode::OK, &template))
+}
+
+/// Organization names, each read once per page.
+#[derive(Default)]
+struct Names {
+    organization_of: HashMap<Uuid, Uuid>,
+    names: HashMap<Uuid, String>,
+}
+
+impl Names {
+    async fn of_engagement(&mut self, app: &AppState, engagement_id: Uuid) -> Result<String, PageError> {
+        let organization_id = match self.organization_of.get(&engagement_id) {
+            Some(id) => *id,
+            None => {
+                let id: Option<Uuid> = Engagement::find_by_id(engagement_id)
+                    .select_only()
+                    .column(engagement::Column::OrganizationId)
+                    .into_tuple()
+                    .one(&app.db)
+                    .await
+                    .map_err(crate::error::ApiError::from)?;
+                let id = id.unwrap_or_default();
+                self.organization_of.insert(engagement_id, id);
+                id
+            }
+        };
+        self.of_organization(app, organization_id).await
+    }
+
+    async fn of_organization(&mut self, app: &AppState, id: Uuid) -> Result<String, PageError> {
+        if let Some(name) = self.names.get(&id) {
+            return Ok(name.clone());
+        }
+        let name: Option<String> = Organization::find_by_id(id)
+            .select_only()
+            .column(organization::Column::LegalName)
+            .into_tuple()
+            .one(&app.db)
+            .await
+            .map_err(crate::error::ApiError::from)?;
+        let name = name.unwrap_or_default();
+        self.names.insert(id, name.clone());
+        Ok(name)
+    }
+}
