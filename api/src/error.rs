@@ -47,6 +47,9 @@ pub const PROBLEM_SLUGS: &[&str] = &[
     "value-not-storable",
     "revocation-in-future",
     "email-domain-not-registered",
+    "person-exists",
+    "role-does-not-fit-scope",
+    "sign-in-link-refused",
     "rate-limited",
     "shutting-down",
     "service-unavailable",
@@ -512,6 +515,10 @@ mod tests {
             FollowUpRefusal::NotACertifyingAudit(AuditKind::Stage1).code(),
             entities::domain::revocation::RevocationRefusal::IssuedBeforeInFuture.code(),
             entities::domain::contacts::check_contact("a@b.test", &[], &[]).unwrap_err().code(),
+            entities::domain::people::PersonRole::Admin
+                .fits(entities::domain::people::PersonScope::Organization(uuid::Uuid::nil()))
+                .unwrap_err()
+                .code(),
         ];
         for code in codes {
             assert!(PROBLEM_SLUGS.contains(&code), "the domain refuses with `{code}`, which the spec does not list");

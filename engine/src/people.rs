@@ -253,6 +253,10 @@ impl Engine {
         expected_version: Option<i32>,
         claim: Option<Claim>,
     ) -> Result<(Write, person::Model), EngineError> {
+        // Unseen is a 404 before anything else; then the caller must manage them as they are and
+        // as they will be.
+        let seen = self.person(caller, id).await?;
+        may_manage_person(caller, seen.role, scope_of(&seen))?;
         may_manage_person(caller, details.role, details.scope)?;
         let write = self.begin(caller, Target::Platform, Action::ManagePeople, claim).await?;
         let current = self.person_to_change(&write, caller, id).await?;
@@ -284,7 +288,8 @@ impl Engine {
 
     /// Removes a person, their sessions and their unused links. The caller commits.
     pub async fn remove_person(&self, caller: &Caller, id: Uuid, claim: Option<Claim>) -> Result<Write, EngineError> {
-        caller.may(Action::ManagePeople)?;
+        let seen = self.person(caller, id).await?;
+        may_manage_person(caller, seen.role, scope_of(&seen))?;
         let write = self.begin(caller, Target::Platform, Action::ManagePeople, claim).await?;
         let current = self.person_to_change(&write, caller, id).await?;
         may_manage_person(caller, current.role, scope_of(&current))?;

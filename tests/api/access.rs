@@ -72,6 +72,11 @@ enum Rule {
     CertificationBody(Action),
     /// A creation with no id in the path (403 when not allowed).
     Create(Action),
+    /// Adding a person to the tenant's organization: its client managers and the admins only.
+    AddPerson,
+    /// A person of the tenant's organization, seen by its own people and the admins (404 to
+    /// anyone else); changed by its client managers and the admins (`true`), or only read.
+    OrganizationPerson(bool),
 }
 
 /// The rule and the success status of every secured operation.
@@ -109,6 +114,11 @@ fn rule_of(operation: &str) -> (Rule, u16) {
         "requeue_notification" => (Write(A::RequeueNotification), 200),
         "revoke_tokens" => (Create(A::RevokeTokens), 201),
         "list_token_revocations" => (Create(A::RevokeTokens), 200),
+        "list_people" => (Anyone, 200),
+        "add_person" => (AddPerson, 201),
+        "get_person" => (OrganizationPerson(false), 200),
+        "change_person" => (OrganizationPerson(true), 200),
+        "remove_person" => (OrganizationPerson(true), 204),
         _ => (Read, 200),
     }
 }
@@ -161,7 +171,35 @@ fn expected(operation: &str, party: Party, in_scope: bool) -> u16 {
                 403
             }
         }
+        Rule::AddPerson => {
+            if matches!(party, Party::Admin | Party::ClientManager) {
+                success
+            } else {
+                403
+            }
+        }
+        Rule::OrganizationPerson(changes) => {
+            let sees =
+                party == Party::Admin || (in_scope && matches!(party, Party::ClientManager | Party::ClientIntegration));
+            if !sees {
+                404
+            } else if !changes || matches!(party, Party::Admin | Party::ClientManager) {
+                success
+            } else {
+                403
+            }
+        }
     }
+}
+
+/// A client manager of `tenant`'s organization, with an address no one has yet.
+fn organization_person(tenant: &Tenant) -> Value {
+    json!({
+        "email": format!("{}@acme.test", uuid::Uuid::now_v7()),
+        "name": "Isla Manager",
+        "role": "client_manager",
+        "organization_id": tenant.organization
+    })
 }
 
 fn cap_body() -> Value {
@@ -347,6 +385,17 @@ pub(crate) async fn request_for(app: &TestApp, operation: &str, tenant: &Tenant)
             (Method::POST, path("/token-revocations"), Some(json!({ "token_id": uuid::Uuid::now_v7().to_string() })))
         }
         "list_token_revocations" => (Method::GET, path("/token-revocations"), None),
+        "list_people" => (Method::GET, path("/people"), None),
+        "add_person" => (Method::POST, path("/people"), Some(organization_person(tenant))),
+        "get_person" | "change_person" | "remove_person" => {
+            let person = organization_person(tenant);
+            let id = app.post(&path("/people"), &person).await.expect(201).str("id");
+            match operation {
+                "get_person" => (Method::GET, path(&format!("/people/{id}")), None),
+                "change_person" => (Method::PUT, path(&format!("/people/{id}")), Some(person)),
+                _ => (Method::DELETE, path(&format!("/people/{id}")), None),
+            }
+        }
         other => panic!("no request for {other}: add it to the access matrix"),
     }
 }
@@ -387,7 +436,7 @@ async fn every_operation_answers_every_role_as_the_matrix_says_inside_and_outsid
         }
         for party in Party::iter() {
             for in_scope in [true, false] {
-                if !in_scope && matches!(rule, Rule::Anyone | Rule::Create(_)) {
+                if !in_scope && matches!(rule, Rule::Anyone | Rule::Create(_) | Rule::AddPerson) {
                     continue;
                 }
                 let (method, path, body) = request_for(&app, operation, if in_scope { &own } else { &other }).await;

@@ -80,6 +80,11 @@ impl Visitor {
         self.send(request).await
     }
 
+    pub async fn post_multipart(&mut self, path: &str, form: reqwest::multipart::Form) -> PageReply {
+        let request = self.client.post(format!("{}{path}", self.address)).multipart(form);
+        self.send(request).await
+    }
+
     pub async fn post_from(&mut self, origin: &str, path: &str, form: &[(&str, &str)]) -> PageReply {
         let request = self.client.post(format!("{}{path}", self.address)).header("origin", origin).form(form);
         self.send(request).await
@@ -324,14 +329,54 @@ async fn events_and_corrective_actions_go_through_forms_and_refusals_show_the_ru
     );
     assert_eq!(app.engagement(&engagement).await.str("state"), state, "nothing moved");
 
+    // The client registers its documents and uploads its Statement of Applicability as a CSV
+    // file; the page then says stage 1 can find it ready.
+    let mut client = sign_in(&app, &smtp, "isms@acme.test").await;
+    let page = client.get(&format!("/engagements/{engagement}")).await;
+    assert!(page.body.contains("Not ready yet."), "stage 1 readiness is shown");
+    for kind in [
+        "scope_statement",
+        "information_security_policy",
+        "risk_assessment",
+        "risk_treatment_plan",
+        "statement_of_applicability",
+        "internal_audit",
+        "management_review",
+    ] {
+        let reference = format!("dms://{kind}");
+        let registered = client
+            .post(
+                &format!("/engagements/{engagement}/documents"),
+                &[("csrf", &page.csrf()), ("kind", kind), ("reference", &reference)],
+            )
+            .await;
+        assert_eq!(registered.status, 303, "{kind}: {}", registered.body);
+    }
+    let mut csv = String::from("control,applicable,justification\n");
+    for control in entities::domain::soa::annex_a_controls() {
+        let applicable = if control.control == "7.5" { "no" } else { "yes" };
+        csv.push_str(&format!("{},{applicable},\"decided in the risk treatment plan, 2027\"\n", control.control));
+    }
+    let upload = |csv: String, csrf: String| {
+        let file = reqwest::multipart::Part::text(csv).file_name("soa.csv").mime_str("text/csv").unwrap();
+        reqwest::multipart::Form::new().text("csrf", csrf).part("soa", file)
+    };
+    let soa_path = format!("/engagements/{engagement}/statement-of-applicability");
+    let unclear = client.post_multipart(&soa_path, upload("control,applicable\n5.1,maybe\n".into(), page.csrf())).await;
+    assert_eq!(unclear.status, 422, "an unclear line is refused by its line");
+    assert!(unclear.body.contains("soa line 2"), "{}", unclear.body);
+    let uploaded = client.post_multipart(&soa_path, upload(csv, page.csrf())).await;
+    assert_eq!(uploaded.status, 303, "{}", uploaded.body);
+    let readiness = app.get(&format!("/api/v1/engagements/{engagement}/stage1-readiness")).await.expect(200);
+    assert_eq!(readiness.body["ready"], true, "{}", readiness.body);
+    assert!(client.get(&format!("/engagements/{engagement}")).await.body.contains("Ready: every required document"));
+
     // The client submits a corrective action for a minor finding through its form.
-    app.prepare_stage1_documents(&engagement).await;
     app.fire(&engagement, json!({ "event": "record_stage1_outcome", "audit_id": stage1, "outcome": "ready" }))
         .await
         .expect(200);
     let stage2 = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
     let finding = app.record_finding(&engagement, &stage2, "minor_nc", "A.8.13").await;
-    let mut client = sign_in(&app, &smtp, "isms@acme.test").await;
     let page = client.get(&format!("/engagements/{engagement}")).await;
     assert_eq!(page.status, 200);
     let action = format!("/engagements/{engagement}/findings/{finding}/corrective-action");

@@ -5,6 +5,7 @@ mod api_crash;
 mod backups;
 mod bad_inputs;
 mod bidders;
+mod browser;
 mod certification_policy;
 mod concurrency;
 mod console;

@@ -47,6 +47,12 @@ async fn the_counters_move_by_exactly_the_requests_and_transitions_sent(backend:
     let api = start_api_with(&app, &[]).await;
     let admin = process_token(&app, "admin", "root@platform.test");
     let metrics_url = format!("{}/metrics", api.address());
+    // The census the process takes at start runs beside the first requests: wait for it, so it
+    // counts the engagement as it was before the event below.
+    wait_at_most(30, "the census taken at start", || async {
+        value(&scrape(&app, &metrics_url).await, "certflow_engagements", &[("state", "cb_selection")]) == 1.0
+    })
+    .await;
     let before = scrape(&app, &metrics_url).await;
     let send = |method: Method, path: String, body: Option<serde_json::Value>| {
         let mut request = app.client.request(method, format!("{}{path}", api.address())).bearer_auth(&admin);

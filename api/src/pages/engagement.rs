@@ -9,9 +9,11 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
 use entities::domain::FindingGrade;
 use entities::domain::FindingStatus;
+use entities::domain::RequiredDocument;
+use entities::domain::stage1::Stage1Readiness;
 use entities::orm::{
-    audit, certificate, certification_body, corrective_action, finding, history_entry, notification, organization,
-    prelude::*,
+    audit, certificate, certification_body, corrective_action, document, finding, history_entry, notification,
+    organization, prelude::*,
 };
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
@@ -33,6 +35,8 @@ pub const TIMELINE_ENTRIES: u64 = 200;
 pub struct EventForm {
     /// The event's name.
     pub event: String,
+    /// As a person reads it.
+    pub label: String,
     /// Its fields.
     pub fields: Vec<Field>,
 }
@@ -94,6 +98,10 @@ struct EngagementPage<'a> {
     timeline: Vec<TimelineRow>,
     emails: Vec<EmailRow>,
     records_visible: bool,
+    readiness: Option<Stage1Readiness>,
+    documents: Vec<document::Model>,
+    document_kinds: Vec<String>,
+    client_documents: bool,
 }
 
 /// A refusal, as the page shows it.
@@ -104,7 +112,8 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn of(error: &ApiError) -> Self {
+    /// The refusal `error` is, as the page shows it.
+    pub fn of(error: &ApiError) -> Self {
         let problem = error.problem();
         let mut lines: Vec<String> =
             problem.violations.iter().flatten().map(|v| format!("{} ({})", v.detail, v.code)).collect();
@@ -126,6 +135,18 @@ impl EngagementPage<'_> {
     }
 }
 
+/// `snake_case_words` as a sentence: "Snake case words".
+pub fn sentence(name: &str) -> String {
+    let words = name.replace('_', " ");
+    let mut chars = words.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// `text` cut to at most `max` characters, with an ellipsis when cut.
+fn at_most(text: String, max: usize) -> String {
+    if text.chars().count() <= max { text } else { text.chars().take(max).chain(['…']).collect() }
+}
+
 /// `?fired=&deadline=`
 #[derive(Debug, Deserialize)]
 pub struct PageQuery {
@@ -140,11 +161,11 @@ pub async fn engagement_page(
     id: web::Path<Uuid>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
-    let fired = query.fired.clone().filter(|f| event_fields().contains_key(f));
+    let fired = query.fired.as_deref().filter(|f| event_fields().contains_key(*f)).map(sentence);
     render(&app, &me, *id, None, fired, query.deadline, StatusCode::OK).await
 }
 
-async fn render(
+pub(super) async fn render(
     app: &AppState,
     me: &SignedIn,
     id: Uuid,
@@ -181,12 +202,25 @@ async fn render(
         .filter(|event| permits(user.party, Action::Fire(**event)))
         .filter_map(|event| {
             let name = event.to_string();
-            event_fields().get(&name).map(|fields| EventForm { event: name, fields: fields.clone() })
+            event_fields().get(&name).map(|fields| EventForm {
+                label: sentence(&name),
+                event: name,
+                fields: fields.clone(),
+            })
         })
         .collect();
+    // Instants in the body's time zone (its certification policy's), as its people read them.
+    let zone = engine::policies::certification_policy_of(&app.db, view.certification_body_id).await?.time_zone;
     let (mut audits, mut findings, mut timeline, mut emails, mut certificate) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), None);
+    let (mut readiness, mut documents) = (None, Vec::new());
     if records_visible {
+        readiness = Some(engine::lifecycle::stage1_readiness(&app.db, id).await?);
+        documents = Document::find()
+            .filter(document::Column::EngagementId.eq(id))
+            .order_by_asc(document::Column::Kind)
+            .all(&app.db)
+            .await?;
         audits = Audit::find()
             .filter(audit::Column::EngagementId.eq(id))
             .order_by_asc(audit::Column::FirstDay)
@@ -242,14 +276,14 @@ async fn render(
             .await?
             .into_iter()
             .map(|h| TimelineRow {
-                at: h.occurred_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                at: zone.local_time(h.occurred_at),
                 change: match (h.from_state, h.to_state) {
                     (Some(from), Some(to)) if from != to => format!("{from} → {to}"),
                     _ => String::new(),
                 },
                 action: h.action,
                 actor: h.actor,
-                reason: h.reason.unwrap_or_default(),
+                reason: at_most(h.reason.unwrap_or_default(), 300),
             })
             .collect();
         emails = Notification::find()
@@ -263,7 +297,7 @@ async fn render(
                 kind: n.kind.to_string(),
                 status: n.status.to_string(),
                 scheduled_on: n.scheduled_on.to_string(),
-                sent_at: n.sent_at.map(|s| s.format("%Y-%m-%d %H:%M UTC").to_string()).unwrap_or_default(),
+                sent_at: n.sent_at.map(|s| zone.local_time(s)).unwrap_or_default(),
             })
             .collect();
     }
@@ -284,6 +318,10 @@ async fn render(
         timeline,
         emails,
         records_visible,
+        readiness,
+        documents,
+        document_kinds: <RequiredDocument as sea_orm::Iterable>::iter().map(|kind| kind.to_string()).collect(),
+        client_documents: permits(user.party, Action::SubmitDocument),
     };
     Ok(page(status, &template))
 }

@@ -31,6 +31,7 @@ pub mod engagement;
 pub mod forms;
 pub mod portfolio;
 pub mod sign_in;
+pub mod stage1;
 
 /// The session cookie.
 pub const SESSION_COOKIE: &str = "certflow_session";
@@ -256,6 +257,9 @@ pub fn page(status: StatusCode, template: &impl Template) -> HttpResponse {
                 header::CONTENT_SECURITY_POLICY,
                 "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
             ))
+            // A form's `Origin` is sent (`no-referrer`, the API's, makes browsers send `null`),
+            // and nothing of a page's address leaves the site.
+            .insert_header((header::REFERRER_POLICY, "same-origin"))
             .body(html),
         Err(error) => {
             tracing::error!(%error, "a page template failed to render");
@@ -305,6 +309,8 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/engagements/{id}/findings/{finding_id}/corrective-action",
             web::post().to(engagement::submit_corrective_action_form),
         )
+        .route("/engagements/{id}/documents", web::post().to(stage1::register_document_form))
+        .route("/engagements/{id}/statement-of-applicability", web::post().to(stage1::upload_soa))
         .route("/certificates/{number}", web::get().to(certificate::certificate_page))
         .route("/calendar/{person_id}/{scope}/{key}.ics", web::get().to(calendar::feed))
         .route("/calendar/rotate", web::post().to(calendar::rotate));

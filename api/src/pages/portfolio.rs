@@ -11,7 +11,7 @@ use chrono::{Duration, NaiveDate};
 use entities::domain::deadline::{DeadlineKind, DeadlineStatus};
 use entities::domain::reminders::NotificationStatus;
 use entities::domain::state::EngagementState;
-use entities::orm::{deadline, engagement, notification, organization, prelude::*};
+use entities::orm::{audit, deadline, engagement, notification, organization, prelude::*};
 use sea_orm::sea_query::{Expr, Func, Query};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 use serde::Deserialize;
@@ -43,8 +43,8 @@ pub struct PortfolioQuery {
 
 /// A deadline row.
 pub struct DueRow {
-    engagement_id: Uuid,
-    deadline_id: Uuid,
+    /// Where the row leads: its engagement's page, at the row.
+    href: String,
     organization: String,
     kind: String,
     due_on: NaiveDate,
@@ -99,7 +99,13 @@ pub async fn portfolio(
     query: web::Query<PortfolioQuery>,
 ) -> Result<HttpResponse, PageError> {
     let tenancy = me.user.tenancy;
-    let today = app.clock.now().date_naive();
+    // Today as the caller's body reads it (its certification policy's time zone).
+    let body = match tenancy {
+        engine::access::Tenancy::CertificationBody(id) => Some(id),
+        _ => None,
+    };
+    let zone = engine::policies::certification_policy_of(&app.db, body).await?.time_zone;
+    let today = zone.today(app.clock.now());
     let within = query.within.filter(|days| [30, 60, 90].contains(days)).unwrap_or(90);
     let descending = query.order.as_deref() == Some("desc");
     let organization = query.organization_id;
@@ -143,8 +149,20 @@ pub async fn portfolio(
         ),
         (
             "expiring",
-            format!("Certificates expiring within {within} days"),
-            open().filter(deadline::Column::Kind.eq(K::CertificateExpiry)).filter(deadline::Column::DueOn.lte(horizon)),
+            format!("Certificates expiring within {within} days, no recertification started"),
+            // Only where no recertification has started.
+            open()
+                .filter(deadline::Column::Kind.eq(K::CertificateExpiry))
+                .filter(deadline::Column::DueOn.lte(horizon))
+                .filter(
+                    deadline::Column::EngagementId.not_in_subquery(
+                        Query::select()
+                            .column(engagement::Column::Id)
+                            .from(Engagement)
+                            .and_where(engagement::Column::State.eq(EngagementState::Recertification))
+                            .to_owned(),
+                    ),
+                ),
         ),
         (
             "suspensions",
@@ -166,8 +184,7 @@ pub async fn portfolio(
         for d in found {
             rows.push(DueRow {
                 organization: names.of_engagement(&app, d.engagement_id).await?,
-                engagement_id: d.engagement_id,
-                deadline_id: d.id,
+                href: format!("/engagements/{}?deadline={}#deadline-{}", d.engagement_id, d.id, d.id),
                 kind: d.kind.to_string(),
                 due_on: d.due_on,
                 days: (d.due_on - today).num_days(),
@@ -175,6 +192,40 @@ pub async fn portfolio(
         }
         sections.push(Section { id, title, total, rows });
     }
+    // Audits planned in the window, not yet completed.
+    let mut planned = Audit::find()
+        .filter(of_engagements_in(tenancy, audit::Column::EngagementId))
+        .filter(audit::Column::CompletedAt.is_null())
+        .filter(audit::Column::FirstDay.gte(today))
+        .filter(audit::Column::FirstDay.lte(horizon));
+    if let Some(id) = organization {
+        planned = planned.filter(
+            audit::Column::EngagementId.in_subquery(
+                Query::select()
+                    .column(engagement::Column::Id)
+                    .from(Engagement)
+                    .and_where(engagement::Column::OrganizationId.eq(id))
+                    .to_owned(),
+            ),
+        );
+    }
+    let total = planned.clone().count(&app.db).await?;
+    let ordered = if descending {
+        planned.order_by_desc(audit::Column::FirstDay)
+    } else {
+        planned.order_by_asc(audit::Column::FirstDay)
+    };
+    let mut rows = Vec::new();
+    for a in ordered.order_by_asc(audit::Column::Id).limit(ROWS).all(&app.db).await? {
+        rows.push(DueRow {
+            organization: names.of_engagement(&app, a.engagement_id).await?,
+            href: format!("/engagements/{}#audits-h", a.engagement_id),
+            kind: format!("{} audit", a.kind),
+            due_on: a.first_day,
+            days: (a.first_day - today).num_days(),
+        });
+    }
+    sections.insert(2, Section { id: "planned", title: format!("Audits planned within {within} days"), total, rows });
     // Emails that failed, newest first.
     let failed = Notification::find()
         .filter(notification::Column::Status.eq(NotificationStatus::Failed))
@@ -196,8 +247,7 @@ pub async fn portfolio(
     for n in failed.order_by_desc(notification::Column::CreatedAt).limit(ROWS).all(&app.db).await? {
         failed_emails.push(DueRow {
             organization: names.of_engagement(&app, n.engagement_id).await?,
-            engagement_id: n.engagement_id,
-            deadline_id: n.deadline_id,
+            href: format!("/engagements/{}#emails-h", n.engagement_id),
             kind: n.kind.to_string(),
             due_on: n.scheduled_on,
             days: (n.scheduled_on - today).num_days(),

@@ -13,6 +13,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use engine::Write;
 use engine::access::Action;
 use engine::history::HistoryRecord;
 use engine::lifecycle::stage1_readiness;
@@ -114,10 +115,23 @@ pub async fn put_document(
     body: web::Json<DocumentRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, kind) = path.into_inner();
+    let (write, saved) = register_document(&app, &user, id, kind, &body.reference).await?;
+    commit(write, HttpResponse::Ok().json(DocumentView::from(saved))).await
+}
+
+/// Registers (or replaces) the `kind` document of engagement `id` (the API's and the console's
+/// one way); the caller commits the write.
+pub async fn register_document(
+    app: &AppState,
+    user: &AuthUser,
+    id: Uuid,
+    kind: RequiredDocument,
+    reference: &str,
+) -> Result<(Write, document::Model), ApiError> {
     let mut f = Fields::default();
-    let reference = f.line::<2000>("reference", &body.reference);
+    let reference = f.line::<2000>("reference", reference);
     let reference = f.finish(reference)?.into_inner();
-    let (write, _) = app.begin_on_engagement(&user, id, Action::SubmitDocument, None).await?;
+    let (write, _) = app.begin_on_engagement(user, id, Action::SubmitDocument, None).await?;
     let (txn, now) = (write.txn(), write.now());
     let existing = Document::find()
         .filter(document::Column::EngagementId.eq(id))
@@ -147,7 +161,7 @@ pub async fn put_document(
             .await?
         }
     };
-    commit(write, HttpResponse::Ok().json(DocumentView::from(saved))).await
+    Ok((write, saved))
 }
 
 /// The documents registered for stage 1.
@@ -213,7 +227,18 @@ pub async fn put_statement_of_applicability(
     id: web::Path<Uuid>,
     body: web::Json<SoaRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let request = body.into_inner();
+    let (write, saved) = replace_statement_of_applicability(&app, &user, *id, body.into_inner()).await?;
+    commit(write, HttpResponse::Ok().json(soa_view(saved))).await
+}
+
+/// Replaces the Statement of Applicability of engagement `id` (the API's and the console's one
+/// way); the caller commits the write.
+pub async fn replace_statement_of_applicability(
+    app: &AppState,
+    user: &AuthUser,
+    id: Uuid,
+    request: SoaRequest,
+) -> Result<(Write, Vec<soa_entry::Model>), ApiError> {
     let mut f = Fields::default();
     f.check(request.entries.len() <= 200, "entries", "at most 200 lines");
     let mut seen = std::collections::HashSet::new();
@@ -233,7 +258,7 @@ pub async fn put_statement_of_applicability(
         }
     }
     f.finish(Some(()))?;
-    let (write, _) = app.begin_on_engagement(&user, *id, Action::SubmitDocument, None).await?;
+    let (write, _) = app.begin_on_engagement(user, id, Action::SubmitDocument, None).await?;
     let txn = write.txn();
     let lines_of = |entries: Vec<soa_entry::Model>| -> Vec<SoaLine> {
         entries
@@ -241,13 +266,13 @@ pub async fn put_statement_of_applicability(
             .map(|e| SoaLine { control: e.control, applicable: e.applicable, justification: e.justification })
             .collect()
     };
-    let before = lines_of(SoaEntry::find().filter(soa_entry::Column::EngagementId.eq(*id)).all(txn).await?);
-    SoaEntry::delete_many().filter(soa_entry::Column::EngagementId.eq(*id)).exec(txn).await?;
+    let before = lines_of(SoaEntry::find().filter(soa_entry::Column::EngagementId.eq(id)).all(txn).await?);
+    SoaEntry::delete_many().filter(soa_entry::Column::EngagementId.eq(id)).exec(txn).await?;
     let rows: Vec<soa_entry::ActiveModel> = request
         .entries
         .into_iter()
         .map(|e| soa_entry::ActiveModel {
-            engagement_id: Set(*id),
+            engagement_id: Set(id),
             control: Set(e.control.trim().to_owned()),
             applicable: Set(e.applicable),
             justification: Set(e.justification.map(|j| j.trim().to_owned()).filter(|j| !j.is_empty())),
@@ -257,18 +282,18 @@ pub async fn put_statement_of_applicability(
         SoaEntry::insert_many(rows).exec(txn).await?;
     }
     let saved = SoaEntry::find()
-        .filter(soa_entry::Column::EngagementId.eq(*id))
+        .filter(soa_entry::Column::EngagementId.eq(id))
         .order_by_asc(soa_entry::Column::Control)
         .all(txn)
         .await?;
     // The SoA evolves after certification too, but never silently: each change, with what it was.
     let changes = soa_changes(&before, &lines_of(saved.clone()));
     if !changes.is_empty() {
-        let change = HistoryRecord::change(*id, "statement_of_applicability_changed", &user.subject, None)
+        let change = HistoryRecord::change(id, "statement_of_applicability_changed", &user.subject, None)
             .with_reason(Some(changes.join("\n")));
         write.record_history(change).await?;
     }
-    commit(write, HttpResponse::Ok().json(soa_view(saved))).await
+    Ok((write, saved))
 }
 
 /// The Statement of Applicability and its check.

@@ -138,6 +138,12 @@ impl TimeZone {
         self.0.name()
     }
 
+    /// `at` as people of this zone read it: its date, hours and minutes, and the zone's
+    /// abbreviation (`2027-01-04 13:00 CET`).
+    pub fn local_time(self, at: DateTime<Utc>) -> String {
+        at.with_timezone(&self.0).format("%Y-%m-%d %H:%M %Z").to_string()
+    }
+
     /// The date in this zone at `now`.
     pub fn today(self, now: DateTime<Utc>) -> NaiveDate {
         now.with_timezone(&self.0).date_naive()
@@ -207,6 +213,9 @@ mod tests {
         assert_eq!((policy.stage1_validity_months, policy.suspension_limit_months), (6, 6));
         assert_eq!((policy.missed_surveillance_grace_days, policy.withdrawal_grace_days), (30, 30));
         assert_eq!(policy.time_zone.name(), "UTC");
+        let winter = DateTime::parse_from_rfc3339("2027-01-04T12:00:00Z").unwrap().to_utc();
+        assert_eq!(TimeZone::parse("Europe/Berlin").unwrap().local_time(winter), "2027-01-04 13:00 CET");
+        assert_eq!(policy.time_zone.local_time(winter), "2027-01-04 12:00 UTC");
         assert_eq!(policy.validate(), Ok(()));
     }
 
