@@ -43,6 +43,8 @@ pub struct PortfolioQuery {
 
 /// A deadline row.
 pub struct DueRow {
+    /// Its engagement (its organization's name is read for every row at once).
+    engagement_id: Uuid,
     /// Where the row leads: its engagement's page, at the row.
     href: String,
     organization: String,
@@ -62,6 +64,7 @@ pub struct Section {
 /// An engagement row.
 pub struct EngagementRow {
     id: Uuid,
+    organization_id: Uuid,
     organization: String,
     state: String,
 }
@@ -171,7 +174,6 @@ pub async fn portfolio(
         ),
     ];
     let mut sections = Vec::new();
-    let mut names = Names::default();
     for (id, title, select) in specs {
         let total = select.clone().count(&app.db).await?;
         let ordered = if descending {
@@ -183,7 +185,8 @@ pub async fn portfolio(
         let mut rows = Vec::with_capacity(found.len());
         for d in found {
             rows.push(DueRow {
-                organization: names.of_engagement(&app, d.engagement_id).await?,
+                organization: String::new(),
+                engagement_id: d.engagement_id,
                 href: format!("/engagements/{}?deadline={}#deadline-{}", d.engagement_id, d.id, d.id),
                 kind: d.kind.to_string(),
                 due_on: d.due_on,
@@ -218,7 +221,8 @@ pub async fn portfolio(
     let mut rows = Vec::new();
     for a in ordered.order_by_asc(audit::Column::Id).limit(ROWS).all(&app.db).await? {
         rows.push(DueRow {
-            organization: names.of_engagement(&app, a.engagement_id).await?,
+            organization: String::new(),
+            engagement_id: a.engagement_id,
             href: format!("/engagements/{}#audits-h", a.engagement_id),
             kind: format!("{} audit", a.kind),
             due_on: a.first_day,
@@ -246,7 +250,8 @@ pub async fn portfolio(
     let mut failed_emails = Vec::new();
     for n in failed.order_by_desc(notification::Column::CreatedAt).limit(ROWS).all(&app.db).await? {
         failed_emails.push(DueRow {
-            organization: names.of_engagement(&app, n.engagement_id).await?,
+            organization: String::new(),
+            engagement_id: n.engagement_id,
             href: format!("/engagements/{}#emails-h", n.engagement_id),
             kind: n.kind.to_string(),
             due_on: n.scheduled_on,
@@ -279,7 +284,8 @@ pub async fn portfolio(
     let mut engagements = Vec::new();
     for e in page_rows.into_iter().take(ROWS as usize) {
         engagements.push(EngagementRow {
-            organization: names.of_organization(&app, e.organization_id).await?,
+            organization: String::new(),
+            organization_id: e.organization_id,
             id: e.id,
             state: e.state.to_string(),
         });
@@ -314,6 +320,21 @@ pub async fn portfolio(
         .into_tuple()
         .all(&app.db)
         .await?;
+    // Every row's organization, named in two queries for the whole page.
+    let wanted: Vec<Uuid> =
+        sections.iter().flat_map(|s| &s.rows).chain(&failed_emails).map(|r| r.engagement_id).collect();
+    let organization_of = organizations_of(&app, wanted).await?;
+    let mut organization_ids: Vec<Uuid> = organization_of.values().copied().collect();
+    organization_ids.extend(engagements.iter().map(|e| e.organization_id));
+    let names = names_of(&app, organization_ids).await?;
+    let name_of_engagement =
+        |id: &Uuid| organization_of.get(id).and_then(|o| names.get(o)).cloned().unwrap_or_default();
+    for row in sections.iter_mut().flat_map(|s| s.rows.iter_mut()).chain(failed_emails.iter_mut()) {
+        row.organization = name_of_engagement(&row.engagement_id);
+    }
+    for row in &mut engagements {
+        row.organization = names.get(&row.organization_id).cloned().unwrap_or_default();
+    }
     let template = PortfolioPage {
         me: &me,
         today,
@@ -339,46 +360,38 @@ pub async fn portfolio(
     Ok(page(StatusCode::OK, &template))
 }
 
-/// Organization names, each read once per page.
-#[derive(Default)]
-struct Names {
-    organization_of: HashMap<Uuid, Uuid>,
-    names: HashMap<Uuid, String>,
+/// The organization of each of `engagements`.
+async fn organizations_of(app: &AppState, mut engagements: Vec<Uuid>) -> Result<HashMap<Uuid, Uuid>, PageError> {
+    engagements.sort();
+    engagements.dedup();
+    if engagements.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let pairs: Vec<(Uuid, Uuid)> = Engagement::find()
+        .select_only()
+        .column(engagement::Column::Id)
+        .column(engagement::Column::OrganizationId)
+        .filter(engagement::Column::Id.is_in(engagements))
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    Ok(pairs.into_iter().collect())
 }
 
-impl Names {
-    async fn of_engagement(&mut self, app: &AppState, engagement_id: Uuid) -> Result<String, PageError> {
-        let organization_id = match self.organization_of.get(&engagement_id) {
-            Some(id) => *id,
-            None => {
-                let id: Option<Uuid> = Engagement::find_by_id(engagement_id)
-                    .select_only()
-                    .column(engagement::Column::OrganizationId)
-                    .into_tuple()
-                    .one(&app.db)
-                    .await
-                    .map_err(crate::error::ApiError::from)?;
-                let id = id.unwrap_or_default();
-                self.organization_of.insert(engagement_id, id);
-                id
-            }
-        };
-        self.of_organization(app, organization_id).await
+/// The names of `organizations`.
+async fn names_of(app: &AppState, mut organizations: Vec<Uuid>) -> Result<HashMap<Uuid, String>, PageError> {
+    organizations.sort();
+    organizations.dedup();
+    if organizations.is_empty() {
+        return Ok(HashMap::new());
     }
-
-    async fn of_organization(&mut self, app: &AppState, id: Uuid) -> Result<String, PageError> {
-        if let Some(name) = self.names.get(&id) {
-            return Ok(name.clone());
-        }
-        let name: Option<String> = Organization::find_by_id(id)
-            .select_only()
-            .column(organization::Column::LegalName)
-            .into_tuple()
-            .one(&app.db)
-            .await
-            .map_err(crate::error::ApiError::from)?;
-        let name = name.unwrap_or_default();
-        self.names.insert(id, name.clone());
-        Ok(name)
-    }
+    let pairs: Vec<(Uuid, String)> = Organization::find()
+        .select_only()
+        .column(organization::Column::Id)
+        .column(organization::Column::LegalName)
+        .filter(organization::Column::Id.is_in(organizations))
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    Ok(pairs.into_iter().collect())
 }
