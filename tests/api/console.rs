@@ -263,6 +263,12 @@ async fn pages_are_404_outside_the_scope_and_every_form_needs_its_csrf_token(bac
         assert_eq!(refused.status, 403, "csrf {csrf:?} from {origin:?}");
     }
     assert_eq!(app.engagement(&engagement).await.str("state"), "cb_selection", "nothing was fired");
+    // Another body's coordinator, with a valid token of its own form: the engagement is a 404,
+    // as in the API, and nothing is fired.
+    let mut form = letter.to_vec();
+    form.push(("csrf", otto_csrf.as_str()));
+    assert_eq!(otto.post(&path, &form).await.status, 404);
+    assert_eq!(app.engagement(&engagement).await.str("state"), "cb_selection", "nothing was fired");
     for (path, form) in
         [("/sign-out", vec![]), ("/calendar/rotate", vec![]), ("/sign-in", vec![("email", "ana@cb.test")])]
     {
@@ -274,12 +280,23 @@ on_both_databases!(pages_are_404_outside_the_scope_and_every_form_needs_its_csrf
 
 async fn events_and_corrective_actions_go_through_forms_and_refusals_show_the_rule(backend: Backend) {
     let (app, smtp) = app_with_mail(backend).await;
-    let engagement = app.engagement_with_selected_proposal().await;
-    let view = app.engagement(&engagement).await.body;
-    let cb = view["certification_body_id"].as_str().unwrap().to_owned();
-    let organization = view["organization_id"].as_str().unwrap().to_owned();
+    let organization = app.create_organization(120).await;
+    let cb = app.create_certification_body(true).await;
+    let rival = app.create_certification_body(true).await;
+    let (engagement, proposal) = app.engagement_with_proposal(&organization, &cb).await;
+    app.propose(&engagement, &rival).await;
     add_person(&app, "ana@cb.test", "coordinator", json!({ "certification_body_id": cb })).await;
     add_person(&app, "isms@acme.test", "client_manager", json!({ "organization_id": organization })).await;
+
+    // The client selects a body's proposal on the page.
+    let mut client = sign_in(&app, &smtp, "isms@acme.test").await;
+    let page = client.get(&format!("/engagements/{engagement}")).await;
+    assert_eq!(page.body.matches("/selection\"").count(), 2, "both proposals can be chosen");
+    let selected = client
+        .post(&format!("/engagements/{engagement}/proposals/{proposal}/selection"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(selected.status, 303, "{}", selected.body);
+    assert_eq!(app.engagement(&engagement).await.str("certification_body_id"), cb);
 
     // The coordinator signs the letter through its form: the state moves, the page says so.
     let mut ana = sign_in(&app, &smtp, "ana@cb.test").await;
@@ -331,18 +348,9 @@ async fn events_and_corrective_actions_go_through_forms_and_refusals_show_the_ru
 
     // The client registers its documents and uploads its Statement of Applicability as a CSV
     // file; the page then says stage 1 can find it ready.
-    let mut client = sign_in(&app, &smtp, "isms@acme.test").await;
     let page = client.get(&format!("/engagements/{engagement}")).await;
     assert!(page.body.contains("Not ready yet."), "stage 1 readiness is shown");
-    for kind in [
-        "scope_statement",
-        "information_security_policy",
-        "risk_assessment",
-        "risk_treatment_plan",
-        "statement_of_applicability",
-        "internal_audit",
-        "management_review",
-    ] {
+    for kind in crate::helpers::STAGE1_DOCUMENTS {
         let reference = format!("dms://{kind}");
         let registered = client
             .post(
@@ -460,3 +468,62 @@ async fn calendar_feeds_parse_as_icalendar_hold_only_the_callers_records_and_rot
     assert!(!home.body.contains(&all), "new addresses shown");
 }
 on_both_databases!(calendar_feeds_parse_as_icalendar_hold_only_the_callers_records_and_rotate);
+
+async fn the_public_certificate_page_states_what_the_verification_states(backend: Backend) {
+    let app = crate::helpers::spawn_app(backend).await;
+    let engagement = app.certified_engagement().await;
+    let certificate = app.get(&format!("/api/v1/engagements/{engagement}/certificate")).await.expect(200);
+    let number = certificate.str("number");
+    let verification = app.get(&format!("/api/v1/certificates/{number}/verification")).await.expect(200).body;
+
+    // Anyone, without signing in.
+    let page = reqwest::get(format!("{}/certificates/{number}", app.address)).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Valid: this certificate is in force."), "{html}");
+    for field in ["number", "status", "organization", "scope", "issued_on", "expires_on", "certification_body"] {
+        let value = verification[field].as_str().unwrap();
+        assert!(html.contains(value), "the page states the {field} ({value})");
+    }
+    let unknown = reqwest::get(format!("{}/certificates/NO-SUCH-NUMBER", app.address)).await.unwrap();
+    assert_eq!(unknown.status(), 404);
+}
+on_both_databases!(the_public_certificate_page_states_what_the_verification_states);
+
+async fn the_portfolio_counts_and_pages_each_list_on_the_server(backend: Backend) {
+    let (app, smtp) = app_with_mail(backend).await;
+    let engagement = app.engagement_with_selected_proposal().await;
+    let cb = app.engagement(&engagement).await.str("certification_body_id");
+    let elsewhere = app.engagement_with_selected_proposal().await;
+    add_person(&app, "ana@cb.test", "coordinator", json!({ "certification_body_id": cb })).await;
+    // 30 corrective actions six days overdue on the body's engagement, 3 on another body's.
+    let today = app.clock.now().date_naive();
+    let started = today - chrono::Duration::days(20);
+    app.insert_due_deadlines(&engagement, 30, started).await;
+    app.insert_due_deadlines(&elsewhere, 3, started).await;
+
+    let mut ana = sign_in(&app, &smtp, "ana@cb.test").await;
+    let home = ana.get("/").await;
+    let overdue = home.body.split("id=\"overdue\"").nth(1).unwrap().split("</section>").next().unwrap().to_owned();
+    assert!(overdue.contains("<span class=\"count\">30</span>"), "the body's 30, not the other's: {overdue}");
+    let first: Vec<&str> = overdue.matches("?deadline=").collect();
+    assert_eq!(first.len(), 25, "a page of 25");
+    let more =
+        overdue.split("href=\"").filter_map(|h| h.split('"').next()).find(|h| h.contains("section=overdue")).unwrap();
+    let next = ana.get(&more.replace("&amp;", "&").replace("&#38;", "&")).await;
+    assert_eq!(next.status, 200);
+    let rest = next.body.split("id=\"overdue\"").nth(1).unwrap().split("</section>").next().unwrap().to_owned();
+    assert_eq!(rest.matches("?deadline=").count(), 5, "the other 5 on the next page");
+    assert!(!rest.contains("class=\"more\""), "and no page after it");
+    let ids = |html: &str| -> Vec<String> {
+        html.split("?deadline=").skip(1).map(|h| h.split('#').next().unwrap().to_owned()).collect()
+    };
+    let mut all = ids(&overdue);
+    all.extend(ids(&rest));
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 30, "every deadline once across the pages");
+    assert!(!next.body.contains("id=\"engagements\""), "a section alone");
+}
+on_both_databases!(the_portfolio_counts_and_pages_each_list_on_the_server);

@@ -110,6 +110,17 @@ pub const RS256_PUBLIC_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixture
 /// The private half (test-only, never used outside the tests).
 pub const RS256_PRIVATE_KEY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/jwt-test-rs256-private.pem");
 
+/// The documents stage 1 requires.
+pub const STAGE1_DOCUMENTS: [&str; 7] = [
+    "scope_statement",
+    "information_security_policy",
+    "risk_assessment",
+    "risk_treatment_plan",
+    "statement_of_applicability",
+    "internal_audit",
+    "management_review",
+];
+
 /// The subject of the test's admin token.
 pub const ADMIN: &str = "admin@certflow.test";
 
@@ -584,15 +595,7 @@ impl TestApp {
 
     /// Registers all seven required documents and a complete Statement of Applicability.
     pub async fn prepare_stage1_documents(&self, engagement: &str) {
-        for kind in [
-            "scope_statement",
-            "information_security_policy",
-            "risk_assessment",
-            "risk_treatment_plan",
-            "statement_of_applicability",
-            "internal_audit",
-            "management_review",
-        ] {
+        for kind in STAGE1_DOCUMENTS {
             self.put(
                 &format!("/api/v1/engagements/{engagement}/documents/{kind}"),
                 &json!({ "reference": format!("dms://{kind}") }),

@@ -23,6 +23,7 @@ mod metrics;
 mod migrations;
 mod openapi;
 mod paging;
+mod people;
 mod processes;
 mod rate_limits;
 mod reminder_policy;

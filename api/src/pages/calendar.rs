@@ -13,13 +13,12 @@ use entities::orm::{audit, deadline, engagement, organization, person, prelude::
 use icalendar::{Calendar, Component, EventLike};
 use sea_orm::sea_query::Query;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde::Deserialize;
 use uuid::Uuid;
 
 use engine::access::{engagement_records_in, of_engagements_in};
 use engine::people::caller_of;
 
-use super::{Console, PageError, SignedIn, see_other};
+use super::{Console, CsrfOnly, PageError, SignedIn, see_other};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -179,20 +178,13 @@ async fn calendar_of(
     Ok(calendar.done().to_string())
 }
 
-/// A form with only its CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct RotateForm {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /calendar/rotate`: new addresses for the signed-in person's feeds; the old ones stop.
 pub async fn rotate(
     app: web::Data<AppState>,
     console: web::Data<Console>,
     request: HttpRequest,
     me: SignedIn,
-    form: web::Form<RotateForm>,
+    form: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
     me.check_form(&console, &request, &form.csrf)?;
     app.rotate_calendar(&me.user, me.person.id).await?;

@@ -11,9 +11,10 @@ use entities::domain::FindingGrade;
 use entities::domain::FindingStatus;
 use entities::domain::RequiredDocument;
 use entities::domain::stage1::Stage1Readiness;
+use entities::domain::state::EngagementState;
 use entities::orm::{
     audit, certificate, certification_body, corrective_action, document, finding, history_entry, notification,
-    organization, prelude::*,
+    organization, prelude::*, proposal,
 };
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
@@ -49,6 +50,15 @@ pub struct AuditRow {
     last_day: String,
     lead_auditor: String,
     completed: bool,
+}
+
+/// A proposal of a certification body.
+pub struct ProposalRow {
+    id: Uuid,
+    body: String,
+    price: String,
+    audit_days: f64,
+    status: String,
 }
 
 /// A finding with its corrective action.
@@ -99,6 +109,9 @@ struct EngagementPage<'a> {
     emails: Vec<EmailRow>,
     records_visible: bool,
     readiness: Option<Stage1Readiness>,
+    proposals: Vec<ProposalRow>,
+    /// The client may select a proposal now.
+    selects: bool,
     documents: Vec<document::Model>,
     document_kinds: Vec<String>,
     client_documents: bool,
@@ -214,6 +227,37 @@ pub(super) async fn render(
     let (mut audits, mut findings, mut timeline, mut emails, mut certificate) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), None);
     let (mut readiness, mut documents) = (None, Vec::new());
+    // The proposals: all of them for the client and the platform, its own for a body.
+    let mut proposals = Proposal::find().filter(proposal::Column::EngagementId.eq(id));
+    if let engine::access::Tenancy::CertificationBody(own) = user.tenancy {
+        proposals = proposals.filter(proposal::Column::CertificationBodyId.eq(own));
+    }
+    let proposals = proposals.order_by_asc(proposal::Column::CreatedAt).all(&app.db).await?;
+    let mut bodies: Vec<Uuid> = proposals.iter().map(|p| p.certification_body_id).collect();
+    bodies.dedup();
+    let body_names: Vec<(Uuid, String)> = CertificationBody::find()
+        .select_only()
+        .column(certification_body::Column::Id)
+        .column(certification_body::Column::Name)
+        .filter(certification_body::Column::Id.is_in(bodies))
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    let proposals: Vec<ProposalRow> = proposals
+        .into_iter()
+        .map(|p| ProposalRow {
+            id: p.id,
+            body: body_names
+                .iter()
+                .find(|(b, _)| *b == p.certification_body_id)
+                .map(|(_, n)| n.clone())
+                .unwrap_or_default(),
+            price: format!("{}.{:02} {}", p.price_minor / 100, p.price_minor % 100, p.currency),
+            audit_days: p.audit_days,
+            status: p.status.to_string(),
+        })
+        .collect();
+    let selects = view.state == EngagementState::CbSelection && permits(user.party, Action::SelectProposal);
     if records_visible {
         readiness = Some(engine::lifecycle::stage1_readiness(&app.db, id).await?);
         documents = Document::find()
@@ -319,6 +363,8 @@ pub(super) async fn render(
         emails,
         records_visible,
         readiness,
+        proposals,
+        selects,
         documents,
         document_kinds: <RequiredDocument as sea_orm::Iterable>::iter().map(|kind| kind.to_string()).collect(),
         client_documents: permits(user.party, Action::SubmitDocument),
@@ -349,12 +395,24 @@ pub async fn fire_from_form(
     .await;
     let name: &'static str = event_fields().keys().find(|k| **k == event).map_or("unknown", |k| static_name(k));
     crate::routes::engagements::count_transition(name, outcome.as_ref().err());
+    after_form(&app, &me, *id, outcome, &format!("/engagements/{id}?fired={event}")).await
+}
+
+/// Where a form leads: on success to `to`; refused by a rule or a field, to the page again with the
+/// refusal shown (with its status); unseen, as a 404 page; anything else, as its error page.
+pub(super) async fn after_form(
+    app: &AppState,
+    me: &SignedIn,
+    id: Uuid,
+    outcome: Result<(), ApiError>,
+    to: &str,
+) -> Result<HttpResponse, PageError> {
     match outcome {
-        Ok(()) => Ok(see_other(&format!("/engagements/{id}?fired={event}"))),
+        Ok(()) => Ok(see_other(to)),
         Err(error) if error.status_code() == StatusCode::NOT_FOUND => Err(error.into()),
         Err(error) if error.status_code().is_client_error() => {
             let status = error.status_code();
-            render(&app, &me, *id, Some(Refusal::of(&error)), None, None, status).await
+            render(app, me, id, Some(Refusal::of(&error)), None, None, status).await
         }
         Err(error) => Err(error.into()),
     }
@@ -420,13 +478,25 @@ pub async fn submit_corrective_action_form(
         write.commit(None).await.map_err(ApiError::from)
     }
     .await;
-    match outcome {
-        Ok(()) => Ok(see_other(&format!("/engagements/{id}#finding-{finding_id}"))),
-        Err(error) if error.status_code() == StatusCode::NOT_FOUND => Err(error.into()),
-        Err(error) if error.status_code().is_client_error() => {
-            let status = error.status_code();
-            render(&app, &me, id, Some(Refusal::of(&error)), None, None, status).await
-        }
-        Err(error) => Err(error.into()),
+    after_form(&app, &me, id, outcome, &format!("/engagements/{id}#finding-{finding_id}")).await
+}
+
+/// `POST /engagements/{id}/proposals/{proposal_id}/selection`: the client selects a proposal
+/// through the API's own code.
+pub async fn select_proposal_form(
+    app: web::Data<AppState>,
+    console: web::Data<Console>,
+    request: HttpRequest,
+    me: SignedIn,
+    path: web::Path<(Uuid, Uuid)>,
+    form: web::Form<super::CsrfOnly>,
+) -> Result<HttpResponse, PageError> {
+    let (id, proposal_id) = path.into_inner();
+    me.check_form(&console, &request, &form.csrf)?;
+    let outcome = async {
+        let (write, ..) = crate::routes::proposals::choose_proposal(&app, &me.user, None, id, proposal_id).await?;
+        write.commit(None).await.map_err(ApiError::from)
     }
+    .await;
+    after_form(&app, &me, id, outcome, &format!("/engagements/{id}#proposals-h")).await
 }

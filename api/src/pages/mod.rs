@@ -111,6 +111,14 @@ impl Console {
     }
 }
 
+/// A form with only its CSRF token (sign-out, a link's button, new calendar addresses).
+#[derive(Debug, serde::Deserialize)]
+pub struct CsrfOnly {
+    /// The form's token.
+    #[serde(default)]
+    pub csrf: String,
+}
+
 /// A person signed in to the console, as the engine's caller.
 pub struct SignedIn {
     /// The caller the person is now (their role and scope as the directory holds them).
@@ -309,6 +317,7 @@ pub fn configure(config: &mut web::ServiceConfig) {
             "/engagements/{id}/findings/{finding_id}/corrective-action",
             web::post().to(engagement::submit_corrective_action_form),
         )
+        .route("/engagements/{id}/proposals/{proposal_id}/selection", web::post().to(engagement::select_proposal_form))
         .route("/engagements/{id}/documents", web::post().to(stage1::register_document_form))
         .route("/engagements/{id}/statement-of-applicability", web::post().to(stage1::upload_soa))
         .route("/certificates/{number}", web::get().to(certificate::certificate_page))

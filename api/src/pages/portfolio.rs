@@ -13,7 +13,7 @@ use entities::domain::reminders::NotificationStatus;
 use entities::domain::state::EngagementState;
 use entities::orm::{audit, deadline, engagement, notification, organization, prelude::*};
 use sea_orm::sea_query::{Expr, Func, Query};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select};
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -39,6 +39,16 @@ pub struct PortfolioQuery {
     state: Option<EngagementState>,
     /// The engagement list: the page after this engagement id.
     after: Option<Uuid>,
+    /// One section alone, paged (`overdue`, `majors`, `audits`, `expiring`, `suspensions`).
+    section: Option<String>,
+    /// That section's page after this row: `<due date>_<deadline id>`.
+    from: Option<String>,
+}
+
+/// Where a page of a section starts: after the row due on that day with that id.
+fn parse_from(from: Option<&str>) -> Option<(NaiveDate, Uuid)> {
+    let (day, id) = from?.split_once('_')?;
+    Some((day.parse().ok()?, id.parse().ok()?))
 }
 
 /// A deadline row.
@@ -59,6 +69,8 @@ pub struct Section {
     title: String,
     total: u64,
     rows: Vec<DueRow>,
+    /// The link to the section's next page, when there is one.
+    more: Option<String>,
 }
 
 /// An engagement row.
@@ -86,6 +98,8 @@ struct PortfolioPage<'a> {
     next_page: Option<String>,
     descending: bool,
     feeds: Vec<(&'static str, String)>,
+    /// One section alone (its pages).
+    only: bool,
 }
 
 impl PortfolioPage<'_> {
@@ -112,25 +126,21 @@ pub async fn portfolio(
     let within = query.within.filter(|days| [30, 60, 90].contains(days)).unwrap_or(90);
     let descending = query.order.as_deref() == Some("desc");
     let organization = query.organization_id;
-    let of_organization = |select: Select<Deadline>| match organization {
-        Some(id) => select.filter(
-            deadline::Column::EngagementId.in_subquery(
-                Query::select()
-                    .column(engagement::Column::Id)
-                    .from(Engagement)
-                    .and_where(engagement::Column::OrganizationId.eq(id))
-                    .to_owned(),
-            ),
-        ),
-        None => select,
-    };
     let open = || {
-        of_organization(
-            Deadline::find()
-                .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
-                .filter(of_engagements_in(tenancy, deadline::Column::EngagementId)),
-        )
+        Deadline::find()
+            .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
+            .filter(of_engagements_in(tenancy, deadline::Column::EngagementId))
+            .filter(of_organization(deadline::Column::EngagementId, organization))
     };
+    let only = query.section.as_deref();
+    // The filters a section's "more" link keeps.
+    let mut kept = format!("within={within}");
+    if descending {
+        kept.push_str("&order=desc");
+    }
+    if let Some(id) = organization {
+        kept.push_str(&format!("&organization_id={id}"));
+    }
     use DeadlineKind as K;
     let horizon = today + Duration::days(within);
     let plans = [K::CorrectiveActionPlanDue, K::CorrectiveActionDue, K::CorrectiveActionVerification];
@@ -175,13 +185,29 @@ pub async fn portfolio(
     ];
     let mut sections = Vec::new();
     for (id, title, select) in specs {
+        if only.is_some_and(|only| only != id) {
+            continue;
+        }
         let total = select.clone().count(&app.db).await?;
+        // Keyset pages in (due date, id) order: the rows after the last one shown.
+        let mut page = select;
+        if let Some((day, after)) = parse_from(query.from.as_deref()).filter(|_| only == Some(id)) {
+            let same_day_after =
+                Condition::all().add(deadline::Column::DueOn.eq(day)).add(deadline::Column::Id.gt(after));
+            let later = if descending { deadline::Column::DueOn.lt(day) } else { deadline::Column::DueOn.gt(day) };
+            page = page.filter(Condition::any().add(later).add(same_day_after));
+        }
         let ordered = if descending {
-            select.order_by_desc(deadline::Column::DueOn)
+            page.order_by_desc(deadline::Column::DueOn)
         } else {
-            select.order_by_asc(deadline::Column::DueOn)
+            page.order_by_asc(deadline::Column::DueOn)
         };
-        let found = ordered.order_by_asc(deadline::Column::Id).limit(ROWS).all(&app.db).await?;
+        let mut found = ordered.order_by_asc(deadline::Column::Id).limit(ROWS + 1).all(&app.db).await?;
+        let more = (found.len() as u64 > ROWS).then(|| {
+            found.truncate(ROWS as usize);
+            let last = found.last().map(|d| format!("{}_{}", d.due_on, d.id)).unwrap_or_default();
+            format!("/?section={id}&from={last}&{kept}#{id}")
+        });
         let mut rows = Vec::with_capacity(found.len());
         for d in found {
             rows.push(DueRow {
@@ -193,7 +219,7 @@ pub async fn portfolio(
                 days: (d.due_on - today).num_days(),
             });
         }
-        sections.push(Section { id, title, total, rows });
+        sections.push(Section { id, title, total, rows, more });
     }
     // Audits planned in the window, not yet completed.
     let mut planned = Audit::find()
@@ -201,17 +227,7 @@ pub async fn portfolio(
         .filter(audit::Column::CompletedAt.is_null())
         .filter(audit::Column::FirstDay.gte(today))
         .filter(audit::Column::FirstDay.lte(horizon));
-    if let Some(id) = organization {
-        planned = planned.filter(
-            audit::Column::EngagementId.in_subquery(
-                Query::select()
-                    .column(engagement::Column::Id)
-                    .from(Engagement)
-                    .and_where(engagement::Column::OrganizationId.eq(id))
-                    .to_owned(),
-            ),
-        );
-    }
+    planned = planned.filter(of_organization(audit::Column::EngagementId, organization));
     let total = planned.clone().count(&app.db).await?;
     let ordered = if descending {
         planned.order_by_desc(audit::Column::FirstDay)
@@ -229,23 +245,15 @@ pub async fn portfolio(
             days: (a.first_day - today).num_days(),
         });
     }
-    sections.insert(2, Section { id: "planned", title: format!("Audits planned within {within} days"), total, rows });
+    if only.is_none() {
+        let title = format!("Audits planned within {within} days");
+        sections.insert(2, Section { id: "planned", title, total, rows, more: None });
+    }
     // Emails that failed, newest first.
     let failed = Notification::find()
         .filter(notification::Column::Status.eq(NotificationStatus::Failed))
         .filter(of_engagements_in(tenancy, notification::Column::EngagementId));
-    let failed = match organization {
-        Some(id) => failed.filter(
-            notification::Column::EngagementId.in_subquery(
-                Query::select()
-                    .column(engagement::Column::Id)
-                    .from(Engagement)
-                    .and_where(engagement::Column::OrganizationId.eq(id))
-                    .to_owned(),
-            ),
-        ),
-        None => failed,
-    };
+    let failed = failed.filter(of_organization(notification::Column::EngagementId, organization));
     let failed_total = failed.clone().count(&app.db).await?;
     let mut failed_emails = Vec::new();
     for n in failed.order_by_desc(notification::Column::CreatedAt).limit(ROWS).all(&app.db).await? {
@@ -349,6 +357,7 @@ pub async fn portfolio(
         engagements,
         next_page,
         descending,
+        only: only.is_some(),
         feeds: vec![
             (
                 "What you are concerned with",
@@ -358,6 +367,22 @@ pub async fn portfolio(
         ],
     };
     Ok(page(StatusCode::OK, &template))
+}
+
+/// Rows whose engagement (its `column`) is `organization`'s; every row when none is chosen.
+fn of_organization(column: impl ColumnTrait, organization: Option<Uuid>) -> Condition {
+    match organization {
+        Some(id) => Condition::all().add(
+            column.in_subquery(
+                Query::select()
+                    .column(engagement::Column::Id)
+                    .from(Engagement)
+                    .and_where(engagement::Column::OrganizationId.eq(id))
+                    .to_owned(),
+            ),
+        ),
+        None => Condition::all(),
+    }
 }
 
 /// The organization of each of `engagements`.

@@ -12,7 +12,7 @@ use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 use serde::Deserialize;
 
-use super::{Console, FORM_COOKIE, PageError, SESSION_COOKIE, SignedIn, page, same_origin, see_other};
+use super::{Console, CsrfOnly, FORM_COOKIE, PageError, SESSION_COOKIE, SignedIn, page, same_origin, see_other};
 use crate::error::ApiError;
 use crate::rate_limit::RateLimits;
 use crate::state::AppState;
@@ -183,20 +183,13 @@ pub async fn confirm(console: web::Data<Console>, request: HttpRequest, token: w
     with_cookie(page(StatusCode::OK, &ConfirmPage { csrf: &csrf, token: &token }), cookie)
 }
 
-/// A form with only its CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct TokenOnly {
-    #[serde(default)]
-    csrf: String,
-}
-
 /// `POST /sign-in/{token}`: spends the link, opens a session, goes where the link was for.
 pub async fn redeem(
     app: web::Data<AppState>,
     console: web::Data<Console>,
     request: HttpRequest,
     token: web::Path<String>,
-    form: web::Form<TokenOnly>,
+    form: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
     check_anonymous_form(&console, &request, &form.csrf)?;
     let opened = match app.redeem_sign_in_link(&token, chrono::Utc::now(), console.session_length).await {
@@ -222,7 +215,7 @@ pub async fn sign_out(
     console: web::Data<Console>,
     request: HttpRequest,
     signed_in: SignedIn,
-    form: web::Form<TokenOnly>,
+    form: web::Form<CsrfOnly>,
 ) -> Result<HttpResponse, PageError> {
     signed_in.check_form(&console, &request, &form.csrf)?;
     if let Some(cookie) = request.cookie(SESSION_COOKIE) {

@@ -3,15 +3,14 @@
 //! API's own code.
 
 use actix_multipart::Multipart;
-use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use entities::domain::RequiredDocument;
 use futures::TryStreamExt;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::engagement::{Refusal, render};
-use super::{Console, PageError, SignedIn, see_other};
+use super::engagement::after_form;
+use super::{Console, PageError, SignedIn};
 use crate::error::{ApiError, FieldProblem};
 use crate::routes::documents::{SoaEntryDto, SoaRequest, register_document, replace_statement_of_applicability};
 use crate::state::AppState;
@@ -76,7 +75,7 @@ pub async fn register_document_form(
         write.commit(None).await.map_err(ApiError::from)
     }
     .await;
-    answer(&app, &me, *id, outcome).await
+    after_form(&app, &me, *id, outcome, &format!("/engagements/{id}#stage1-h")).await
 }
 
 /// `POST /engagements/{id}/statement-of-applicability` (multipart: `csrf`, `soa` the CSV file):
@@ -113,25 +112,7 @@ pub async fn upload_soa(
         write.commit(None).await.map_err(ApiError::from)
     }
     .await;
-    answer(&app, &me, *id, outcome).await
-}
-
-/// Back to the page's stage 1 section, or the page with the refusal.
-async fn answer(
-    app: &AppState,
-    me: &SignedIn,
-    id: Uuid,
-    outcome: Result<(), ApiError>,
-) -> Result<HttpResponse, PageError> {
-    match outcome {
-        Ok(()) => Ok(see_other(&format!("/engagements/{id}#stage1-h"))),
-        Err(error) if error.status_code() == StatusCode::NOT_FOUND => Err(error.into()),
-        Err(error) if error.status_code().is_client_error() => {
-            let status = error.status_code();
-            render(app, me, id, Some(Refusal::of(&error)), None, None, status).await
-        }
-        Err(error) => Err(error.into()),
-    }
+    after_form(&app, &me, *id, outcome, &format!("/engagements/{id}#stage1-h")).await
 }
 
 #[cfg(test)]

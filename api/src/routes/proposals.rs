@@ -15,8 +15,10 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 use uuid::Uuid;
 
+use engine::Write;
 use engine::access::{Action, Tenancy};
 use engine::history::HistoryRecord;
+use engine::idempotency::Claim;
 use engine::lifecycle::accredited_on;
 use engine::store::{belongs, find_engagement};
 
@@ -269,7 +271,21 @@ pub async fn select_proposal(
     path: web::Path<(Uuid, Uuid)>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, proposal_id) = path.into_inner();
-    let (write, engagement) = app.begin_on_engagement(&user, id, Action::SelectProposal, claim.claim()).await?;
+    let (write, chosen, cb, estimate) = choose_proposal(&app, &user, claim.claim(), id, proposal_id).await?;
+    let now = write.now();
+    commit(write, HttpResponse::Ok().json(view(chosen, cb.as_ref(), &estimate, now.date_naive()))).await
+}
+
+/// Selects proposal `proposal_id` of engagement `id` (the API's and the console's one way): the
+/// chosen proposal, its body and the audit-time estimate; the caller commits the write.
+pub async fn choose_proposal(
+    app: &AppState,
+    user: &AuthUser,
+    claim: Option<Claim>,
+    id: Uuid,
+    proposal_id: Uuid,
+) -> Result<(Write, proposal::Model, Option<certification_body::Model>, AuditTimeEstimate), ApiError> {
+    let (write, engagement) = app.begin_on_engagement(user, id, Action::SelectProposal, claim).await?;
     require_cb_selection(&engagement)?;
     let (txn, now) = (write.txn(), write.now());
     let chosen = belongs(Proposal::find_by_id(proposal_id).one(txn).await?, |p| p.engagement_id, id, "proposal")?;
@@ -292,5 +308,5 @@ pub async fn select_proposal(
     model.update(txn).await?;
     let record = HistoryRecord::change(id, "proposal_selected", &user.subject, Some(proposal_id));
     write.record_history(record).await?;
-    commit(write, HttpResponse::Ok().json(view(chosen, cb.as_ref(), &estimate, now.date_naive()))).await
+    Ok((write, chosen, cb, estimate))
 }
