@@ -59,10 +59,12 @@ def shape(db, body, other_body, engagement):
     body_id, other_id = id_literal(db, body), id_literal(db, other_body)
     db.execute(
         f"UPDATE engagements SET certification_body_id = {other_id};\n"
-        f"UPDATE engagements SET certification_body_id = {body_id} WHERE id IN "
-        f"(SELECT id FROM engagements ORDER BY id LIMIT {PORTFOLIO - 1}) OR id = {id_literal(db, engagement)};\n"
-        f"UPDATE deadlines SET kind = {kind}, due_on = {today_plus(db, random_below(db, 180) + ' - 60')};\n"
-        + ("ANALYZE;\n" if db.backend == "postgres" else "ANALYZE;\n")
+        f"UPDATE engagements SET certification_body_id = {body_id} WHERE id IN (SELECT id FROM engagements "
+        f"WHERE id <> {id_literal(db, engagement)} ORDER BY id LIMIT {PORTFOLIO - 1}) OR id = {id_literal(db, engagement)};\n"
+        f"UPDATE deadlines SET kind = {kind}, due_on = {today_plus(db, random_below(db, 180) + ' - 60')}, "
+        "certification_body_id = (SELECT certification_body_id FROM engagements WHERE engagements.id = "
+        "deadlines.engagement_id);\n"
+        + ("VACUUM ANALYZE;\n" if db.backend == "postgres" else "ANALYZE;\n")
         + f"SELECT count(*) FROM engagements WHERE certification_body_id = {body_id};\n")
     return int(db.execute(f"SELECT count(*) FROM engagements WHERE certification_body_id = {body_id}")[0][0])
 
@@ -105,13 +107,13 @@ def plans(db, body):
     """The plans of the portfolio's statements over the deadlines, as the API runs them (a section's
     count and its first rows)."""
     b = id_literal(db, body)
-    seen = f"engagement_id IN (SELECT id FROM engagements WHERE certification_body_id = {b})"
+    seen = f"certification_body_id = {b}"
     statements = [
         f"SELECT count(*) FROM deadlines WHERE status = 'open' AND {seen} AND kind IN "
         f"('corrective_action_plan_due', 'corrective_action_due', 'corrective_action_verification') "
         f"AND due_on < {today_plus(db, '0')}",
         f"SELECT * FROM deadlines WHERE status = 'open' AND {seen} AND kind = 'surveillance_due' "
-        f"AND due_on <= {today_plus(db, '90')} ORDER BY due_on, id LIMIT 25",
+        f"AND due_on <= {today_plus(db, '90')} ORDER BY due_on, id LIMIT 26",
         f"SELECT state, count(id) FROM engagements WHERE certification_body_id = {b} GROUP BY state",
     ]
     explain = "EXPLAIN (COSTS OFF) " if db.backend == "postgres" else "EXPLAIN QUERY PLAN "

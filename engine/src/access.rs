@@ -2,7 +2,7 @@
 //! outside its scope is revealed); its party says what it can do with what it sees (a 403).
 
 use entities::domain::state::EngagementEvent;
-use entities::orm::{engagement, prelude::*, proposal};
+use entities::orm::{deadline, engagement, prelude::*, proposal};
 use sea_orm::sea_query::{Condition, Query};
 use sea_orm::{ColumnTrait, Iterable};
 use uuid::Uuid;
@@ -243,6 +243,16 @@ pub fn of_engagements_in(tenancy: Tenancy, engagement_column: impl ColumnTrait) 
             engagement::Column::Id,
             engagement_records_in(tenancy),
         )),
+    }
+}
+
+/// The deadlines `tenancy` reads: a body's by the body each deadline names (the write path keeps it
+/// the engagement's), so a body's deadlines are one index range; anyone else's by the engagements
+/// it reads ([`of_engagements_in`]).
+pub fn deadlines_in(tenancy: Tenancy) -> Condition {
+    match tenancy {
+        Tenancy::CertificationBody(id) => Condition::all().add(deadline::Column::CertificationBodyId.eq(id)),
+        other => of_engagements_in(other, deadline::Column::EngagementId),
     }
 }
 

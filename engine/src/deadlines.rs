@@ -85,6 +85,7 @@ pub async fn apply_deadline_change(
                 status: Set(DeadlineStatus::Open),
                 created_at: Set(now),
                 closed_at: Set(None),
+                certification_body_id: Set(engagement.certification_body_id),
             }
             .insert(txn)
             .await?;

@@ -357,6 +357,7 @@ impl TestApp {
         use sea_orm::{ActiveValue::Set, EntityTrait};
         let db = self.db().await;
         let engagement_id: Uuid = engagement.parse().unwrap();
+        let body = self.engagement(engagement).await.body["certification_body_id"].as_str().map(|b| b.parse().unwrap());
         let rows: Vec<deadline::ActiveModel> = (0..count)
             .map(|i| deadline::ActiveModel {
                 id: Set(Uuid::now_v7()),
@@ -370,6 +371,7 @@ impl TestApp {
                 created_at: Set(Utc::now()),
                 closed_at: Set(None),
                 next_step_on: Set(Some(today)),
+                certification_body_id: Set(body),
             })
             .collect();
         for chunk in rows.chunks(200) {

@@ -126,6 +126,7 @@ async fn seed(db: &DatabaseConnection, total: usize, due: usize) -> anyhow::Resu
             created_at: Set(now),
             closed_at: Set(None),
             next_step_on: Set(Some(today.checked_add_days(Days::new(next_step_on)).expect("date"))),
+            certification_body_id: Set(None),
         });
         if rows.len() == 2000 {
             Deadline::insert_many(std::mem::take(&mut rows)).exec_without_returning(db).await?;

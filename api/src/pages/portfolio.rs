@@ -12,12 +12,12 @@ use entities::domain::deadline::{DeadlineKind, DeadlineStatus};
 use entities::domain::reminders::NotificationStatus;
 use entities::domain::state::EngagementState;
 use entities::orm::{audit, deadline, engagement, notification, organization, prelude::*};
-use sea_orm::sea_query::{Expr, Func, Query};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select};
+use sea_orm::sea_query::{Asterisk, Expr, Func, Query};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use engine::access::{engagement_records_in, engagements_in, of_engagements_in};
+use engine::access::{deadlines_in, engagement_records_in, of_engagements_in};
 
 use super::calendar::{Feed, feed_path};
 use super::{PageError, SignedIn, page};
@@ -129,7 +129,7 @@ pub async fn portfolio(
     let open = || {
         Deadline::find()
             .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
-            .filter(of_engagements_in(tenancy, deadline::Column::EngagementId))
+            .filter(deadlines_in(tenancy))
             .filter(of_organization(deadline::Column::EngagementId, organization))
     };
     let only = query.section.as_deref();
@@ -143,66 +143,112 @@ pub async fn portfolio(
     }
     use DeadlineKind as K;
     let horizon = today + Duration::days(within);
-    let plans = [K::CorrectiveActionPlanDue, K::CorrectiveActionDue, K::CorrectiveActionVerification];
-    let specs: [(&'static str, String, Select<Deadline>); 5] = [
+    let plans = vec![K::CorrectiveActionPlanDue, K::CorrectiveActionDue, K::CorrectiveActionVerification];
+    let within_window = || Condition::all().add(deadline::Column::DueOn.lte(horizon));
+    // Each section: its kinds of deadline and which of them.
+    let specs: [(&'static str, String, Vec<DeadlineKind>, Condition); 5] = [
         (
             "overdue",
             "Corrective actions overdue".to_owned(),
-            open().filter(deadline::Column::Kind.is_in(plans)).filter(deadline::Column::DueOn.lt(today)),
+            plans,
+            Condition::all().add(deadline::Column::DueOn.lt(today)),
         ),
         (
             "majors",
             format!("Major nonconformities reaching their 6-month limit within {within} days"),
-            open().filter(deadline::Column::Kind.eq(K::MajorNcLimit)).filter(deadline::Column::DueOn.lte(horizon)),
+            vec![K::MajorNcLimit],
+            within_window(),
         ),
-        (
-            "audits",
-            format!("Surveillance audits due within {within} days"),
-            open().filter(deadline::Column::Kind.eq(K::SurveillanceDue)).filter(deadline::Column::DueOn.lte(horizon)),
-        ),
+        ("audits", format!("Surveillance audits due within {within} days"), vec![K::SurveillanceDue], within_window()),
         (
             "expiring",
             format!("Certificates expiring within {within} days, no recertification started"),
-            // Only where no recertification has started.
-            open()
-                .filter(deadline::Column::Kind.eq(K::CertificateExpiry))
-                .filter(deadline::Column::DueOn.lte(horizon))
-                .filter(
-                    deadline::Column::EngagementId.not_in_subquery(
-                        Query::select()
-                            .column(engagement::Column::Id)
-                            .from(Engagement)
-                            .and_where(engagement::Column::State.eq(EngagementState::Recertification))
-                            .to_owned(),
-                    ),
+            vec![K::CertificateExpiry],
+            // Only where no recertification has started: not an engagement the caller reads that is
+            // in recertification (for a body, one range of its index by state).
+            within_window().add(
+                deadline::Column::EngagementId.not_in_subquery(
+                    Query::select()
+                        .column(engagement::Column::Id)
+                        .from(Engagement)
+                        .cond_where(engagement_records_in(tenancy))
+                        .and_where(engagement::Column::State.eq(EngagementState::Recertification))
+                        .to_owned(),
                 ),
+            ),
         ),
         (
             "suspensions",
             "Suspensions, by the days left to their limit".to_owned(),
-            open().filter(deadline::Column::Kind.is_in([K::SuspensionLimit, K::RestoreAfterExpiryLimit])),
+            vec![K::SuspensionLimit, K::RestoreAfterExpiryLimit],
+            Condition::all(),
         ),
     ];
+    // Every section's count from one pass over the open deadlines of their kinds (on the body's
+    // index range alone): per kind, how many are overdue, due within the window, open at all.
+    let every_kind: Vec<DeadlineKind> = specs.iter().flat_map(|(_, _, kinds, _)| kinds.clone()).collect();
+    let count_where = |condition: Expr| Expr::from(Func::count(Expr::Case(Box::new(Expr::case(condition, 1)))));
+    let tallies: Vec<(DeadlineKind, i64, i64, i64)> = open()
+        .filter(deadline::Column::Kind.is_in(every_kind))
+        .select_only()
+        .column(deadline::Column::Kind)
+        .column_as(count_where(deadline::Column::DueOn.lt(today)), "overdue")
+        .column_as(count_where(deadline::Column::DueOn.lte(horizon)), "due_soon")
+        .column_as(Expr::from(Func::count(Expr::col(Asterisk))), "open")
+        .group_by(deadline::Column::Kind)
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    let tally = |kinds: &[DeadlineKind], measure: fn(&(DeadlineKind, i64, i64, i64)) -> i64| -> u64 {
+        let sum: i64 = tallies.iter().filter(|t| kinds.contains(&t.0)).map(measure).sum();
+        u64::try_from(sum).unwrap_or(0)
+    };
     let mut sections = Vec::new();
-    for (id, title, select) in specs {
+    for (id, title, kinds, which) in specs {
         if only.is_some_and(|only| only != id) {
             continue;
         }
-        let total = select.clone().count(&app.db).await?;
-        // Keyset pages in (due date, id) order: the rows after the last one shown.
-        let mut page = select;
-        if let Some((day, after)) = parse_from(query.from.as_deref()).filter(|_| only == Some(id)) {
-            let same_day_after =
-                Condition::all().add(deadline::Column::DueOn.eq(day)).add(deadline::Column::Id.gt(after));
-            let later = if descending { deadline::Column::DueOn.lt(day) } else { deadline::Column::DueOn.gt(day) };
-            page = page.filter(Condition::any().add(later).add(same_day_after));
-        }
-        let ordered = if descending {
-            page.order_by_desc(deadline::Column::DueOn)
-        } else {
-            page.order_by_asc(deadline::Column::DueOn)
+        let total = match id {
+            "overdue" => tally(&kinds, |t| t.1),
+            "suspensions" => tally(&kinds, |t| t.3),
+            "expiring" => match tally(&kinds, |t| t.2) {
+                // Those whose engagement has started its recertification are not counted (read
+                // only when there are any to tell apart).
+                0 => 0,
+                _ => {
+                    open()
+                        .filter(deadline::Column::Kind.is_in(kinds.clone()))
+                        .filter(which.clone())
+                        .count(&app.db)
+                        .await?
+                }
+            },
+            _ => tally(&kinds, |t| t.2),
         };
-        let mut found = ordered.order_by_asc(deadline::Column::Id).limit(ROWS + 1).all(&app.db).await?;
+        // Keyset pages in (due date, id) order: the rows after the last one shown. Each kind is
+        // read in the index's order and the kinds merged here (one index range each, never every
+        // matching row sorted).
+        let mut found = Vec::new();
+        for kind in kinds {
+            let mut page = open().filter(deadline::Column::Kind.eq(kind)).filter(which.clone());
+            if let Some((day, after)) = parse_from(query.from.as_deref()).filter(|_| only == Some(id)) {
+                let same_day_after =
+                    Condition::all().add(deadline::Column::DueOn.eq(day)).add(deadline::Column::Id.gt(after));
+                let later = if descending { deadline::Column::DueOn.lt(day) } else { deadline::Column::DueOn.gt(day) };
+                page = page.filter(Condition::any().add(later).add(same_day_after));
+            }
+            let ordered = if descending {
+                page.order_by_desc(deadline::Column::DueOn)
+            } else {
+                page.order_by_asc(deadline::Column::DueOn)
+            };
+            found.extend(ordered.order_by_asc(deadline::Column::Id).limit(ROWS + 1).all(&app.db).await?);
+        }
+        found.sort_by(|a, b| {
+            let by_day = if descending { b.due_on.cmp(&a.due_on) } else { a.due_on.cmp(&b.due_on) };
+            by_day.then(a.id.cmp(&b.id))
+        });
+        found.truncate(ROWS as usize + 1);
         let more = (found.len() as u64 > ROWS).then(|| {
             found.truncate(ROWS as usize);
             let last = found.last().map(|d| format!("{}_{}", d.due_on, d.id)).unwrap_or_default();
@@ -266,20 +312,35 @@ pub async fn portfolio(
             days: (n.scheduled_on - today).num_days(),
         });
     }
-    // Engagements by state, and a page of them.
-    let mut engagements_seen = Engagement::find().filter(engagement_records_in(tenancy));
-    if let Some(id) = organization {
-        engagements_seen = engagements_seen.filter(engagement::Column::OrganizationId.eq(id));
-    }
-    let by_state: Vec<(EngagementState, i64)> = engagements_seen
+    // Engagements by state and by organization, counted in one pass (for a body, from its index
+    // alone): the counts by state (of the chosen organization) and the organizations to filter by.
+    let seen = Engagement::find().filter(engagement_records_in(tenancy));
+    let by_state_and_organization: Vec<(EngagementState, Uuid, i64)> = seen
         .clone()
         .select_only()
         .column(engagement::Column::State)
-        .column_as(Expr::from(Func::count(Expr::col(engagement::Column::Id))), "n")
+        .column(engagement::Column::OrganizationId)
+        .column_as(Expr::from(Func::count(Expr::col(Asterisk))), "n")
         .group_by(engagement::Column::State)
+        .group_by(engagement::Column::OrganizationId)
         .into_tuple()
         .all(&app.db)
         .await?;
+    let mut by_state: Vec<(EngagementState, i64)> = Vec::new();
+    for (state, of, n) in &by_state_and_organization {
+        if organization.is_some_and(|chosen| chosen != *of) {
+            continue;
+        }
+        match by_state.iter_mut().find(|(s, _)| s == state) {
+            Some((_, total)) => *total += n,
+            None => by_state.push((*state, *n)),
+        }
+    }
+    by_state.sort_by_key(|(state, _)| *state);
+    let mut engagements_seen = seen;
+    if let Some(id) = organization {
+        engagements_seen = engagements_seen.filter(engagement::Column::OrganizationId.eq(id));
+    }
     let mut listed = engagements_seen;
     if let Some(state) = query.state {
         listed = listed.filter(engagement::Column::State.eq(state));
@@ -309,25 +370,13 @@ pub async fn portfolio(
         }
         link
     });
-    // The organizations the caller sees, for the filter.
-    let organizations: Vec<(Uuid, String)> = Organization::find()
-        .select_only()
-        .column(organization::Column::Id)
-        .column(organization::Column::LegalName)
-        .filter(
-            organization::Column::Id.in_subquery(
-                Query::select()
-                    .column(engagement::Column::OrganizationId)
-                    .from(Engagement)
-                    .cond_where(engagements_in(tenancy))
-                    .to_owned(),
-            ),
-        )
-        .order_by_asc(organization::Column::LegalName)
-        .limit(500)
-        .into_tuple()
-        .all(&app.db)
-        .await?;
+    // The organizations the caller sees, for the filter, by name.
+    let mut organization_ids: Vec<Uuid> = by_state_and_organization.iter().map(|(_, of, _)| *of).collect();
+    organization_ids.sort();
+    organization_ids.dedup();
+    organization_ids.truncate(500);
+    let mut organizations: Vec<(Uuid, String)> = names_of(&app, organization_ids).await?.into_iter().collect();
+    organizations.sort_by(|a, b| a.1.cmp(&b.1));
     // Every row's organization, named in two queries for the whole page.
     let wanted: Vec<Uuid> =
         sections.iter().flat_map(|s| &s.rows).chain(&failed_emails).map(|r| r.engagement_id).collect();
@@ -352,7 +401,7 @@ pub async fn portfolio(
         sections,
         failed_emails,
         failed_total,
-        by_state: by_state.into_iter().map(|(state, n)| (state.to_string(), n.max(0) as u64)).collect(),
+        by_state: by_state.into_iter().map(|(state, n)| (state.to_string(), u64::try_from(n).unwrap_or(0))).collect(),
         state: query.state,
         engagements,
         next_page,

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::ProposalStatus;
 use entities::domain::audit_time::{AuditTimeEstimate, estimate_audit_time};
 use entities::domain::state::EngagementState;
-use entities::orm::{certification_body, engagement, prelude::*, proposal};
+use entities::orm::{certification_body, deadline, engagement, prelude::*, proposal};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use serde::{Deserialize, Serialize};
@@ -306,6 +306,12 @@ pub async fn choose_proposal(
     model.version = Set(version + 1);
     model.updated_at = Set(now);
     model.update(txn).await?;
+    // Its deadlines, if any yet, are the chosen body's from now on (its portfolio reads them so).
+    Deadline::update_many()
+        .col_expr(deadline::Column::CertificationBodyId, Expr::value(chosen.certification_body_id))
+        .filter(deadline::Column::EngagementId.eq(id))
+        .exec(txn)
+        .await?;
     let record = HistoryRecord::change(id, "proposal_selected", &user.subject, Some(proposal_id));
     write.record_history(record).await?;
     Ok((write, chosen, cb, estimate))

@@ -20,6 +20,9 @@ pub struct Model {
     pub created_at: DateTimeUtc,
     pub closed_at: Option<DateTimeUtc>,
     pub next_step_on: Option<Date>,
+    /// The certification body of the engagement (kept by the write path): the body's portfolio
+    /// reads its deadlines from one index range.
+    pub certification_body_id: Option<Uuid>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
