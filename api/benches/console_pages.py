@@ -104,17 +104,20 @@ def page_size(api, path):
 
 
 def plans(db, body):
-    """The plans of the portfolio's statements over the deadlines, as the API runs them (a section's
-    count and its first rows)."""
+    """The plans of the portfolio's statements that read many rows, as the API runs them: every
+    section's count (one grouped query), a section's first rows (one kind, in the index's order),
+    and the engagements by state and organization."""
     b = id_literal(db, body)
     seen = f"certification_body_id = {b}"
+    kinds = ", ".join(f"'{k}'" for k in KINDS + ["corrective_action_verification", "restore_after_expiry_limit"])
     statements = [
-        f"SELECT count(*) FROM deadlines WHERE status = 'open' AND {seen} AND kind IN "
-        f"('corrective_action_plan_due', 'corrective_action_due', 'corrective_action_verification') "
-        f"AND due_on < {today_plus(db, '0')}",
+        f"SELECT kind, count(CASE WHEN due_on < {today_plus(db, '0')} THEN 1 END), "
+        f"count(CASE WHEN due_on <= {today_plus(db, '90')} THEN 1 END), count(*) FROM deadlines "
+        f"WHERE status = 'open' AND {seen} AND kind IN ({kinds}) GROUP BY kind",
         f"SELECT * FROM deadlines WHERE status = 'open' AND {seen} AND kind = 'surveillance_due' "
         f"AND due_on <= {today_plus(db, '90')} ORDER BY due_on, id LIMIT 26",
-        f"SELECT state, count(id) FROM engagements WHERE certification_body_id = {b} GROUP BY state",
+        f"SELECT state, organization_id, count(*) FROM engagements WHERE certification_body_id = {b} "
+        "GROUP BY state, organization_id",
     ]
     explain = "EXPLAIN (COSTS OFF) " if db.backend == "postgres" else "EXPLAIN QUERY PLAN "
     return [(sql, "\n".join(" | ".join(str(c) for c in row) for row in db.execute(explain + sql)))

@@ -33,6 +33,7 @@ impl MigrationTrait for Migration {
                     .col("status")
                     .col("kind")
                     .col("due_on")
+                    .col("id")
                     .to_owned(),
             )
             .await?;
