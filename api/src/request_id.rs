@@ -42,7 +42,7 @@ pub async fn trace_request(
         "request",
         request_id = %id,
         method = %request.method(),
-        path = %request.path(),
+        path = %loggable_path(request.path()),
         subject = tracing::field::Empty,
         engagement_id = tracing::field::Empty,
     );
@@ -64,6 +64,22 @@ pub async fn trace_request(
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(status, elapsed_ms, "request"));
     Ok(response)
+}
+
+/// `path` as the logs keep it: the secrets some console paths carry (a sign-in link's token, a
+/// calendar feed's key) replaced by `…`, so a log reader cannot sign in or read a feed.
+pub fn loggable_path(path: &str) -> std::borrow::Cow<'_, str> {
+    if let Some(token) = path.strip_prefix("/sign-in/")
+        && !token.is_empty()
+    {
+        return "/sign-in/…".into();
+    }
+    if path.starts_with("/calendar/")
+        && let Some((feed, _key)) = path.rsplit_once('/')
+    {
+        return format!("{feed}/….ics").into();
+    }
+    path.into()
 }
 
 /// The engagement a request was about, read from its route (`/api/v1/engagements/{id}/...`).
@@ -104,6 +120,19 @@ async fn with_request_id(response: ServiceResponse<BoxBody>, id: &str) -> Servic
 /// Records the authenticated caller's subject on the request's span.
 pub fn record_subject(subject: &str) {
     tracing::Span::current().record("subject", subject);
+}
+
+#[cfg(test)]
+mod secret_paths {
+    use super::loggable_path;
+
+    #[test]
+    fn the_secrets_of_console_paths_stay_out_of_the_logs() {
+        assert_eq!(loggable_path("/sign-in/abcDEF123"), "/sign-in/…");
+        assert_eq!(loggable_path("/sign-in"), "/sign-in");
+        assert_eq!(loggable_path("/calendar/0193/mine/SECRETKEY.ics"), "/calendar/0193/mine/….ics");
+        assert_eq!(loggable_path("/api/v1/engagements/1"), "/api/v1/engagements/1");
+    }
 }
 
 #[cfg(test)]

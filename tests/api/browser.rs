@@ -238,6 +238,7 @@ async fn people_act_on_the_console_in_a_real_browser() {
         assert!(shown.contains("Corrective action: quarterly restore test"), "{shown}");
         nothing_loaded_from_elsewhere(&driver, &origin).await;
         driver.screenshot(&screenshots().join("engagement.png")).await?;
+
         WebDriverResult::Ok(())
     }
     .await;

@@ -11,7 +11,7 @@ use chrono::Duration;
 use entities::domain::deadline::DeadlineStatus;
 use entities::orm::{audit, deadline, engagement, organization, person, prelude::*, strings_of};
 use icalendar::{Calendar, Component, EventLike};
-use sea_orm::sea_query::Query;
+use sea_orm::sea_query::{LikeExpr, Query};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -98,7 +98,9 @@ async fn calendar_of(
         audits = audits.filter(
             Condition::any()
                 .add(audit::Column::LeadAuditor.eq(email))
-                .add(audit::Column::AuditTeam.like(format!("%\"{}\"%", email.replace(['%', '_'], ""))))
+                .add(
+                    audit::Column::AuditTeam.like(LikeExpr::new(format!("%\"{}\"%", like_literal(email))).escape('\\')),
+                )
                 .add(audit::Column::EngagementId.in_subquery(managed.clone())),
         );
         deadlines = deadlines.filter(
@@ -177,6 +179,18 @@ async fn calendar_of(
     Ok(calendar.done().to_string())
 }
 
+/// `text` matched literally by LIKE with `\\` as its escape (`%` and `_` are wildcards).
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `POST /calendar/rotate`: new addresses for the signed-in person's feeds; the old ones stop.
 pub async fn rotate(
     app: web::Data<AppState>,
@@ -188,4 +202,12 @@ pub async fn rotate(
     me.check_form(&console, &request, &form.csrf)?;
     app.rotate_calendar(&me.user, me.person.id).await?;
     Ok(see_other("/#calendar"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_address_is_matched_literally_in_the_audit_team() {
+        assert_eq!(super::like_literal("first_last%1@cb.test"), "first\\_last\\%1@cb.test");
+    }
 }
