@@ -91,6 +91,7 @@ impl Application {
                     .app_data(limits.clone())
                     .app_data(console.clone())
                     .app_data(web::JsonConfig::default().limit(JSON_BODY_LIMIT).error_handler(json_error))
+                    .app_data(web::FormConfig::default().limit(64 * 1024).error_handler(crate::pages::form_error))
                     .app_data(web::QueryConfig::default().error_handler(query_error))
                     .app_data(web::PathConfig::default().error_handler(path_error)),
             )

@@ -269,12 +269,38 @@ async fn pages_are_404_outside_the_scope_and_every_form_needs_its_csrf_token(bac
     form.push(("csrf", otto_csrf.as_str()));
     assert_eq!(otto.post(&path, &form).await.status, 404);
     assert_eq!(app.engagement(&engagement).await.str("state"), "cb_selection", "nothing was fired");
-    for (path, form) in
-        [("/sign-out", vec![]), ("/calendar/rotate", vec![]), ("/sign-in", vec![("email", "ana@cb.test")])]
-    {
-        assert_eq!(Visitor::new(&app).post(path, &form).await.status, if path == "/sign-in" { 403 } else { 303 });
-        assert_eq!(ana.post(path, &form).await.status, 403, "{path} without its token");
+    let finding = uuid::Uuid::now_v7();
+    let proposal = uuid::Uuid::now_v7();
+    let cap = [("root_cause", "r"), ("correction", "c"), ("corrective_action", "a"), ("owner_email", "isms@acme.test")];
+    let engagement_forms = [
+        (format!("/engagements/{engagement}/findings/{finding}/corrective-action"), cap.to_vec()),
+        (format!("/engagements/{engagement}/documents"), vec![("kind", "internal_audit"), ("reference", "dms://x")]),
+        (format!("/engagements/{engagement}/proposals/{proposal}/selection"), vec![]),
+    ];
+    let forms = [
+        ("/sign-out".to_owned(), vec![]),
+        ("/calendar/rotate".to_owned(), vec![]),
+        ("/sign-in".to_owned(), vec![("email", "ana@cb.test")]),
+    ];
+    for (path, form) in forms.iter().chain(&engagement_forms) {
+        let anonymous = Visitor::new(&app).post(path, form).await.status;
+        assert_eq!(anonymous, if path == "/sign-in" { 403 } else { 303 }, "{path} without a session");
+        assert_eq!(ana.post(path, form).await.status, 403, "{path} without its token");
     }
+    // A form missing a field is answered with a page that says so.
+    let page = ana.get(&format!("/engagements/{engagement}")).await;
+    let documents = format!("/engagements/{engagement}/documents");
+    let incomplete = ana.post(&documents, &[("csrf", &page.csrf()), ("kind", "internal_audit")]).await;
+    assert_eq!(incomplete.status, 422);
+    assert!(incomplete.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(incomplete.body.contains("reference"), "{}", incomplete.body);
+    // The SoA upload (a multipart form) too.
+    let file = reqwest::multipart::Part::text("control,applicable\n5.1,yes\n").file_name("soa.csv");
+    let upload = reqwest::multipart::Form::new().part("soa", file);
+    let refused = ana.post_multipart(&format!("/engagements/{engagement}/statement-of-applicability"), upload).await;
+    assert_eq!(refused.status, 403, "the SoA upload without its token");
+    let readiness = app.get(&format!("/api/v1/engagements/{engagement}/stage1-readiness")).await.expect(200);
+    assert_eq!(readiness.body["statement_of_applicability"]["controls_listed"], 0, "nothing was written");
 }
 on_both_databases!(pages_are_404_outside_the_scope_and_every_form_needs_its_csrf_token);
 

@@ -254,6 +254,11 @@ impl ResponseError for PageError {
     }
 }
 
+/// A form that cannot be read (a field missing or of the wrong kind) as a page saying so.
+pub fn form_error(error: actix_web::error::UrlencodedError, _: &HttpRequest) -> actix_web::Error {
+    PageError::Api(ApiError::InvalidBody(error.to_string())).into()
+}
+
 /// `template` rendered as an HTML answer with `status` (a template that fails to render is a 500
 /// that is logged).
 pub fn page(status: StatusCode, template: &impl Template) -> HttpResponse {
