@@ -387,22 +387,19 @@ impl Engine {
         Ok(OpenedSession { token, expires_at, next, person })
     }
 
-    /// The person a session cookie's token belongs to, while the session lasts.
+    /// The person a session cookie's token belongs to, while the session lasts (one query).
     pub async fn session_person(
         &self,
         token: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(session::Model, person::Model)>, EngineError> {
-        let Some(session) = Session::find()
+        let found = Session::find()
             .filter(session::Column::TokenHash.eq(token_hash(token)))
             .filter(session::Column::ExpiresAt.gt(now))
+            .find_also_related(Person)
             .one(&self.db)
-            .await?
-        else {
-            return Ok(None);
-        };
-        let person = Person::find_by_id(session.person_id).one(&self.db).await?;
-        Ok(person.map(|person| (session, person)))
+            .await?;
+        Ok(found.and_then(|(session, person)| person.map(|person| (session, person))))
     }
 
     /// Ends the session a cookie's token names (signing out).

@@ -229,7 +229,9 @@ pub async fn portfolio(
         // read in the index's order and the kinds merged here (one index range each, never every
         // matching row sorted).
         let mut found = Vec::new();
-        for kind in kinds {
+        // (A kind with nothing open is not read at all.)
+        let open_kinds = kinds.into_iter().filter(|kind| tallies.iter().any(|t| t.0 == *kind && t.3 > 0));
+        for kind in open_kinds {
             let mut page = open().filter(deadline::Column::Kind.eq(kind)).filter(which.clone());
             if let Some((day, after)) = parse_from(query.from.as_deref()).filter(|_| only == Some(id)) {
                 let same_day_after =
@@ -274,14 +276,17 @@ pub async fn portfolio(
         .filter(audit::Column::FirstDay.gte(today))
         .filter(audit::Column::FirstDay.lte(horizon));
     planned = planned.filter(of_organization(audit::Column::EngagementId, organization));
-    let total = planned.clone().count(&app.db).await?;
     let ordered = if descending {
-        planned.order_by_desc(audit::Column::FirstDay)
+        planned.clone().order_by_desc(audit::Column::FirstDay)
     } else {
-        planned.order_by_asc(audit::Column::FirstDay)
+        planned.clone().order_by_asc(audit::Column::FirstDay)
     };
+    let mut found = ordered.order_by_asc(audit::Column::Id).limit(ROWS + 1).all(&app.db).await?;
+    // Counted only when they are more than a page shows.
+    let total = if found.len() as u64 > ROWS { planned.count(&app.db).await? } else { found.len() as u64 };
+    found.truncate(ROWS as usize);
     let mut rows = Vec::new();
-    for a in ordered.order_by_asc(audit::Column::Id).limit(ROWS).all(&app.db).await? {
+    for a in found {
         rows.push(DueRow {
             organization: String::new(),
             engagement_id: a.engagement_id,
@@ -300,9 +305,11 @@ pub async fn portfolio(
         .filter(notification::Column::Status.eq(NotificationStatus::Failed))
         .filter(of_engagements_in(tenancy, notification::Column::EngagementId));
     let failed = failed.filter(of_organization(notification::Column::EngagementId, organization));
-    let failed_total = failed.clone().count(&app.db).await?;
+    let mut found = failed.clone().order_by_desc(notification::Column::CreatedAt).limit(ROWS + 1).all(&app.db).await?;
+    let failed_total = if found.len() as u64 > ROWS { failed.count(&app.db).await? } else { found.len() as u64 };
+    found.truncate(ROWS as usize);
     let mut failed_emails = Vec::new();
-    for n in failed.order_by_desc(notification::Column::CreatedAt).limit(ROWS).all(&app.db).await? {
+    for n in found {
         failed_emails.push(DueRow {
             organization: String::new(),
             engagement_id: n.engagement_id,
@@ -375,15 +382,17 @@ pub async fn portfolio(
     organization_ids.sort();
     organization_ids.dedup();
     organization_ids.truncate(500);
-    let mut organizations: Vec<(Uuid, String)> = names_of(&app, organization_ids).await?.into_iter().collect();
-    organizations.sort_by(|a, b| a.1.cmp(&b.1));
-    // Every row's organization, named in two queries for the whole page.
+    // Every row's organization, and those of the filter, named in two queries for the whole page.
     let wanted: Vec<Uuid> =
         sections.iter().flat_map(|s| &s.rows).chain(&failed_emails).map(|r| r.engagement_id).collect();
     let organization_of = organizations_of(&app, wanted).await?;
-    let mut organization_ids: Vec<Uuid> = organization_of.values().copied().collect();
+    let filter_ids = organization_ids.clone();
+    organization_ids.extend(organization_of.values().copied());
     organization_ids.extend(engagements.iter().map(|e| e.organization_id));
     let names = names_of(&app, organization_ids).await?;
+    let mut organizations: Vec<(Uuid, String)> =
+        filter_ids.into_iter().filter_map(|id| names.get(&id).map(|name| (id, name.clone()))).collect();
+    organizations.sort_by(|a, b| a.1.cmp(&b.1));
     let name_of_engagement =
         |id: &Uuid| organization_of.get(id).and_then(|o| names.get(o)).cloned().unwrap_or_default();
     for row in sections.iter_mut().flat_map(|s| s.rows.iter_mut()).chain(failed_emails.iter_mut()) {
