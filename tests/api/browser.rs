@@ -50,10 +50,19 @@ async fn start_chromedriver() -> Chromedriver {
 }
 
 async fn browser(chromedriver: &Chromedriver) -> WebDriver {
+    browser_of(chromedriver, None).await
+}
+
+/// A headless Chromium; with `phone`, one that emulates a phone of that width (CSS pixels).
+async fn browser_of(chromedriver: &Chromedriver, phone: Option<u32>) -> WebDriver {
     let mut caps = DesiredCapabilities::chrome();
     caps.set_binary("/usr/bin/chromium").unwrap();
     for arg in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1600"] {
         caps.add_arg(arg).unwrap();
+    }
+    if let Some(width) = phone {
+        let metrics = json!({ "deviceMetrics": { "width": width, "height": 844, "pixelRatio": 3.0, "mobile": true, "touch": true } });
+        caps.add_experimental_option("mobileEmulation", metrics).unwrap();
     }
     WebDriver::new(format!("http://127.0.0.1:{}", chromedriver.1), caps).await.expect("a headless Chromium")
 }
@@ -238,6 +247,20 @@ async fn people_act_on_the_console_in_a_real_browser() {
         assert!(shown.contains("Corrective action: quarterly restore test"), "{shown}");
         nothing_loaded_from_elsewhere(&driver, &origin).await;
         driver.screenshot(&screenshots().join("engagement.png")).await?;
+
+        // On a phone the same page reads without scrolling sideways (its session, another device's).
+        let session = driver.get_named_cookie("certflow_session").await?;
+        let phone = browser_of(&chromedriver, Some(390)).await;
+        phone.goto(format!("{origin}/sign-in")).await?;
+        phone.add_cookie(session).await?;
+        phone.goto(format!("{origin}/engagements/{engagement}")).await?;
+        let widths = phone
+            .execute("return [document.documentElement.scrollWidth, window.innerWidth];", vec![])
+            .await?
+            .convert::<Vec<u32>>()?;
+        phone.screenshot(&screenshots().join("engagement-phone.png")).await?;
+        phone.quit().await?;
+        assert!(widths[0] <= widths[1], "the page is {} px wide on a {} px screen", widths[0], widths[1]);
 
         WebDriverResult::Ok(())
     }
