@@ -286,15 +286,14 @@ impl Engine {
         Ok((write, row))
     }
 
-    /// Removes a person, their sessions and their unused links. The caller commits.
+    /// Removes a person; their sessions and links go with them (the tables' foreign keys
+    /// cascade). The caller commits.
     pub async fn remove_person(&self, caller: &Caller, id: Uuid, claim: Option<Claim>) -> Result<Write, EngineError> {
         let seen = self.person(caller, id).await?;
         may_manage_person(caller, seen.role, scope_of(&seen))?;
         let write = self.begin(caller, Target::Platform, Action::ManagePeople, claim).await?;
         let current = self.person_to_change(&write, caller, id).await?;
         may_manage_person(caller, current.role, scope_of(&current))?;
-        end_sessions_of(write.txn(), id).await?;
-        SignInLink::delete_many().filter(sign_in_link::Column::PersonId.eq(id)).exec(write.txn()).await?;
         Person::delete_by_id(id).exec(write.txn()).await?;
         Ok(write)
     }

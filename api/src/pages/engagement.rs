@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use engine::access::{Action, engagement_records_in, permits};
 
-use super::forms::{Field, Input, event_fields, event_request};
+use super::forms::{Field, Input, event_fields, event_request, sentence};
 use super::{Console, PageError, SignedIn, page, see_other};
 use crate::error::ApiError;
 use crate::routes::corrective_actions::CorrectiveActionRequest;
@@ -146,13 +146,6 @@ impl EngagementPage<'_> {
             _ => Vec::new(),
         }
     }
-}
-
-/// `snake_case_words` as a sentence: "Snake case words".
-pub fn sentence(name: &str) -> String {
-    let words = name.replace('_', " ");
-    let mut chars = words.chars();
-    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
 /// `text` cut to at most `max` characters, with an ellipsis when cut.
@@ -393,8 +386,7 @@ pub async fn fire_from_form(
         write.commit(None).await.map_err(ApiError::from)
     }
     .await;
-    let name: &'static str = event_fields().keys().find(|k| **k == event).map_or("unknown", |k| static_name(k));
-    crate::routes::engagements::count_transition(name, outcome.as_ref().err());
+    crate::routes::engagements::count_transition(static_name(&event), outcome.as_ref().err());
     after_form(&app, &me, *id, outcome, &format!("/engagements/{id}?fired={event}")).await
 }
 

@@ -75,7 +75,7 @@ pub fn event_fields() -> &'static BTreeMap<String, Vec<Field>> {
                 }
                 let Some(schema) = resolve(&components, schema) else { continue };
                 fields.push(Field {
-                    label: label_of(field),
+                    label: sentence(field.trim_end_matches("_id")),
                     help: description_of(&schema),
                     input: input_of(&components, field, &schema),
                     required: object.required.contains(field),
@@ -148,8 +148,9 @@ fn input_of(components: &Components, name: &str, schema: &Schema) -> Input {
     }
 }
 
-fn label_of(name: &str) -> String {
-    let words = name.trim_end_matches("_id").replace('_', " ");
+/// `snake_case_words` as a sentence: "Snake case words".
+pub fn sentence(name: &str) -> String {
+    let words = name.replace('_', " ");
     let mut chars = words.chars();
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
