@@ -18,5 +18,6 @@ pub mod stage1;
 pub mod state;
 pub mod text;
 pub mod verification;
+pub mod webhooks;
 
 pub use vocabulary::*;

@@ -1,0 +1,433 @@
+//! Webhooks, as the Standard Webhooks specification has them: the events an integration can
+//! subscribe to, the secret and the signature of each attempt, the retry schedule, what a
+//! receiver's answer means, and which addresses certflow never sends to.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::Duration;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+vocabulary! {
+    /// What happened, as a webhook names it (dotted: `resource.what_happened`).
+    pub enum WebhookEventType {
+        /// An engagement moved from one state to another (`from`, `to`, `event`, `actor`, `reason`).
+        #[serde(rename = "engagement.transitioned")]
+        #[strum(serialize = "engagement.transitioned")]
+        #[sea_orm(string_value = "engagement.transitioned")]
+        EngagementTransitioned,
+        /// An audit was planned.
+        #[serde(rename = "audit.planned")]
+        #[strum(serialize = "audit.planned")]
+        #[sea_orm(string_value = "audit.planned")]
+        AuditPlanned,
+        /// A finding (nonconformity or opportunity for improvement) was recorded.
+        #[serde(rename = "finding.recorded")]
+        #[strum(serialize = "finding.recorded")]
+        #[sea_orm(string_value = "finding.recorded")]
+        FindingRecorded,
+        /// A corrective action was submitted (its plan, or its completion).
+        #[serde(rename = "corrective_action.submitted")]
+        #[strum(serialize = "corrective_action.submitted")]
+        #[sea_orm(string_value = "corrective_action.submitted")]
+        CorrectiveActionSubmitted,
+        /// A corrective action was verified by the body.
+        #[serde(rename = "corrective_action.verified")]
+        #[strum(serialize = "corrective_action.verified")]
+        #[sea_orm(string_value = "corrective_action.verified")]
+        CorrectiveActionVerified,
+        /// A deadline's reminder went out.
+        #[serde(rename = "deadline.reminded")]
+        #[strum(serialize = "deadline.reminded")]
+        #[sea_orm(string_value = "deadline.reminded")]
+        DeadlineReminded,
+        /// A deadline's escalation went out.
+        #[serde(rename = "deadline.escalated")]
+        #[strum(serialize = "deadline.escalated")]
+        #[sea_orm(string_value = "deadline.escalated")]
+        DeadlineEscalated,
+        /// An email could not be delivered after every attempt.
+        #[serde(rename = "notification.failed")]
+        #[strum(serialize = "notification.failed")]
+        #[sea_orm(string_value = "notification.failed")]
+        NotificationFailed,
+        /// A certificate was issued (a certification or a recertification granted).
+        #[serde(rename = "certificate.issued")]
+        #[strum(serialize = "certificate.issued")]
+        #[sea_orm(string_value = "certificate.issued")]
+        CertificateIssued,
+        /// A certificate was suspended.
+        #[serde(rename = "certificate.suspended")]
+        #[strum(serialize = "certificate.suspended")]
+        #[sea_orm(string_value = "certificate.suspended")]
+        CertificateSuspended,
+        /// A suspended (or lapsed) certificate was restored.
+        #[serde(rename = "certificate.restored")]
+        #[strum(serialize = "certificate.restored")]
+        #[sea_orm(string_value = "certificate.restored")]
+        CertificateRestored,
+        /// A certificate was withdrawn.
+        #[serde(rename = "certificate.withdrawn")]
+        #[strum(serialize = "certificate.withdrawn")]
+        #[sea_orm(string_value = "certificate.withdrawn")]
+        CertificateWithdrawn,
+        /// A certificate expired.
+        #[serde(rename = "certificate.expired")]
+        #[strum(serialize = "certificate.expired")]
+        #[sea_orm(string_value = "certificate.expired")]
+        CertificateExpired,
+        /// A certificate's scope was reduced (or otherwise changed).
+        #[serde(rename = "certificate.scope_changed")]
+        #[strum(serialize = "certificate.scope_changed")]
+        #[sea_orm(string_value = "certificate.scope_changed")]
+        CertificateScopeChanged,
+    }
+}
+
+/// The shortest secret accepted, in bytes (the specification asks for 24 to 64).
+pub const SECRET_BYTES_MIN: usize = 24;
+/// The longest secret accepted, in bytes.
+pub const SECRET_BYTES_MAX: usize = 64;
+/// The length of the secrets certflow makes.
+pub const SECRET_BYTES: usize = 32;
+
+/// An endpoint's signing secret: `whsec_` and the base64 of its bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WebhookSecret(Vec<u8>);
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(…)")
+    }
+}
+
+/// Why a text is not a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SecretRefusal {
+    /// Not `whsec_` and base64.
+    #[error("a webhook secret is 'whsec_' followed by base64")]
+    Malformed,
+    /// Too short or too long.
+    #[error("a webhook secret holds 24 to 64 bytes")]
+    Length,
+}
+
+impl WebhookSecret {
+    /// A new secret of [`SECRET_BYTES`] random bytes.
+    pub fn generate(rng: &mut impl rand::RngCore) -> Self {
+        let mut bytes = vec![0; SECRET_BYTES];
+        rng.fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    /// Reads `whsec_<base64>`.
+    pub fn parse(text: &str) -> Result<Self, SecretRefusal> {
+        let encoded = text.strip_prefix("whsec_").ok_or(SecretRefusal::Malformed)?;
+        let bytes = STANDARD.decode(encoded).map_err(|_| SecretRefusal::Malformed)?;
+        if !(SECRET_BYTES_MIN..=SECRET_BYTES_MAX).contains(&bytes.len()) {
+            return Err(SecretRefusal::Length);
+        }
+        Ok(Self(bytes))
+    }
+
+    /// As shown once, and as stored: `whsec_<base64>`.
+    pub fn expose(&self) -> String {
+        format!("whsec_{}", STANDARD.encode(&self.0))
+    }
+
+    /// The `v1` signature of a message: base64 of HMAC-SHA256 over `id.timestamp.body`.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        mac.update(id.as_bytes());
+        mac.update(b".");
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    }
+}
+
+/// The `webhook-signature` header of an attempt: one signature per secret in force (the current
+/// one, and during a rotation's overlap the previous one too), separated by spaces.
+pub fn signature_header(secrets: &[&WebhookSecret], id: &str, timestamp: i64, body: &[u8]) -> String {
+    secrets.iter().map(|secret| secret.sign(id, timestamp, body)).collect::<Vec<_>>().join(" ")
+}
+
+/// How long a rotated-out secret keeps signing beside the new one.
+pub fn rotation_overlap() -> Duration {
+    Duration::hours(24)
+}
+
+/// The waits before each retry, after the first attempt fails (the specification's schedule):
+/// 5 seconds, 5 minutes, 30 minutes, 2, 5, 10, 14, 20 and 24 hours. After the last one, the
+/// message has failed.
+pub const RETRY_SCHEDULE_SECONDS: [i64; 9] =
+    [5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 14 * 3600, 20 * 3600, 24 * 3600];
+
+/// The most a wait is moved by jitter, as a fraction of it.
+pub const JITTER: f64 = 0.1;
+
+/// The longest `Retry-After` honoured (a receiver asking for longer waits the schedule's longest).
+pub fn longest_retry_after() -> Duration {
+    Duration::hours(24)
+}
+
+/// When a message that has had `attempts` attempts, all failed, is tried next: the schedule's
+/// wait moved by `jitter` (in -1..=1, times [`JITTER`]), and no sooner than the receiver's
+/// `Retry-After` (bounded by [`longest_retry_after`]). `None`: the schedule is spent, the message
+/// has failed.
+pub fn next_retry(attempts: u32, jitter: f64, retry_after: Option<Duration>) -> Option<Duration> {
+    let index = usize::try_from(attempts).ok()?.checked_sub(1)?;
+    let base = *RETRY_SCHEDULE_SECONDS.get(index)?;
+    let moved = (base as f64 * (1.0 + JITTER * jitter.clamp(-1.0, 1.0))).round() as i64;
+    let wait = Duration::seconds(moved.max(1));
+    Some(match retry_after {
+        Some(asked) => wait.max(asked.min(longest_retry_after())),
+        None => wait,
+    })
+}
+
+/// What an attempt's answer means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Received (any 2xx).
+    Delivered,
+    /// Not received: try again on the schedule (a redirect, an error, no answer); a 429 or 503
+    /// may ask for a longer wait.
+    Retry {
+        /// The receiver's `Retry-After`, when it gave one with a 429 or 503.
+        retry_after: Option<Duration>,
+    },
+    /// 410 Gone: the receiver wants no more; the endpoint is disabled.
+    Gone,
+}
+
+/// The verdict on an attempt answered with `status` (`None`: no answer, a timeout or a refused
+/// connection) and `retry_after`.
+pub fn verdict(status: Option<u16>, retry_after: Option<Duration>) -> Verdict {
+    match status {
+        Some(200..=299) => Verdict::Delivered,
+        Some(410) => Verdict::Gone,
+        Some(429 | 503) => Verdict::Retry { retry_after },
+        _ => Verdict::Retry { retry_after: None },
+    }
+}
+
+/// How long an endpoint may fail every attempt before it is disabled and its owner told.
+pub fn failing_limit() -> Duration {
+    Duration::days(5)
+}
+
+/// Whether an endpoint that has failed every attempt since `failing_since` is to be disabled now.
+pub fn failed_too_long(
+    failing_since: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    failing_since.is_some_and(|since| now - since >= failing_limit())
+}
+
+/// Whether certflow may send to `address`: never to loopback, private, shared, link-local (the
+/// clouds' metadata services among them), unspecified, multicast, broadcast or documentation
+/// addresses, unless `allow_loopback` (local development and tests) and it is loopback.
+pub fn may_send_to(address: IpAddr, allow_loopback: bool) -> bool {
+    if address.is_loopback() || is_mapped_loopback(address) {
+        return allow_loopback;
+    }
+    match address {
+        IpAddr::V4(v4) => public_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => public_v4(v4),
+            None => public_v6(v6),
+        },
+    }
+}
+
+fn is_mapped_loopback(address: IpAddr) -> bool {
+    matches!(address, IpAddr::V6(v6) if v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()))
+}
+
+fn public_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, c, _] = v4.octets();
+    let shared = a == 100 && (64..=127).contains(&b); // 100.64.0.0/10, carrier-grade NAT
+    let benchmarking = a == 198 && (b == 18 || b == 19); // 198.18.0.0/15
+    let protocol_assignments = a == 192 && b == 0 && c == 0; // 192.0.0.0/24
+    let reserved = a >= 240; // 240.0.0.0/4 and broadcast
+    !(v4.is_private()
+        || v4.is_loopback()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_multicast()
+        || v4.is_broadcast()
+        || v4.is_documentation()
+        || a == 0
+        || shared
+        || benchmarking
+        || protocol_assignments
+        || reserved)
+}
+
+fn public_v6(v6: Ipv6Addr) -> bool {
+    let first = v6.segments()[0];
+    let unique_local = first & 0xfe00 == 0xfc00; // fc00::/7 (AWS's metadata fd00:ec2::254 among them)
+    let link_local = first & 0xffc0 == 0xfe80; // fe80::/10
+    let documentation = first == 0x2001 && v6.segments()[1] == 0x0db8; // 2001:db8::/32
+    let nat64 = first == 0x0064 && v6.segments()[1] == 0xff9b; // 64:ff9b::/96 maps IPv4
+    !(v6.is_loopback()
+        || v6.is_unspecified()
+        || v6.is_multicast()
+        || unique_local
+        || link_local
+        || documentation
+        || nat64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret() -> WebhookSecret {
+        // The specification's example secret.
+        WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()
+    }
+
+    #[test]
+    fn event_types_are_spelled_dotted() {
+        assert_eq!(WebhookEventType::EngagementTransitioned.to_string(), "engagement.transitioned");
+        assert_eq!(WebhookEventType::CorrectiveActionVerified.to_string(), "corrective_action.verified");
+        assert_eq!(
+            "certificate.scope_changed".parse::<WebhookEventType>().unwrap(),
+            WebhookEventType::CertificateScopeChanged
+        );
+        assert_eq!(serde_json::to_value(WebhookEventType::DeadlineEscalated).unwrap(), "deadline.escalated");
+    }
+
+    #[test]
+    fn a_secret_is_whsec_and_24_to_64_bytes_of_base64() {
+        assert_eq!(WebhookSecret::parse("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), Err(SecretRefusal::Malformed));
+        assert_eq!(WebhookSecret::parse("whsec_not base64!"), Err(SecretRefusal::Malformed));
+        assert_eq!(WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode([1u8; 23]))), Err(SecretRefusal::Length));
+        assert_eq!(WebhookSecret::parse(&format!("whsec_{}", STANDARD.encode([1u8; 65]))), Err(SecretRefusal::Length));
+        let made = WebhookSecret::generate(&mut rand::rng());
+        assert_eq!(WebhookSecret::parse(&made.expose()), Ok(made.clone()));
+        assert_ne!(made, WebhookSecret::generate(&mut rand::rng()), "each secret is new");
+        assert_eq!(format!("{made:?}"), "WebhookSecret(…)", "never printed");
+    }
+
+    #[test]
+    fn the_signature_is_the_specifications_example() {
+        // The example of the Standard Webhooks specification (its reference libraries' test).
+        let body = br#"{"test": 2432232314}"#;
+        assert_eq!(
+            secret().sign("msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body),
+            "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+        );
+    }
+
+    #[test]
+    fn an_independent_implementation_verifies_our_signatures() {
+        let ours = WebhookSecret::generate(&mut rand::rng());
+        let theirs = standardwebhooks::Webhook::new(&ours.expose()).unwrap();
+        let now = chrono::Utc::now().timestamp();
+        let body = br#"{"type":"engagement.transitioned","timestamp":"2026-12-01T00:00:00Z","data":{}}"#;
+        let mut headers = http::HeaderMap::new();
+        headers.insert("webhook-id", "msg_1".parse().unwrap());
+        headers.insert("webhook-timestamp", now.to_string().parse().unwrap());
+        let other = WebhookSecret::generate(&mut rand::rng());
+        // Signed by another secret and ours (a rotation's overlap): the verifier finds ours.
+        headers.insert("webhook-signature", signature_header(&[&other, &ours], "msg_1", now, body).parse().unwrap());
+        theirs.verify(body, &headers).expect("our signature verifies");
+        let tampered = br#"{"type":"engagement.transitioned","timestamp":"2026-12-01T00:00:00Z","data":{"x":1}}"#;
+        assert!(theirs.verify(tampered, &headers).is_err(), "a changed body does not");
+    }
+
+    #[test]
+    fn during_a_rotation_both_secrets_sign() {
+        let new = WebhookSecret::generate(&mut rand::rng());
+        let header = signature_header(&[&new, &secret()], "msg_1", 1, b"{}");
+        let parts: Vec<&str> = header.split(' ').collect();
+        assert_eq!(parts, [new.sign("msg_1", 1, b"{}"), secret().sign("msg_1", 1, b"{}")]);
+    }
+
+    #[test]
+    fn retries_follow_the_schedule_then_stop() {
+        let waits: Vec<i64> = (1..=9).map(|n| next_retry(n, 0.0, None).unwrap().num_seconds()).collect();
+        assert_eq!(waits, RETRY_SCHEDULE_SECONDS);
+        assert_eq!(next_retry(10, 0.0, None), None, "after the ninth retry the message has failed");
+        assert_eq!(next_retry(0, 0.0, None), None, "no attempt, nothing to retry");
+    }
+
+    #[test]
+    fn jitter_moves_a_wait_by_a_tenth_at_most() {
+        assert_eq!(next_retry(2, 1.0, None), Some(Duration::seconds(330)));
+        assert_eq!(next_retry(2, -1.0, None), Some(Duration::seconds(270)));
+        assert_eq!(next_retry(2, 7.0, None), Some(Duration::seconds(330)), "clamped");
+    }
+
+    #[test]
+    fn retry_after_lengthens_a_wait_but_never_past_a_day() {
+        assert_eq!(next_retry(1, 0.0, Some(Duration::seconds(60))), Some(Duration::seconds(60)));
+        assert_eq!(next_retry(3, 0.0, Some(Duration::seconds(60))), Some(Duration::minutes(30)), "never shorter");
+        assert_eq!(next_retry(1, 0.0, Some(Duration::days(9))), Some(Duration::hours(24)));
+    }
+
+    #[test]
+    fn a_2xx_delivers_a_410_disables_a_redirect_fails() {
+        assert_eq!(verdict(Some(200), None), Verdict::Delivered);
+        assert_eq!(verdict(Some(204), None), Verdict::Delivered);
+        assert_eq!(verdict(Some(410), None), Verdict::Gone);
+        assert_eq!(verdict(Some(301), None), Verdict::Retry { retry_after: None });
+        assert_eq!(verdict(Some(500), Some(Duration::seconds(9))), Verdict::Retry { retry_after: None });
+        assert_eq!(verdict(None, None), Verdict::Retry { retry_after: None });
+        let asked = Some(Duration::seconds(30));
+        assert_eq!(verdict(Some(429), asked), Verdict::Retry { retry_after: asked });
+        assert_eq!(verdict(Some(503), asked), Verdict::Retry { retry_after: asked });
+    }
+
+    #[test]
+    fn an_endpoint_failing_for_five_days_is_disabled() {
+        let now = chrono::Utc::now();
+        assert!(!failed_too_long(None, now));
+        assert!(!failed_too_long(Some(now - Duration::days(5) + Duration::seconds(1)), now));
+        assert!(failed_too_long(Some(now - Duration::days(5)), now));
+    }
+
+    #[test]
+    fn private_loopback_link_local_and_metadata_addresses_are_refused() {
+        for refused in [
+            "10.0.0.1",
+            "172.16.5.4",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "192.0.2.1",
+            "198.18.0.1",
+            "::",
+            "fe80::1",
+            "fc00::1",
+            "fd00:ec2::254",
+            "::ffff:10.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a00:1",
+            "2001:db8::1",
+            "ff02::1",
+        ] {
+            assert!(!may_send_to(refused.parse().unwrap(), true), "{refused} is refused");
+        }
+        for public in ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(may_send_to(public.parse().unwrap(), false), "{public} is public");
+        }
+    }
+
+    #[test]
+    fn loopback_only_when_allowed() {
+        for loopback in ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"] {
+            assert!(!may_send_to(loopback.parse().unwrap(), false), "{loopback} refused by default");
+            assert!(may_send_to(loopback.parse().unwrap(), true), "{loopback} allowed for development");
+        }
+    }
+}
