@@ -12,7 +12,9 @@ engagements has HISTORY (default 200) history entries. A coordinator of the body
 session row, as the emailed link opens one), then asks with wrk at CLIENTS (default 16)
 connections for SECONDS each:
 - `GET /` (the portfolio: six sections of deadlines and audits, failed emails, engagements by state
-  and the first page of them);
+  and the first page of them), as the API keeps it between visits (`PORTFOLIO_KEEP_SECONDS`), and
+  read afresh on every visit (a second API over the same database with `PORTFOLIO_KEEP_SECONDS=0`:
+  what the first visit after a change costs);
 - `GET /engagements/{id}` (the engagement with HISTORY timeline entries).
 It prints requests/s, p50/p99 and each page's size, and the plans of the portfolio's statements
 over the deadlines (EXPLAIN on PostgreSQL, EXPLAIN QUERY PLAN on SQLite).
@@ -64,6 +66,8 @@ def shape(db, body, other_body, engagement):
         f"UPDATE deadlines SET kind = {kind}, due_on = {today_plus(db, random_below(db, 180) + ' - 60')}, "
         "certification_body_id = (SELECT certification_body_id FROM engagements WHERE engagements.id = "
         "deadlines.engagement_id);\n"
+        + "".join(f"UPDATE {table} SET certification_body_id = (SELECT certification_body_id FROM engagements "
+                  f"WHERE engagements.id = {table}.engagement_id);\n" for table in ("audits", "notifications"))
         + ("VACUUM ANALYZE;\n" if db.backend == "postgres" else "ANALYZE;\n")
         + f"SELECT count(*) FROM engagements WHERE certification_body_id = {body_id};\n")
     return int(db.execute(f"SELECT count(*) FROM engagements WHERE certification_body_id = {body_id}")[0][0])
@@ -149,6 +153,21 @@ def main():
                 figures = wrk_figures(wrk(api.base, cookie_script(path), SECONDS))
                 rows.append((backend, total, portfolio, name, figures, size))
                 print(backend, name, figures, f"{size} bytes", file=sys.stderr)
+            # The same portfolio read afresh on every visit (as the first visit after a change is),
+            # by a second API over the same database that keeps no view.
+            os.environ["PORTFOLIO_KEEP_SECONDS"] = "0"
+            try:
+                fresh = Api(binary, db)
+            finally:
+                del os.environ["PORTFOLIO_KEEP_SECONDS"]
+            try:
+                name = "GET / (portfolio), read on every visit"
+                size = page_size(fresh, "/")
+                figures = wrk_figures(wrk(fresh.base, cookie_script("/"), SECONDS))
+                rows.append((backend, total, portfolio, name, figures, size))
+                print(backend, name, figures, f"{size} bytes", file=sys.stderr)
+            finally:
+                fresh.stop()
             for sql, plan in plans(db, body):
                 print(f"\n{backend}: {sql}\n{plan}")
         finally:

@@ -2,13 +2,13 @@
 //! outside its scope is revealed); its party says what it can do with what it sees (a 403).
 
 use entities::domain::state::EngagementEvent;
-use entities::orm::{deadline, engagement, prelude::*, proposal};
+use entities::orm::{audit, deadline, engagement, notification, prelude::*, proposal};
 use sea_orm::sea_query::{Condition, Query};
 use sea_orm::{ColumnTrait, Iterable};
 use uuid::Uuid;
 
 /// Whose resources a caller works on, from its verified token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tenancy {
     /// Every organization and certification body (the platform's admins).
     Platform,
@@ -250,9 +250,29 @@ pub fn of_engagements_in(tenancy: Tenancy, engagement_column: impl ColumnTrait) 
 /// the engagement's), so a body's deadlines are one index range; anyone else's by the engagements
 /// it reads ([`of_engagements_in`]).
 pub fn deadlines_in(tenancy: Tenancy) -> Condition {
+    named_body_or_engagements_in(tenancy, deadline::Column::CertificationBodyId, deadline::Column::EngagementId)
+}
+
+/// The audits `tenancy` reads, as [`deadlines_in`] (each audit names its engagement's body).
+pub fn audits_in(tenancy: Tenancy) -> Condition {
+    named_body_or_engagements_in(tenancy, audit::Column::CertificationBodyId, audit::Column::EngagementId)
+}
+
+/// The notifications `tenancy` reads, as [`deadlines_in`] (each names its engagement's body).
+pub fn notifications_in(tenancy: Tenancy) -> Condition {
+    named_body_or_engagements_in(tenancy, notification::Column::CertificationBodyId, notification::Column::EngagementId)
+}
+
+/// Rows of a table that names its engagement's body (`body_column`) and its engagement
+/// (`engagement_column`): a body's by the body named, anyone else's by the engagements it reads.
+fn named_body_or_engagements_in(
+    tenancy: Tenancy,
+    body_column: impl ColumnTrait,
+    engagement_column: impl ColumnTrait,
+) -> Condition {
     match tenancy {
-        Tenancy::CertificationBody(id) => Condition::all().add(deadline::Column::CertificationBodyId.eq(id)),
-        other => of_engagements_in(other, deadline::Column::EngagementId),
+        Tenancy::CertificationBody(id) => Condition::all().add(body_column.eq(id)),
+        other => of_engagements_in(other, engagement_column),
     }
 }
 

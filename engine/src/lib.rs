@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod caller;
+pub mod changes;
 pub mod clock_events;
 pub mod contacts;
 pub mod corrective_actions;
@@ -28,6 +29,9 @@ pub use caller::Caller;
 pub use error::EngineError;
 pub use write::{Target, Write};
 
+use std::sync::Arc;
+
+use changes::Changes;
 use entities::clock::Clock;
 use sea_orm::DatabaseConnection;
 
@@ -41,11 +45,13 @@ pub struct Engine {
     pub writer: DatabaseConnection,
     /// The clock.
     pub clock: Clock,
+    /// Which bodies' engagements this engine's writes changed.
+    pub changes: Arc<Changes>,
 }
 
 impl Engine {
     /// An engine over `db` for reads and `writer` for writes.
     pub fn new(db: DatabaseConnection, writer: DatabaseConnection, clock: Clock) -> Self {
-        Self { db, writer, clock }
+        Self { db, writer, clock, changes: Arc::default() }
     }
 }

@@ -123,5 +123,6 @@ pub fn notification_row(
         created_at: Set(now),
         sent_at: Set(None),
         recipients_sent: Set(0),
+        certification_body_id: Set(deadline.certification_body_id),
     }
 }

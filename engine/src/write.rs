@@ -3,6 +3,8 @@
 //! writes; then begin on the writer with the caller's idempotency key recorded, lock what the
 //! command changes, run it, record the history, and commit the response with the key.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::policy::TimeZone;
 use entities::orm::{certification_body, engagement, notification, organization, prelude::*};
@@ -12,6 +14,7 @@ use uuid::Uuid;
 use crate::Engine;
 use crate::access::{Action, Tenancy, engagements_in, of_engagements_in, organizations_in};
 use crate::caller::Caller;
+use crate::changes::Changes;
 use crate::error::EngineError;
 use crate::history::{HistoryRecord, record_history};
 use crate::idempotency::{Claim, StoredResponse};
@@ -40,6 +43,10 @@ pub struct Write {
     claim: Option<Claim>,
     now: DateTime<Utc>,
     today: NaiveDate,
+    /// Told after the commit which bodies' engagements changed.
+    changes: Arc<Changes>,
+    /// The engagements' bodies the write changes (`None`: an engagement with no body yet).
+    touched: Vec<Option<Uuid>>,
 }
 
 impl Engine {
@@ -116,7 +123,7 @@ impl Engine {
             claim.record(&txn).await?;
         }
         let now = self.clock.now();
-        Ok(Write { txn, claim, now, today: now.date_naive() })
+        Ok(Write { txn, claim, now, today: now.date_naive(), changes: self.changes.clone(), touched: Vec::new() })
     }
 
     /// The write path of a command on engagement `id`: [`Engine::begin`], then the engagement
@@ -128,8 +135,9 @@ impl Engine {
         action: Action,
         claim: Option<Claim>,
     ) -> Result<(Write, engagement::Model), EngineError> {
-        let write = self.begin(caller, Target::Engagement(id), action, claim).await?;
+        let mut write = self.begin(caller, Target::Engagement(id), action, claim).await?;
         let engagement = lock_engagement(&write.txn, caller, id).await?;
+        write.touched.push(engagement.certification_body_id);
         Ok((write, engagement))
     }
 }
@@ -167,6 +175,13 @@ impl Write {
         self.today = zone.today(self.now);
     }
 
+    /// The write also changes what `body`'s engagements are or hold (an engagement it selects that
+    /// body for, an email of theirs; `None`: an engagement with no body yet): said after the
+    /// commit, with the locked engagement's own body.
+    pub fn concerns(&mut self, body: Option<Uuid>) {
+        self.touched.push(body);
+    }
+
     /// Appends a row to the engagement's history.
     pub async fn record_history(&self, record: HistoryRecord<'_>) -> Result<(), EngineError> {
         record_history(&self.txn, record, self.now).await
@@ -184,6 +199,9 @@ impl Write {
             claim.store(&self.txn, response).await?;
         }
         self.txn.commit().await?;
+        for body in self.touched {
+            self.changes.touch(body);
+        }
         Ok(())
     }
 }

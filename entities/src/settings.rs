@@ -57,6 +57,9 @@ pub struct Settings {
     pub jwt_max_lifetime_hours: u32,
     /// `SESSION_HOURS`: how long a console session opened from an emailed link lasts.
     pub session_hours: u32,
+    /// `PORTFOLIO_KEEP_SECONDS`: how long the console keeps a view of a portfolio it read (a
+    /// change made through this process shows at once; 0 reads it on every visit).
+    pub portfolio_keep_seconds: u32,
     /// `JWT_MAX_SERVICE_LIFETIME_HOURS`: the same for a service account's (`integration`) token.
     pub jwt_max_service_lifetime_hours: u32,
     /// `JWT_PUBLIC_KEY_FILE`: a PEM RSA public key; when set, RS256 tokens signed by its private
@@ -261,6 +264,7 @@ impl Settings {
             jwt_public_key_file: get("JWT_PUBLIC_KEY_FILE").map(PathBuf::from),
             jwt_max_lifetime_hours: parse_number(&get, "JWT_MAX_LIFETIME_HOURS", 12)?,
             session_hours: parse_number(&get, "SESSION_HOURS", 12)?,
+            portfolio_keep_seconds: parse_amount(&get, "PORTFOLIO_KEEP_SECONDS", 10)?,
             jwt_max_service_lifetime_hours: parse_number(&get, "JWT_MAX_SERVICE_LIFETIME_HOURS", 12)?,
             public_base_url: match get("PUBLIC_BASE_URL") {
                 // The links in emails people click: in production, only over https.

@@ -16,6 +16,7 @@ mod m20261130_000011_create_token_revocations;
 mod m20261130_000012_mail_that_exposes_no_one;
 mod m20261201_000013_create_people_and_sessions;
 mod m20261201_000014_deadlines_by_certification_body;
+mod m20261201_000015_audits_and_notifications_by_certification_body;
 
 /// Every migration, in order. An applied migration is never edited: add a new one.
 pub struct Migrator;
@@ -38,6 +39,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000012_mail_that_exposes_no_one::Migration),
             Box::new(m20261201_000013_create_people_and_sessions::Migration),
             Box::new(m20261201_000014_deadlines_by_certification_body::Migration),
+            Box::new(m20261201_000015_audits_and_notifications_by_certification_body::Migration),
         ]
     }
 }

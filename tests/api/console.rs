@@ -551,5 +551,17 @@ async fn the_portfolio_counts_and_pages_each_list_on_the_server(backend: Backend
     all.dedup();
     assert_eq!(all.len(), 30, "every deadline once across the pages");
     assert!(!next.body.contains("id=\"engagements\""), "a section alone");
+
+    // The counts are kept between visits, but a change through the API shows at the next one.
+    let states = |html: &str| html.split("class=\"states\"").nth(1).unwrap().split("</p>").next().unwrap().to_owned();
+    let before = states(&home.body);
+    let fired = app
+        .fire(&engagement, json!({ "event": "sign_engagement_letter", "signed_on": today, "include_pre_audit": true }))
+        .await;
+    assert_eq!(fired.status, 200, "{}", fired.body);
+    let now_in = fired.str("state");
+    assert!(!before.contains(&format!(">{now_in}: 1<")), "not yet in {now_in}: {before}");
+    let after = states(&ana.get("/").await.body);
+    assert!(after.contains(&format!(">{now_in}: 1<")), "the engagement counted in {now_in} at once: {after}");
 }
 on_both_databases!(the_portfolio_counts_and_pages_each_list_on_the_server);

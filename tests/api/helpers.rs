@@ -415,6 +415,7 @@ impl TestApp {
             created_at: Set(Utc::now()),
             sent_at: Set(None),
             recipients_sent: Set(0),
+            certification_body_id: Set(deadline.certification_body_id),
         })
         .exec_without_returning(&db)
         .await

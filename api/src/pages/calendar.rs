@@ -15,7 +15,7 @@ use sea_orm::sea_query::{LikeExpr, Query};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use engine::access::{deadlines_in, engagement_records_in, of_engagements_in};
+use engine::access::{audits_in, deadlines_in, engagement_records_in};
 use engine::people::caller_of;
 
 use super::{Console, CsrfOnly, PageError, SignedIn, see_other};
@@ -86,7 +86,7 @@ async fn calendar_of(
 ) -> Result<String, PageError> {
     let caller = caller_of(person);
     let email = person.email.as_str();
-    let mut audits = Audit::find().filter(of_engagements_in(caller.tenancy, audit::Column::EngagementId));
+    let mut audits = Audit::find().filter(audits_in(caller.tenancy));
     let mut deadlines =
         Deadline::find().filter(deadline::Column::Status.eq(DeadlineStatus::Open)).filter(deadlines_in(caller.tenancy));
     if feed == Feed::Mine {

@@ -54,6 +54,8 @@ pub struct Console {
     pub mail_from: String,
     /// Where the embedded default writes emails (said in the log when a link is sent).
     pub outbox: Option<std::path::PathBuf>,
+    /// The views of the portfolio, kept.
+    pub portfolios: portfolio::KeptPortfolios,
 }
 
 impl Console {
@@ -76,6 +78,9 @@ impl Console {
             mail_from: settings.mail_from.clone(),
             base_url,
             outbox,
+            portfolios: portfolio::KeptPortfolios::new(std::time::Duration::from_secs(
+                settings.portfolio_keep_seconds.into(),
+            )),
         })
     }
 

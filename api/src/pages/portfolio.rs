@@ -3,21 +3,25 @@
 //! filterable by organization, and the engagements by state, paged on the server.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use entities::domain::deadline::{DeadlineKind, DeadlineStatus};
 use entities::domain::reminders::NotificationStatus;
 use entities::domain::state::EngagementState;
 use entities::orm::{audit, deadline, engagement, notification, organization, prelude::*};
 use sea_orm::sea_query::{Asterisk, Expr, Func, Query};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+};
 use serde::Deserialize;
 use uuid::Uuid;
 
-use engine::access::{deadlines_in, engagement_records_in, of_engagements_in};
+use engine::access::{Tenancy, audits_in, deadlines_in, engagement_records_in, notifications_in};
+use engine::changes::Scope;
 
 use super::calendar::{Feed, feed_path};
 use super::{PageError, SignedIn, page};
@@ -52,6 +56,7 @@ fn parse_from(from: Option<&str>) -> Option<(NaiveDate, Uuid)> {
 }
 
 /// A deadline row.
+#[derive(Debug, Clone)]
 pub struct DueRow {
     /// Its engagement (its organization's name is read for every row at once).
     engagement_id: Uuid,
@@ -64,6 +69,7 @@ pub struct DueRow {
 }
 
 /// A section of deadlines.
+#[derive(Debug, Clone)]
 pub struct Section {
     id: &'static str,
     title: String,
@@ -74,9 +80,9 @@ pub struct Section {
 }
 
 /// An engagement row.
+#[derive(Debug, Clone)]
 pub struct EngagementRow {
     id: Uuid,
-    organization_id: Uuid,
     organization: String,
     state: String,
 }
@@ -86,6 +92,10 @@ pub struct EngagementRow {
 struct PortfolioPage<'a> {
     me: &'a SignedIn,
     today: NaiveDate,
+    /// When the view was read, in the body's time zone.
+    counted_at: String,
+    /// How long views are kept at most, in seconds.
+    kept_seconds: u64,
     within: i64,
     organization_id: Option<Uuid>,
     organizations: Vec<(Uuid, String)>,
@@ -118,21 +128,62 @@ pub async fn portfolio(
     let tenancy = me.user.tenancy;
     // Today as the caller's body reads it (its certification policy's time zone).
     let body = match tenancy {
-        engine::access::Tenancy::CertificationBody(id) => Some(id),
+        Tenancy::CertificationBody(id) => Some(id),
         _ => None,
     };
     let zone = engine::policies::certification_policy_of(&app.db, body).await?.time_zone;
     let today = zone.today(app.clock.now());
-    let within = query.within.filter(|days| [30, 60, 90].contains(days)).unwrap_or(90);
-    let descending = query.order.as_deref() == Some("desc");
-    let organization = query.organization_id;
-    let open = || {
-        Deadline::find()
-            .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
-            .filter(deadlines_in(tenancy))
-            .filter(of_organization(deadline::Column::EngagementId, organization))
+    let view = View {
+        tenancy,
+        today,
+        organization: query.organization_id,
+        within: query.within.filter(|days| [30, 60, 90].contains(days)).unwrap_or(90),
+        descending: query.order.as_deref() == Some("desc"),
+        state: query.state,
+        after: query.after,
+        section: SECTIONS.iter().copied().find(|id| query.section.as_deref() == Some(*id)),
+        from: parse_from(query.from.as_deref()),
     };
-    let only = query.section.as_deref();
+    let portfolio = console.portfolios.of(&app, view).await?;
+    let Portfolio { sections, failed_emails, failed_total, by_state, engagements, next_page, organizations, taken_at } =
+        Portfolio::clone(&portfolio);
+    let template = PortfolioPage {
+        me: &me,
+        today,
+        counted_at: zone.local_time(taken_at),
+        kept_seconds: console.portfolios.keep.as_secs(),
+        within: view.within,
+        organization_id: view.organization,
+        organizations,
+        sections,
+        failed_emails,
+        failed_total,
+        by_state,
+        state: view.state,
+        engagements,
+        next_page,
+        descending: view.descending,
+        only: view.section.is_some(),
+        feeds: vec![
+            (
+                "What you are concerned with",
+                format!("{}{}", console.base_url, feed_path(&console, &me.person, Feed::Mine)),
+            ),
+            ("Every engagement you see", format!("{}{}", console.base_url, feed_path(&console, &me.person, Feed::All))),
+        ],
+    };
+    Ok(page(StatusCode::OK, &template))
+}
+
+/// The sections that page on their own.
+const SECTIONS: [&str; 5] = ["overdue", "majors", "audits", "expiring", "suspensions"];
+
+/// Reads `view` of the portfolio: every section's rows (keyset pages on the indexes) and counts,
+/// failed emails, the engagements by state and a page of them, and the organizations named.
+async fn read_view(app: &AppState, view: &View) -> Result<Portfolio, PageError> {
+    let taken_at = app.clock.now();
+    let View { tenancy, today, organization, within, descending, state, after, section: only, from } = *view;
+    let open = || open_deadlines(tenancy, organization);
     // The filters a section's "more" link keeps.
     let mut kept = format!("within={within}");
     if descending {
@@ -143,62 +194,31 @@ pub async fn portfolio(
     }
     use DeadlineKind as K;
     let horizon = today + Duration::days(within);
-    let plans = vec![K::CorrectiveActionPlanDue, K::CorrectiveActionDue, K::CorrectiveActionVerification];
     let within_window = || Condition::all().add(deadline::Column::DueOn.lte(horizon));
     // Each section: its kinds of deadline and which of them.
-    let specs: [(&'static str, String, Vec<DeadlineKind>, Condition); 5] = [
+    let specs: [(&'static str, String, &[DeadlineKind], Condition); 5] = [
         (
             "overdue",
             "Corrective actions overdue".to_owned(),
-            plans,
+            PLANS,
             Condition::all().add(deadline::Column::DueOn.lt(today)),
         ),
         (
             "majors",
             format!("Major nonconformities reaching their 6-month limit within {within} days"),
-            vec![K::MajorNcLimit],
+            &[K::MajorNcLimit],
             within_window(),
         ),
-        ("audits", format!("Surveillance audits due within {within} days"), vec![K::SurveillanceDue], within_window()),
+        ("audits", format!("Surveillance audits due within {within} days"), &[K::SurveillanceDue], within_window()),
         (
             "expiring",
             format!("Certificates expiring within {within} days, no recertification started"),
-            vec![K::CertificateExpiry],
-            // Only where no recertification has started: not an engagement the caller reads that is
-            // in recertification (for a body, one range of its index by state).
-            within_window().add(
-                deadline::Column::EngagementId.not_in_subquery(
-                    Query::select()
-                        .column(engagement::Column::Id)
-                        .from(Engagement)
-                        .cond_where(engagement_records_in(tenancy))
-                        .and_where(engagement::Column::State.eq(EngagementState::Recertification))
-                        .to_owned(),
-                ),
-            ),
+            EXPIRIES,
+            expiring_unrenewed(tenancy, horizon),
         ),
-        (
-            "suspensions",
-            "Suspensions, by the days left to their limit".to_owned(),
-            vec![K::SuspensionLimit, K::RestoreAfterExpiryLimit],
-            Condition::all(),
-        ),
+        ("suspensions", "Suspensions, by the days left to their limit".to_owned(), SUSPENSIONS, Condition::all()),
     ];
-    // Every section's count from one pass over the open deadlines of their kinds (on the body's
-    // index range alone): per kind, how many are overdue, due within the window, open at all.
-    let every_kind: Vec<DeadlineKind> = specs.iter().flat_map(|(_, _, kinds, _)| kinds.clone()).collect();
-    let count_where = |condition: Expr| Expr::from(Func::count(Expr::Case(Box::new(Expr::case(condition, 1)))));
-    let tallies: Vec<(DeadlineKind, i64, i64, i64)> = open()
-        .filter(deadline::Column::Kind.is_in(every_kind))
-        .select_only()
-        .column(deadline::Column::Kind)
-        .column_as(count_where(deadline::Column::DueOn.lt(today)), "overdue")
-        .column_as(count_where(deadline::Column::DueOn.lte(horizon)), "due_soon")
-        .column_as(Expr::from(Func::count(Expr::col(Asterisk))), "open")
-        .group_by(deadline::Column::Kind)
-        .into_tuple()
-        .all(&app.db)
-        .await?;
+    let tallies = &tallies_of(app, tenancy, organization, today, horizon).await?;
     let tally = |kinds: &[DeadlineKind], measure: fn(&(DeadlineKind, i64, i64, i64)) -> i64| -> u64 {
         let sum: i64 = tallies.iter().filter(|t| kinds.contains(&t.0)).map(measure).sum();
         u64::try_from(sum).unwrap_or(0)
@@ -209,31 +229,31 @@ pub async fn portfolio(
             continue;
         }
         let total = match id {
-            "overdue" => tally(&kinds, |t| t.1),
-            "suspensions" => tally(&kinds, |t| t.3),
-            "expiring" => match tally(&kinds, |t| t.2) {
+            "overdue" => tally(kinds, |t| t.1),
+            "suspensions" => tally(kinds, |t| t.3),
+            "expiring" => match tally(kinds, |t| t.2) {
                 // Those whose engagement has started its recertification are not counted (read
                 // only when there are any to tell apart).
                 0 => 0,
                 _ => {
                     open()
-                        .filter(deadline::Column::Kind.is_in(kinds.clone()))
+                        .filter(deadline::Column::Kind.is_in(kinds.iter().copied()))
                         .filter(which.clone())
                         .count(&app.db)
                         .await?
                 }
             },
-            _ => tally(&kinds, |t| t.2),
+            _ => tally(kinds, |t| t.2),
         };
         // Keyset pages in (due date, id) order: the rows after the last one shown. Each kind is
         // read in the index's order and the kinds merged here (one index range each, never every
         // matching row sorted).
         let mut found = Vec::new();
         // (A kind with nothing open is not read at all.)
-        let open_kinds = kinds.into_iter().filter(|kind| tallies.iter().any(|t| t.0 == *kind && t.3 > 0));
+        let open_kinds = kinds.iter().copied().filter(|kind| tallies.iter().any(|t| t.0 == *kind && t.3 > 0));
         for kind in open_kinds {
             let mut page = open().filter(deadline::Column::Kind.eq(kind)).filter(which.clone());
-            if let Some((day, after)) = parse_from(query.from.as_deref()).filter(|_| only == Some(id)) {
+            if let Some((day, after)) = from.filter(|_| only == Some(id)) {
                 let same_day_after =
                     Condition::all().add(deadline::Column::DueOn.eq(day)).add(deadline::Column::Id.gt(after));
                 let later = if descending { deadline::Column::DueOn.lt(day) } else { deadline::Column::DueOn.gt(day) };
@@ -271,17 +291,17 @@ pub async fn portfolio(
     }
     // Audits planned in the window, not yet completed.
     let mut planned = Audit::find()
-        .filter(of_engagements_in(tenancy, audit::Column::EngagementId))
+        .filter(audits_in(tenancy))
         .filter(audit::Column::CompletedAt.is_null())
         .filter(audit::Column::FirstDay.gte(today))
         .filter(audit::Column::FirstDay.lte(horizon));
     planned = planned.filter(of_organization(audit::Column::EngagementId, organization));
     let ordered = if descending {
-        planned.clone().order_by_desc(audit::Column::FirstDay)
+        planned.clone().order_by_desc(audit::Column::FirstDay).order_by_desc(audit::Column::Id)
     } else {
-        planned.clone().order_by_asc(audit::Column::FirstDay)
+        planned.clone().order_by_asc(audit::Column::FirstDay).order_by_asc(audit::Column::Id)
     };
-    let mut found = ordered.order_by_asc(audit::Column::Id).limit(ROWS + 1).all(&app.db).await?;
+    let mut found = ordered.limit(ROWS + 1).all(&app.db).await?;
     // Counted only when they are more than a page shows.
     let total = if found.len() as u64 > ROWS { planned.count(&app.db).await? } else { found.len() as u64 };
     found.truncate(ROWS as usize);
@@ -303,7 +323,7 @@ pub async fn portfolio(
     // Emails that failed, newest first.
     let failed = Notification::find()
         .filter(notification::Column::Status.eq(NotificationStatus::Failed))
-        .filter(of_engagements_in(tenancy, notification::Column::EngagementId));
+        .filter(notifications_in(tenancy));
     let failed = failed.filter(of_organization(notification::Column::EngagementId, organization));
     let mut found = failed.clone().order_by_desc(notification::Column::CreatedAt).limit(ROWS + 1).all(&app.db).await?;
     let failed_total = if found.len() as u64 > ROWS { failed.count(&app.db).await? } else { found.len() as u64 };
@@ -319,57 +339,41 @@ pub async fn portfolio(
             days: (n.scheduled_on - today).num_days(),
         });
     }
-    // Engagements by state and by organization, counted in one pass (for a body, from its index
-    // alone): the counts by state (of the chosen organization) and the organizations to filter by.
+    // Engagements by state (of the chosen organization): for a body, counted on its index
+    // `(certification_body_id, state, organization_id, id)` alone.
     let seen = Engagement::find().filter(engagement_records_in(tenancy));
-    let by_state_and_organization: Vec<(EngagementState, Uuid, i64)> = seen
-        .clone()
-        .select_only()
-        .column(engagement::Column::State)
-        .column(engagement::Column::OrganizationId)
-        .column_as(Expr::from(Func::count(Expr::col(Asterisk))), "n")
-        .group_by(engagement::Column::State)
-        .group_by(engagement::Column::OrganizationId)
-        .into_tuple()
-        .all(&app.db)
-        .await?;
-    let mut by_state: Vec<(EngagementState, i64)> = Vec::new();
-    for (state, of, n) in &by_state_and_organization {
-        if organization.is_some_and(|chosen| chosen != *of) {
-            continue;
-        }
-        match by_state.iter_mut().find(|(s, _)| s == state) {
-            Some((_, total)) => *total += n,
-            None => by_state.push((*state, *n)),
-        }
-    }
-    by_state.sort_by_key(|(state, _)| *state);
-    let mut engagements_seen = seen;
+    let mut engagements_seen = seen.clone();
     if let Some(id) = organization {
         engagements_seen = engagements_seen.filter(engagement::Column::OrganizationId.eq(id));
     }
+    let mut by_state: Vec<(EngagementState, i64)> = engagements_seen
+        .clone()
+        .select_only()
+        .column(engagement::Column::State)
+        .column_as(Expr::from(Func::count(Expr::col(Asterisk))), "n")
+        .group_by(engagement::Column::State)
+        .into_tuple()
+        .all(&app.db)
+        .await?;
+    by_state.sort_by_key(|(state, _)| *state);
+    let organizations = organizations_named(app, tenancy).await?;
     let mut listed = engagements_seen;
-    if let Some(state) = query.state {
+    if let Some(state) = state {
         listed = listed.filter(engagement::Column::State.eq(state));
     }
-    if let Some(after) = query.after {
+    if let Some(after) = after {
         listed = listed.filter(engagement::Column::Id.gt(after));
     }
     let page_rows = listed.order_by_asc(engagement::Column::Id).limit(ROWS + 1).all(&app.db).await?;
     let more = page_rows.len() as u64 > ROWS;
     let mut engagements = Vec::new();
     for e in page_rows.into_iter().take(ROWS as usize) {
-        engagements.push(EngagementRow {
-            organization: String::new(),
-            organization_id: e.organization_id,
-            id: e.id,
-            state: e.state.to_string(),
-        });
+        engagements.push(EngagementRow { organization: String::new(), id: e.id, state: e.state.to_string() });
     }
     let next_page = more.then(|| {
         let last = engagements.last().map(|e| e.id.to_string()).unwrap_or_default();
         let mut link = format!("/?after={last}#engagements");
-        if let Some(state) = query.state {
+        if let Some(state) = state {
             link = format!("/?after={last}&state={state}#engagements");
         }
         if let Some(id) = organization {
@@ -377,54 +381,176 @@ pub async fn portfolio(
         }
         link
     });
-    // The organizations the caller sees, for the filter, by name.
-    let mut organization_ids: Vec<Uuid> = by_state_and_organization.iter().map(|(_, of, _)| *of).collect();
-    organization_ids.sort();
-    organization_ids.dedup();
-    organization_ids.truncate(500);
-    // Every row's organization, and those of the filter, named in two queries for the whole page.
-    let wanted: Vec<Uuid> =
-        sections.iter().flat_map(|s| &s.rows).chain(&failed_emails).map(|r| r.engagement_id).collect();
-    let organization_of = organizations_of(&app, wanted).await?;
-    let filter_ids = organization_ids.clone();
-    organization_ids.extend(organization_of.values().copied());
-    organization_ids.extend(engagements.iter().map(|e| e.organization_id));
-    let names = names_of(&app, organization_ids).await?;
-    let mut organizations: Vec<(Uuid, String)> =
-        filter_ids.into_iter().filter_map(|id| names.get(&id).map(|name| (id, name.clone()))).collect();
-    organizations.sort_by(|a, b| a.1.cmp(&b.1));
-    let name_of_engagement =
-        |id: &Uuid| organization_of.get(id).and_then(|o| names.get(o)).cloned().unwrap_or_default();
+    // Every row's organization, named in one query for the whole page.
+    let wanted = sections
+        .iter()
+        .flat_map(|s| &s.rows)
+        .chain(&failed_emails)
+        .map(|r| r.engagement_id)
+        .chain(engagements.iter().map(|e| e.id))
+        .collect();
+    let names = organization_names_of(app, wanted).await?;
     for row in sections.iter_mut().flat_map(|s| s.rows.iter_mut()).chain(failed_emails.iter_mut()) {
-        row.organization = name_of_engagement(&row.engagement_id);
+        row.organization = names.get(&row.engagement_id).cloned().unwrap_or_default();
     }
     for row in &mut engagements {
-        row.organization = names.get(&row.organization_id).cloned().unwrap_or_default();
+        row.organization = names.get(&row.id).cloned().unwrap_or_default();
     }
-    let template = PortfolioPage {
-        me: &me,
-        today,
-        within,
-        organization_id: organization,
-        organizations,
-        sections,
-        failed_emails,
-        failed_total,
-        by_state: by_state.into_iter().map(|(state, n)| (state.to_string(), u64::try_from(n).unwrap_or(0))).collect(),
-        state: query.state,
-        engagements,
-        next_page,
-        descending,
-        only: only.is_some(),
-        feeds: vec![
-            (
-                "What you are concerned with",
-                format!("{}{}", console.base_url, feed_path(&console, &me.person, Feed::Mine)),
-            ),
-            ("Every engagement you see", format!("{}{}", console.base_url, feed_path(&console, &me.person, Feed::All))),
-        ],
-    };
-    Ok(page(StatusCode::OK, &template))
+    let by_state = by_state.into_iter().map(|(state, n)| (state.to_string(), u64::try_from(n).unwrap_or(0))).collect();
+    Ok(Portfolio { sections, failed_emails, failed_total, by_state, engagements, next_page, organizations, taken_at })
+}
+
+/// The kinds of deadline of a corrective action's plan, action and verification.
+const PLANS: &[DeadlineKind] = &[
+    DeadlineKind::CorrectiveActionPlanDue,
+    DeadlineKind::CorrectiveActionDue,
+    DeadlineKind::CorrectiveActionVerification,
+];
+/// A certificate's expiry.
+const EXPIRIES: &[DeadlineKind] = &[DeadlineKind::CertificateExpiry];
+/// A suspension's limits.
+const SUSPENSIONS: &[DeadlineKind] = &[DeadlineKind::SuspensionLimit, DeadlineKind::RestoreAfterExpiryLimit];
+/// Every kind a section lists.
+const COUNTED: &[&[DeadlineKind]] =
+    &[PLANS, &[DeadlineKind::MajorNcLimit], &[DeadlineKind::SurveillanceDue], EXPIRIES, SUSPENSIONS];
+
+/// The open deadlines `tenancy` reads, of `organization`'s engagements when one is chosen.
+fn open_deadlines(tenancy: Tenancy, organization: Option<Uuid>) -> Select<Deadline> {
+    Deadline::find()
+        .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
+        .filter(deadlines_in(tenancy))
+        .filter(of_organization(deadline::Column::EngagementId, organization))
+}
+
+/// Certificate expiries by `horizon` where no recertification has started: not of an engagement
+/// the caller reads that is in recertification (for a body, one range of its index by state).
+fn expiring_unrenewed(tenancy: Tenancy, horizon: NaiveDate) -> Condition {
+    Condition::all().add(deadline::Column::DueOn.lte(horizon)).add(
+        deadline::Column::EngagementId.not_in_subquery(
+            Query::select()
+                .column(engagement::Column::Id)
+                .from(Engagement)
+                .cond_where(engagement_records_in(tenancy))
+                .and_where(engagement::Column::State.eq(EngagementState::Recertification))
+                .to_owned(),
+        ),
+    )
+}
+
+/// A view of the portfolio: whose, on which day, and the filters and page asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct View {
+    tenancy: Tenancy,
+    /// Today in the body's time zone.
+    today: NaiveDate,
+    organization: Option<Uuid>,
+    /// Days ahead for what falls due.
+    within: i64,
+    descending: bool,
+    /// The engagement list: only this state, after this engagement.
+    state: Option<EngagementState>,
+    after: Option<Uuid>,
+    /// One section alone, from after this row.
+    section: Option<&'static str>,
+    from: Option<(NaiveDate, Uuid)>,
+}
+
+/// What a view of the portfolio shows.
+#[derive(Debug, Clone)]
+pub struct Portfolio {
+    sections: Vec<Section>,
+    failed_emails: Vec<DueRow>,
+    failed_total: u64,
+    by_state: Vec<(String, u64)>,
+    engagements: Vec<EngagementRow>,
+    next_page: Option<String>,
+    /// The organizations to filter by (the first 500), by name.
+    organizations: Vec<(Uuid, String)>,
+    /// When it was read.
+    taken_at: DateTime<Utc>,
+}
+
+/// Views kept at most (past it, those no longer current are dropped).
+const VIEWS_KEPT: usize = 4096;
+
+/// The views of the portfolio, each kept while no write of this process changed the engagements it
+/// reads, and for `PORTFOLIO_KEEP_SECONDS` at most (the writes of other processes, the worker's
+/// clock or another API instance, show within that); the clients asking for one view at once wait
+/// for one read of it.
+#[derive(Debug)]
+pub struct KeptPortfolios {
+    /// How long a view is kept at most (zero: read on every visit).
+    pub keep: std::time::Duration,
+    views: std::sync::Mutex<HashMap<View, Arc<tokio::sync::Mutex<Option<Kept>>>>>,
+}
+
+#[derive(Debug)]
+struct Kept {
+    generation: u64,
+    at: std::time::Instant,
+    portfolio: Arc<Portfolio>,
+}
+
+impl KeptPortfolios {
+    /// Views kept for `keep` at most.
+    pub fn new(keep: std::time::Duration) -> Self {
+        Self { keep, views: std::sync::Mutex::default() }
+    }
+
+    /// `view`: as kept when still current, else read now.
+    pub async fn of(&self, app: &AppState, view: View) -> Result<Arc<Portfolio>, PageError> {
+        if self.keep.is_zero() {
+            return Ok(Arc::new(read_view(app, &view).await?));
+        }
+        let scope = match view.tenancy {
+            Tenancy::CertificationBody(body) => Scope::CertificationBody(body),
+            _ => Scope::Every,
+        };
+        let slot = {
+            let mut views = self.views.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if views.len() >= VIEWS_KEPT {
+                views.retain(|_, slot| match slot.try_lock() {
+                    Ok(kept) => kept.as_ref().is_some_and(|k| k.at.elapsed() < self.keep),
+                    Err(_) => true,
+                });
+            }
+            views.entry(view).or_default().clone()
+        };
+        let mut kept = slot.lock().await;
+        // Read before reading the view: a write committed meanwhile makes the next visit read again.
+        let generation = app.changes.generation(scope);
+        if let Some(k) = kept.as_ref().filter(|k| k.generation == generation && k.at.elapsed() < self.keep) {
+            return Ok(k.portfolio.clone());
+        }
+        let portfolio = Arc::new(read_view(app, &view).await?);
+        *kept = Some(Kept { generation, at: std::time::Instant::now(), portfolio: portfolio.clone() });
+        Ok(portfolio)
+    }
+}
+
+/// Per kind of deadline listed, how many are open in `tenancy`'s portfolio (of `organization`'s
+/// engagements when one is chosen): overdue, due by `horizon`, at all. One pass over the open
+/// deadlines of those kinds (on the body's index range alone).
+async fn tallies_of(
+    app: &AppState,
+    tenancy: Tenancy,
+    organization: Option<Uuid>,
+    today: NaiveDate,
+    horizon: NaiveDate,
+) -> Result<Vec<(DeadlineKind, i64, i64, i64)>, PageError> {
+    let every_kind: Vec<DeadlineKind> = COUNTED.iter().flat_map(|kinds| kinds.iter().copied()).collect();
+    let count_where = |condition: Expr| Expr::from(Func::count(Expr::Case(Box::new(Expr::case(condition, 1)))));
+    Ok(open_deadlines(tenancy, organization)
+        .filter(deadline::Column::Kind.is_in(every_kind))
+        .select_only()
+        .column(deadline::Column::Kind)
+        .column_as(count_where(deadline::Column::DueOn.lt(today)), "overdue")
+        .column_as(count_where(deadline::Column::DueOn.lte(horizon)), "due_soon")
+        .column_as(Expr::from(Func::count(Expr::col(Asterisk))), "open")
+        .group_by(deadline::Column::Kind)
+        .into_tuple()
+        .all(&app.db)
+        .await?)
 }
 
 /// Rows whose engagement (its `column`) is `organization`'s; every row when none is chosen.
@@ -443,17 +569,24 @@ fn of_organization(column: impl ColumnTrait, organization: Option<Uuid>) -> Cond
     }
 }
 
-/// The organization of each of `engagements`.
-async fn organizations_of(app: &AppState, mut engagements: Vec<Uuid>) -> Result<HashMap<Uuid, Uuid>, PageError> {
+/// The name of the organization of each of `engagements`.
+async fn organization_names_of(app: &AppState, mut engagements: Vec<Uuid>) -> Result<HashMap<Uuid, String>, PageError> {
     engagements.sort();
     engagements.dedup();
     if engagements.is_empty() {
         return Ok(HashMap::new());
     }
-    let pairs: Vec<(Uuid, Uuid)> = Engagement::find()
+    let pairs: Vec<(Uuid, String)> = Engagement::find()
         .select_only()
         .column(engagement::Column::Id)
-        .column(engagement::Column::OrganizationId)
+        .column(organization::Column::LegalName)
+        .join(
+            JoinType::InnerJoin,
+            Engagement::belongs_to(Organization)
+                .from(engagement::Column::OrganizationId)
+                .to(organization::Column::Id)
+                .into(),
+        )
         .filter(engagement::Column::Id.is_in(engagements))
         .into_tuple()
         .all(&app.db)
@@ -461,20 +594,25 @@ async fn organizations_of(app: &AppState, mut engagements: Vec<Uuid>) -> Result<
     Ok(pairs.into_iter().collect())
 }
 
-/// The names of `organizations`.
-async fn names_of(app: &AppState, mut organizations: Vec<Uuid>) -> Result<HashMap<Uuid, String>, PageError> {
-    organizations.sort();
-    organizations.dedup();
-    if organizations.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let pairs: Vec<(Uuid, String)> = Organization::find()
+/// The organizations of the engagements `tenancy` reads (the first 500 by id), by name: the
+/// filter's choices, in one statement.
+async fn organizations_named(app: &AppState, tenancy: Tenancy) -> Result<Vec<(Uuid, String)>, PageError> {
+    let theirs = Query::select()
+        .distinct()
+        .column(engagement::Column::OrganizationId)
+        .from(Engagement)
+        .cond_where(engagement_records_in(tenancy))
+        .order_by(engagement::Column::OrganizationId, sea_orm::Order::Asc)
+        .limit(500)
+        .to_owned();
+    let mut named: Vec<(Uuid, String)> = Organization::find()
         .select_only()
         .column(organization::Column::Id)
         .column(organization::Column::LegalName)
-        .filter(organization::Column::Id.is_in(organizations))
+        .filter(organization::Column::Id.in_subquery(theirs))
         .into_tuple()
         .all(&app.db)
         .await?;
-    Ok(pairs.into_iter().collect())
+    named.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(named)
 }

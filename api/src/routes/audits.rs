@@ -160,6 +160,7 @@ pub async fn create_audit(
             "no certification body is selected yet: the selected body plans the audits",
         ));
     }
+    model.certification_body_id = Set(engagement.certification_body_id);
     model.created_at = Set(write.now());
     model.updated_at = Set(write.now());
     let created = model.insert(write.txn()).await?;

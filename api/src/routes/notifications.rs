@@ -159,7 +159,7 @@ pub async fn requeue_notification(
     claim: IdempotencyClaim,
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let write = app.begin(&user, Target::Notification(*id), Action::RequeueNotification, claim.claim()).await?;
+    let mut write = app.begin(&user, Target::Notification(*id), Action::RequeueNotification, claim.claim()).await?;
     let (txn, now) = (write.txn(), write.now());
     let found = Notification::find_by_id(*id)
         .filter(of_engagements_in(user.tenancy, notification::Column::EngagementId))
@@ -173,6 +173,7 @@ pub async fn requeue_notification(
             format!("only a failed notification is re-queued; this one is {}", found.status),
         ));
     }
+    let body = found.certification_body_id;
     let mut model = found.into_active_model();
     model.status = Set(NotificationStatus::Pending);
     model.attempts = Set(0);
@@ -180,5 +181,6 @@ pub async fn requeue_notification(
     model.queued_at = Set(None);
     model.lease_until = Set(None);
     let updated = model.update(txn).await?;
+    write.concerns(body);
     commit(write, HttpResponse::Ok().json(NotificationView::for_caller(updated, &user))).await
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::ProposalStatus;
 use entities::domain::audit_time::{AuditTimeEstimate, estimate_audit_time};
 use entities::domain::state::EngagementState;
-use entities::orm::{certification_body, deadline, engagement, prelude::*, proposal};
+use entities::orm::{certification_body, deadline, engagement, notification, prelude::*, proposal};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use serde::{Deserialize, Serialize};
@@ -285,7 +285,7 @@ pub async fn choose_proposal(
     id: Uuid,
     proposal_id: Uuid,
 ) -> Result<(Write, proposal::Model, Option<certification_body::Model>, AuditTimeEstimate), ApiError> {
-    let (write, engagement) = app.begin_on_engagement(user, id, Action::SelectProposal, claim).await?;
+    let (mut write, engagement) = app.begin_on_engagement(user, id, Action::SelectProposal, claim).await?;
     require_cb_selection(&engagement)?;
     let (txn, now) = (write.txn(), write.now());
     let chosen = belongs(Proposal::find_by_id(proposal_id).one(txn).await?, |p| p.engagement_id, id, "proposal")?;
@@ -306,13 +306,20 @@ pub async fn choose_proposal(
     model.version = Set(version + 1);
     model.updated_at = Set(now);
     model.update(txn).await?;
-    // Its deadlines, if any yet, are the chosen body's from now on (its portfolio reads them so).
+    // Its deadlines and their emails, if any yet, are the chosen body's from now on (its portfolio
+    // reads them so).
     Deadline::update_many()
         .col_expr(deadline::Column::CertificationBodyId, Expr::value(chosen.certification_body_id))
         .filter(deadline::Column::EngagementId.eq(id))
         .exec(txn)
         .await?;
+    Notification::update_many()
+        .col_expr(notification::Column::CertificationBodyId, Expr::value(chosen.certification_body_id))
+        .filter(notification::Column::EngagementId.eq(id))
+        .exec(txn)
+        .await?;
     let record = HistoryRecord::change(id, "proposal_selected", &user.subject, Some(proposal_id));
     write.record_history(record).await?;
+    write.concerns(Some(chosen.certification_body_id));
     Ok((write, chosen, cb, estimate))
 }
