@@ -18,12 +18,14 @@ const SLOTS: usize = 1024;
 #[derive(Debug)]
 pub struct Changes {
     slots: Box<[AtomicU64]>,
+    engagements: Box<[AtomicU64]>,
     every: AtomicU64,
 }
 
 impl Default for Changes {
     fn default() -> Self {
-        Self { slots: (0..SLOTS).map(|_| AtomicU64::new(0)).collect(), every: AtomicU64::new(0) }
+        let slots = || (0..SLOTS).map(|_| AtomicU64::new(0)).collect();
+        Self { slots: slots(), engagements: slots(), every: AtomicU64::new(0) }
     }
 }
 
@@ -32,13 +34,19 @@ impl Default for Changes {
 pub enum Scope {
     /// One certification body's engagements.
     CertificationBody(Uuid),
+    /// One engagement and what hangs off it.
+    Engagement(Uuid),
     /// Any engagement (an organization's engagements may be any body's).
     Every,
 }
 
 impl Changes {
-    /// An engagement of `body` (when it has one) changed, and committed.
-    pub fn touch(&self, body: Option<Uuid>) {
+    /// `engagement` (when known), an engagement of `body` (when it has one), changed and
+    /// committed.
+    pub fn touch(&self, engagement: Option<Uuid>, body: Option<Uuid>) {
+        if let Some(engagement) = engagement {
+            self.engagements[slot(engagement)].fetch_add(1, Ordering::AcqRel);
+        }
         if let Some(body) = body {
             self.slots[slot(body)].fetch_add(1, Ordering::AcqRel);
         }
@@ -50,6 +58,7 @@ impl Changes {
     pub fn generation(&self, scope: Scope) -> u64 {
         match scope {
             Scope::CertificationBody(body) => self.slots[slot(body)].load(Ordering::Acquire),
+            Scope::Engagement(engagement) => self.engagements[slot(engagement)].load(Ordering::Acquire),
             Scope::Every => self.every.load(Ordering::Acquire),
         }
     }
@@ -66,6 +75,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_write_to_an_engagement_changes_its_generation_and_its_bodys() {
+        let changes = Changes::default();
+        let (engagement, other, body) = (Uuid::from_u128(11), Uuid::from_u128(12), Uuid::from_u128(13));
+        assert_ne!(slot(engagement), slot(other), "the test's two engagements must not share a slot");
+        let before = (
+            changes.generation(Scope::Engagement(engagement)),
+            changes.generation(Scope::Engagement(other)),
+            changes.generation(Scope::CertificationBody(body)),
+        );
+        changes.touch(Some(engagement), Some(body));
+        assert_ne!(changes.generation(Scope::Engagement(engagement)), before.0);
+        assert_eq!(changes.generation(Scope::Engagement(other)), before.1);
+        assert_ne!(changes.generation(Scope::CertificationBody(body)), before.2);
+    }
+
+    #[test]
     fn a_write_to_a_body_changes_its_generation_and_everyones_but_not_another_bodys() {
         let changes = Changes::default();
         let (ours, theirs) = (Uuid::from_u128(1), Uuid::from_u128(2));
@@ -75,7 +100,7 @@ mod tests {
             changes.generation(Scope::CertificationBody(theirs)),
             changes.generation(Scope::Every),
         );
-        changes.touch(Some(ours));
+        changes.touch(None, Some(ours));
         assert_ne!(changes.generation(Scope::CertificationBody(ours)), before.0);
         assert_eq!(changes.generation(Scope::CertificationBody(theirs)), before.1);
         assert_ne!(changes.generation(Scope::Every), before.2);
@@ -86,7 +111,7 @@ mod tests {
         let changes = Changes::default();
         let body = Uuid::from_u128(7);
         let (of_body, every) = (changes.generation(Scope::CertificationBody(body)), changes.generation(Scope::Every));
-        changes.touch(None);
+        changes.touch(None, None);
         assert_eq!(changes.generation(Scope::CertificationBody(body)), of_body);
         assert_ne!(changes.generation(Scope::Every), every);
     }

@@ -45,8 +45,8 @@ pub struct Write {
     today: NaiveDate,
     /// Told after the commit which bodies' engagements changed.
     changes: Arc<Changes>,
-    /// The engagements' bodies the write changes (`None`: an engagement with no body yet).
-    touched: Vec<Option<Uuid>>,
+    /// The engagements the write changes and their bodies (`None`: not known, or no body yet).
+    touched: Vec<(Option<Uuid>, Option<Uuid>)>,
 }
 
 impl Engine {
@@ -137,7 +137,7 @@ impl Engine {
     ) -> Result<(Write, engagement::Model), EngineError> {
         let mut write = self.begin(caller, Target::Engagement(id), action, claim).await?;
         let engagement = lock_engagement(&write.txn, caller, id).await?;
-        write.touched.push(engagement.certification_body_id);
+        write.touched.push((Some(id), engagement.certification_body_id));
         Ok((write, engagement))
     }
 }
@@ -175,11 +175,11 @@ impl Write {
         self.today = zone.today(self.now);
     }
 
-    /// The write also changes what `body`'s engagements are or hold (an engagement it selects that
-    /// body for, an email of theirs; `None`: an engagement with no body yet): said after the
-    /// commit, with the locked engagement's own body.
-    pub fn concerns(&mut self, body: Option<Uuid>) {
-        self.touched.push(body);
+    /// The write also changes `engagement` or what `body`'s engagements are or hold (an
+    /// engagement it selects that body for, an email of theirs; `None`: not known, or no body
+    /// yet): said after the commit, as the locked engagement is.
+    pub fn concerns(&mut self, engagement: Option<Uuid>, body: Option<Uuid>) {
+        self.touched.push((engagement, body));
     }
 
     /// Appends a row to the engagement's history.
@@ -199,8 +199,8 @@ impl Write {
             claim.store(&self.txn, response).await?;
         }
         self.txn.commit().await?;
-        for body in self.touched {
-            self.changes.touch(body);
+        for (engagement, body) in self.touched {
+            self.changes.touch(engagement, body);
         }
         Ok(())
     }

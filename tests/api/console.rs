@@ -555,6 +555,8 @@ async fn the_portfolio_counts_and_pages_each_list_on_the_server(backend: Backend
     // The counts are kept between visits, but a change through the API shows at the next one.
     let states = |html: &str| html.split("class=\"states\"").nth(1).unwrap().split("</p>").next().unwrap().to_owned();
     let before = states(&home.body);
+    let page_before = ana.get(&format!("/engagements/{engagement}")).await;
+    assert_eq!(page_before.status, 200);
     let fired = app
         .fire(&engagement, json!({ "event": "sign_engagement_letter", "signed_on": today, "include_pre_audit": true }))
         .await;
@@ -563,5 +565,10 @@ async fn the_portfolio_counts_and_pages_each_list_on_the_server(backend: Backend
     assert!(!before.contains(&format!(">{now_in}: 1<")), "not yet in {now_in}: {before}");
     let after = states(&ana.get("/").await.body);
     assert!(after.contains(&format!(">{now_in}: 1<")), "the engagement counted in {now_in} at once: {after}");
+    // So does its page, kept between visits too.
+    let shown = format!("<strong id=\"state\">{now_in}</strong>");
+    assert!(!page_before.body.contains(&shown), "not {now_in} before");
+    let page_after = ana.get(&format!("/engagements/{engagement}")).await;
+    assert!(page_after.body.contains(&shown), "its page shows {now_in} at once");
 }
 on_both_databases!(the_portfolio_counts_and_pages_each_list_on_the_server);

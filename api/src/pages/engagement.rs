@@ -20,9 +20,12 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 use serde::Deserialize;
 use uuid::Uuid;
 
-use engine::access::{Action, engagement_records_in, permits};
+use crate::auth::AuthUser;
+use engine::access::{Action, Party, Tenancy, engagement_records_in, permits};
+use engine::changes::Scope;
 
 use super::forms::{Field, Input, event_fields, event_request, sentence};
+use super::kept::Kept;
 use super::{Console, PageError, SignedIn, page, see_other};
 use crate::error::ApiError;
 use crate::routes::corrective_actions::CorrectiveActionRequest;
@@ -33,6 +36,7 @@ use crate::state::AppState;
 pub const TIMELINE_ENTRIES: u64 = 200;
 
 /// An event the caller may fire now, with its form.
+#[derive(Debug, Clone)]
 pub struct EventForm {
     /// The event's name.
     pub event: String,
@@ -43,6 +47,7 @@ pub struct EventForm {
 }
 
 /// A row of the audit list (also the choices of an audit field).
+#[derive(Debug, Clone)]
 pub struct AuditRow {
     id: Uuid,
     kind: String,
@@ -53,6 +58,7 @@ pub struct AuditRow {
 }
 
 /// A proposal of a certification body.
+#[derive(Debug, Clone)]
 pub struct ProposalRow {
     id: Uuid,
     body: String,
@@ -62,6 +68,7 @@ pub struct ProposalRow {
 }
 
 /// A finding with its corrective action.
+#[derive(Debug, Clone)]
 pub struct FindingRow {
     id: Uuid,
     reference: String,
@@ -74,6 +81,7 @@ pub struct FindingRow {
 }
 
 /// A timeline entry.
+#[derive(Debug, Clone)]
 pub struct TimelineRow {
     at: String,
     action: String,
@@ -83,6 +91,7 @@ pub struct TimelineRow {
 }
 
 /// An email of the engagement.
+#[derive(Debug, Clone)]
 pub struct EmailRow {
     kind: String,
     status: String,
@@ -163,16 +172,46 @@ pub struct PageQuery {
 /// `GET /engagements/{id}`
 pub async fn engagement_page(
     app: web::Data<AppState>,
+    console: web::Data<Console>,
     me: SignedIn,
     id: web::Path<Uuid>,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, PageError> {
     let fired = query.fired.as_deref().filter(|f| event_fields().contains_key(*f)).map(sentence);
-    render(&app, &me, *id, None, fired, query.deadline, StatusCode::OK).await
+    render(&app, Some(&console.engagements), &me, *id, None, fired, query.deadline, StatusCode::OK).await
 }
 
+/// What the engagement pages read, kept per engagement and per caller's tenancy and party (see
+/// [`Kept`]).
+pub type KeptEngagements = Kept<(Uuid, Tenancy, Party), EngagementData>;
+
+/// What an engagement page shows, as read for a caller.
+#[derive(Debug, Clone)]
+pub struct EngagementData {
+    view: EngagementView,
+    organization: String,
+    body: String,
+    forms: Vec<EventForm>,
+    deadlines: Vec<DeadlineView>,
+    audits: Vec<AuditRow>,
+    findings: Vec<FindingRow>,
+    certificate: Option<certificate::Model>,
+    timeline: Vec<TimelineRow>,
+    emails: Vec<EmailRow>,
+    records_visible: bool,
+    readiness: Option<Stage1Readiness>,
+    proposals: Vec<ProposalRow>,
+    selects: bool,
+    documents: Vec<document::Model>,
+    client_documents: bool,
+}
+
+/// The engagement page: what it shows as `kept` (when given: a refusal's page reads afresh), with
+/// the caller's forms, a refusal, the event just fired and the deadline to highlight.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn render(
     app: &AppState,
+    kept: Option<&KeptEngagements>,
     me: &SignedIn,
     id: Uuid,
     refusal: Option<Refusal>,
@@ -181,6 +220,59 @@ pub(super) async fn render(
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let user = &me.user;
+    let data = match kept {
+        Some(kept) => {
+            let read = async || read_engagement(app, user, id).await;
+            EngagementData::clone(&*kept.of(app, (id, user.tenancy, user.party), Scope::Engagement(id), read).await?)
+        }
+        None => read_engagement(app, user, id).await?,
+    };
+    let EngagementData {
+        view,
+        organization,
+        body,
+        forms,
+        deadlines,
+        audits,
+        findings,
+        certificate,
+        timeline,
+        emails,
+        records_visible,
+        readiness,
+        proposals,
+        selects,
+        documents,
+        client_documents,
+    } = data;
+    let template = EngagementPage {
+        me,
+        view,
+        organization,
+        body,
+        refusal,
+        fired,
+        highlight,
+        forms,
+        deadlines,
+        audits,
+        findings,
+        certificate,
+        timeline,
+        emails,
+        records_visible,
+        readiness,
+        proposals,
+        selects,
+        documents,
+        document_kinds: <RequiredDocument as sea_orm::Iterable>::iter().map(|kind| kind.to_string()).collect(),
+        client_documents,
+    };
+    Ok(page(status, &template))
+}
+
+/// Reads what engagement `id`'s page shows `user`.
+async fn read_engagement(app: &AppState, user: &AuthUser, id: Uuid) -> Result<EngagementData, PageError> {
     let view = EngagementView::find(&app.db, user, id, app.clock.now()).await?;
     let organization = Organization::find_by_id(view.organization_id)
         .select_only()
@@ -339,14 +431,10 @@ pub(super) async fn render(
             .collect();
     }
     let deadlines = if records_visible { view.open_deadlines.clone() } else { Vec::new() };
-    let template = EngagementPage {
-        me,
+    Ok(EngagementData {
         view,
         organization,
         body,
-        refusal,
-        fired,
-        highlight,
         forms,
         deadlines,
         audits,
@@ -359,10 +447,8 @@ pub(super) async fn render(
         proposals,
         selects,
         documents,
-        document_kinds: <RequiredDocument as sea_orm::Iterable>::iter().map(|kind| kind.to_string()).collect(),
         client_documents: permits(user.party, Action::SubmitDocument),
-    };
-    Ok(page(status, &template))
+    })
 }
 
 /// `POST /engagements/{id}/events`: fires the form's event through the API's own code, then
@@ -404,7 +490,7 @@ pub(super) async fn after_form(
         Err(error) if error.status_code() == StatusCode::NOT_FOUND => Err(error.into()),
         Err(error) if error.status_code().is_client_error() => {
             let status = error.status_code();
-            render(app, me, id, Some(Refusal::of(&error)), None, None, status).await
+            render(app, None, me, id, Some(Refusal::of(&error)), None, None, status).await
         }
         Err(error) => Err(error.into()),
     }

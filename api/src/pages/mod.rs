@@ -29,6 +29,7 @@ pub mod calendar;
 pub mod certificate;
 pub mod engagement;
 pub mod forms;
+pub mod kept;
 pub mod portfolio;
 pub mod sign_in;
 pub mod stage1;
@@ -56,6 +57,8 @@ pub struct Console {
     pub outbox: Option<std::path::PathBuf>,
     /// The views of the portfolio, kept.
     pub portfolios: portfolio::KeptPortfolios,
+    /// What the engagement pages read, kept.
+    pub engagements: engagement::KeptEngagements,
 }
 
 impl Console {
@@ -78,9 +81,8 @@ impl Console {
             mail_from: settings.mail_from.clone(),
             base_url,
             outbox,
-            portfolios: portfolio::KeptPortfolios::new(std::time::Duration::from_secs(
-                settings.portfolio_keep_seconds.into(),
-            )),
+            portfolios: kept::Kept::new(std::time::Duration::from_secs(settings.portfolio_keep_seconds.into())),
+            engagements: kept::Kept::new(std::time::Duration::from_secs(settings.portfolio_keep_seconds.into())),
         })
     }
 

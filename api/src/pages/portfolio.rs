@@ -3,7 +3,6 @@
 //! filterable by organization, and the engagements by state, paged on the server.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
@@ -24,6 +23,7 @@ use engine::access::{Tenancy, audits_in, deadlines_in, engagement_records_in, no
 use engine::changes::Scope;
 
 use super::calendar::{Feed, feed_path};
+use super::kept::Kept;
 use super::{PageError, SignedIn, page};
 use crate::state::AppState;
 
@@ -144,7 +144,11 @@ pub async fn portfolio(
         section: SECTIONS.iter().copied().find(|id| query.section.as_deref() == Some(*id)),
         from: parse_from(query.from.as_deref()),
     };
-    let portfolio = console.portfolios.of(&app, view).await?;
+    let scope = match tenancy {
+        Tenancy::CertificationBody(body) => Scope::CertificationBody(body),
+        _ => Scope::Every,
+    };
+    let portfolio = console.portfolios.of(&app, view, scope, async || read_view(&app, &view).await).await?;
     let Portfolio { sections, failed_emails, failed_total, by_state, engagements, next_page, organizations, taken_at } =
         Portfolio::clone(&portfolio);
     let template = PortfolioPage {
@@ -470,63 +474,8 @@ pub struct Portfolio {
     taken_at: DateTime<Utc>,
 }
 
-/// Views kept at most (past it, those no longer current are dropped).
-const VIEWS_KEPT: usize = 4096;
-
-/// The views of the portfolio, each kept while no write of this process changed the engagements it
-/// reads, and for `PORTFOLIO_KEEP_SECONDS` at most (the writes of other processes, the worker's
-/// clock or another API instance, show within that); the clients asking for one view at once wait
-/// for one read of it.
-#[derive(Debug)]
-pub struct KeptPortfolios {
-    /// How long a view is kept at most (zero: read on every visit).
-    pub keep: std::time::Duration,
-    views: std::sync::Mutex<HashMap<View, Arc<tokio::sync::Mutex<Option<Kept>>>>>,
-}
-
-#[derive(Debug)]
-struct Kept {
-    generation: u64,
-    at: std::time::Instant,
-    portfolio: Arc<Portfolio>,
-}
-
-impl KeptPortfolios {
-    /// Views kept for `keep` at most.
-    pub fn new(keep: std::time::Duration) -> Self {
-        Self { keep, views: std::sync::Mutex::default() }
-    }
-
-    /// `view`: as kept when still current, else read now.
-    pub async fn of(&self, app: &AppState, view: View) -> Result<Arc<Portfolio>, PageError> {
-        if self.keep.is_zero() {
-            return Ok(Arc::new(read_view(app, &view).await?));
-        }
-        let scope = match view.tenancy {
-            Tenancy::CertificationBody(body) => Scope::CertificationBody(body),
-            _ => Scope::Every,
-        };
-        let slot = {
-            let mut views = self.views.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if views.len() >= VIEWS_KEPT {
-                views.retain(|_, slot| match slot.try_lock() {
-                    Ok(kept) => kept.as_ref().is_some_and(|k| k.at.elapsed() < self.keep),
-                    Err(_) => true,
-                });
-            }
-            views.entry(view).or_default().clone()
-        };
-        let mut kept = slot.lock().await;
-        // Read before reading the view: a write committed meanwhile makes the next visit read again.
-        let generation = app.changes.generation(scope);
-        if let Some(k) = kept.as_ref().filter(|k| k.generation == generation && k.at.elapsed() < self.keep) {
-            return Ok(k.portfolio.clone());
-        }
-        let portfolio = Arc::new(read_view(app, &view).await?);
-        *kept = Some(Kept { generation, at: std::time::Instant::now(), portfolio: portfolio.clone() });
-        Ok(portfolio)
-    }
-}
+/// The views of the portfolio, kept (see [`Kept`]).
+pub type KeptPortfolios = Kept<View, Portfolio>;
 
 /// Per kind of deadline listed, how many are open in `tenancy`'s portfolio (of `organization`'s
 /// engagements when one is chosen): overdue, due by `horizon`, at all. One pass over the open

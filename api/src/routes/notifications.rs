@@ -173,7 +173,7 @@ pub async fn requeue_notification(
             format!("only a failed notification is re-queued; this one is {}", found.status),
         ));
     }
-    let body = found.certification_body_id;
+    let (engagement, body) = (found.engagement_id, found.certification_body_id);
     let mut model = found.into_active_model();
     model.status = Set(NotificationStatus::Pending);
     model.attempts = Set(0);
@@ -181,6 +181,6 @@ pub async fn requeue_notification(
     model.queued_at = Set(None);
     model.lease_until = Set(None);
     let updated = model.update(txn).await?;
-    write.concerns(body);
+    write.concerns(Some(engagement), body);
     commit(write, HttpResponse::Ok().json(NotificationView::for_caller(updated, &user))).await
 }

@@ -320,6 +320,6 @@ pub async fn choose_proposal(
         .await?;
     let record = HistoryRecord::change(id, "proposal_selected", &user.subject, Some(proposal_id));
     write.record_history(record).await?;
-    write.concerns(Some(chosen.certification_body_id));
+    write.concerns(None, Some(chosen.certification_body_id));
     Ok((write, chosen, cb, estimate))
 }

@@ -67,7 +67,7 @@ impl DeadlineView {
 pub const EMBEDDED_OPEN_DEADLINES: usize = 10;
 
 /// An engagement, with what can happen next.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EngagementView {
     /// Id.
     pub id: Uuid,
