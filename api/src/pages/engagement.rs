@@ -124,6 +124,7 @@ struct EngagementPage<'a> {
     documents: Vec<document::Model>,
     document_kinds: Vec<String>,
     client_documents: bool,
+    read_at: String,
 }
 
 /// A refusal, as the page shows it.
@@ -204,6 +205,8 @@ pub struct EngagementData {
     selects: bool,
     documents: Vec<document::Model>,
     client_documents: bool,
+    /// When it was read, in the body's time zone.
+    read_at: String,
 }
 
 /// The engagement page: what it shows as `kept` (when given: a refusal's page reads afresh), with
@@ -244,6 +247,7 @@ pub(super) async fn render(
         selects,
         documents,
         client_documents,
+        read_at,
     } = data;
     let template = EngagementPage {
         me,
@@ -267,6 +271,7 @@ pub(super) async fn render(
         documents,
         document_kinds: <RequiredDocument as sea_orm::Iterable>::iter().map(|kind| kind.to_string()).collect(),
         client_documents,
+        read_at,
     };
     Ok(page(status, &template))
 }
@@ -448,6 +453,7 @@ async fn read_engagement(app: &AppState, user: &AuthUser, id: Uuid) -> Result<En
         selects,
         documents,
         client_documents: permits(user.party, Action::SubmitDocument),
+        read_at: zone.local_time(app.clock.now()),
     })
 }
 
