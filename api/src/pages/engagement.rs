@@ -103,28 +103,20 @@ pub struct EmailRow {
 #[template(path = "engagement.html")]
 struct EngagementPage<'a> {
     me: &'a SignedIn,
-    view: EngagementView,
-    organization: String,
-    body: String,
+    /// What was read (its fields are the template's, through `Deref`).
+    data: EngagementData,
     refusal: Option<Refusal>,
     fired: Option<String>,
     highlight: Option<Uuid>,
-    forms: Vec<EventForm>,
-    deadlines: Vec<DeadlineView>,
-    audits: Vec<AuditRow>,
-    findings: Vec<FindingRow>,
-    certificate: Option<certificate::Model>,
-    timeline: Vec<TimelineRow>,
-    emails: Vec<EmailRow>,
-    records_visible: bool,
-    readiness: Option<Stage1Readiness>,
-    proposals: Vec<ProposalRow>,
-    /// The client may select a proposal now.
-    selects: bool,
-    documents: Vec<document::Model>,
     document_kinds: Vec<String>,
-    client_documents: bool,
-    read_at: String,
+}
+
+impl std::ops::Deref for EngagementPage<'_> {
+    type Target = EngagementData;
+
+    fn deref(&self) -> &EngagementData {
+        &self.data
+    }
 }
 
 /// A refusal, as the page shows it.
@@ -230,48 +222,13 @@ pub(super) async fn render(
         }
         None => read_engagement(app, user, id).await?,
     };
-    let EngagementData {
-        view,
-        organization,
-        body,
-        forms,
-        deadlines,
-        audits,
-        findings,
-        certificate,
-        timeline,
-        emails,
-        records_visible,
-        readiness,
-        proposals,
-        selects,
-        documents,
-        client_documents,
-        read_at,
-    } = data;
     let template = EngagementPage {
         me,
-        view,
-        organization,
-        body,
+        data,
         refusal,
         fired,
         highlight,
-        forms,
-        deadlines,
-        audits,
-        findings,
-        certificate,
-        timeline,
-        emails,
-        records_visible,
-        readiness,
-        proposals,
-        selects,
-        documents,
         document_kinds: <RequiredDocument as sea_orm::Iterable>::iter().map(|kind| kind.to_string()).collect(),
-        client_documents,
-        read_at,
     };
     Ok(page(status, &template))
 }
