@@ -57,8 +57,8 @@ pub struct Settings {
     pub jwt_max_lifetime_hours: u32,
     /// `SESSION_HOURS`: how long a console session opened from an emailed link lasts.
     pub session_hours: u32,
-    /// `PORTFOLIO_KEEP_SECONDS`: how long the console keeps a view of a portfolio it read (a
-    /// change made through this process shows at once; 0 reads it on every visit).
+    /// `PORTFOLIO_KEEP_SECONDS`: how long the console keeps a page it read, a portfolio view or an
+    /// engagement page (a change made through this process shows at once; 0 reads on every visit).
     pub portfolio_keep_seconds: u32,
     /// `JWT_MAX_SERVICE_LIFETIME_HOURS`: the same for a service account's (`integration`) token.
     pub jwt_max_service_lifetime_hours: u32,

@@ -218,7 +218,9 @@ pub(super) async fn render(
     let data = match kept {
         Some(kept) => {
             let read = async || read_engagement(app, user, id).await;
-            EngagementData::clone(&*kept.of(app, (id, user.tenancy, user.party), Scope::Engagement(id), read).await?)
+            EngagementData::clone(
+                &*kept.of(&app.changes, (id, user.tenancy, user.party), Scope::Engagement(id), read).await?,
+            )
         }
         None => read_engagement(app, user, id).await?,
     };

@@ -148,7 +148,7 @@ pub async fn portfolio(
         Tenancy::CertificationBody(body) => Scope::CertificationBody(body),
         _ => Scope::Every,
     };
-    let portfolio = console.portfolios.of(&app, view, scope, async || read_view(&app, &view).await).await?;
+    let portfolio = console.portfolios.of(&app.changes, view, scope, async || read_view(&app, &view).await).await?;
     let Portfolio { sections, failed_emails, failed_total, by_state, engagements, next_page, organizations, taken_at } =
         Portfolio::clone(&portfolio);
     let template = PortfolioPage {
