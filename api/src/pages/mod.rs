@@ -69,6 +69,7 @@ impl Console {
         derive.update(b"certflow console keys v1");
         let key = derive.finalize().into_bytes().to_vec();
         let base_url = settings.public_base_url.trim_end_matches('/').to_owned();
+        let keep = std::time::Duration::from_secs(settings.portfolio_keep_seconds.into());
         let outbox = match &settings.mail_transport {
             entities::settings::MailTransport::Outbox(folder) => Some(folder.clone()),
             _ => None,
@@ -81,8 +82,8 @@ impl Console {
             mail_from: settings.mail_from.clone(),
             base_url,
             outbox,
-            portfolios: kept::Kept::new(std::time::Duration::from_secs(settings.portfolio_keep_seconds.into())),
-            engagements: kept::Kept::new(std::time::Duration::from_secs(settings.portfolio_keep_seconds.into())),
+            portfolios: kept::Kept::new(keep),
+            engagements: kept::Kept::new(keep),
         })
     }
 

@@ -222,7 +222,8 @@ async fn read_view(app: &AppState, view: &View) -> Result<Portfolio, PageError> 
         ),
         ("suspensions", "Suspensions, by the days left to their limit".to_owned(), SUSPENSIONS, Condition::all()),
     ];
-    let tallies = &tallies_of(app, tenancy, organization, today, horizon).await?;
+    let every_kind = specs.iter().flat_map(|(_, _, kinds, _)| kinds.iter().copied()).collect();
+    let tallies = &tallies_of(app, tenancy, organization, today, horizon, every_kind).await?;
     let tally = |kinds: &[DeadlineKind], measure: fn(&(DeadlineKind, i64, i64, i64)) -> i64| -> u64 {
         let sum: i64 = tallies.iter().filter(|t| kinds.contains(&t.0)).map(measure).sum();
         u64::try_from(sum).unwrap_or(0)
@@ -414,9 +415,6 @@ const PLANS: &[DeadlineKind] = &[
 const EXPIRIES: &[DeadlineKind] = &[DeadlineKind::CertificateExpiry];
 /// A suspension's limits.
 const SUSPENSIONS: &[DeadlineKind] = &[DeadlineKind::SuspensionLimit, DeadlineKind::RestoreAfterExpiryLimit];
-/// Every kind a section lists.
-const COUNTED: &[&[DeadlineKind]] =
-    &[PLANS, &[DeadlineKind::MajorNcLimit], &[DeadlineKind::SurveillanceDue], EXPIRIES, SUSPENSIONS];
 
 /// The open deadlines `tenancy` reads, of `organization`'s engagements when one is chosen.
 fn open_deadlines(tenancy: Tenancy, organization: Option<Uuid>) -> Select<Deadline> {
@@ -477,7 +475,7 @@ pub struct Portfolio {
 /// The views of the portfolio, kept (see [`Kept`]).
 pub type KeptPortfolios = Kept<View, Portfolio>;
 
-/// Per kind of deadline listed, how many are open in `tenancy`'s portfolio (of `organization`'s
+/// Per kind of `every_kind`, how many are open in `tenancy`'s portfolio (of `organization`'s
 /// engagements when one is chosen): overdue, due by `horizon`, at all. One pass over the open
 /// deadlines of those kinds (on the body's index range alone).
 async fn tallies_of(
@@ -486,8 +484,8 @@ async fn tallies_of(
     organization: Option<Uuid>,
     today: NaiveDate,
     horizon: NaiveDate,
+    every_kind: Vec<DeadlineKind>,
 ) -> Result<Vec<(DeadlineKind, i64, i64, i64)>, PageError> {
-    let every_kind: Vec<DeadlineKind> = COUNTED.iter().flat_map(|kinds| kinds.iter().copied()).collect();
     let count_where = |condition: Expr| Expr::from(Func::count(Expr::Case(Box::new(Expr::case(condition, 1)))));
     Ok(open_deadlines(tenancy, organization)
         .filter(deadline::Column::Kind.is_in(every_kind))
