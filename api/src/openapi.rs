@@ -13,7 +13,7 @@ use utoipa::{Modify, OpenApi};
         license(name = "Apache-2.0")
     ),
     modifiers(&BearerAuth),
-    components(schemas(crate::auth::Role)),
+    components(schemas(crate::auth::Role, entities::domain::webhooks::WebhookPayload)),
     tags(
         (name = "health", description = "Liveness and readiness"),
         (name = "organizations", description = "Organizations seeking certification"),
@@ -27,6 +27,7 @@ use utoipa::{Modify, OpenApi};
         (name = "certificates", description = "Certificates and their public verification"),
         (name = "notifications", description = "Reminder and escalation emails"),
         (name = "people", description = "The directory of people who sign in to the console"),
+        (name = "webhooks", description = "Webhook endpoints, their delivery log and replay; the events are under `webhooks`"),
     )
 )]
 pub struct ApiDoc;
@@ -81,5 +82,61 @@ pub fn finish(mut document: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenAp
             post.parameters.get_or_insert_with(Vec::new).push(header.into());
         }
     }
+    document.webhooks = Some(webhooks());
     document
+}
+
+/// The `webhooks` section: one entry per event type, each a POST of a `WebhookPayload` signed as
+/// Standard Webhooks have it.
+fn webhooks() -> utoipa::openapi::Paths {
+    use entities::domain::webhooks::WebhookEventType;
+    use sea_orm::Iterable;
+    use utoipa::openapi::content::ContentBuilder;
+    use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn, PathItem};
+    use utoipa::openapi::request_body::RequestBodyBuilder;
+    use utoipa::openapi::response::ResponseBuilder;
+    use utoipa::openapi::{ObjectBuilder, Ref, Required, Type};
+    let header = |name: &str, description: &str| {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::True)
+            .description(Some(description))
+            .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+            .build()
+    };
+    let mut paths = utoipa::openapi::PathsBuilder::new();
+    for event_type in WebhookEventType::iter() {
+        let operation = OperationBuilder::new()
+            .operation_id(Some(format!("webhook_{}", event_type.to_string().replace('.', "_"))))
+            .tag("webhooks")
+            .summary(Some(format!("{event_type}")))
+            .description(Some(format!(
+                "Posted to every enabled endpoint that wants `{event_type}` and whose owner reads the engagement's \
+                 records. The body's `type` is `{event_type}`; `data.sequence` orders the engagement's events. \
+                 Verify `webhook-signature` with the endpoint's secret (any Standard Webhooks library); answer 2xx. \
+                 Anything else is retried (5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 20 h, 24 h, with jitter; 429 \
+                 and 503 may ask for longer with Retry-After); 410 disables the endpoint."
+            )))
+            .parameter(header("webhook-id", "The message's id (`msg_…`), the same on every retry: deduplicate by it"))
+            .parameter(header("webhook-timestamp", "Seconds since the epoch of this attempt"))
+            .parameter(header(
+                "webhook-signature",
+                "`v1,<base64 HMAC-SHA256 of id.timestamp.body>`, space-separated when a rotated secret also signs",
+            ))
+            .request_body(Some(
+                RequestBodyBuilder::new()
+                    .required(Some(Required::True))
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name("WebhookPayload"))).build(),
+                    )
+                    .build(),
+            ))
+            .response("200", ResponseBuilder::new().description("Received (any 2xx)").build())
+            .response("410", ResponseBuilder::new().description("Gone: the endpoint is disabled").build())
+            .build();
+        paths = paths.path(event_type.to_string(), PathItem::new(HttpMethod::Post, operation));
+    }
+    paths.build()
 }

@@ -79,7 +79,11 @@ impl Application {
         }
         let console = web::Data::new(crate::pages::Console::from_settings(settings)?);
         let stopping = Arc::new(AtomicBool::new(false));
-        let state = web::Data::new(AppState { engine, stopping: stopping.clone() });
+        let state = web::Data::new(AppState {
+            engine,
+            stopping: stopping.clone(),
+            webhook_allow_loopback: settings.webhook_allow_loopback,
+        });
         let docs_enabled = settings.docs_enabled;
         let server = HttpServer::new(move || {
             let (app, document) = register_routes(

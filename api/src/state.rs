@@ -17,6 +17,8 @@ pub struct AppState {
     /// Set once a stop is asked for (SIGTERM): `/readyz` answers 503 and every answer closes its
     /// connection, while requests are still served until the listener closes.
     pub stopping: Arc<AtomicBool>,
+    /// `WEBHOOK_ALLOW_LOOPBACK`: endpoints on loopback addresses are accepted (local development).
+    pub webhook_allow_loopback: bool,
 }
 
 impl AppState {

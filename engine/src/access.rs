@@ -85,6 +85,9 @@ pub enum Action {
     RevokeTokens,
     /// Add, change or remove a person of the directory (whom: `domain::people::may_manage`).
     ManagePeople,
+    /// Register, change, rotate the secret of, or remove the owner's webhook endpoints, and read
+    /// and replay their deliveries.
+    ManageWebhooks,
     /// Fire a lifecycle event.
     Fire(EngagementEvent),
 }
@@ -115,6 +118,7 @@ impl Action {
             A::RequeueNotification,
             A::RevokeTokens,
             A::ManagePeople,
+            A::ManageWebhooks,
         ];
         all.extend(EngagementEvent::iter().map(A::Fire));
         all
@@ -146,6 +150,7 @@ impl std::fmt::Display for Action {
             A::RequeueNotification => "re-queue a notification",
             A::RevokeTokens => "revoke tokens",
             A::ManagePeople => "manage people",
+            A::ManageWebhooks => "manage webhook endpoints",
             A::Fire(event) => return write!(f, "fire {event}"),
         };
         f.write_str(name)
@@ -170,6 +175,9 @@ pub fn permits(party: Party, action: Action) -> bool {
         // People manage the directory; service accounts do not (an integration is no person).
         A::ManagePeople => admin || matches!(party, P::Coordinator | P::ClientManager),
         A::UpdateOrganization => admin || client,
+        // The people who run the integrations of each side: its manager or coordinator, and the
+        // integrations themselves. The log holds receivers' answers: not for every auditor.
+        A::ManageWebhooks => admin || client || coordination,
         A::UpdateCertificationBody | A::UpdateReminderPolicy | A::RequeueNotification => admin || coordination,
         A::UpdateCertificationPolicy => admin || coordination,
         // The client is held to the dates it sets: everyone reads it.

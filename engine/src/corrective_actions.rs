@@ -4,6 +4,7 @@
 use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineStatus};
 use entities::domain::text::EmailAddress;
 use entities::domain::verification::{VerificationFacts, report_done, verify};
+use entities::domain::webhooks::{EventSubject, WebhookEvent, WebhookEventType};
 use entities::domain::{FindingGrade, FindingStatus, VerificationStatus};
 use entities::orm::{corrective_action, engagement, finding, prelude::*};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, EntityTrait, IntoActiveModel};
@@ -103,6 +104,8 @@ impl Engine {
         )
         .with_reason(updated.verification_note.clone());
         write.record_history(record).await?;
+        let verified = EventSubject::CorrectiveAction((&updated).into());
+        write.emit(WebhookEvent::of(WebhookEventType::CorrectiveActionVerified, engagement, verified));
         Ok(updated)
     }
 
@@ -153,6 +156,8 @@ impl Engine {
             HistoryRecord::change(engagement.id, "corrective_action_reported_done", &caller.subject, Some(action_id))
                 .with_evidence(evidence);
         write.record_history(record).await?;
+        let reported = EventSubject::CorrectiveAction((&updated).into());
+        write.emit(WebhookEvent::of(WebhookEventType::CorrectiveActionSubmitted, engagement, reported));
         Ok(updated)
     }
 }

@@ -23,6 +23,7 @@ pub mod policies;
 pub mod reminders;
 pub mod revocations;
 pub mod store;
+pub mod webhooks;
 pub mod write;
 
 pub use caller::Caller;

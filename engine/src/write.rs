@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::policy::TimeZone;
+use entities::domain::webhooks::WebhookEvent;
 use entities::orm::{certification_body, engagement, notification, organization, prelude::*};
 use sea_orm::{DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
@@ -19,6 +20,7 @@ use crate::error::EngineError;
 use crate::history::{HistoryRecord, record_history};
 use crate::idempotency::{Claim, StoredResponse};
 use crate::store::{begin_write, lock_engagement};
+use crate::webhooks::outbox::{append, lock_for_events};
 
 /// What a write is done to, as far as its authorization needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +49,10 @@ pub struct Write {
     changes: Arc<Changes>,
     /// The engagements the write changes and their bodies (`None`: not known, or no body yet).
     touched: Vec<(Option<Uuid>, Option<Uuid>)>,
+    /// The engagement the write locked, if any: its events are numbered under that lock.
+    locked: Option<Uuid>,
+    /// The events the write tells, written to the outbox with its commit.
+    events: Vec<WebhookEvent>,
 }
 
 impl Engine {
@@ -123,7 +129,16 @@ impl Engine {
             claim.record(&txn).await?;
         }
         let now = self.clock.now();
-        Ok(Write { txn, claim, now, today: now.date_naive(), changes: self.changes.clone(), touched: Vec::new() })
+        Ok(Write {
+            txn,
+            claim,
+            now,
+            today: now.date_naive(),
+            changes: self.changes.clone(),
+            touched: Vec::new(),
+            locked: None,
+            events: Vec::new(),
+        })
     }
 
     /// The write path of a command on engagement `id`: [`Engine::begin`], then the engagement
@@ -138,6 +153,7 @@ impl Engine {
         let mut write = self.begin(caller, Target::Engagement(id), action, claim).await?;
         let engagement = lock_engagement(&write.txn, caller, id).await?;
         write.touched.push((Some(id), engagement.certification_body_id));
+        write.locked = Some(id);
         Ok((write, engagement))
     }
 }
@@ -182,6 +198,12 @@ impl Write {
         self.touched.push((engagement, body));
     }
 
+    /// Tells `event` to the webhooks: written to the outbox by the commit, so it exists exactly
+    /// when the write does.
+    pub fn emit(&mut self, event: WebhookEvent) {
+        self.events.push(event);
+    }
+
     /// Appends a row to the engagement's history.
     pub async fn record_history(&self, record: HistoryRecord<'_>) -> Result<(), EngineError> {
         record_history(&self.txn, record, self.now).await
@@ -195,6 +217,12 @@ impl Write {
     /// Commits, with `response` stored under the caller's key (when the write has one) in the
     /// same transaction: once the write is there, so is the answer its retries get.
     pub async fn commit(self, response: Option<&StoredResponse>) -> Result<(), EngineError> {
+        for event in &self.events {
+            if self.locked != Some(event.engagement_id) {
+                lock_for_events(&self.txn, event.engagement_id).await?;
+            }
+            append(&self.txn, event, self.now).await?;
+        }
         if let (Some(claim), Some(response)) = (&self.claim, response) {
             claim.store(&self.txn, response).await?;
         }

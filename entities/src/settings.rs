@@ -80,6 +80,14 @@ pub struct Settings {
     pub delivery_lease_seconds: u32,
     /// `DELIVERY_CONCURRENCY`: emails one worker process sends at once.
     pub delivery_concurrency: u32,
+    /// `WEBHOOK_CONCURRENCY`: webhook messages one worker process sends at once.
+    pub webhook_concurrency: u32,
+    /// `WEBHOOK_LEASE_SECONDS`: how long an attempt holds a message before another worker may
+    /// take it over (more than the 15 s an attempt may last).
+    pub webhook_lease_seconds: u32,
+    /// `WEBHOOK_ALLOW_LOOPBACK`: endpoints on loopback addresses (and `http://` to them) are
+    /// accepted and sent to: local development and tests only.
+    pub webhook_allow_loopback: bool,
     /// `SCAN_BATCH_SIZE`: deadlines claimed per transaction by the scan.
     pub scan_batch_size: u32,
     /// `SCAN_SCHEDULE`: when the scan runs, as a cron expression with seconds (every minute).
@@ -287,6 +295,15 @@ impl Settings {
             delivery_lease_seconds: parse_number(&get, "DELIVERY_LEASE_SECONDS", 60)?,
             scan_batch_size: parse_number(&get, "SCAN_BATCH_SIZE", 500)?,
             delivery_concurrency: parse_number(&get, "DELIVERY_CONCURRENCY", 64)?,
+            webhook_concurrency: parse_number(&get, "WEBHOOK_CONCURRENCY", 16)?,
+            webhook_lease_seconds: parse_number(&get, "WEBHOOK_LEASE_SECONDS", 60)?,
+            webhook_allow_loopback: match get("WEBHOOK_ALLOW_LOOPBACK").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(invalid("WEBHOOK_ALLOW_LOOPBACK", format!("'{other}' is neither true nor false")));
+                }
+            },
             scan_schedule: get("SCAN_SCHEDULE").unwrap_or_else(|| "0 * * * * *".into()),
             worker_embedded: match get("WORKER_EMBEDDED").as_deref() {
                 None | Some("true") => true,

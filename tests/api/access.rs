@@ -77,6 +77,12 @@ enum Rule {
     /// A person of the tenant's organization, seen by its own people and the admins (404 to
     /// anyone else); changed by its client managers and the admins (`true`), or only read.
     OrganizationPerson(bool),
+    /// A webhook endpoint registered for the tenant's organization: by its client side and the
+    /// admins; a body's people may not name it as the owner (403).
+    CreateOrganizationWebhook,
+    /// A webhook endpoint of the tenant's organization: seen by its client side and the admins
+    /// only (404 to anyone else).
+    OrganizationWebhook,
 }
 
 /// The rule and the success status of every secured operation.
@@ -119,6 +125,15 @@ fn rule_of(operation: &str) -> (Rule, u16) {
         "get_person" => (OrganizationPerson(false), 200),
         "change_person" => (OrganizationPerson(true), 200),
         "remove_person" => (OrganizationPerson(true), 204),
+        "create_webhook_endpoint" => (CreateOrganizationWebhook, 201),
+        "list_webhook_endpoints" => (Create(A::ManageWebhooks), 200),
+        "get_webhook_endpoint"
+        | "update_webhook_endpoint"
+        | "rotate_webhook_secret"
+        | "list_webhook_messages"
+        | "list_webhook_attempts" => (OrganizationWebhook, 200),
+        "delete_webhook_endpoint" => (OrganizationWebhook, 204),
+        "replay_webhook_message" | "replay_webhook_messages" => (OrganizationWebhook, 202),
         _ => (Read, 200),
     }
 }
@@ -178,6 +193,13 @@ fn expected(operation: &str, party: Party, in_scope: bool) -> u16 {
                 403
             }
         }
+        Rule::CreateOrganizationWebhook => {
+            if matches!(party, Party::Admin | Party::ClientManager | Party::ClientIntegration) { success } else { 403 }
+        }
+        Rule::OrganizationWebhook => {
+            let client_side = matches!(party, Party::ClientManager | Party::ClientIntegration);
+            if party == Party::Admin || (in_scope && client_side) { success } else { 404 }
+        }
         Rule::OrganizationPerson(changes) => {
             let sees =
                 party == Party::Admin || (in_scope && matches!(party, Party::ClientManager | Party::ClientIntegration));
@@ -190,6 +212,15 @@ fn expected(operation: &str, party: Party, in_scope: bool) -> u16 {
             }
         }
     }
+}
+
+/// A webhook endpoint of `tenant`'s organization.
+fn webhook_endpoint(tenant: &Tenant) -> Value {
+    json!({
+        "url": "https://hooks.example.com/certflow",
+        "description": "GRC tool",
+        "organization_id": tenant.organization,
+    })
 }
 
 /// A client manager of `tenant`'s organization, with an address no one has yet.
@@ -394,6 +425,34 @@ pub(crate) async fn request_for(app: &TestApp, operation: &str, tenant: &Tenant)
                 "get_person" => (Method::GET, path(&format!("/people/{id}")), None),
                 "change_person" => (Method::PUT, path(&format!("/people/{id}")), Some(person)),
                 _ => (Method::DELETE, path(&format!("/people/{id}")), None),
+            }
+        }
+        "create_webhook_endpoint" => (Method::POST, path("/webhook-endpoints"), Some(webhook_endpoint(tenant))),
+        "list_webhook_endpoints" => (Method::GET, path("/webhook-endpoints"), None),
+        "get_webhook_endpoint"
+        | "update_webhook_endpoint"
+        | "delete_webhook_endpoint"
+        | "rotate_webhook_secret"
+        | "list_webhook_messages"
+        | "list_webhook_attempts"
+        | "replay_webhook_message"
+        | "replay_webhook_messages" => {
+            let id = app.post(&path("/webhook-endpoints"), &webhook_endpoint(tenant)).await.expect(201).str("id");
+            let endpoint = path(&format!("/webhook-endpoints/{id}"));
+            match operation {
+                "get_webhook_endpoint" => (Method::GET, endpoint, None),
+                "update_webhook_endpoint" => {
+                    (Method::PUT, endpoint, Some(json!({ "url": "https://hooks.example.com/moved" })))
+                }
+                "delete_webhook_endpoint" => (Method::DELETE, endpoint, None),
+                "rotate_webhook_secret" => (Method::POST, format!("{endpoint}/secret-rotation"), Some(json!({}))),
+                "list_webhook_messages" => (Method::GET, format!("{endpoint}/messages"), None),
+                "list_webhook_attempts" => (Method::GET, format!("{endpoint}/attempts"), None),
+                "replay_webhook_message" => {
+                    let message = crate::webhooks::insert_failed_message(app, &id, &tenant.engagement).await;
+                    (Method::POST, format!("{endpoint}/messages/{message}/replay"), Some(json!({})))
+                }
+                _ => (Method::POST, format!("{endpoint}/replay"), Some(json!({ "since": "2020-01-01T00:00:00Z" }))),
             }
         }
         other => panic!("no request for {other}: add it to the access matrix"),

@@ -15,6 +15,10 @@ use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
+use engine::store::begin_write;
+use engine::webhooks::outbox::append_about_email;
+use entities::domain::webhooks::WebhookEventType;
+
 use crate::error::WorkerError;
 use crate::mailer::{MailError, Mailer, mask};
 use crate::templates::{ReminderFacts, Templates};
@@ -195,7 +199,7 @@ async fn prepare(
 ) -> Result<Prepared, WorkerError> {
     let deadline = Deadline::find_by_id(notification.deadline_id).one(&context.db).await?;
     let Some(deadline) = deadline.filter(|d| d.status == DeadlineStatus::Open) else {
-        record(&context.db, notification, NotificationStatus::Cancelled, None).await?;
+        record(&context.db, notification, NotificationStatus::Cancelled, None, now).await?;
         tracing::info!("deadline no longer open: notification cancelled");
         return Ok(Prepared::Done(DeliveryOutcome::Cancelled));
     };
@@ -203,7 +207,7 @@ async fn prepare(
         Ok(messages) => Ok(Prepared::Messages(messages)),
         Err(problem) => {
             tracing::error!(%problem, "notification cannot be composed");
-            record(&context.db, notification, NotificationStatus::Failed, Some(problem)).await?;
+            record(&context.db, notification, NotificationStatus::Failed, Some(problem), now).await?;
             Ok(Prepared::Done(DeliveryOutcome::Failed))
         }
     }
@@ -226,6 +230,7 @@ async fn record_outcome(
         .col_expr(notification::Column::Recipients, Expr::value(order.clone()))
         .col_expr(notification::Column::RecipientsSent, Expr::value(sent_to))
         .filter(still_ours(&notification));
+    let failure = sent.as_ref().err().map(ToString::to_string);
     let (update, outcome) = match sent {
         Ok(()) => {
             let message_id = message_id(notification.id);
@@ -258,10 +263,21 @@ async fn record_outcome(
             (update, DeliveryOutcome::Failed)
         }
     };
-    if update.exec(&context.db).await?.rows_affected == 0 {
+    // The outcome and the webhook event telling it commit together.
+    let txn = begin_write(&context.db).await?;
+    if update.exec(&txn).await?.rows_affected == 0 {
         tracing::warn!("the lease ended and another delivery holds the notification: its outcome is that one's");
         return Ok(DeliveryOutcome::NothingToDo);
     }
+    let told = match outcome {
+        DeliveryOutcome::Sent => WebhookEventType::of_step_sent(notification.kind).map(|t| (t, None)),
+        DeliveryOutcome::Failed => Some((WebhookEventType::NotificationFailed, failure)),
+        _ => None,
+    };
+    if let Some((event_type, error)) = told {
+        append_about_email(&txn, event_type, &notification, error, now).await?;
+    }
+    txn.commit().await?;
     Ok(outcome)
 }
 
@@ -292,15 +308,21 @@ async fn record(
     notification: &notification::Model,
     status: NotificationStatus,
     error: Option<String>,
+    now: DateTime<Utc>,
 ) -> Result<(), WorkerError> {
     let mut update = Notification::update_many()
         .col_expr(notification::Column::Status, Expr::value(status))
         .col_expr(notification::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
         .filter(still_ours(notification));
     if error.is_some() {
-        update = update.col_expr(notification::Column::LastError, Expr::value(error));
+        update = update.col_expr(notification::Column::LastError, Expr::value(error.clone()));
     }
-    update.exec(db).await?;
+    let txn = begin_write(db).await?;
+    let recorded = update.exec(&txn).await?.rows_affected > 0;
+    if recorded && status == NotificationStatus::Failed {
+        append_about_email(&txn, WebhookEventType::NotificationFailed, notification, error, now).await?;
+    }
+    txn.commit().await?;
     Ok(())
 }
 

@@ -9,9 +9,10 @@ pub enum WorkerError {
     /// A job could not be queued.
     #[error("failed to queue a job: {0}")]
     Queue(String),
-    /// An event the clock fires failed (the database, most likely: a refused event is skipped).
-    #[error("an event the clock fires failed: {0}")]
-    ClockEvent(#[from] engine::EngineError),
+    /// A command of the engine failed (an event the clock fires, an event told to the webhooks:
+    /// the database, most likely; a refused event is skipped).
+    #[error("the engine failed: {0}")]
+    Engine(#[from] engine::EngineError),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),

@@ -23,6 +23,7 @@ use crate::mailer::Mailer;
 use crate::queue::EmailQueue;
 use crate::scan::{SharedTicker, TickReport, Ticker, scan_deadlines};
 use crate::templates::Templates;
+use crate::webhooks::{WebhookSender, http_client};
 
 /// How often idle email workers look for jobs.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -37,6 +38,8 @@ pub struct ReminderWorker {
     concurrency: usize,
     /// How long jobs in hand may take to finish once a stop is asked for.
     grace: Duration,
+    /// The webhook sender.
+    webhooks: WebhookSender,
 }
 
 impl ReminderWorker {
@@ -49,6 +52,16 @@ impl ReminderWorker {
             .mail_from
             .parse()
             .with_context(|| format!("MAIL_FROM '{}' is not a mailbox", settings.mail_from))?;
+        let webhooks = WebhookSender {
+            db: db.clone(),
+            clock: clock.clone(),
+            client: http_client(settings.webhook_allow_loopback),
+            concurrency: usize::try_from(settings.webhook_concurrency).unwrap_or(16).max(1),
+            lease: chrono::Duration::seconds(i64::from(settings.webhook_lease_seconds)),
+            allow_loopback: settings.webhook_allow_loopback,
+            mailer: Arc::new(Mailer::from_settings(settings)?),
+            from: from.clone(),
+        };
         let delivery = Arc::new(DeliveryContext {
             db: db.clone(),
             clock: clock.clone(),
@@ -65,7 +78,7 @@ impl ReminderWorker {
         let ticker = Arc::new(Ticker { engine, batch, queue: queue.clone(), requeue_after });
         let concurrency = usize::try_from(settings.delivery_concurrency).unwrap_or(1);
         let grace = Duration::from_secs(settings.shutdown_grace_seconds.into());
-        Ok(Self { ticker, delivery, queue, schedule, concurrency, grace })
+        Ok(Self { ticker, delivery, queue, schedule, concurrency, grace, webhooks })
     }
 
     /// The worker's database pool (for its metrics).
@@ -76,6 +89,11 @@ impl ReminderWorker {
     /// The scan, to drive it step by step (tests) or on a schedule.
     pub fn ticker(&self) -> SharedTicker {
         self.ticker.clone()
+    }
+
+    /// The webhook sender, to drive it pass by pass (tests).
+    pub fn webhooks(&self) -> WebhookSender {
+        self.webhooks.clone()
     }
 
     /// One scan now.
@@ -125,13 +143,21 @@ impl ReminderWorker {
                     .build(send_notification)
             }),
         };
-        monitor
+        // The webhook sender stops with the rest, finishing the attempts in hand.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let webhooks = tokio::spawn(self.webhooks.run(stopped));
+        let ran = monitor
             .shutdown_timeout(self.grace)
             .run_with_signal(async move {
                 shutdown.await;
+                let _ = stop.send(true);
                 Ok(())
             })
             .await
-            .context("The reminder worker failed")
+            .context("The reminder worker failed");
+        if let Err(error) = webhooks.await {
+            tracing::error!(%error, "the webhook sender ended abnormally");
+        }
+        ran
     }
 }

@@ -2,6 +2,7 @@
 
 use actix_web::{HttpResponse, get, post, put, web};
 use chrono::{DateTime, NaiveDate, Utc};
+use entities::domain::webhooks::{EventSubject, WebhookEvent, WebhookEventType};
 use entities::domain::{AuditKind, Stage1Outcome};
 use entities::orm::{audit, prelude::*};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
@@ -151,7 +152,7 @@ pub async fn create_audit(
         ..Default::default()
     };
     set_plan(&mut model, body.into_inner())?;
-    let (write, engagement) = app.begin_on_engagement(&user, *id, Action::PlanAudit, claim.claim()).await?;
+    let (mut write, engagement) = app.begin_on_engagement(&user, *id, Action::PlanAudit, claim.claim()).await?;
     require_open(&engagement, "audits")?;
     // No audit (and so no finding) exists before a body is selected: its bidders audit nothing.
     if engagement.certification_body_id.is_none() {
@@ -164,6 +165,7 @@ pub async fn create_audit(
     model.created_at = Set(write.now());
     model.updated_at = Set(write.now());
     let created = model.insert(write.txn()).await?;
+    write.emit(WebhookEvent::of(WebhookEventType::AuditPlanned, &engagement, EventSubject::Audit((&created).into())));
     commit(write, HttpResponse::Created().json(AuditView::from(created))).await
 }
 

@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use engine::nonconformities::{FollowUp, finding_row, plan_due_if_audit_completed};
 use entities::domain::finding::RequirementReference;
+use entities::domain::webhooks::{EventSubject, WebhookEvent, WebhookEventType};
 use entities::domain::{FindingGrade, FindingStatus, FollowUpOutcome};
 use entities::orm::{finding, prelude::*};
 use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter};
@@ -144,7 +145,7 @@ pub async fn create_finding(
     let reference = RequirementReference::parse(&request.reference).map_err(|e| f.problem("reference", e)).ok();
     let description = f.text::<4000>("description", &request.description);
     let (reference, description) = f.finish(reference.zip(description))?;
-    let (write, engagement) = app.begin_on_engagement(&user, id, Action::RecordFinding, claim.claim()).await?;
+    let (mut write, engagement) = app.begin_on_engagement(&user, id, Action::RecordFinding, claim.claim()).await?;
     require_open(&engagement, "findings")?;
     let (txn, now) = (write.txn(), write.now());
     let audit = belongs(Audit::find_by_id(audit_id).one(txn).await?, |a| a.engagement_id, id, "audit")?;
@@ -164,6 +165,8 @@ pub async fn create_finding(
     let record =
         HistoryRecord::change(id, format!("finding_recorded:{}", created.grade), &user.subject, Some(created.id));
     write.record_history(record).await?;
+    let recorded = EventSubject::Finding((&created).into());
+    write.emit(WebhookEvent::of(WebhookEventType::FindingRecorded, &engagement, recorded));
     commit(write, HttpResponse::Created().json(FindingView::from(created))).await
 }
 

@@ -23,6 +23,7 @@ pub mod proposals;
 pub mod records;
 pub mod reminder_policies;
 pub mod token_revocations;
+pub mod webhook_endpoints;
 
 /// Registers the `/api/v1` routes.
 pub fn configure(config: &mut ServiceConfig<'_>) {
@@ -42,6 +43,7 @@ pub fn configure(config: &mut ServiceConfig<'_>) {
     notifications::configure(config);
     token_revocations::configure(config);
     people::configure(config);
+    webhook_endpoints::configure(config);
 }
 
 /// Registers every documented route on `app`: the one list the server and the spec share.

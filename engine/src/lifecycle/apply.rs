@@ -4,12 +4,14 @@
 use entities::domain::AuditKind;
 use entities::domain::lifecycle::{EngagementCommand, TransitionOutcome};
 use entities::domain::policy::CertificationPolicy;
+use entities::domain::webhooks::{EngagementData, EventSubject, TransitionData, WebhookEvent, WebhookEventType};
 use entities::orm::{audit, certification_decision, engagement, prelude::*};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
 use super::certificate::apply_certificate_change;
+use super::standing::find_certificate;
 use super::{TransitionRequest, decision_maker};
 use crate::Write;
 use crate::deadlines::{OpenDeadlines, apply_deadline_change};
@@ -20,7 +22,7 @@ use crate::reminders::notify_at_once;
 use crate::store::json_strings;
 
 pub(super) async fn apply(
-    write: &Write,
+    write: &mut Write,
     engagement: engagement::Model,
     open_deadlines: &mut OpenDeadlines,
     outcome: &TransitionOutcome,
@@ -28,7 +30,8 @@ pub(super) async fn apply(
     actor: &str,
     policy: &CertificationPolicy,
 ) -> Result<engagement::Model, EngineError> {
-    let (txn, now, today) = (write.txn(), write.now(), write.today());
+    let (now, today) = (write.now(), write.today());
+    let txn = write.txn();
     for change in &outcome.deadlines {
         apply_deadline_change(txn, &engagement, open_deadlines, *change, None, now).await?;
     }
@@ -120,5 +123,26 @@ pub(super) async fn apply(
     model.scope = Set(scope);
     model.version = Set(version + 1);
     model.updated_at = Set(now);
-    Ok(model.update(txn).await?)
+    let engagement = model.update(txn).await?;
+    let certificate = match outcome.certificate.and_then(WebhookEventType::of_certificate_change) {
+        Some(event_type) => find_certificate(txn, engagement.id).await?.map(|c| (event_type, c)),
+        None => None,
+    };
+    let transition = TransitionData {
+        from: outcome.from,
+        to: outcome.to,
+        event: outcome.event,
+        actor: actor.to_owned(),
+        reason: request.reason.as_ref().map(ToString::to_string),
+        engagement: EngagementData::from(&engagement),
+    };
+    write.emit(WebhookEvent::of(
+        WebhookEventType::EngagementTransitioned,
+        &engagement,
+        EventSubject::Transition(transition),
+    ));
+    if let Some((event_type, certificate)) = certificate {
+        write.emit(WebhookEvent::of(event_type, &engagement, EventSubject::Certificate((&certificate).into())));
+    }
+    Ok(engagement)
 }

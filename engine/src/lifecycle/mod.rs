@@ -95,7 +95,7 @@ impl Engine {
         let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &policy)?;
         tracing::info!(engagement_id = %id, event = %outcome.event, from = %outcome.from, to = %outcome.to, "transition");
         let engagement =
-            apply(&write, engagement, &mut open_deadlines, &outcome, request, &caller.subject, &policy).await?;
+            apply(&mut write, engagement, &mut open_deadlines, &outcome, request, &caller.subject, &policy).await?;
         Ok((write, Transitioned { engagement, open_deadlines }))
     }
 }

@@ -4,11 +4,22 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use chrono::{DateTime, NaiveDate, Utc};
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+use crate::domain::deadline::DeadlineKind;
+use crate::domain::lifecycle::CertificateChange;
+use crate::domain::reminders::StepKind;
+use crate::domain::state::{EngagementEvent, EngagementState};
+use crate::domain::{
+    AuditKind, CertificateStatus, FindingGrade, FindingStatus, StandardVersion, SuspensionCause, VerificationStatus,
+};
+use crate::orm::{audit, certificate, corrective_action, deadline, engagement, finding, notification};
 
 vocabulary! {
     /// What happened, as a webhook names it (dotted: `resource.what_happened`).
@@ -83,6 +94,469 @@ vocabulary! {
         #[strum(serialize = "certificate.scope_changed")]
         #[sea_orm(string_value = "certificate.scope_changed")]
         CertificateScopeChanged,
+        /// A certificate ended at the client's request (the engagement was cancelled).
+        #[serde(rename = "certificate.cancelled")]
+        #[strum(serialize = "certificate.cancelled")]
+        #[sea_orm(string_value = "certificate.cancelled")]
+        CertificateCancelled,
+    }
+}
+
+impl WebhookEventType {
+    /// The event of a change to the certificate, if it is one integrations are told of (a
+    /// surveillance audit counted is told by the engagement's transition).
+    pub fn of_certificate_change(change: CertificateChange) -> Option<Self> {
+        Some(match change {
+            CertificateChange::Issue { .. } => Self::CertificateIssued,
+            CertificateChange::SetStatus(CertificateStatus::Active)
+            | CertificateChange::RestoredWithSurveillance { .. } => Self::CertificateRestored,
+            CertificateChange::SetStatus(CertificateStatus::Suspended) => Self::CertificateSuspended,
+            CertificateChange::SetStatus(CertificateStatus::Withdrawn) => Self::CertificateWithdrawn,
+            CertificateChange::SetStatus(CertificateStatus::Expired) => Self::CertificateExpired,
+            CertificateChange::SetStatus(CertificateStatus::Cancelled) => Self::CertificateCancelled,
+            CertificateChange::ScopeReduced | CertificateChange::Amended => Self::CertificateScopeChanged,
+            CertificateChange::SurveillanceCompleted { .. } => return None,
+        })
+    }
+
+    /// The event of an email that went out for a deadline (a notice is told by its transition).
+    pub fn of_step_sent(kind: StepKind) -> Option<Self> {
+        match kind {
+            StepKind::Reminder => Some(Self::DeadlineReminded),
+            StepKind::Escalation => Some(Self::DeadlineEscalated),
+            StepKind::Notice => None,
+        }
+    }
+
+    /// Whether an endpoint subscribed to `wanted` receives this type (none listed: every type).
+    pub fn wanted_by(self, wanted: &[Self]) -> bool {
+        wanted.is_empty() || wanted.contains(&self)
+    }
+}
+
+vocabulary! {
+    /// Where one message (an event, for one endpoint) stands.
+    pub enum WebhookMessageStatus {
+        /// Waiting for its next attempt.
+        Pending,
+        /// An attempt holds it (under a lease).
+        Sending,
+        /// The endpoint answered 2xx.
+        Delivered,
+        /// Every attempt failed, or the endpoint is gone or disabled: replay sends it again.
+        Failed,
+    }
+}
+
+vocabulary! {
+    /// What one attempt to deliver a message came to.
+    pub enum WebhookAttemptOutcome {
+        /// Answered 2xx.
+        Delivered,
+        /// Not received: tried again later.
+        Retrying,
+        /// Not received, and the schedule is spent: the message failed.
+        Failed,
+        /// Answered 410 Gone: the endpoint is disabled.
+        Gone,
+    }
+}
+
+/// Why a URL is not an endpoint's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlRefusal {
+    /// Not an absolute http(s) URL, or too long.
+    #[error("not an absolute https:// URL of at most 2,048 characters")]
+    Malformed,
+    /// `http://` outside local development.
+    #[error("an endpoint is reached over https:// (http:// only to a loopback address in local development)")]
+    NotHttps,
+    /// User name or password in the URL.
+    #[error("an endpoint's URL carries no user name or password: it is authenticated by its signature")]
+    Credentials,
+    /// An address webhooks are never sent to.
+    #[error("webhooks are never sent to loopback, private, link-local or metadata addresses")]
+    PrivateAddress,
+}
+
+impl UrlRefusal {
+    /// The stable code of the refusal.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Malformed => "webhook-url-malformed",
+            Self::NotHttps => "webhook-url-not-https",
+            Self::Credentials => "webhook-url-credentials",
+            Self::PrivateAddress => "webhook-url-private-address",
+        }
+    }
+}
+
+/// Checks an endpoint's URL as registered: https (http only to loopback, when loopback is
+/// allowed), no credentials, and no address or local name webhooks are never sent to. A name is
+/// checked again, after DNS, at every attempt.
+pub fn check_endpoint_url(text: &str, allow_loopback: bool) -> Result<url::Url, UrlRefusal> {
+    if text.len() > 2048 {
+        return Err(UrlRefusal::Malformed);
+    }
+    let url = url::Url::parse(text).map_err(|_| UrlRefusal::Malformed)?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(UrlRefusal::Credentials);
+    }
+    let host = url.host().ok_or(UrlRefusal::Malformed)?;
+    let (loopback, address) = match &host {
+        url::Host::Ipv4(v4) => (v4.is_loopback(), Some(IpAddr::V4(*v4))),
+        url::Host::Ipv6(v6) => (v6.is_loopback(), Some(IpAddr::V6(*v6))),
+        url::Host::Domain(name) => {
+            let name = name.trim_end_matches('.').to_ascii_lowercase();
+            (name == "localhost" || name.ends_with(".localhost"), None)
+        }
+    };
+    if loopback && !allow_loopback {
+        return Err(UrlRefusal::PrivateAddress);
+    }
+    if address.is_some_and(|a| !may_send_to(a, allow_loopback)) {
+        return Err(UrlRefusal::PrivateAddress);
+    }
+    match url.scheme() {
+        "https" => Ok(url),
+        "http" if loopback => Ok(url),
+        "http" => Err(UrlRefusal::NotHttps),
+        _ => Err(UrlRefusal::Malformed),
+    }
+}
+
+/// Who owns an endpoint: it receives the events of the engagements whose records its owner reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointOwner {
+    /// An organization: its own engagements.
+    Organization(uuid::Uuid),
+    /// A certification body: the engagements it is selected for (a body that has only bid reads
+    /// none of an engagement's records, and is told none of its events).
+    CertificationBody(uuid::Uuid),
+}
+
+impl EndpointOwner {
+    /// The owner an endpoint row names (`None`: neither, which the API never writes).
+    pub fn of(organization_id: Option<uuid::Uuid>, certification_body_id: Option<uuid::Uuid>) -> Option<Self> {
+        match (organization_id, certification_body_id) {
+            (Some(organization), None) => Some(Self::Organization(organization)),
+            (None, Some(body)) => Some(Self::CertificationBody(body)),
+            _ => None,
+        }
+    }
+
+    /// Whether it is told of an event of an engagement of `organization_id`, whose selected body
+    /// (when the event happened) was `certification_body_id`.
+    pub fn is_told(self, organization_id: uuid::Uuid, certification_body_id: Option<uuid::Uuid>) -> bool {
+        match self {
+            Self::Organization(own) => own == organization_id,
+            Self::CertificationBody(own) => certification_body_id == Some(own),
+        }
+    }
+}
+
+/// The `webhook-id` of a message: the same for every attempt of it, and for its replays.
+pub fn message_id(id: uuid::Uuid) -> String {
+    format!("msg_{}", id.simple())
+}
+
+/// An event, as the write that causes it tells it: its type, the engagement it belongs to (whose
+/// order it takes its sequence number in), and what happened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookEvent {
+    /// What happened.
+    pub event_type: WebhookEventType,
+    /// The engagement.
+    pub engagement_id: uuid::Uuid,
+    /// Its organization.
+    pub organization_id: uuid::Uuid,
+    /// Its certification body, once one is selected.
+    pub certification_body_id: Option<uuid::Uuid>,
+    /// The resource concerned, as a receiver sees it.
+    pub subject: EventSubject,
+}
+
+/// The resource an event concerns, under its own name in the event's `data`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EventSubject {
+    /// `engagement.transitioned`.
+    Transition(TransitionData),
+    /// `audit.planned`.
+    Audit(AuditData),
+    /// `finding.recorded`.
+    Finding(FindingData),
+    /// `corrective_action.*`.
+    CorrectiveAction(CorrectiveActionData),
+    /// `deadline.reminded`, `deadline.escalated`, `notification.failed`.
+    Reminder(ReminderData),
+    /// `certificate.*`.
+    Certificate(CertificateData),
+}
+
+impl WebhookEvent {
+    /// An event of `engagement`'s about `subject`.
+    pub fn of(event_type: WebhookEventType, engagement: &engagement::Model, subject: EventSubject) -> Self {
+        Self {
+            event_type,
+            engagement_id: engagement.id,
+            organization_id: engagement.organization_id,
+            certification_body_id: engagement.certification_body_id,
+            subject,
+        }
+    }
+}
+
+/// The payload's `data`: the engagement, the event's place in its order, and the subject.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EventData {
+    /// The engagement the event belongs to.
+    pub engagement_id: uuid::Uuid,
+    /// Its organization.
+    pub organization_id: uuid::Uuid,
+    /// Its certification body, once one is selected.
+    pub certification_body_id: Option<uuid::Uuid>,
+    /// 1 for the engagement's first event, one more for each next one: a receiver orders what
+    /// it gets (and sees a gap) by it.
+    pub sequence: i64,
+    /// The resource concerned, under its name (`transition`, `audit`, `finding`,
+    /// `corrective_action`, `reminder` or `certificate`).
+    #[serde(flatten)]
+    pub subject: EventSubject,
+}
+
+/// The body of every webhook message (Standard Webhooks' `{type, timestamp, data}`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct WebhookPayload {
+    /// The event's type.
+    #[serde(rename = "type")]
+    pub event_type: WebhookEventType,
+    /// When the change happened (its commit's time).
+    pub timestamp: DateTime<Utc>,
+    /// What happened.
+    pub data: EventData,
+}
+
+/// An engagement as events show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct EngagementData {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// Its state after the event.
+    pub state: EngagementState,
+    /// Its version after the event (the API's `ETag`).
+    pub version: i32,
+    /// The scope to certify, once stated.
+    pub scope: Option<String>,
+    /// Suspended since, while suspended.
+    pub suspended_on: Option<NaiveDate>,
+    /// Why it is suspended, while suspended.
+    pub suspension_cause: Option<SuspensionCause>,
+}
+
+impl From<&engagement::Model> for EngagementData {
+    fn from(e: &engagement::Model) -> Self {
+        Self {
+            id: e.id,
+            state: e.state,
+            version: e.version,
+            scope: e.scope.clone(),
+            suspended_on: e.suspended_on,
+            suspension_cause: e.suspension_cause,
+        }
+    }
+}
+
+/// An engagement's transition.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TransitionData {
+    /// The state it left.
+    pub from: EngagementState,
+    /// The state it entered.
+    pub to: EngagementState,
+    /// The event fired.
+    pub event: EngagementEvent,
+    /// Who fired it (`certflow-clock` for the clock).
+    pub actor: String,
+    /// The reason recorded, if any.
+    pub reason: Option<String>,
+    /// The engagement after it.
+    pub engagement: EngagementData,
+}
+
+/// An audit.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AuditData {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// Its kind.
+    pub kind: AuditKind,
+    /// Its first day.
+    pub first_day: NaiveDate,
+    /// Its last day.
+    pub last_day: NaiveDate,
+    /// The lead auditor.
+    pub lead_auditor: String,
+    /// The rest of the team.
+    pub audit_team: Vec<String>,
+}
+
+impl From<&audit::Model> for AuditData {
+    fn from(a: &audit::Model) -> Self {
+        Self {
+            id: a.id,
+            kind: a.kind,
+            first_day: a.first_day,
+            last_day: a.last_day,
+            lead_auditor: a.lead_auditor.clone(),
+            audit_team: crate::orm::strings_of(&a.audit_team),
+        }
+    }
+}
+
+/// A finding.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FindingData {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// The audit that recorded it.
+    pub audit_id: uuid::Uuid,
+    /// Major or minor nonconformity, or opportunity for improvement.
+    pub grade: FindingGrade,
+    /// The clause or control it is against.
+    pub reference: String,
+    /// What was found.
+    pub description: String,
+    /// Open or closed.
+    pub status: FindingStatus,
+}
+
+impl From<&finding::Model> for FindingData {
+    fn from(f: &finding::Model) -> Self {
+        Self {
+            id: f.id,
+            audit_id: f.audit_id,
+            grade: f.grade,
+            reference: f.reference.clone(),
+            description: f.description.clone(),
+            status: f.status,
+        }
+    }
+}
+
+/// A corrective action.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CorrectiveActionData {
+    /// Its id.
+    pub id: uuid::Uuid,
+    /// The nonconformity it corrects.
+    pub finding_id: uuid::Uuid,
+    /// Due on.
+    pub due_on: NaiveDate,
+    /// Where the body's verification stands.
+    pub verification: VerificationStatus,
+    /// When the client reported it done, once it did.
+    pub reported_done_at: Option<DateTime<Utc>>,
+    /// When the body verified it, once it did.
+    pub verified_at: Option<DateTime<Utc>>,
+    /// The body's note on its verification.
+    pub verification_note: Option<String>,
+}
+
+impl From<&corrective_action::Model> for CorrectiveActionData {
+    fn from(c: &corrective_action::Model) -> Self {
+        Self {
+            id: c.id,
+            finding_id: c.finding_id,
+            due_on: c.due_on,
+            verification: c.verification,
+            reported_done_at: c.reported_done_at,
+            verified_at: c.verified_at,
+            verification_note: c.verification_note.clone(),
+        }
+    }
+}
+
+/// An email about a deadline (a reminder, an escalation), sent or failed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ReminderData {
+    /// The deadline's id.
+    pub deadline_id: uuid::Uuid,
+    /// What is due.
+    pub deadline_kind: DeadlineKind,
+    /// The day it is due.
+    pub due_on: NaiveDate,
+    /// The audit, finding or corrective action it concerns, if any.
+    pub subject_id: Option<uuid::Uuid>,
+    /// The email's id (the API's notification).
+    pub notification_id: uuid::Uuid,
+    /// Reminder, escalation or notice.
+    pub step: StepKind,
+    /// Which step of the body's schedule.
+    pub step_key: String,
+    /// How many recipients it went to.
+    pub recipients: i32,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+impl ReminderData {
+    /// The email `notification` about `deadline`.
+    pub fn of(deadline: &deadline::Model, notification: &notification::Model, error: Option<String>) -> Self {
+        Self {
+            deadline_id: deadline.id,
+            deadline_kind: deadline.kind,
+            due_on: deadline.due_on,
+            subject_id: deadline.subject_id,
+            notification_id: notification.id,
+            step: notification.kind,
+            step_key: notification.step_key.clone(),
+            recipients: i32::try_from(crate::orm::strings_of(&notification.recipients).len()).unwrap_or(i32::MAX),
+            error,
+        }
+    }
+}
+
+/// A certificate.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CertificateData {
+    /// Its number (the public page and verification use it).
+    pub number: String,
+    /// Its status after the event.
+    pub status: CertificateStatus,
+    /// The certified scope.
+    pub scope: String,
+    /// The standard.
+    pub standard: StandardVersion,
+    /// Issued (this term) on.
+    pub issued_on: NaiveDate,
+    /// Expires on.
+    pub expires_on: NaiveDate,
+    /// Surveillance audits counted in this cycle.
+    pub surveillances_completed: i32,
+}
+
+impl From<&certificate::Model> for CertificateData {
+    fn from(c: &certificate::Model) -> Self {
+        Self {
+            number: c.number.clone(),
+            status: c.status,
+            scope: c.scope.clone(),
+            standard: c.standard,
+            issued_on: c.issued_on,
+            expires_on: c.expires_on,
+            surveillances_completed: c.surveillances_completed,
+        }
     }
 }
 
@@ -290,6 +764,38 @@ mod tests {
     fn secret() -> WebhookSecret {
         // The specification's example secret.
         WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()
+    }
+
+    #[test]
+    fn an_endpoint_is_https_to_a_public_name_or_address() {
+        assert!(check_endpoint_url("https://hooks.example.com/certflow", false).is_ok());
+        assert!(check_endpoint_url("https://93.184.215.14/in", false).is_ok());
+        let refused = |url: &str, allow: bool| check_endpoint_url(url, allow).unwrap_err();
+        assert_eq!(refused("http://hooks.example.com/", false), UrlRefusal::NotHttps);
+        assert_eq!(refused("http://hooks.example.com/", true), UrlRefusal::NotHttps, "http only to loopback");
+        assert_eq!(refused("https://user:pw@hooks.example.com/", false), UrlRefusal::Credentials);
+        assert_eq!(refused("ftp://hooks.example.com/", false), UrlRefusal::Malformed);
+        assert_eq!(refused("hooks.example.com", false), UrlRefusal::Malformed);
+        for private in
+            ["https://10.0.0.8/", "https://169.254.169.254/latest", "https://[fd00:ec2::254]/", "https://192.168.1.1/"]
+        {
+            assert_eq!(refused(private, true), UrlRefusal::PrivateAddress, "{private}");
+        }
+        for local in ["http://127.0.0.1:9000/in", "http://localhost:9000/in", "http://[::1]:9000/in"] {
+            assert_eq!(refused(local, false), UrlRefusal::PrivateAddress, "{local}");
+            assert!(check_endpoint_url(local, true).is_ok(), "{local} allowed for local development");
+        }
+    }
+
+    #[test]
+    fn an_owner_is_told_of_the_engagements_whose_records_it_reads() {
+        let (organization, body, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        assert!(EndpointOwner::Organization(organization).is_told(organization, Some(body)));
+        assert!(!EndpointOwner::Organization(other).is_told(organization, Some(body)));
+        assert!(EndpointOwner::CertificationBody(body).is_told(organization, Some(body)));
+        assert!(!EndpointOwner::CertificationBody(other).is_told(organization, Some(body)), "another body's");
+        assert!(!EndpointOwner::CertificationBody(body).is_told(organization, None), "a bidder reads no records");
+        assert_eq!(EndpointOwner::of(Some(organization), Some(body)), None, "one owner");
     }
 
     #[test]

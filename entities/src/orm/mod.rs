@@ -22,6 +22,10 @@ pub mod session;
 pub mod sign_in_link;
 pub mod soa_entry;
 pub mod token_revocation;
+pub mod webhook_attempt;
+pub mod webhook_endpoint;
+pub mod webhook_event;
+pub mod webhook_message;
 
 /// A JSON array column's value from a list of strings.
 pub fn json_strings<S: AsRef<str>>(items: &[S]) -> serde_json::Value {

@@ -21,3 +21,7 @@ pub use super::session::Entity as Session;
 pub use super::sign_in_link::Entity as SignInLink;
 pub use super::soa_entry::Entity as SoaEntry;
 pub use super::token_revocation::Entity as TokenRevocation;
+pub use super::webhook_attempt::Entity as WebhookAttempt;
+pub use super::webhook_endpoint::Entity as WebhookEndpoint;
+pub use super::webhook_event::Entity as WebhookEventRecord;
+pub use super::webhook_message::Entity as WebhookMessage;

@@ -11,6 +11,7 @@ use engine::{EngineError, Write};
 use entities::domain::VerificationStatus;
 use entities::domain::dates::corrective_action_due;
 use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineStatus};
+use entities::domain::webhooks::{EventSubject, WebhookEvent, WebhookEventType};
 use entities::orm::corrective_action;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use uuid::Uuid;
@@ -103,5 +104,7 @@ pub async fn submit_corrective_action(
     let record = HistoryRecord::change(id, "corrective_action_submitted", &user.subject, Some(created.id))
         .with_evidence(&plan.evidence);
     write.record_history(record).await?;
+    let submitted = EventSubject::CorrectiveAction((&created).into());
+    write.emit(WebhookEvent::of(WebhookEventType::CorrectiveActionSubmitted, &engagement, submitted));
     Ok((write, created))
 }

@@ -1,0 +1,72 @@
+//! The outbox: each change's events, written by the change's own transaction, numbered in their
+//! engagement's order. An event exists exactly when its change committed.
+
+use chrono::{DateTime, Utc};
+use entities::domain::webhooks::{EventSubject, ReminderData, WebhookEvent, WebhookEventType};
+use entities::orm::{engagement, notification, prelude::*, webhook_event};
+use sea_orm::sea_query::{Expr, Query};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use crate::error::EngineError;
+
+/// Appends `event` to the outbox in `txn`, as its engagement's next (one statement: the sequence is
+/// one more than the engagement's last). The engagement must be locked by `txn` (see
+/// [`lock_for_events`]) so no other write numbers an event of it meanwhile.
+pub async fn append(txn: &impl ConnectionTrait, event: &WebhookEvent, now: DateTime<Utc>) -> Result<(), EngineError> {
+    use webhook_event::Column as C;
+    let data = serde_json::to_value(&event.subject)
+        .map_err(|error| EngineError::Unexpected(anyhow::anyhow!(error.to_string())))?;
+    let next = Query::select()
+        .expr(Expr::val(Uuid::now_v7()))
+        .expr(Expr::val(event.engagement_id))
+        .expr(Expr::val(event.organization_id))
+        .expr(Expr::val(event.certification_body_id))
+        .expr(Expr::cust("COALESCE(MAX(sequence), 0) + 1"))
+        .expr(Expr::val(event.event_type.to_string()))
+        .expr(Expr::val(data))
+        .expr(Expr::val(now))
+        .from(WebhookEventRecord)
+        .and_where(C::EngagementId.eq(event.engagement_id))
+        .to_owned();
+    let insert = Query::insert()
+        .into_table(WebhookEventRecord)
+        .columns([
+            C::Id,
+            C::EngagementId,
+            C::OrganizationId,
+            C::CertificationBodyId,
+            C::Sequence,
+            C::EventType,
+            C::Data,
+            C::OccurredAt,
+        ])
+        .select_from(next)
+        .map_err(|error| EngineError::Unexpected(anyhow::anyhow!(error.to_string())))?
+        .to_owned();
+    txn.execute(&insert).await?;
+    Ok(())
+}
+
+/// Locks engagement `id` in `txn` for numbering its events, when the write did not lock it already
+/// (a worker's write). On SQLite the write transaction holds the only write lock already.
+pub async fn lock_for_events(txn: &impl ConnectionTrait, id: Uuid) -> Result<Option<engagement::Model>, EngineError> {
+    Ok(Engagement::find().filter(engagement::Column::Id.eq(id)).lock_exclusive().one(txn).await?)
+}
+
+/// Tells `event_type` of the email `notification` (a reminder or an escalation that went out, or
+/// an email that failed for good, with `error`) in `txn`, the transaction that records it: its
+/// engagement is locked for the numbering. Nothing is told of an email whose deadline or
+/// engagement is gone.
+pub async fn append_about_email(
+    txn: &impl ConnectionTrait,
+    event_type: WebhookEventType,
+    notification: &notification::Model,
+    error: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<(), EngineError> {
+    let Some(engagement) = lock_for_events(txn, notification.engagement_id).await? else { return Ok(()) };
+    let Some(deadline) = Deadline::find_by_id(notification.deadline_id).one(txn).await? else { return Ok(()) };
+    let about = EventSubject::Reminder(ReminderData::of(&deadline, notification, error));
+    append(txn, &WebhookEvent::of(event_type, &engagement, about), now).await
+}

@@ -1,0 +1,371 @@
+//! Webhooks end to end: a real HTTP receiver in the test process, the API and the worker on both
+//! databases, every signature checked by an independent Standard Webhooks implementation (the
+//! `standardwebhooks` crate, not our signer).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+use chrono::Duration;
+use entities::domain::webhooks::{WebhookEventType, WebhookMessageStatus};
+use entities::orm::{prelude::*, webhook_event, webhook_message};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::helpers::{Backend, TestApp, day, spawn_app_with, wait_at_most};
+use crate::on_both_databases;
+use crate::smtp::SmtpSink;
+
+const LOOPBACK: &[(&str, &str)] = &[("WEBHOOK_ALLOW_LOOPBACK", "true")];
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+
+    fn id(&self) -> String {
+        self.headers["webhook-id"].to_str().unwrap().to_owned()
+    }
+
+    /// Verified with `secret` by the independent implementation.
+    fn verifies_with(&self, secret: &str) -> bool {
+        standardwebhooks::Webhook::new(secret).unwrap().verify(&self.body, &self.headers).is_ok()
+    }
+}
+
+/// The answers a receiver gives, in order: a status, and a `Retry-After`.
+type Script = VecDeque<(u16, Option<&'static str>)>;
+
+/// A real HTTP server on 127.0.0.1 that records what it gets and answers as scripted (then 200).
+#[derive(Clone, Default)]
+struct Receiver {
+    received: Arc<Mutex<Vec<Received>>>,
+    script: Arc<Mutex<Script>>,
+}
+
+impl Receiver {
+    /// Starts on `port` (0: any).
+    fn start_on(port: u16) -> (Self, u16) {
+        let receiver = Receiver::default();
+        let state = receiver.clone();
+        let server = HttpServer::new(move || {
+            let state = state.clone();
+            App::new().default_service(web::to(move |request: HttpRequest, body: web::Bytes| {
+                let state = state.clone();
+                async move {
+                    let mut headers = http::HeaderMap::new();
+                    for (name, value) in request.headers() {
+                        headers.insert(
+                            http::HeaderName::from_bytes(name.as_str().as_bytes()).unwrap(),
+                            http::HeaderValue::from_bytes(value.as_bytes()).unwrap(),
+                        );
+                    }
+                    state.received.lock().unwrap().push(Received { headers, body: body.to_vec() });
+                    let (status, retry_after) = state.script.lock().unwrap().pop_front().unwrap_or((200, None));
+                    let mut answer = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
+                    if let Some(after) = retry_after {
+                        answer.insert_header(("retry-after", after));
+                    }
+                    answer.body("thanks")
+                }
+            }))
+        })
+        .workers(1)
+        .bind(("127.0.0.1", port))
+        .expect("the receiver binds");
+        let port = server.addrs()[0].port();
+        tokio::spawn(server.run());
+        (receiver, port)
+    }
+
+    fn answer(&self, status: u16, retry_after: Option<&'static str>) {
+        self.script.lock().unwrap().push_back((status, retry_after));
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// A port nothing listens on (yet).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn register(app: &TestApp, organization: &str, port: u16, types: &[&str]) -> (String, String) {
+    let body = json!({
+        "url": format!("http://127.0.0.1:{port}/hooks"),
+        "description": "test receiver",
+        "event_types": types,
+        "organization_id": organization,
+    });
+    let created = app.post("/api/v1/webhook-endpoints", &body).await.expect(201);
+    (created.str("id"), created.str("secret"))
+}
+
+/// A failed message of endpoint `endpoint` about `engagement` (for the access matrix's replay).
+pub async fn insert_failed_message(app: &TestApp, endpoint: &str, engagement: &str) -> String {
+    let db = app.db().await;
+    let engagement = Uuid::parse_str(engagement).unwrap();
+    let found = Engagement::find_by_id(engagement).one(&db).await.unwrap().unwrap();
+    let now = app.clock.now();
+    let event = webhook_event::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        engagement_id: Set(engagement),
+        organization_id: Set(found.organization_id),
+        certification_body_id: Set(found.certification_body_id),
+        sequence: Set(1_000_000 + i64::from(rand_suffix())),
+        event_type: Set(WebhookEventType::FindingRecorded),
+        data: Set(json!({})),
+        occurred_at: Set(now),
+        dispatched_at: Set(Some(now)),
+    };
+    let event = WebhookEventRecord::insert(event).exec(&db).await.unwrap().last_insert_id;
+    let id = Uuid::now_v7();
+    let message = webhook_message::ActiveModel {
+        id: Set(id),
+        endpoint_id: Set(Uuid::parse_str(endpoint).unwrap()),
+        event_id: Set(event),
+        engagement_id: Set(engagement),
+        event_type: Set(WebhookEventType::FindingRecorded),
+        status: Set(WebhookMessageStatus::Failed),
+        attempts: Set(9),
+        next_attempt_at: Set(now),
+        lease_until: Set(None),
+        last_response_status: Set(Some(500)),
+        last_error: Set(None),
+        delivered_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    };
+    WebhookMessage::insert(message).exec_without_returning(&db).await.unwrap();
+    id.to_string()
+}
+
+fn rand_suffix() -> u32 {
+    Uuid::now_v7().as_u128() as u32 & 0xffff
+}
+
+async fn attempts_of(app: &TestApp, endpoint: &str) -> Vec<Value> {
+    let log = app.get(&format!("/api/v1/webhook-endpoints/{endpoint}/attempts")).await.expect(200);
+    log.body["items"].as_array().unwrap().clone()
+}
+
+async fn events_of(app: &TestApp, engagement: &str) -> u64 {
+    let db = app.db().await;
+    WebhookEventRecord::find()
+        .filter(webhook_event::Column::EngagementId.eq(Uuid::parse_str(engagement).unwrap()))
+        .count(&db)
+        .await
+        .unwrap()
+}
+
+async fn every_change_arrives_once_signed_in_order_and_only_to_whom_sees_it(backend: Backend) {
+    // Arrange: two tenants, each with an endpoint wanting every event, and a real worker.
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let smtp = SmtpSink::start();
+    let _worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
+    let (ours, our_port) = Receiver::start_on(0);
+    let (theirs, their_port) = Receiver::start_on(0);
+    let organization = app.create_organization(120).await;
+    let body = app.create_certification_body(true).await;
+    let stranger = app.create_organization(40).await;
+    let (_, secret) = register(&app, &organization, our_port, &[]).await;
+    register(&app, &stranger, their_port, &[]).await;
+
+    // Act: the whole way to a certificate, with a nonconformity corrected on the way.
+    app.set_today(day(0));
+    let engagement = app.engagement_selecting(&organization, &body).await;
+    app.move_to_stage2(&engagement).await;
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    let finding = app.record_finding(&engagement, &audit, "minor_nc", "A.8.13").await;
+    app.set_today(day(44));
+    let action = app.submit_corrective_action(&engagement, &finding, None).await.expect(201).str("id");
+    app.verify_corrective_action(&engagement, &action, "accepted").await.expect(200);
+    app.certify_from_stage2(&engagement).await;
+    // A refused event writes nothing, and tells nothing.
+    let before = events_of(&app, &engagement).await;
+    let refused = app.fire(&engagement, json!({ "event": "complete_stage2" })).await;
+    assert!(refused.status >= 400, "the event is refused: {}", refused.status);
+    assert_eq!(events_of(&app, &engagement).await, before, "a refused transition writes no event");
+
+    // Assert: one message per event, each verified, numbered 1, 2, 3… without a gap.
+    wait_at_most(60, "every event arrives", || async { ours.received().len() as u64 >= before }).await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let received = ours.received();
+    assert_eq!(received.len() as u64, before, "each event once");
+    let ids: HashSet<String> = received.iter().map(Received::id).collect();
+    assert_eq!(ids.len(), received.len(), "one webhook-id per event");
+    assert!(received.iter().all(|r| r.verifies_with(&secret)), "every signature verifies");
+    let mut sequences: Vec<i64> = received.iter().map(|r| r.json()["data"]["sequence"].as_i64().unwrap()).collect();
+    sequences.sort_unstable();
+    assert_eq!(sequences, (1..=before as i64).collect::<Vec<_>>(), "numbered in the engagement's order");
+    let types: HashMap<String, usize> = received.iter().fold(HashMap::new(), |mut counts, r| {
+        *counts.entry(r.json()["type"].as_str().unwrap().to_owned()).or_default() += 1;
+        counts
+    });
+    let transitions = app.history_actions(&engagement).await.len();
+    for (kind, at_least) in [
+        ("audit.planned", 1),
+        ("finding.recorded", 1),
+        ("corrective_action.submitted", 1),
+        ("corrective_action.verified", 1),
+        ("certificate.issued", 1),
+        ("engagement.transitioned", 4),
+    ] {
+        assert!(types.get(kind).copied().unwrap_or(0) >= at_least, "{kind} arrived: {types:?}");
+    }
+    assert!(types["engagement.transitioned"] < transitions, "one per transition, not per history row");
+    let issued = received.iter().find(|r| r.json()["type"] == "certificate.issued").unwrap().json();
+    assert_eq!(issued["data"]["engagement_id"], engagement.as_str());
+    assert_eq!(issued["data"]["certificate"]["status"], "active");
+    let transition = received.iter().find(|r| r.json()["type"] == "engagement.transitioned").unwrap().json();
+    for field in ["from", "to", "event", "actor"] {
+        assert!(transition["data"]["transition"][field].is_string(), "{field} in {transition}");
+    }
+    assert!(theirs.received().is_empty(), "another tenant's endpoint receives nothing of this engagement");
+}
+on_both_databases!(every_change_arrives_once_signed_in_order_and_only_to_whom_sees_it);
+
+async fn a_receiver_down_then_failing_then_slowing_gets_the_message_once_with_one_id(backend: Backend) {
+    // Arrange: an endpoint for findings on a port nothing listens on yet.
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let smtp = SmtpSink::start();
+    let _worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let port = free_port();
+    let (endpoint, secret) = register(&app, &organization, port, &["finding.recorded"]).await;
+
+    // Act: a finding; its first attempt finds nobody.
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    app.record_finding(&engagement, &audit, "ofi", "A.5.1").await;
+    wait_at_most(30, "the first attempt", || async { attempts_of(&app, &endpoint).await.len() == 1 }).await;
+    // Then the receiver is up, answering 500, then 429 asking for an hour, then 200.
+    let (receiver, _) = Receiver::start_on(port);
+    receiver.answer(500, None);
+    receiver.answer(429, Some("3600"));
+    let start = app.clock.now();
+    app.set_now(start + Duration::seconds(10));
+    wait_at_most(30, "the second attempt", || async { attempts_of(&app, &endpoint).await.len() == 2 }).await;
+    app.set_now(start + Duration::minutes(6));
+    wait_at_most(30, "the third attempt", || async { attempts_of(&app, &endpoint).await.len() == 3 }).await;
+    let third = attempts_of(&app, &endpoint).await[2].clone();
+    let asked = chrono::DateTime::parse_from_rfc3339(third["next_attempt_at"].as_str().unwrap()).unwrap();
+    assert!(asked >= start + Duration::minutes(6) + Duration::seconds(3600), "Retry-After honoured: {third}");
+    // Past the schedule's 30 minutes, but not the hour the receiver asked for: no attempt.
+    app.set_now(start + Duration::minutes(40));
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(attempts_of(&app, &endpoint).await.len(), 3, "not before the receiver asked");
+    app.set_now(start + Duration::minutes(67));
+    wait_at_most(30, "the fourth attempt", || async { attempts_of(&app, &endpoint).await.len() == 4 }).await;
+
+    // Assert: four attempts logged, three answers received, one id throughout, delivered.
+    let log = attempts_of(&app, &endpoint).await;
+    let outcomes: Vec<&str> = log.iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes, ["retrying", "retrying", "retrying", "delivered"]);
+    let statuses: Vec<Value> = log.iter().map(|a| a["response_status"].clone()).collect();
+    assert_eq!(statuses, [Value::Null, json!(500), json!(429), json!(200)]);
+    assert!(log[0]["error"].as_str().unwrap().contains("onnect"), "why no answer came: {}", log[0]);
+    assert_eq!(log[3]["response_excerpt"], "thanks");
+    let received = receiver.received();
+    assert_eq!(received.len(), 3);
+    let ids: HashSet<String> = received.iter().map(Received::id).collect();
+    assert_eq!(ids.len(), 1, "the same webhook-id on every attempt");
+    assert!(received.iter().all(|r| r.verifies_with(&secret)));
+    let messages = app.get(&format!("/api/v1/webhook-endpoints/{endpoint}/messages")).await.expect(200);
+    assert_eq!(messages.body["items"][0]["status"], "delivered");
+    assert_eq!(messages.body["items"][0]["webhook_id"], received[0].id());
+}
+on_both_databases!(a_receiver_down_then_failing_then_slowing_gets_the_message_once_with_one_id);
+
+async fn gone_disables_a_rotated_secret_signs_beside_the_old_and_private_addresses_are_refused(backend: Backend) {
+    // Arrange
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let smtp = SmtpSink::start();
+    let _worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+
+    // A rotated secret: the next message verifies with the old one and with the new one.
+    let (receiver, port) = Receiver::start_on(0);
+    let (endpoint, old) = register(&app, &organization, port, &["finding.recorded"]).await;
+    let rotated =
+        app.post(&format!("/api/v1/webhook-endpoints/{endpoint}/secret-rotation"), &json!({})).await.expect(200);
+    let new = rotated.str("secret");
+    assert_ne!(new, old);
+    assert!(app.get(&format!("/api/v1/webhook-endpoints/{endpoint}")).await.expect(200).body.get("secret").is_none());
+    app.record_finding(&engagement, &audit, "ofi", "A.5.1").await;
+    wait_at_most(30, "the message arrives", || async { receiver.received().len() == 1 }).await;
+    let message = &receiver.received()[0];
+    assert!(message.verifies_with(&old) && message.verifies_with(&new), "both secrets sign during the overlap");
+    // A day later, the old one no longer does.
+    app.set_now(app.clock.now() + Duration::hours(25));
+    app.record_finding(&engagement, &audit, "ofi", "A.5.2").await;
+    wait_at_most(30, "the next message arrives", || async { receiver.received().len() == 2 }).await;
+    let later = &receiver.received()[1];
+    assert!(later.verifies_with(&new) && !later.verifies_with(&old), "the old secret expired");
+
+    // 410 Gone disables the endpoint; nothing more is sent to it.
+    receiver.answer(410, None);
+    app.record_finding(&engagement, &audit, "ofi", "A.5.3").await;
+    let path = format!("/api/v1/webhook-endpoints/{endpoint}");
+    wait_at_most(30, "the endpoint is disabled", || async { app.get(&path).await.body["enabled"] == false }).await;
+    assert!(app.get(&path).await.body["disabled_reason"].as_str().unwrap().contains("410"));
+    app.record_finding(&engagement, &audit, "ofi", "A.5.4").await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert_eq!(receiver.received().len(), 3, "a disabled endpoint receives nothing");
+
+    // Private and metadata addresses are refused, whatever the loopback setting.
+    for url in ["https://10.0.0.8/hooks", "https://169.254.169.254/latest/meta-data", "https://[fd00:ec2::254]/"] {
+        let refused = app
+            .post("/api/v1/webhook-endpoints", &json!({ "url": url, "organization_id": organization }))
+            .await
+            .expect(422);
+        assert_eq!(refused.problem_type(), "webhook-url-private-address", "{url}: {}", refused.body);
+    }
+}
+on_both_databases!(gone_disables_a_rotated_secret_signs_beside_the_old_and_private_addresses_are_refused);
+
+async fn loopback_is_refused_when_not_allowed_at_registration_and_after_dns_at_send_time(backend: Backend) {
+    // Arrange: an API that allows loopback (local development) and a worker that does not.
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let smtp = SmtpSink::start();
+    let _worker = app.spawn_worker(smtp.port).await;
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let (receiver, port) = Receiver::start_on(0);
+    let body = json!({ "url": format!("http://localhost:{port}/hooks"), "organization_id": organization });
+    let endpoint = app.post("/api/v1/webhook-endpoints", &body).await.expect(201).str("id");
+
+    // Act: an event for it.
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    let attempts = format!("/api/v1/webhook-endpoints/{endpoint}/attempts");
+    wait_at_most(30, "an attempt", || async { !app.get(&attempts).await.body["items"].as_array().unwrap().is_empty() })
+        .await;
+
+    // Assert: the name resolved to loopback, and nothing was sent.
+    let log = app.get(&attempts).await.body;
+    assert!(log["items"][0]["error"].as_str().unwrap().contains("never sent to"), "{log}");
+    assert!(receiver.received().is_empty(), "nothing reached the loopback receiver");
+    let _ = audit;
+
+    // And an API that does not allow loopback refuses such an endpoint outright.
+    let strict = crate::helpers::spawn_app(backend).await;
+    let organization = strict.create_organization(10).await;
+    let refused = strict
+        .post("/api/v1/webhook-endpoints", &json!({ "url": "http://127.0.0.1:9/x", "organization_id": organization }))
+        .await
+        .expect(422);
+    assert_eq!(refused.problem_type(), "webhook-url-private-address");
+}
+on_both_databases!(loopback_is_refused_when_not_allowed_at_registration_and_after_dns_at_send_time);

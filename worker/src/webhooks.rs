@@ -1,0 +1,499 @@
+//! Delivering webhooks: the outbox's events made into messages (see `engine::webhooks::dispatch`),
+//! and each due message sent to its endpoint, signed as Standard Webhooks have it, with its attempt
+//! logged. A message keeps its `webhook-id` across every attempt; it is tried on the
+//! specification's schedule; a 410 disables its endpoint, and so do five days of failures (its
+//! owner's people are told by email). Requests never go to a private address: the resolver drops
+//! them after DNS, and an address in the URL is checked the same way.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use engine::store::begin_write;
+use engine::webhooks::dispatch::dispatch_events;
+use entities::clock::Clock;
+use entities::domain::people::PersonRole;
+use entities::domain::webhooks::{
+    EndpointOwner, EventData, EventSubject, Verdict, WebhookAttemptOutcome, WebhookMessageStatus, WebhookPayload,
+    WebhookSecret, failed_too_long, may_send_to, message_id, next_retry, signature_header, verdict,
+};
+use entities::orm::{person, prelude::*, webhook_attempt, webhook_endpoint, webhook_event, webhook_message};
+use futures::StreamExt;
+use lettre::Message;
+use lettre::message::Mailbox;
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use uuid::Uuid;
+
+use crate::error::WorkerError;
+use crate::mailer::Mailer;
+
+/// How long one attempt may take, answer included.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
+/// The most of an answer read (the rest is dropped unread).
+pub const RESPONSE_READ_LIMIT: usize = 64 * 1024;
+/// The most of an answer the delivery log keeps.
+pub const RESPONSE_EXCERPT_LIMIT: usize = 1024;
+/// Events made into messages per pass.
+const DISPATCH_BATCH: u64 = 500;
+/// How long an idle sender waits before it looks again.
+const IDLE: Duration = Duration::from_millis(200);
+
+/// What the sender needs.
+#[derive(Debug, Clone)]
+pub struct WebhookSender {
+    /// The database.
+    pub db: DatabaseConnection,
+    /// The clock (when a message is due).
+    pub clock: Clock,
+    /// The HTTP client: no redirects, the attempt's timeout, the address filter.
+    pub client: reqwest::Client,
+    /// Messages sent at once.
+    pub concurrency: usize,
+    /// How long an attempt holds its message.
+    pub lease: chrono::Duration,
+    /// Whether loopback addresses are allowed (local development and tests).
+    pub allow_loopback: bool,
+    /// Where the owners of a failing endpoint are told.
+    pub mailer: Arc<Mailer>,
+    /// The sender of those emails.
+    pub from: Mailbox,
+}
+
+/// What one pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendReport {
+    /// Events made into messages.
+    pub dispatched: usize,
+    /// Attempts made.
+    pub attempts: usize,
+}
+
+/// Resolves names as the system does, keeping only the addresses webhooks may go to: the check is
+/// made on the addresses the request will use, so a name that resolves to a private address (or
+/// changes to one after the endpoint was registered) is refused.
+#[derive(Debug, Clone, Copy)]
+struct PublicOnly {
+    allow_loopback: bool,
+}
+
+impl Resolve for PublicOnly {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow_loopback = self.allow_loopback;
+        Box::pin(async move {
+            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let allowed: Vec<SocketAddr> =
+                found.iter().copied().filter(|a| may_send_to(a.ip(), allow_loopback)).collect();
+            if allowed.is_empty() {
+                let refused: Box<dyn std::error::Error + Send + Sync> =
+                    format!("{} resolves only to addresses webhooks are never sent to", name.as_str()).into();
+                return Err(refused);
+            }
+            let addrs: Addrs = Box::new(allowed.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The client every attempt uses.
+pub fn http_client(allow_loopback: bool) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(ATTEMPT_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("certflow-webhooks/", env!("CARGO_PKG_VERSION")))
+        .dns_resolver(Arc::new(PublicOnly { allow_loopback }))
+        .build()
+        .expect("the webhook client builds")
+}
+
+impl WebhookSender {
+    /// Sends until `stop` says so, then lets the attempts in hand finish.
+    pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let report = match self.pass().await {
+                Ok(report) => report,
+                Err(error) => {
+                    tracing::warn!(error = ?error, "a webhook pass failed; the next one retries");
+                    SendReport::default()
+                }
+            };
+            if report == SendReport::default() {
+                tokio::select! {
+                    _ = tokio::time::sleep(IDLE) => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// One pass: the outbox's new events made into messages, then the due messages sent.
+    pub async fn pass(&self) -> Result<SendReport, WorkerError> {
+        let dispatched = dispatch_events(&self.db, self.clock.now(), DISPATCH_BATCH).await?;
+        let claimed = self.claim_due().await?;
+        let attempts = claimed.len();
+        futures::stream::iter(claimed)
+            .for_each_concurrent(self.concurrency, |message| async move {
+                if let Err(error) = self.attempt(message).await {
+                    tracing::warn!(error = ?error, "a webhook attempt could not be recorded; its lease will expire");
+                }
+            })
+            .await;
+        Ok(SendReport { dispatched: dispatched.messages, attempts })
+    }
+
+    /// Claims the due messages (pending and due, or held by a lease that ended), as many as are
+    /// sent at once, each counting an attempt.
+    async fn claim_due(&self) -> Result<Vec<webhook_message::Model>, WorkerError> {
+        use webhook_message::Column as C;
+        let now = self.clock.now();
+        let due = Condition::any()
+            .add(C::Status.eq(WebhookMessageStatus::Pending).and(C::NextAttemptAt.lte(now)))
+            .add(C::Status.eq(WebhookMessageStatus::Sending).and(C::LeaseUntil.lt(now)));
+        let limit = u64::try_from(self.concurrency).unwrap_or(16);
+        let ids = Query::select()
+            .column(C::Id)
+            .from(WebhookMessage)
+            .cond_where(due.clone())
+            .order_by(C::NextAttemptAt, sea_orm::Order::Asc)
+            .limit(limit)
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        Ok(WebhookMessage::update_many()
+            .col_expr(C::Status, Expr::value(WebhookMessageStatus::Sending))
+            .col_expr(C::LeaseUntil, Expr::value(now + self.lease))
+            .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+            .filter(C::Id.in_subquery(ids))
+            .filter(due)
+            .exec_with_returning(&self.db)
+            .await?)
+    }
+
+    /// One attempt of `message`, recorded.
+    async fn attempt(&self, message: webhook_message::Model) -> Result<(), WorkerError> {
+        let endpoint = WebhookEndpoint::find_by_id(message.endpoint_id).one(&self.db).await?;
+        let event = WebhookEventRecord::find_by_id(message.event_id).one(&self.db).await?;
+        let (Some(endpoint), Some(event)) = (endpoint.filter(|e| e.enabled), event) else {
+            return self.give_up(&message, "the endpoint is disabled or deleted").await;
+        };
+        let now = self.clock.now();
+        let body = match payload(&event) {
+            Ok(body) => body,
+            Err(error) => return self.give_up(&message, &format!("the event cannot be read: {error}")).await,
+        };
+        let mut secrets = Vec::new();
+        for (secret, until) in
+            [(Some(&endpoint.secret), None), (endpoint.previous_secret.as_ref(), endpoint.previous_secret_expires_at)]
+        {
+            if let (Some(secret), true) = (secret, until.is_none_or(|until| until > now)) {
+                match WebhookSecret::parse(secret) {
+                    Ok(secret) => secrets.push(secret),
+                    Err(error) => tracing::error!(endpoint_id = %endpoint.id, %error, "a stored secret is not one"),
+                }
+            }
+        }
+        let id = message_id(message.id);
+        // The instant of the attempt itself (receivers compare it to their own clock).
+        let timestamp = Utc::now().timestamp();
+        let signature = signature_header(&secrets.iter().collect::<Vec<_>>(), &id, timestamp, &body);
+        let started = Instant::now();
+        let answer = self.send(&endpoint.url, &id, timestamp, &signature, body).await;
+        let latency = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+        self.record(message, endpoint, answer, latency).await
+    }
+
+    /// Posts `body`; `Err` with why when no answer came.
+    async fn send(
+        &self,
+        url: &str,
+        id: &str,
+        timestamp: i64,
+        signature: &str,
+        body: Vec<u8>,
+    ) -> Result<Answer, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("the URL is not one: {e}"))?;
+        // A name is checked by the resolver; an address in the URL never reaches it.
+        let literal = match parsed.host() {
+            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+            _ => None,
+        };
+        if let Some(address) = literal.filter(|a| !may_send_to(*a, self.allow_loopback)) {
+            return Err(format!("{address} is an address webhooks are never sent to"));
+        }
+        let response = self
+            .client
+            .post(parsed)
+            .header("content-type", "application/json")
+            .header("webhook-id", id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| retry_after(v, Utc::now()));
+        let excerpt = read_bounded(response).await;
+        Ok(Answer { status, retry_after, excerpt })
+    }
+
+    /// Records the attempt, the message's next step and the endpoint's health, in one transaction
+    /// (and only while the attempt still holds the message).
+    async fn record(
+        &self,
+        message: webhook_message::Model,
+        endpoint: webhook_endpoint::Model,
+        answer: Result<Answer, String>,
+        latency_ms: i32,
+    ) -> Result<(), WorkerError> {
+        let now = self.clock.now();
+        let attempts = u32::try_from(message.attempts).unwrap_or(u32::MAX);
+        let (status, retry_after, excerpt, error) = match answer {
+            Ok(a) => (Some(a.status), a.retry_after, Some(a.excerpt), None),
+            Err(error) => (None, None, None, Some(error)),
+        };
+        let jitter = rand::random_range(-1.0..=1.0);
+        let (outcome, next) = match verdict(status, retry_after) {
+            Verdict::Delivered => (WebhookAttemptOutcome::Delivered, None),
+            Verdict::Gone => (WebhookAttemptOutcome::Gone, None),
+            Verdict::Retry { retry_after } => match next_retry(attempts, jitter, retry_after) {
+                Some(wait) => (WebhookAttemptOutcome::Retrying, Some(now + wait)),
+                None => (WebhookAttemptOutcome::Failed, None),
+            },
+        };
+        let txn = begin_write(&self.db).await?;
+        use webhook_message::Column as M;
+        let mut update = WebhookMessage::update_many()
+            .col_expr(M::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(M::LastResponseStatus, Expr::value(status.map(i32::from)))
+            .col_expr(M::LastError, Expr::value(error.clone()))
+            .col_expr(M::UpdatedAt, Expr::value(now))
+            .filter(M::Id.eq(message.id))
+            .filter(M::Status.eq(WebhookMessageStatus::Sending))
+            .filter(M::Attempts.eq(message.attempts));
+        update = match (outcome, next) {
+            (WebhookAttemptOutcome::Delivered, _) => update
+                .col_expr(M::Status, Expr::value(WebhookMessageStatus::Delivered))
+                .col_expr(M::DeliveredAt, Expr::value(Some(now))),
+            (_, Some(next)) => update
+                .col_expr(M::Status, Expr::value(WebhookMessageStatus::Pending))
+                .col_expr(M::NextAttemptAt, Expr::value(next)),
+            _ => update.col_expr(M::Status, Expr::value(WebhookMessageStatus::Failed)),
+        };
+        if update.exec(&txn).await?.rows_affected == 0 {
+            tracing::warn!(message_id = %message.id, "the lease ended and another attempt holds the message");
+            return Ok(());
+        }
+        let attempt = webhook_attempt::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            message_id: Set(message.id),
+            endpoint_id: Set(endpoint.id),
+            attempt: Set(message.attempts),
+            attempted_at: Set(now),
+            outcome: Set(outcome),
+            response_status: Set(status.map(i32::from)),
+            latency_ms: Set(latency_ms),
+            response_excerpt: Set(excerpt),
+            error: Set(error),
+            next_attempt_at: Set(next),
+        };
+        WebhookAttempt::insert(attempt).exec_without_returning(&txn).await?;
+        use webhook_endpoint::Column as E;
+        let endpoint_update = WebhookEndpoint::update_many().filter(E::Id.eq(endpoint.id));
+        let mut disabled = None;
+        match outcome {
+            WebhookAttemptOutcome::Delivered => {
+                if endpoint.failing_since.is_some() {
+                    endpoint_update
+                        .col_expr(E::FailingSince, Expr::value(Option::<DateTime<Utc>>::None))
+                        .exec(&txn)
+                        .await?;
+                }
+            }
+            WebhookAttemptOutcome::Gone => {
+                disabled = Some("the endpoint answered 410 Gone".to_owned());
+            }
+            _ => {
+                let since = endpoint.failing_since.unwrap_or(now);
+                if failed_too_long(Some(since), now) {
+                    disabled = Some(format!("every attempt failed since {}", since.format("%Y-%m-%d %H:%M UTC")));
+                } else if endpoint.failing_since.is_none() {
+                    endpoint_update.clone().col_expr(E::FailingSince, Expr::value(Some(now))).exec(&txn).await?;
+                }
+            }
+        }
+        if let Some(reason) = &disabled {
+            WebhookEndpoint::update_many()
+                .filter(E::Id.eq(endpoint.id))
+                .col_expr(E::Enabled, Expr::value(false))
+                .col_expr(E::DisabledReason, Expr::value(Some(reason.clone())))
+                .col_expr(E::UpdatedAt, Expr::value(now))
+                .exec(&txn)
+                .await?;
+            // What it had not delivered waits for a replay once it is enabled again.
+            WebhookMessage::update_many()
+                .col_expr(M::Status, Expr::value(WebhookMessageStatus::Failed))
+                .col_expr(M::LastError, Expr::value(Some(format!("the endpoint was disabled: {reason}"))))
+                .col_expr(M::UpdatedAt, Expr::value(now))
+                .filter(M::EndpointId.eq(endpoint.id))
+                .filter(M::Status.eq(WebhookMessageStatus::Pending))
+                .exec(&txn)
+                .await?;
+        }
+        txn.commit().await?;
+        if let Some(reason) = disabled {
+            tracing::warn!(endpoint_id = %endpoint.id, %reason, "webhook endpoint disabled");
+            if outcome != WebhookAttemptOutcome::Gone {
+                self.tell_owner(&endpoint, &reason).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends `message` as failed without an attempt (its endpoint is gone or disabled).
+    async fn give_up(&self, message: &webhook_message::Model, why: &str) -> Result<(), WorkerError> {
+        use webhook_message::Column as M;
+        WebhookMessage::update_many()
+            .col_expr(M::Status, Expr::value(WebhookMessageStatus::Failed))
+            .col_expr(M::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(M::LastError, Expr::value(Some(why.to_owned())))
+            .col_expr(M::UpdatedAt, Expr::value(self.clock.now()))
+            .filter(M::Id.eq(message.id))
+            .filter(M::Status.eq(WebhookMessageStatus::Sending))
+            .exec(&self.db)
+            .await?;
+        Ok(())
+    }
+
+    /// Emails the coordinators (of a body) or the managers (of an organization) owning
+    /// `endpoint` that it was disabled, and why. A failure is logged: the endpoint stays disabled.
+    async fn tell_owner(&self, endpoint: &webhook_endpoint::Model, reason: &str) {
+        let people = match EndpointOwner::of(endpoint.organization_id, endpoint.certification_body_id) {
+            Some(EndpointOwner::CertificationBody(body)) => Person::find()
+                .filter(person::Column::CertificationBodyId.eq(body))
+                .filter(person::Column::Role.eq(PersonRole::Coordinator)),
+            Some(EndpointOwner::Organization(organization)) => Person::find()
+                .filter(person::Column::OrganizationId.eq(organization))
+                .filter(person::Column::Role.eq(PersonRole::ClientManager)),
+            None => return,
+        };
+        let mut recipients: Vec<String> = match people.all(&self.db).await {
+            Ok(people) => people.into_iter().map(|p| p.email).collect(),
+            Err(error) => {
+                tracing::warn!(%error, "the endpoint's owners could not be read: nobody is told");
+                return;
+            }
+        };
+        if recipients.is_empty() && endpoint.created_by.contains('@') {
+            recipients.push(endpoint.created_by.clone());
+        }
+        for recipient in recipients {
+            let Ok(to) = recipient.parse::<Mailbox>() else { continue };
+            let text = format!(
+                "Your webhook endpoint {} ({}) was disabled: {reason}.\n\nThe events since are kept: enable it \
+                 again (PUT /api/v1/webhook-endpoints/{}) and replay its failed messages \
+                 (POST /api/v1/webhook-endpoints/{}/replay).\n",
+                endpoint.url, endpoint.description, endpoint.id, endpoint.id
+            );
+            let message = Message::builder()
+                .from(self.from.clone())
+                .to(to)
+                .subject(format!("certflow: webhook endpoint {} disabled", endpoint.url))
+                .body(text);
+            match message {
+                Ok(message) => {
+                    if let Err(error) = self.mailer.send(message).await {
+                        tracing::warn!(%error, "the endpoint's owner could not be told");
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "the email to the endpoint's owner cannot be built"),
+            }
+        }
+    }
+}
+
+/// An endpoint's answer.
+struct Answer {
+    status: u16,
+    retry_after: Option<chrono::Duration>,
+    excerpt: String,
+}
+
+/// The body of `event`'s messages: `{type, timestamp, data}`.
+pub fn payload(event: &webhook_event::Model) -> Result<Vec<u8>, serde_json::Error> {
+    let subject: EventSubject = serde_json::from_value(event.data.clone())?;
+    serde_json::to_vec(&WebhookPayload {
+        event_type: event.event_type,
+        timestamp: event.occurred_at,
+        data: EventData {
+            engagement_id: event.engagement_id,
+            organization_id: event.organization_id,
+            certification_body_id: event.certification_body_id,
+            sequence: event.sequence,
+            subject,
+        },
+    })
+}
+
+/// A `Retry-After` header's wait: seconds, or an HTTP date after `now`.
+fn retry_after(value: &str, now: DateTime<Utc>) -> Option<chrono::Duration> {
+    if let Ok(seconds) = value.trim().parse::<i64>() {
+        return (seconds >= 0).then(|| chrono::Duration::seconds(seconds));
+    }
+    DateTime::parse_from_rfc2822(value.trim())
+        .ok()
+        .map(|at| (at.with_timezone(&Utc) - now).max(chrono::Duration::zero()))
+}
+
+/// At most [`RESPONSE_READ_LIMIT`] bytes of the answer read, of which the log keeps
+/// [`RESPONSE_EXCERPT_LIMIT`].
+async fn read_bounded(mut response: reqwest::Response) -> String {
+    let mut read = Vec::new();
+    while read.len() < RESPONSE_READ_LIMIT {
+        match response.chunk().await {
+            Ok(Some(chunk)) => read.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_READ_LIMIT - read.len())]),
+            _ => break,
+        }
+    }
+    read.truncate(RESPONSE_EXCERPT_LIMIT);
+    String::from_utf8_lossy(&read).into_owned()
+}
+
+/// Why no answer came, in a line (the chain of causes, which say "connection refused" or
+/// "timed out").
+fn describe(error: &reqwest::Error) -> String {
+    let mut words = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        words.push_str(": ");
+        words.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    words
+}
+
+#[cfg(test)]
+mod tests {
+    use super::retry_after;
+    use chrono::{Duration, TimeZone, Utc};
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date() {
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap();
+        assert_eq!(retry_after("120", now), Some(Duration::seconds(120)));
+        assert_eq!(retry_after("Tue, 01 Dec 2026 10:05:00 GMT", now), Some(Duration::minutes(5)));
+        assert_eq!(retry_after("Tue, 01 Dec 2026 09:05:00 GMT", now), Some(Duration::zero()));
+        assert_eq!(retry_after("soon", now), None);
+        assert_eq!(retry_after("-5", now), None);
+    }
+}
