@@ -4,7 +4,7 @@
 use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineStatus};
 use entities::domain::text::EmailAddress;
 use entities::domain::verification::{VerificationFacts, report_done, verify};
-use entities::domain::webhooks::{EventSubject, WebhookEvent, WebhookEventType};
+use entities::domain::webhooks::WebhookEventType;
 use entities::domain::{FindingGrade, FindingStatus, VerificationStatus};
 use entities::orm::{corrective_action, engagement, finding, prelude::*};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, EntityTrait, IntoActiveModel};
@@ -16,6 +16,7 @@ use crate::error::EngineError;
 use crate::history::HistoryRecord;
 use crate::lifecycle::count_open_findings;
 use crate::store::{belongs, json_strings, strings_of};
+use crate::webhooks::data::{corrective_action_data, event_of};
 use crate::{Engine, Write};
 
 /// A verification as the certification body records it.
@@ -104,8 +105,8 @@ impl Engine {
         )
         .with_reason(updated.verification_note.clone());
         write.record_history(record).await?;
-        let verified = EventSubject::CorrectiveAction((&updated).into());
-        write.emit(WebhookEvent::of(WebhookEventType::CorrectiveActionVerified, engagement, verified));
+        let verified = corrective_action_data(&updated);
+        write.emit(event_of(WebhookEventType::CorrectiveActionVerified, engagement, verified));
         Ok(updated)
     }
 
@@ -156,8 +157,8 @@ impl Engine {
             HistoryRecord::change(engagement.id, "corrective_action_reported_done", &caller.subject, Some(action_id))
                 .with_evidence(evidence);
         write.record_history(record).await?;
-        let reported = EventSubject::CorrectiveAction((&updated).into());
-        write.emit(WebhookEvent::of(WebhookEventType::CorrectiveActionSubmitted, engagement, reported));
+        let reported = corrective_action_data(&updated);
+        write.emit(event_of(WebhookEventType::CorrectiveActionSubmitted, engagement, reported));
         Ok(updated)
     }
 }

@@ -191,6 +191,9 @@ async fn every_change_arrives_once_signed_in_order_and_only_to_whom_sees_it(back
     let action = app.submit_corrective_action(&engagement, &finding, None).await.expect(201).str("id");
     app.verify_corrective_action(&engagement, &action, "accepted").await.expect(200);
     app.certify_from_stage2(&engagement).await;
+    let suspend = json!({ "event": "suspend", "cause": "client_request", "reason": "site relocation" });
+    app.fire(&engagement, suspend).await.expect(200);
+    app.fire(&engagement, json!({ "event": "restore", "reason": "relocation audited" })).await.expect(200);
     // A refused event writes nothing, and tells nothing.
     let before = events_of(&app, &engagement).await;
     let refused = app.fire(&engagement, json!({ "event": "complete_stage2" })).await;
@@ -219,7 +222,9 @@ async fn every_change_arrives_once_signed_in_order_and_only_to_whom_sees_it(back
         ("corrective_action.submitted", 1),
         ("corrective_action.verified", 1),
         ("certificate.issued", 1),
-        ("engagement.transitioned", 4),
+        ("certificate.suspended", 1),
+        ("certificate.restored", 1),
+        ("engagement.transitioned", 6),
     ] {
         assert!(types.get(kind).copied().unwrap_or(0) >= at_least, "{kind} arrived: {types:?}");
     }
@@ -369,3 +374,48 @@ async fn loopback_is_refused_when_not_allowed_at_registration_and_after_dns_at_s
     assert_eq!(refused.problem_type(), "webhook-url-private-address");
 }
 on_both_databases!(loopback_is_refused_when_not_allowed_at_registration_and_after_dns_at_send_time);
+
+async fn each_reminder_and_escalation_sent_is_told_once(backend: Backend) {
+    // Arrange: a corrective action due on day 80, an endpoint for the emails' events.
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let smtp = SmtpSink::start();
+    let (engagement, stage2, minor) = app.stage2_with_finding("minor_nc", "A.8.13").await;
+    app.set_today(day(44));
+    app.fire(&engagement, json!({ "event": "complete_stage2", "audit_id": stage2 })).await.expect(200);
+    let action = app.submit_corrective_action(&engagement, &minor, Some(day(80))).await.expect(201).str("id");
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let (receiver, port) = Receiver::start_on(0);
+    let (_, secret) = register(&app, &organization, port, &["deadline.reminded", "deadline.escalated"]).await;
+    let worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
+
+    // Act: the clock walks past the due date, a scan a day (each twice: a repeated tick changes
+    // nothing).
+    for n in 66..=88 {
+        app.set_today(day(n));
+        worker.tick().await;
+        worker.tick().await;
+        app.wait_for_deliveries(&engagement).await;
+    }
+
+    // Assert: three reminders and two escalations of the corrective action, each told once.
+    let about_action = |kind: &str| {
+        receiver
+            .received()
+            .iter()
+            .map(Received::json)
+            .filter(|m| m["type"] == kind && m["data"]["reminder"]["subject_id"] == action.as_str())
+            .count()
+    };
+    wait_at_most(30, "the emails' events arrive", || async {
+        about_action("deadline.reminded") + about_action("deadline.escalated") >= 5
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(about_action("deadline.reminded"), 3);
+    assert_eq!(about_action("deadline.escalated"), 2);
+    assert!(receiver.received().iter().all(|r| r.verifies_with(&secret)));
+    let told = receiver.received().iter().map(Received::json).find(|m| m["type"] == "deadline.reminded").unwrap();
+    assert_eq!(told["data"]["reminder"]["step"], "reminder");
+    assert!(told["data"]["reminder"]["recipients"].as_i64().unwrap() >= 1);
+}
+on_both_databases!(each_reminder_and_escalation_sent_is_told_once);

@@ -2,7 +2,8 @@
 
 use actix_web::{HttpResponse, get, post, put, web};
 use chrono::{DateTime, NaiveDate, Utc};
-use entities::domain::webhooks::{EventSubject, WebhookEvent, WebhookEventType};
+use engine::webhooks::data::{audit_data, event_of};
+use entities::domain::webhooks::WebhookEventType;
 use entities::domain::{AuditKind, Stage1Outcome};
 use entities::orm::{audit, prelude::*};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
@@ -165,7 +166,7 @@ pub async fn create_audit(
     model.created_at = Set(write.now());
     model.updated_at = Set(write.now());
     let created = model.insert(write.txn()).await?;
-    write.emit(WebhookEvent::of(WebhookEventType::AuditPlanned, &engagement, EventSubject::Audit((&created).into())));
+    write.emit(event_of(WebhookEventType::AuditPlanned, &engagement, audit_data(&created)));
     commit(write, HttpResponse::Created().json(AuditView::from(created))).await
 }
 

@@ -4,8 +4,9 @@
 use actix_web::{HttpResponse, get, post, web};
 use chrono::{DateTime, Utc};
 use engine::nonconformities::{FollowUp, finding_row, plan_due_if_audit_completed};
+use engine::webhooks::data::{event_of, finding_data};
 use entities::domain::finding::RequirementReference;
-use entities::domain::webhooks::{EventSubject, WebhookEvent, WebhookEventType};
+use entities::domain::webhooks::WebhookEventType;
 use entities::domain::{FindingGrade, FindingStatus, FollowUpOutcome};
 use entities::orm::{finding, prelude::*};
 use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter};
@@ -165,8 +166,7 @@ pub async fn create_finding(
     let record =
         HistoryRecord::change(id, format!("finding_recorded:{}", created.grade), &user.subject, Some(created.id));
     write.record_history(record).await?;
-    let recorded = EventSubject::Finding((&created).into());
-    write.emit(WebhookEvent::of(WebhookEventType::FindingRecorded, &engagement, recorded));
+    write.emit(event_of(WebhookEventType::FindingRecorded, &engagement, finding_data(&created)));
     commit(write, HttpResponse::Created().json(FindingView::from(created))).await
 }
 

@@ -4,7 +4,7 @@
 use entities::domain::AuditKind;
 use entities::domain::lifecycle::{EngagementCommand, TransitionOutcome};
 use entities::domain::policy::CertificationPolicy;
-use entities::domain::webhooks::{EngagementData, EventSubject, TransitionData, WebhookEvent, WebhookEventType};
+use entities::domain::webhooks::{EventSubject, TransitionData, WebhookEventType};
 use entities::orm::{audit, certification_decision, engagement, prelude::*};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
@@ -20,6 +20,7 @@ use crate::history::HistoryRecord;
 use crate::nonconformities::open_plan_deadlines_of_audit;
 use crate::reminders::notify_at_once;
 use crate::store::json_strings;
+use crate::webhooks::data::{certificate_data, engagement_data, event_of};
 
 pub(super) async fn apply(
     write: &mut Write,
@@ -134,15 +135,11 @@ pub(super) async fn apply(
         event: outcome.event,
         actor: actor.to_owned(),
         reason: request.reason.as_ref().map(ToString::to_string),
-        engagement: EngagementData::from(&engagement),
+        engagement: engagement_data(&engagement),
     };
-    write.emit(WebhookEvent::of(
-        WebhookEventType::EngagementTransitioned,
-        &engagement,
-        EventSubject::Transition(transition),
-    ));
+    write.emit(event_of(WebhookEventType::EngagementTransitioned, &engagement, EventSubject::Transition(transition)));
     if let Some((event_type, certificate)) = certificate {
-        write.emit(WebhookEvent::of(event_type, &engagement, EventSubject::Certificate((&certificate).into())));
+        write.emit(event_of(event_type, &engagement, certificate_data(&certificate)));
     }
     Ok(engagement)
 }

@@ -2,13 +2,14 @@
 //! engagement's order. An event exists exactly when its change committed.
 
 use chrono::{DateTime, Utc};
-use entities::domain::webhooks::{EventSubject, ReminderData, WebhookEvent, WebhookEventType};
+use entities::domain::webhooks::{WebhookEvent, WebhookEventType};
 use entities::orm::{engagement, notification, prelude::*, webhook_event};
 use sea_orm::sea_query::{Expr, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::error::EngineError;
+use crate::webhooks::data::{event_of, reminder_data};
 
 /// Appends `event` to the outbox in `txn`, as its engagement's next (one statement: the sequence is
 /// one more than the engagement's last). The engagement must be locked by `txn` (see
@@ -67,6 +68,6 @@ pub async fn append_about_email(
 ) -> Result<(), EngineError> {
     let Some(engagement) = lock_for_events(txn, notification.engagement_id).await? else { return Ok(()) };
     let Some(deadline) = Deadline::find_by_id(notification.deadline_id).one(txn).await? else { return Ok(()) };
-    let about = EventSubject::Reminder(ReminderData::of(&deadline, notification, error));
-    append(txn, &WebhookEvent::of(event_type, &engagement, about), now).await
+    let about = reminder_data(&deadline, notification, error);
+    append(txn, &event_of(event_type, &engagement, about), now).await
 }

@@ -19,7 +19,6 @@ use crate::domain::state::{EngagementEvent, EngagementState};
 use crate::domain::{
     AuditKind, CertificateStatus, FindingGrade, FindingStatus, StandardVersion, SuspensionCause, VerificationStatus,
 };
-use crate::orm::{audit, certificate, corrective_action, deadline, engagement, finding, notification};
 
 vocabulary! {
     /// What happened, as a webhook names it (dotted: `resource.what_happened`).
@@ -295,19 +294,6 @@ pub enum EventSubject {
     Certificate(CertificateData),
 }
 
-impl WebhookEvent {
-    /// An event of `engagement`'s about `subject`.
-    pub fn of(event_type: WebhookEventType, engagement: &engagement::Model, subject: EventSubject) -> Self {
-        Self {
-            event_type,
-            engagement_id: engagement.id,
-            organization_id: engagement.organization_id,
-            certification_body_id: engagement.certification_body_id,
-            subject,
-        }
-    }
-}
-
 /// The payload's `data`: the engagement, the event's place in its order, and the subject.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -358,19 +344,6 @@ pub struct EngagementData {
     pub suspension_cause: Option<SuspensionCause>,
 }
 
-impl From<&engagement::Model> for EngagementData {
-    fn from(e: &engagement::Model) -> Self {
-        Self {
-            id: e.id,
-            state: e.state,
-            version: e.version,
-            scope: e.scope.clone(),
-            suspended_on: e.suspended_on,
-            suspension_cause: e.suspension_cause,
-        }
-    }
-}
-
 /// An engagement's transition.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -407,19 +380,6 @@ pub struct AuditData {
     pub audit_team: Vec<String>,
 }
 
-impl From<&audit::Model> for AuditData {
-    fn from(a: &audit::Model) -> Self {
-        Self {
-            id: a.id,
-            kind: a.kind,
-            first_day: a.first_day,
-            last_day: a.last_day,
-            lead_auditor: a.lead_auditor.clone(),
-            audit_team: crate::orm::strings_of(&a.audit_team),
-        }
-    }
-}
-
 /// A finding.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -436,19 +396,6 @@ pub struct FindingData {
     pub description: String,
     /// Open or closed.
     pub status: FindingStatus,
-}
-
-impl From<&finding::Model> for FindingData {
-    fn from(f: &finding::Model) -> Self {
-        Self {
-            id: f.id,
-            audit_id: f.audit_id,
-            grade: f.grade,
-            reference: f.reference.clone(),
-            description: f.description.clone(),
-            status: f.status,
-        }
-    }
 }
 
 /// A corrective action.
@@ -469,20 +416,6 @@ pub struct CorrectiveActionData {
     pub verified_at: Option<DateTime<Utc>>,
     /// The body's note on its verification.
     pub verification_note: Option<String>,
-}
-
-impl From<&corrective_action::Model> for CorrectiveActionData {
-    fn from(c: &corrective_action::Model) -> Self {
-        Self {
-            id: c.id,
-            finding_id: c.finding_id,
-            due_on: c.due_on,
-            verification: c.verification,
-            reported_done_at: c.reported_done_at,
-            verified_at: c.verified_at,
-            verification_note: c.verification_note.clone(),
-        }
-    }
 }
 
 /// An email about a deadline (a reminder, an escalation), sent or failed.
@@ -509,23 +442,6 @@ pub struct ReminderData {
     pub error: Option<String>,
 }
 
-impl ReminderData {
-    /// The email `notification` about `deadline`.
-    pub fn of(deadline: &deadline::Model, notification: &notification::Model, error: Option<String>) -> Self {
-        Self {
-            deadline_id: deadline.id,
-            deadline_kind: deadline.kind,
-            due_on: deadline.due_on,
-            subject_id: deadline.subject_id,
-            notification_id: notification.id,
-            step: notification.kind,
-            step_key: notification.step_key.clone(),
-            recipients: i32::try_from(crate::orm::strings_of(&notification.recipients).len()).unwrap_or(i32::MAX),
-            error,
-        }
-    }
-}
-
 /// A certificate.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -544,20 +460,6 @@ pub struct CertificateData {
     pub expires_on: NaiveDate,
     /// Surveillance audits counted in this cycle.
     pub surveillances_completed: i32,
-}
-
-impl From<&certificate::Model> for CertificateData {
-    fn from(c: &certificate::Model) -> Self {
-        Self {
-            number: c.number.clone(),
-            status: c.status,
-            scope: c.scope.clone(),
-            standard: c.standard,
-            issued_on: c.issued_on,
-            expires_on: c.expires_on,
-            surveillances_completed: c.surveillances_completed,
-        }
-    }
 }
 
 /// The shortest secret accepted, in bytes (the specification asks for 24 to 64).

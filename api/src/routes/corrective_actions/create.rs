@@ -7,11 +7,12 @@ use engine::deadlines::{OpenDeadlines, apply_deadline_change};
 use engine::history::HistoryRecord;
 use engine::idempotency::Claim;
 use engine::store::{UniqueViolation, json_strings, require_open};
+use engine::webhooks::data::{corrective_action_data, event_of};
 use engine::{EngineError, Write};
 use entities::domain::VerificationStatus;
 use entities::domain::dates::corrective_action_due;
 use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineStatus};
-use entities::domain::webhooks::{EventSubject, WebhookEvent, WebhookEventType};
+use entities::domain::webhooks::WebhookEventType;
 use entities::orm::corrective_action;
 use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use uuid::Uuid;
@@ -104,7 +105,7 @@ pub async fn submit_corrective_action(
     let record = HistoryRecord::change(id, "corrective_action_submitted", &user.subject, Some(created.id))
         .with_evidence(&plan.evidence);
     write.record_history(record).await?;
-    let submitted = EventSubject::CorrectiveAction((&created).into());
-    write.emit(WebhookEvent::of(WebhookEventType::CorrectiveActionSubmitted, &engagement, submitted));
+    let submitted = corrective_action_data(&created);
+    write.emit(event_of(WebhookEventType::CorrectiveActionSubmitted, &engagement, submitted));
     Ok((write, created))
 }
