@@ -50,6 +50,12 @@ pub const PROBLEM_SLUGS: &[&str] = &[
     "person-exists",
     "role-does-not-fit-scope",
     "sign-in-link-refused",
+    "webhook-url-malformed",
+    "webhook-url-not-https",
+    "webhook-url-credentials",
+    "webhook-url-private-address",
+    "webhook-endpoint-disabled",
+    "webhook-message-sending",
     "rate-limited",
     "shutting-down",
     "service-unavailable",
@@ -514,6 +520,10 @@ mod tests {
             FollowUpRefusal::SameAudit.code(),
             FollowUpRefusal::NotACertifyingAudit(AuditKind::Stage1).code(),
             entities::domain::revocation::RevocationRefusal::IssuedBeforeInFuture.code(),
+            entities::domain::webhooks::UrlRefusal::Malformed.code(),
+            entities::domain::webhooks::UrlRefusal::NotHttps.code(),
+            entities::domain::webhooks::UrlRefusal::Credentials.code(),
+            entities::domain::webhooks::UrlRefusal::PrivateAddress.code(),
             entities::domain::contacts::check_contact("a@b.test", &[], &[]).unwrap_err().code(),
             entities::domain::people::PersonRole::Admin
                 .fits(entities::domain::people::PersonScope::Organization(uuid::Uuid::nil()))

@@ -194,6 +194,12 @@ async fn every_change_arrives_once_signed_in_order_and_only_to_whom_sees_it(back
     let suspend = json!({ "event": "suspend", "cause": "client_request", "reason": "site relocation" });
     app.fire(&engagement, suspend).await.expect(200);
     app.fire(&engagement, json!({ "event": "restore", "reason": "relocation audited" })).await.expect(200);
+    let suspend = json!({ "event": "suspend", "cause": "failure", "reason": "the Leeds site failed its controls" });
+    app.fire(&engagement, suspend).await.expect(200);
+    let narrower = "SaaS platform operations, London site only";
+    let reduce = json!({ "event": "reduce_scope", "scope": narrower, "reason": "Leeds removed from the scope" });
+    app.fire(&engagement, reduce).await.expect(200);
+    app.fire(&engagement, json!({ "event": "withdraw", "reason": "the client stopped its ISMS" })).await.expect(200);
     // A refused event writes nothing, and tells nothing.
     let before = events_of(&app, &engagement).await;
     let refused = app.fire(&engagement, json!({ "event": "complete_stage2" })).await;
@@ -222,9 +228,11 @@ async fn every_change_arrives_once_signed_in_order_and_only_to_whom_sees_it(back
         ("corrective_action.submitted", 1),
         ("corrective_action.verified", 1),
         ("certificate.issued", 1),
-        ("certificate.suspended", 1),
+        ("certificate.suspended", 2),
         ("certificate.restored", 1),
-        ("engagement.transitioned", 6),
+        ("certificate.scope_changed", 1),
+        ("certificate.withdrawn", 1),
+        ("engagement.transitioned", 9),
     ] {
         assert!(types.get(kind).copied().unwrap_or(0) >= at_least, "{kind} arrived: {types:?}");
     }
@@ -232,6 +240,10 @@ async fn every_change_arrives_once_signed_in_order_and_only_to_whom_sees_it(back
     let issued = received.iter().find(|r| r.json()["type"] == "certificate.issued").unwrap().json();
     assert_eq!(issued["data"]["engagement_id"], engagement.as_str());
     assert_eq!(issued["data"]["certificate"]["status"], "active");
+    let withdrawn = received.iter().find(|r| r.json()["type"] == "certificate.withdrawn").unwrap().json();
+    assert_eq!(withdrawn["data"]["certificate"]["status"], "withdrawn");
+    let changed = received.iter().find(|r| r.json()["type"] == "certificate.scope_changed").unwrap().json();
+    assert_eq!(changed["data"]["certificate"]["scope"], narrower);
     let transition = received.iter().find(|r| r.json()["type"] == "engagement.transitioned").unwrap().json();
     for field in ["from", "to", "event", "actor"] {
         assert!(transition["data"]["transition"][field].is_string(), "{field} in {transition}");
