@@ -193,9 +193,13 @@ fn expected(operation: &str, party: Party, in_scope: bool) -> u16 {
                 403
             }
         }
-        Rule::CreateOrganizationWebhook => {
-            if matches!(party, Party::Admin | Party::ClientManager | Party::ClientIntegration) { success } else { 403 }
-        }
+        Rule::CreateOrganizationWebhook => match party {
+            Party::Admin => success,
+            // Another organization, named in the body, is unseen.
+            Party::ClientManager | Party::ClientIntegration if in_scope => success,
+            Party::ClientManager | Party::ClientIntegration => 404,
+            _ => 403,
+        },
         Rule::OrganizationWebhook => {
             let client_side = matches!(party, Party::ClientManager | Party::ClientIntegration);
             if party == Party::Admin || (in_scope && client_side) { success } else { 404 }

@@ -71,6 +71,10 @@ impl Engine {
             (Tenancy::CertificationBody(own), None) => EndpointOwner::CertificationBody(own),
             (Tenancy::Organization(own), Some(named)) if named == EndpointOwner::Organization(own) => named,
             (Tenancy::CertificationBody(own), Some(named)) if named == EndpointOwner::CertificationBody(own) => named,
+            // Another organization is unseen: as if it did not exist.
+            (Tenancy::Organization(_), Some(EndpointOwner::Organization(_))) => {
+                return Err(EngineError::NotFound("organization"));
+            }
             (_, Some(_)) => {
                 return Err(EngineError::Forbidden(
                     "an endpoint is registered for the caller's own organization or certification body".into(),
