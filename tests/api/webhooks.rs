@@ -9,7 +9,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use chrono::Duration;
 use entities::domain::webhooks::{WebhookEventType, WebhookMessageStatus};
 use entities::orm::{prelude::*, webhook_event, webhook_message};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -117,12 +117,20 @@ pub async fn insert_failed_message(app: &TestApp, endpoint: &str, engagement: &s
     let engagement = Uuid::parse_str(engagement).unwrap();
     let found = Engagement::find_by_id(engagement).one(&db).await.unwrap().unwrap();
     let now = app.clock.now();
+    let last: Option<Option<i64>> = WebhookEventRecord::find()
+        .select_only()
+        .column_as(webhook_event::Column::Sequence.max(), "last")
+        .filter(webhook_event::Column::EngagementId.eq(engagement))
+        .into_tuple()
+        .one(&db)
+        .await
+        .unwrap();
     let event = webhook_event::ActiveModel {
         id: Set(Uuid::now_v7()),
         engagement_id: Set(engagement),
         organization_id: Set(found.organization_id),
         certification_body_id: Set(found.certification_body_id),
-        sequence: Set(1_000_000 + i64::from(rand_suffix())),
+        sequence: Set(last.flatten().unwrap_or(0) + 1),
         event_type: Set(WebhookEventType::FindingRecorded),
         data: Set(json!({})),
         occurred_at: Set(now),
@@ -148,10 +156,6 @@ pub async fn insert_failed_message(app: &TestApp, endpoint: &str, engagement: &s
     };
     WebhookMessage::insert(message).exec_without_returning(&db).await.unwrap();
     id.to_string()
-}
-
-fn rand_suffix() -> u32 {
-    Uuid::now_v7().as_u128() as u32 & 0xffff
 }
 
 async fn attempts_of(app: &TestApp, endpoint: &str) -> Vec<Value> {

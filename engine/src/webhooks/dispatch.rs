@@ -58,6 +58,19 @@ pub async fn dispatch_events(
     now: DateTime<Utc>,
     batch: u64,
 ) -> Result<Dispatched, EngineError> {
+    // An idle outbox costs one indexed read, not a write transaction (on SQLite, the one write lock
+    // the API's writes queue for).
+    let waiting: Option<Uuid> = WebhookEventRecord::find()
+        .select_only()
+        .column(webhook_event::Column::Id)
+        .filter(webhook_event::Column::DispatchedAt.is_null())
+        .limit(1)
+        .into_tuple()
+        .one(db)
+        .await?;
+    if waiting.is_none() {
+        return Ok(Dispatched::default());
+    }
     let txn = begin_write(db).await?;
     let events = WebhookEventRecord::find()
         .filter(webhook_event::Column::DispatchedAt.is_null())
