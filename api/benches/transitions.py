@@ -18,14 +18,22 @@
 6. The read path the same way: wrk `GET /api/v1/engagements/{id}` (an engagement with its allowed
    events and open deadlines) against pgbench running that request's SELECTs.
 7. Prints the API's peak resident memory (VmHWM) after the transitions and after the reads.
+8. Webhooks: the transitions again, now with one endpoint subscribed to every event (a local
+   receiver answering 200) and a worker process delivering while wrk runs; prints their throughput
+   as a share of the run without an endpoint, and how fast the worker delivered (messages per
+   second from the start of that run until the outbox and the messages are drained).
 
 Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), ENGAGEMENTS
 (256), CLIENTS (64), SECONDS (20), DATABASE_MAX_CONNECTIONS (the API's read pool, default 32),
 DATABASE_WRITE_CONNECTIONS (its write pool, default 8), BENCH_POSTGRES_SSLMODE (disable; `prefer` for TLS, for the API and pgbench alike).
 """
 
+import http.server
 import os
+import subprocess
 import sys
+import threading
+import time
 
 from benchlib import (PGBENCH_READ_STATEMENT, Api, Database, fresh_stage1_audits, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
                       transition_script, wrk, wrk_figures, CLIENTS)
@@ -52,6 +60,7 @@ SELECT * FROM soa_entries WHERE engagement_id = :e;
 UPDATE audits SET completed_at = now(), updated_at = now(), stage1_outcome = 'not_ready', gaps = '["no internal audit"]' WHERE id = :a;
 INSERT INTO engagement_history (id, engagement_id, action, from_state, to_state, actor, reason, evidence, subject_id, occurred_at) VALUES (gen_random_uuid(), :e, 'record_stage1_outcome', 'stage1', 'stage1', 'pgbench@certflow.bench', NULL, '[]', :a, now());
 UPDATE engagements SET version = version + 1, updated_at = now() WHERE id = :e RETURNING *;
+INSERT INTO webhook_events (id, engagement_id, organization_id, certification_body_id, sequence, event_type, data, occurred_at) SELECT gen_random_uuid(), :e, :o, :c, COALESCE(MAX(sequence), 0) + 1, 'engagement.transitioned', '{{"transition": {{"from": "stage1", "to": "stage1", "event": "record_stage1_outcome", "actor": "bench@certflow.bench", "reason": null, "engagement": {{"id": "00000000-0000-0000-0000-000000000000", "state": "stage1", "version": 1, "scope": "everything", "suspended_on": null, "suspension_cause": null}}}}}}', now() FROM webhook_events WHERE engagement_id = :e;
 COMMIT;
 """
 
@@ -64,10 +73,45 @@ SELECT engagement_id AS e FROM bench_ids WHERE n = :n \\gset
 """
 
 
+class Receiver:
+    """A webhook receiver on 127.0.0.1 answering 200 to every POST, counting them."""
+
+    def __init__(self):
+        receiver = self
+        self.count = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("content-length", 0)))
+                receiver.count += 1
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def drained(db):
+    """Whether every event is dispatched and every message delivered (or failed)."""
+    left = db.execute("SELECT (SELECT count(*) FROM webhook_events WHERE dispatched_at IS NULL) + "
+                      "(SELECT count(*) FROM webhook_messages WHERE status IN ('pending', 'sending'))")
+    return int(left[0][0]) == 0
+
+
 def main():
     binary = release_binary()
+    # The bench's receiver listens on loopback.
+    os.environ["WEBHOOK_ALLOW_LOOPBACK"] = "true"
     db = Database("postgres", "transitions")
     api = Api(binary, db)
+    worker = None
     try:
         pairs, org, cb = seed_stage1(api, ENGAGEMENTS)
         rows = ",".join(f"({i + 1}, '{e}', '{a}', '{org}', '{cb}')" for i, (e, a) in enumerate(pairs))
@@ -76,6 +120,21 @@ def main():
         targets = fresh_stage1_audits(db, pairs, SECONDS)
         api_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
         _, transitions_peak = api.memory()
+        # The same with one endpoint subscribed to everything and a worker delivering meanwhile.
+        receiver = Receiver()
+        api.call("POST", "/api/v1/webhook-endpoints", {"url": receiver.url, "organization_id": org})
+        worker = subprocess.Popen([binary, "worker"], env=dict(api.env, SCAN_SCHEDULE="0 0 0 1 1 * 2099"),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        targets = fresh_stage1_audits(db, pairs, SECONDS)
+        started = time.monotonic()
+        hooked_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
+        while not drained(db) and time.monotonic() - started < SECONDS + 300:
+            time.sleep(0.2)
+        delivery_seconds = time.monotonic() - started
+        delivered = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0])
+        worker.terminate()
+        worker.wait()
+        worker = None
         api_reads = wrk(api.base, get_script(api.token, [f"/api/v1/engagements/{e}" for e, _ in pairs]), SECONDS)
         _, peak = api.memory()
         # pgbench runs with the API stopped: its 64 connections and the API's pools would not fit
@@ -84,10 +143,13 @@ def main():
         db_run = pgbench(db, PGBENCH_SCRIPT, SECONDS)
         db_reads = pgbench(db, PGBENCH_READ, SECONDS)
     finally:
+        if worker is not None:
+            worker.terminate()
+            worker.wait()
         api.stop()
         db.drop()
 
-    print(api_run, db_run[0], api_reads, db_reads[0], sep="\n", file=sys.stderr)
+    print(api_run, hooked_run, db_run[0], api_reads, db_reads[0], sep="\n", file=sys.stderr)
     print(f"\n| {CLIENTS} clients, {SECONDS} s, {ENGAGEMENTS} engagements | per second | latency | API / pgbench |")
     print("|---|---|---|---|")
     writers = os.environ.get("DATABASE_WRITE_CONNECTIONS", "8")
@@ -98,6 +160,13 @@ def main():
         print(f"| API {what}, pools {pool_of('postgres')} + {writers} | {api_rps:.0f} | p50 {latency['50']}, p90 {latency['90']}, "
               f"p99 {latency['99']}; non-2xx: {non_2xx}; socket errors: {errors or 'none'} | {api_rps / db_tps:.0%} |")
         print(f"| pgbench, the same statements | {db_tps:.0f} | average {db_latency}, p99 {db_p99:.2f}ms | |")
+    plain_rps = wrk_figures(api_run)[0]
+    hooked_rps, latency, non_2xx, errors = wrk_figures(hooked_run)
+    print(f"| API transition, one endpoint subscribed to every event, a worker delivering | {hooked_rps:.0f} | "
+          f"p50 {latency['50']}, p90 {latency['90']}, p99 {latency['99']}; non-2xx: {non_2xx}; "
+          f"socket errors: {errors or 'none'} | {hooked_rps / plain_rps:.0%} of the run without an endpoint |")
+    print(f"\nWebhook delivery: {delivered} messages delivered ({receiver.count} received) in {delivery_seconds:.1f} s "
+          f"from the start of that run until drained: {delivered / delivery_seconds:.0f} per second")
     print(f"\nAPI peak RSS (VmHWM): {transitions_peak:.0f} MB after the transitions, {peak:.0f} MB after the reads")
 
 

@@ -5,6 +5,7 @@
 //! owner's people are told by email). Requests never go to a private address: the resolver drops
 //! them after DNS, and an address in the URL is checked the same way.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -137,9 +138,30 @@ impl WebhookSender {
         let dispatched = dispatch_events(&self.db, self.clock.now(), DISPATCH_BATCH).await?;
         let claimed = self.claim_due().await?;
         let attempts = claimed.len();
+        if claimed.is_empty() {
+            return Ok(SendReport { dispatched: dispatched.messages, attempts });
+        }
+        // The batch's endpoints and events, read once for all its messages.
+        let endpoints: HashMap<Uuid, webhook_endpoint::Model> = WebhookEndpoint::find()
+            .filter(webhook_endpoint::Column::Id.is_in(claimed.iter().map(|m| m.endpoint_id)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+        let events: HashMap<Uuid, webhook_event::Model> = WebhookEventRecord::find()
+            .filter(webhook_event::Column::Id.is_in(claimed.iter().map(|m| m.event_id)))
+            .all(&self.db)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+        let (endpoints, events) = (&endpoints, &events);
         futures::stream::iter(claimed)
             .for_each_concurrent(self.concurrency, |message| async move {
-                if let Err(error) = self.attempt(message).await {
+                let endpoint = endpoints.get(&message.endpoint_id).cloned();
+                let event = events.get(&message.event_id);
+                if let Err(error) = self.attempt(message, endpoint, event).await {
                     tracing::warn!(error = ?error, "a webhook attempt could not be recorded; its lease will expire");
                 }
             })
@@ -186,15 +208,18 @@ impl WebhookSender {
             .await?)
     }
 
-    /// One attempt of `message`, recorded.
-    async fn attempt(&self, message: webhook_message::Model) -> Result<(), WorkerError> {
-        let endpoint = WebhookEndpoint::find_by_id(message.endpoint_id).one(&self.db).await?;
-        let event = WebhookEventRecord::find_by_id(message.event_id).one(&self.db).await?;
+    /// One attempt of `message` to `endpoint` with `event` (either gone: the message fails), recorded.
+    async fn attempt(
+        &self,
+        message: webhook_message::Model,
+        endpoint: Option<webhook_endpoint::Model>,
+        event: Option<&webhook_event::Model>,
+    ) -> Result<(), WorkerError> {
         let (Some(endpoint), Some(event)) = (endpoint.filter(|e| e.enabled), event) else {
             return self.give_up(&message, "the endpoint is disabled or deleted").await;
         };
         let now = self.clock.now();
-        let body = match payload(&event) {
+        let body = match payload(event) {
             Ok(body) => body,
             Err(error) => return self.give_up(&message, &format!("the event cannot be read: {error}")).await,
         };
