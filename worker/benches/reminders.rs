@@ -182,8 +182,10 @@ async fn run(backend: &'static str, url: String, total: usize, due: usize) -> an
     let seed_seconds = started.elapsed().as_secs_f64();
     let plan = query_plan(&db).await?;
 
-    // Noon in UTC (the bodies' zone): the day's reminders are due; the day before's noon, none.
-    let now = Utc::now().date_naive().and_hms_opt(12, 0, 0).expect("noon").and_utc();
+    // Now, in UTC (the bodies' zone): the day's reminders are due; a day earlier, none. Not a
+    // fixed hour: the worker sends on the system clock, and emails claimed for a later hour than
+    // the run's (noon, in a morning run) would wait for it.
+    let now = Utc::now();
     let yesterday = now.checked_sub_days(Days::new(1)).expect("date");
     let mut idle = Vec::new();
     for _ in 0..20 {
