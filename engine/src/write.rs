@@ -20,7 +20,7 @@ use crate::error::EngineError;
 use crate::history::{HistoryRecord, record_history};
 use crate::idempotency::{Claim, StoredResponse};
 use crate::store::{begin_write, lock_engagement};
-use crate::webhooks::outbox::{append, lock_for_events};
+use crate::webhooks::outbox::{append, append_numbered};
 
 /// What a write is done to, as far as its authorization needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,10 +218,11 @@ impl Write {
     /// same transaction: once the write is there, so is the answer its retries get.
     pub async fn commit(self, response: Option<&StoredResponse>) -> Result<(), EngineError> {
         for event in &self.events {
-            if self.locked != Some(event.engagement_id) {
-                lock_for_events(&self.txn, event.engagement_id).await?;
+            if self.locked == Some(event.engagement_id) {
+                append(&self.txn, event, self.now).await?;
+            } else {
+                append_numbered(&self.txn, event, self.now).await?;
             }
-            append(&self.txn, event, self.now).await?;
         }
         if let (Some(claim), Some(response)) = (&self.claim, response) {
             claim.store(&self.txn, response).await?;

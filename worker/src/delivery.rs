@@ -16,7 +16,8 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use engine::store::begin_write;
-use engine::webhooks::outbox::append_about_email;
+use engine::webhooks::data::{event_of, reminder_data};
+use engine::webhooks::outbox::{append_about_email, append_numbered};
 use entities::domain::webhooks::WebhookEventType;
 
 use crate::error::WorkerError;
@@ -89,8 +90,8 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
     let Some(notification) = claimed.into_iter().next() else {
         return Ok(DeliveryOutcome::NothingToDo);
     };
-    let messages = match prepare(context, &notification, now).await {
-        Ok(Prepared::Messages(messages)) => messages,
+    let (messages, about) = match prepare(context, &notification, now).await {
+        Ok(Prepared::Messages(messages, about)) => (messages, about),
         Ok(Prepared::Done(outcome)) => return Ok(outcome),
         Err(error) => {
             // Nothing was sent: hand the claim back so the next scan queues it again at once.
@@ -146,7 +147,7 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
     // if it still fails, the lease ends and the last email may go out once more (same Message-ID).
     let mut tries = 0;
     loop {
-        match record_outcome(context, notification.clone(), sent.clone(), (&order, sent_to), now).await {
+        match record_outcome(context, notification.clone(), sent.clone(), (&order, sent_to), &about, now).await {
             Ok(outcome) => return Ok(outcome),
             Err(error) if tries < 3 => {
                 tries += 1;
@@ -184,10 +185,16 @@ async fn record_progress<'a>(
     }
 }
 
+/// What an email is about, as read to compose it: what its webhook event tells.
+struct About {
+    engagement: engagement::Model,
+    deadline: deadline::Model,
+}
+
 /// What a claimed notification comes to before sending.
 enum Prepared {
     /// The emails to send: one per recipient, in the order of the recipients.
-    Messages(Vec<Message>),
+    Messages(Vec<Message>, Box<About>),
     /// Nothing to send; the outcome is recorded.
     Done(DeliveryOutcome),
 }
@@ -204,7 +211,7 @@ async fn prepare(
         return Ok(Prepared::Done(DeliveryOutcome::Cancelled));
     };
     match compose(context, notification, &deadline, now).await? {
-        Ok(messages) => Ok(Prepared::Messages(messages)),
+        Ok((messages, engagement)) => Ok(Prepared::Messages(messages, Box::new(About { engagement, deadline }))),
         Err(problem) => {
             tracing::error!(%problem, "notification cannot be composed");
             record(&context.db, notification, NotificationStatus::Failed, Some(problem), now).await?;
@@ -220,6 +227,7 @@ async fn record_outcome(
     notification: notification::Model,
     sent: Result<(), MailError>,
     (order, sent_to): (&serde_json::Value, usize),
+    about: &About,
     now: DateTime<Utc>,
 ) -> Result<DeliveryOutcome, WorkerError> {
     let sent_to = i32::try_from(sent_to).unwrap_or(i32::MAX);
@@ -275,7 +283,8 @@ async fn record_outcome(
         _ => None,
     };
     if let Some((event_type, error)) = told {
-        append_about_email(&txn, event_type, &notification, error, now).await?;
+        let told = reminder_data(&about.deadline, &notification, error);
+        append_numbered(&txn, &event_of(event_type, &about.engagement, told), now).await?;
     }
     txn.commit().await?;
     Ok(outcome)
@@ -423,7 +432,7 @@ async fn compose(
     notification: &notification::Model,
     deadline: &deadline::Model,
     now: DateTime<Utc>,
-) -> Result<Result<Vec<Message>, String>, WorkerError> {
+) -> Result<Result<(Vec<Message>, engagement::Model), String>, WorkerError> {
     let engagement = Engagement::find_by_id(deadline.engagement_id).one(&context.db).await?;
     let Some(engagement) = engagement else { return Ok(Err("the engagement no longer exists".into())) };
     let organization = Organization::find_by_id(engagement.organization_id).one(&context.db).await?;
@@ -495,7 +504,7 @@ async fn compose(
             Err(error) => return Ok(Err(format!("the email cannot be built: {error}"))),
         }
     }
-    Ok(Ok(messages))
+    Ok(Ok((messages, engagement)))
 }
 
 /// Shared delivery context for jobs.

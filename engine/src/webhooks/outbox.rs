@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use entities::domain::webhooks::{WebhookEvent, WebhookEventType};
 use entities::orm::{engagement, notification, prelude::*, webhook_event};
 use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::error::EngineError;
@@ -53,6 +53,26 @@ pub async fn append(txn: &impl ConnectionTrait, event: &WebhookEvent, now: DateT
 /// (a worker's write). On SQLite the write transaction holds the only write lock already.
 pub async fn lock_for_events(txn: &impl ConnectionTrait, id: Uuid) -> Result<Option<engagement::Model>, EngineError> {
     Ok(Engagement::find().filter(engagement::Column::Id.eq(id)).lock_exclusive().one(txn).await?)
+}
+
+/// Appends `event` in `txn`, a write that has not locked its engagement: on PostgreSQL the
+/// engagement is locked first (its id only) for the numbering; on SQLite the write transaction
+/// holds the one write lock already, and nothing more is read.
+pub async fn append_numbered(
+    txn: &impl ConnectionTrait,
+    event: &WebhookEvent,
+    now: DateTime<Utc>,
+) -> Result<(), EngineError> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        Engagement::find_by_id(event.engagement_id)
+            .select_only()
+            .column(engagement::Column::Id)
+            .lock_exclusive()
+            .into_tuple::<Uuid>()
+            .one(txn)
+            .await?;
+    }
+    append(txn, event, now).await
 }
 
 /// Tells `event_type` of the email `notification` (a reminder or an escalation that went out, or
