@@ -39,6 +39,7 @@ mod suspension;
 mod tokens;
 mod traces;
 mod transfer;
+mod webhook_workers;
 mod webhooks;
 mod worker_crash;
 mod worker_scale;

@@ -3,6 +3,7 @@
 //! `standardwebhooks` crate, not our signer).
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
@@ -21,22 +22,22 @@ const LOOPBACK: &[(&str, &str)] = &[("WEBHOOK_ALLOW_LOOPBACK", "true")];
 
 /// One request the receiver got.
 #[derive(Debug, Clone)]
-struct Received {
+pub struct Received {
     headers: http::HeaderMap,
     body: Vec<u8>,
 }
 
 impl Received {
-    fn json(&self) -> Value {
+    pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
 
-    fn id(&self) -> String {
+    pub fn id(&self) -> String {
         self.headers["webhook-id"].to_str().unwrap().to_owned()
     }
 
     /// Verified with `secret` by the independent implementation.
-    fn verifies_with(&self, secret: &str) -> bool {
+    pub fn verifies_with(&self, secret: &str) -> bool {
         standardwebhooks::Webhook::new(secret).unwrap().verify(&self.body, &self.headers).is_ok()
     }
 }
@@ -46,14 +47,16 @@ type Script = VecDeque<(u16, Option<&'static str>)>;
 
 /// A real HTTP server on 127.0.0.1 that records what it gets and answers as scripted (then 200).
 #[derive(Clone, Default)]
-struct Receiver {
+pub struct Receiver {
     received: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<Script>>,
+    /// How long it takes to answer, in milliseconds.
+    delay_ms: Arc<AtomicU64>,
 }
 
 impl Receiver {
     /// Starts on `port` (0: any).
-    fn start_on(port: u16) -> (Self, u16) {
+    pub fn start_on(port: u16) -> (Self, u16) {
         let receiver = Receiver::default();
         let state = receiver.clone();
         let server = HttpServer::new(move || {
@@ -69,6 +72,10 @@ impl Receiver {
                         );
                     }
                     state.received.lock().unwrap().push(Received { headers, body: body.to_vec() });
+                    let delay = state.delay_ms.load(Ordering::SeqCst);
+                    if delay > 0 {
+                        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                    }
                     let (status, retry_after) = state.script.lock().unwrap().pop_front().unwrap_or((200, None));
                     let mut answer = HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap());
                     if let Some(after) = retry_after {
@@ -86,11 +93,21 @@ impl Receiver {
         (receiver, port)
     }
 
-    fn answer(&self, status: u16, retry_after: Option<&'static str>) {
+    pub fn answer(&self, status: u16, retry_after: Option<&'static str>) {
         self.script.lock().unwrap().push_back((status, retry_after));
     }
 
-    fn received(&self) -> Vec<Received> {
+    /// Answers 200 from now on (the scripted answers not given yet are dropped).
+    pub fn recover(&self) {
+        self.script.lock().unwrap().clear();
+    }
+
+    /// Answers each request `ms` milliseconds after it arrives (its body is recorded at once).
+    pub fn slow_down(&self, ms: u64) {
+        self.delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 }
@@ -100,7 +117,7 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-async fn register(app: &TestApp, organization: &str, port: u16, types: &[&str]) -> (String, String) {
+pub async fn register(app: &TestApp, organization: &str, port: u16, types: &[&str]) -> (String, String) {
     let body = json!({
         "url": format!("http://127.0.0.1:{port}/hooks"),
         "description": "test receiver",
@@ -435,3 +452,118 @@ async fn each_reminder_and_escalation_sent_is_told_once(backend: Backend) {
     assert!(told["data"]["reminder"]["recipients"].as_i64().unwrap() >= 1);
 }
 on_both_databases!(each_reminder_and_escalation_sent_is_told_once);
+
+async fn the_clock_the_mail_server_and_a_cancellation_tell_their_events_once(backend: Backend) {
+    // Arrange: a certificate expiring on 2029-02-18, a mail server refusing every recipient (each
+    // email has one try), and an endpoint for what the clock, the mail server and a cancellation do.
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let smtp = SmtpSink::start();
+    smtp.reject(true);
+    let engagement = app.certified_engagement().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let (receiver, port) = Receiver::start_on(0);
+    let types = ["certificate.expired", "certificate.cancelled", "notification.failed"];
+    let (_, secret) = register(&app, &organization, port, &types).await;
+    let worker = app.spawn_worker_with(smtp.port, &[LOOPBACK[0], ("DELIVERY_MAX_ATTEMPTS", "1")]).await;
+
+    // Act: the expiry day's emails fail; the day after, the clock expires the certificate.
+    let expiry = chrono::NaiveDate::from_ymd_opt(2029, 2, 18).unwrap();
+    app.set_today(expiry);
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+    app.set_today(expiry.succ_opt().unwrap());
+    worker.tick().await;
+    worker.tick().await;
+    app.wait_for_deliveries(&engagement).await;
+    assert_eq!(app.engagement(&engagement).await.expect(200).str("state"), "expired");
+    // Recertified within six months, then the client cancels before the decision.
+    let first = chrono::NaiveDate::from_ymd_opt(2029, 3, 1).unwrap();
+    let audit = app.create_audit(&engagement, "recertification", first, first.succ_opt().unwrap()).await;
+    app.set_today(chrono::NaiveDate::from_ymd_opt(2029, 3, 10).unwrap());
+    let restore = json!({ "event": "restore_after_expiry", "audit_id": audit, "reason": "recertification audit done" });
+    app.fire(&engagement, restore).await.expect(200);
+    app.fire(&engagement, json!({ "event": "cancel", "reason": "the client stops its ISMS" })).await.expect(200);
+
+    // Assert: one event per change, each verified.
+    let db = app.db().await;
+    let failed =
+        entities::orm::notification::Column::Status.eq(entities::domain::reminders::NotificationStatus::Failed);
+    let failures = Notification::find().filter(failed).count(&db).await.unwrap() as usize;
+    assert!(failures >= 1, "the refused emails failed");
+    let of = |kind: &str| receiver.received().iter().filter(|r| r.json()["type"] == kind).count();
+    wait_at_most(60, "the events arrive", || async {
+        of("certificate.expired") + of("certificate.cancelled") + of("notification.failed") >= 2 + failures
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!((of("certificate.expired"), of("certificate.cancelled")), (1, 1), "once each");
+    assert_eq!(of("notification.failed"), failures, "one per failed email");
+    assert!(receiver.received().iter().all(|r| r.verifies_with(&secret)));
+    let told = |kind: &str| receiver.received().iter().map(Received::json).find(|m| m["type"] == kind).unwrap();
+    assert_eq!(told("certificate.expired")["data"]["certificate"]["status"], "expired");
+    assert_eq!(told("certificate.cancelled")["data"]["certificate"]["status"], "cancelled");
+    let failure = told("notification.failed");
+    assert_eq!(failure["data"]["engagement_id"], engagement.as_str());
+    assert!(failure["data"]["reminder"]["error"].as_str().unwrap_or_default().contains("550"), "{failure}");
+}
+on_both_databases!(the_clock_the_mail_server_and_a_cancellation_tell_their_events_once);
+
+async fn an_endpoint_failing_for_five_days_is_disabled_its_owner_told_and_its_messages_replayed(backend: Backend) {
+    // Arrange: an endpoint whose receiver answers 500 to everything.
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let smtp = SmtpSink::start();
+    let _worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let (receiver, port) = Receiver::start_on(0);
+    for _ in 0..20 {
+        receiver.answer(500, None);
+    }
+    let (endpoint, secret) = register(&app, &organization, port, &["finding.recorded"]).await;
+    let path = format!("/api/v1/webhook-endpoints/{endpoint}");
+
+    // Act: a finding whose message fails, tried again after a day, then after five.
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    app.record_finding(&engagement, &audit, "ofi", "A.5.1").await;
+    wait_at_most(30, "the first attempt", || async { attempts_of(&app, &endpoint).await.len() == 1 }).await;
+    let start = app.clock.now();
+    app.set_now(start + Duration::days(1));
+    app.record_finding(&engagement, &audit, "ofi", "A.5.2").await;
+    wait_at_most(30, "the day after's attempts", || async { attempts_of(&app, &endpoint).await.len() == 3 }).await;
+    assert_eq!(app.get(&path).await.body["enabled"], true, "a day of failures is not five");
+    assert!(smtp.received().is_empty());
+    app.set_now(start + Duration::days(5) + Duration::minutes(1));
+
+    // Assert: the next failing attempt disables it, and its owner is told by email.
+    wait_at_most(30, "the endpoint is disabled", || async { app.get(&path).await.body["enabled"] == false }).await;
+    let disabled = app.get(&path).await;
+    assert!(disabled.str("disabled_reason").contains("every attempt failed since"), "{}", disabled.body);
+    wait_at_most(30, "the owner's email", || async { !smtp.received().is_empty() }).await;
+    let email = &smtp.received()[0];
+    assert!(email.subject().contains("disabled"), "{}", email.subject());
+    assert!(email.data.contains(&endpoint), "the email names the endpoint");
+    let messages = app.get(&format!("{path}/messages?status=failed")).await.expect(200);
+    assert_eq!(messages.body["items"].as_array().unwrap().len(), 2, "what it had not delivered waits, failed");
+    let received = receiver.received().len();
+    receiver.recover();
+
+    // Enabled again and replayed, the two findings arrive (once each), signed as before.
+    let url = format!("http://127.0.0.1:{port}/hooks");
+    let enable = json!({ "url": url, "event_types": ["finding.recorded"], "enabled": true });
+    app.put(&path, &enable).await.expect(200);
+    let since = (start - Duration::hours(1)).to_rfc3339();
+    app.post(&format!("{path}/replay"), &json!({ "since": since })).await.expect(202);
+    wait_at_most(30, "the replayed messages arrive", || async { receiver.received().len() == received + 2 }).await;
+    let delivered = format!("{path}/messages?status=delivered");
+    wait_at_most(30, "both are recorded delivered", || async {
+        app.get(&delivered).await.expect(200).body["items"].as_array().unwrap().len() == 2
+    })
+    .await;
+    assert!(receiver.received()[received..].iter().all(|r| r.verifies_with(&secret)));
+    let references: HashSet<String> = receiver.received()[received..]
+        .iter()
+        .map(|r| r.json()["data"]["finding"]["reference"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(references, HashSet::from(["A.5.1".to_owned(), "A.5.2".to_owned()]));
+}
+on_both_databases!(an_endpoint_failing_for_five_days_is_disabled_its_owner_told_and_its_messages_replayed);
