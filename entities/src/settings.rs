@@ -85,6 +85,9 @@ pub struct Settings {
     /// `WEBHOOK_LEASE_SECONDS`: how long an attempt holds a message before another worker may
     /// take it over (more than the 15 s an attempt may last).
     pub webhook_lease_seconds: u32,
+    /// `WEBHOOK_RETENTION_DAYS`: how long a delivered (or failed and not replayed) webhook
+    /// message, its attempts and its event are kept.
+    pub webhook_retention_days: u32,
     /// `WEBHOOK_ALLOW_LOOPBACK`: endpoints on loopback addresses (and `http://` to them) are
     /// accepted and sent to: local development and tests only.
     pub webhook_allow_loopback: bool,
@@ -297,6 +300,7 @@ impl Settings {
             delivery_concurrency: parse_number(&get, "DELIVERY_CONCURRENCY", 64)?,
             webhook_concurrency: parse_number(&get, "WEBHOOK_CONCURRENCY", 16)?,
             webhook_lease_seconds: parse_number(&get, "WEBHOOK_LEASE_SECONDS", 60)?,
+            webhook_retention_days: parse_number(&get, "WEBHOOK_RETENTION_DAYS", 30)?,
             webhook_allow_loopback: match get("WEBHOOK_ALLOW_LOOPBACK").as_deref() {
                 None | Some("false") => false,
                 Some("true") => true,

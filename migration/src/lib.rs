@@ -18,6 +18,7 @@ mod m20261201_000013_create_people_and_sessions;
 mod m20261201_000014_deadlines_by_certification_body;
 mod m20261201_000015_audits_and_notifications_by_certification_body;
 mod m20261201_000016_create_webhooks;
+mod m20261201_000017_webhook_messages_by_event;
 
 /// Every migration, in order. An applied migration is never edited: add a new one.
 pub struct Migrator;
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000014_deadlines_by_certification_body::Migration),
             Box::new(m20261201_000015_audits_and_notifications_by_certification_body::Migration),
             Box::new(m20261201_000016_create_webhooks::Migration),
+            Box::new(m20261201_000017_webhook_messages_by_event::Migration),
         ]
     }
 }

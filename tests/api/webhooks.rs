@@ -567,3 +567,70 @@ async fn an_endpoint_failing_for_five_days_is_disabled_its_owner_told_and_its_me
     assert_eq!(references, HashSet::from(["A.5.1".to_owned(), "A.5.2".to_owned()]));
 }
 on_both_databases!(an_endpoint_failing_for_five_days_is_disabled_its_owner_told_and_its_messages_replayed);
+
+async fn what_ended_is_purged_after_the_retention_and_what_waits_is_kept(backend: Backend) {
+    // Arrange: a finding told to two endpoints, one delivered, one whose receiver is down.
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let smtp = SmtpSink::start();
+    let worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let (receiver, port) = Receiver::start_on(0);
+    let (delivered, _) = register(&app, &organization, port, &["finding.recorded"]).await;
+    let (waiting, _) = register(&app, &organization, free_port(), &["finding.recorded"]).await;
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    app.record_finding(&engagement, &audit, "ofi", "A.5.1").await;
+    wait_at_most(30, "one delivered, one tried", || async {
+        receiver.received().len() == 1
+            && attempts_of(&app, &delivered).await.len() == 1
+            && attempts_of(&app, &waiting).await.len() == 1
+    })
+    .await;
+    let messages = |endpoint: &str| {
+        let path = format!("/api/v1/webhook-endpoints/{endpoint}/messages");
+        let app = &app;
+        async move { app.get(&path).await.expect(200).body["items"].as_array().unwrap().clone() }
+    };
+    let start = app.clock.now();
+    let events = events_of(&app, &engagement).await;
+    assert!(events > 1, "the engagement's earlier transitions are in the outbox too");
+
+    // Act: 31 days later (the retention is 30), the scan purges.
+    let db = app.db().await;
+    let status_of = |id: &str| {
+        let db = &db;
+        let id = id.to_owned();
+        async move {
+            WebhookMessage::find()
+                .filter(webhook_message::Column::EndpointId.eq(Uuid::parse_str(&id).unwrap()))
+                .one(db)
+                .await
+                .unwrap()
+                .map(|m| m.status)
+        }
+    };
+    app.set_now(start + Duration::days(31));
+    // (The waiting message is due again meanwhile: its attempt fails and, five days past its first
+    // failure, disables its endpoint; the message ends failed now, so it is kept another 30 days.)
+    wait_at_most(30, "the waiting message ends", || async {
+        status_of(&waiting).await == Some(WebhookMessageStatus::Failed)
+    })
+    .await;
+    let first = worker.tick().await.webhooks_purged;
+
+    // Assert: the delivered message and its attempt are gone, and the events nobody waits for; the
+    // failed message and its event are kept until they too are 30 days old.
+    assert_eq!(first.messages, 1, "{first:?}");
+    assert_eq!(first.events as u64, events - 1, "{first:?}");
+    assert!(messages(&delivered).await.is_empty());
+    assert!(attempts_of(&app, &delivered).await.is_empty(), "its attempts went with it");
+    assert_eq!(messages(&waiting).await.len(), 1, "the failed message waits for a replay");
+    assert_eq!(events_of(&app, &engagement).await, 1, "its event is kept with it");
+    app.set_now(start + Duration::days(62));
+    let second = worker.tick().await.webhooks_purged;
+    assert_eq!((second.messages, second.events), (1, 1), "{second:?}");
+    assert!(messages(&waiting).await.is_empty());
+    assert_eq!(events_of(&app, &engagement).await, 0);
+    assert_eq!(worker.tick().await.webhooks_purged.messages, 0, "nothing twice");
+}
+on_both_databases!(what_ended_is_purged_after_the_retention_and_what_waits_is_kept);

@@ -75,7 +75,8 @@ impl ReminderWorker {
         let requeue_after = chrono::Duration::seconds(2 * i64::from(settings.delivery_lease_seconds));
         let batch = u64::from(settings.scan_batch_size);
         let engine = Engine::new(db.clone(), db, clock);
-        let ticker = Arc::new(Ticker { engine, batch, queue: queue.clone(), requeue_after });
+        let webhook_retention = chrono::Duration::days(i64::from(settings.webhook_retention_days));
+        let ticker = Arc::new(Ticker { engine, batch, webhook_retention, queue: queue.clone(), requeue_after });
         let concurrency = usize::try_from(settings.delivery_concurrency).unwrap_or(1);
         let grace = Duration::from_secs(settings.shutdown_grace_seconds.into());
         Ok(Self { ticker, delivery, queue, schedule, concurrency, grace, webhooks })

@@ -113,7 +113,7 @@ pub async fn dispatch_events(
     let made = messages.len();
     // A few hundred rows a statement keeps under SQLite's bound-parameter limit.
     for chunk in messages.chunks(200) {
-        let conflict = OnConflict::columns([webhook_message::Column::EndpointId, webhook_message::Column::EventId])
+        let conflict = OnConflict::columns([webhook_message::Column::EventId, webhook_message::Column::EndpointId])
             .do_nothing()
             .to_owned();
         WebhookMessage::insert_many(chunk.to_vec()).on_conflict(conflict).exec_without_returning(&txn).await?;

@@ -5,3 +5,4 @@ pub mod data;
 pub mod dispatch;
 pub mod endpoints;
 pub mod outbox;
+pub mod retention;

@@ -9,6 +9,7 @@ use apalis_cron::Tick;
 use chrono::{DateTime, Utc};
 use engine::Engine;
 use engine::clock_events::fire_clock_events;
+use engine::webhooks::retention::{PurgedWebhooks, purge_old_webhooks};
 use entities::domain::reminders::NotificationStatus;
 use entities::orm::{notification, prelude::*};
 use sea_orm::sea_query::{Condition, Expr};
@@ -37,6 +38,8 @@ pub struct TickReport {
     pub keys_purged: usize,
     /// Token revocations that cover no live token any more, forgotten.
     pub revocations_purged: u64,
+    /// Webhook messages and events past their retention, deleted.
+    pub webhooks_purged: PurgedWebhooks,
 }
 
 /// Runs the scan and queues the emails it claimed.
@@ -45,6 +48,8 @@ pub struct Ticker {
     /// The database, the clock, and the rules the events the clock fires follow.
     pub(crate) engine: Engine,
     pub(crate) batch: u64,
+    /// How long ended webhook messages and their events are kept.
+    pub(crate) webhook_retention: chrono::Duration,
     pub(crate) queue: EmailQueue,
     /// A queued email whose job has not run for this long is queued again (its job was lost
     /// with a killed worker): two leases. A repeated job finds the email claimed and does nothing.
@@ -89,6 +94,8 @@ impl Ticker {
         let keys_purged = purge_expired_keys(&self.engine, now, self.batch, 10).await?;
         // Tokens run on the wall clock, not the engine's.
         let revocations_purged = self.engine.purge_spent_revocations(Utc::now()).await?;
+        let webhooks_purged =
+            purge_old_webhooks(&self.engine.writer, now, self.webhook_retention, self.batch, 10).await?;
         Ok(TickReport {
             scan,
             queued,
@@ -97,6 +104,7 @@ impl Ticker {
             withdrawn: clock.withdrawn.len(),
             keys_purged,
             revocations_purged,
+            webhooks_purged,
         })
     }
 

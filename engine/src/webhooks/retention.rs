@@ -1,0 +1,97 @@
+//! How long the delivery log is kept: a message that reached its end (delivered, or failed and not
+//! replayed) is deleted with its attempts once it has neither changed nor been due for the
+//! retention; an event is deleted once it was dispatched that long ago and no message of it is
+//! left. Pending messages and their events are never purged. Each read walks an index from its
+//! oldest end (messages by status and due time, events by dispatch time).
+
+use chrono::{DateTime, Utc};
+use entities::domain::webhooks::WebhookMessageStatus;
+use entities::orm::{prelude::*, webhook_event, webhook_message};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use uuid::Uuid;
+
+use crate::error::EngineError;
+
+/// What one purge deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgedWebhooks {
+    /// Messages (their attempts went with them).
+    pub messages: usize,
+    /// Events.
+    pub events: usize,
+}
+
+/// Deletes, `batch` rows a statement and at most `rounds` statements of each kind, the messages
+/// and events older than `retention` at `now`.
+pub async fn purge_old_webhooks<C: ConnectionTrait>(
+    db: &C,
+    now: DateTime<Utc>,
+    retention: chrono::Duration,
+    batch: u64,
+    rounds: usize,
+) -> Result<PurgedWebhooks, EngineError> {
+    let cutoff = now - retention;
+    let mut purged = PurgedWebhooks::default();
+    use webhook_message::Column as M;
+    let ended = || {
+        M::Status
+            .is_in([WebhookMessageStatus::Delivered, WebhookMessageStatus::Failed])
+            .and(M::NextAttemptAt.lt(cutoff))
+            .and(M::UpdatedAt.lt(cutoff))
+    };
+    for _ in 0..rounds {
+        let ids: Vec<Uuid> = WebhookMessage::find()
+            .select_only()
+            .column(M::Id)
+            .filter(ended())
+            .order_by_asc(M::NextAttemptAt)
+            .limit(batch)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if ids.is_empty() {
+            break;
+        }
+        let found = ids.len();
+        // Checked again: a replay in between made it pending.
+        let deleted = WebhookMessage::delete_many().filter(M::Id.is_in(ids)).filter(ended()).exec(db).await?;
+        purged.messages += usize::try_from(deleted.rows_affected).unwrap_or(usize::MAX);
+        if (found as u64) < batch {
+            break;
+        }
+    }
+    use webhook_event::Column as E;
+    let unsent = || -> SimpleExpr {
+        Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(WebhookMessage)
+                .and_where(Expr::col((WebhookMessage, M::EventId)).equals((WebhookEventRecord, E::Id)))
+                .to_owned(),
+        )
+        .not()
+    };
+    for _ in 0..rounds {
+        let ids: Vec<Uuid> = WebhookEventRecord::find()
+            .select_only()
+            .column(E::Id)
+            .filter(E::DispatchedAt.lt(cutoff))
+            .filter(unsent())
+            .order_by_asc(E::DispatchedAt)
+            .limit(batch)
+            .into_tuple()
+            .all(db)
+            .await?;
+        if ids.is_empty() {
+            break;
+        }
+        let found = ids.len();
+        let deleted = WebhookEventRecord::delete_many().filter(E::Id.is_in(ids)).filter(unsent()).exec(db).await?;
+        purged.events += usize::try_from(deleted.rows_affected).unwrap_or(usize::MAX);
+        if (found as u64) < batch {
+            break;
+        }
+    }
+    Ok(purged)
+}
