@@ -5,7 +5,7 @@
 //! owner's people are told by email). Requests never go to a private address: the resolver drops
 //! them after DNS, and an address in the URL is checked the same way.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,12 +20,14 @@ use entities::domain::webhooks::{
     WebhookSecret, failed_too_long, may_send_to, message_id, next_retry, signature_header, verdict,
 };
 use entities::orm::{person, prelude::*, webhook_attempt, webhook_endpoint, webhook_event, webhook_message};
-use futures::StreamExt;
 use lettre::Message;
 use lettre::message::Mailbox;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockBehavior, LockType, Query};
+use sea_orm::sea_query::{
+    CommonTableExpression, Condition, Expr, ExprTrait, LockBehavior, LockType, Query, WithClause,
+};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use uuid::Uuid;
 
 use crate::error::WorkerError;
@@ -39,6 +41,8 @@ pub const RESPONSE_READ_LIMIT: usize = 64 * 1024;
 pub const RESPONSE_EXCERPT_LIMIT: usize = 1024;
 /// Events made into messages per pass.
 const DISPATCH_BATCH: u64 = 500;
+/// The most attempts recorded in one transaction.
+const RECORD_BATCH: usize = 256;
 /// How long an idle sender waits before it looks again.
 const IDLE: Duration = Duration::from_millis(200);
 
@@ -61,15 +65,6 @@ pub struct WebhookSender {
     pub mailer: Arc<Mailer>,
     /// The sender of those emails.
     pub from: Mailbox,
-}
-
-/// What one pass did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SendReport {
-    /// Events made into messages.
-    pub dispatched: usize,
-    /// Attempts made.
-    pub attempts: usize,
 }
 
 /// Resolves names as the system does, keeping only the addresses webhooks may go to: the check is
@@ -111,35 +106,62 @@ pub fn http_client(allow_loopback: bool) -> reqwest::Client {
 }
 
 impl WebhookSender {
-    /// Sends until `stop` says so, then lets the attempts in hand finish.
+    /// Sends until `stop` says so, then lets the attempts in hand finish and be recorded.
+    ///
+    /// At most `concurrency` messages are held at once (claimed, sent, not yet recorded): a slot
+    /// frees when its attempt is recorded. Attempts are recorded as they end, by one recorder that
+    /// takes every attempt ended meanwhile into one transaction (one commit for many, on
+    /// SQLite one hold of the write lock the API's writes share). A slow endpoint holds only its
+    /// own slots: the others keep sending.
     pub async fn run(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let sender = Arc::new(self);
+        let slots = Arc::new(Semaphore::new(sender.concurrency));
+        let (made, to_record) = mpsc::unbounded_channel::<Made>();
+        let recorder = tokio::spawn(sender.clone().record_as_they_end(to_record));
         loop {
             if *stop.borrow() {
-                return;
+                break;
             }
-            let report = match self.pass().await {
-                Ok(report) => report,
+            let first = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.expect("the slots are never closed"),
+                _ = stop.changed() => break,
+            };
+            let mut free = vec![first];
+            while let Ok(slot) = slots.clone().try_acquire_owned() {
+                free.push(slot);
+            }
+            let started = match sender.start_attempts(free, &made).await {
+                Ok(started) => started,
                 Err(error) => {
                     tracing::warn!(error = ?error, "a webhook pass failed; the next one retries");
-                    SendReport::default()
+                    0
                 }
             };
-            if report == SendReport::default() {
+            if started == 0 {
                 tokio::select! {
                     _ = tokio::time::sleep(IDLE) => {}
                     _ = stop.changed() => {}
                 }
             }
         }
+        // Every slot back: each attempt in hand has ended and been recorded.
+        let all = u32::try_from(sender.concurrency).unwrap_or(u32::MAX);
+        let _every_slot = slots.acquire_many(all).await;
+        drop(made);
+        let _ = recorder.await;
     }
 
-    /// One pass: the outbox's new events made into messages, then the due messages sent.
-    pub async fn pass(&self) -> Result<SendReport, WorkerError> {
-        let dispatched = dispatch_events(&self.db, self.clock.now(), DISPATCH_BATCH).await?;
-        let claimed = self.claim_due().await?;
-        let attempts = claimed.len();
+    /// The outbox's new events made into messages, then as many due messages claimed as there
+    /// are `free` slots, each sent in a task of its own holding its slot. Returns how many.
+    async fn start_attempts(
+        self: &Arc<Self>,
+        mut free: Vec<OwnedSemaphorePermit>,
+        made: &mpsc::UnboundedSender<Made>,
+    ) -> Result<usize, WorkerError> {
+        dispatch_events(&self.db, self.clock.now(), DISPATCH_BATCH).await?;
+        let claimed = self.claim_due(free.len()).await?;
         if claimed.is_empty() {
-            return Ok(SendReport { dispatched: dispatched.messages, attempts });
+            return Ok(0);
         }
         // The batch's endpoints and events, read once for all its messages.
         let endpoints: HashMap<Uuid, webhook_endpoint::Model> = WebhookEndpoint::find()
@@ -156,27 +178,40 @@ impl WebhookSender {
             .into_iter()
             .map(|e| (e.id, e))
             .collect();
-        let (endpoints, events) = (&endpoints, &events);
-        futures::stream::iter(claimed)
-            .for_each_concurrent(self.concurrency, |message| async move {
-                let endpoint = endpoints.get(&message.endpoint_id).cloned();
-                let event = events.get(&message.event_id);
-                if let Err(error) = self.attempt(message, endpoint, event).await {
-                    tracing::warn!(error = ?error, "a webhook attempt could not be recorded; its lease will expire");
+        let started = claimed.len();
+        for message in claimed {
+            let slot = free.pop().expect("no more claimed than free slots");
+            let endpoint = endpoints.get(&message.endpoint_id).cloned();
+            let event = events.get(&message.event_id).cloned();
+            let sender = self.clone();
+            let made = made.clone();
+            tokio::spawn(async move {
+                match sender.attempt(message, endpoint, event).await {
+                    Ok(Some(attempt)) => {
+                        // The recorder ends only after every slot is back: it is there.
+                        let _ = made.send(Made { attempt, _slot: slot });
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        tracing::warn!(error = ?error, "a webhook message could not be given up; its lease will expire");
+                    }
                 }
-            })
-            .await;
-        Ok(SendReport { dispatched: dispatched.messages, attempts })
+            });
+        }
+        Ok(started)
     }
 
-    /// Claims the due messages (pending and due, or held by a lease that ended), as many as are
-    /// sent at once, each counting an attempt.
-    async fn claim_due(&self) -> Result<Vec<webhook_message::Model>, WorkerError> {
+    /// Claims at most `limit` due messages (pending and due, or held by a lease that ended), each
+    /// counting an attempt.
+    async fn claim_due(&self, limit: usize) -> Result<Vec<webhook_message::Model>, WorkerError> {
         use webhook_message::Column as C;
         let now = self.clock.now();
+        // A lease measures how long an attempt has really taken: the wall clock's, not the
+        // engine's (which tests move by days while an attempt is in flight).
+        let wall = Utc::now();
         let due = Condition::any()
             .add(C::Status.eq(WebhookMessageStatus::Pending).and(C::NextAttemptAt.lte(now)))
-            .add(C::Status.eq(WebhookMessageStatus::Sending).and(C::LeaseUntil.lt(now)));
+            .add(C::Status.eq(WebhookMessageStatus::Sending).and(C::LeaseUntil.lt(wall)));
         // Nothing due costs one indexed read, not a write (on SQLite, the API's one write lock).
         let any_due: Option<Uuid> = WebhookMessage::find()
             .select_only()
@@ -189,39 +224,49 @@ impl WebhookSender {
         if any_due.is_none() {
             return Ok(Vec::new());
         }
-        let limit = u64::try_from(self.concurrency).unwrap_or(16);
-        let ids = Query::select()
+        // The due rows are chosen once (a materialized CTE), then updated: an `IN (SELECT … LIMIT
+        // … SKIP LOCKED)` subquery may be run again by PostgreSQL's plan, each run skipping
+        // different rows, and claim more than the limit.
+        let due_ids = Query::select()
             .column(C::Id)
             .from(WebhookMessage)
-            .cond_where(due.clone())
+            .cond_where(due)
             .order_by(C::NextAttemptAt, sea_orm::Order::Asc)
-            .limit(limit)
+            .limit(u64::try_from(limit).unwrap_or(16))
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .to_owned();
-        Ok(WebhookMessage::update_many()
-            .col_expr(C::Status, Expr::value(WebhookMessageStatus::Sending))
-            .col_expr(C::LeaseUntil, Expr::value(now + self.lease))
-            .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
-            .filter(C::Id.in_subquery(ids))
-            .filter(due)
-            .exec_with_returning(&self.db)
-            .await?)
+        let chosen = CommonTableExpression::new().query(due_ids).table_name("due").materialized(true).to_owned();
+        let claim = Query::update()
+            .table(WebhookMessage)
+            .value(C::Status, Expr::value(WebhookMessageStatus::Sending))
+            .value(C::LeaseUntil, Expr::value(wall + self.lease))
+            .value(C::Attempts, Expr::col(C::Attempts).add(1))
+            .and_where(C::Id.in_subquery(Query::select().column(C::Id).from("due").to_owned()))
+            .returning_all()
+            .to_owned();
+        let statement = self.db.get_database_backend().build(&WithClause::new().cte(chosen).to_owned().query(claim));
+        Ok(WebhookMessage::find().from_raw_sql(statement).all(&self.db).await?)
     }
 
-    /// One attempt of `message` to `endpoint` with `event` (either gone: the message fails), recorded.
+    /// One attempt of `message` to `endpoint` with `event`, to be recorded; `None` when either is
+    /// gone or the endpoint is disabled (the message is failed at once, without an attempt).
     async fn attempt(
         &self,
         message: webhook_message::Model,
         endpoint: Option<webhook_endpoint::Model>,
-        event: Option<&webhook_event::Model>,
-    ) -> Result<(), WorkerError> {
+        event: Option<webhook_event::Model>,
+    ) -> Result<Option<Attempt>, WorkerError> {
         let (Some(endpoint), Some(event)) = (endpoint.filter(|e| e.enabled), event) else {
-            return self.give_up(&message, "the endpoint is disabled or deleted").await;
+            self.give_up(&message, "the endpoint is disabled or deleted").await?;
+            return Ok(None);
         };
         let now = self.clock.now();
-        let body = match payload(event) {
+        let body = match payload(&event) {
             Ok(body) => body,
-            Err(error) => return self.give_up(&message, &format!("the event cannot be read: {error}")).await,
+            Err(error) => {
+                self.give_up(&message, &format!("the event cannot be read: {error}")).await?;
+                return Ok(None);
+            }
         };
         let mut secrets = Vec::new();
         for (secret, until) in
@@ -240,8 +285,8 @@ impl WebhookSender {
         let signature = signature_header(&secrets.iter().collect::<Vec<_>>(), &id, timestamp, &body);
         let started = Instant::now();
         let answer = self.send(&endpoint.url, &id, timestamp, &signature, body).await;
-        let latency = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-        self.record(message, endpoint, answer, latency).await
+        let latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+        Ok(Some(Attempt { message, endpoint, answer, latency_ms }))
     }
 
     /// Posts `body`; `Err` with why when no answer came.
@@ -284,114 +329,161 @@ impl WebhookSender {
         Ok(Answer { status, retry_after, excerpt })
     }
 
-    /// Records the attempt, the message's next step and the endpoint's health, in one transaction
-    /// (and only while the attempt still holds the message).
-    async fn record(
-        &self,
-        message: webhook_message::Model,
-        endpoint: webhook_endpoint::Model,
-        answer: Result<Answer, String>,
-        latency_ms: i32,
-    ) -> Result<(), WorkerError> {
+    /// Records attempts as they end: each transaction takes every attempt that ended while the
+    /// last one committed (up to [`RECORD_BATCH`]). Their slots free once they are recorded.
+    async fn record_as_they_end(self: Arc<Self>, mut ended: mpsc::UnboundedReceiver<Made>) {
+        while let Some(first) = ended.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < RECORD_BATCH {
+                match ended.try_recv() {
+                    Ok(made) => batch.push(made),
+                    Err(_) => break,
+                }
+            }
+            let attempts: Vec<&Attempt> = batch.iter().map(|m| &m.attempt).collect();
+            if let Err(error) = self.record(&attempts).await {
+                tracing::warn!(error = ?error, count = attempts.len(),
+                    "webhook attempts could not be recorded; their leases will expire and they are tried again");
+            }
+        }
+    }
+
+    /// Records `attempts` in one transaction: each message's next step (only while its attempt
+    /// still holds it), its attempt in the log, and each endpoint's health.
+    async fn record(&self, attempts: &[&Attempt]) -> Result<(), WorkerError> {
         let now = self.clock.now();
-        let attempts = u32::try_from(message.attempts).unwrap_or(u32::MAX);
-        let (status, retry_after, excerpt, error) = match answer {
-            Ok(a) => (Some(a.status), a.retry_after, Some(a.excerpt), None),
-            Err(error) => (None, None, None, Some(error)),
-        };
-        let jitter = rand::random_range(-1.0..=1.0);
-        let (outcome, next) = match verdict(status, retry_after) {
-            Verdict::Delivered => (WebhookAttemptOutcome::Delivered, None),
-            Verdict::Gone => (WebhookAttemptOutcome::Gone, None),
-            Verdict::Retry { retry_after } => match next_retry(attempts, jitter, retry_after) {
-                Some(wait) => (WebhookAttemptOutcome::Retrying, Some(now + wait)),
-                None => (WebhookAttemptOutcome::Failed, None),
-            },
-        };
+        let judged: Vec<Judged<'_>> = attempts.iter().map(|a| Judged::of(a, now)).collect();
         let txn = begin_write(&self.db).await?;
         use webhook_message::Column as M;
-        let mut update = WebhookMessage::update_many()
-            .col_expr(M::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-            .col_expr(M::LastResponseStatus, Expr::value(status.map(i32::from)))
-            .col_expr(M::LastError, Expr::value(error.clone()))
-            .col_expr(M::UpdatedAt, Expr::value(now))
-            .filter(M::Id.eq(message.id))
-            .filter(M::Status.eq(WebhookMessageStatus::Sending))
-            .filter(M::Attempts.eq(message.attempts));
-        update = match (outcome, next) {
-            (WebhookAttemptOutcome::Delivered, _) => update
-                .col_expr(M::Status, Expr::value(WebhookMessageStatus::Delivered))
-                .col_expr(M::DeliveredAt, Expr::value(Some(now))),
-            (_, Some(next)) => update
-                .col_expr(M::Status, Expr::value(WebhookMessageStatus::Pending))
-                .col_expr(M::NextAttemptAt, Expr::value(next)),
-            _ => update.col_expr(M::Status, Expr::value(WebhookMessageStatus::Failed)),
-        };
-        if update.exec(&txn).await?.rows_affected == 0 {
-            tracing::warn!(message_id = %message.id, "the lease ended and another attempt holds the message");
-            return Ok(());
+        let mut held: HashSet<Uuid> = HashSet::new();
+        // Delivered ones in one statement per answer status (and attempt count, which says the
+        // attempt still holds its message): in the usual case, one for the whole batch.
+        let mut delivered: BTreeMap<(i32, i32), Vec<Uuid>> = BTreeMap::new();
+        for j in judged.iter().filter(|j| j.outcome == WebhookAttemptOutcome::Delivered) {
+            let key = (j.status.map_or(0, i32::from), j.attempt.message.attempts);
+            delivered.entry(key).or_default().push(j.attempt.message.id);
         }
-        let attempt = webhook_attempt::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            message_id: Set(message.id),
-            endpoint_id: Set(endpoint.id),
-            attempt: Set(message.attempts),
-            attempted_at: Set(now),
-            outcome: Set(outcome),
-            response_status: Set(status.map(i32::from)),
-            latency_ms: Set(latency_ms),
-            response_excerpt: Set(excerpt),
-            error: Set(error),
-            next_attempt_at: Set(next),
-        };
-        WebhookAttempt::insert(attempt).exec_without_returning(&txn).await?;
+        for ((status, attempts), ids) in delivered {
+            let updated = WebhookMessage::update_many()
+                .col_expr(M::Status, Expr::value(WebhookMessageStatus::Delivered))
+                .col_expr(M::DeliveredAt, Expr::value(Some(now)))
+                .col_expr(M::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(M::LastResponseStatus, Expr::value(Some(status)))
+                .col_expr(M::LastError, Expr::value(Option::<String>::None))
+                .col_expr(M::UpdatedAt, Expr::value(now))
+                .filter(M::Id.is_in(ids))
+                .filter(M::Status.eq(WebhookMessageStatus::Sending))
+                .filter(M::Attempts.eq(attempts))
+                .exec_with_returning(&txn)
+                .await?;
+            held.extend(updated.into_iter().map(|m| m.id));
+        }
+        for j in judged.iter().filter(|j| j.outcome != WebhookAttemptOutcome::Delivered) {
+            let message = &j.attempt.message;
+            let update = WebhookMessage::update_many()
+                .col_expr(M::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(M::LastResponseStatus, Expr::value(j.status.map(i32::from)))
+                .col_expr(M::LastError, Expr::value(j.error.clone()))
+                .col_expr(M::UpdatedAt, Expr::value(now))
+                .filter(M::Id.eq(message.id))
+                .filter(M::Status.eq(WebhookMessageStatus::Sending))
+                .filter(M::Attempts.eq(message.attempts));
+            let update = match j.next {
+                Some(next) => update
+                    .col_expr(M::Status, Expr::value(WebhookMessageStatus::Pending))
+                    .col_expr(M::NextAttemptAt, Expr::value(next)),
+                None => update.col_expr(M::Status, Expr::value(WebhookMessageStatus::Failed)),
+            };
+            if update.exec(&txn).await?.rows_affected > 0 {
+                held.insert(message.id);
+            }
+        }
+        let lost = judged.iter().filter(|j| !held.contains(&j.attempt.message.id)).count();
+        if lost > 0 {
+            tracing::warn!(lost, "leases ended and other attempts hold those messages: theirs are recorded, not these");
+        }
+        let logged: Vec<webhook_attempt::ActiveModel> = judged
+            .iter()
+            .filter(|j| held.contains(&j.attempt.message.id))
+            .map(|j| webhook_attempt::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                message_id: Set(j.attempt.message.id),
+                endpoint_id: Set(j.attempt.endpoint.id),
+                attempt: Set(j.attempt.message.attempts),
+                attempted_at: Set(now),
+                outcome: Set(j.outcome),
+                response_status: Set(j.status.map(i32::from)),
+                latency_ms: Set(j.attempt.latency_ms),
+                response_excerpt: Set(j.excerpt.clone()),
+                error: Set(j.error.clone()),
+                next_attempt_at: Set(j.next),
+            })
+            .collect();
+        // 11 values a row: a hundred rows a statement keeps under SQLite's bound-parameter limit.
+        for chunk in logged.chunks(100) {
+            WebhookAttempt::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
+        }
+        // Each endpoint's health, from what its held attempts found.
+        let mut health: HashMap<Uuid, Health<'_>> = HashMap::new();
+        for j in judged.iter().filter(|j| held.contains(&j.attempt.message.id)) {
+            let seen = health.entry(j.attempt.endpoint.id).or_insert(Health {
+                endpoint: &j.attempt.endpoint,
+                delivered: false,
+                gone: false,
+                failed: false,
+            });
+            match j.outcome {
+                WebhookAttemptOutcome::Delivered => seen.delivered = true,
+                WebhookAttemptOutcome::Gone => seen.gone = true,
+                _ => seen.failed = true,
+            }
+        }
+        let mut disabled = Vec::new();
         use webhook_endpoint::Column as E;
-        let endpoint_update = WebhookEndpoint::update_many().filter(E::Id.eq(endpoint.id));
-        let mut disabled = None;
-        match outcome {
-            WebhookAttemptOutcome::Delivered => {
-                if endpoint.failing_since.is_some() {
-                    endpoint_update
-                        .col_expr(E::FailingSince, Expr::value(Option::<DateTime<Utc>>::None))
+        for seen in health.values() {
+            let id = seen.endpoint.id;
+            if seen.gone {
+                if disable(&txn, id, "the endpoint answered 410 Gone", now).await? {
+                    disabled.push((seen.endpoint, "the endpoint answered 410 Gone".to_owned(), false));
+                }
+            } else if seen.failed && !seen.delivered {
+                // Read afresh: another batch (or worker) may have marked it failing since the
+                // snapshot this attempt was sent with.
+                let Some(current) = WebhookEndpoint::find_by_id(id).one(&txn).await? else { continue };
+                let since = current.failing_since.unwrap_or(now);
+                if !current.enabled {
+                    // Disabled while these attempts were in flight: what they leave pending
+                    // waits, failed, for a replay, as the rest of its messages do.
+                    let reason = current.disabled_reason.unwrap_or_else(|| "it was disabled".to_owned());
+                    fail_pending(&txn, id, &reason, now).await?;
+                } else if failed_too_long(Some(since), now) {
+                    let reason = format!("every attempt failed since {}", since.format("%Y-%m-%d %H:%M UTC"));
+                    if disable(&txn, id, &reason, now).await? {
+                        disabled.push((seen.endpoint, reason, true));
+                    }
+                } else if current.failing_since.is_none() {
+                    WebhookEndpoint::update_many()
+                        .col_expr(E::FailingSince, Expr::value(Some(now)))
+                        .filter(E::Id.eq(id))
+                        .filter(E::FailingSince.is_null())
                         .exec(&txn)
                         .await?;
                 }
+            } else if seen.delivered {
+                // A write only when it was failing (an indexed read otherwise).
+                WebhookEndpoint::update_many()
+                    .col_expr(E::FailingSince, Expr::value(Option::<DateTime<Utc>>::None))
+                    .filter(E::Id.eq(id))
+                    .filter(E::FailingSince.is_not_null())
+                    .exec(&txn)
+                    .await?;
             }
-            WebhookAttemptOutcome::Gone => {
-                disabled = Some("the endpoint answered 410 Gone".to_owned());
-            }
-            _ => {
-                let since = endpoint.failing_since.unwrap_or(now);
-                if failed_too_long(Some(since), now) {
-                    disabled = Some(format!("every attempt failed since {}", since.format("%Y-%m-%d %H:%M UTC")));
-                } else if endpoint.failing_since.is_none() {
-                    endpoint_update.clone().col_expr(E::FailingSince, Expr::value(Some(now))).exec(&txn).await?;
-                }
-            }
-        }
-        if let Some(reason) = &disabled {
-            WebhookEndpoint::update_many()
-                .filter(E::Id.eq(endpoint.id))
-                .col_expr(E::Enabled, Expr::value(false))
-                .col_expr(E::DisabledReason, Expr::value(Some(reason.clone())))
-                .col_expr(E::UpdatedAt, Expr::value(now))
-                .exec(&txn)
-                .await?;
-            // What it had not delivered waits for a replay once it is enabled again.
-            WebhookMessage::update_many()
-                .col_expr(M::Status, Expr::value(WebhookMessageStatus::Failed))
-                .col_expr(M::LastError, Expr::value(Some(format!("the endpoint was disabled: {reason}"))))
-                .col_expr(M::UpdatedAt, Expr::value(now))
-                .filter(M::EndpointId.eq(endpoint.id))
-                .filter(M::Status.eq(WebhookMessageStatus::Pending))
-                .exec(&txn)
-                .await?;
         }
         txn.commit().await?;
-        if let Some(reason) = disabled {
+        for (endpoint, reason, tell) in disabled {
             tracing::warn!(endpoint_id = %endpoint.id, %reason, "webhook endpoint disabled");
-            if outcome != WebhookAttemptOutcome::Gone {
-                self.tell_owner(&endpoint, &reason).await;
+            if tell {
+                self.tell_owner(endpoint, &reason).await;
             }
         }
         Ok(())
@@ -464,6 +556,102 @@ struct Answer {
     status: u16,
     retry_after: Option<chrono::Duration>,
     excerpt: String,
+}
+
+/// An attempt made, to be recorded.
+struct Attempt {
+    message: webhook_message::Model,
+    endpoint: webhook_endpoint::Model,
+    answer: Result<Answer, String>,
+    latency_ms: i32,
+}
+
+/// An attempt on its way to the recorder, holding its slot until it is recorded.
+struct Made {
+    attempt: Attempt,
+    _slot: OwnedSemaphorePermit,
+}
+
+/// An attempt and what follows from its answer.
+struct Judged<'a> {
+    attempt: &'a Attempt,
+    status: Option<u16>,
+    excerpt: Option<String>,
+    error: Option<String>,
+    outcome: WebhookAttemptOutcome,
+    next: Option<DateTime<Utc>>,
+}
+
+impl<'a> Judged<'a> {
+    fn of(attempt: &'a Attempt, now: DateTime<Utc>) -> Self {
+        let tries = u32::try_from(attempt.message.attempts).unwrap_or(u32::MAX);
+        let (status, retry_after, excerpt, error) = match &attempt.answer {
+            Ok(a) => (Some(a.status), a.retry_after, Some(a.excerpt.clone()), None),
+            Err(error) => (None, None, None, Some(error.clone())),
+        };
+        let jitter = rand::random_range(-1.0..=1.0);
+        let (outcome, next) = match verdict(status, retry_after) {
+            Verdict::Delivered => (WebhookAttemptOutcome::Delivered, None),
+            Verdict::Gone => (WebhookAttemptOutcome::Gone, None),
+            Verdict::Retry { retry_after } => match next_retry(tries, jitter, retry_after) {
+                Some(wait) => (WebhookAttemptOutcome::Retrying, Some(now + wait)),
+                None => (WebhookAttemptOutcome::Failed, None),
+            },
+        };
+        Self { attempt, status, excerpt, error, outcome, next }
+    }
+}
+
+/// What a batch's attempts found about one endpoint.
+struct Health<'a> {
+    endpoint: &'a webhook_endpoint::Model,
+    delivered: bool,
+    gone: bool,
+    failed: bool,
+}
+
+/// Disables endpoint `id` for `reason` and fails what it had pending (a replay sends it once the
+/// endpoint is enabled again). `false` when it was disabled already (by another attempt).
+async fn disable(
+    txn: &sea_orm::DatabaseTransaction,
+    id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, WorkerError> {
+    use webhook_endpoint::Column as E;
+    let flipped = WebhookEndpoint::update_many()
+        .col_expr(E::Enabled, Expr::value(false))
+        .col_expr(E::DisabledReason, Expr::value(Some(reason.to_owned())))
+        .col_expr(E::UpdatedAt, Expr::value(now))
+        .filter(E::Id.eq(id))
+        .filter(E::Enabled.eq(true))
+        .exec(txn)
+        .await?
+        .rows_affected
+        > 0;
+    if flipped {
+        fail_pending(txn, id, reason, now).await?;
+    }
+    Ok(flipped)
+}
+
+/// Fails the pending messages of endpoint `id`, disabled for `reason`.
+async fn fail_pending(
+    txn: &sea_orm::DatabaseTransaction,
+    id: Uuid,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<(), WorkerError> {
+    use webhook_message::Column as M;
+    WebhookMessage::update_many()
+        .col_expr(M::Status, Expr::value(WebhookMessageStatus::Failed))
+        .col_expr(M::LastError, Expr::value(Some(format!("the endpoint was disabled: {reason}"))))
+        .col_expr(M::UpdatedAt, Expr::value(now))
+        .filter(M::EndpointId.eq(id))
+        .filter(M::Status.eq(WebhookMessageStatus::Pending))
+        .exec(txn)
+        .await?;
+    Ok(())
 }
 
 /// The body of `event`'s messages: `{type, timestamp, data}`.
