@@ -298,7 +298,7 @@ impl Settings {
             delivery_lease_seconds: parse_number(&get, "DELIVERY_LEASE_SECONDS", 60)?,
             scan_batch_size: parse_number(&get, "SCAN_BATCH_SIZE", 500)?,
             delivery_concurrency: parse_number(&get, "DELIVERY_CONCURRENCY", 64)?,
-            webhook_concurrency: parse_number(&get, "WEBHOOK_CONCURRENCY", 16)?,
+            webhook_concurrency: parse_number(&get, "WEBHOOK_CONCURRENCY", 64)?,
             webhook_lease_seconds: parse_number(&get, "WEBHOOK_LEASE_SECONDS", 60)?,
             webhook_retention_days: parse_number(&get, "WEBHOOK_RETENTION_DAYS", 30)?,
             webhook_allow_loopback: match get("WEBHOOK_ALLOW_LOOPBACK").as_deref() {

@@ -56,7 +56,7 @@ impl ReminderWorker {
             db: db.clone(),
             clock: clock.clone(),
             client: http_client(settings.webhook_allow_loopback),
-            concurrency: usize::try_from(settings.webhook_concurrency).unwrap_or(16).max(1),
+            concurrency: usize::try_from(settings.webhook_concurrency).unwrap_or(64).max(1),
             lease: chrono::Duration::seconds(i64::from(settings.webhook_lease_seconds)),
             allow_loopback: settings.webhook_allow_loopback,
             mailer: Arc::new(Mailer::from_settings(settings)?),

@@ -40,11 +40,22 @@ impl Subscriber {
         })
     }
 
-    fn is_told(&self, event: &webhook_event::Model) -> bool {
+    fn is_told(&self, event: &Undispatched) -> bool {
         event.occurred_at >= self.since
             && event.event_type.wanted_by(&self.wanted)
             && self.owner.is_told(event.organization_id, event.certification_body_id)
     }
+}
+
+/// An event waiting for its messages: what deciding who is told needs (not its data).
+#[derive(sea_orm::FromQueryResult)]
+struct Undispatched {
+    id: Uuid,
+    engagement_id: Uuid,
+    organization_id: Uuid,
+    certification_body_id: Option<Uuid>,
+    event_type: WebhookEventType,
+    occurred_at: DateTime<Utc>,
 }
 
 /// The event types an endpoint's JSON list names (a name no longer known is skipped).
@@ -72,11 +83,15 @@ pub async fn dispatch_events(
         return Ok(Dispatched::default());
     }
     let txn = begin_write(db).await?;
+    use webhook_event::Column as E;
     let events = WebhookEventRecord::find()
+        .select_only()
+        .columns([E::Id, E::EngagementId, E::OrganizationId, E::CertificationBodyId, E::EventType, E::OccurredAt])
         .filter(webhook_event::Column::DispatchedAt.is_null())
         .order_by_asc(webhook_event::Column::Id)
         .limit(batch)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .into_model::<Undispatched>()
         .all(&txn)
         .await?;
     if events.is_empty() {
