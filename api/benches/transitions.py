@@ -19,9 +19,10 @@
    events and open deadlines) against pgbench running that request's SELECTs.
 7. Prints the API's peak resident memory (VmHWM) after the transitions and after the reads.
 8. Webhooks: the transitions again, now with one endpoint subscribed to every event (a local
-   receiver answering 200) and a worker process delivering while wrk runs; prints their throughput
-   as a share of the run without an endpoint, and how fast the worker delivered (messages per
-   second from the start of that run until the outbox and the messages are drained).
+   receiver answering 200) and a worker process delivering while wrk runs; then once more with the
+   endpoint disabled and no worker. Prints the hooked run's throughput as a share of the mean of
+   the runs before and after it (the tables grow run after run), and how fast the worker delivered
+   (messages per second from the start of that run until the outbox and the messages are drained).
 
 Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), ENGAGEMENTS
 (256), CLIENTS (64), SECONDS (20), DATABASE_MAX_CONNECTIONS (the API's read pool, default 32),
@@ -29,6 +30,7 @@ DATABASE_WRITE_CONNECTIONS (its write pool, default 8), BENCH_POSTGRES_SSLMODE (
 """
 
 import asyncio
+import resource
 import os
 import subprocess
 import sys
@@ -114,6 +116,37 @@ class Receiver:
         threading.Thread(target=loop.run_forever, daemon=True).start()
 
 
+def wrk_requests(output):
+    """How many requests a wrk run made."""
+    for line in output.splitlines():
+        if "requests in" in line:
+            return int(line.split()[0])
+    raise ValueError(f"no request count in {output!r}")
+
+
+def cpu_seconds(pid):
+    """The CPU time process `pid` has used, user and system, in seconds."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds():
+    """The CPU time every PostgreSQL process has used (those alive now), in seconds."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as comm:
+                if comm.read().strip() != "postgres":
+                    continue
+            total += cpu_seconds(pid)
+        except OSError:
+            continue
+    return total
+
+
 def drained(db):
     """Whether every event is dispatched and every message delivered (or failed)."""
     left = db.execute("SELECT (SELECT count(*) FROM webhook_events WHERE dispatched_at IS NULL) + "
@@ -134,23 +167,36 @@ def main():
         db.execute("CREATE TABLE bench_ids (n int PRIMARY KEY, engagement_id uuid, audit_id uuid, "
                    f"organization_id uuid, certification_body_id uuid); INSERT INTO bench_ids VALUES {rows}")
         targets = fresh_stage1_audits(db, pairs, SECONDS)
+        pg_before = postgres_cpu_seconds()
         api_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
+        pg_plain = postgres_cpu_seconds() - pg_before
         _, transitions_peak = api.memory()
         # The same with one endpoint subscribed to everything and a worker delivering meanwhile.
         receiver = Receiver()
-        api.call("POST", "/api/v1/webhook-endpoints", {"url": receiver.url, "organization_id": org})
+        endpoint = api.call("POST", "/api/v1/webhook-endpoints", {"url": receiver.url, "organization_id": org})
         worker = subprocess.Popen([binary, "worker"], env=dict(api.env, SCAN_SCHEDULE="0 0 0 1 1 * 2099"),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         targets = fresh_stage1_audits(db, pairs, SECONDS)
         started = time.monotonic()
+        pg_before = postgres_cpu_seconds()
+        receiver_cpu = resource.getrusage(resource.RUSAGE_SELF)
         hooked_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
         while not drained(db) and time.monotonic() - started < SECONDS + 300:
             time.sleep(0.2)
         delivery_seconds = time.monotonic() - started
         delivered = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0])
+        worker_cpu = cpu_seconds(worker.pid)
+        pg_hooked = postgres_cpu_seconds() - pg_before
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        receiver_cpu = after.ru_utime + after.ru_stime - receiver_cpu.ru_utime - receiver_cpu.ru_stime
         worker.terminate()
         worker.wait()
         worker = None
+        # Again without an endpoint (disabled, no worker): the hooked run came second, on bigger
+        # tables; it is compared with the mean of the runs before and after it.
+        api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": False})
+        targets = fresh_stage1_audits(db, pairs, SECONDS)
+        after_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
         api_reads = wrk(api.base, get_script(api.token, [f"/api/v1/engagements/{e}" for e, _ in pairs]), SECONDS)
         _, peak = api.memory()
         # pgbench runs with the API stopped: its 64 connections and the API's pools would not fit
@@ -176,13 +222,23 @@ def main():
         print(f"| API {what}, pools {pool_of('postgres')} + {writers} | {api_rps:.0f} | p50 {latency['50']}, p90 {latency['90']}, "
               f"p99 {latency['99']}; non-2xx: {non_2xx}; socket errors: {errors or 'none'} | {api_rps / db_tps:.0%} |")
         print(f"| pgbench, the same statements | {db_tps:.0f} | average {db_latency}, p99 {db_p99:.2f}ms | |")
-    plain_rps = wrk_figures(api_run)[0]
+    before_rps, after_rps = wrk_figures(api_run)[0], wrk_figures(after_run)[0]
+    plain_rps = (before_rps + after_rps) / 2
+    print(f"| API transition again after it, the endpoint disabled | {after_rps:.0f} | | |")
     hooked_rps, latency, non_2xx, errors = wrk_figures(hooked_run)
     print(f"| API transition, one endpoint subscribed to every event, a worker delivering | {hooked_rps:.0f} | "
           f"p50 {latency['50']}, p90 {latency['90']}, p99 {latency['99']}; non-2xx: {non_2xx}; "
-          f"socket errors: {errors or 'none'} | {hooked_rps / plain_rps:.0%} of the run without an endpoint |")
+          f"socket errors: {errors or 'none'} | {hooked_rps / plain_rps:.0%} of the runs without one before and after "
+          f"({plain_rps:.0f}) |")
     print(f"\nWebhook delivery: {delivered} messages delivered ({receiver.count} received) in {delivery_seconds:.1f} s "
-          f"from the start of that run until drained: {delivered / delivery_seconds:.0f} per second")
+          f"from the start of that run until drained: {delivered / delivery_seconds:.0f} per second; the worker "
+          f"process used {worker_cpu:.1f} s of CPU ({worker_cpu / delivered * 1e6:.0f} µs a message), the "
+          f"receiver {receiver_cpu:.1f} s")
+    plain_count = wrk_requests(api_run)
+    hooked_count = wrk_requests(hooked_run)
+    print(f"PostgreSQL's CPU: {pg_plain / plain_count * 1e6:.0f} µs a transition without an endpoint; "
+          f"{pg_hooked / hooked_count * 1e6:.0f} µs a transition with its message made, delivered and logged "
+          f"(the worker's statements included)")
     print(f"\nAPI peak RSS (VmHWM): {transitions_peak:.0f} MB after the transitions, {peak:.0f} MB after the reads")
 
 

@@ -23,9 +23,7 @@ use entities::orm::{person, prelude::*, webhook_attempt, webhook_endpoint, webho
 use lettre::Message;
 use lettre::message::Mailbox;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use sea_orm::sea_query::{
-    CommonTableExpression, Condition, Expr, ExprTrait, LockBehavior, LockType, Query, WithClause,
-};
+use sea_orm::sea_query::{CommonTableExpression, Expr, ExprTrait, LockBehavior, LockType, Query, WithClause};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use uuid::Uuid;
@@ -155,7 +153,7 @@ impl WebhookSender {
     /// are `free` slots, each sent in a task of its own holding its slot. Returns how many.
     async fn start_attempts(
         self: &Arc<Self>,
-        mut free: Vec<OwnedSemaphorePermit>,
+        free: Vec<OwnedSemaphorePermit>,
         made: &mpsc::UnboundedSender<Made>,
     ) -> Result<usize, WorkerError> {
         dispatch_events(&self.db, self.clock.now(), DISPATCH_BATCH).await?;
@@ -179,8 +177,14 @@ impl WebhookSender {
             .map(|e| (e.id, e))
             .collect();
         let started = claimed.len();
-        for message in claimed {
-            let slot = free.pop().expect("no more claimed than free slots");
+        if started > free.len() {
+            tracing::error!(
+                claimed = started,
+                slots = free.len(),
+                "claimed more than there are slots: the rest wait for their leases"
+            );
+        }
+        for (message, slot) in claimed.into_iter().zip(free) {
             let endpoint = endpoints.get(&message.endpoint_id).cloned();
             let event = events.get(&message.event_id).cloned();
             let sender = self.clone();
@@ -209,42 +213,65 @@ impl WebhookSender {
         // A lease measures how long an attempt has really taken: the wall clock's, not the
         // engine's (which tests move by days while an attempt is in flight).
         let wall = Utc::now();
-        let due = Condition::any()
-            .add(C::Status.eq(WebhookMessageStatus::Pending).and(C::NextAttemptAt.lte(now)))
-            .add(C::Status.eq(WebhookMessageStatus::Sending).and(C::LeaseUntil.lt(wall)));
-        // Nothing due costs one indexed read, not a write (on SQLite, the API's one write lock).
-        let any_due: Option<Uuid> = WebhookMessage::find()
-            .select_only()
-            .column(C::Id)
-            .filter(due.clone())
-            .limit(1)
-            .into_tuple()
-            .one(&self.db)
-            .await?;
-        if any_due.is_none() {
+        let limit = u64::try_from(limit).unwrap_or(64);
+        // Two kinds of due message, each read along its own index range (an `OR` of both would
+        // have PostgreSQL gather every due pending message, a backlog of thousands, to return a few).
+        let pending_due = || C::Status.eq(WebhookMessageStatus::Pending).and(C::NextAttemptAt.lte(now));
+        let lease_ended = || C::Status.eq(WebhookMessageStatus::Sending).and(C::LeaseUntil.lt(wall));
+        // Nothing due costs an indexed read or two, not a write (on SQLite, the API's one write lock).
+        let mut any_due = false;
+        for due in [pending_due(), lease_ended()] {
+            let found: Option<Uuid> = WebhookMessage::find()
+                .select_only()
+                .column(C::Id)
+                .filter(due)
+                .limit(1)
+                .into_tuple()
+                .one(&self.db)
+                .await?;
+            if found.is_some() {
+                any_due = true;
+                break;
+            }
+        }
+        if !any_due {
             return Ok(Vec::new());
         }
-        // The due rows are chosen once (a materialized CTE), then updated: an `IN (SELECT … LIMIT
-        // … SKIP LOCKED)` subquery may be run again by PostgreSQL's plan, each run skipping
-        // different rows, and claim more than the limit.
-        let due_ids = Query::select()
+        // The rows are chosen once (materialized CTEs), then updated: an `IN (SELECT … LIMIT …
+        // SKIP LOCKED)` subquery may be run again by PostgreSQL's plan, each run skipping
+        // different rows, and claim more than the limit. Messages whose lease ended come first.
+        let locked = |condition, ordered: bool| {
+            let mut select = Query::select();
+            select.column(C::Id).from(WebhookMessage).and_where(condition).limit(limit);
+            if ordered {
+                select.order_by(C::NextAttemptAt, sea_orm::Order::Asc);
+            }
+            select.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
+            select
+        };
+        let cte = |name: &str, query: sea_orm::sea_query::SelectStatement| {
+            CommonTableExpression::new().query(query).table_name(name.to_owned()).materialized(true).to_owned()
+        };
+        let chosen = Query::select()
             .column(C::Id)
-            .from(WebhookMessage)
-            .cond_where(due)
-            .order_by(C::NextAttemptAt, sea_orm::Order::Asc)
-            .limit(u64::try_from(limit).unwrap_or(16))
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .from("lease_ended")
+            .union(sea_orm::sea_query::UnionType::All, Query::select().column(C::Id).from("pending_due").to_owned())
+            .limit(limit)
             .to_owned();
-        let chosen = CommonTableExpression::new().query(due_ids).table_name("due").materialized(true).to_owned();
         let claim = Query::update()
             .table(WebhookMessage)
             .value(C::Status, Expr::value(WebhookMessageStatus::Sending))
             .value(C::LeaseUntil, Expr::value(wall + self.lease))
             .value(C::Attempts, Expr::col(C::Attempts).add(1))
-            .and_where(C::Id.in_subquery(Query::select().column(C::Id).from("due").to_owned()))
+            .and_where(C::Id.in_subquery(Query::select().column(C::Id).from("chosen").to_owned()))
             .returning_all()
             .to_owned();
-        let statement = self.db.get_database_backend().build(&WithClause::new().cte(chosen).to_owned().query(claim));
+        let with = WithClause::new()
+            .cte(cte("lease_ended", locked(lease_ended(), false)))
+            .cte(cte("pending_due", locked(pending_due(), true)))
+            .cte(cte("chosen", chosen))
+            .to_owned();
+        let statement = self.db.get_database_backend().build(&with.query(claim));
         Ok(WebhookMessage::find().from_raw_sql(statement).all(&self.db).await?)
     }
 
