@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use engine::store::begin_write;
-use engine::webhooks::dispatch::dispatch_events;
+use engine::webhooks::dispatch::{Take, dispatch_events};
 use entities::clock::Clock;
 use entities::domain::people::PersonRole;
 use entities::domain::webhooks::{
@@ -156,8 +156,12 @@ impl WebhookSender {
         free: Vec<OwnedSemaphorePermit>,
         made: &mpsc::UnboundedSender<Made>,
     ) -> Result<usize, WorkerError> {
-        dispatch_events(&self.db, self.clock.now(), DISPATCH_BATCH).await?;
-        let claimed = self.claim_due(free.len()).await?;
+        // Messages already due first (retries, and what earlier passes had no slot for), then
+        // the outbox's new events, of which the first messages take the slots left.
+        let mut claimed = self.claim_due(free.len()).await?;
+        let take = Take { count: free.len() - claimed.len().min(free.len()), lease_until: Utc::now() + self.lease };
+        let dispatched = dispatch_events(&self.db, self.clock.now(), DISPATCH_BATCH, Some(take)).await?;
+        claimed.extend(dispatched.taken);
         if claimed.is_empty() {
             return Ok(0);
         }

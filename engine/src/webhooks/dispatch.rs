@@ -14,12 +14,24 @@ use crate::error::EngineError;
 use crate::store::begin_write;
 
 /// What one pass of the dispatch did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Dispatched {
     /// Events taken from the outbox.
     pub events: usize,
     /// Messages made of them.
     pub messages: usize,
+    /// The messages made already taken for their first attempt (see [`Take`]).
+    pub taken: Vec<webhook_message::Model>,
+}
+
+/// How many of the messages a dispatch makes its caller takes at once for their first attempt
+/// (made `sending`, their attempt counted, leased until `lease_until`), sparing each a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Take {
+    /// At most this many.
+    pub count: usize,
+    /// Their lease.
+    pub lease_until: DateTime<Utc>,
 }
 
 /// An endpoint as the dispatch sees it.
@@ -63,11 +75,13 @@ pub fn event_types_of(value: &serde_json::Value) -> Vec<WebhookEventType> {
     entities::orm::strings_of(value).iter().filter_map(|name| name.parse().ok()).collect()
 }
 
-/// Makes at most `batch` events of the outbox, oldest first, into messages, in one transaction.
+/// Makes at most `batch` events of the outbox, oldest first, into messages, in one transaction;
+/// the first of them are taken at once when `take` says so.
 pub async fn dispatch_events(
     db: &DatabaseConnection,
     now: DateTime<Utc>,
     batch: u64,
+    take: Option<Take>,
 ) -> Result<Dispatched, EngineError> {
     // An idle outbox costs one indexed read, not a write transaction (on SQLite, the one write lock
     // the API's writes queue for).
@@ -105,24 +119,33 @@ pub async fn dispatch_events(
         .filter_map(Subscriber::of)
         .collect();
     let mut messages = Vec::new();
+    let mut taken = Vec::new();
     for event in &events {
         for subscriber in subscribers.iter().filter(|s| s.is_told(event)) {
-            messages.push(webhook_message::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                endpoint_id: Set(subscriber.id),
-                event_id: Set(event.id),
-                engagement_id: Set(event.engagement_id),
-                event_type: Set(event.event_type),
-                status: Set(WebhookMessageStatus::Pending),
-                attempts: Set(0),
-                next_attempt_at: Set(now),
-                lease_until: Set(None),
-                last_response_status: Set(None),
-                last_error: Set(None),
-                delivered_at: Set(None),
-                created_at: Set(now),
-                updated_at: Set(now),
-            });
+            let mut message = webhook_message::Model {
+                id: Uuid::now_v7(),
+                endpoint_id: subscriber.id,
+                event_id: event.id,
+                engagement_id: event.engagement_id,
+                event_type: event.event_type,
+                status: WebhookMessageStatus::Pending,
+                attempts: 0,
+                next_attempt_at: now,
+                lease_until: None,
+                last_response_status: None,
+                last_error: None,
+                delivered_at: None,
+                created_at: now,
+                updated_at: now,
+            };
+            if let Some(take) = take.filter(|take| taken.len() < take.count) {
+                // Taken for its first attempt as it is made: no claim to write after.
+                message.status = WebhookMessageStatus::Sending;
+                message.attempts = 1;
+                message.lease_until = Some(take.lease_until);
+                taken.push(message.clone());
+            }
+            messages.push(active(message));
         }
     }
     let made = messages.len();
@@ -139,5 +162,25 @@ pub async fn dispatch_events(
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    Ok(Dispatched { events: events.len(), messages: made })
+    Ok(Dispatched { events: events.len(), messages: made, taken })
+}
+
+/// `message` as a row to insert.
+fn active(message: webhook_message::Model) -> webhook_message::ActiveModel {
+    webhook_message::ActiveModel {
+        id: Set(message.id),
+        endpoint_id: Set(message.endpoint_id),
+        event_id: Set(message.event_id),
+        engagement_id: Set(message.engagement_id),
+        event_type: Set(message.event_type),
+        status: Set(message.status),
+        attempts: Set(message.attempts),
+        next_attempt_at: Set(message.next_attempt_at),
+        lease_until: Set(message.lease_until),
+        last_response_status: Set(message.last_response_status),
+        last_error: Set(message.last_error),
+        delivered_at: Set(message.delivered_at),
+        created_at: Set(message.created_at),
+        updated_at: Set(message.updated_at),
+    }
 }
