@@ -178,7 +178,9 @@ def fresh_stage1_audits(db, pairs, seconds):
 class Api:
     """The release API serving `database`, as a process of its own."""
 
-    def __init__(self, binary, database):
+    def __init__(self, binary, database, extra_env=None, log=None):
+        """`extra_env` overrides the environment; `log` is a file the API's standard output (its
+        log lines) goes to, or none (discarded)."""
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.env = dict(os.environ, DATABASE_URL=database.url, LISTEN_ADDR=f"127.0.0.1:{port}",
@@ -188,7 +190,8 @@ class Api:
                         # benchmark token never reaches its limit.
                         RATE_LIMIT_CALLER_PER_SECOND="1000000", RATE_LIMIT_CALLER_BURST="1000000",
                         RATE_LIMIT_ANONYMOUS_PER_SECOND="1000000", RATE_LIMIT_ANONYMOUS_BURST="1000000")
-        self.process = subprocess.Popen([binary, "serve"], env=self.env, stdout=subprocess.DEVNULL,
+        self.env.update(extra_env or {})
+        self.process = subprocess.Popen([binary, "serve"], env=self.env, stdout=log or subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
         for _ in range(300):
             try:
@@ -295,11 +298,12 @@ def get_script(token, paths):
         "end\n")
 
 
-def wrk(base, script, seconds):
+def wrk(base, script, seconds, clients=None):
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
-        return subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{CLIENTS}", f"-d{seconds}s", "--latency", "-s", f.name, base],
+        return subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{clients or CLIENTS}", f"-d{seconds}s", "--latency", "-s",
+                               f.name, base],
                               check=True, capture_output=True, text=True).stdout
     finally:
         os.unlink(f.name)
