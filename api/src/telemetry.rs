@@ -35,6 +35,24 @@ where
         )
 }
 
+/// Log lines queued at most for the writer thread; past that, a request's line waits for room
+/// (none is dropped), and the queue's memory stays bounded (about 300 bytes a line).
+const LOG_QUEUE_LINES: usize = 8_192;
+
+/// A writer for the log that takes a line off the request's thread: lines are queued to a thread
+/// of its own, which writes them through a 64 KB buffer (one write for many lines when they come
+/// fast) and flushes whenever the queue is empty. What is queued is written before the returned
+/// guard is dropped: keep it until the process ends.
+pub fn log_writer<W: std::io::Write + Send + Sync + 'static>(
+    out: W,
+) -> (tracing_appender::non_blocking::NonBlocking, tracing_appender::non_blocking::WorkerGuard) {
+    tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("certflow-log")
+        .finish(std::io::BufWriter::with_capacity(64 * 1024, out))
+}
+
 /// Installs `subscriber` as the global default; a second call is ignored.
 pub fn init_subscriber(subscriber: impl Subscriber + Send + Sync) {
     let _ = tracing::subscriber::set_global_default(subscriber);

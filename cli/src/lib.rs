@@ -7,7 +7,7 @@ pub mod transfer;
 
 use anyhow::Context;
 use api::auth::{Role, TokenKeys};
-use api::telemetry::{Traces, get_subscriber, init_subscriber};
+use api::telemetry::{Traces, get_subscriber, init_subscriber, log_writer};
 use clap::{Parser, Subcommand};
 use entities::settings::{MetricsExposure, Settings};
 use migration::{Migrator, MigratorTrait};
@@ -88,7 +88,8 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
         Settings::from_env()?.load_dev_secret().context("Failed to read or create the development JWT secret")?;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout, tracer()));
+            let (log, _written) = log_writer(std::io::stdout());
+            init_subscriber(get_subscriber("info,sqlx=warn", log, tracer()));
             warn_about_development_defaults(&settings);
             let stop = stop_on_signal()?;
             install_metrics(&settings);
@@ -115,7 +116,8 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
             }
         }
         Command::Worker => {
-            init_subscriber(get_subscriber("info,sqlx=warn", std::io::stdout, tracer()));
+            let (log, _written) = log_writer(std::io::stdout());
+            init_subscriber(get_subscriber("info,sqlx=warn", log, tracer()));
             let stop = stop_on_signal()?;
             let worker = build_worker(&settings).await?;
             let metrics = serve_worker_metrics(&settings, &worker)?;
