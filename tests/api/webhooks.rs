@@ -542,6 +542,7 @@ async fn an_endpoint_failing_for_five_days_is_disabled_its_owner_told_and_its_me
     let email = &smtp.received()[0];
     assert!(email.subject().contains("disabled"), "{}", email.subject());
     assert!(email.data.contains(&endpoint), "the email names the endpoint");
+    assert!(email.data.contains("kept 30 days"), "and how long what it missed is kept: {}", email.data);
     let messages = app.get(&format!("{path}/messages?status=failed")).await.expect(200);
     assert_eq!(messages.body["items"].as_array().unwrap().len(), 2, "what it had not delivered waits, failed");
     let received = receiver.received().len();
@@ -628,9 +629,14 @@ async fn what_ended_is_purged_after_the_retention_and_what_waits_is_kept(backend
     assert_eq!(events_of(&app, &engagement).await, 1, "its event is kept with it");
     app.set_now(start + Duration::days(62));
     let second = worker.tick().await.webhooks_purged;
-    assert_eq!((second.messages, second.events), (1, 1), "{second:?}");
+    assert_eq!((second.messages, second.events), (1, 0), "{second:?}");
     assert!(messages(&waiting).await.is_empty());
-    assert_eq!(events_of(&app, &engagement).await, 0);
+    // The engagement's latest event is kept: the next one is numbered after it, not from 1 again.
+    assert_eq!(events_of(&app, &engagement).await, 1, "its latest event is kept");
+    app.record_finding(&engagement, &audit, "ofi", "A.5.2").await;
+    wait_at_most(30, "the next finding is told", || async { receiver.received().len() == 2 }).await;
+    let next = receiver.received()[1].json();
+    assert_eq!(next["data"]["sequence"].as_i64(), Some(events as i64 + 1), "numbered after the purged ones");
     assert_eq!(worker.tick().await.webhooks_purged.messages, 0, "nothing twice");
 }
 on_both_databases!(what_ended_is_purged_after_the_retention_and_what_waits_is_kept);

@@ -59,6 +59,7 @@ impl ReminderWorker {
             concurrency: usize::try_from(settings.webhook_concurrency).unwrap_or(64).max(1),
             lease: chrono::Duration::seconds(i64::from(settings.webhook_lease_seconds)),
             allow_loopback: settings.webhook_allow_loopback,
+            retention: chrono::Duration::days(i64::from(settings.webhook_retention_days)),
             mailer: Arc::new(Mailer::from_settings(settings)?),
             from: from.clone(),
         };

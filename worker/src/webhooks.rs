@@ -41,6 +41,10 @@ pub const RESPONSE_EXCERPT_LIMIT: usize = 1024;
 const DISPATCH_BATCH: u64 = 500;
 /// The most attempts recorded in one transaction.
 const RECORD_BATCH: usize = 256;
+/// Tries of a batch's record before it is given up (its messages are then sent again after their
+/// leases), and the wait after the first failure (doubled after each).
+const RECORD_TRIES: u32 = 5;
+const RECORD_RETRY_FIRST_WAIT: Duration = Duration::from_millis(200);
 /// How long an idle sender waits before it looks again.
 const IDLE: Duration = Duration::from_millis(200);
 
@@ -59,6 +63,8 @@ pub struct WebhookSender {
     pub lease: chrono::Duration,
     /// Whether loopback addresses are allowed (local development and tests).
     pub allow_loopback: bool,
+    /// How long an ended message is kept (and can be replayed).
+    pub retention: chrono::Duration,
     /// Where the owners of a failing endpoint are told.
     pub mailer: Arc<Mailer>,
     /// The sender of those emails.
@@ -160,8 +166,13 @@ impl WebhookSender {
         // the outbox's new events, of which the first messages take the slots left.
         let mut claimed = self.claim_due(free.len()).await?;
         let take = Take { count: free.len() - claimed.len().min(free.len()), lease_until: Utc::now() + self.lease };
-        let dispatched = dispatch_events(&self.db, self.clock.now(), DISPATCH_BATCH, Some(take)).await?;
-        claimed.extend(dispatched.taken);
+        // A failed dispatch does not strand what was claimed: it is sent, and the outbox waits.
+        match dispatch_events(&self.db, self.clock.now(), DISPATCH_BATCH, Some(take)).await {
+            Ok(dispatched) => claimed.extend(dispatched.taken),
+            Err(error) => {
+                tracing::warn!(error = ?error, "the webhook outbox could not be dispatched; the next pass retries")
+            }
+        }
         if claimed.is_empty() {
             return Ok(0);
         }
@@ -372,16 +383,38 @@ impl WebhookSender {
                 }
             }
             let attempts: Vec<&Attempt> = batch.iter().map(|m| &m.attempt).collect();
-            if let Err(error) = self.record(&attempts).await {
-                tracing::warn!(error = ?error, count = attempts.len(),
-                    "webhook attempts could not be recorded; their leases will expire and they are tried again");
+            // A failed transaction changed nothing: it is tried again (a busy SQLite writer, a
+            // pool that had no connection free, a deadlock with another worker), the slots held
+            // meanwhile. Given up, the messages are sent again once their leases end.
+            let mut wait = RECORD_RETRY_FIRST_WAIT;
+            for tries_left in (0..RECORD_TRIES).rev() {
+                match self.record(&attempts).await {
+                    Ok(disabled) => {
+                        // The owners are told off the recorder: an email may take its SMTP timeout.
+                        for (endpoint, reason) in disabled {
+                            let sender = self.clone();
+                            tokio::spawn(async move { sender.tell_owner(&endpoint, &reason).await });
+                        }
+                        break;
+                    }
+                    Err(error) if tries_left > 0 => {
+                        tracing::warn!(error = ?error, count = attempts.len(), "webhook attempts not recorded yet; trying again");
+                        tokio::time::sleep(wait).await;
+                        wait *= 2;
+                    }
+                    Err(error) => {
+                        tracing::error!(error = ?error, count = attempts.len(),
+                            "webhook attempts could not be recorded; their leases will end and they are sent again");
+                    }
+                }
             }
         }
     }
 
     /// Records `attempts` in one transaction: each message's next step (only while its attempt
-    /// still holds it), its attempt in the log, and each endpoint's health.
-    async fn record(&self, attempts: &[&Attempt]) -> Result<(), WorkerError> {
+    /// still holds it), its attempt in the log, and each endpoint's health. Returns the endpoints
+    /// it disabled whose owners are to be told, and why.
+    async fn record(&self, attempts: &[&Attempt]) -> Result<Vec<(webhook_endpoint::Model, String)>, WorkerError> {
         let now = self.clock.now();
         let judged: Vec<Judged<'_>> = attempts.iter().map(|a| Judged::of(a, now)).collect();
         let txn = begin_write(&self.db).await?;
@@ -455,7 +488,8 @@ impl WebhookSender {
             WebhookAttempt::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
         }
         // Each endpoint's health, from what its held attempts found.
-        let mut health: HashMap<Uuid, Health<'_>> = HashMap::new();
+        // In the endpoints' order: two workers lock the same endpoints in the same order.
+        let mut health: BTreeMap<Uuid, Health<'_>> = BTreeMap::new();
         for j in judged.iter().filter(|j| held.contains(&j.attempt.message.id)) {
             let seen = health.entry(j.attempt.endpoint.id).or_insert(Health {
                 endpoint: &j.attempt.endpoint,
@@ -511,13 +545,14 @@ impl WebhookSender {
             }
         }
         txn.commit().await?;
+        let mut told = Vec::new();
         for (endpoint, reason, tell) in disabled {
             tracing::warn!(endpoint_id = %endpoint.id, %reason, "webhook endpoint disabled");
             if tell {
-                self.tell_owner(endpoint, &reason).await;
+                told.push((endpoint.clone(), reason));
             }
         }
-        Ok(())
+        Ok(told)
     }
 
     /// Ends `message` as failed without an attempt (its endpoint is gone or disabled).
@@ -560,10 +595,14 @@ impl WebhookSender {
         for recipient in recipients {
             let Ok(to) = recipient.parse::<Mailbox>() else { continue };
             let text = format!(
-                "Your webhook endpoint {} ({}) was disabled: {reason}.\n\nThe events since are kept: enable it \
-                 again (PUT /api/v1/webhook-endpoints/{}) and replay its failed messages \
-                 (POST /api/v1/webhook-endpoints/{}/replay).\n",
-                endpoint.url, endpoint.description, endpoint.id, endpoint.id
+                "Your webhook endpoint {} ({}) was disabled: {reason}.\n\nWhat it was not sent is kept {} days: \
+                 enable it again (PUT /api/v1/webhook-endpoints/{}) and replay its failed messages \
+                 (POST /api/v1/webhook-endpoints/{}/replay) within them.\n",
+                endpoint.url,
+                endpoint.description,
+                self.retention.num_days(),
+                endpoint.id,
+                endpoint.id
             );
             let message = Message::builder()
                 .from(self.from.clone())

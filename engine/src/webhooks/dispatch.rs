@@ -149,12 +149,26 @@ pub async fn dispatch_events(
         }
     }
     let made = messages.len();
+    let mut inserted = 0;
     // A few hundred rows a statement keeps under SQLite's bound-parameter limit.
     for chunk in messages.chunks(200) {
         let conflict = OnConflict::columns([webhook_message::Column::EventId, webhook_message::Column::EndpointId])
             .do_nothing()
             .to_owned();
-        WebhookMessage::insert_many(chunk.to_vec()).on_conflict(conflict).exec_without_returning(&txn).await?;
+        inserted +=
+            WebhookMessage::insert_many(chunk.to_vec()).on_conflict(conflict).exec_without_returning(&txn).await?;
+    }
+    if inserted < made as u64 && !taken.is_empty() {
+        // A message that existed already was not made again: a taken one is sent only if its row
+        // is there (a `webhook-id` no row has could not be told from a repeat).
+        let there: Vec<Uuid> = WebhookMessage::find()
+            .select_only()
+            .column(webhook_message::Column::Id)
+            .filter(webhook_message::Column::Id.is_in(taken.iter().map(|m| m.id)))
+            .into_tuple()
+            .all(&txn)
+            .await?;
+        taken.retain(|m| there.contains(&m.id));
     }
     WebhookEventRecord::update_many()
         .col_expr(webhook_event::Column::DispatchedAt, Expr::value(now))

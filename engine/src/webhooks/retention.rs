@@ -1,13 +1,14 @@
 //! How long the delivery log is kept: a message that reached its end (delivered, or failed and not
 //! replayed) is deleted with its attempts once it has neither changed nor been due for the
-//! retention; an event is deleted once it was dispatched that long ago and no message of it is
-//! left. Pending messages and their events are never purged. Each read walks an index from its
-//! oldest end (messages by status and due time, events by dispatch time).
+//! retention; an event is deleted once it was dispatched that long ago, no message of it is left,
+//! and a later event of its engagement exists (each engagement's latest event is kept: the next
+//! one is numbered after it). Pending messages and their events are never purged. Messages are
+//! read along their (status, due time) index, events along their dispatch time's.
 
 use chrono::{DateTime, Utc};
 use entities::domain::webhooks::WebhookMessageStatus;
 use entities::orm::{prelude::*, webhook_event, webhook_message};
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
@@ -45,7 +46,6 @@ pub async fn purge_old_webhooks<C: ConnectionTrait>(
             .select_only()
             .column(M::Id)
             .filter(ended())
-            .order_by_asc(M::NextAttemptAt)
             .limit(batch)
             .into_tuple()
             .all(db)
@@ -63,14 +63,24 @@ pub async fn purge_old_webhooks<C: ConnectionTrait>(
     }
     use webhook_event::Column as E;
     let unsent = || -> SimpleExpr {
-        Expr::exists(
+        let no_message = Expr::exists(
             Query::select()
                 .expr(Expr::val(1))
                 .from(WebhookMessage)
                 .and_where(Expr::col((WebhookMessage, M::EventId)).equals((WebhookEventRecord, E::Id)))
                 .to_owned(),
         )
-        .not()
+        .not();
+        let later = Alias::new("later");
+        let not_the_latest = Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from_as(WebhookEventRecord, later.clone())
+                .and_where(Expr::col((later.clone(), E::EngagementId)).equals((WebhookEventRecord, E::EngagementId)))
+                .and_where(Expr::col((later, E::Sequence)).gt(Expr::col((WebhookEventRecord, E::Sequence))))
+                .to_owned(),
+        );
+        no_message.and(not_the_latest)
     };
     for _ in 0..rounds {
         let ids: Vec<Uuid> = WebhookEventRecord::find()
