@@ -187,6 +187,8 @@ def main():
         delivered = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0])
         worker_cpu = cpu_seconds(worker.pid)
         pg_hooked = postgres_cpu_seconds() - pg_before
+        vacuums = db.execute("SELECT relname, autovacuum_count, autoanalyze_count FROM pg_stat_user_tables "
+                             "WHERE autovacuum_count + autoanalyze_count > 0 ORDER BY relname")
         after = resource.getrusage(resource.RUSAGE_SELF)
         receiver_cpu = after.ru_utime + after.ru_stime - receiver_cpu.ru_utime - receiver_cpu.ru_stime
         worker.terminate()
@@ -234,6 +236,8 @@ def main():
           f"from the start of that run until drained: {delivered / delivery_seconds:.0f} per second; the worker "
           f"process used {worker_cpu:.1f} s of CPU ({worker_cpu / delivered * 1e6:.0f} µs a message), the "
           f"receiver {receiver_cpu:.1f} s")
+    print("Autovacuum and autoanalyze runs by then (table: vacuums, analyzes): "
+          + (", ".join(f"{name}: {v}, {a}" for name, v, a in vacuums) or "none"))
     plain_count = wrk_requests(api_run)
     hooked_count = wrk_requests(hooked_run)
     print(f"PostgreSQL's CPU: {pg_plain / plain_count * 1e6:.0f} µs a transition without an endpoint; "
