@@ -9,6 +9,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, Ent
 
 use crate::Engine;
 use crate::error::EngineError;
+use crate::store::delete_in_batches;
 
 /// How long a key is remembered.
 pub const RETENTION: Duration = Duration::hours(24);
@@ -121,8 +122,7 @@ pub async fn purge_expired_keys(
     batch: u64,
     rounds: usize,
 ) -> Result<usize, EngineError> {
-    let mut purged = 0;
-    for _ in 0..rounds {
+    delete_in_batches(batch, rounds, move || async move {
         let expired: Vec<(String, String)> = IdempotencyKey::find()
             .select_only()
             .column(idempotency_key::Column::Subject)
@@ -133,7 +133,7 @@ pub async fn purge_expired_keys(
             .all(&engine.db)
             .await?;
         if expired.is_empty() {
-            break;
+            return Ok((0, 0));
         }
         let count = expired.len();
         let these = expired.into_iter().fold(Condition::any(), |any, (owner, key)| {
@@ -148,12 +148,9 @@ pub async fn purge_expired_keys(
             .filter(idempotency_key::Column::CreatedAt.lt(now - RETENTION))
             .exec(&engine.writer)
             .await?;
-        purged += usize::try_from(deleted.rows_affected).unwrap_or(usize::MAX);
-        if (count as u64) < batch {
-            break;
-        }
-    }
-    Ok(purged)
+        Ok((count, deleted.rows_affected))
+    })
+    .await
 }
 
 fn in_progress() -> EngineError {

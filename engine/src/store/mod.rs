@@ -11,3 +11,26 @@ pub use rows::{
     Contacts, UniqueViolation, belongs, check_version, contacts_for, find_engagement, find_engagement_records,
     lock_engagement, require_open,
 };
+
+/// Deletes in batches: `batch_step` finds at most `batch` rows and deletes them, returning how
+/// many it found and how many it deleted. It runs at most `rounds` times, and stops at the first
+/// batch that finds fewer than `batch` rows. Returns how many were deleted in all.
+pub async fn delete_in_batches<Step, Batch>(
+    batch: u64,
+    rounds: usize,
+    mut batch_step: Step,
+) -> Result<usize, crate::error::EngineError>
+where
+    Step: FnMut() -> Batch,
+    Batch: std::future::Future<Output = Result<(usize, u64), crate::error::EngineError>>,
+{
+    let mut deleted = 0;
+    for _ in 0..rounds {
+        let (found, gone) = batch_step().await?;
+        deleted += usize::try_from(gone).unwrap_or(usize::MAX);
+        if (found as u64) < batch {
+            break;
+        }
+    }
+    Ok(deleted)
+}

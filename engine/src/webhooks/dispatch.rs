@@ -7,7 +7,10 @@ use chrono::{DateTime, Utc};
 use entities::domain::webhooks::{EndpointOwner, WebhookEventType, WebhookMessageStatus};
 use entities::orm::{prelude::*, webhook_endpoint, webhook_event, webhook_message};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::error::EngineError;
@@ -145,7 +148,7 @@ pub async fn dispatch_events(
                 message.lease_until = Some(take.lease_until);
                 taken.push(message.clone());
             }
-            messages.push(active(message));
+            messages.push(message.into_active_model().reset_all());
         }
     }
     let made = messages.len();
@@ -177,24 +180,4 @@ pub async fn dispatch_events(
         .await?;
     txn.commit().await?;
     Ok(Dispatched { events: events.len(), messages: made, taken })
-}
-
-/// `message` as a row to insert.
-fn active(message: webhook_message::Model) -> webhook_message::ActiveModel {
-    webhook_message::ActiveModel {
-        id: Set(message.id),
-        endpoint_id: Set(message.endpoint_id),
-        event_id: Set(message.event_id),
-        engagement_id: Set(message.engagement_id),
-        event_type: Set(message.event_type),
-        status: Set(message.status),
-        attempts: Set(message.attempts),
-        next_attempt_at: Set(message.next_attempt_at),
-        lease_until: Set(message.lease_until),
-        last_response_status: Set(message.last_response_status),
-        last_error: Set(message.last_error),
-        delivered_at: Set(message.delivered_at),
-        created_at: Set(message.created_at),
-        updated_at: Set(message.updated_at),
-    }
 }

@@ -13,6 +13,7 @@ use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder
 use uuid::Uuid;
 
 use crate::error::EngineError;
+use crate::store::delete_in_batches;
 
 /// What one purge deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -41,7 +42,7 @@ pub async fn purge_old_webhooks<C: ConnectionTrait>(
             .and(M::NextAttemptAt.lt(cutoff))
             .and(M::UpdatedAt.lt(cutoff))
     };
-    for _ in 0..rounds {
+    purged.messages = delete_in_batches(batch, rounds, move || async move {
         let ids: Vec<Uuid> = WebhookMessage::find()
             .select_only()
             .column(M::Id)
@@ -51,16 +52,14 @@ pub async fn purge_old_webhooks<C: ConnectionTrait>(
             .all(db)
             .await?;
         if ids.is_empty() {
-            break;
+            return Ok((0, 0));
         }
         let found = ids.len();
         // Checked again: a replay in between made it pending.
         let deleted = WebhookMessage::delete_many().filter(M::Id.is_in(ids)).filter(ended()).exec(db).await?;
-        purged.messages += usize::try_from(deleted.rows_affected).unwrap_or(usize::MAX);
-        if (found as u64) < batch {
-            break;
-        }
-    }
+        Ok((found, deleted.rows_affected))
+    })
+    .await?;
     use webhook_event::Column as E;
     let unsent = || -> SimpleExpr {
         let no_message = Expr::exists(
@@ -82,7 +81,7 @@ pub async fn purge_old_webhooks<C: ConnectionTrait>(
         );
         no_message.and(not_the_latest)
     };
-    for _ in 0..rounds {
+    purged.events = delete_in_batches(batch, rounds, move || async move {
         let ids: Vec<Uuid> = WebhookEventRecord::find()
             .select_only()
             .column(E::Id)
@@ -94,14 +93,12 @@ pub async fn purge_old_webhooks<C: ConnectionTrait>(
             .all(db)
             .await?;
         if ids.is_empty() {
-            break;
+            return Ok((0, 0));
         }
         let found = ids.len();
         let deleted = WebhookEventRecord::delete_many().filter(E::Id.is_in(ids)).filter(unsent()).exec(db).await?;
-        purged.events += usize::try_from(deleted.rows_affected).unwrap_or(usize::MAX);
-        if (found as u64) < batch {
-            break;
-        }
-    }
+        Ok((found, deleted.rows_affected))
+    })
+    .await?;
     Ok(purged)
 }
