@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 CLIENTS = int(os.environ.get("CLIENTS", "64"))
-WRK_THREADS = 2
+WRK_THREADS = int(os.environ.get("WRK_THREADS", "2"))
 # The API's pool: 32 on PostgreSQL; on SQLite the default (10), since reads in one process gain
 # nothing from more connections than cores and each connection keeps its own page and statement
 # caches (32 connections took the API to 150-180 MB; 8 gave the same reads faster in 75 MB).

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Transitions on the embedded SQLite default: the API against SQLite's own ceiling for the same
-statements (issue 21's first step: the write path measured, not yet changed).
+statements (issue 21).
 
     python3 api/benches/sqlite_writes.py      (needs wrk; see docs/benchmarks.md)
 
@@ -9,7 +9,8 @@ statements (issue 21's first step: the write path measured, not yet changed).
 2. Seeds ENGAGEMENTS engagements in stage 1 (through the API), each with its stage 1 audit, and
    bulk copies of the audits so each transition names one of its own.
 3. wrk, CLIENTS connections for SECONDS: `POST /api/v1/engagements/{id}/events` recording a "not
-   ready" stage 1 outcome (the same full transition as transitions.py on PostgreSQL).
+   ready" stage 1 outcome (the same full transition as transitions.py on PostgreSQL), four times,
+   each on a fresh API process: `SQLITE_WRITER_COLOCATE` off, on (the default), off, on.
 4. With the API stopped, SQLite alone runs the statements one such transition executes, in the
    API's order, in a loop for SECONDS: one writer (the API has one), the API's pragmas, through
    Python's sqlite3 module. The statements are the API's own on SQLite, captured from its statement
@@ -45,12 +46,14 @@ CAPTURED = {
     "soa": 'SELECT "soa_entries"."engagement_id", "soa_entries"."control", "soa_entries"."applicable", "soa_entries"."justification" FROM "soa_entries" WHERE "soa_entries"."engagement_id" = ?',
     "audit": 'UPDATE "audits" SET "completed_at" = ?, "updated_at" = ?, "stage1_outcome" = ?, "gaps" = ? WHERE "audits"."id" = ?',
     "history": 'INSERT INTO "engagement_history" ("id", "engagement_id", "action", "from_state", "to_state", "actor", "reason", "evidence", "subject_id", "occurred_at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    "outbox": 'INSERT INTO "webhook_events" ("id", "engagement_id", "organization_id", "certification_body_id", "sequence", "event_type", "data", "occurred_at") SELECT ?, ?, ?, ?, COALESCE(MAX(sequence), 0) + 1, ?, ?, ? FROM "webhook_events" WHERE "webhook_events"."engagement_id" = ?',
     "version": 'UPDATE "engagements" SET "state" = ?, "engagement_letter_signed_on" = ?, "stage1_ready_on" = ?, "stage2_last_day" = ?, "suspended_on" = ?, "expired_on" = ?, "suspension_cause" = ?, "scope" = ?, "version" = ?, "updated_at" = ? WHERE "engagements"."id" = ? RETURNING "id", "organization_id", "certification_body_id", "standard", "state", "manager_email", "engagement_letter_signed_on", "stage1_ready_on", "stage2_last_day", "suspended_on", "expired_on", "suspension_cause", "scope", "version", "created_at", "updated_at"',
 }
 
 
-def parameters(name, e, a, o, now, engagement_row):
-    """The values the API binds to statement `name`, in order."""
+def parameters(name, e, a, o, now, engagement_row, event_data=None):
+    """The values the API binds to statement `name`, in order (`event_data`: the payload of an event
+    the API wrote)."""
     if name in ("authorize", "lock"):
         return (e, 1)
     if name == "facts":
@@ -62,6 +65,8 @@ def parameters(name, e, a, o, now, engagement_row):
     if name == "history":
         return (uuid.uuid4().bytes, e, "record_stage1_outcome", "stage1", "stage1", "bench@certflow.bench", None, "[]",
                 a, now)
+    if name == "outbox":
+        return (uuid.uuid4().bytes, e, o, engagement_row[2], "engagement.transitioned", event_data, now, e)
     # The engagement's columns as read under the lock, its version one up.
     row = engagement_row
     return (row[4], row[6], row[7], row[8], row[9], row[10], row[11], row[12], row[13] + 1, now, e)
@@ -78,6 +83,9 @@ def sqlite_ceiling(path, targets, organization, seconds):
                        f"mmap_size = {mmap}"):
             connection.execute(f"PRAGMA {pragma}")
     org = uuid.UUID(organization).bytes
+    # The payload of a transition's event as the API wrote it (its size is what counts).
+    event_data = reader.execute('SELECT "data" FROM "webhook_events" WHERE "event_type" = ? LIMIT 1',
+                                ("engagement.transitioned",)).fetchone()[0]
     latencies = []
     done, started_at = 0, time.time()
     deadline = started_at + seconds
@@ -90,8 +98,8 @@ def sqlite_ceiling(path, targets, organization, seconds):
         reader.execute(CAPTURED["authorize"], parameters("authorize", e, a, org, now, None)).fetchall()
         writer.execute("BEGIN IMMEDIATE")
         engagement_row = None
-        for name in ("lock", "facts", "documents", "soa", "audit", "history", "version"):
-            cursor = writer.execute(CAPTURED[name], parameters(name, e, a, org, now, engagement_row))
+        for name in ("lock", "facts", "documents", "soa", "audit", "history", "version", "outbox"):
+            cursor = writer.execute(CAPTURED[name], parameters(name, e, a, org, now, engagement_row, event_data))
             rows = cursor.fetchall()
             # Each statement does its work: the engagement, its facts and its new version are
             # read, the audit is completed once.
@@ -99,8 +107,8 @@ def sqlite_ceiling(path, targets, organization, seconds):
                 assert rows, f"{name} found nothing for {engagement}"
             if name == "lock":
                 engagement_row = rows[0]
-            if name == "audit":
-                assert cursor.rowcount == 1, f"the audit {audit} was not completed"
+            if name in ("audit", "outbox"):
+                assert cursor.rowcount == 1, f"{name}: no row written for {audit}"
         writer.execute("COMMIT")
         latencies.append((time.perf_counter() - started) * 1000)
         done += 1
@@ -110,29 +118,40 @@ def sqlite_ceiling(path, targets, organization, seconds):
     return done / elapsed, p99
 
 
+def api_run(binary, db, pairs, colocate):
+    """One wrk run of the transitions on a fresh API process with `SQLITE_WRITER_COLOCATE` set to
+    `colocate`: (transitions/s, latency, non-2xx, socket errors, peak RSS MB)."""
+    api = Api(binary, db, extra_env={"SQLITE_WRITER_COLOCATE": "true" if colocate else "false"})
+    try:
+        targets = fresh_stage1_audits(db, pairs, SECONDS)[:SECONDS * 5000]
+        figures = wrk_figures(wrk(api.base, transition_script(api.token, targets), SECONDS))
+        return (*figures, api.memory()[1])
+    finally:
+        api.stop()
+
+
 def main():
     binary = release_binary()
     db = Database("sqlite", "writes")
     api = Api(binary, db)
     try:
         pairs, org, _ = seed_stage1(api, ENGAGEMENTS)
-        targets = fresh_stage1_audits(db, pairs, SECONDS)
-        api_rps, api_latency, non_2xx, errors = wrk_figures(wrk(api.base, transition_script(api.token, targets),
-                                                                SECONDS))
-        _, peak = api.memory()
         api.stop()
+        # The writer's thread kept on the writing thread's CPU (the default) and not, alternated.
+        runs = [(colocate, api_run(binary, db, pairs, colocate)) for colocate in (False, True, False, True)]
         # The ceiling completes audits of its own (an audit completes one event only).
-        ceiling_targets = fresh_stage1_audits(db, pairs, SECONDS)
+        ceiling_targets = fresh_stage1_audits(db, pairs, SECONDS)[:SECONDS * 5000]
         ceiling, ceiling_p99 = sqlite_ceiling(db.path, ceiling_targets, org, SECONDS)
         print(f"\nSQLite, {ENGAGEMENTS} engagements, {SECONDS} s; the API with {CLIENTS} clients, SQLite alone "
               "with one writer (the API has one)\n")
-        print("| transition `record_stage1_outcome` | per second | latency | API / SQLite alone |")
-        print("|---|---|---|---|")
-        print(f"| API (`POST .../events`) | {api_rps:,.0f} | p50 {api_latency['50']}, p99 {api_latency['99']}; "
-              f"non-2xx {non_2xx}; socket errors {errors or 'none'} | {api_rps / ceiling:.0%} |")
+        print("| transition `record_stage1_outcome` | per second | latency | API / SQLite alone | peak RSS |")
+        print("|---|---|---|---|---|")
+        for colocate, (rps, latency, non_2xx, errors, peak) in runs:
+            label = "writer's thread follows (default)" if colocate else "`SQLITE_WRITER_COLOCATE=false`"
+            print(f"| API (`POST .../events`), {label} | {rps:,.0f} | p50 {latency['50']}, p99 {latency['99']}; "
+                  f"non-2xx {non_2xx}; socket errors {errors or 'none'} | {rps / ceiling:.0%} | {peak:.0f} MB |")
         print(f"| SQLite alone, the same statements (Python's sqlite3, one writer) | {ceiling:,.0f} | "
-              f"p99 {ceiling_p99:.2f} ms (one at a time) | |")
-        print(f"\nAPI peak RSS (VmHWM): {peak:.0f} MB")
+              f"p99 {ceiling_p99:.2f} ms (one at a time) | | |")
     finally:
         if api.process.poll() is None:
             api.stop()

@@ -128,6 +128,9 @@ pub struct Settings {
     /// `DATABASE_LOG_STATEMENTS`: log every statement with its time (at INFO, target
     /// `sqlx::query`), to capture what a request runs.
     pub database_log_statements: bool,
+    /// `SQLITE_WRITER_COLOCATE`: move the SQLite writer connection's thread to the CPU of the
+    /// thread writing through it, each write (see `engine::store::colocation`).
+    pub sqlite_writer_colocate: bool,
 }
 
 /// Where `/metrics` is served.
@@ -301,19 +304,9 @@ impl Settings {
             webhook_concurrency: parse_number(&get, "WEBHOOK_CONCURRENCY", 64)?,
             webhook_lease_seconds: parse_number(&get, "WEBHOOK_LEASE_SECONDS", 60)?,
             webhook_retention_days: parse_number(&get, "WEBHOOK_RETENTION_DAYS", 30)?,
-            webhook_allow_loopback: match get("WEBHOOK_ALLOW_LOOPBACK").as_deref() {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(other) => {
-                    return Err(invalid("WEBHOOK_ALLOW_LOOPBACK", format!("'{other}' is neither true nor false")));
-                }
-            },
+            webhook_allow_loopback: parse_flag(&get, "WEBHOOK_ALLOW_LOOPBACK", false)?,
             scan_schedule: get("SCAN_SCHEDULE").unwrap_or_else(|| "0 * * * * *".into()),
-            worker_embedded: match get("WORKER_EMBEDDED").as_deref() {
-                None | Some("true") => true,
-                Some("false") => false,
-                Some(other) => return Err(invalid("WORKER_EMBEDDED", format!("'{other}' is neither true nor false"))),
-            },
+            worker_embedded: parse_flag(&get, "WORKER_EMBEDDED", true)?,
             docs_enabled: match get("DOCS_ENABLED").as_deref() {
                 None => environment == Environment::Local,
                 Some("true") => true,
@@ -344,13 +337,8 @@ impl Settings {
             shutdown_drain_seconds: parse_amount(&get, "SHUTDOWN_DRAIN_SECONDS", 0)?,
             shutdown_grace_seconds: parse_amount(&get, "SHUTDOWN_GRACE_SECONDS", 30)?,
             sqlite_mmap_size: parse_amount(&get, "SQLITE_MMAP_SIZE", DEFAULT_SQLITE_MMAP_SIZE)?,
-            database_log_statements: match get("DATABASE_LOG_STATEMENTS").as_deref() {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(other) => {
-                    return Err(invalid("DATABASE_LOG_STATEMENTS", format!("'{other}' is neither true nor false")));
-                }
-            },
+            sqlite_writer_colocate: parse_flag(&get, "SQLITE_WRITER_COLOCATE", true)?,
+            database_log_statements: parse_flag(&get, "DATABASE_LOG_STATEMENTS", false)?,
         })
     }
 
@@ -451,6 +439,16 @@ fn parse_number(
 }
 
 /// A whole number that may be 0 (a duration or a size that can be turned off).
+/// A `true`/`false` setting, `default` when unset.
+fn parse_flag(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: bool) -> Result<bool, SettingsError> {
+    match get(variable).as_deref() {
+        None => Ok(default),
+        Some("true") => Ok(true),
+        Some("false") => Ok(false),
+        Some(other) => Err(invalid(variable, format!("'{other}' is neither true nor false"))),
+    }
+}
+
 fn parse_amount<T: std::str::FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
@@ -487,6 +485,9 @@ mod tests {
         assert_eq!((defaults.shutdown_drain_seconds, defaults.shutdown_grace_seconds), (0, 30));
         assert_eq!(defaults.sqlite_mmap_size, DEFAULT_SQLITE_MMAP_SIZE);
         assert!(!defaults.database_log_statements);
+        assert!(defaults.sqlite_writer_colocate);
+        assert!(!Settings::from_vars(vars(&[("SQLITE_WRITER_COLOCATE", "false")])).unwrap().sqlite_writer_colocate);
+        assert!(Settings::from_vars(vars(&[("SQLITE_WRITER_COLOCATE", "no")])).is_err());
         assert!(Settings::from_vars(vars(&[("DATABASE_LOG_STATEMENTS", "true")])).unwrap().database_log_statements);
         let typo = Settings::from_vars(vars(&[("DATABASE_LOG_STATEMENTS", "yes")])).unwrap_err();
         assert_eq!(typo.variable, "DATABASE_LOG_STATEMENTS");

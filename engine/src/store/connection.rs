@@ -5,6 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 use entities::settings::DEFAULT_SQLITE_MMAP_SIZE;
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+
+use super::colocation;
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
@@ -19,18 +21,25 @@ pub struct Tuning {
     /// Log every statement with its time (sqlx, target `sqlx::query`, at INFO): to capture what a
     /// request runs, e.g. for a benchmark's ceiling.
     pub log_statements: bool,
+    /// Keep the SQLite writer's thread on the CPU of the thread writing through it
+    /// ([`super::colocation`]).
+    pub colocate_writer: bool,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { sqlite_mmap_size: DEFAULT_SQLITE_MMAP_SIZE, log_statements: false }
+        Self { sqlite_mmap_size: DEFAULT_SQLITE_MMAP_SIZE, log_statements: false, colocate_writer: true }
     }
 }
 
 impl Tuning {
     /// The tuning the settings name.
     pub fn of(settings: &entities::settings::Settings) -> Self {
-        Self { sqlite_mmap_size: settings.sqlite_mmap_size, log_statements: settings.database_log_statements }
+        Self {
+            sqlite_mmap_size: settings.sqlite_mmap_size,
+            log_statements: settings.database_log_statements,
+            colocate_writer: settings.sqlite_writer_colocate,
+        }
     }
 }
 
@@ -42,7 +51,14 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
 
 /// [`connect`], tuned by `tuning`.
 pub async fn connect_tuned(url: &str, max_connections: u32, tuning: Tuning) -> anyhow::Result<DatabaseConnection> {
-    let Tuning { sqlite_mmap_size, log_statements } = tuning;
+    open(url, max_connections, tuning, false).await
+}
+
+/// Opens the pool; `writer`: SQLite's one writer connection, its thread named to be followed
+/// ([`super::colocation`]) when the tuning says so.
+async fn open(url: &str, max_connections: u32, tuning: Tuning, writer: bool) -> anyhow::Result<DatabaseConnection> {
+    let Tuning { sqlite_mmap_size, log_statements, colocate_writer } = tuning;
+    let followed = writer && colocate_writer;
     let folder = sqlite_file(url)
         .and_then(|path| std::path::Path::new(path).parent())
         .filter(|folder| !folder.as_os_str().is_empty());
@@ -66,6 +82,7 @@ pub async fn connect_tuned(url: &str, max_connections: u32, tuning: Tuning) -> a
         // sea-orm logs them at INFO.
         .sqlx_logging(log_statements)
         .map_sqlx_sqlite_opts(move |opts| {
+            let opts = if followed { opts.thread_name(colocation::thread_name) } else { opts };
             opts.create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -75,7 +92,11 @@ pub async fn connect_tuned(url: &str, max_connections: u32, tuning: Tuning) -> a
                 // cache with a `pread` (writes still go through the WAL).
                 .pragma("mmap_size", sqlite_mmap_size.to_string())
         });
-    Database::connect(options).await.context("Failed to connect to the database")
+    let db = Database::connect(options).await.context("Failed to connect to the database")?;
+    if followed {
+        colocation::enable();
+    }
+    Ok(db)
 }
 
 /// The pool write transactions go through, beside `db` (the pool for reads) opened on `url`.
@@ -95,7 +116,7 @@ pub async fn connect_writer(
 ) -> anyhow::Result<DatabaseConnection> {
     match db.get_database_backend() {
         DbBackend::Sqlite if sqlite_file(url).is_none() => Ok(db.clone()),
-        DbBackend::Sqlite => connect_tuned(url, 1, tuning).await,
+        DbBackend::Sqlite => open(url, 1, tuning, true).await,
         _ => connect_tuned(url, writers, tuning).await,
     }
 }
@@ -109,7 +130,11 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
     let options =
         TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
     let _waiting = Waiting::for_pool("write");
-    db.begin_with_options(options).await
+    let txn = db.begin_with_options(options).await?;
+    if db.get_database_backend() == DbBackend::Sqlite {
+        colocation::follow();
+    }
+    Ok(txn)
 }
 
 /// One more on a pool's `certflow_db_pool_waiting` gauge while it lives (a wait given up when
@@ -152,7 +177,7 @@ mod tests {
     async fn a_sqlite_file_gets_one_writer_connection_of_its_own_both_mapping_what_the_setting_says() {
         let folder = std::env::temp_dir().join(format!("certflow-writer-{}", std::process::id()));
         let url = format!("sqlite://{}/w.db?mode=rwc", folder.display());
-        let tuning = Tuning { sqlite_mmap_size: 1 << 24, log_statements: false };
+        let tuning = Tuning { sqlite_mmap_size: 1 << 24, ..Tuning::default() };
         let db = connect_tuned(&url, 4, tuning).await.expect("connect");
         let writer = connect_writer(&url, &db, 8, tuning).await.expect("writer");
         assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);

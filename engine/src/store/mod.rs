@@ -1,6 +1,7 @@
 //! The store: connections and transactions, what a database error means, and the look-ups and
 //! checks every command shares.
 
+mod colocation;
 mod connection;
 mod rows;
 
