@@ -438,9 +438,12 @@ fn parse_number(
     }
 }
 
-/// A whole number that may be 0 (a duration or a size that can be turned off).
 /// A `true`/`false` setting, `default` when unset.
-fn parse_flag(get: &impl Fn(&str) -> Option<String>, variable: &'static str, default: bool) -> Result<bool, SettingsError> {
+fn parse_flag(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, SettingsError> {
     match get(variable).as_deref() {
         None => Ok(default),
         Some("true") => Ok(true),
@@ -449,6 +452,7 @@ fn parse_flag(get: &impl Fn(&str) -> Option<String>, variable: &'static str, def
     }
 }
 
+/// A whole number that may be 0 (a duration or a size that can be turned off).
 fn parse_amount<T: std::str::FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     variable: &'static str,
