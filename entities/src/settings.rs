@@ -27,6 +27,9 @@ fn random_secret() -> String {
 /// memory counts no file pages (docs/benchmarks.md has the measurements that chose it).
 pub const DEFAULT_SQLITE_MMAP_SIZE: u64 = 0;
 
+/// KiB of pages each SQLite connection caches unless `SQLITE_CACHE_SIZE` says otherwise.
+pub const DEFAULT_SQLITE_CACHE_SIZE: u64 = 2000;
+
 /// Every setting of certflow.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -125,6 +128,9 @@ pub struct Settings {
     /// `SQLITE_MMAP_SIZE`: bytes of a SQLite file each connection reads through a memory map
     /// (SQLite's `mmap_size`; 0: none).
     pub sqlite_mmap_size: u64,
+    /// `SQLITE_CACHE_SIZE`: KiB of database pages each SQLite connection keeps in its own cache
+    /// (SQLite's `cache_size`, as a negative number); what it misses it reads from the OS's cache.
+    pub sqlite_cache_size: u64,
     /// `DATABASE_LOG_STATEMENTS`: log every statement with its time (at INFO, target
     /// `sqlx::query`), to capture what a request runs.
     pub database_log_statements: bool,
@@ -337,6 +343,7 @@ impl Settings {
             shutdown_drain_seconds: parse_amount(&get, "SHUTDOWN_DRAIN_SECONDS", 0)?,
             shutdown_grace_seconds: parse_amount(&get, "SHUTDOWN_GRACE_SECONDS", 30)?,
             sqlite_mmap_size: parse_amount(&get, "SQLITE_MMAP_SIZE", DEFAULT_SQLITE_MMAP_SIZE)?,
+            sqlite_cache_size: parse_amount(&get, "SQLITE_CACHE_SIZE", DEFAULT_SQLITE_CACHE_SIZE)?,
             sqlite_writer_colocate: parse_flag(&get, "SQLITE_WRITER_COLOCATE", true)?,
             database_log_statements: parse_flag(&get, "DATABASE_LOG_STATEMENTS", false)?,
         })

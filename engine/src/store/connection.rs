@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use entities::settings::DEFAULT_SQLITE_MMAP_SIZE;
+use entities::settings::{DEFAULT_SQLITE_CACHE_SIZE, DEFAULT_SQLITE_MMAP_SIZE};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 
 use super::colocation;
@@ -18,6 +18,8 @@ pub struct Tuning {
     /// Bytes of a SQLite file each connection maps (every connection maps the file on its own, and
     /// the process's resident memory counts each mapping's pages once per connection).
     pub sqlite_mmap_size: u64,
+    /// KiB of pages each SQLite connection caches.
+    pub sqlite_cache_size: u64,
     /// Log every statement with its time (sqlx, target `sqlx::query`, at INFO): to capture what a
     /// request runs, e.g. for a benchmark's ceiling.
     pub log_statements: bool,
@@ -28,7 +30,12 @@ pub struct Tuning {
 
 impl Default for Tuning {
     fn default() -> Self {
-        Self { sqlite_mmap_size: DEFAULT_SQLITE_MMAP_SIZE, log_statements: false, colocate_writer: true }
+        Self {
+            sqlite_mmap_size: DEFAULT_SQLITE_MMAP_SIZE,
+            sqlite_cache_size: DEFAULT_SQLITE_CACHE_SIZE,
+            log_statements: false,
+            colocate_writer: true,
+        }
     }
 }
 
@@ -37,6 +44,7 @@ impl Tuning {
     pub fn of(settings: &entities::settings::Settings) -> Self {
         Self {
             sqlite_mmap_size: settings.sqlite_mmap_size,
+            sqlite_cache_size: settings.sqlite_cache_size,
             log_statements: settings.database_log_statements,
             colocate_writer: settings.sqlite_writer_colocate,
         }
@@ -57,7 +65,7 @@ pub async fn connect_tuned(url: &str, max_connections: u32, tuning: Tuning) -> a
 /// Opens the pool; `writer`: SQLite's one writer connection, its thread named to be followed
 /// ([`super::colocation`]) when the tuning says so.
 async fn open(url: &str, max_connections: u32, tuning: Tuning, writer: bool) -> anyhow::Result<DatabaseConnection> {
-    let Tuning { sqlite_mmap_size, log_statements, colocate_writer } = tuning;
+    let Tuning { sqlite_mmap_size, sqlite_cache_size, log_statements, colocate_writer } = tuning;
     let followed = writer && colocate_writer;
     let folder = sqlite_file(url)
         .and_then(|path| std::path::Path::new(path).parent())
@@ -91,6 +99,8 @@ async fn open(url: &str, max_connections: u32, tuning: Tuning, writer: bool) -> 
                 // With a map, reads take pages from it instead of copying them out of the OS
                 // cache with a `pread` (writes still go through the WAL).
                 .pragma("mmap_size", sqlite_mmap_size.to_string())
+                // Negative: a size in KiB rather than a number of pages.
+                .pragma("cache_size", format!("-{sqlite_cache_size}"))
         });
     let db = Database::connect(options).await.context("Failed to connect to the database")?;
     if followed {
