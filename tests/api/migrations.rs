@@ -49,3 +49,34 @@ async fn on_sqlite_the_open_deadlines_of_engagements_are_looked_up_by_engagement
         query.sql
     );
 }
+
+/// A page of an engagement's findings reads that page from an index in order: before, SQLite read
+/// every finding of the engagement and sorted them for each page, so the list slowed down (and its
+/// memory grew) with every finding recorded.
+#[tokio::test]
+async fn on_sqlite_a_page_of_an_engagements_findings_is_read_in_index_order() {
+    use entities::orm::{finding, prelude::Finding};
+    use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement};
+    let app = spawn_app(Backend::Sqlite).await;
+    let db = app.db().await;
+    // The shape of `GET /engagements/{id}/findings` (api::pagination::id_page).
+    let query = Finding::find()
+        .filter(finding::Column::EngagementId.eq(uuid::Uuid::now_v7()))
+        .filter(finding::Column::Id.gt(uuid::Uuid::now_v7()))
+        .order_by_asc(finding::Column::Id)
+        .limit(11)
+        .build(DbBackend::Sqlite);
+    let explain = Statement::from_sql_and_values(
+        DbBackend::Sqlite,
+        format!("EXPLAIN QUERY PLAN {}", query.sql),
+        query.values.expect("the query has values"),
+    );
+    let plan: Vec<String> =
+        db.query_all_raw(explain).await.unwrap().iter().map(|row| row.try_get_by_index::<String>(3).unwrap()).collect();
+    assert_eq!(
+        plan,
+        ["SEARCH findings USING INDEX ix_findings_engagement_id_id (engagement_id=? AND id>?)"],
+        "{}",
+        query.sql
+    );
+}

@@ -87,11 +87,13 @@ pub async fn dispatch_events(
     take: Option<Take>,
 ) -> Result<Dispatched, EngineError> {
     // An idle outbox costs one indexed read, not a write transaction (on SQLite, the one write lock
-    // the API's writes queue for).
+    // the API's writes queue for). In the partial index's order, so a planner with statistics
+    // reads that index too rather than the whole outbox.
     let waiting: Option<Uuid> = WebhookEventRecord::find()
         .select_only()
         .column(webhook_event::Column::Id)
         .filter(webhook_event::Column::DispatchedAt.is_null())
+        .order_by_asc(webhook_event::Column::Id)
         .limit(1)
         .into_tuple()
         .one(db)
