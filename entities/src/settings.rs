@@ -497,6 +497,8 @@ mod tests {
         assert_eq!(defaults.sqlite_mmap_size, DEFAULT_SQLITE_MMAP_SIZE);
         assert!(!defaults.database_log_statements);
         assert!(defaults.sqlite_writer_colocate);
+        assert_eq!(defaults.sqlite_cache_size, DEFAULT_SQLITE_CACHE_SIZE);
+        assert_eq!(Settings::from_vars(vars(&[("SQLITE_CACHE_SIZE", "512")])).unwrap().sqlite_cache_size, 512);
         assert!(!Settings::from_vars(vars(&[("SQLITE_WRITER_COLOCATE", "false")])).unwrap().sqlite_writer_colocate);
         assert!(Settings::from_vars(vars(&[("SQLITE_WRITER_COLOCATE", "no")])).is_err());
         assert!(Settings::from_vars(vars(&[("DATABASE_LOG_STATEMENTS", "true")])).unwrap().database_log_statements);

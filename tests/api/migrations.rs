@@ -30,18 +30,12 @@ on_both_databases!(all_migrations_apply_roll_back_and_apply_again);
 /// open deadlines instead of walking every open deadline (which made reads slow down as data grew).
 #[tokio::test]
 async fn on_sqlite_the_open_deadlines_of_engagements_are_looked_up_by_engagement() {
-    use sea_orm::{DbBackend, QueryTrait, Statement};
+    use sea_orm::{DbBackend, QueryTrait};
     let app = spawn_app(Backend::Sqlite).await;
     let db = app.db().await;
     let query =
         engine::deadlines::open_deadlines_of(vec![uuid::Uuid::now_v7(), uuid::Uuid::now_v7()]).build(DbBackend::Sqlite);
-    let explain = Statement::from_sql_and_values(
-        DbBackend::Sqlite,
-        format!("EXPLAIN QUERY PLAN {}", query.sql),
-        query.values.expect("the query has values"),
-    );
-    let plan: Vec<String> =
-        db.query_all_raw(explain).await.unwrap().iter().map(|row| row.try_get_by_index::<String>(3).unwrap()).collect();
+    let plan = sqlite_plan(&db, &query).await;
     assert_eq!(
         plan,
         ["SEARCH deadlines USING INDEX ix_deadlines_engagement_id_status_due_on (engagement_id=? AND status=?)"],
@@ -56,7 +50,7 @@ async fn on_sqlite_the_open_deadlines_of_engagements_are_looked_up_by_engagement
 #[tokio::test]
 async fn on_sqlite_a_page_of_an_engagements_findings_is_read_in_index_order() {
     use entities::orm::{finding, prelude::Finding};
-    use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Statement};
+    use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait};
     let app = spawn_app(Backend::Sqlite).await;
     let db = app.db().await;
     // The shape of `GET /engagements/{id}/findings` (api::pagination::id_page).
@@ -66,17 +60,21 @@ async fn on_sqlite_a_page_of_an_engagements_findings_is_read_in_index_order() {
         .order_by_asc(finding::Column::Id)
         .limit(11)
         .build(DbBackend::Sqlite);
-    let explain = Statement::from_sql_and_values(
-        DbBackend::Sqlite,
-        format!("EXPLAIN QUERY PLAN {}", query.sql),
-        query.values.expect("the query has values"),
-    );
-    let plan: Vec<String> =
-        db.query_all_raw(explain).await.unwrap().iter().map(|row| row.try_get_by_index::<String>(3).unwrap()).collect();
+    let plan = sqlite_plan(&db, &query).await;
     assert_eq!(
         plan,
         ["SEARCH findings USING INDEX ix_findings_engagement_id_id (engagement_id=? AND id>?)"],
         "{}",
         query.sql
     );
+}
+
+/// What SQLite's `EXPLAIN QUERY PLAN` says of `query`, one line a step.
+async fn sqlite_plan(db: &sea_orm::DatabaseConnection, query: &sea_orm::Statement) -> Vec<String> {
+    let explain = sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Sqlite,
+        format!("EXPLAIN QUERY PLAN {}", query.sql),
+        query.values.clone().expect("the query has values"),
+    );
+    db.query_all_raw(explain).await.unwrap().iter().map(|row| row.try_get_by_index::<String>(3).unwrap()).collect()
 }

@@ -187,12 +187,15 @@ mod tests {
     async fn a_sqlite_file_gets_one_writer_connection_of_its_own_both_mapping_what_the_setting_says() {
         let folder = std::env::temp_dir().join(format!("certflow-writer-{}", std::process::id()));
         let url = format!("sqlite://{}/w.db?mode=rwc", folder.display());
-        let tuning = Tuning { sqlite_mmap_size: 1 << 24, ..Tuning::default() };
+        let tuning = Tuning { sqlite_mmap_size: 1 << 24, sqlite_cache_size: 512, ..Tuning::default() };
         let db = connect_tuned(&url, 4, tuning).await.expect("connect");
         let writer = connect_writer(&url, &db, 8, tuning).await.expect("writer");
         assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);
         assert_eq!(db.get_sqlite_connection_pool().options().get_max_connections(), 4);
         assert_eq!((mmap_size(&db).await, mmap_size(&writer).await), (1 << 24, 1 << 24));
+        let cache_size = db.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA cache_size")).await;
+        let cache_size: i64 = cache_size.expect("pragma").expect("a row").try_get_by_index(0).expect("a number");
+        assert_eq!(cache_size, -512, "512 KiB of pages");
         let unmapped = connect(&url, 1).await.expect("connect with the default");
         assert_eq!(mmap_size(&unmapped).await as u64, entities::settings::DEFAULT_SQLITE_MMAP_SIZE);
         unmapped.close().await.expect("close");
