@@ -16,19 +16,24 @@ statements (issue 21).
    Python's sqlite3 module. The statements are the API's own on SQLite, captured from its statement
    log (`DATABASE_LOG_STATEMENTS=true`), with the values it binds. Python's own time per
    statement is counted in the ceiling, so this is a floor of what SQLite itself can do.
-5. Prints both, their ratio, the API's latency and its peak memory.
+5. Then the same for a finding's creation: wrk POSTing findings on random engagements' audits
+   through the API (default settings), and SQLite alone running the statements one creation
+   executes (captured the same way) with the values the API bound.
+6. Prints each, their ratio, the API's latency and its peak memory.
 
 Environment: ENGAGEMENTS (256), CLIENTS (64), SECONDS (20), SQLITE_MMAP_SIZE (the API's setting,
 passed through; the ceiling maps as much).
 """
 
 import os
+import random
 import sqlite3
 import sys
 import time
 import uuid
 from datetime import datetime, timezone
 
+from peer import post_finding_script
 from benchlib import (Api, Database, fresh_stage1_audits, release_binary, seed_stage1, transition_script, wrk,
                       wrk_figures, CLIENTS)
 
@@ -49,6 +54,56 @@ CAPTURED = {
     "outbox": 'INSERT INTO "webhook_events" ("id", "engagement_id", "organization_id", "certification_body_id", "sequence", "event_type", "data", "occurred_at") SELECT ?, ?, ?, ?, COALESCE(MAX(sequence), 0) + 1, ?, ?, ? FROM "webhook_events" WHERE "webhook_events"."engagement_id" = ?',
     "version": 'UPDATE "engagements" SET "state" = ?, "engagement_letter_signed_on" = ?, "stage1_ready_on" = ?, "stage2_last_day" = ?, "suspended_on" = ?, "expired_on" = ?, "suspension_cause" = ?, "scope" = ?, "version" = ?, "updated_at" = ? WHERE "engagements"."id" = ? RETURNING "id", "organization_id", "certification_body_id", "standard", "state", "manager_email", "engagement_letter_signed_on", "stage1_ready_on", "stage2_last_day", "suspended_on", "expired_on", "suspension_cause", "scope", "version", "created_at", "updated_at"',
 }
+
+# One `POST /engagements/{id}/audits/{audit}/findings` as the API runs it on SQLite (captured the
+# same way): the authorization read, then between `BEGIN IMMEDIATE` and `COMMIT` the engagement
+# locked, the audit read, the finding inserted, its history entry and its event.
+FINDING = {
+    "audit": 'SELECT "audits"."id", "audits"."engagement_id", "audits"."kind", "audits"."first_day", "audits"."last_day", "audits"."lead_auditor", "audits"."audit_team", "audits"."stage1_outcome", "audits"."gaps", "audits"."completed_at", "audits"."created_at", "audits"."updated_at", "audits"."certification_body_id" FROM "audits" WHERE "audits"."id" = ? LIMIT ?',
+    "finding": 'INSERT INTO "findings" ("id", "engagement_id", "audit_id", "grade", "reference", "description", "status", "created_by", "created_at", "closed_at", "follow_up_audit_id", "follow_up_outcome", "follow_up_note") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING "id", "engagement_id", "audit_id", "grade", "reference", "description", "status", "created_by", "created_at", "closed_at", "follow_up_audit_id", "follow_up_outcome", "follow_up_note"',
+}
+
+
+def finding_ceiling(path, pairs, organization, seconds):
+    """SQLite alone running a finding creation's statements on random engagements of `pairs`, one
+    writer, for `seconds`, with the values the API bound to the findings it wrote: findings/s."""
+    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    mmap = int(os.environ.get("SQLITE_MMAP_SIZE", "0"))
+    for connection in (reader, writer):
+        for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON", "busy_timeout = 10000",
+                       f"mmap_size = {mmap}"):
+            connection.execute(f"PRAGMA {pragma}")
+    org = uuid.UUID(organization).bytes
+    # What the API wrote for one of its findings: the finding's values, its history entry, its event.
+    grade, reference, description, status, created_by = reader.execute(
+        'SELECT grade, reference, description, status, created_by FROM findings ORDER BY created_at DESC LIMIT 1'
+    ).fetchone()
+    action, from_state, to_state, actor, evidence = reader.execute(
+        'SELECT action, from_state, to_state, actor, evidence FROM engagement_history '
+        'WHERE subject_id IN (SELECT id FROM findings) ORDER BY occurred_at DESC LIMIT 1').fetchone()
+    event_data = reader.execute('SELECT "data" FROM "webhook_events" WHERE "event_type" = ? LIMIT 1',
+                                ("finding.recorded",)).fetchone()[0]
+    done, started_at = 0, time.time()
+    while time.time() < started_at + seconds:
+        engagement, audit = random.choice(pairs)
+        e, a = uuid.UUID(engagement).bytes, uuid.UUID(audit).bytes
+        now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
+        finding = uuid.uuid4().bytes
+        reader.execute(CAPTURED["authorize"], (e, 1)).fetchall()
+        writer.execute("BEGIN IMMEDIATE")
+        row = writer.execute(CAPTURED["lock"], (e, 1)).fetchall()[0]
+        assert writer.execute(FINDING["audit"], (a, 1)).fetchall(), f"no audit {audit}"
+        assert writer.execute(FINDING["finding"], (finding, e, a, grade, reference, description, status, created_by,
+                                                   now, None, None, None, None)).fetchall()
+        writer.execute(CAPTURED["history"], (uuid.uuid4().bytes, e, action, from_state, to_state, actor, None,
+                                             evidence, finding, now))
+        cursor = writer.execute(CAPTURED["outbox"], (uuid.uuid4().bytes, e, org, row[2], "finding.recorded",
+                                                     event_data, now, e))
+        assert cursor.rowcount == 1, "no event written"
+        writer.execute("COMMIT")
+        done += 1
+    return done / (time.time() - started_at)
 
 
 def parameters(name, e, a, o, now, engagement_row, event_data=None):
@@ -142,6 +197,11 @@ def main():
         # The ceiling completes audits of its own (an audit completes one event only).
         ceiling_targets = fresh_stage1_audits(db, pairs, SECONDS)[:SECONDS * 5000]
         ceiling, ceiling_p99 = sqlite_ceiling(db.path, ceiling_targets, org, SECONDS)
+        # A finding's creation: the API (the default settings), then SQLite alone.
+        api = Api(binary, db)
+        findings = wrk_figures(wrk(api.base, post_finding_script(api.token, pairs), SECONDS))
+        api.stop()
+        findings_ceiling = finding_ceiling(db.path, pairs, org, SECONDS)
         print(f"\nSQLite, {ENGAGEMENTS} engagements, {SECONDS} s; the API with {CLIENTS} clients, SQLite alone "
               "with one writer (the API has one)\n")
         print("| transition `record_stage1_outcome` | per second | latency | API / SQLite alone | peak RSS |")
@@ -152,6 +212,12 @@ def main():
                   f"non-2xx {non_2xx}; socket errors {errors or 'none'} | {rps / ceiling:.0%} | {peak:.0f} MB |")
         print(f"| SQLite alone, the same statements (Python's sqlite3, one writer) | {ceiling:,.0f} | "
               f"p99 {ceiling_p99:.2f} ms (one at a time) | | |")
+        rps, latency, non_2xx, errors = findings
+        print("\n| a finding recorded (`POST .../audits/{audit}/findings`) | per second | latency | API / SQLite alone |")
+        print("|---|---|---|---|")
+        print(f"| API, default settings | {rps:,.0f} | p50 {latency['50']}, p99 {latency['99']}; non-2xx {non_2xx}; "
+              f"socket errors {errors or 'none'} | {rps / findings_ceiling:.0%} |")
+        print(f"| SQLite alone, the same statements (Python's sqlite3, one writer) | {findings_ceiling:,.0f} | | |")
     finally:
         if api.process.poll() is None:
             api.stop()
