@@ -64,9 +64,9 @@ FINDING = {
 }
 
 
-def finding_ceiling(path, pairs, organization, seconds):
-    """SQLite alone running a finding creation's statements on random engagements of `pairs`, one
-    writer, for `seconds`, with the values the API bound to the findings it wrote: findings/s."""
+def reader_and_writer(path):
+    """Two connections to the file at `path` with the API's pragmas: one to read, one to write (the
+    API has one writer)."""
     reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     mmap = int(os.environ.get("SQLITE_MMAP_SIZE", "0"))
@@ -74,6 +74,19 @@ def finding_ceiling(path, pairs, organization, seconds):
         for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON", "busy_timeout = 10000",
                        f"mmap_size = {mmap}"):
             connection.execute(f"PRAGMA {pragma}")
+    return reader, writer
+
+
+def payload_of(reader, event_type):
+    """The data of an event of `event_type` as the API wrote it (its size is what counts)."""
+    return reader.execute('SELECT "data" FROM "webhook_events" WHERE "event_type" = ? LIMIT 1',
+                          (event_type,)).fetchone()[0]
+
+
+def finding_ceiling(path, pairs, organization, seconds):
+    """SQLite alone running a finding creation's statements on random engagements of `pairs`, one
+    writer, for `seconds`, with the values the API bound to the findings it wrote: findings/s."""
+    reader, writer = reader_and_writer(path)
     org = uuid.UUID(organization).bytes
     # What the API wrote for one of its findings: the finding's values, its history entry, its event.
     grade, reference, description, status, created_by = reader.execute(
@@ -82,8 +95,7 @@ def finding_ceiling(path, pairs, organization, seconds):
     action, from_state, to_state, actor, evidence = reader.execute(
         'SELECT action, from_state, to_state, actor, evidence FROM engagement_history '
         'WHERE subject_id IN (SELECT id FROM findings) ORDER BY occurred_at DESC LIMIT 1').fetchone()
-    event_data = reader.execute('SELECT "data" FROM "webhook_events" WHERE "event_type" = ? LIMIT 1',
-                                ("finding.recorded",)).fetchone()[0]
+    event_data = payload_of(reader, "finding.recorded")
     done, started_at = 0, time.time()
     while time.time() < started_at + seconds:
         engagement, audit = random.choice(pairs)
@@ -130,17 +142,9 @@ def parameters(name, e, a, o, now, engagement_row, event_data=None):
 def sqlite_ceiling(path, targets, organization, seconds):
     """SQLite alone running one transition's statements per target, one writer, for `seconds`:
     (transitions/s, p99 ms)."""
-    reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    mmap = int(os.environ.get("SQLITE_MMAP_SIZE", "0"))
-    for connection in (reader, writer):
-        for pragma in ("journal_mode = WAL", "synchronous = NORMAL", "foreign_keys = ON", "busy_timeout = 10000",
-                       f"mmap_size = {mmap}"):
-            connection.execute(f"PRAGMA {pragma}")
+    reader, writer = reader_and_writer(path)
     org = uuid.UUID(organization).bytes
-    # The payload of a transition's event as the API wrote it (its size is what counts).
-    event_data = reader.execute('SELECT "data" FROM "webhook_events" WHERE "event_type" = ? LIMIT 1',
-                                ("engagement.transitioned",)).fetchone()[0]
+    event_data = payload_of(reader, "engagement.transitioned")
     latencies = []
     done, started_at = 0, time.time()
     deadline = started_at + seconds
@@ -173,12 +177,18 @@ def sqlite_ceiling(path, targets, organization, seconds):
     return done / elapsed, p99
 
 
+def audits_for_a_run(db, pairs):
+    """Unfinished stage 1 audits for one run of SECONDS (at most 5,000 a second): each run adds
+    copies, so the list of every unfinished one grows run by run."""
+    return fresh_stage1_audits(db, pairs, SECONDS)[:SECONDS * 5000]
+
+
 def api_run(binary, db, pairs, colocate):
     """One wrk run of the transitions on a fresh API process with `SQLITE_WRITER_COLOCATE` set to
     `colocate`: (transitions/s, latency, non-2xx, socket errors, peak RSS MB)."""
     api = Api(binary, db, extra_env={"SQLITE_WRITER_COLOCATE": "true" if colocate else "false"})
     try:
-        targets = fresh_stage1_audits(db, pairs, SECONDS)[:SECONDS * 5000]
+        targets = audits_for_a_run(db, pairs)
         figures = wrk_figures(wrk(api.base, transition_script(api.token, targets), SECONDS))
         return (*figures, api.memory()[1])
     finally:
@@ -195,7 +205,7 @@ def main():
         # The writer's thread kept on the writing thread's CPU (the default) and not, alternated.
         runs = [(colocate, api_run(binary, db, pairs, colocate)) for colocate in (False, True, False, True)]
         # The ceiling completes audits of its own (an audit completes one event only).
-        ceiling_targets = fresh_stage1_audits(db, pairs, SECONDS)[:SECONDS * 5000]
+        ceiling_targets = audits_for_a_run(db, pairs)
         ceiling, ceiling_p99 = sqlite_ceiling(db.path, ceiling_targets, org, SECONDS)
         # A finding's creation: the API (the default settings), then SQLite alone.
         api = Api(binary, db)

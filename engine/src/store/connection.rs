@@ -5,14 +5,15 @@ use std::time::Duration;
 use anyhow::Context;
 use entities::settings::{DEFAULT_SQLITE_CACHE_SIZE, DEFAULT_SQLITE_MMAP_SIZE};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-
-use super::colocation;
 use sea_orm::{
     ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
     TransactionOptions, TransactionTrait,
 };
 
-/// How connections are opened beyond their number (`SQLITE_MMAP_SIZE`, `DATABASE_LOG_STATEMENTS`).
+use super::colocation;
+
+/// How connections are opened beyond their number (`SQLITE_MMAP_SIZE`, `SQLITE_CACHE_SIZE`,
+/// `DATABASE_LOG_STATEMENTS`, `SQLITE_WRITER_COLOCATE`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
     /// Bytes of a SQLite file each connection maps (every connection maps the file on its own, and
