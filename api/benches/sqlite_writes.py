@@ -10,14 +10,14 @@ statements (issue 21).
    bulk copies of the audits so each transition names one of its own.
 3. wrk, CLIENTS connections for SECONDS: `POST /api/v1/engagements/{id}/events` recording a "not
    ready" stage 1 outcome (the same full transition as transitions.py on PostgreSQL), four times,
-   each on a fresh API process: `SQLITE_WRITER_COLOCATE` off, on (the default), off, on.
+   each on a fresh API process: `SQLITE_BATCH_STATEMENTS` off, on (the default), off, on.
 4. With the API stopped, SQLite alone runs the statements one such transition executes, in the
    API's order, in a loop for SECONDS: one writer (the API has one), the API's pragmas, through
    Python's sqlite3 module. The statements are the API's own on SQLite, captured from its statement
    log (`DATABASE_LOG_STATEMENTS=true`), with the values it binds. Python's own time per
    statement is counted in the ceiling, so this is a floor of what SQLite itself can do.
 5. Then the same for a finding's creation: wrk POSTing findings on random engagements' audits
-   through the API (default settings), and SQLite alone running the statements one creation
+   through the API (the setting off, then on), and SQLite alone running the statements one creation
    executes (captured the same way) with the values the API bound.
 6. Prints each, their ratio, the API's latency and its peak memory.
 
@@ -42,25 +42,28 @@ SECONDS = int(os.environ.get("SECONDS", "20"))
 
 # One `record_stage1_outcome` (not ready) as the API runs it on SQLite, captured from its statement
 # log (`DATABASE_LOG_STATEMENTS=true RUST_LOG=sqlx::query=info`, one request): the authorization
-# read on the read pool, then, between `BEGIN IMMEDIATE` and `COMMIT` on the writer, the rest.
+# read on the read pool, then, between `BEGIN IMMEDIATE` and `COMMIT` on the writer, the rest (the
+# API sends them in two texts: BEGIN, lock, facts, documents, SoA; audit, history, version,
+# outbox, COMMIT).
 CAPTURED = {
     "authorize": 'SELECT "engagements"."certification_body_id" FROM "engagements" WHERE "engagements"."id" = ? LIMIT ?',
     "lock": 'SELECT "engagements"."id", "engagements"."organization_id", "engagements"."certification_body_id", "engagements"."standard", "engagements"."state", "engagements"."manager_email", "engagements"."engagement_letter_signed_on", "engagements"."stage1_ready_on", "engagements"."stage2_last_day", "engagements"."suspended_on", "engagements"."expired_on", "engagements"."suspension_cause", "engagements"."scope", "engagements"."version", "engagements"."created_at", "engagements"."updated_at" FROM "engagements" WHERE "engagements"."id" = ? LIMIT ?',
-    "facts": 'SELECT "organizations"."accepts_unaccredited_cb" AS "accepts_unaccredited_cb", "certification_bodies"."accredited" AS "cb_accredited", "certification_bodies"."accreditation_expires_on" AS "cb_accreditation_expires_on", "certificates"."decision_on" AS "certificate_decision_on", "certificates"."expires_on" AS "certificate_expires_on", "certificates"."surveillances_completed" AS "certificate_surveillances_completed", "certificates"."last_surveillance_on" AS "certificate_last_surveillance_on", "certificates"."status" AS "certificate_status", (SELECT COUNT("findings"."id") FROM "findings" WHERE "findings"."engagement_id" = ? AND "findings"."grade" = ? AND "findings"."status" = ?) AS "majors_open", (SELECT COUNT("findings"."id") FROM "findings" WHERE "findings"."engagement_id" = ? AND "findings"."grade" = ? AND "findings"."status" = ?) AS "minors_open", (SELECT COUNT("findings"."id") FROM "findings" WHERE "findings"."audit_id" = ? AND "findings"."grade" = ?) AS "audit_major_ncs", "audits"."kind" AS "audit_kind", "audits"."first_day" AS "audit_first_day", "audits"."last_day" AS "audit_last_day", "audits"."completed_at" AS "audit_completed_at", "certification_policies"."policy" AS "certification_policy", "deadlines"."id" AS "deadline_id", "deadlines"."engagement_id" AS "deadline_engagement_id", "deadlines"."kind" AS "deadline_kind", "deadlines"."subject_id" AS "deadline_subject_id", "deadlines"."due_on" AS "deadline_due_on", "deadlines"."owner" AS "deadline_owner", "deadlines"."owner_email" AS "deadline_owner_email", "deadlines"."status" AS "deadline_status", "deadlines"."created_at" AS "deadline_created_at", "deadlines"."closed_at" AS "deadline_closed_at", "deadlines"."next_step_on" AS "deadline_next_step_on" FROM "organizations" LEFT JOIN "certification_bodies" ON "certification_bodies"."id" IN (SELECT "certification_body_id" FROM "proposals" WHERE "proposals"."engagement_id" = ? AND "proposals"."status" = ?) LEFT JOIN "certification_policies" ON "certification_policies"."certification_body_id" = "certification_bodies"."id" LEFT JOIN "certificates" ON "certificates"."engagement_id" = ? LEFT JOIN "audits" ON "audits"."id" = ? AND "audits"."engagement_id" = ? LEFT JOIN "deadlines" ON "deadlines"."engagement_id" = ? AND "deadlines"."status" = ? WHERE "organizations"."id" = ?',
+    "facts": 'SELECT "organizations"."accepts_unaccredited_cb" AS "accepts_unaccredited_cb", "certification_bodies"."accredited" AS "cb_accredited", "certification_bodies"."accreditation_expires_on" AS "cb_accreditation_expires_on", "certificates"."decision_on" AS "certificate_decision_on", "certificates"."expires_on" AS "certificate_expires_on", "certificates"."surveillances_completed" AS "certificate_surveillances_completed", "certificates"."last_surveillance_on" AS "certificate_last_surveillance_on", "certificates"."status" AS "certificate_status", (SELECT COUNT("findings"."id") FROM "findings" WHERE "findings"."engagement_id" = ? AND "findings"."grade" = ? AND "findings"."status" = ?) AS "majors_open", (SELECT COUNT("findings"."id") FROM "findings" WHERE "findings"."engagement_id" = ? AND "findings"."grade" = ? AND "findings"."status" = ?) AS "minors_open", (SELECT COUNT("findings"."id") FROM "findings" WHERE "findings"."audit_id" = ? AND "findings"."grade" = ?) AS "audit_major_ncs", "audits"."kind" AS "audit_kind", "audits"."first_day" AS "audit_first_day", "audits"."last_day" AS "audit_last_day", "audits"."completed_at" AS "audit_completed_at", "certification_policies"."policy" AS "certification_policy", "deadlines"."id" AS "deadline_id", "deadlines"."engagement_id" AS "deadline_engagement_id", "deadlines"."kind" AS "deadline_kind", "deadlines"."subject_id" AS "deadline_subject_id", "deadlines"."due_on" AS "deadline_due_on", "deadlines"."owner" AS "deadline_owner", "deadlines"."owner_email" AS "deadline_owner_email", "deadlines"."status" AS "deadline_status", "deadlines"."created_at" AS "deadline_created_at", "deadlines"."closed_at" AS "deadline_closed_at", "deadlines"."next_step_on" AS "deadline_next_step_on", "deadlines"."certification_body_id" AS "deadline_certification_body_id" FROM "organizations" LEFT JOIN "certification_bodies" ON "certification_bodies"."id" IN (SELECT "certification_body_id" FROM "proposals" WHERE "proposals"."engagement_id" = ? AND "proposals"."status" = ?) LEFT JOIN "certification_policies" ON "certification_policies"."certification_body_id" = "certification_bodies"."id" LEFT JOIN "certificates" ON "certificates"."engagement_id" = ? LEFT JOIN "audits" ON "audits"."id" = ? AND "audits"."engagement_id" = ? LEFT JOIN "deadlines" ON "deadlines"."engagement_id" = ? AND "deadlines"."status" = ? WHERE "organizations"."id" IN (SELECT "organization_id" FROM "engagements" WHERE "engagements"."id" = ?)',
     "documents": 'SELECT "documents"."id", "documents"."engagement_id", "documents"."kind", "documents"."reference", "documents"."registered_at" FROM "documents" WHERE "documents"."engagement_id" = ?',
     "soa": 'SELECT "soa_entries"."engagement_id", "soa_entries"."control", "soa_entries"."applicable", "soa_entries"."justification" FROM "soa_entries" WHERE "soa_entries"."engagement_id" = ?',
     "audit": 'UPDATE "audits" SET "completed_at" = ?, "updated_at" = ?, "stage1_outcome" = ?, "gaps" = ? WHERE "audits"."id" = ?',
     "history": 'INSERT INTO "engagement_history" ("id", "engagement_id", "action", "from_state", "to_state", "actor", "reason", "evidence", "subject_id", "occurred_at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     "outbox": 'INSERT INTO "webhook_events" ("id", "engagement_id", "organization_id", "certification_body_id", "sequence", "event_type", "data", "occurred_at") SELECT ?, ?, ?, ?, COALESCE(MAX(sequence), 0) + 1, ?, ?, ? FROM "webhook_events" WHERE "webhook_events"."engagement_id" = ?',
-    "version": 'UPDATE "engagements" SET "state" = ?, "engagement_letter_signed_on" = ?, "stage1_ready_on" = ?, "stage2_last_day" = ?, "suspended_on" = ?, "expired_on" = ?, "suspension_cause" = ?, "scope" = ?, "version" = ?, "updated_at" = ? WHERE "engagements"."id" = ? RETURNING "id", "organization_id", "certification_body_id", "standard", "state", "manager_email", "engagement_letter_signed_on", "stage1_ready_on", "stage2_last_day", "suspended_on", "expired_on", "suspension_cause", "scope", "version", "created_at", "updated_at"',
+    "version": 'UPDATE "engagements" SET "state" = ?, "engagement_letter_signed_on" = ?, "stage1_ready_on" = ?, "stage2_last_day" = ?, "suspended_on" = ?, "expired_on" = ?, "suspension_cause" = ?, "scope" = ?, "version" = ?, "updated_at" = ? WHERE "engagements"."id" = ?',
 }
 
 # One `POST /engagements/{id}/audits/{audit}/findings` as the API runs it on SQLite (captured the
 # same way): the authorization read, then between `BEGIN IMMEDIATE` and `COMMIT` the engagement
-# locked, the audit read, the finding inserted, its history entry and its event.
+# locked, the audit read, the finding inserted, its history entry and its event (the API sends
+# them in two texts: BEGIN, lock, audit; finding, history, event, COMMIT).
 FINDING = {
     "audit": 'SELECT "audits"."id", "audits"."engagement_id", "audits"."kind", "audits"."first_day", "audits"."last_day", "audits"."lead_auditor", "audits"."audit_team", "audits"."stage1_outcome", "audits"."gaps", "audits"."completed_at", "audits"."created_at", "audits"."updated_at", "audits"."certification_body_id" FROM "audits" WHERE "audits"."id" = ? LIMIT ?',
-    "finding": 'INSERT INTO "findings" ("id", "engagement_id", "audit_id", "grade", "reference", "description", "status", "created_by", "created_at", "closed_at", "follow_up_audit_id", "follow_up_outcome", "follow_up_note") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING "id", "engagement_id", "audit_id", "grade", "reference", "description", "status", "created_by", "created_at", "closed_at", "follow_up_audit_id", "follow_up_outcome", "follow_up_note"',
+    "finding": 'INSERT INTO "findings" ("id", "engagement_id", "audit_id", "grade", "reference", "description", "status", "created_by", "created_at", "closed_at", "follow_up_audit_id", "follow_up_outcome", "follow_up_note") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
 }
 
 
@@ -106,8 +109,9 @@ def finding_ceiling(path, pairs, organization, seconds):
         writer.execute("BEGIN IMMEDIATE")
         row = writer.execute(CAPTURED["lock"], (e, 1)).fetchall()[0]
         assert writer.execute(FINDING["audit"], (a, 1)).fetchall(), f"no audit {audit}"
-        assert writer.execute(FINDING["finding"], (finding, e, a, grade, reference, description, status, created_by,
-                                                   now, None, None, None, None)).fetchall()
+        cursor = writer.execute(FINDING["finding"], (finding, e, a, grade, reference, description, status, created_by,
+                                                     now, None, None, None, None))
+        assert cursor.rowcount == 1, "no finding written"
         writer.execute(CAPTURED["history"], (uuid.uuid4().bytes, e, action, from_state, to_state, actor, None,
                                              evidence, finding, now))
         cursor = writer.execute(CAPTURED["outbox"], (uuid.uuid4().bytes, e, org, row[2], "finding.recorded",
@@ -124,7 +128,7 @@ def parameters(name, e, a, o, now, engagement_row, event_data=None):
     if name in ("authorize", "lock"):
         return (e, 1)
     if name == "facts":
-        return (e, "major_nc", "open", e, "minor_nc", "open", a, "major_nc", e, "selected", e, a, e, e, "open", o)
+        return (e, "major_nc", "open", e, "minor_nc", "open", a, "major_nc", e, "selected", e, a, e, e, "open", e)
     if name in ("documents", "soa"):
         return (e,)
     if name == "audit":
@@ -162,11 +166,11 @@ def sqlite_ceiling(path, targets, organization, seconds):
             rows = cursor.fetchall()
             # Each statement does its work: the engagement, its facts and its new version are
             # read, the audit is completed once.
-            if name in ("lock", "facts", "version"):
+            if name in ("lock", "facts"):
                 assert rows, f"{name} found nothing for {engagement}"
             if name == "lock":
                 engagement_row = rows[0]
-            if name in ("audit", "outbox"):
+            if name in ("audit", "version", "outbox"):
                 assert cursor.rowcount == 1, f"{name}: no row written for {audit}"
         writer.execute("COMMIT")
         latencies.append((time.perf_counter() - started) * 1000)
@@ -183,16 +187,24 @@ def audits_for_a_run(db, pairs):
     return fresh_stage1_audits(db, pairs, SECONDS)[:SECONDS * 5000]
 
 
-def api_run(binary, db, pairs, colocate):
-    """One wrk run of the transitions on a fresh API process with `SQLITE_WRITER_COLOCATE` set to
-    `colocate`: (transitions/s, latency, non-2xx, socket errors, peak RSS MB)."""
-    api = Api(binary, db, extra_env={"SQLITE_WRITER_COLOCATE": "true" if colocate else "false"})
+# The setting each run alternates: a write's BEGIN, deferred statements and COMMIT sent with its
+# other statements (the default), or each statement on its own (`SQLITE_BATCH_STATEMENTS=false`).
+COMPARED = "SQLITE_BATCH_STATEMENTS"
+
+
+def api_run(binary, db, script, batched):
+    """One wrk run of `script` on a fresh API process with COMPARED set to `batched`: (per second,
+    latency, non-2xx, socket errors, peak RSS MB)."""
+    api = Api(binary, db, extra_env={COMPARED: "true" if batched else "false"})
     try:
-        targets = audits_for_a_run(db, pairs)
-        figures = wrk_figures(wrk(api.base, transition_script(api.token, targets), SECONDS))
+        figures = wrk_figures(wrk(api.base, script(api.token), SECONDS))
         return (*figures, api.memory()[1])
     finally:
         api.stop()
+
+
+def label(inline):
+    return "default settings" if inline else f"`{COMPARED}=false`"
 
 
 def main():
@@ -202,32 +214,32 @@ def main():
     try:
         pairs, org, _ = seed_stage1(api, ENGAGEMENTS)
         api.stop()
-        # The writer's thread kept on the writing thread's CPU (the default) and not, alternated.
-        runs = [(colocate, api_run(binary, db, pairs, colocate)) for colocate in (False, True, False, True)]
+        # The compared setting off and on (the default), alternated.
+        runs = [(inline, api_run(binary, db, lambda token: transition_script(token, audits_for_a_run(db, pairs)),
+                                 inline)) for inline in (False, True, False, True)]
         # The ceiling completes audits of its own (an audit completes one event only).
         ceiling_targets = audits_for_a_run(db, pairs)
         ceiling, ceiling_p99 = sqlite_ceiling(db.path, ceiling_targets, org, SECONDS)
-        # A finding's creation: the API (the default settings), then SQLite alone.
-        api = Api(binary, db)
-        findings = wrk_figures(wrk(api.base, post_finding_script(api.token, pairs), SECONDS))
-        api.stop()
+        # A finding's creation: the API (the setting off, then on), then SQLite alone.
+        findings = [(inline, api_run(binary, db, lambda token: post_finding_script(token, pairs), inline))
+                    for inline in (False, True)]
         findings_ceiling = finding_ceiling(db.path, pairs, org, SECONDS)
         print(f"\nSQLite, {ENGAGEMENTS} engagements, {SECONDS} s; the API with {CLIENTS} clients, SQLite alone "
               "with one writer (the API has one)\n")
         print("| transition `record_stage1_outcome` | per second | latency | API / SQLite alone | peak RSS |")
         print("|---|---|---|---|---|")
-        for colocate, (rps, latency, non_2xx, errors, peak) in runs:
-            label = "writer's thread follows (default)" if colocate else "`SQLITE_WRITER_COLOCATE=false`"
-            print(f"| API (`POST .../events`), {label} | {rps:,.0f} | p50 {latency['50']}, p99 {latency['99']}; "
+        for inline, (rps, latency, non_2xx, errors, peak) in runs:
+            print(f"| API (`POST .../events`), {label(inline)} | {rps:,.0f} | p50 {latency['50']}, p99 {latency['99']}; "
                   f"non-2xx {non_2xx}; socket errors {errors or 'none'} | {rps / ceiling:.0%} | {peak:.0f} MB |")
         print(f"| SQLite alone, the same statements (Python's sqlite3, one writer) | {ceiling:,.0f} | "
               f"p99 {ceiling_p99:.2f} ms (one at a time) | | |")
-        rps, latency, non_2xx, errors = findings
-        print("\n| a finding recorded (`POST .../audits/{audit}/findings`) | per second | latency | API / SQLite alone |")
-        print("|---|---|---|---|")
-        print(f"| API, default settings | {rps:,.0f} | p50 {latency['50']}, p99 {latency['99']}; non-2xx {non_2xx}; "
-              f"socket errors {errors or 'none'} | {rps / findings_ceiling:.0%} |")
-        print(f"| SQLite alone, the same statements (Python's sqlite3, one writer) | {findings_ceiling:,.0f} | | |")
+        print("\n| a finding recorded (`POST .../audits/{audit}/findings`) | per second | latency | API / SQLite alone "
+              "| peak RSS |")
+        print("|---|---|---|---|---|")
+        for inline, (rps, latency, non_2xx, errors, peak) in findings:
+            print(f"| API, {label(inline)} | {rps:,.0f} | p50 {latency['50']}, p99 {latency['99']}; non-2xx {non_2xx}; "
+                  f"socket errors {errors or 'none'} | {rps / findings_ceiling:.0%} | {peak:.0f} MB |")
+        print(f"| SQLite alone, the same statements (Python's sqlite3, one writer) | {findings_ceiling:,.0f} | | | |")
     finally:
         if api.process.poll() is None:
             api.stop()

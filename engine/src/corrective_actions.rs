@@ -7,7 +7,7 @@ use entities::domain::verification::{VerificationFacts, report_done, verify};
 use entities::domain::webhooks::WebhookEventType;
 use entities::domain::{FindingGrade, FindingStatus, VerificationStatus};
 use entities::orm::{corrective_action, engagement, finding, prelude::*};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, EntityTrait, IntoActiveModel};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel};
 use uuid::Uuid;
 
 use crate::caller::Caller;
@@ -15,6 +15,7 @@ use crate::deadlines::{OpenDeadlines, apply_deadline_change};
 use crate::error::EngineError;
 use crate::history::HistoryRecord;
 use crate::lifecycle::count_open_findings;
+use crate::store::WriteTransaction;
 use crate::store::{belongs, json_strings, strings_of};
 use crate::webhooks::data::{corrective_action_data, event_of};
 use crate::{Engine, Write};
@@ -165,7 +166,7 @@ impl Engine {
 
 /// Corrective action `action_id` of `engagement` (404 otherwise) and the finding it answers.
 async fn action_and_finding(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     engagement: &engagement::Model,
     action_id: Uuid,
 ) -> Result<(corrective_action::Model, finding::Model), EngineError> {

@@ -6,14 +6,12 @@ use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, De
 use entities::domain::text::EmailAddress;
 use entities::orm::{deadline, engagement, prelude::*};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    Select,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Select};
 use uuid::Uuid;
 
 use crate::error::EngineError;
 use crate::reminders::{cancel_pending_notifications, first_reminder_on, reminder_policy_of};
+use crate::store::WriteTransaction;
 
 /// The open deadlines of `engagements`, in no particular order. Sorting them here (`ORDER BY
 /// due_on`) would lead SQLite, which has no statistics, to walk the (status, due_on) index over
@@ -58,7 +56,7 @@ impl OpenDeadlines {
 /// Applies one deadline change to the engagement's `open_deadlines` (read under its lock) and to
 /// the database; `subject` names the corrective action (and its owner) a deadline concerns.
 pub async fn apply_deadline_change(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     engagement: &engagement::Model,
     open_deadlines: &mut OpenDeadlines,
     change: DeadlineChange,
@@ -107,7 +105,7 @@ pub async fn apply_deadline_change(
 
 /// Closes the deadlines `ids` with `status`, and cancels their emails not yet sent.
 async fn close_deadlines(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     ids: Vec<Uuid>,
     status: DeadlineStatus,
     now: DateTime<Utc>,
@@ -125,7 +123,7 @@ async fn close_deadlines(
     Ok(())
 }
 
-async fn coordinator_email(txn: &DatabaseTransaction, engagement: &engagement::Model) -> Result<String, EngineError> {
+async fn coordinator_email(txn: &WriteTransaction, engagement: &engagement::Model) -> Result<String, EngineError> {
     let cb = match engagement.certification_body_id {
         Some(cb_id) => CertificationBody::find_by_id(cb_id).one(txn).await?,
         None => None,

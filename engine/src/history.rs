@@ -4,10 +4,11 @@
 use chrono::{DateTime, Utc};
 use entities::domain::state::EngagementState;
 use entities::orm::{history_entry, prelude::*};
-use sea_orm::{ActiveValue::Set, DatabaseTransaction, EntityTrait};
+use sea_orm::{ActiveValue::Set, EntityTrait, QueryTrait};
 use uuid::Uuid;
 
 use crate::error::EngineError;
+use crate::store::WriteTransaction;
 use crate::store::json_strings;
 
 /// One row of the append-only history.
@@ -59,7 +60,7 @@ impl<'a> HistoryRecord<'a> {
 
 /// Appends a history row.
 pub async fn record_history(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     record: HistoryRecord<'_>,
     now: DateTime<Utc>,
 ) -> Result<(), EngineError> {
@@ -75,6 +76,7 @@ pub async fn record_history(
         subject_id: Set(record.subject_id),
         occurred_at: Set(now),
     };
-    HistoryEntry::insert(entry).exec_without_returning(txn).await?;
+    // Nothing in a write reads its own history: the entry goes with the write's next statement.
+    txn.defer(&HistoryEntry::insert(entry).into_query());
     Ok(())
 }

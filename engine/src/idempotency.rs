@@ -5,10 +5,11 @@
 use chrono::{DateTime, Duration, Utc};
 use entities::orm::{idempotency_key, prelude::*};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QuerySelect, QueryTrait};
 
 use crate::Engine;
 use crate::error::EngineError;
+use crate::store::WriteTransaction;
 use crate::store::delete_in_batches;
 
 /// How long a key is remembered.
@@ -48,7 +49,7 @@ impl Claim {
 
     /// Records the key in `txn`. Another request with the same key that committed first (a
     /// concurrent retry) makes this one a conflict, and its transaction is dropped unwritten.
-    pub(crate) async fn record(&self, txn: &DatabaseTransaction) -> Result<(), EngineError> {
+    pub(crate) async fn record(&self, txn: &WriteTransaction) -> Result<(), EngineError> {
         let inserted = IdempotencyKey::insert(idempotency_key::ActiveModel {
             subject: Set(self.owner.clone()),
             idempotency_key: Set(self.key.clone()),
@@ -69,17 +70,17 @@ impl Claim {
     }
 
     /// Stores `response` under the key, in the transaction that recorded it.
-    pub(crate) async fn store(&self, txn: &DatabaseTransaction, response: &StoredResponse) -> Result<(), EngineError> {
-        IdempotencyKey::update_many()
+    pub(crate) async fn store(&self, txn: &WriteTransaction, response: &StoredResponse) -> Result<(), EngineError> {
+        let stored = IdempotencyKey::update_many()
             .col_expr(idempotency_key::Column::ResponseStatus, Expr::value(i32::from(response.status)))
             .col_expr(
                 idempotency_key::Column::ResponseHeaders,
                 Expr::value(serde_json::Value::Object(response.headers.clone())),
             )
             .col_expr(idempotency_key::Column::ResponseBody, Expr::value(response.body.clone()))
-            .filter(self.this_key())
-            .exec(txn)
-            .await?;
+            .filter(self.this_key());
+        // Goes with the commit.
+        txn.defer(&stored.into_query());
         Ok(())
     }
 }

@@ -12,9 +12,7 @@ use entities::domain::text::EmailAddress;
 use entities::domain::{FindingGrade, FindingStatus, FollowUpOutcome};
 use entities::orm::{audit, corrective_action, engagement, finding, prelude::*};
 use sea_orm::sea_query::Query;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, IntoActiveModel, QueryFilter,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
 
 use crate::caller::Caller;
@@ -22,6 +20,7 @@ use crate::deadlines::{OpenDeadlines, apply_deadline_change};
 use crate::error::EngineError;
 use crate::history::HistoryRecord;
 use crate::policies::certification_policy_of;
+use crate::store::WriteTransaction;
 use crate::store::belongs;
 use crate::{Engine, Write};
 
@@ -29,7 +28,7 @@ use crate::{Engine, Write};
 /// open and has no corrective action yet (the audit completes: each plan is due from now, whether
 /// or not the client answers), dated by the body's `policy` for its grade.
 pub async fn open_plan_deadlines_of_audit(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     engagement: &engagement::Model,
     open_deadlines: &mut OpenDeadlines,
     audit_id: Uuid,
@@ -59,7 +58,7 @@ pub async fn open_plan_deadlines_of_audit(
 /// audit's others (nothing while the audit runs: its completion opens them all; nothing for an
 /// OFI). The body's policy is read only then.
 pub async fn plan_due_if_audit_completed(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     engagement: &engagement::Model,
     audit: &audit::Model,
     found: &finding::Model,
@@ -76,7 +75,7 @@ pub async fn plan_due_if_audit_completed(
 /// Opens the corrective-action plan deadline of nonconformity `found` of an audit that ended on
 /// `audit_last_day` (nothing for an OFI), owned by the engagement's manager.
 async fn open_plan_deadline(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     engagement: &engagement::Model,
     open_deadlines: &mut OpenDeadlines,
     found: &finding::Model,

@@ -8,12 +8,11 @@ use entities::domain::reminders::{
 };
 use entities::orm::{deadline, engagement, json_strings, notification, prelude::*};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use crate::error::EngineError;
+use crate::store::WriteTransaction;
 
 /// The reminder policy of certification body `cb_id` (the default when it set none).
 pub async fn reminder_policy_of(
@@ -60,7 +59,7 @@ pub const NOTICE_TO: [RecipientRole; 4] = [
 /// Records a notice of an event of `engagement` on `deadline` (the deadline the event opened),
 /// keyed `step_key`, to [`NOTICE_TO`]: the worker sends it at its next tick, like any claimed step.
 pub async fn notify_at_once(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     engagement: &engagement::Model,
     deadline: &deadline::Model,
     step_key: &str,

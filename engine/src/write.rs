@@ -9,7 +9,10 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::policy::TimeZone;
 use entities::domain::webhooks::WebhookEvent;
 use entities::orm::{certification_body, engagement, notification, organization, prelude::*};
-use sea_orm::{DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryResult, QuerySelect, QueryTrait,
+    Select, Statement,
+};
 use uuid::Uuid;
 
 use crate::Engine;
@@ -19,8 +22,9 @@ use crate::changes::Changes;
 use crate::error::EngineError;
 use crate::history::{HistoryRecord, record_history};
 use crate::idempotency::{Claim, StoredResponse};
-use crate::store::{begin_write, lock_engagement};
-use crate::webhooks::outbox::{append, append_numbered};
+use crate::store::WriteTransaction;
+use crate::store::{begin_write, lock_engagement_reading};
+use crate::webhooks::outbox::{append_numbered, event_insert};
 
 /// What a write is done to, as far as its authorization needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +45,7 @@ pub enum Target {
 /// Dropped without [`Write::commit`], it rolls back, key and all.
 #[derive(Debug)]
 pub struct Write {
-    txn: DatabaseTransaction,
+    txn: WriteTransaction,
     claim: Option<Claim>,
     now: DateTime<Utc>,
     today: NaiveDate,
@@ -150,11 +154,42 @@ impl Engine {
         action: Action,
         claim: Option<Claim>,
     ) -> Result<(Write, engagement::Model), EngineError> {
+        let (write, engagement, _) = self.begin_on_engagement_reading(caller, id, action, claim, Vec::new()).await?;
+        Ok((write, engagement))
+    }
+
+    /// [`Engine::begin_on_engagement`], with `also` read under the lock and sent with it (one
+    /// hand-off on SQLite): the row it finds, if any.
+    pub async fn begin_on_engagement_with<E: EntityTrait>(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        action: Action,
+        claim: Option<Claim>,
+        also: Select<E>,
+    ) -> Result<(Write, engagement::Model, Option<E::Model>), EngineError> {
+        let read = also.limit(1).build(self.writer.get_database_backend());
+        let (write, engagement, answers) =
+            self.begin_on_engagement_reading(caller, id, action, claim, vec![read]).await?;
+        let found = answers.first().and_then(|rows| rows.first()).map(|row| E::Model::from_query_result(row, ""));
+        Ok((write, engagement, found.transpose()?))
+    }
+
+    /// [`Engine::begin_on_engagement`], with `reads` run under the lock and sent with it (one
+    /// hand-off on SQLite): their rows, in order.
+    pub async fn begin_on_engagement_reading(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        action: Action,
+        claim: Option<Claim>,
+        reads: Vec<Statement>,
+    ) -> Result<(Write, engagement::Model, Vec<Vec<QueryResult>>), EngineError> {
         let mut write = self.begin(caller, Target::Engagement(id), action, claim).await?;
-        let engagement = lock_engagement(&write.txn, caller, id).await?;
+        let (engagement, answers) = lock_engagement_reading(&write.txn, caller, id, reads).await?;
         write.touched.push((Some(id), engagement.certification_body_id));
         write.locked = Some(id);
-        Ok((write, engagement))
+        Ok((write, engagement, answers))
     }
 }
 
@@ -171,7 +206,7 @@ fn only_the_selected_body_writes(caller: &Caller, selected: Option<Uuid>, action
 
 impl Write {
     /// The transaction, for the command's own statements.
-    pub fn txn(&self) -> &DatabaseTransaction {
+    pub fn txn(&self) -> &WriteTransaction {
         &self.txn
     }
 
@@ -218,8 +253,9 @@ impl Write {
     /// same transaction: once the write is there, so is the answer its retries get.
     pub async fn commit(self, response: Option<&StoredResponse>) -> Result<(), EngineError> {
         for event in &self.events {
-            if self.locked == Some(event.engagement_id) {
-                append(&self.txn, event, self.now).await?;
+            // Numbered under the engagement's lock: the write's own, or, on SQLite, the writer's.
+            if self.locked == Some(event.engagement_id) || self.txn.get_database_backend() == DbBackend::Sqlite {
+                self.txn.defer(&event_insert(event, self.now)?);
             } else {
                 append_numbered(&self.txn, event, self.now).await?;
             }

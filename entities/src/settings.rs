@@ -137,6 +137,10 @@ pub struct Settings {
     /// `SQLITE_WRITER_COLOCATE`: move the SQLite writer connection's thread to the CPU of the
     /// thread writing through it, each write (see `engine::store::colocation`).
     pub sqlite_writer_colocate: bool,
+    /// `SQLITE_BATCH_STATEMENTS`: a SQLite write sends its `BEGIN`, the statements whose outcome
+    /// it does not read and its `COMMIT` together with its other statements (see
+    /// `engine::store::transaction`).
+    pub sqlite_batch_statements: bool,
 }
 
 /// Where `/metrics` is served.
@@ -345,6 +349,7 @@ impl Settings {
             sqlite_mmap_size: parse_amount(&get, "SQLITE_MMAP_SIZE", DEFAULT_SQLITE_MMAP_SIZE)?,
             sqlite_cache_size: parse_amount(&get, "SQLITE_CACHE_SIZE", DEFAULT_SQLITE_CACHE_SIZE)?,
             sqlite_writer_colocate: parse_flag(&get, "SQLITE_WRITER_COLOCATE", true)?,
+            sqlite_batch_statements: parse_flag(&get, "SQLITE_BATCH_STATEMENTS", true)?,
             database_log_statements: parse_flag(&get, "DATABASE_LOG_STATEMENTS", false)?,
         })
     }
@@ -497,6 +502,8 @@ mod tests {
         assert_eq!(defaults.sqlite_mmap_size, DEFAULT_SQLITE_MMAP_SIZE);
         assert!(!defaults.database_log_statements);
         assert!(defaults.sqlite_writer_colocate);
+        assert!(defaults.sqlite_batch_statements);
+        assert!(!Settings::from_vars(vars(&[("SQLITE_BATCH_STATEMENTS", "false")])).unwrap().sqlite_batch_statements);
         assert_eq!(defaults.sqlite_cache_size, DEFAULT_SQLITE_CACHE_SIZE);
         assert_eq!(Settings::from_vars(vars(&[("SQLITE_CACHE_SIZE", "512")])).unwrap().sqlite_cache_size, 512);
         assert!(!Settings::from_vars(vars(&[("SQLITE_WRITER_COLOCATE", "false")])).unwrap().sqlite_writer_colocate);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use entities::domain::reminders::NotificationStatus;
 use entities::orm::{notification, prelude::*};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, TransactionTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::json;
 
 use crate::helpers::{Backend, TestApp, a_day_already_due_by_the_wall_clock, spawn_app, wait_at_most};
@@ -117,19 +117,14 @@ on_both_databases!(under_load_sigterm_drains_then_stops_answering_every_request_
 
 /// Holds the organizations' table against writers until the transaction ends: on SQLite the
 /// database's write lock, on PostgreSQL a table lock that INSERT waits for.
-pub async fn hold_writes(db: &sea_orm::DatabaseConnection) -> sea_orm::DatabaseTransaction {
-    match db.get_database_backend() {
-        DbBackend::Sqlite => {
-            let txn = engine::store::begin_write(db).await.unwrap();
-            txn.execute_unprepared("UPDATE organizations SET legal_name = legal_name WHERE 1 = 0").await.unwrap();
-            txn
-        }
-        _ => {
-            let txn = db.begin().await.unwrap();
-            txn.execute_unprepared("LOCK TABLE organizations IN EXCLUSIVE MODE").await.unwrap();
-            txn
-        }
-    }
+pub async fn hold_writes(db: &sea_orm::DatabaseConnection) -> engine::store::WriteTransaction {
+    let txn = engine::store::begin_write(db).await.unwrap();
+    let hold = match db.get_database_backend() {
+        DbBackend::Sqlite => "UPDATE organizations SET legal_name = legal_name WHERE 1 = 0",
+        _ => "LOCK TABLE organizations IN EXCLUSIVE MODE",
+    };
+    txn.execute_unprepared(hold).await.unwrap();
+    txn
 }
 
 async fn requests_in_flight_at_sigterm_are_answered_before_the_process_exits(backend: Backend) {

@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use crate::error::WorkerError;
 use crate::mailer::Mailer;
+use engine::store::WriteTransaction;
 
 /// How long one attempt may take, answer included.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
@@ -682,12 +683,7 @@ struct Health<'a> {
 
 /// Disables endpoint `id` for `reason` and fails what it had pending (a replay sends it once the
 /// endpoint is enabled again). `false` when it was disabled already (by another attempt).
-async fn disable(
-    txn: &sea_orm::DatabaseTransaction,
-    id: Uuid,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<bool, WorkerError> {
+async fn disable(txn: &WriteTransaction, id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<bool, WorkerError> {
     use webhook_endpoint::Column as E;
     let flipped = WebhookEndpoint::update_many()
         .col_expr(E::Enabled, Expr::value(false))
@@ -706,12 +702,7 @@ async fn disable(
 }
 
 /// Fails the pending messages of endpoint `id`, disabled for `reason`.
-async fn fail_pending(
-    txn: &sea_orm::DatabaseTransaction,
-    id: Uuid,
-    reason: &str,
-    now: DateTime<Utc>,
-) -> Result<(), WorkerError> {
+async fn fail_pending(txn: &WriteTransaction, id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<(), WorkerError> {
     use webhook_message::Column as M;
     WebhookMessage::update_many()
         .col_expr(M::Status, Expr::value(WebhookMessageStatus::Failed))

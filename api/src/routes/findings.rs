@@ -9,7 +9,7 @@ use entities::domain::finding::RequirementReference;
 use entities::domain::webhooks::WebhookEventType;
 use entities::domain::{FindingGrade, FindingStatus, FollowUpOutcome};
 use entities::orm::{finding, prelude::*};
-use sea_orm::{ActiveModelTrait, ColumnTrait, Condition, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -146,10 +146,12 @@ pub async fn create_finding(
     let reference = RequirementReference::parse(&request.reference).map_err(|e| f.problem("reference", e)).ok();
     let description = f.text::<4000>("description", &request.description);
     let (reference, description) = f.finish(reference.zip(description))?;
-    let (mut write, engagement) = app.begin_on_engagement(&user, id, Action::RecordFinding, claim.claim()).await?;
+    let (mut write, engagement, audit) = app
+        .begin_on_engagement_with(&user, id, Action::RecordFinding, claim.claim(), Audit::find_by_id(audit_id))
+        .await?;
     require_open(&engagement, "findings")?;
     let (txn, now) = (write.txn(), write.now());
-    let audit = belongs(Audit::find_by_id(audit_id).one(txn).await?, |a| a.engagement_id, id, "audit")?;
+    let audit = belongs(audit, |a| a.engagement_id, id, "audit")?;
     // Only a certifying audit finds nonconformities; a pre-audit or stage 1 lists gaps, which
     // never block a decision (its gaps go with the stage 1 outcome, or as OFIs).
     if request.grade != FindingGrade::Ofi && !audit.kind.records_nonconformities() {
@@ -158,10 +160,8 @@ pub async fn create_finding(
             format!("a {} audit records gaps, not nonconformities: record an OFI or list the gap", audit.kind),
         ));
     }
-    let created =
-        finding_row(&audit, request.grade, reference.to_string(), description.into_inner(), &user.subject, now)
-            .insert(txn)
-            .await?;
+    let row = finding_row(&audit, request.grade, reference.to_string(), description.into_inner(), &user.subject, now);
+    let created = txn.insert_later(row)?;
     plan_due_if_audit_completed(txn, &engagement, &audit, &created, now).await?;
     let record =
         HistoryRecord::change(id, format!("finding_recorded:{}", created.grade), &user.subject, Some(created.id));

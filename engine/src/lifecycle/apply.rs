@@ -7,7 +7,10 @@ use entities::domain::policy::CertificationPolicy;
 use entities::domain::webhooks::{EventSubject, TransitionData, WebhookEventType};
 use entities::orm::{audit, certification_decision, engagement, prelude::*};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryTrait,
+    TryIntoModel,
+};
 use uuid::Uuid;
 
 use super::certificate::apply_certificate_change;
@@ -73,7 +76,7 @@ pub(super) async fn apply(
                 .col_expr(audit::Column::Stage1Outcome, Expr::value(*outcome))
                 .col_expr(audit::Column::Gaps, Expr::value(json_strings(&request.gaps)));
         }
-        completed.exec(txn).await?;
+        txn.defer(&completed.into_query());
         // Each of its nonconformities' plans is due from now, whether or not the client answers
         // (only a certifying audit records nonconformities).
         if request.command.event().completes_audit().is_some_and(AuditKind::records_nonconformities) {
@@ -124,7 +127,9 @@ pub(super) async fn apply(
     model.scope = Set(scope);
     model.version = Set(version + 1);
     model.updated_at = Set(now);
-    let engagement = model.update(txn).await?;
+    // Under the lock the row is there: the update goes with the write's next statement.
+    let engagement = model.clone().try_into_model()?;
+    txn.defer(&Engagement::update_many().set(model).filter(engagement::Column::Id.eq(engagement.id)).into_query());
     let certificate = match outcome.certificate.and_then(WebhookEventType::of_certificate_change) {
         Some(event_type) => find_certificate(txn, engagement.id).await?.map(|c| (event_type, c)),
         None => None,

@@ -4,20 +4,19 @@ use chrono::{DateTime, NaiveDate, Utc};
 use entities::domain::CertificateStatus;
 use entities::domain::lifecycle::CertificateChange;
 use entities::orm::{certificate, engagement, prelude::*};
-use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, DatabaseTransaction, EntityTrait, IntoActiveModel, SqlErr, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel, SqlErr};
 use uuid::Uuid;
 
 use super::standing::find_certificate;
 use crate::error::EngineError;
+use crate::store::WriteTransaction;
 
 /// How many numbers a new certificate tries: ten random hex digits collide rarely, and five
 /// collisions in a row would be a bug, not chance.
 const NUMBER_ATTEMPTS: usize = 5;
 
 pub(super) async fn apply_certificate_change(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     engagement: &engagement::Model,
     change: CertificateChange,
     new_scope: Option<&str>,
@@ -132,7 +131,7 @@ impl StatedParties {
         model.accreditation_body = Set(self.accreditation_body);
     }
 
-    async fn at_decision(txn: &DatabaseTransaction, engagement: &engagement::Model) -> Result<Self, EngineError> {
+    async fn at_decision(txn: &WriteTransaction, engagement: &engagement::Model) -> Result<Self, EngineError> {
         let organization = Organization::find_by_id(engagement.organization_id)
             .one(txn)
             .await?
@@ -161,7 +160,7 @@ fn certificate_number(id: Uuid, decision_on: NaiveDate) -> String {
 /// certificate holds. Each try runs in a savepoint, so a refused number leaves the write usable
 /// (PostgreSQL aborts a transaction at its first failed statement).
 async fn insert_certificate(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     issued: certificate::ActiveModel,
     mut numbers: impl FnMut() -> (Uuid, String),
 ) -> Result<(), EngineError> {
@@ -170,7 +169,7 @@ async fn insert_certificate(
         let mut model = issued.clone();
         model.id = Set(id);
         model.number = Set(number.clone());
-        let attempt = txn.begin().await?;
+        let attempt = txn.savepoint().await?;
         match Certificate::insert(model).exec_without_returning(&attempt).await {
             Ok(_) => return Ok(attempt.commit().await?),
             Err(error) if is_number_taken(&error) => {
@@ -218,7 +217,7 @@ mod tests {
 
     /// A migrated in-memory database and a write on it, for certificates alone (no engagements
     /// behind them).
-    async fn certificates_alone() -> (DatabaseConnection, DatabaseTransaction) {
+    async fn certificates_alone() -> (DatabaseConnection, WriteTransaction) {
         let db = connect("sqlite::memory:", 1).await.unwrap();
         Migrator::up(&db, None).await.unwrap();
         db.execute_unprepared("PRAGMA foreign_keys = OFF").await.unwrap();

@@ -20,7 +20,7 @@ use crate::idempotency::Claim;
 use crate::store::check_version;
 use crate::{Engine, Write};
 use apply::apply;
-use standing::load_facts;
+use standing::{facts_queries, load_facts};
 
 /// A parsed lifecycle request.
 #[derive(Debug, Clone)]
@@ -86,10 +86,14 @@ impl Engine {
         claim: Option<Claim>,
     ) -> Result<(Write, Transitioned), EngineError> {
         let action = Action::Fire(request.command.event());
-        let (mut write, engagement) = self.begin_on_engagement(caller, id, action, claim).await?;
+        // The engagement locked and its facts read under the lock, together.
+        let reads = facts_queries(self.writer.get_database_backend(), id, request);
+        let (mut write, engagement, answers) =
+            self.begin_on_engagement_reading(caller, id, action, claim, reads).await?;
         // Checked under the lock: of two writers that read the same version, one wins.
         check_version(request.expected_version, engagement.version)?;
-        let (facts, mut open_deadlines, policy) = load_facts(write.txn(), &engagement, request, write.now()).await?;
+        let (facts, mut open_deadlines, policy) =
+            load_facts(write.txn(), &engagement, answers, request, write.now()).await?;
         write.reckon_in(policy.time_zone);
         let today = write.today();
         let outcome = decide(&facts, &request.command, request.reason.as_ref(), today, &policy)?;

@@ -12,20 +12,22 @@ use entities::domain::state::EngagementEvent;
 use entities::domain::text::EmailAddress;
 use entities::domain::{AuditKind, CertificateStatus, FindingGrade, FindingStatus, ProposalStatus};
 use entities::orm::{
-    audit, certificate, certification_body, certification_policy, corrective_action, deadline, engagement, finding,
-    organization, prelude::*, proposal,
+    audit, certificate, certification_body, certification_policy, corrective_action, deadline, document, engagement,
+    finding, organization, prelude::*, proposal, soa_entry,
 };
-use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, Query};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Func, Query, SelectStatement};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, FromQueryResult, IdenStatic, Iterable,
-    PaginatorTrait, QueryFilter, QuerySelect, TryGetError,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, Iterable, PaginatorTrait, QueryFilter,
+    QueryResult, QuerySelect, QueryTrait, TryGetError,
 };
+use sea_orm::{DbBackend, Statement};
 use uuid::Uuid;
 
 use super::{TransitionRequest, decision_maker};
 use crate::deadlines::OpenDeadlines;
 use crate::error::EngineError;
 use crate::policies::stored_certification_policy;
+use crate::store::WriteTransaction;
 use crate::store::strings_of;
 
 /// Is a CB accredited on `on`?
@@ -43,20 +45,37 @@ pub async fn stage1_readiness(
     conn: &impl ConnectionTrait,
     engagement_id: Uuid,
 ) -> Result<Stage1Readiness, EngineError> {
-    let documents: Vec<_> = Document::find()
-        .filter(entities::orm::document::Column::EngagementId.eq(engagement_id))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|d| d.kind)
-        .collect();
-    let soa: Vec<SoaLine> = SoaEntry::find()
-        .filter(entities::orm::soa_entry::Column::EngagementId.eq(engagement_id))
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|e| SoaLine { control: e.control, applicable: e.applicable, justification: e.justification })
-        .collect();
+    let [documents, soa] = stage1_readiness_queries(engagement_id);
+    let backend = conn.get_database_backend();
+    let (documents, soa) =
+        (conn.query_all_raw(backend.build(&documents)).await?, conn.query_all_raw(backend.build(&soa)).await?);
+    stage1_readiness_of(&documents, &soa)
+}
+
+/// The reads of stage 1 readiness: the engagement's documents, its SoA.
+fn stage1_readiness_queries(engagement_id: Uuid) -> [SelectStatement; 2] {
+    [
+        Document::find().filter(document::Column::EngagementId.eq(engagement_id)).into_query(),
+        SoaEntry::find().filter(soa_entry::Column::EngagementId.eq(engagement_id)).into_query(),
+    ]
+}
+
+/// Stage 1 readiness from the rows of [`stage1_readiness_queries`].
+fn stage1_readiness_of(documents: &[QueryResult], soa: &[QueryResult]) -> Result<Stage1Readiness, EngineError> {
+    let documents = documents
+        .iter()
+        .map(|row| document::Model::from_query_result(row, "").map(|d| d.kind))
+        .collect::<Result<Vec<_>, _>>()?;
+    let soa = soa
+        .iter()
+        .map(|row| {
+            soa_entry::Model::from_query_result(row, "").map(|e| SoaLine {
+                control: e.control,
+                applicable: e.applicable,
+                justification: e.justification,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(Stage1Readiness::assess(&documents, check_statement_of_applicability(&soa)))
 }
 
@@ -102,14 +121,10 @@ struct Standing {
 const DEADLINE_PREFIX: &str = "deadline_";
 
 impl Standing {
-    /// Reads the standing of `engagement` and, in the same query, its open deadlines (one row per
-    /// open deadline); `audit_id` names the audit the event completes. Runs after the engagement's
-    /// lock, so it sees what the writers before this one committed.
-    async fn of(
-        txn: &DatabaseTransaction,
-        engagement: &engagement::Model,
-        audit_id: Option<Uuid>,
-    ) -> Result<(Self, OpenDeadlines), EngineError> {
+    /// The query of the standing of `engagement` and, in the same rows, its open deadlines (one row
+    /// per open deadline); `audit_id` names the audit the event completes. Runs after the
+    /// engagement's lock, so it sees what the writers before this one committed.
+    fn query(engagement_id: Uuid, audit_id: Option<Uuid>) -> SelectStatement {
         let findings_counted = |condition: Condition| {
             Expr::from(
                 Query::select()
@@ -122,7 +137,7 @@ impl Standing {
         let open_findings = |grade: FindingGrade| {
             findings_counted(
                 Condition::all()
-                    .add(finding::Column::EngagementId.eq(engagement.id))
+                    .add(finding::Column::EngagementId.eq(engagement_id))
                     .add(finding::Column::Grade.eq(grade))
                     .add(finding::Column::Status.eq(FindingStatus::Open)),
             )
@@ -137,7 +152,7 @@ impl Standing {
                 // An audit of another engagement is not joined: refused as if it did not exist.
                 Expr::col((Audit, audit::Column::Id))
                     .eq(audit_id)
-                    .and(Expr::col((Audit, audit::Column::EngagementId)).eq(engagement.id)),
+                    .and(Expr::col((Audit, audit::Column::EngagementId)).eq(engagement_id)),
             ),
             // No audit named: a condition no audit meets (ids are never null).
             None => (Expr::val(0i64), Expr::col((Audit, audit::Column::Id)).is_null()),
@@ -145,7 +160,7 @@ impl Standing {
         let selected_cb = Query::select()
             .column(proposal::Column::CertificationBodyId)
             .from(Proposal)
-            .and_where(proposal::Column::EngagementId.eq(engagement.id))
+            .and_where(proposal::Column::EngagementId.eq(engagement_id))
             .and_where(proposal::Column::Status.eq(ProposalStatus::Selected))
             .to_owned();
         let mut statement = Query::select()
@@ -184,21 +199,33 @@ impl Standing {
                 Expr::col((CertificationPolicyRecord, certification_policy::Column::CertificationBodyId))
                     .equals((CertificationBody, certification_body::Column::Id)),
             )
-            .left_join(Certificate, certificate::Column::EngagementId.eq(engagement.id))
+            .left_join(Certificate, certificate::Column::EngagementId.eq(engagement_id))
             .left_join(Audit, the_audit)
             .left_join(
                 Deadline,
-                deadline::Column::EngagementId.eq(engagement.id).and(deadline::Column::Status.eq(DeadlineStatus::Open)),
+                deadline::Column::EngagementId.eq(engagement_id).and(deadline::Column::Status.eq(DeadlineStatus::Open)),
             )
-            .and_where(organization::Column::Id.eq(engagement.organization_id))
+            .and_where(
+                organization::Column::Id.in_subquery(
+                    Query::select()
+                        .column(engagement::Column::OrganizationId)
+                        .from(Engagement)
+                        .and_where(engagement::Column::Id.eq(engagement_id))
+                        .to_owned(),
+                ),
+            )
             .to_owned();
         for column in deadline::Column::iter() {
             statement.expr_as(Expr::col((Deadline, column)), format!("{DEADLINE_PREFIX}{}", column.as_str()));
         }
-        let rows = txn.query_all(&statement).await?;
+        statement
+    }
+
+    /// The standing and the open deadlines from the rows of [`Standing::query`].
+    fn of(rows: &[QueryResult]) -> Result<(Self, OpenDeadlines), EngineError> {
         let standing = Self::from_query_result(rows.first().ok_or(EngineError::NotFound("organization"))?, "")?;
         let mut open = Vec::new();
-        for row in &rows {
+        for row in rows {
             match deadline::Model::from_query_result_nullable(row, DEADLINE_PREFIX) {
                 Ok(deadline) => open.push(deadline),
                 // The row of an engagement without open deadlines.
@@ -215,23 +242,34 @@ fn count_of(count: impl TryInto<u32>) -> u32 {
     count.try_into().unwrap_or(u32::MAX)
 }
 
-/// The facts the rules need: the engagement's [`Standing`] with its open deadlines and its
-/// body's certification policy in one query, plus its documents and SoA for a stage 1 outcome,
-/// and its audit teams for a certification decision (the only rule that reads them: a decision
-/// maker must not have audited). Dates are reckoned in the body's time zone.
+/// The reads of the facts the rules need (see [`load_facts`]), run under the engagement's lock:
+/// the engagement's [`Standing`] with its open deadlines and its body's certification policy in
+/// one query, plus its documents and SoA for a stage 1 outcome.
+pub(super) fn facts_queries(backend: DbBackend, engagement_id: Uuid, request: &TransitionRequest) -> Vec<Statement> {
+    let mut queries = vec![backend.build(&Standing::query(engagement_id, request.audit_id))];
+    if request.command.event() == EngagementEvent::RecordStage1Outcome {
+        queries.extend(stage1_readiness_queries(engagement_id).iter().map(|query| backend.build(query)));
+    }
+    queries
+}
+
+/// The facts the rules need, from the `answers` of [`facts_queries`], plus the audit teams for a
+/// certification decision (the only rule that reads them: a decision maker must not have
+/// audited). Dates are reckoned in the body's time zone.
 pub(super) async fn load_facts(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     engagement: &engagement::Model,
+    answers: Vec<Vec<QueryResult>>,
     request: &TransitionRequest,
     now: DateTime<Utc>,
 ) -> Result<(EngagementFacts, OpenDeadlines, CertificationPolicy), EngineError> {
-    let (mut standing, open_deadlines) = Standing::of(txn, engagement, request.audit_id).await?;
-    let policy = stored_certification_policy(standing.certification_policy.take())?;
-    let today = policy.time_zone.today(now);
-    let stage1_readiness = match request.command.event() {
-        EngagementEvent::RecordStage1Outcome => Some(stage1_readiness(txn, engagement.id).await?),
+    let (mut standing, open_deadlines) = Standing::of(answers.first().map_or(&[][..], Vec::as_slice))?;
+    let stage1_readiness = match answers.get(1..3) {
+        Some([documents, soa]) => Some(stage1_readiness_of(documents, soa)?),
         _ => None,
     };
+    let policy = stored_certification_policy(standing.certification_policy.take())?;
+    let today = policy.time_zone.today(now);
     let auditors = match decision_maker(&request.command) {
         None => Vec::new(),
         Some(_) => audit_work_of(txn, engagement.id).await?,
@@ -285,7 +323,7 @@ pub(super) async fn load_facts(
 /// Everyone who took part in the engagement's audit work (ISO/IEC 17021-1 9.5.1.2: none of them
 /// may decide): the lead auditor and team of every audit, who recorded each finding, and who
 /// verified each corrective action.
-async fn audit_work_of(txn: &DatabaseTransaction, engagement_id: Uuid) -> Result<Vec<EmailAddress>, EngineError> {
+async fn audit_work_of(txn: &WriteTransaction, engagement_id: Uuid) -> Result<Vec<EmailAddress>, EngineError> {
     let audits = Audit::find().filter(audit::Column::EngagementId.eq(engagement_id)).all(txn).await?;
     let recorded: Vec<String> = Finding::find()
         .select_only()

@@ -5,15 +5,13 @@ use std::time::Duration;
 use anyhow::Context;
 use entities::settings::{DEFAULT_SQLITE_CACHE_SIZE, DEFAULT_SQLITE_MMAP_SIZE};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{
-    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, SqliteTransactionMode,
-    TransactionOptions, TransactionTrait,
-};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 
 use super::colocation;
+use super::transaction::{self, WriteTransaction};
 
 /// How connections are opened beyond their number (`SQLITE_MMAP_SIZE`, `SQLITE_CACHE_SIZE`,
-/// `DATABASE_LOG_STATEMENTS`, `SQLITE_WRITER_COLOCATE`).
+/// `DATABASE_LOG_STATEMENTS`, `SQLITE_WRITER_COLOCATE`, `SQLITE_BATCH_STATEMENTS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
     /// Bytes of a SQLite file each connection maps (every connection maps the file on its own, and
@@ -27,6 +25,9 @@ pub struct Tuning {
     /// Keep the SQLite writer's thread on the CPU of the thread writing through it
     /// ([`super::colocation`]).
     pub colocate_writer: bool,
+    /// Send a SQLite write's `BEGIN`, deferred statements and `COMMIT` with its other statements
+    /// ([`super::transaction`]).
+    pub batch_statements: bool,
 }
 
 impl Default for Tuning {
@@ -36,6 +37,7 @@ impl Default for Tuning {
             sqlite_cache_size: DEFAULT_SQLITE_CACHE_SIZE,
             log_statements: false,
             colocate_writer: true,
+            batch_statements: true,
         }
     }
 }
@@ -48,6 +50,7 @@ impl Tuning {
             sqlite_cache_size: settings.sqlite_cache_size,
             log_statements: settings.database_log_statements,
             colocate_writer: settings.sqlite_writer_colocate,
+            batch_statements: settings.sqlite_batch_statements,
         }
     }
 }
@@ -66,7 +69,7 @@ pub async fn connect_tuned(url: &str, max_connections: u32, tuning: Tuning) -> a
 /// Opens the pool; `writer`: SQLite's one writer connection, its thread named to be followed
 /// ([`super::colocation`]) when the tuning says so.
 async fn open(url: &str, max_connections: u32, tuning: Tuning, writer: bool) -> anyhow::Result<DatabaseConnection> {
-    let Tuning { sqlite_mmap_size, sqlite_cache_size, log_statements, colocate_writer } = tuning;
+    let Tuning { sqlite_mmap_size, sqlite_cache_size, log_statements, colocate_writer, batch_statements } = tuning;
     let followed = writer && colocate_writer;
     let folder = sqlite_file(url)
         .and_then(|path| std::path::Path::new(path).parent())
@@ -107,6 +110,9 @@ async fn open(url: &str, max_connections: u32, tuning: Tuning, writer: bool) -> 
     if followed {
         colocation::enable();
     }
+    if writer {
+        transaction::set_batched(batch_statements);
+    }
     Ok(db)
 }
 
@@ -136,12 +142,10 @@ pub async fn connect_writer(
 /// IMMEDIATE`), so concurrent writers queue instead of failing when they upgrade a read.
 ///
 /// `certflow_db_pool_waiting{pool="write"}` counts the writes waiting for the writer meanwhile (on
-/// SQLite, the queue for its one connection).
-pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
-    let options =
-        TransactionOptions { sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate), ..Default::default() };
-    let _waiting = Waiting::for_pool("write");
-    let txn = db.begin_with_options(options).await?;
+/// SQLite, the queue for its one connection, and the write holding it until its `BEGIN IMMEDIATE`
+/// got SQLite's lock).
+pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTransaction, DbErr> {
+    let txn = WriteTransaction::begin(db, Waiting::for_pool("write")).await?;
     if db.get_database_backend() == DbBackend::Sqlite {
         colocation::follow();
     }
@@ -150,7 +154,8 @@ pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction,
 
 /// One more on a pool's `certflow_db_pool_waiting` gauge while it lives (a wait given up when
 /// its request goes away is counted off too).
-struct Waiting(metrics::Gauge);
+#[derive(Debug)]
+pub(super) struct Waiting(metrics::Gauge);
 
 impl Waiting {
     fn for_pool(pool: &'static str) -> Self {

@@ -4,14 +4,16 @@
 mod colocation;
 mod connection;
 mod rows;
+mod transaction;
 
 pub use crate::fault::{StorageFault, Unavailability};
 pub use connection::{Tuning, begin_write, connect, connect_tuned, connect_writer, sqlite_file};
 pub use entities::orm::{json_strings, strings_of};
 pub use rows::{
     Contacts, UniqueViolation, belongs, check_version, contacts_for, find_engagement, find_engagement_records,
-    lock_engagement, require_open,
+    lock_engagement, lock_engagement_reading, require_open,
 };
+pub use transaction::WriteTransaction;
 
 /// Deletes in batches: `batch_step` finds at most `batch` rows and deletes them, returning how
 /// many it found and how many it deleted. It runs at most `rounds` times, and stops at the first

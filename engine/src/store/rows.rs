@@ -4,9 +4,13 @@
 use std::collections::HashSet;
 
 use entities::orm::{engagement, prelude::*};
-use sea_orm::{ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryResult, QuerySelect, QueryTrait,
+    Statement,
+};
 use uuid::Uuid;
 
+use super::WriteTransaction;
 use crate::access::{Tenancy, engagement_records_in, engagements_in};
 use crate::caller::Caller;
 use crate::error::EngineError;
@@ -85,16 +89,28 @@ pub async fn contacts_for(conn: &impl ConnectionTrait, caller: &Caller) -> Resul
 /// SQLite's write transaction already excludes other writers), or 404 as [`find_engagement`]:
 /// what a caller sees can change between its authorization and the lock (a selection).
 pub async fn lock_engagement(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     caller: &Caller,
     id: Uuid,
 ) -> Result<engagement::Model, EngineError> {
-    Engagement::find_by_id(id)
-        .filter(engagements_in(caller.tenancy))
-        .lock_exclusive()
-        .one(txn)
-        .await?
-        .ok_or(EngineError::NotFound("engagement"))
+    Ok(lock_engagement_reading(txn, caller, id, Vec::new()).await?.0)
+}
+
+/// [`lock_engagement`], then `reads` under the lock, sent with it (one hand-off on SQLite): the
+/// engagement and each read's rows.
+pub async fn lock_engagement_reading(
+    txn: &WriteTransaction,
+    caller: &Caller,
+    id: Uuid,
+    reads: Vec<Statement>,
+) -> Result<(engagement::Model, Vec<Vec<QueryResult>>), EngineError> {
+    let lock = Engagement::find_by_id(id).filter(engagements_in(caller.tenancy)).lock_exclusive();
+    let mut statements = vec![lock.build(txn.get_database_backend())];
+    statements.extend(reads);
+    let mut answers = txn.query_all_together(&statements).await?.into_iter();
+    let locked = answers.next().unwrap_or_default();
+    let row = locked.first().ok_or(EngineError::NotFound("engagement"))?;
+    Ok((engagement::Model::from_query_result(row, "")?, answers.collect()))
 }
 
 /// Refuses a row that belongs to another engagement as if it did not exist.

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use entities::domain::webhooks::{WebhookEvent, WebhookEventType};
 use entities::orm::{engagement, notification, prelude::*, webhook_event};
-use sea_orm::sea_query::{Expr, Query};
+use sea_orm::sea_query::{Expr, InsertStatement, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
@@ -15,6 +15,12 @@ use crate::webhooks::data::{event_of, reminder_data};
 /// one more than the engagement's last). The engagement must be locked by `txn` (see
 /// [`lock_for_events`]) so no other write numbers an event of it meanwhile.
 pub async fn append(txn: &impl ConnectionTrait, event: &WebhookEvent, now: DateTime<Utc>) -> Result<(), EngineError> {
+    txn.execute(&event_insert(event, now)?).await?;
+    Ok(())
+}
+
+/// The statement that appends `event` to the outbox (see [`append`]).
+pub fn event_insert(event: &WebhookEvent, now: DateTime<Utc>) -> Result<InsertStatement, EngineError> {
     use webhook_event::Column as C;
     let data = serde_json::to_value(&event.subject)
         .map_err(|error| EngineError::Unexpected(anyhow::anyhow!(error.to_string())))?;
@@ -30,7 +36,7 @@ pub async fn append(txn: &impl ConnectionTrait, event: &WebhookEvent, now: DateT
         .from(WebhookEventRecord)
         .and_where(C::EngagementId.eq(event.engagement_id))
         .to_owned();
-    let insert = Query::insert()
+    Ok(Query::insert()
         .into_table(WebhookEventRecord)
         .columns([
             C::Id,
@@ -44,9 +50,7 @@ pub async fn append(txn: &impl ConnectionTrait, event: &WebhookEvent, now: DateT
         ])
         .select_from(next)
         .map_err(|error| EngineError::Unexpected(anyhow::anyhow!(error.to_string())))?
-        .to_owned();
-    txn.execute(&insert).await?;
-    Ok(())
+        .to_owned())
 }
 
 /// Locks engagement `id` in `txn` for numbering its events, when the write did not lock it already

@@ -14,12 +14,11 @@ use entities::domain::reminders::{
 };
 use entities::orm::{certification_body, deadline, engagement, notification, organization, prelude::*};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
-use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DatabaseTransaction, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::error::WorkerError;
+use engine::store::WriteTransaction;
 
 /// What one scan did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,7 +86,7 @@ struct Parties {
 }
 
 impl Parties {
-    async fn load(txn: &DatabaseTransaction, deadlines: &[deadline::Model]) -> Result<Self, WorkerError> {
+    async fn load(txn: &WriteTransaction, deadlines: &[deadline::Model]) -> Result<Self, WorkerError> {
         let engagement_ids: HashSet<Uuid> = deadlines.iter().map(|d| d.engagement_id).collect();
         let engagements: HashMap<Uuid, engagement::Model> = Engagement::find()
             .filter(engagement::Column::Id.is_in(engagement_ids))
@@ -161,7 +160,7 @@ impl Parties {
 }
 
 async fn claim(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     due: Vec<deadline::Model>,
     now: DateTime<Utc>,
 ) -> Result<ScanReport, WorkerError> {

@@ -7,13 +7,14 @@ use entities::domain::VerificationStatus;
 use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner, DeadlineToOpen};
 use entities::domain::text::EmailAddress;
 use entities::orm::{corrective_action, finding, prelude::*};
-use sea_orm::{DatabaseTransaction, EntityTrait};
+use sea_orm::EntityTrait;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::error::ApiError;
 use crate::fields::Fields;
+use engine::store::WriteTransaction;
 
 /// A corrective action as the client submits it.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -159,7 +160,7 @@ impl TryFrom<CorrectiveActionRequest> for PlanFields {
 
 /// The finding's grade and its audit's last day: the anchor of the due-date window.
 pub(super) async fn finding_and_anchor(
-    txn: &DatabaseTransaction,
+    txn: &WriteTransaction,
     engagement_id: Uuid,
     finding_id: Uuid,
 ) -> Result<(finding::Model, NaiveDate), EngineError> {

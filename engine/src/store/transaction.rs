@@ -1,0 +1,558 @@
+//! A write transaction: what a write's statements run in, and the statements it sends later.
+//!
+//! On a SQLite file every statement is a hand-off: sqlx runs each SQLite connection on a thread of
+//! its own, hands it the statement and wakes the write's task with the answer. Under load each
+//! hand-off cost more than SQLite's own work on the statement (docs/benchmarks.md, "Writes on
+//! SQLite"), and SQLite lets one writer in at a time, so every hand-off of one write was time
+//! every other write waited. A transition took ten: `BEGIN`, four reads, four writes, `COMMIT`.
+//!
+//! So a write sends SQLite what it can in one hand-off: its `BEGIN IMMEDIATE` goes with its first
+//! statement, and the statements whose outcome it does not read (a history entry, an outbox event,
+//! the idempotency key's response: [`WriteTransaction::defer`]) go with its next statement, or
+//! with its `COMMIT`, in order: sqlx runs a text of several statements on the connection's thread
+//! one after the other, binding the values in order, and this reads the answer of the last. What
+//! the write reads still sees what it deferred (those statements ran first). A deferred statement
+//! that fails fails the statement it went with (and the write).
+//!
+//! On PostgreSQL (and on SQLite with `SQLITE_BATCH_STATEMENTS=false`) the write is sea-orm's
+//! transaction, and deferred statements are sent one by one, before the next statement or the
+//! commit.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::TryStreamExt;
+use futures::lock::Mutex as AsyncMutex;
+use sea_orm::sea_query::Values;
+use sea_orm::sqlx::pool::PoolConnection;
+use sea_orm::sqlx::sqlite::SqliteQueryResult;
+use sea_orm::sqlx::{self, Either, Executor, Sqlite};
+use sea_orm::{
+    ActiveModelTrait, ConnAcquireErr, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    EntityTrait, ExecResult, QueryResult, QueryTrait, RuntimeErr, Statement, StatementBuilder, TransactionOptions,
+    TransactionTrait, TryIntoModel,
+};
+use sea_query_sqlx::SqlxValues;
+
+use super::connection::Waiting;
+
+/// Whether SQLite writes send their statements together (`SQLITE_BATCH_STATEMENTS`).
+static BATCHED: AtomicBool = AtomicBool::new(true);
+
+/// Sets whether SQLite writes send their statements together.
+pub(crate) fn set_batched(batched: bool) {
+    BATCHED.store(batched, Ordering::Relaxed);
+}
+
+/// A write transaction (see the module). Dropped without [`WriteTransaction::commit`], it rolls
+/// back, as does a savepoint.
+#[derive(Debug)]
+pub struct WriteTransaction {
+    kind: Kind,
+    /// Statements whose outcome the write does not read, in order, not sent yet.
+    deferred: Mutex<Vec<Statement>>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// sea-orm's transaction (PostgreSQL, or SQLite unbatched).
+    SeaOrm(DatabaseTransaction),
+    /// The SQLite writer's connection, driven here; `savepoint`: the savepoint this is, if any.
+    Sqlite { session: Arc<Session>, savepoint: Option<String> },
+    /// Committed or rolled back.
+    Ended,
+}
+
+/// A SQLite write's connection and where its transaction stands.
+#[derive(Debug)]
+struct Session {
+    /// `None` once the write has ended (committed or rolled back).
+    connection: AsyncMutex<Option<PoolConnection<Sqlite>>>,
+    /// `BEGIN IMMEDIATE` was sent (it may have failed: a rollback then finds no transaction).
+    begun: AtomicBool,
+    /// Savepoints taken so far (their names are numbered).
+    savepoints: AtomicUsize,
+    /// A savepoint was dropped without its commit or rollback: the write must not commit.
+    spoiled: AtomicBool,
+    /// Texts handed to the connection's thread.
+    sent: AtomicUsize,
+    /// Counts the write as waiting for the writer until its first text (its `BEGIN`) returns.
+    waiting: Mutex<Option<Waiting>>,
+}
+
+impl WriteTransaction {
+    /// Begins on `db`, the writer (see [`super::begin_write`]), counted in `waiting` until it holds
+    /// the writer (on SQLite: until its `BEGIN IMMEDIATE`, sent with its first statement, returns).
+    pub(super) async fn begin(db: &DatabaseConnection, waiting: Waiting) -> Result<Self, DbErr> {
+        Self::begin_batched(db, BATCHED.load(Ordering::Relaxed), Some(waiting)).await
+    }
+
+    /// Begins on `db`; on SQLite, sending statements together when `batched`.
+    async fn begin_batched(db: &DatabaseConnection, batched: bool, waiting: Option<Waiting>) -> Result<Self, DbErr> {
+        let kind = if db.get_database_backend() == DbBackend::Sqlite && batched {
+            let connection = db.get_sqlite_connection_pool().acquire().await.map_err(connection_error)?;
+            let session = Session {
+                connection: AsyncMutex::new(Some(connection)),
+                begun: AtomicBool::new(false),
+                savepoints: AtomicUsize::new(0),
+                spoiled: AtomicBool::new(false),
+                sent: AtomicUsize::new(0),
+                waiting: Mutex::new(waiting),
+            };
+            Kind::Sqlite { session: Arc::new(session), savepoint: None }
+        } else {
+            // sea-orm's BEGIN returns once the transaction holds the writer.
+            let _waiting = waiting;
+            let options = TransactionOptions {
+                sqlite_transaction_mode: Some(sea_orm::SqliteTransactionMode::Immediate),
+                ..Default::default()
+            };
+            Kind::SeaOrm(db.begin_with_options(options).await?)
+        };
+        Ok(Self { kind, deferred: Mutex::new(Vec::new()) })
+    }
+
+    /// Sends `statement` with the write's next statement, or with its commit: for statements
+    /// whose outcome the write does not read (their failure fails the statement they go with).
+    pub fn defer<S: StatementBuilder>(&self, statement: &S) {
+        let statement = self.get_database_backend().build(statement);
+        self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(statement);
+    }
+
+    /// Inserts `row` with the write's next statement ([`WriteTransaction::defer`]): the row as it
+    /// will be, every column set by the caller (nothing read back from the database).
+    pub fn insert_later<A>(&self, row: A) -> Result<<A::Entity as EntityTrait>::Model, DbErr>
+    where
+        A: ActiveModelTrait + TryIntoModel<<A::Entity as EntityTrait>::Model>,
+    {
+        let inserted = row.clone().try_into_model()?;
+        self.defer(&<A::Entity as EntityTrait>::insert(row).into_query());
+        Ok(inserted)
+    }
+
+    /// The deferred statements, taken to be sent.
+    fn take_deferred(&self) -> Vec<Statement> {
+        std::mem::take(&mut *self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Sends what was deferred (sea-orm's transaction: one statement at a time).
+    async fn flush(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
+        for statement in self.take_deferred() {
+            txn.execute_raw(statement).await?;
+        }
+        Ok(())
+    }
+
+    /// A savepoint inside this transaction: its commit keeps what was done since, its rollback
+    /// undoes it, and the transaction goes on.
+    pub async fn savepoint(&self) -> Result<WriteTransaction, DbErr> {
+        let kind = match &self.kind {
+            Kind::SeaOrm(txn) => {
+                self.flush(txn).await?;
+                Kind::SeaOrm(txn.begin().await?)
+            }
+            Kind::Sqlite { session, .. } => {
+                let name = format!("cf_savepoint_{}", session.savepoints.fetch_add(1, Ordering::Relaxed) + 1);
+                self.run(session, Statement::from_string(DbBackend::Sqlite, format!("SAVEPOINT {name}"))).await?;
+                Kind::Sqlite { session: session.clone(), savepoint: Some(name) }
+            }
+            Kind::Ended => return Err(ended()),
+        };
+        Ok(Self { kind, deferred: Mutex::new(Vec::new()) })
+    }
+
+    /// Commits, with what was deferred (or releases the savepoint).
+    pub async fn commit(mut self) -> Result<(), DbErr> {
+        match std::mem::replace(&mut self.kind, Kind::Ended) {
+            Kind::SeaOrm(txn) => {
+                self.flush(&txn).await?;
+                txn.commit().await
+            }
+            Kind::Sqlite { session, savepoint: Some(name) } => {
+                self.run(&session, Statement::from_string(DbBackend::Sqlite, format!("RELEASE {name}"))).await?;
+                Ok(())
+            }
+            Kind::Sqlite { session, savepoint: None } => {
+                if session.spoiled.load(Ordering::Relaxed) {
+                    return Err(DbErr::Custom("a savepoint of the write was left open: rolled back".into()));
+                }
+                if !session.begun.load(Ordering::Relaxed) && self.deferred_is_empty() {
+                    session.end().await;
+                    return Ok(());
+                }
+                self.run(&session, Statement::from_string(DbBackend::Sqlite, "COMMIT")).await?;
+                session.end().await;
+                Ok(())
+            }
+            Kind::Ended => Ok(()),
+        }
+    }
+
+    /// Rolls back (to the savepoint), dropping what was deferred.
+    pub async fn rollback(mut self) -> Result<(), DbErr> {
+        self.take_deferred();
+        match std::mem::replace(&mut self.kind, Kind::Ended) {
+            Kind::SeaOrm(txn) => txn.rollback().await,
+            Kind::Sqlite { session, savepoint: Some(name) } => {
+                let undo = format!("ROLLBACK TO {name}; RELEASE {name}");
+                session.send(Statement::from_string(DbBackend::Sqlite, undo)).await?;
+                Ok(())
+            }
+            Kind::Sqlite { session, savepoint: None } => {
+                if session.begun.load(Ordering::Relaxed) {
+                    let rolled_back = session.send(Statement::from_string(DbBackend::Sqlite, "ROLLBACK")).await;
+                    session.end().await;
+                    return rolled_back.map(|_| ()).or_else(no_transaction_is_fine);
+                }
+                session.end().await;
+                Ok(())
+            }
+            Kind::Ended => Ok(()),
+        }
+    }
+
+    fn deferred_is_empty(&self) -> bool {
+        self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
+    }
+
+    /// Runs `statements` (reads) and answers each one's rows, in order: on SQLite in one hand-off
+    /// (with what goes before them), else one after the other.
+    pub async fn query_all_together(&self, statements: &[Statement]) -> Result<Vec<Vec<QueryResult>>, DbErr> {
+        match &self.kind {
+            Kind::SeaOrm(txn) => {
+                self.flush(txn).await?;
+                let mut answers = Vec::with_capacity(statements.len());
+                for statement in statements {
+                    answers.push(txn.query_all_raw(statement.clone()).await?);
+                }
+                Ok(answers)
+            }
+            Kind::Sqlite { session, .. } => {
+                let before = self.prelude(session);
+                let skipped = before.len();
+                let mut batch = before;
+                batch.extend(statements.iter().cloned());
+                let answers = session.send_all(batch).await?;
+                Ok(answers
+                    .into_iter()
+                    .skip(skipped)
+                    .map(|a| a.rows.into_iter().map(QueryResult::from).collect())
+                    .collect())
+            }
+            Kind::Ended => Err(ended()),
+        }
+    }
+
+    /// What goes before the write's next statement on SQLite: its `BEGIN IMMEDIATE` (when it is
+    /// the first) and what was deferred.
+    fn prelude(&self, session: &Session) -> Vec<Statement> {
+        let mut batch = Vec::new();
+        if !session.begun.swap(true, Ordering::Relaxed) {
+            batch.push(Statement::from_string(DbBackend::Sqlite, "BEGIN IMMEDIATE"));
+        }
+        batch.extend(self.take_deferred());
+        batch
+    }
+
+    /// Sends `main` on the SQLite session, after `BEGIN IMMEDIATE` (the write's first statement)
+    /// and what was deferred, in one hand-off: the answer of `main`.
+    async fn run(&self, session: &Session, main: Statement) -> Result<Answer, DbErr> {
+        let mut batch = self.prelude(session);
+        batch.push(main);
+        let mut answers = session.send_all(batch).await?;
+        answers.pop().ok_or_else(|| DbErr::Custom("SQLite answered no statement".into()))
+    }
+}
+
+/// What a SQLite statement answered: its rows and its count of changes.
+struct Answer {
+    rows: Vec<sqlx::sqlite::SqliteRow>,
+    done: SqliteQueryResult,
+}
+
+impl Session {
+    /// Sends `statements` as one text with their values in order: each one's answer.
+    async fn send_all(&self, statements: Vec<Statement>) -> Result<Vec<Answer>, DbErr> {
+        let mut sql = String::new();
+        let mut values = Vec::new();
+        for statement in statements {
+            if !sql.is_empty() {
+                sql.push_str(";\n");
+            }
+            sql.push_str(statement.sql.trim_end().trim_end_matches(';'));
+            values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+        }
+        self.send(Statement { sql, values: Some(Values(values)), db_backend: DbBackend::Sqlite }).await
+    }
+
+    /// Sends one text (of one statement or several): the answer of each statement.
+    async fn send(&self, statement: Statement) -> Result<Vec<Answer>, DbErr> {
+        let mut connection = self.connection.lock().await;
+        let connection = connection.as_mut().ok_or_else(ended)?;
+        self.sent.fetch_add(1, Ordering::Relaxed);
+        let values = statement.values.unwrap_or_else(|| Values(Vec::new()));
+        let query = sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), SqlxValues(values));
+        let mut steps = (&mut **connection).fetch_many(query);
+        let (mut rows, mut answers) = (Vec::new(), Vec::new());
+        let mut answered = Ok(());
+        while let Some(step) = steps.try_next().await.transpose() {
+            match step {
+                Ok(Either::Right(row)) => rows.push(row),
+                // One statement done: the rows so far are its own.
+                Ok(Either::Left(done)) => answers.push(Answer { rows: std::mem::take(&mut rows), done }),
+                Err(error) => {
+                    answered = Err(DbErr::Query(sqlx_error(error)));
+                    break;
+                }
+            }
+        }
+        self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        answered.map(|()| answers)
+    }
+
+    /// Gives the connection back to the pool.
+    async fn end(&self) {
+        self.connection.lock().await.take();
+    }
+}
+
+impl Drop for Session {
+    /// A write dropped before its end (a refusal, an error, a request gone): its transaction is
+    /// rolled back before the connection goes back to the pool, so the next write begins clean.
+    fn drop(&mut self) {
+        let Some(mut connection) = self.connection.get_mut().take() else { return };
+        if !*self.begun.get_mut() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if let Err(error) = (&mut *connection).execute("ROLLBACK").await
+                        && no_transaction_is_fine(DbErr::Exec(sqlx_error(error))).is_err()
+                    {
+                        // SQLite rolls back what a closed connection had begun.
+                        connection.close_on_drop();
+                    }
+                });
+            }
+            Err(_) => connection.close_on_drop(),
+        }
+    }
+}
+
+/// A rollback that found no transaction (its `BEGIN` had failed): nothing to undo.
+fn no_transaction_is_fine(error: DbErr) -> Result<(), DbErr> {
+    if error.to_string().contains("no transaction is active") { Ok(()) } else { Err(error) }
+}
+
+fn ended() -> DbErr {
+    DbErr::Custom("the write has ended".into())
+}
+
+/// As sea-orm says it of a connection not acquired.
+fn connection_error(error: sqlx::Error) -> DbErr {
+    match error {
+        sqlx::Error::PoolTimedOut => DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+        sqlx::Error::PoolClosed => DbErr::ConnectionAcquire(ConnAcquireErr::ConnectionClosed),
+        error => DbErr::Conn(sqlx_error(error)),
+    }
+}
+
+fn sqlx_error(error: sqlx::Error) -> RuntimeErr {
+    RuntimeErr::SqlxError(Arc::new(error))
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for WriteTransaction {
+    fn get_database_backend(&self) -> DbBackend {
+        match &self.kind {
+            Kind::SeaOrm(txn) => txn.get_database_backend(),
+            Kind::Sqlite { .. } | Kind::Ended => DbBackend::Sqlite,
+        }
+    }
+
+    async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
+        match &self.kind {
+            Kind::SeaOrm(txn) => {
+                self.flush(txn).await?;
+                txn.execute_raw(statement).await
+            }
+            Kind::Sqlite { session, .. } => {
+                let answer = self.run(session, statement).await.map_err(as_exec)?;
+                Ok(ExecResult::from(answer.done))
+            }
+            Kind::Ended => Err(ended()),
+        }
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.execute_raw(Statement::from_string(self.get_database_backend(), sql)).await
+    }
+
+    async fn query_one_raw(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
+        Ok(self.query_all_raw(statement).await?.into_iter().next())
+    }
+
+    async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        match &self.kind {
+            Kind::SeaOrm(txn) => {
+                self.flush(txn).await?;
+                txn.query_all_raw(statement).await
+            }
+            Kind::Sqlite { session, .. } => {
+                Ok(self.run(session, statement).await?.rows.into_iter().map(QueryResult::from).collect())
+            }
+            Kind::Ended => Err(ended()),
+        }
+    }
+}
+
+/// A failed statement run for its changes is an execution error, as sea-orm says it.
+fn as_exec(error: DbErr) -> DbErr {
+    match error {
+        DbErr::Query(error) => DbErr::Exec(error),
+        error => error,
+    }
+}
+
+impl Drop for WriteTransaction {
+    /// A savepoint dropped without its end spoils the write: it will not commit.
+    fn drop(&mut self) {
+        if let Kind::Sqlite { session, savepoint: Some(_) } = &self.kind {
+            session.spoiled.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
+    use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
+
+    use super::*;
+    use crate::store::{Tuning, connect, connect_writer};
+
+    /// A SQLite file with a table `t (x)`, its read pool and its writer.
+    async fn database(name: &str) -> (DatabaseConnection, DatabaseConnection, std::path::PathBuf) {
+        let folder = std::env::temp_dir().join(format!("certflow-txn-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&folder);
+        let url = format!("sqlite://{}/t.db?mode=rwc", folder.display());
+        let db = connect(&url, 2).await.expect("connect");
+        db.execute_unprepared("CREATE TABLE t (x INTEGER NOT NULL UNIQUE)").await.expect("create");
+        let writer = connect_writer(&url, &db, 1, Tuning::default()).await.expect("writer");
+        (db, writer, folder)
+    }
+
+    fn insert(x: i64) -> sea_orm::sea_query::InsertStatement {
+        Query::insert().into_table(Alias::new("t")).columns([Alias::new("x")]).values_panic([x.into()]).to_owned()
+    }
+
+    async fn xs(db: &impl ConnectionTrait) -> Vec<i64> {
+        let rows = db.query_all_raw(Statement::from_string(DbBackend::Sqlite, "SELECT x FROM t ORDER BY x")).await;
+        rows.expect("select").iter().map(|row| row.try_get_by_index(0).expect("x")).collect()
+    }
+
+    fn hand_offs(txn: &WriteTransaction) -> usize {
+        match &txn.kind {
+            Kind::Sqlite { session, .. } => session.sent.load(Ordering::Relaxed),
+            _ => panic!("not a SQLite session"),
+        }
+    }
+
+    #[tokio::test]
+    async fn begin_and_deferred_statements_go_with_the_next_statement_and_the_commit_in_one_hand_off_each() {
+        let (db, writer, folder) = database("batched").await;
+        let txn = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        txn.defer(&insert(1));
+        txn.defer(&insert(2));
+        assert_eq!(hand_offs(&txn), 0, "nothing is sent before a statement needs an answer");
+        // The read sees what was deferred: it ran first, after the BEGIN.
+        assert_eq!(xs(&txn).await, [1, 2]);
+        assert_eq!(hand_offs(&txn), 1, "BEGIN, two inserts and the read: one hand-off");
+        assert!(xs(&db).await.is_empty(), "not committed yet");
+        txn.defer(&insert(3));
+        txn.commit().await.expect("commit");
+        assert_eq!(xs(&db).await, [1, 2, 3], "the deferred insert went with the COMMIT");
+        std::fs::remove_dir_all(folder).expect("clean up");
+    }
+
+    #[tokio::test]
+    async fn reads_sent_together_answer_each_with_their_own_rows() {
+        let (_db, writer, folder) = database("together").await;
+        let txn = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        txn.defer(&insert(5));
+        let select = |above: i64| {
+            DbBackend::Sqlite.build(
+                Query::select()
+                    .column(Alias::new("x"))
+                    .from(Alias::new("t"))
+                    .and_where(Expr::col(Alias::new("x")).gt(above)),
+            )
+        };
+        let answers = txn.query_all_together(&[select(0), select(9)]).await.expect("reads");
+        assert_eq!(answers.len(), 2);
+        assert_eq!((answers[0].len(), answers[1].len()), (1, 0), "the insert's row, then none above 9");
+        assert_eq!(hand_offs(&txn), 1);
+        std::fs::remove_dir_all(folder).expect("clean up");
+    }
+
+    #[tokio::test]
+    async fn a_failing_deferred_statement_fails_the_statement_it_went_with_and_the_write_commits_nothing() {
+        for batched in [true, false] {
+            let (db, writer, folder) = database(if batched { "fails" } else { "fails-unbatched" }).await;
+            let txn = WriteTransaction::begin_batched(&writer, batched, None).await.expect("begin");
+            txn.defer(&insert(1));
+            txn.defer(&insert(1));
+            let error = txn.execute(&insert(2)).await.expect_err("the second insert of 1 breaks uniqueness");
+            assert!(error.to_string().contains("UNIQUE"), "{error}");
+            drop(txn);
+            // The dropped write rolled back before the writer was handed on.
+            let next = WriteTransaction::begin_batched(&writer, batched, None).await.expect("begin again");
+            next.execute(&insert(7)).await.expect("the next write begins clean");
+            next.commit().await.expect("commit");
+            assert_eq!(xs(&db).await, [7], "batched: {batched}");
+            std::fs::remove_dir_all(folder).expect("clean up");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_dropped_after_its_statements_leaves_nothing_and_one_that_did_nothing_commits_nothing() {
+        let (db, writer, folder) = database("dropped").await;
+        let txn = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        txn.execute(&insert(1)).await.expect("insert");
+        txn.defer(&insert(2));
+        drop(txn);
+        let idle = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        assert_eq!(hand_offs(&idle), 0);
+        idle.commit().await.expect("a write that sent nothing commits nothing");
+        assert!(xs(&db).await.is_empty());
+        std::fs::remove_dir_all(folder).expect("clean up");
+    }
+
+    #[tokio::test]
+    async fn a_savepoint_rolled_back_undoes_its_own_work_only_and_one_left_open_stops_the_commit() {
+        for batched in [true, false] {
+            let (db, writer, folder) = database(if batched { "savepoint" } else { "savepoint-unbatched" }).await;
+            let txn = WriteTransaction::begin_batched(&writer, batched, None).await.expect("begin");
+            txn.execute(&insert(1)).await.expect("insert");
+            let attempt = txn.savepoint().await.expect("savepoint");
+            attempt.execute(&insert(2)).await.expect("insert in the savepoint");
+            attempt.rollback().await.expect("rollback to the savepoint");
+            let kept = txn.savepoint().await.expect("savepoint");
+            kept.execute(&insert(3)).await.expect("insert in the savepoint");
+            kept.commit().await.expect("release");
+            txn.commit().await.expect("commit");
+            assert_eq!(xs(&db).await, [1, 3], "batched: {batched}");
+            std::fs::remove_dir_all(folder).expect("clean up");
+        }
+        let (db, writer, folder) = database("savepoint-open").await;
+        let txn = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        txn.execute(&insert(1)).await.expect("insert");
+        let forgotten = txn.savepoint().await.expect("savepoint");
+        forgotten.execute(&insert(2)).await.expect("insert");
+        drop(forgotten);
+        txn.commit().await.expect_err("a savepoint left open: the write does not commit");
+        assert!(xs(&db).await.is_empty());
+        std::fs::remove_dir_all(folder).expect("clean up");
+    }
+}
