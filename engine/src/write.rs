@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use entities::domain::policy::TimeZone;
 use entities::domain::webhooks::WebhookEvent;
 use entities::orm::{certification_body, engagement, notification, organization, prelude::*};
@@ -132,7 +132,9 @@ impl Engine {
         if let Some(claim) = &claim {
             claim.record(&txn).await?;
         }
-        let now = self.clock.now();
+        // To the microsecond, as PostgreSQL keeps instants: the rows a write computes instead of
+        // reading them back (`WriteTransaction::insert_later`) say what a later read will.
+        let now = self.clock.now().trunc_subsecs(6);
         Ok(Write {
             txn,
             claim,

@@ -9,7 +9,7 @@ use sea_orm::{EntityTrait, QuerySelect};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{Backend, day, spawn_app};
+use crate::helpers::{Backend, day, day0, spawn_app};
 use crate::on_both_databases;
 
 /// Longer than SQLite's busy timeout (10 s): a refusal that waited for the writer would come as a
@@ -46,3 +46,28 @@ async fn strangers_and_forbidden_roles_are_refused_while_another_write_holds_the
     app.post(&path, &audit).await.expect(201);
 }
 on_both_databases!(strangers_and_forbidden_roles_are_refused_while_another_write_holds_the_engagement);
+
+async fn what_a_write_answers_is_what_a_read_after_it_says_to_the_microsecond(backend: Backend) {
+    // Arrange: an engagement whose body is selected; the server's clock at an instant finer than
+    // PostgreSQL keeps (the engagement's new version and a finding are computed by the write, not
+    // read back).
+    let app = spawn_app(backend).await;
+    let engagement = app.engagement_with_selected_proposal().await;
+    let instant = day0().and_hms_nano_opt(9, 30, 15, 123_456_789).unwrap().and_utc();
+    app.set_now(instant);
+
+    // Act: a transition (the helper compares its answer with the engagement read after it), and a
+    // finding recorded.
+    let signed = app.fire(&engagement, json!({ "event": "sign_engagement_letter", "signed_on": day0() })).await;
+    let audit = app.create_audit(&engagement, "stage1", day(10), day(11)).await;
+    let path = format!("/api/v1/engagements/{engagement}/audits/{audit}/findings");
+    let body = json!({ "grade": "ofi", "reference": "A.5.1", "description": "policies could name their owners" });
+    let recorded = app.post(&path, &body).await.expect(201);
+
+    // Assert: both answered what is stored, to the microsecond.
+    assert_eq!(signed.expect(200).str("updated_at"), "2026-01-05T09:30:15.123456Z");
+    let read = app.get(&format!("/api/v1/engagements/{engagement}/findings/{}", recorded.str("id"))).await.expect(200);
+    assert_eq!(recorded.body, read.body, "the answer to the finding's creation differs from the finding read after it");
+    assert_eq!(read.str("created_at"), "2026-01-05T09:30:15.123456Z");
+}
+on_both_databases!(what_a_write_answers_is_what_a_read_after_it_says_to_the_microsecond);
