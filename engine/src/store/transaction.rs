@@ -429,11 +429,13 @@ mod tests {
     use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
     use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
+    use std::path::PathBuf;
+
     use super::*;
     use crate::store::{Tuning, connect, connect_writer};
 
     /// A SQLite file with a table `t (x)`, its read pool and its writer.
-    async fn database(name: &str) -> (DatabaseConnection, DatabaseConnection, std::path::PathBuf) {
+    async fn database(name: &str) -> (DatabaseConnection, DatabaseConnection, PathBuf) {
         let folder = std::env::temp_dir().join(format!("certflow-txn-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&folder);
         let url = format!("sqlite://{}/t.db?mode=rwc", folder.display());
@@ -441,6 +443,16 @@ mod tests {
         db.execute_unprepared("CREATE TABLE t (x INTEGER NOT NULL UNIQUE)").await.expect("create");
         let writer = connect_writer(&url, &db, 1, Tuning::default()).await.expect("writer");
         (db, writer, folder)
+    }
+
+    /// [`database`] (named for `name` and the mode) and a write begun on it, batched or not.
+    async fn write_on(
+        name: &str,
+        batched: bool,
+    ) -> (DatabaseConnection, DatabaseConnection, PathBuf, WriteTransaction) {
+        let (db, writer, folder) = database(&format!("{name}-{batched}")).await;
+        let txn = WriteTransaction::begin_batched(&writer, batched, None).await.expect("begin");
+        (db, writer, folder, txn)
     }
 
     fn insert(x: i64) -> sea_orm::sea_query::InsertStatement {
@@ -499,8 +511,7 @@ mod tests {
     #[tokio::test]
     async fn a_failing_deferred_statement_fails_the_statement_it_went_with_and_the_write_commits_nothing() {
         for batched in [true, false] {
-            let (db, writer, folder) = database(if batched { "fails" } else { "fails-unbatched" }).await;
-            let txn = WriteTransaction::begin_batched(&writer, batched, None).await.expect("begin");
+            let (db, writer, folder, txn) = write_on("fails", batched).await;
             txn.defer(&insert(1));
             txn.defer(&insert(1));
             let error = txn.execute(&insert(2)).await.expect_err("the second insert of 1 breaks uniqueness");
@@ -532,8 +543,7 @@ mod tests {
     #[tokio::test]
     async fn a_savepoint_rolled_back_undoes_its_own_work_only_and_one_left_open_stops_the_commit() {
         for batched in [true, false] {
-            let (db, writer, folder) = database(if batched { "savepoint" } else { "savepoint-unbatched" }).await;
-            let txn = WriteTransaction::begin_batched(&writer, batched, None).await.expect("begin");
+            let (db, _writer, folder, txn) = write_on("savepoint", batched).await;
             txn.execute(&insert(1)).await.expect("insert");
             let attempt = txn.savepoint().await.expect("savepoint");
             attempt.execute(&insert(2)).await.expect("insert in the savepoint");
