@@ -320,22 +320,36 @@ impl Drop for Session {
     /// A write dropped before its end (a refusal, an error, a request gone): its transaction is
     /// rolled back before the connection goes back to the pool, so the next write begins clean.
     fn drop(&mut self) {
-        let Some(mut connection) = self.connection.get_mut().take() else { return };
+        let Some(connection) = self.connection.get_mut().take() else { return };
         if !*self.begun.get_mut() {
             return;
         }
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    if let Err(error) = (&mut *connection).execute("ROLLBACK").await
-                        && no_transaction_is_fine(DbErr::Exec(sqlx_error(error))).is_err()
-                    {
-                        // SQLite rolls back what a closed connection had begun.
-                        connection.close_on_drop();
-                    }
-                });
-            }
-            Err(_) => connection.close_on_drop(),
+        let mut unfinished = Unfinished(Some(connection));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let Some(connection) = unfinished.0.as_mut() else { return };
+                let rolled_back = match (&mut **connection).execute("ROLLBACK").await {
+                    Ok(_) => true,
+                    Err(error) => no_transaction_is_fine(DbErr::Exec(sqlx_error(error))).is_ok(),
+                };
+                if rolled_back {
+                    // Back to the pool as it is.
+                    drop(unfinished.0.take());
+                }
+            });
+        }
+    }
+}
+
+/// A connection whose transaction may be open: closed when dropped (SQLite rolls back what a
+/// closed connection had begun), unless taken back first. Guards a rollback that never ran (the
+/// runtime shutting down) or failed.
+struct Unfinished(Option<PoolConnection<Sqlite>>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(mut connection) = self.0.take() {
+            connection.close_on_drop();
         }
     }
 }
