@@ -144,7 +144,8 @@ impl WriteTransaction {
     }
 
     /// A savepoint inside this transaction: its commit keeps what was done since, its rollback
-    /// undoes it, and the transaction goes on.
+    /// undoes it, and the transaction goes on. End it either way: one dropped without its end
+    /// stops the write's commit on a SQLite session (sea-orm's transaction rolls back to it).
     pub async fn savepoint(&self) -> Result<WriteTransaction, DbErr> {
         let kind = match &self.kind {
             Kind::SeaOrm(txn) => {
@@ -194,18 +195,25 @@ impl WriteTransaction {
         match std::mem::replace(&mut self.kind, Kind::Ended) {
             Kind::SeaOrm(txn) => txn.rollback().await,
             Kind::Sqlite { session, savepoint: Some(name) } => {
-                let undo = format!("ROLLBACK TO {name}; RELEASE {name}");
-                session.send(Statement::from_string(DbBackend::Sqlite, undo)).await?;
+                let undo = [format!("ROLLBACK TO {name}"), format!("RELEASE {name}")];
+                session.send_alone(undo.map(|sql| Statement::from_string(DbBackend::Sqlite, sql)).to_vec()).await?;
                 Ok(())
             }
             Kind::Sqlite { session, savepoint: None } => {
-                if session.begun.load(Ordering::Relaxed) {
-                    let rolled_back = session.send(Statement::from_string(DbBackend::Sqlite, "ROLLBACK")).await;
+                if !session.begun.load(Ordering::Relaxed) {
                     session.end().await;
-                    return rolled_back.map(|_| ()).or_else(no_transaction_is_fine);
+                    return Ok(());
                 }
-                session.end().await;
-                Ok(())
+                let rolled_back = session.send_alone(vec![Statement::from_string(DbBackend::Sqlite, "ROLLBACK")]).await;
+                match rolled_back.map(|_| ()).or_else(no_transaction_is_fine) {
+                    Ok(()) => {
+                        session.end().await;
+                        Ok(())
+                    }
+                    // Its transaction may be open: the connection is closed (`Session`'s drop)
+                    // rather than handed on.
+                    Err(error) => Err(error),
+                }
             }
             Kind::Ended => Ok(()),
         }
@@ -228,38 +236,33 @@ impl WriteTransaction {
                 Ok(answers)
             }
             Kind::Sqlite { session, .. } => {
-                let before = self.prelude(session);
-                let skipped = before.len();
-                let mut batch = before;
-                batch.extend(statements.iter().cloned());
-                let answers = session.send_all(batch).await?;
-                Ok(answers
-                    .into_iter()
-                    .skip(skipped)
-                    .map(|a| a.rows.into_iter().map(QueryResult::from).collect())
-                    .collect())
+                let answers = self.send(session, statements.to_vec()).await?;
+                Ok(answers.into_iter().map(|a| a.rows.into_iter().map(QueryResult::from).collect()).collect())
             }
             Kind::Ended => Err(ended()),
         }
     }
 
-    /// What goes before the write's next statement on SQLite: its `BEGIN IMMEDIATE` (when it is
-    /// the first) and what was deferred.
-    fn prelude(&self, session: &Session) -> Vec<Statement> {
+    /// Sends `statements` on the SQLite session in one text, after what goes before them (the
+    /// write's `BEGIN IMMEDIATE` when they are its first, and what was deferred), taken once the
+    /// connection is held: the answers of `statements`.
+    async fn send(&self, session: &Session, statements: Vec<Statement>) -> Result<Vec<Answer>, DbErr> {
+        let mut connection = session.connection.lock().await;
+        let connection = connection.as_mut().ok_or_else(ended)?;
         let mut batch = Vec::new();
         if !session.begun.swap(true, Ordering::Relaxed) {
             batch.push(Statement::from_string(DbBackend::Sqlite, "BEGIN IMMEDIATE"));
         }
         batch.extend(self.take_deferred());
-        batch
+        let before = batch.len();
+        batch.extend(statements);
+        let mut answers = session.send_on(connection, batch).await?;
+        Ok(answers.split_off(before))
     }
 
-    /// Sends `main` on the SQLite session, after `BEGIN IMMEDIATE` (the write's first statement)
-    /// and what was deferred, in one hand-off: the answer of `main`.
+    /// [`WriteTransaction::send`] of `main` alone: its answer.
     async fn run(&self, session: &Session, main: Statement) -> Result<Answer, DbErr> {
-        let mut batch = self.prelude(session);
-        batch.push(main);
-        let mut answers = session.send_all(batch).await?;
+        let mut answers = self.send(session, vec![main]).await?;
         answers.pop().ok_or_else(|| DbErr::Custom("SQLite answered no statement".into()))
     }
 }
@@ -271,8 +274,21 @@ struct Answer {
 }
 
 impl Session {
-    /// Sends `statements` as one text with their values in order: each one's answer.
-    async fn send_all(&self, statements: Vec<Statement>) -> Result<Vec<Answer>, DbErr> {
+    /// Sends `statements` alone (nothing deferred, no `BEGIN`): each one's answer.
+    async fn send_alone(&self, statements: Vec<Statement>) -> Result<Vec<Answer>, DbErr> {
+        let mut connection = self.connection.lock().await;
+        let connection = connection.as_mut().ok_or_else(ended)?;
+        self.send_on(connection, statements).await
+    }
+
+    /// Sends `statements` on `connection` as one text, their values in order: each one's answer,
+    /// or the error of the first that failed (those after it did not run).
+    async fn send_on(
+        &self,
+        connection: &mut PoolConnection<Sqlite>,
+        statements: Vec<Statement>,
+    ) -> Result<Vec<Answer>, DbErr> {
+        let sent = statements.len();
         let mut sql = String::new();
         let mut values = Vec::new();
         for statement in statements {
@@ -282,16 +298,8 @@ impl Session {
             sql.push_str(statement.sql.trim_end().trim_end_matches(';'));
             values.extend(statement.values.map(|v| v.0).unwrap_or_default());
         }
-        self.send(Statement { sql, values: Some(Values(values)), db_backend: DbBackend::Sqlite }).await
-    }
-
-    /// Sends one text (of one statement or several): the answer of each statement.
-    async fn send(&self, statement: Statement) -> Result<Vec<Answer>, DbErr> {
-        let mut connection = self.connection.lock().await;
-        let connection = connection.as_mut().ok_or_else(ended)?;
         self.sent.fetch_add(1, Ordering::Relaxed);
-        let values = statement.values.unwrap_or_else(|| Values(Vec::new()));
-        let query = sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), SqlxValues(values));
+        let query = sqlx::query_with(sqlx::AssertSqlSafe(sql), SqlxValues(Values(values)));
         let mut steps = (&mut **connection).fetch_many(query);
         let (mut rows, mut answers) = (Vec::new(), Vec::new());
         let mut answered = Ok(());
@@ -307,7 +315,12 @@ impl Session {
             }
         }
         self.waiting.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        answered.map(|()| answers)
+        answered?;
+        // A connection's thread that stopped part way ends the answers without an error.
+        if answers.len() != sent {
+            return Err(DbErr::Custom(format!("SQLite answered {} of the {sent} statements sent", answers.len())));
+        }
+        Ok(answers)
     }
 
     /// Gives the connection back to the pool.
@@ -400,7 +413,13 @@ impl ConnectionTrait for WriteTransaction {
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.execute_raw(Statement::from_string(self.get_database_backend(), sql)).await
+        match &self.kind {
+            Kind::SeaOrm(txn) => {
+                self.flush(txn).await?;
+                txn.execute_unprepared(sql).await
+            }
+            _ => self.execute_raw(Statement::from_string(DbBackend::Sqlite, sql)).await,
+        }
     }
 
     async fn query_one_raw(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
