@@ -203,8 +203,8 @@ def api_run(binary, db, script, batched):
         api.stop()
 
 
-def label(inline):
-    return "default settings" if inline else f"`{COMPARED}=false`"
+def label(batched):
+    return "default settings" if batched else f"`{COMPARED}=false`"
 
 
 def main():
@@ -215,29 +215,29 @@ def main():
         pairs, org, _ = seed_stage1(api, ENGAGEMENTS)
         api.stop()
         # The compared setting off and on (the default), alternated.
-        runs = [(inline, api_run(binary, db, lambda token: transition_script(token, audits_for_a_run(db, pairs)),
-                                 inline)) for inline in (False, True, False, True)]
+        runs = [(batched, api_run(binary, db, lambda token: transition_script(token, audits_for_a_run(db, pairs)),
+                                  batched)) for batched in (False, True, False, True)]
         # The ceiling completes audits of its own (an audit completes one event only).
         ceiling_targets = audits_for_a_run(db, pairs)
         ceiling, ceiling_p99 = sqlite_ceiling(db.path, ceiling_targets, org, SECONDS)
         # A finding's creation: the API (the setting off, then on), then SQLite alone.
-        findings = [(inline, api_run(binary, db, lambda token: post_finding_script(token, pairs), inline))
-                    for inline in (False, True)]
+        findings = [(batched, api_run(binary, db, lambda token: post_finding_script(token, pairs), batched))
+                    for batched in (False, True)]
         findings_ceiling = finding_ceiling(db.path, pairs, org, SECONDS)
         print(f"\nSQLite, {ENGAGEMENTS} engagements, {SECONDS} s; the API with {CLIENTS} clients, SQLite alone "
               "with one writer (the API has one)\n")
         print("| transition `record_stage1_outcome` | per second | latency | API / SQLite alone | peak RSS |")
         print("|---|---|---|---|---|")
-        for inline, (rps, latency, non_2xx, errors, peak) in runs:
-            print(f"| API (`POST .../events`), {label(inline)} | {rps:,.0f} | p50 {latency['50']}, p99 {latency['99']}; "
+        for batched, (rps, latency, non_2xx, errors, peak) in runs:
+            print(f"| API (`POST .../events`), {label(batched)} | {rps:,.0f} | p50 {latency['50']}, p99 {latency['99']}; "
                   f"non-2xx {non_2xx}; socket errors {errors or 'none'} | {rps / ceiling:.0%} | {peak:.0f} MB |")
         print(f"| SQLite alone, the same statements (Python's sqlite3, one writer) | {ceiling:,.0f} | "
               f"p99 {ceiling_p99:.2f} ms (one at a time) | | |")
         print("\n| a finding recorded (`POST .../audits/{audit}/findings`) | per second | latency | API / SQLite alone "
               "| peak RSS |")
         print("|---|---|---|---|---|")
-        for inline, (rps, latency, non_2xx, errors, peak) in findings:
-            print(f"| API, {label(inline)} | {rps:,.0f} | p50 {latency['50']}, p99 {latency['99']}; non-2xx {non_2xx}; "
+        for batched, (rps, latency, non_2xx, errors, peak) in findings:
+            print(f"| API, {label(batched)} | {rps:,.0f} | p50 {latency['50']}, p99 {latency['99']}; non-2xx {non_2xx}; "
                   f"socket errors {errors or 'none'} | {rps / findings_ceiling:.0%} | {peak:.0f} MB |")
         print(f"| SQLite alone, the same statements (Python's sqlite3, one writer) | {findings_ceiling:,.0f} | | | |")
     finally:

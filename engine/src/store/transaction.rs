@@ -63,6 +63,12 @@ enum Kind {
     Ended,
 }
 
+/// Where an open write's statements go (see [`WriteTransaction::open`]).
+enum Open<'a> {
+    SeaOrm(&'a DatabaseTransaction),
+    Sqlite(&'a Session),
+}
+
 /// A SQLite write's connection and where its transaction stands.
 #[derive(Debug)]
 struct Session {
@@ -141,6 +147,19 @@ impl WriteTransaction {
             txn.execute_raw(statement).await?;
         }
         Ok(())
+    }
+
+    /// Where the write's next statement goes: sea-orm's transaction, what was deferred sent
+    /// first; or the SQLite session, which sends it with what goes before it.
+    async fn open(&self) -> Result<Open<'_>, DbErr> {
+        match &self.kind {
+            Kind::SeaOrm(txn) => {
+                self.flush(txn).await?;
+                Ok(Open::SeaOrm(txn))
+            }
+            Kind::Sqlite { session, .. } => Ok(Open::Sqlite(session)),
+            Kind::Ended => Err(ended()),
+        }
     }
 
     /// A savepoint inside this transaction: its commit keeps what was done since, its rollback
@@ -226,20 +245,18 @@ impl WriteTransaction {
     /// Runs `statements` (reads) and answers each one's rows, in order: on SQLite in one hand-off
     /// (with what goes before them), else one after the other.
     pub async fn query_all_together(&self, statements: &[Statement]) -> Result<Vec<Vec<QueryResult>>, DbErr> {
-        match &self.kind {
-            Kind::SeaOrm(txn) => {
-                self.flush(txn).await?;
+        match self.open().await? {
+            Open::SeaOrm(txn) => {
                 let mut answers = Vec::with_capacity(statements.len());
                 for statement in statements {
                     answers.push(txn.query_all_raw(statement.clone()).await?);
                 }
                 Ok(answers)
             }
-            Kind::Sqlite { session, .. } => {
+            Open::Sqlite(session) => {
                 let answers = self.send(session, statements.to_vec()).await?;
                 Ok(answers.into_iter().map(|a| a.rows.into_iter().map(QueryResult::from).collect()).collect())
             }
-            Kind::Ended => Err(ended()),
         }
     }
 
@@ -399,26 +416,16 @@ impl ConnectionTrait for WriteTransaction {
     }
 
     async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
-        match &self.kind {
-            Kind::SeaOrm(txn) => {
-                self.flush(txn).await?;
-                txn.execute_raw(statement).await
-            }
-            Kind::Sqlite { session, .. } => {
-                let answer = self.run(session, statement).await.map_err(as_exec)?;
-                Ok(ExecResult::from(answer.done))
-            }
-            Kind::Ended => Err(ended()),
+        match self.open().await? {
+            Open::SeaOrm(txn) => txn.execute_raw(statement).await,
+            Open::Sqlite(session) => Ok(ExecResult::from(self.run(session, statement).await.map_err(as_exec)?.done)),
         }
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        match &self.kind {
-            Kind::SeaOrm(txn) => {
-                self.flush(txn).await?;
-                txn.execute_unprepared(sql).await
-            }
-            _ => self.execute_raw(Statement::from_string(DbBackend::Sqlite, sql)).await,
+        match self.open().await? {
+            Open::SeaOrm(txn) => txn.execute_unprepared(sql).await,
+            Open::Sqlite(_) => self.execute_raw(Statement::from_string(DbBackend::Sqlite, sql)).await,
         }
     }
 
@@ -427,15 +434,11 @@ impl ConnectionTrait for WriteTransaction {
     }
 
     async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        match &self.kind {
-            Kind::SeaOrm(txn) => {
-                self.flush(txn).await?;
-                txn.query_all_raw(statement).await
-            }
-            Kind::Sqlite { session, .. } => {
+        match self.open().await? {
+            Open::SeaOrm(txn) => txn.query_all_raw(statement).await,
+            Open::Sqlite(session) => {
                 Ok(self.run(session, statement).await?.rows.into_iter().map(QueryResult::from).collect())
             }
-            Kind::Ended => Err(ended()),
         }
     }
 }
