@@ -11,10 +11,9 @@ use actix_web::middleware::Condition;
 use actix_web::{App, HttpRequest, HttpServer, web};
 use anyhow::Context;
 use engine::Engine;
-use engine::store::{Tuning, connect_tuned, connect_writer};
+use engine::store::{Tuning, connect_writer};
 use entities::clock::Clock;
 use entities::settings::{MetricsExposure, Settings};
-use migration::{Migrator, MigratorTrait};
 use sea_orm::DatabaseConnection;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -41,20 +40,24 @@ pub struct Application {
 impl Application {
     /// Connects to the database, applies the migrations and binds the listener.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let db = connect_tuned(&settings.database_url, settings.database_max_connections, Tuning::of(settings)).await?;
-        Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
-        Self::build_with(settings, db, Clock::system()).await
+        Self::build_on(settings, Engine::open(settings, Clock::system()).await?).await
     }
 
-    /// Binds the listener over an open database with a given clock.
+    /// Binds the listener over an open database (its read pool: the writer is opened beside it)
+    /// with a given clock.
     pub async fn build_with(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
         let writer =
             connect_writer(&settings.database_url, &db, settings.database_write_connections, Tuning::of(settings))
                 .await?;
+        Self::build_on(settings, Engine::new(db, writer, clock)).await
+    }
+
+    /// Binds the listener over `engine` (its pools and clock; a worker in the same process may
+    /// share them).
+    pub async fn build_on(settings: &Settings, engine: Engine) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("Failed to listen on {}", settings.listen_addr))?;
         let port = listener.local_addr().context("Failed to read the bound address")?.port();
-        let engine = Engine::new(db, writer, clock);
         let metrics = (settings.metrics != MetricsExposure::Off)
             .then(|| MetricsEndpoint::new(vec![("read", engine.db.clone()), ("write", engine.writer.clone())]));
         let metrics_server = match (settings.metrics, &metrics) {

@@ -93,10 +93,13 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
             warn_about_development_defaults(&settings);
             let stop = stop_on_signal()?;
             install_metrics(&settings);
-            let application = api::Application::build(&settings).await?;
+            // One database open for the process: the embedded worker shares the API's pools (its
+            // writes queue for the same writer) and its engine.
+            let engine = engine::Engine::open(&settings, entities::clock::Clock::system()).await?;
+            let application = api::Application::build_on(&settings, engine.clone()).await?;
             tracing::info!(address = %settings.listen_addr, port = application.port(), docs = "/docs/", "certflow API listening");
             if settings.worker_embedded {
-                let worker = build_worker(&settings).await?;
+                let worker = build_worker(&settings, engine).await?;
                 // Whichever stops first (a signal, or a failure) stops the other, and both finish.
                 let api = async {
                     let ended = application.run_until(stop.clone().cancelled_owned()).await;
@@ -119,7 +122,8 @@ pub async fn run(args: impl IntoIterator<Item = String>) -> anyhow::Result<()> {
             let (log, _written) = log_writer(std::io::stdout());
             init_subscriber(get_subscriber("info,sqlx=warn", log, tracer()));
             let stop = stop_on_signal()?;
-            let worker = build_worker(&settings).await?;
+            let engine = engine::Engine::open(&settings, entities::clock::Clock::system()).await?;
+            let worker = build_worker(&settings, engine).await?;
             let metrics = serve_worker_metrics(&settings, &worker)?;
             tracing::info!("certflow reminder worker running");
             let ended = report_exit("reminder worker", worker.run_until_stopped(stop.cancelled_owned()).await);
@@ -179,14 +183,12 @@ fn describe(done: &str, summary: &backup::BackupSummary) -> String {
     )
 }
 
-async fn build_worker(settings: &Settings) -> anyhow::Result<worker::ReminderWorker> {
-    let tuning = engine::store::Tuning::of(settings);
-    let db = engine::store::connect_tuned(&settings.database_url, settings.database_max_connections, tuning).await?;
-    Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
+/// The worker over `engine` (the API's, when it runs embedded in it).
+async fn build_worker(settings: &Settings, engine: engine::Engine) -> anyhow::Result<worker::ReminderWorker> {
     if let entities::settings::MailTransport::Outbox(folder) = &settings.mail_transport {
         tracing::info!(outbox = %folder.display(), "no SMTP_HOST: emails are written as .eml files");
     }
-    worker::ReminderWorker::build(settings, db, entities::clock::Clock::system()).await
+    worker::ReminderWorker::build(settings, engine).await
 }
 
 /// The API's metrics recorder, unless `METRICS_ADDR=off`.
@@ -206,7 +208,7 @@ fn serve_worker_metrics(
         MetricsExposure::Listener(address) => {
             // Recorded only where something scrapes it (and keeps its histograms bounded).
             install_metrics(settings);
-            let endpoint = api::metrics::MetricsEndpoint::new(vec![("worker", worker.database().clone())]);
+            let endpoint = api::metrics::MetricsEndpoint::new(worker.pools());
             let (server, port) = api::metrics::metrics_server(address, endpoint)?;
             let handle = server.handle();
             tokio::spawn(server);

@@ -55,4 +55,19 @@ impl Engine {
     pub fn new(db: DatabaseConnection, writer: DatabaseConnection, clock: Clock) -> Self {
         Self { db, writer, clock, changes: Arc::default() }
     }
+
+    /// Opens the database the settings name (the read pool, then the writer beside it: see
+    /// [`store::connect_writer`]) and applies the migrations. One process opens it once: the API
+    /// and the worker it embeds share both pools (and what the worker's writes change is seen by
+    /// the API's kept views, see [`changes`]).
+    pub async fn open(settings: &entities::settings::Settings, clock: Clock) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        use migration::MigratorTrait;
+        let tuning = store::Tuning::of(settings);
+        let db = store::connect_tuned(&settings.database_url, settings.database_max_connections, tuning).await?;
+        migration::Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
+        let writer =
+            store::connect_writer(&settings.database_url, &db, settings.database_write_connections, tuning).await?;
+        Ok(Self::new(db, writer, clock))
+    }
 }

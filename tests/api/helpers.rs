@@ -310,10 +310,9 @@ impl TestApp {
         vars.push(("DELIVERY_CONCURRENCY".to_owned(), "16".to_owned()));
         vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let settings = Settings::from_vars(vars).expect("worker settings");
-        let db =
-            engine::store::connect(&settings.database_url, settings.database_max_connections).await.expect("connect");
-        let reminder_worker =
-            worker::ReminderWorker::build(&settings, db, self.clock.clone()).await.expect("build the worker");
+        // Pools of its own, as a worker process opens them.
+        let engine = engine::Engine::open(&settings, self.clock.clone()).await.expect("open the worker's database");
+        let reminder_worker = worker::ReminderWorker::build(&settings, engine).await.expect("build the worker");
         let ticker = reminder_worker.ticker();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(reminder_worker.run_scheduled(async move {

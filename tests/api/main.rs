@@ -12,6 +12,7 @@ mod console;
 mod corrective_action_steps;
 mod corrective_actions;
 mod cycle;
+mod embedded;
 mod exposure;
 mod faults;
 mod hardening;

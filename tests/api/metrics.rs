@@ -170,7 +170,11 @@ async fn metrics_on_a_listener_of_their_own_leave_the_api_port_and_count_a_lone_
     assert_eq!((emails, received as f64), (sent, sent), "one count per email sent and received");
     assert!(value(&worker_scrape, "certflow_scan_duration_seconds", &[]) >= 1.0, "the scan at start");
     assert!(value(&worker_scrape, "certflow_scan_claimed_steps_total", &[]) >= 5.0);
-    assert_eq!(value(&worker_scrape, "certflow_db_pool_max_connections", &[("pool", "worker")]), 5.0);
+    assert_eq!(value(&worker_scrape, "certflow_db_pool_max_connections", &[("pool", "read")]), 5.0);
+    // Its writes go through a writer of their own, as the API's do: SQLite's one connection, or
+    // PostgreSQL's write pool (DATABASE_WRITE_CONNECTIONS, 8 by default).
+    let writers = if backend == Backend::Sqlite { 1.0 } else { 8.0 };
+    assert_eq!(value(&worker_scrape, "certflow_db_pool_max_connections", &[("pool", "write")]), writers);
     assert_eq!(value(&worker_scrape, "certflow_emails_total", &[("outcome", "failed")]), 0.0);
 }
 on_both_databases!(metrics_on_a_listener_of_their_own_leave_the_api_port_and_count_a_lone_workers_emails);

@@ -210,7 +210,8 @@ async fn run(backend: &'static str, url: String, total: usize, due: usize) -> an
         vars.push(("DELIVERY_CONCURRENCY".to_owned(), concurrency));
     }
     let settings = Settings::from_vars(vars)?;
-    let reminder_worker = worker::ReminderWorker::build(&settings, db.clone(), Clock::system()).await?;
+    let reminder_worker =
+        worker::ReminderWorker::build(&settings, engine::Engine::open(&settings, Clock::system()).await?).await?;
     let started = Instant::now();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let running = tokio::spawn(reminder_worker.run_until_stopped(async move {

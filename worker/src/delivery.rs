@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use entities::clock::Clock;
 use entities::domain::deadline::{DeadlineKind, DeadlineStatus};
 use entities::domain::reminders::{NotificationStatus, StepKind};
 use entities::domain::{FindingGrade, SuspensionCause};
@@ -15,6 +14,7 @@ use sea_orm::sea_query::{Condition, Expr, ExprTrait};
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
+use engine::Engine;
 use engine::store::begin_write;
 use engine::webhooks::data::{event_of, reminder_data};
 use engine::webhooks::outbox::{append_about_email, append_numbered};
@@ -27,10 +27,8 @@ use crate::templates::{ReminderFacts, Templates};
 /// What the deliveries share.
 #[derive(Debug)]
 pub struct DeliveryContext {
-    /// The database.
-    pub db: DatabaseConnection,
-    /// The clock.
-    pub clock: Clock,
+    /// The database (its read pool and its writer) and the clock.
+    pub engine: Engine,
     /// Where emails go.
     pub mailer: Mailer,
     /// The email templates.
@@ -69,7 +67,7 @@ pub fn backoff(attempt: i32) -> Duration {
 /// Delivers notification `id`.
 #[tracing::instrument(name = "deliver notification", skip_all, fields(notification_id = %id))]
 pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutcome, WorkerError> {
-    let now = context.clock.now();
+    let now = context.engine.clock.now();
     let claimable = Condition::any()
         .add(
             notification::Column::Status
@@ -85,7 +83,7 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
         .col_expr(notification::Column::Attempts, Expr::col(notification::Column::Attempts).add(1))
         .filter(notification::Column::Id.eq(id))
         .filter(claimable)
-        .exec_with_returning(&context.db)
+        .exec_with_returning(&context.engine.writer)
         .await?;
     let Some(notification) = claimed.into_iter().next() else {
         return Ok(DeliveryOutcome::NothingToDo);
@@ -101,7 +99,7 @@ pub async fn deliver(context: &DeliveryContext, id: Uuid) -> Result<DeliveryOutc
                 .col_expr(notification::Column::QueuedAt, Expr::value(Option::<DateTime<Utc>>::None))
                 .filter(notification::Column::Id.eq(id))
                 .filter(notification::Column::Status.eq(NotificationStatus::Sending))
-                .exec(&context.db)
+                .exec(&context.engine.writer)
                 .await;
             if let Err(release_error) = released {
                 tracing::warn!(%release_error, "could not hand the claim back; its lease will expire");
@@ -172,9 +170,9 @@ async fn record_progress<'a>(
     let recorded = Notification::update_many()
         .col_expr(notification::Column::Recipients, Expr::value(entities::orm::json_strings(&order)))
         .col_expr(notification::Column::RecipientsSent, Expr::value(i32::try_from(sent_to).unwrap_or(i32::MAX)))
-        .col_expr(notification::Column::LeaseUntil, Expr::value(context.clock.now() + context.lease))
+        .col_expr(notification::Column::LeaseUntil, Expr::value(context.engine.clock.now() + context.lease))
         .filter(still_ours(notification))
-        .exec(&context.db)
+        .exec(&context.engine.writer)
         .await;
     match recorded {
         Ok(done) => done.rows_affected > 0,
@@ -204,9 +202,9 @@ async fn prepare(
     notification: &notification::Model,
     now: DateTime<Utc>,
 ) -> Result<Prepared, WorkerError> {
-    let deadline = Deadline::find_by_id(notification.deadline_id).one(&context.db).await?;
+    let deadline = Deadline::find_by_id(notification.deadline_id).one(&context.engine.db).await?;
     let Some(deadline) = deadline.filter(|d| d.status == DeadlineStatus::Open) else {
-        record(&context.db, notification, NotificationStatus::Cancelled, None, now).await?;
+        record(&context.engine.writer, notification, NotificationStatus::Cancelled, None, now).await?;
         tracing::info!("deadline no longer open: notification cancelled");
         return Ok(Prepared::Done(DeliveryOutcome::Cancelled));
     };
@@ -214,7 +212,7 @@ async fn prepare(
         Ok((messages, engagement)) => Ok(Prepared::Messages(messages, Box::new(About { engagement, deadline }))),
         Err(problem) => {
             tracing::error!(%problem, "notification cannot be composed");
-            record(&context.db, notification, NotificationStatus::Failed, Some(problem), now).await?;
+            record(&context.engine.writer, notification, NotificationStatus::Failed, Some(problem), now).await?;
             Ok(Prepared::Done(DeliveryOutcome::Failed))
         }
     }
@@ -272,7 +270,7 @@ async fn record_outcome(
         }
     };
     // The outcome and the webhook event telling it commit together.
-    let txn = begin_write(&context.db).await?;
+    let txn = begin_write(&context.engine.writer).await?;
     if update.exec(&txn).await?.rows_affected == 0 {
         tracing::warn!("the lease ended and another delivery holds the notification: its outcome is that one's");
         return Ok(DeliveryOutcome::NothingToDo);
@@ -313,7 +311,7 @@ fn message_id(id: Uuid) -> String {
 
 /// Ends the claim with `status` (and `error`), while this delivery still holds it.
 async fn record(
-    db: &DatabaseConnection,
+    writer: &DatabaseConnection,
     notification: &notification::Model,
     status: NotificationStatus,
     error: Option<String>,
@@ -326,7 +324,7 @@ async fn record(
     if error.is_some() {
         update = update.col_expr(notification::Column::LastError, Expr::value(error.clone()));
     }
-    let txn = begin_write(db).await?;
+    let txn = begin_write(writer).await?;
     let recorded = update.exec(&txn).await?.rows_affected > 0;
     if recorded && status == NotificationStatus::Failed {
         append_about_email(&txn, WebhookEventType::NotificationFailed, notification, error, now).await?;
@@ -433,11 +431,11 @@ async fn compose(
     deadline: &deadline::Model,
     now: DateTime<Utc>,
 ) -> Result<Result<(Vec<Message>, engagement::Model), String>, WorkerError> {
-    let engagement = Engagement::find_by_id(deadline.engagement_id).one(&context.db).await?;
+    let engagement = Engagement::find_by_id(deadline.engagement_id).one(&context.engine.db).await?;
     let Some(engagement) = engagement else { return Ok(Err("the engagement no longer exists".into())) };
-    let organization = Organization::find_by_id(engagement.organization_id).one(&context.db).await?;
+    let organization = Organization::find_by_id(engagement.organization_id).one(&context.engine.db).await?;
     let body = match engagement.certification_body_id {
-        Some(id) => CertificationBody::find_by_id(id).one(&context.db).await?,
+        Some(id) => CertificationBody::find_by_id(id).one(&context.engine.db).await?,
         None => None,
     };
     let (what, detail, client_text) = match notification.kind {
@@ -445,7 +443,7 @@ async fn compose(
             let (what, detail) = notice_of(&engagement);
             (what, detail, Vec::new())
         }
-        _ => describe(&context.db, deadline).await?,
+        _ => describe(&context.engine.db, deadline).await?,
     };
     let days_until = (deadline.due_on - now.date_naive()).num_days();
     let facts = ReminderFacts {

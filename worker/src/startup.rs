@@ -10,7 +10,6 @@ use anyhow::Context;
 use apalis::prelude::{BackendExt, Monitor, Strategy, WorkerBuilder, WorkerBuilderExt};
 use apalis_cron::CronScheduler;
 use engine::Engine;
-use entities::clock::Clock;
 use entities::settings::Settings;
 use lettre::message::Mailbox;
 use sea_orm::DatabaseConnection;
@@ -43,18 +42,18 @@ pub struct ReminderWorker {
 }
 
 impl ReminderWorker {
-    /// Opens the email queue in the database and builds the mailer the settings name.
-    pub async fn build(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
+    /// Opens the email queue in the database and builds the mailer the settings name, over
+    /// `engine`'s pools and clock (those of the API it runs beside, or its own: [`Engine::open`]).
+    pub async fn build(settings: &Settings, engine: Engine) -> anyhow::Result<Self> {
         let schedule = cron::Schedule::from_str(&settings.scan_schedule)
             .with_context(|| format!("SCAN_SCHEDULE '{}' is not a cron expression", settings.scan_schedule))?;
-        let queue = EmailQueue::open(&db).await.context("Failed to open the email queue")?;
+        let queue = EmailQueue::open(&engine.db).await.context("Failed to open the email queue")?;
         let from: Mailbox = settings
             .mail_from
             .parse()
             .with_context(|| format!("MAIL_FROM '{}' is not a mailbox", settings.mail_from))?;
         let webhooks = WebhookSender {
-            db: db.clone(),
-            clock: clock.clone(),
+            engine: engine.clone(),
             client: http_client(settings.webhook_allow_loopback),
             concurrency: usize::try_from(settings.webhook_concurrency).unwrap_or(64).max(1),
             lease: chrono::Duration::seconds(i64::from(settings.webhook_lease_seconds)),
@@ -64,8 +63,7 @@ impl ReminderWorker {
             from: from.clone(),
         };
         let delivery = Arc::new(DeliveryContext {
-            db: db.clone(),
-            clock: clock.clone(),
+            engine: engine.clone(),
             mailer: Mailer::from_settings(settings)?,
             templates: Templates::default(),
             from,
@@ -75,7 +73,6 @@ impl ReminderWorker {
         });
         let requeue_after = chrono::Duration::seconds(2 * i64::from(settings.delivery_lease_seconds));
         let batch = u64::from(settings.scan_batch_size);
-        let engine = Engine::new(db.clone(), db, clock);
         let webhook_retention = chrono::Duration::days(i64::from(settings.webhook_retention_days));
         let ticker = Arc::new(Ticker { engine, batch, webhook_retention, queue: queue.clone(), requeue_after });
         let concurrency = usize::try_from(settings.delivery_concurrency).unwrap_or(1);
@@ -83,9 +80,10 @@ impl ReminderWorker {
         Ok(Self { ticker, delivery, queue, schedule, concurrency, grace, webhooks })
     }
 
-    /// The worker's database pool (for its metrics).
-    pub fn database(&self) -> &DatabaseConnection {
-        &self.delivery.db
+    /// The worker's database pools, named as the metrics name them (`read`, `write`).
+    pub fn pools(&self) -> Vec<(&'static str, DatabaseConnection)> {
+        let engine = &self.delivery.engine;
+        vec![("read", engine.db.clone()), ("write", engine.writer.clone())]
     }
 
     /// The scan, to drive it step by step (tests) or on a schedule.

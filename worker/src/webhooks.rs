@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use engine::Engine;
 use engine::store::begin_write;
 use engine::webhooks::dispatch::{Take, dispatch_events};
-use entities::clock::Clock;
 use entities::domain::people::PersonRole;
 use entities::domain::webhooks::{
     EndpointOwner, EventData, EventSubject, Verdict, WebhookAttemptOutcome, WebhookMessageStatus, WebhookPayload,
@@ -24,7 +24,7 @@ use lettre::Message;
 use lettre::message::Mailbox;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sea_orm::sea_query::{CommonTableExpression, Expr, ExprTrait, LockBehavior, LockType, Query, WithClause};
-use sea_orm::{ActiveValue::Set, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use uuid::Uuid;
 
@@ -52,10 +52,8 @@ const IDLE: Duration = Duration::from_millis(200);
 /// What the sender needs.
 #[derive(Debug, Clone)]
 pub struct WebhookSender {
-    /// The database.
-    pub db: DatabaseConnection,
-    /// The clock (when a message is due).
-    pub clock: Clock,
+    /// The database (its read pool and its writer) and the clock (when a message is due).
+    pub engine: Engine,
     /// The HTTP client: no redirects, the attempt's timeout, the address filter.
     pub client: reqwest::Client,
     /// Messages sent at once.
@@ -168,7 +166,9 @@ impl WebhookSender {
         let mut claimed = self.claim_due(free.len()).await?;
         let take = Take { count: free.len() - claimed.len().min(free.len()), lease_until: Utc::now() + self.lease };
         // A failed dispatch does not strand what was claimed: it is sent, and the outbox waits.
-        match dispatch_events(&self.db, self.clock.now(), DISPATCH_BATCH, Some(take)).await {
+        match dispatch_events(&self.engine.db, &self.engine.writer, self.engine.clock.now(), DISPATCH_BATCH, Some(take))
+            .await
+        {
             Ok(dispatched) => claimed.extend(dispatched.taken),
             Err(error) => {
                 tracing::warn!(error = ?error, "the webhook outbox could not be dispatched; the next pass retries")
@@ -180,14 +180,14 @@ impl WebhookSender {
         // The batch's endpoints and events, read once for all its messages.
         let endpoints: HashMap<Uuid, webhook_endpoint::Model> = WebhookEndpoint::find()
             .filter(webhook_endpoint::Column::Id.is_in(claimed.iter().map(|m| m.endpoint_id)))
-            .all(&self.db)
+            .all(&self.engine.db)
             .await?
             .into_iter()
             .map(|e| (e.id, e))
             .collect();
         let events: HashMap<Uuid, webhook_event::Model> = WebhookEventRecord::find()
             .filter(webhook_event::Column::Id.is_in(claimed.iter().map(|m| m.event_id)))
-            .all(&self.db)
+            .all(&self.engine.db)
             .await?
             .into_iter()
             .map(|e| (e.id, e))
@@ -225,7 +225,7 @@ impl WebhookSender {
     /// counting an attempt.
     async fn claim_due(&self, limit: usize) -> Result<Vec<webhook_message::Model>, WorkerError> {
         use webhook_message::Column as C;
-        let now = self.clock.now();
+        let now = self.engine.clock.now();
         // A lease measures how long an attempt has really taken: the wall clock's, not the
         // engine's (which tests move by days while an attempt is in flight).
         let wall = Utc::now();
@@ -243,7 +243,7 @@ impl WebhookSender {
                 .filter(due)
                 .limit(1)
                 .into_tuple()
-                .one(&self.db)
+                .one(&self.engine.db)
                 .await?;
             if found.is_some() {
                 any_due = true;
@@ -287,8 +287,8 @@ impl WebhookSender {
             .cte(cte("pending_due", locked(pending_due(), true)))
             .cte(cte("chosen", chosen))
             .to_owned();
-        let statement = self.db.get_database_backend().build(&with.query(claim));
-        Ok(WebhookMessage::find().from_raw_sql(statement).all(&self.db).await?)
+        let statement = self.engine.writer.get_database_backend().build(&with.query(claim));
+        Ok(WebhookMessage::find().from_raw_sql(statement).all(&self.engine.writer).await?)
     }
 
     /// One attempt of `message` to `endpoint` with `event`, to be recorded; `None` when either is
@@ -303,7 +303,7 @@ impl WebhookSender {
             self.give_up(&message, "the endpoint is disabled or deleted").await?;
             return Ok(None);
         };
-        let now = self.clock.now();
+        let now = self.engine.clock.now();
         let body = match payload(&event) {
             Ok(body) => body,
             Err(error) => {
@@ -416,9 +416,9 @@ impl WebhookSender {
     /// still holds it), its attempt in the log, and each endpoint's health. Returns the endpoints
     /// it disabled whose owners are to be told, and why.
     async fn record(&self, attempts: &[&Attempt]) -> Result<Vec<(webhook_endpoint::Model, String)>, WorkerError> {
-        let now = self.clock.now();
+        let now = self.engine.clock.now();
         let judged: Vec<Judged<'_>> = attempts.iter().map(|a| Judged::of(a, now)).collect();
-        let txn = begin_write(&self.db).await?;
+        let txn = begin_write(&self.engine.writer).await?;
         use webhook_message::Column as M;
         let mut held: HashSet<Uuid> = HashSet::new();
         // Delivered ones in one statement per answer status (and attempt count, which says the
@@ -563,10 +563,10 @@ impl WebhookSender {
             .col_expr(M::Status, Expr::value(WebhookMessageStatus::Failed))
             .col_expr(M::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
             .col_expr(M::LastError, Expr::value(Some(why.to_owned())))
-            .col_expr(M::UpdatedAt, Expr::value(self.clock.now()))
+            .col_expr(M::UpdatedAt, Expr::value(self.engine.clock.now()))
             .filter(M::Id.eq(message.id))
             .filter(M::Status.eq(WebhookMessageStatus::Sending))
-            .exec(&self.db)
+            .exec(&self.engine.writer)
             .await?;
         Ok(())
     }
@@ -583,7 +583,7 @@ impl WebhookSender {
                 .filter(person::Column::Role.eq(PersonRole::ClientManager)),
             None => return,
         };
-        let mut recipients: Vec<String> = match people.all(&self.db).await {
+        let mut recipients: Vec<String> = match people.all(&self.engine.db).await {
             Ok(people) => people.into_iter().map(|p| p.email).collect(),
             Err(error) => {
                 tracing::warn!(%error, "the endpoint's owners could not be read: nobody is told");

@@ -78,10 +78,12 @@ pub fn event_types_of(value: &serde_json::Value) -> Vec<WebhookEventType> {
     entities::orm::strings_of(value).iter().filter_map(|name| name.parse().ok()).collect()
 }
 
-/// Makes at most `batch` events of the outbox, oldest first, into messages, in one transaction;
-/// the first of them are taken at once when `take` says so.
+/// Makes at most `batch` events of the outbox, oldest first, into messages, in one transaction on
+/// `writer` (after a look at `db`, the read pool, for whether any waits); the first of them are
+/// taken at once when `take` says so.
 pub async fn dispatch_events(
     db: &DatabaseConnection,
+    writer: &DatabaseConnection,
     now: DateTime<Utc>,
     batch: u64,
     take: Option<Take>,
@@ -101,7 +103,7 @@ pub async fn dispatch_events(
     if waiting.is_none() {
         return Ok(Dispatched::default());
     }
-    let txn = begin_write(db).await?;
+    let txn = begin_write(writer).await?;
     use webhook_event::Column as E;
     let events = WebhookEventRecord::find()
         .select_only()

@@ -36,7 +36,7 @@ pub struct ScanReport {
 /// ([`TimeZone::reminder_day`]): the scan reads every deadline whose next step may be due in some
 /// zone, in (day, id) order, and claims those whose own zone's morning has come.
 pub async fn claim_due_steps(
-    db: &DatabaseConnection,
+    writer: &DatabaseConnection,
     now: DateTime<Utc>,
     batch: u64,
 ) -> Result<ScanReport, WorkerError> {
@@ -44,7 +44,7 @@ pub async fn claim_due_steps(
     let mut report = ScanReport::default();
     let mut read_up_to: Option<(NaiveDate, Uuid)> = None;
     loop {
-        let txn = engine::store::begin_write(db).await?;
+        let txn = engine::store::begin_write(writer).await?;
         let mut query = Deadline::find()
             .filter(deadline::Column::Status.eq(DeadlineStatus::Open))
             .filter(deadline::Column::NextStepOn.lte(latest));

@@ -79,7 +79,7 @@ impl Ticker {
 
     async fn scan_and_queue(&self) -> Result<TickReport, WorkerError> {
         let now = self.engine.clock.now();
-        let scan = claim_due_steps(&self.engine.db, now, self.batch).await?;
+        let scan = claim_due_steps(&self.engine.writer, now, self.batch).await?;
         let queued = self.enqueue(now).await?;
         if scan.claimed + scan.superseded + queued > 0 {
             tracing::info!(claimed = scan.claimed, superseded = scan.superseded, queued, "scan");
@@ -149,7 +149,7 @@ impl Ticker {
                     .col_expr(notification::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
                     .filter(notification::Column::Id.is_in(ids.clone()))
                     .filter(waiting)
-                    .exec_with_returning(&self.engine.db)
+                    .exec_with_returning(&self.engine.writer)
                     .await?
             };
             for taken in &taken {
