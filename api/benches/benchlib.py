@@ -43,6 +43,10 @@ def pool_of(backend):
 
 
 def release_binary():
+    """The release `certflow`, built from this checkout; `CERTFLOW_BINARY` names another one instead
+    (an earlier build, to compare two builds in one run)."""
+    if os.environ.get("CERTFLOW_BINARY"):
+        return Path(os.environ["CERTFLOW_BINARY"])
     subprocess.run(["cargo", "build", "--release", "-q", "-p", "certflow"], cwd=ROOT, check=True)
     metadata = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT, check=True,
                               capture_output=True, text=True).stdout

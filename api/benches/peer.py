@@ -4,8 +4,9 @@ operations the comparison with CISO Assistant measured, at 16 and 64 connections
 
     python3 api/benches/peer.py      (needs wrk; see docs/benchmarks.md)
 
-1. Builds the release `certflow` and starts the API on a fresh SQLite file with its defaults
-   (BACKEND=postgres runs it on a fresh PostgreSQL database instead).
+1. Builds the release `certflow` and starts `certflow serve` on a fresh SQLite file with its
+   defaults, the reminder worker embedded (BACKEND=postgres runs it on a fresh PostgreSQL database
+   instead; WORKER=off runs the API alone, as the other benches do).
 2. Seeds the data shape of the comparison through the API: ENGAGEMENTS engagements of one
    organization with one certification body selected, each in stage 1 with its audit and
    FINDINGS findings recorded on it.
@@ -24,7 +25,8 @@ operations the comparison with CISO Assistant measured, at 16 and 64 connections
 The peer's figures are not measured here (it needs its own stack): the README states them as
 measured elsewhere, beside this script's output.
 
-Environment: BACKEND (sqlite), ENGAGEMENTS (200), FINDINGS (10), SECONDS (10).
+Environment: BACKEND (sqlite), ENGAGEMENTS (200), FINDINGS (10), SECONDS (10), WORKER (embedded),
+CERTFLOW_BINARY (a build to run instead of this checkout's).
 """
 
 import os
@@ -39,6 +41,8 @@ ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "200"))
 FINDINGS = int(os.environ.get("FINDINGS", "10"))
 SECONDS = int(os.environ.get("SECONDS", "10"))
 CONNECTIONS = (16, 64)
+# The embedded default runs the worker in the API's process (its memory counts).
+WORKER_ENV = {} if os.environ.get("WORKER", "embedded") == "off" else {"WORKER_EMBEDDED": "true"}
 
 
 def finding_body(n):
@@ -62,7 +66,7 @@ def post_finding_script(token, pairs):
 def main():
     binary = release_binary()
     db = Database(BACKEND, "peer")
-    api = Api(binary, db)
+    api = Api(binary, db, WORKER_ENV)
     rows = []
     logging = []
     try:
@@ -89,7 +93,7 @@ def main():
                 for level in ("warn", "info,sqlx=warn"):
                     log_path = os.path.join(folder, "api.log")
                     with open(log_path, "wb") as log:
-                        logged = Api(binary, db, {"RUST_LOG": level}, log)
+                        logged = Api(binary, db, dict(WORKER_ENV, RUST_LOG=level), log)
                         try:
                             out = wrk(logged.base, get_script(logged.token, [f"/api/v1/engagements/{e}" for e, _ in pairs]),
                                       SECONDS, 64)
@@ -102,7 +106,8 @@ def main():
         api.stop()
         db.drop()
 
-    print(f"\ncertflow on {BACKEND}, {ENGAGEMENTS} engagements with {FINDINGS} findings each, {SECONDS} s a run\n")
+    worker = "the worker embedded" if WORKER_ENV else "the API alone"
+    print(f"\ncertflow on {BACKEND} ({worker}), {ENGAGEMENTS} engagements with {FINDINGS} findings each, {SECONDS} s a run\n")
     print("| operation | connections | requests/s | p50 | p99 | non-2xx | peak RSS so far (files mapped at the end) |")
     print("|---|---|---|---|---|---|---|")
     for name, connections, rps, latency, non_2xx, errors, peak, files in rows:

@@ -94,6 +94,23 @@ impl CursorKey for i64 {
     }
 }
 
+/// An instant, to the nanosecond (a list of records in the order they were made: what a row holds
+/// is what its cursor holds, on either database).
+impl CursorKey for chrono::DateTime<chrono::Utc> {
+    fn to_bytes(self) -> Vec<u8> {
+        let nanos = self.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        // A byte of its own: an instant's cursor is never read as a price's (also 8 bytes).
+        let mut bytes = vec![b't'];
+        bytes.extend_from_slice(&nanos.to_be_bytes());
+        bytes
+    }
+
+    fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let (b't', nanos) = bytes.split_first()? else { return None };
+        Some(chrono::DateTime::from_timestamp_nanos(i64::from_be_bytes(nanos.try_into().ok()?)))
+    }
+}
+
 /// Decodes the cursor of a list ordered by (key, id).
 pub fn decode_keyed_cursor<K: CursorKey>(cursor: Option<&str>) -> Result<Option<(K, Uuid)>, ApiError> {
     cursor
@@ -194,5 +211,11 @@ mod tests {
         assert!(decode_keyed_cursor::<NaiveDate>(id_cursor.as_deref()).is_err());
         let priced = keyed_page_of(vec![(150_000_i64, rows[0].1), (200_000, rows[1].1)], 1, |r| *r, |r| r);
         assert_eq!(decode_keyed_cursor::<i64>(priced.next_cursor.as_deref()).unwrap(), Some((150_000, rows[0].1)));
+        let at = chrono::DateTime::from_timestamp_nanos(1_796_000_000_123_456_789);
+        let made = keyed_page_of(vec![(at, rows[0].1), (at, rows[1].1)], 1, |r| *r, |r| r);
+        let cursor = made.next_cursor.as_deref();
+        assert_eq!(decode_keyed_cursor::<chrono::DateTime<chrono::Utc>>(cursor).unwrap(), Some((at, rows[0].1)));
+        assert!(decode_keyed_cursor::<i64>(cursor).is_err(), "an instant is not a price");
+        assert!(decode_keyed_cursor::<chrono::DateTime<chrono::Utc>>(priced.next_cursor.as_deref()).is_err());
     }
 }

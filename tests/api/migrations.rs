@@ -69,6 +69,44 @@ async fn on_sqlite_a_page_of_an_engagements_findings_is_read_in_index_order() {
     );
 }
 
+/// A page of an endpoint's delivery log (its messages, of one status or all, and its attempts) is
+/// read along the endpoint's index in the list's order: the lists used to be ordered by id, which
+/// that index does not hold, so each page sorted every message the endpoint ever had (thousands a
+/// minute under load, kept for the retention's days).
+#[tokio::test]
+async fn on_sqlite_a_page_of_an_endpoints_delivery_log_is_read_in_index_order() {
+    use api::routes::webhook_endpoints::{attempts_page, messages_page};
+    use entities::domain::webhooks::WebhookMessageStatus;
+    use sea_orm::{DbBackend, QueryTrait};
+    let app = spawn_app(Backend::Sqlite).await;
+    let db = app.db().await;
+    let endpoint = uuid::Uuid::now_v7();
+    let after = Some((chrono::Utc::now(), uuid::Uuid::now_v7()));
+    for (query, index) in [
+        (messages_page(endpoint, None, after, 50).build(DbBackend::Sqlite), "ix_webhook_messages_endpoint_created"),
+        (
+            messages_page(endpoint, Some(WebhookMessageStatus::Failed), after, 50).build(DbBackend::Sqlite),
+            "ix_webhook_messages_endpoint_created",
+        ),
+        (attempts_page(endpoint, after, 50).build(DbBackend::Sqlite), "ix_webhook_attempts_endpoint"),
+        (messages_page(endpoint, None, None, 50).build(DbBackend::Sqlite), "ix_webhook_messages_endpoint_created"),
+    ] {
+        let plan = sqlite_plan(&db, &query).await;
+        assert!(
+            plan.len() == 1
+                && plan[0]
+                    .starts_with(&format!("SEARCH {} USING INDEX {index} (endpoint_id=?", query_table(&query.sql))),
+            "{plan:?}: {}",
+            query.sql
+        );
+    }
+}
+
+/// The table a `SELECT … FROM "table" …` reads.
+fn query_table(sql: &str) -> &str {
+    sql.split("FROM \"").nth(1).and_then(|rest| rest.split('"').next()).expect("a FROM")
+}
+
 /// What SQLite's `EXPLAIN QUERY PLAN` says of `query`, one line a step.
 async fn sqlite_plan(db: &sea_orm::DatabaseConnection, query: &sea_orm::Statement) -> Vec<String> {
     let explain = sea_orm::Statement::from_sql_and_values(

@@ -199,7 +199,7 @@ async fn every_change_arrives_once_signed_in_order_and_only_to_whom_sees_it(back
     let organization = app.create_organization(120).await;
     let body = app.create_certification_body(true).await;
     let stranger = app.create_organization(40).await;
-    let (_, secret) = register(&app, &organization, our_port, &[]).await;
+    let (our_endpoint, secret) = register(&app, &organization, our_port, &[]).await;
     register(&app, &stranger, their_port, &[]).await;
 
     // Act: the whole way to a certificate, with a nonconformity corrected on the way.
@@ -238,6 +238,24 @@ async fn every_change_arrives_once_signed_in_order_and_only_to_whom_sees_it(back
     let mut sequences: Vec<i64> = received.iter().map(|r| r.json()["data"]["sequence"].as_i64().unwrap()).collect();
     sequences.sort_unstable();
     assert_eq!(sequences, (1..=before as i64).collect::<Vec<_>>(), "numbered in the engagement's order");
+    // The delivery log, three messages a page: each message once, in the order they were made.
+    let (mut logged, mut made, mut cursor) = (Vec::new(), Vec::new(), None::<String>);
+    loop {
+        let after = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+        let page =
+            app.get(&format!("/api/v1/webhook-endpoints/{our_endpoint}/messages?limit=3{after}")).await.expect(200);
+        for message in page.body["items"].as_array().unwrap() {
+            logged.push(message["webhook_id"].as_str().unwrap().to_owned());
+            made.push(chrono::DateTime::parse_from_rfc3339(message["created_at"].as_str().unwrap()).unwrap());
+        }
+        cursor = page.body["next_cursor"].as_str().map(str::to_owned);
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(logged.iter().cloned().collect::<HashSet<_>>(), ids, "every message on one page or another");
+    assert_eq!(logged.len(), ids.len(), "none on two pages");
+    assert!(made.windows(2).all(|w| w[0] <= w[1]), "in the order they were made: {made:?}");
     let types: HashMap<String, usize> = received.iter().fold(HashMap::new(), |mut counts, r| {
         *counts.entry(r.json()["type"].as_str().unwrap().to_owned()).or_default() += 1;
         counts

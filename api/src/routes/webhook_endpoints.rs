@@ -10,7 +10,7 @@ use entities::domain::webhooks::{
     EndpointOwner, WebhookAttemptOutcome, WebhookEventType, WebhookMessageStatus, WebhookSecret, message_id,
 };
 use entities::orm::{prelude::*, webhook_attempt, webhook_endpoint, webhook_message};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -22,7 +22,9 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
-use crate::pagination::{Page, PageQuery, decode_cursor, id_page, limit_of, page_of};
+use crate::pagination::{
+    Page, PageQuery, decode_cursor, decode_keyed_cursor, id_page, keyed_page, keyed_page_of, limit_of, page_of,
+};
 use crate::state::AppState;
 
 /// Registers the routes.
@@ -433,15 +435,34 @@ pub async fn list_webhook_messages(
     query: web::Query<MessageQuery>,
 ) -> Result<web::Json<Page<WebhookMessageView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let cursor = decode_cursor(query.cursor.as_deref())?;
+    let cursor = decode_keyed_cursor(query.cursor.as_deref())?;
     let endpoint = app.webhook_endpoint(&user, *id).await?;
     user.may(Action::ManageWebhooks)?;
-    let mut messages = WebhookMessage::find().filter(webhook_message::Column::EndpointId.eq(endpoint.id));
-    if let Some(status) = query.status {
-        messages = messages.filter(webhook_message::Column::Status.eq(status));
+    let rows = messages_page(endpoint.id, query.status, cursor, limit).all(&app.db).await?;
+    Ok(web::Json(keyed_page_of(rows, limit, |m| (m.created_at, m.id), WebhookMessageView::from)))
+}
+
+/// A page of endpoint `endpoint`'s messages (in `status` only, when given) in the order they were
+/// made, from after `cursor`: read along the endpoint's index in that order, never sorted.
+pub fn messages_page(
+    endpoint: Uuid,
+    status: Option<WebhookMessageStatus>,
+    cursor: Option<(DateTime<Utc>, Uuid)>,
+    limit: u64,
+) -> Select<WebhookMessage> {
+    use webhook_message::Column as M;
+    let mut messages = WebhookMessage::find().filter(M::EndpointId.eq(endpoint));
+    if let Some(status) = status {
+        messages = messages.filter(M::Status.eq(status));
     }
-    let rows = id_page(messages, webhook_message::Column::Id, cursor, limit).all(&app.db).await?;
-    Ok(web::Json(page_of(rows, limit, |m| m.id, WebhookMessageView::from)))
+    keyed_page(messages, M::CreatedAt, M::Id, cursor, limit)
+}
+
+/// A page of endpoint `endpoint`'s attempts in the order they were made, from after `cursor`: read
+/// along the endpoint's index in that order, never sorted.
+pub fn attempts_page(endpoint: Uuid, cursor: Option<(DateTime<Utc>, Uuid)>, limit: u64) -> Select<WebhookAttempt> {
+    use webhook_attempt::Column as A;
+    keyed_page(WebhookAttempt::find().filter(A::EndpointId.eq(endpoint)), A::AttemptedAt, A::Id, cursor, limit)
 }
 
 /// The endpoint's attempts, oldest first.
@@ -460,12 +481,11 @@ pub async fn list_webhook_attempts(
     query: web::Query<PageQuery>,
 ) -> Result<web::Json<Page<WebhookAttemptView>>, ApiError> {
     let limit = limit_of(query.limit)?;
-    let cursor = decode_cursor(query.cursor.as_deref())?;
+    let cursor = decode_keyed_cursor(query.cursor.as_deref())?;
     let endpoint = app.webhook_endpoint(&user, *id).await?;
     user.may(Action::ManageWebhooks)?;
-    let attempts = WebhookAttempt::find().filter(webhook_attempt::Column::EndpointId.eq(endpoint.id));
-    let rows = id_page(attempts, webhook_attempt::Column::Id, cursor, limit).all(&app.db).await?;
-    Ok(web::Json(page_of(rows, limit, |a| a.id, WebhookAttemptView::from)))
+    let rows = attempts_page(endpoint.id, cursor, limit).all(&app.db).await?;
+    Ok(web::Json(keyed_page_of(rows, limit, |a| (a.attempted_at, a.id), WebhookAttemptView::from)))
 }
 
 /// Sends one message again, from its first attempt, with the same `webhook-id`.
