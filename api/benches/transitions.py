@@ -44,7 +44,9 @@ ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
 SECONDS = int(os.environ.get("SECONDS", "20"))
 
 # The statements of one `record_stage1_outcome` (not ready) transition, in the order the API runs
-# them (PostgreSQL statement log of a real request), with the API's parameters as variables: the
+# them (sqlx's statement log of a real request, `DATABASE_LOG_STATEMENTS=true`; captured again in
+# session 18: the facts find the organization through the engagement, the engagement's new row is
+# written whole without `RETURNING`), with the API's parameters as variables: the
 # authorization on the read pool (the engagement as the caller sees it: all, for the admin token
 # the benchmark uses), then the write transaction. The
 # transition closes the engagement's stage 1 validity deadline, which none of these has open (no
@@ -53,15 +55,15 @@ SECONDS = int(os.environ.get("SECONDS", "20"))
 PGBENCH_SCRIPT = f"""
 \\set n random(1, {ENGAGEMENTS})
 SELECT engagement_id AS e, audit_id AS a, organization_id AS o, certification_body_id AS c FROM bench_ids WHERE n = :n \\gset
-SELECT id FROM engagements WHERE id = :e;
+SELECT certification_body_id FROM engagements WHERE id = :e LIMIT 1;
 BEGIN;
 SELECT * FROM engagements WHERE id = :e FOR UPDATE;
-SELECT o.accepts_unaccredited_cb, cb.accredited, cb.accreditation_expires_on, c.decision_on, c.expires_on, c.surveillances_completed, c.last_surveillance_on, c.status, (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'major_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'minor_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE audit_id = :a AND grade = 'major_nc'), a.kind, a.first_day, a.last_day, a.completed_at, cp.policy, d.* FROM organizations o LEFT JOIN certification_bodies cb ON cb.id IN (SELECT certification_body_id FROM proposals WHERE engagement_id = :e AND status = 'selected') LEFT JOIN certification_policies cp ON cp.certification_body_id = cb.id LEFT JOIN certificates c ON c.engagement_id = :e LEFT JOIN audits a ON a.id = :a AND a.engagement_id = :e LEFT JOIN deadlines d ON d.engagement_id = :e AND d.status = 'open' WHERE o.id = :o;
+SELECT o.accepts_unaccredited_cb, cb.accredited, cb.accreditation_expires_on, c.decision_on, c.expires_on, c.surveillances_completed, c.last_surveillance_on, c.status, (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'major_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE engagement_id = :e AND grade = 'minor_nc' AND status = 'open'), (SELECT count(id) FROM findings WHERE audit_id = :a AND grade = 'major_nc'), a.kind, a.first_day, a.last_day, a.completed_at, cp.policy, d.* FROM organizations o LEFT JOIN certification_bodies cb ON cb.id IN (SELECT certification_body_id FROM proposals WHERE engagement_id = :e AND status = 'selected') LEFT JOIN certification_policies cp ON cp.certification_body_id = cb.id LEFT JOIN certificates c ON c.engagement_id = :e LEFT JOIN audits a ON a.id = :a AND a.engagement_id = :e LEFT JOIN deadlines d ON d.engagement_id = :e AND d.status = 'open' WHERE o.id IN (SELECT organization_id FROM engagements WHERE id = :e);
 SELECT * FROM documents WHERE engagement_id = :e;
 SELECT * FROM soa_entries WHERE engagement_id = :e;
 UPDATE audits SET completed_at = now(), updated_at = now(), stage1_outcome = 'not_ready', gaps = '["no internal audit"]' WHERE id = :a;
 INSERT INTO engagement_history (id, engagement_id, action, from_state, to_state, actor, reason, evidence, subject_id, occurred_at) VALUES (gen_random_uuid(), :e, 'record_stage1_outcome', 'stage1', 'stage1', 'pgbench@certflow.bench', NULL, '[]', :a, now());
-UPDATE engagements SET version = version + 1, updated_at = now() WHERE id = :e RETURNING *;
+UPDATE engagements SET state = 'stage1', engagement_letter_signed_on = engagement_letter_signed_on, stage1_ready_on = stage1_ready_on, stage2_last_day = stage2_last_day, suspended_on = suspended_on, expired_on = expired_on, suspension_cause = suspension_cause, scope = scope, version = version + 1, updated_at = now() WHERE id = :e;
 INSERT INTO webhook_events (id, engagement_id, organization_id, certification_body_id, sequence, event_type, data, occurred_at) SELECT gen_random_uuid(), :e, :o, :c, COALESCE(MAX(sequence), 0) + 1, 'engagement.transitioned', '{{"transition": {{"from": "stage1", "to": "stage1", "event": "record_stage1_outcome", "actor": "bench@certflow.bench", "reason": null, "engagement": {{"id": "00000000-0000-0000-0000-000000000000", "state": "stage1", "version": 1, "scope": "everything", "suspended_on": null, "suspension_cause": null}}}}}}', now() FROM webhook_events WHERE engagement_id = :e;
 COMMIT;
 """

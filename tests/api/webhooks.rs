@@ -658,3 +658,49 @@ async fn what_ended_is_purged_after_the_retention_and_what_waits_is_kept(backend
     assert_eq!(worker.tick().await.webhooks_purged.messages, 0, "nothing twice");
 }
 on_both_databases!(what_ended_is_purged_after_the_retention_and_what_waits_is_kept);
+
+async fn a_message_is_never_made_before_the_event_it_tells_of(backend: Backend) {
+    // Arrange: events in the outbox, an endpoint for them, no worker; a dispatch that must wait
+    // for the writer (the test holds its one connection) while the clock moves on and a new event
+    // commits.
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    register(&app, &organization, free_port(), &[]).await;
+    let db = app.db().await;
+    let tuning = engine::store::Tuning::default();
+    let writer = engine::store::connect_writer(&app.database_url, &db, 1, tuning).await.expect("a writer");
+    let held = engine::store::begin_write(&writer).await.expect("hold the writer");
+    let dispatch = {
+        let (db, writer, clock) = (db.clone(), writer.clone(), app.clock.clone());
+        tokio::spawn(async move { engine::webhooks::dispatch::dispatch_events(&db, &writer, &clock, 500, None).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    app.set_now(app.clock.now() + Duration::hours(1));
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    app.record_finding(&engagement, &audit, "ofi", "A.5.1").await;
+
+    // Act: the writer free, the dispatch goes on.
+    drop(held);
+    let dispatched = dispatch.await.unwrap().expect("the dispatch");
+
+    // Assert: it read the new event too, and made each message at or after its event.
+    assert!(dispatched.messages >= 2, "{dispatched:?}");
+    let messages = WebhookMessage::find().all(&db).await.unwrap();
+    let events: HashMap<Uuid, chrono::DateTime<chrono::Utc>> =
+        WebhookEventRecord::find().all(&db).await.unwrap().into_iter().map(|e| (e.id, e.occurred_at)).collect();
+    assert!(
+        messages.iter().any(|m| m.event_type == WebhookEventType::FindingRecorded),
+        "the event that came meanwhile"
+    );
+    for message in &messages {
+        let occurred = events[&message.event_id];
+        assert!(
+            message.created_at >= occurred,
+            "{} made at {} before its event at {occurred}",
+            message.id,
+            message.created_at
+        );
+    }
+}
+on_both_databases!(a_message_is_never_made_before_the_event_it_tells_of);

@@ -166,7 +166,7 @@ impl WebhookSender {
         let mut claimed = self.claim_due(free.len()).await?;
         let take = Take { count: free.len() - claimed.len().min(free.len()), lease_until: Utc::now() + self.lease };
         // A failed dispatch does not strand what was claimed: it is sent, and the outbox waits.
-        match dispatch_events(&self.engine.db, &self.engine.writer, self.engine.clock.now(), DISPATCH_BATCH, Some(take))
+        match dispatch_events(&self.engine.db, &self.engine.writer, &self.engine.clock, DISPATCH_BATCH, Some(take))
             .await
         {
             Ok(dispatched) => claimed.extend(dispatched.taken),
@@ -416,9 +416,11 @@ impl WebhookSender {
     /// still holds it), its attempt in the log, and each endpoint's health. Returns the endpoints
     /// it disabled whose owners are to be told, and why.
     async fn record(&self, attempts: &[&Attempt]) -> Result<Vec<(webhook_endpoint::Model, String)>, WorkerError> {
+        let txn = begin_write(&self.engine.writer).await?;
+        // Read once the writer is held: what the attempts are recorded at, and their next tries
+        // counted from, is not an instant from before a wait for it.
         let now = self.engine.clock.now();
         let judged: Vec<Judged<'_>> = attempts.iter().map(|a| Judged::of(a, now)).collect();
-        let txn = begin_write(&self.engine.writer).await?;
         use webhook_message::Column as M;
         let mut held: HashSet<Uuid> = HashSet::new();
         // Delivered ones in one statement per answer status (and attempt count, which says the

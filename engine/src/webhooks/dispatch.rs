@@ -3,7 +3,8 @@
 //! when the event happened. Several workers share the outbox: each takes a batch no other holds
 //! (`SKIP LOCKED` on PostgreSQL; SQLite has one writer).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
+use entities::clock::Clock;
 use entities::domain::webhooks::{EndpointOwner, WebhookEventType, WebhookMessageStatus};
 use entities::orm::{prelude::*, webhook_endpoint, webhook_event, webhook_message};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
@@ -80,11 +81,13 @@ pub fn event_types_of(value: &serde_json::Value) -> Vec<WebhookEventType> {
 
 /// Makes at most `batch` events of the outbox, oldest first, into messages, in one transaction on
 /// `writer` (after a look at `db`, the read pool, for whether any waits); the first of them are
-/// taken at once when `take` says so.
+/// taken at once when `take` says so. The messages are made at `clock`'s instant once the events
+/// are read: never before the events they tell of (a dispatch that waited for the writer while
+/// new events committed reads those too).
 pub async fn dispatch_events(
     db: &DatabaseConnection,
     writer: &DatabaseConnection,
-    now: DateTime<Utc>,
+    clock: &Clock,
     batch: u64,
     take: Option<Take>,
 ) -> Result<Dispatched, EngineError> {
@@ -118,6 +121,7 @@ pub async fn dispatch_events(
     if events.is_empty() {
         return Ok(Dispatched::default());
     }
+    let now = clock.now().trunc_subsecs(6);
     let subscribers: Vec<Subscriber> = WebhookEndpoint::find()
         .filter(webhook_endpoint::Column::Enabled.eq(true))
         .all(&txn)
