@@ -11,7 +11,6 @@ use actix_web::middleware::Condition;
 use actix_web::{App, HttpRequest, HttpServer, web};
 use anyhow::Context;
 use engine::Engine;
-use engine::store::{Tuning, connect_writer};
 use entities::clock::Clock;
 use entities::settings::{MetricsExposure, Settings};
 use sea_orm::DatabaseConnection;
@@ -46,10 +45,7 @@ impl Application {
     /// Binds the listener over an open database (its read pool: the writer is opened beside it)
     /// with a given clock.
     pub async fn build_with(settings: &Settings, db: DatabaseConnection, clock: Clock) -> anyhow::Result<Self> {
-        let writer =
-            connect_writer(&settings.database_url, &db, settings.database_write_connections, Tuning::of(settings))
-                .await?;
-        Self::build_on(settings, Engine::new(db, writer, clock)).await
+        Self::build_on(settings, Engine::beside(settings, db, clock).await?).await
     }
 
     /// Binds the listener over `engine` (its pools and clock; a worker in the same process may
@@ -58,8 +54,7 @@ impl Application {
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("Failed to listen on {}", settings.listen_addr))?;
         let port = listener.local_addr().context("Failed to read the bound address")?.port();
-        let metrics = (settings.metrics != MetricsExposure::Off)
-            .then(|| MetricsEndpoint::new(vec![("read", engine.db.clone()), ("write", engine.writer.clone())]));
+        let metrics = (settings.metrics != MetricsExposure::Off).then(|| MetricsEndpoint::new(engine.pools()));
         let metrics_server = match (settings.metrics, &metrics) {
             (MetricsExposure::Listener(address), Some(endpoint)) => Some(metrics_server(address, endpoint.clone())?.0),
             _ => None,

@@ -66,8 +66,22 @@ impl Engine {
         let tuning = store::Tuning::of(settings);
         let db = store::connect_tuned(&settings.database_url, settings.database_max_connections, tuning).await?;
         migration::Migrator::up(&db, None).await.context("Failed to apply the database migrations")?;
-        let writer =
-            store::connect_writer(&settings.database_url, &db, settings.database_write_connections, tuning).await?;
+        Self::beside(settings, db, clock).await
+    }
+
+    /// An engine over `db`, an open read pool, with the writer the settings name opened beside it.
+    pub async fn beside(
+        settings: &entities::settings::Settings,
+        db: DatabaseConnection,
+        clock: Clock,
+    ) -> anyhow::Result<Self> {
+        let (url, writers) = (&settings.database_url, settings.database_write_connections);
+        let writer = store::connect_writer(url, &db, writers, store::Tuning::of(settings)).await?;
         Ok(Self::new(db, writer, clock))
+    }
+
+    /// The pools, named as the metrics name them (`read`, `write`).
+    pub fn pools(&self) -> Vec<(&'static str, DatabaseConnection)> {
+        vec![("read", self.db.clone()), ("write", self.writer.clone())]
     }
 }

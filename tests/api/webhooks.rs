@@ -672,8 +672,8 @@ async fn a_message_is_never_made_before_the_event_it_tells_of(backend: Backend) 
     let writer = engine::store::connect_writer(&app.database_url, &db, 1, tuning).await.expect("a writer");
     let held = engine::store::begin_write(&writer).await.expect("hold the writer");
     let dispatch = {
-        let (db, writer, clock) = (db.clone(), writer.clone(), app.clock.clone());
-        tokio::spawn(async move { engine::webhooks::dispatch::dispatch_events(&db, &writer, &clock, 500, None).await })
+        let engine = engine::Engine::new(db.clone(), writer.clone(), app.clock.clone());
+        tokio::spawn(async move { engine::webhooks::dispatch::dispatch_events(&engine, 500, None).await })
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     app.set_now(app.clock.now() + Duration::hours(1));

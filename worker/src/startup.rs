@@ -82,8 +82,7 @@ impl ReminderWorker {
 
     /// The worker's database pools, named as the metrics name them (`read`, `write`).
     pub fn pools(&self) -> Vec<(&'static str, DatabaseConnection)> {
-        let engine = &self.delivery.engine;
-        vec![("read", engine.db.clone()), ("write", engine.writer.clone())]
+        self.delivery.engine.pools()
     }
 
     /// The scan, to drive it step by step (tests) or on a schedule.

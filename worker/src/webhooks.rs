@@ -166,9 +166,7 @@ impl WebhookSender {
         let mut claimed = self.claim_due(free.len()).await?;
         let take = Take { count: free.len() - claimed.len().min(free.len()), lease_until: Utc::now() + self.lease };
         // A failed dispatch does not strand what was claimed: it is sent, and the outbox waits.
-        match dispatch_events(&self.engine.db, &self.engine.writer, &self.engine.clock, DISPATCH_BATCH, Some(take))
-            .await
-        {
+        match dispatch_events(&self.engine, DISPATCH_BATCH, Some(take)).await {
             Ok(dispatched) => claimed.extend(dispatched.taken),
             Err(error) => {
                 tracing::warn!(error = ?error, "the webhook outbox could not be dispatched; the next pass retries")

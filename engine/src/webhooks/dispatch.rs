@@ -4,16 +4,13 @@
 //! (`SKIP LOCKED` on PostgreSQL; SQLite has one writer).
 
 use chrono::{DateTime, SubsecRound, Utc};
-use entities::clock::Clock;
 use entities::domain::webhooks::{EndpointOwner, WebhookEventType, WebhookMessageStatus};
 use entities::orm::{prelude::*, webhook_endpoint, webhook_event, webhook_message};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
+use crate::Engine;
 use crate::error::EngineError;
 use crate::store::begin_write;
 
@@ -80,17 +77,11 @@ pub fn event_types_of(value: &serde_json::Value) -> Vec<WebhookEventType> {
 }
 
 /// Makes at most `batch` events of the outbox, oldest first, into messages, in one transaction on
-/// `writer` (after a look at `db`, the read pool, for whether any waits); the first of them are
-/// taken at once when `take` says so. The messages are made at `clock`'s instant once the events
-/// are read: never before the events they tell of (a dispatch that waited for the writer while
-/// new events committed reads those too).
-pub async fn dispatch_events(
-    db: &DatabaseConnection,
-    writer: &DatabaseConnection,
-    clock: &Clock,
-    batch: u64,
-    take: Option<Take>,
-) -> Result<Dispatched, EngineError> {
+/// the engine's writer (after a look at its read pool for whether any waits); the first of them
+/// are taken at once when `take` says so. The messages are made at the engine's instant once the
+/// events are read: never before the events they tell of (a dispatch that waited for the writer
+/// while new events committed reads those too).
+pub async fn dispatch_events(engine: &Engine, batch: u64, take: Option<Take>) -> Result<Dispatched, EngineError> {
     // An idle outbox costs one indexed read, not a write transaction (on SQLite, the one write lock
     // the API's writes queue for). In the partial index's order, so a planner with statistics
     // reads that index too rather than the whole outbox.
@@ -101,12 +92,12 @@ pub async fn dispatch_events(
         .order_by_asc(webhook_event::Column::Id)
         .limit(1)
         .into_tuple()
-        .one(db)
+        .one(&engine.db)
         .await?;
     if waiting.is_none() {
         return Ok(Dispatched::default());
     }
-    let txn = begin_write(writer).await?;
+    let txn = begin_write(&engine.writer).await?;
     use webhook_event::Column as E;
     let events = WebhookEventRecord::find()
         .select_only()
@@ -121,7 +112,7 @@ pub async fn dispatch_events(
     if events.is_empty() {
         return Ok(Dispatched::default());
     }
-    let now = clock.now().trunc_subsecs(6);
+    let now = engine.clock.now().trunc_subsecs(6);
     let subscribers: Vec<Subscriber> = WebhookEndpoint::find()
         .filter(webhook_endpoint::Column::Enabled.eq(true))
         .all(&txn)
