@@ -22,6 +22,11 @@ pub fn describe() {
         "Write transactions waiting for the writer pool (on SQLite, for its one connection)"
     );
     metrics::describe_counter!("certflow_census_failures_total", "Censuses that could not be taken");
+    metrics::describe_counter!(
+        "certflow_sqlite_group_commits_total",
+        "Commits of the SQLite writer that carried several writes (SQLITE_GROUP_COMMIT)"
+    );
+    metrics::describe_counter!("certflow_sqlite_grouped_writes_total", "Writes those commits carried");
 }
 
 /// Sets the gauges of `pool` (named `name`): connections in use and idle, and its maximum.

@@ -29,6 +29,8 @@ pub const DEFAULT_SQLITE_MMAP_SIZE: u64 = 0;
 
 /// KiB of pages each SQLite connection caches unless `SQLITE_CACHE_SIZE` says otherwise.
 pub const DEFAULT_SQLITE_CACHE_SIZE: u64 = 2000;
+/// The most writes one SQLite commit carries by default (`SQLITE_GROUP_COMMIT`).
+pub const DEFAULT_SQLITE_GROUP_COMMIT: usize = 16;
 
 /// Every setting of certflow.
 #[derive(Debug, Clone)]
@@ -141,6 +143,11 @@ pub struct Settings {
     /// it does not read and its `COMMIT` together with its other statements (see
     /// `engine::store::transaction`).
     pub sqlite_batch_statements: bool,
+    /// `SQLITE_GROUP_COMMIT`: the most writes one commit of the SQLite writer carries: a write
+    /// that ends while others wait for the writer leaves its transaction open for them, and is
+    /// answered once the commit that holds it is done (see `engine::store::group`). 0 or 1: each
+    /// write commits alone.
+    pub sqlite_group_commit: usize,
 }
 
 /// Where `/metrics` is served.
@@ -350,6 +357,7 @@ impl Settings {
             sqlite_cache_size: parse_amount(&get, "SQLITE_CACHE_SIZE", DEFAULT_SQLITE_CACHE_SIZE)?,
             sqlite_writer_colocate: parse_flag(&get, "SQLITE_WRITER_COLOCATE", true)?,
             sqlite_batch_statements: parse_flag(&get, "SQLITE_BATCH_STATEMENTS", true)?,
+            sqlite_group_commit: parse_amount(&get, "SQLITE_GROUP_COMMIT", DEFAULT_SQLITE_GROUP_COMMIT)?,
             database_log_statements: parse_flag(&get, "DATABASE_LOG_STATEMENTS", false)?,
         })
     }
@@ -504,6 +512,9 @@ mod tests {
         assert!(defaults.sqlite_writer_colocate);
         assert!(defaults.sqlite_batch_statements);
         assert!(!Settings::from_vars(vars(&[("SQLITE_BATCH_STATEMENTS", "false")])).unwrap().sqlite_batch_statements);
+        assert_eq!(defaults.sqlite_group_commit, DEFAULT_SQLITE_GROUP_COMMIT);
+        assert_eq!(Settings::from_vars(vars(&[("SQLITE_GROUP_COMMIT", "1")])).unwrap().sqlite_group_commit, 1);
+        assert!(Settings::from_vars(vars(&[("SQLITE_GROUP_COMMIT", "many")])).is_err());
         assert_eq!(defaults.sqlite_cache_size, DEFAULT_SQLITE_CACHE_SIZE);
         assert_eq!(Settings::from_vars(vars(&[("SQLITE_CACHE_SIZE", "512")])).unwrap().sqlite_cache_size, 512);
         assert!(!Settings::from_vars(vars(&[("SQLITE_WRITER_COLOCATE", "false")])).unwrap().sqlite_writer_colocate);

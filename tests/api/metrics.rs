@@ -179,14 +179,15 @@ async fn metrics_on_a_listener_of_their_own_leave_the_api_port_and_count_a_lone_
 }
 on_both_databases!(metrics_on_a_listener_of_their_own_leave_the_api_port_and_count_a_lone_workers_emails);
 
-async fn writes_queued_for_the_sqlite_writer_show_as_waiting() {
+async fn writes_queued_for_the_sqlite_writer_show_as_waiting_and_commit_together() {
     // Arrange: an API process; the test holds SQLite's write lock.
     let app = spawn_app(Backend::Sqlite).await;
     let api = start_api_with(&app, &[]).await;
     let admin = process_token(&app, "admin", "root@platform.test");
     let metrics_url = format!("{}/metrics", api.address());
     let waiting = |scrape: &Scrape| value(scrape, "certflow_db_pool_waiting", &[("pool", "write")]);
-    assert_eq!(waiting(&scrape(&app, &metrics_url).await), 0.0);
+    let before = scrape(&app, &metrics_url).await;
+    assert_eq!(waiting(&before), 0.0);
     let db = app.db().await;
     let held = crate::shutdown::hold_writes(&db).await;
 
@@ -203,17 +204,30 @@ async fn writes_queued_for_the_sqlite_writer_show_as_waiting() {
         })
         .collect();
 
-    // Assert: the three wait for the writer while the lock is held, none once it is let go.
+    // Assert: the three wait for the writer while the lock is held, none once it is let go; the
+    // first (its BEGIN waited for the lock) ended while the two others waited for it, and the
+    // three were committed together (SQLITE_GROUP_COMMIT), each answered after that commit.
     wait_at_most(3, "three writes wait for the writer", || async { waiting(&scrape(&app, &metrics_url).await) == 3.0 })
         .await;
     held.rollback().await.unwrap();
     for write in writes {
         assert_eq!(write.await.unwrap().unwrap().status(), 201);
     }
-    assert_eq!(waiting(&scrape(&app, &metrics_url).await), 0.0);
+    let after = scrape(&app, &metrics_url).await;
+    assert_eq!(waiting(&after), 0.0);
+    let moved = |metric: &str| value(&after, metric, &[]) - value(&before, metric, &[]);
+    assert_eq!(moved("certflow_sqlite_group_commits_total"), 1.0, "one commit");
+    assert_eq!(moved("certflow_sqlite_grouped_writes_total"), 3.0, "of the three writes");
+    let organizations = app.get("/api/v1/organizations?limit=100").await.expect(200).body;
+    let queued = organizations["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["legal_name"].as_str().is_some_and(|name| name.starts_with("Queued ")));
+    assert_eq!(queued.count(), 3, "the three organizations are there");
 }
 
 #[tokio::test]
-async fn writes_queued_for_the_sqlite_writer_show_as_waiting_on_sqlite() {
-    writes_queued_for_the_sqlite_writer_show_as_waiting().await;
+async fn writes_queued_for_the_sqlite_writer_show_as_waiting_and_commit_together_on_sqlite() {
+    writes_queued_for_the_sqlite_writer_show_as_waiting_and_commit_together().await;
 }

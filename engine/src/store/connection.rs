@@ -3,15 +3,16 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use entities::settings::{DEFAULT_SQLITE_CACHE_SIZE, DEFAULT_SQLITE_MMAP_SIZE};
+use entities::settings::{DEFAULT_SQLITE_CACHE_SIZE, DEFAULT_SQLITE_GROUP_COMMIT, DEFAULT_SQLITE_MMAP_SIZE};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 
-use super::colocation;
 use super::transaction::{self, WriteTransaction};
+use super::{colocation, group};
 
 /// How connections are opened beyond their number (`SQLITE_MMAP_SIZE`, `SQLITE_CACHE_SIZE`,
-/// `DATABASE_LOG_STATEMENTS`, `SQLITE_WRITER_COLOCATE`, `SQLITE_BATCH_STATEMENTS`).
+/// `DATABASE_LOG_STATEMENTS`, `SQLITE_WRITER_COLOCATE`, `SQLITE_BATCH_STATEMENTS`,
+/// `SQLITE_GROUP_COMMIT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
     /// Bytes of a SQLite file each connection maps (every connection maps the file on its own, and
@@ -28,6 +29,9 @@ pub struct Tuning {
     /// Send a SQLite write's `BEGIN`, deferred statements and `COMMIT` with its other statements
     /// ([`super::transaction`]).
     pub batch_statements: bool,
+    /// The most writes one commit of the SQLite writer carries ([`super::group`]; with
+    /// `batch_statements` only); below 2, each write commits alone.
+    pub group_commit: usize,
 }
 
 impl Default for Tuning {
@@ -38,6 +42,7 @@ impl Default for Tuning {
             log_statements: false,
             colocate_writer: true,
             batch_statements: true,
+            group_commit: DEFAULT_SQLITE_GROUP_COMMIT,
         }
     }
 }
@@ -51,6 +56,7 @@ impl Tuning {
             log_statements: settings.database_log_statements,
             colocate_writer: settings.sqlite_writer_colocate,
             batch_statements: settings.sqlite_batch_statements,
+            group_commit: settings.sqlite_group_commit,
         }
     }
 }
@@ -69,7 +75,8 @@ pub async fn connect_tuned(url: &str, max_connections: u32, tuning: Tuning) -> a
 /// Opens the pool; `writer`: SQLite's one writer connection, its thread named to be followed
 /// ([`super::colocation`]) when the tuning says so.
 async fn open(url: &str, max_connections: u32, tuning: Tuning, writer: bool) -> anyhow::Result<DatabaseConnection> {
-    let Tuning { sqlite_mmap_size, sqlite_cache_size, log_statements, colocate_writer, batch_statements } = tuning;
+    let Tuning { sqlite_mmap_size, sqlite_cache_size, log_statements, colocate_writer, batch_statements, group_commit } =
+        tuning;
     let followed = writer && colocate_writer;
     let folder = sqlite_file(url)
         .and_then(|path| std::path::Path::new(path).parent())
@@ -112,6 +119,7 @@ async fn open(url: &str, max_connections: u32, tuning: Tuning, writer: bool) -> 
     }
     if writer {
         transaction::set_batched(batch_statements);
+        group::group_commits_of(db.get_sqlite_connection_pool(), if batch_statements { group_commit } else { 0 });
     }
     Ok(db)
 }

@@ -3,6 +3,7 @@
 
 mod colocation;
 mod connection;
+mod group;
 mod rows;
 mod transaction;
 

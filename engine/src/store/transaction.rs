@@ -17,6 +17,10 @@
 //! On PostgreSQL (and on SQLite with `SQLITE_BATCH_STATEMENTS=false`) the write is sea-orm's
 //! transaction, and deferred statements are sent one by one, before the next statement or the
 //! commit.
+//!
+//! A SQLite writer that groups its commits (`SQLITE_GROUP_COMMIT`, [`super::group`]) hands its
+//! connection from write to write in turn: a write that ends while others wait leaves its
+//! transaction open for them, and the next one runs in a savepoint of that transaction.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,6 +39,7 @@ use sea_orm::{
 use sea_query_sqlx::SqlxValues;
 
 use super::connection::Waiting;
+use super::group::{self, Group, OpenGroup, Turn};
 
 /// Whether SQLite writes send their statements together (`SQLITE_BATCH_STATEMENTS`).
 static BATCHED: AtomicBool = AtomicBool::new(true);
@@ -84,7 +89,15 @@ struct Session {
     sent: AtomicUsize,
     /// Counts the write as waiting for the writer until its first text (its `BEGIN`) returns.
     waiting: Mutex<Option<Waiting>>,
+    /// The writer's turn, when the writer groups its commits ([`super::group`]): held from the
+    /// write's begin to its end.
+    turn: Mutex<Option<Turn>>,
+    /// The group this write joined: it runs in a savepoint of the group's transaction.
+    joined: Option<Arc<Group>>,
 }
+
+/// The savepoint a write that joined a group runs in.
+const MEMBER: &str = "cf_write";
 
 impl WriteTransaction {
     /// Begins on `db`, the writer (see [`super::begin_write`]), counted in `waiting` until it holds
@@ -96,7 +109,17 @@ impl WriteTransaction {
     /// Begins on `db`; on SQLite, sending statements together when `batched`.
     async fn begin_batched(db: &DatabaseConnection, batched: bool, waiting: Option<Waiting>) -> Result<Self, DbErr> {
         let kind = if db.get_database_backend() == DbBackend::Sqlite && batched {
-            let connection = db.get_sqlite_connection_pool().acquire().await.map_err(connection_error)?;
+            let pool = db.get_sqlite_connection_pool();
+            // Its turn first when the writer groups commits: the group left open, if any, is
+            // joined; else the connection is taken from the pool.
+            let mut turn = match group::gate_of(pool) {
+                Some(gate) => Some(gate.turn().await),
+                None => None,
+            };
+            let (connection, joined) = match turn.as_mut().and_then(Turn::join) {
+                Some(OpenGroup { connection, group }) => (connection, Some(group)),
+                None => (pool.acquire().await.map_err(connection_error)?, None),
+            };
             let session = Session {
                 connection: AsyncMutex::new(Some(connection)),
                 begun: AtomicBool::new(false),
@@ -104,6 +127,8 @@ impl WriteTransaction {
                 spoiled: AtomicBool::new(false),
                 sent: AtomicUsize::new(0),
                 waiting: Mutex::new(waiting),
+                turn: Mutex::new(turn),
+                joined,
             };
             Kind::Sqlite { session: Arc::new(session), savepoint: None }
         } else {
@@ -197,12 +222,37 @@ impl WriteTransaction {
                     return Err(DbErr::Custom("a savepoint of the write was left open: rolled back".into()));
                 }
                 if !session.begun.load(Ordering::Relaxed) && self.deferred_is_empty() {
-                    session.end().await;
+                    session.end(false).await;
                     return Ok(());
                 }
-                self.run(&session, Statement::from_string(DbBackend::Sqlite, "COMMIT")).await?;
-                session.end().await;
-                Ok(())
+                let sql = |text: &str| Statement::from_string(DbBackend::Sqlite, text);
+                match (&session.joined, session.hands_on()) {
+                    // Alone, nobody waiting: it commits.
+                    (None, false) => {
+                        self.run(&session, sql("COMMIT")).await?;
+                        session.end(false).await;
+                        Ok(())
+                    }
+                    // Others wait: its transaction is left open for them, and it is answered
+                    // with the commit of the group.
+                    (None, true) => {
+                        self.send(&session, Vec::new()).await?;
+                        group::committed(session.open_group().await?).await
+                    }
+                    (Some(_), true) => {
+                        self.run(&session, sql(&format!("RELEASE {MEMBER}"))).await?;
+                        group::committed(session.end(true).await.ok_or_else(ended)?).await
+                    }
+                    // The group's last write: it commits the group. (A failure before the commit
+                    // is its own: dropped, it undoes its own work, and the others go on.)
+                    (Some(group), false) => {
+                        self.send(&session, vec![sql(&format!("RELEASE {MEMBER}")), sql("COMMIT")]).await?;
+                        group.keep();
+                        group.publish(&Ok(()));
+                        session.end(false).await;
+                        Ok(())
+                    }
+                }
             }
             Kind::Ended => Ok(()),
         }
@@ -220,13 +270,17 @@ impl WriteTransaction {
             }
             Kind::Sqlite { session, savepoint: None } => {
                 if !session.begun.load(Ordering::Relaxed) {
-                    session.end().await;
+                    session.end(false).await;
                     return Ok(());
+                }
+                if session.joined.is_some() {
+                    // Its own work undone; the group goes on without it.
+                    return session.leave_group().await;
                 }
                 let rolled_back = session.send_alone(vec![Statement::from_string(DbBackend::Sqlite, "ROLLBACK")]).await;
                 match rolled_back.map(|_| ()).or_else(no_transaction_is_fine) {
                     Ok(()) => {
-                        session.end().await;
+                        session.end(false).await;
                         Ok(())
                     }
                     // Its transaction may be open: the connection is closed (`Session`'s drop)
@@ -268,11 +322,18 @@ impl WriteTransaction {
         let connection = connection.as_mut().ok_or_else(ended)?;
         let mut batch = Vec::new();
         if !session.begun.swap(true, Ordering::Relaxed) {
-            batch.push(Statement::from_string(DbBackend::Sqlite, "BEGIN IMMEDIATE"));
+            let begin = match session.joined {
+                Some(_) => format!("SAVEPOINT {MEMBER}"),
+                None => "BEGIN IMMEDIATE".to_owned(),
+            };
+            batch.push(Statement::from_string(DbBackend::Sqlite, begin));
         }
         batch.extend(self.take_deferred());
         let before = batch.len();
         batch.extend(statements);
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut answers = session.send_on(connection, batch).await?;
         Ok(answers.split_off(before))
     }
@@ -340,9 +401,66 @@ impl Session {
         Ok(answers)
     }
 
-    /// Gives the connection back to the pool.
-    async fn end(&self) {
-        self.connection.lock().await.take();
+    /// Ends the write's hold of the writer: the connection back to the pool and the turn given
+    /// on; or, for a write in a group when `kept` or when it sent nothing, the group's transaction
+    /// left for the next write (`kept`: with this write's work): the group's outcome then.
+    async fn end(&self, kept: bool) -> Option<tokio::sync::watch::Receiver<Option<group::Outcome>>> {
+        let connection = self.connection.lock().await.take();
+        let turn = self.take_turn();
+        let in_group = kept || !self.begun.load(Ordering::Relaxed);
+        match (connection, turn, &self.joined) {
+            (Some(connection), Some(turn), Some(group)) if in_group => {
+                Some(turn.hand_on(OpenGroup { connection, group: group.clone() }, kept))
+            }
+            _ => None,
+        }
+    }
+
+    fn take_turn(&self) -> Option<Turn> {
+        self.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
+
+    /// Whether the write, ending, leaves its transaction open for writes waiting for the writer.
+    fn hands_on(&self) -> bool {
+        let turn = self.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        turn.as_ref().is_some_and(|turn| turn.hands_on(self.joined.as_deref()))
+    }
+
+    /// Opens a group with the write's transaction and gives the writer on: the group's outcome.
+    async fn open_group(&self) -> Result<tokio::sync::watch::Receiver<Option<group::Outcome>>, DbErr> {
+        let connection = self.connection.lock().await.take().ok_or_else(ended)?;
+        let turn = self.take_turn().ok_or_else(ended)?;
+        Ok(turn.open_group(connection))
+    }
+
+    /// A write of a group undoes its own work and leaves the group's transaction to the next
+    /// write (or the closer).
+    async fn leave_group(&self) -> Result<(), DbErr> {
+        let (Some(connection), Some(turn), Some(group)) =
+            (self.connection.lock().await.take(), self.take_turn(), self.joined.clone())
+        else {
+            return Err(ended());
+        };
+        leave_group(connection, turn, group).await
+    }
+}
+
+/// Undoes the work of a write of `group` on `connection` (its savepoint) and leaves the group's
+/// transaction to the next write. If that fails, the group's transaction is lost or in doubt:
+/// every write of the group fails.
+async fn leave_group(mut connection: PoolConnection<Sqlite>, turn: Turn, group: Arc<Group>) -> Result<(), DbErr> {
+    let undo = format!("ROLLBACK TO {MEMBER}; RELEASE {MEMBER}");
+    match (&mut *connection).execute(sqlx::AssertSqlSafe(undo)).await {
+        Ok(_) => {
+            turn.hand_on(OpenGroup { connection, group }, false);
+            Ok(())
+        }
+        Err(error) => {
+            let failed = Err(DbErr::Exec(sqlx_error(error)));
+            group::settle(connection, &group, &failed).await;
+            drop(turn);
+            failed
+        }
     }
 }
 
@@ -351,22 +469,45 @@ impl Drop for Session {
     /// rolled back before the connection goes back to the pool, so the next write begins clean.
     fn drop(&mut self) {
         let Some(connection) = self.connection.get_mut().take() else { return };
-        if !*self.begun.get_mut() {
-            return;
-        }
-        let mut unfinished = Unfinished(Some(connection));
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let Some(connection) = unfinished.0.as_mut() else { return };
-                let rolled_back = match (&mut **connection).execute("ROLLBACK").await {
-                    Ok(_) => true,
-                    Err(error) => no_transaction_is_fine(DbErr::Exec(sqlx_error(error))).is_ok(),
-                };
-                if rolled_back {
-                    // Back to the pool as it is.
-                    drop(unfinished.0.take());
+        let turn = self.turn.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let begun = *self.begun.get_mut();
+        match (turn, self.joined.clone()) {
+            // A write of a group: its own work undone (none if it sent nothing), the group goes on.
+            (Some(turn), Some(group)) => {
+                if !begun {
+                    turn.hand_on(OpenGroup { connection, group }, false);
+                    return;
                 }
-            });
+                let mut unfinished = Unfinished(Some(connection));
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        if let Some(connection) = unfinished.0.take() {
+                            let _ = leave_group(connection, turn, group).await;
+                        }
+                    });
+                }
+            }
+            // The writer's turn, if any, is held until the rollback is done.
+            (turn, _) => {
+                if !begun {
+                    return;
+                }
+                let mut unfinished = Unfinished(Some(connection));
+                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                    runtime.spawn(async move {
+                        let _turn = turn;
+                        let Some(connection) = unfinished.0.as_mut() else { return };
+                        let rolled_back = match (&mut **connection).execute("ROLLBACK").await {
+                            Ok(_) => true,
+                            Err(error) => no_transaction_is_fine(DbErr::Exec(sqlx_error(error))).is_ok(),
+                        };
+                        if rolled_back {
+                            // Back to the pool as it is.
+                            drop(unfinished.0.take());
+                        }
+                    });
+                }
+            }
         }
     }
 }
@@ -402,7 +543,7 @@ fn connection_error(error: sqlx::Error) -> DbErr {
     }
 }
 
-fn sqlx_error(error: sqlx::Error) -> RuntimeErr {
+pub(super) fn sqlx_error(error: sqlx::Error) -> RuntimeErr {
     RuntimeErr::SqlxError(Arc::new(error))
 }
 
@@ -599,6 +740,157 @@ mod tests {
         drop(forgotten);
         txn.commit().await.expect_err("a savepoint left open: the write does not commit");
         assert!(xs(&db).await.is_empty());
+        std::fs::remove_dir_all(folder).expect("clean up");
+    }
+    /// Waits until `n` writes are queued for the writer's turn.
+    async fn queued(writer: &DatabaseConnection, n: usize) {
+        let Some(gate) = group::gate_of(writer.get_sqlite_connection_pool()) else {
+            // Commits not grouped: the writes queue for the pool's connection.
+            return tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        };
+        for _ in 0..500 {
+            if gate.waiting() == n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        panic!("{} writes queued, not {n}", gate.waiting());
+    }
+
+    fn joined(txn: &WriteTransaction) -> bool {
+        matches!(&txn.kind, Kind::Sqlite { session, .. } if session.joined.is_some())
+    }
+
+    /// Whether a write joined a group, and how its commit went.
+    type Joined = tokio::task::JoinHandle<(bool, Result<(), DbErr>)>;
+
+    /// A write begun on `writer` that inserts `x`, then waits for `go` before it commits.
+    fn queued_write(writer: &DatabaseConnection, x: i64) -> (tokio::sync::oneshot::Sender<()>, Joined) {
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let writer = writer.clone();
+        let write = tokio::spawn(async move {
+            let txn = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+            txn.execute(&insert(x)).await.expect("insert");
+            let _ = wait.await;
+            (joined(&txn), txn.commit().await)
+        });
+        (go, write)
+    }
+
+    #[tokio::test]
+    async fn a_write_that_ends_while_others_wait_is_answered_only_once_the_commit_it_shares_with_them_is_done() {
+        let (db, writer, folder) = database("group").await;
+        let first = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        first.execute(&insert(1)).await.expect("insert");
+        let (go, second) = queued_write(&writer, 2);
+        queued(&writer, 1).await;
+        let mut first_commit = tokio::spawn(first.commit());
+        // The first write left its transaction open for the second: not answered, not committed.
+        let early = tokio::time::timeout(std::time::Duration::from_millis(200), &mut first_commit).await;
+        assert!(early.is_err(), "the first write was answered before the commit that holds it");
+        assert!(xs(&db).await.is_empty(), "nothing is committed while the group is open");
+        go.send(()).expect("the second write waits");
+        let (second_joined, second_committed) = second.await.expect("the second write");
+        assert!(second_joined, "the second write ran in the first one's transaction");
+        second_committed.expect("the second write commits the group");
+        first_commit.await.expect("the first write").expect("answered with the group's commit");
+        assert_eq!(xs(&db).await, [1, 2]);
+        std::fs::remove_dir_all(folder).expect("clean up");
+    }
+
+    #[tokio::test]
+    async fn a_write_of_a_group_that_fails_rolls_back_or_goes_away_undoes_its_own_work_only() {
+        let (db, writer, folder) = database("group-undo").await;
+        let first = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        first.execute(&insert(1)).await.expect("insert");
+        let mut writes = Vec::new();
+        for (x, how) in [(2, "rolls back"), (3, "is dropped"), (4, "fails at its commit"), (5, "commits")] {
+            let own = writer.clone();
+            writes.push(tokio::spawn(async move {
+                let txn = WriteTransaction::begin_batched(&own, true, None).await.expect("begin");
+                txn.execute(&insert(x)).await.expect("insert");
+                match how {
+                    "rolls back" => txn.rollback().await,
+                    "is dropped" => {
+                        drop(txn);
+                        Ok(())
+                    }
+                    "fails at its commit" => {
+                        // The first write's row again: its deferred insert breaks uniqueness.
+                        txn.defer(&insert(1));
+                        txn.commit().await.map(|()| panic!("a repeated row committed"))
+                    }
+                    _ => txn.commit().await,
+                }
+            }));
+            queued(&writer, writes.len()).await;
+        }
+        first.commit().await.expect("the group commits");
+        let outcomes: Vec<bool> =
+            futures::future::join_all(writes).await.into_iter().map(|w| w.unwrap().is_ok()).collect();
+        assert_eq!(outcomes, [true, true, false, true]);
+        assert_eq!(xs(&db).await, [1, 5], "the work of the writes that did not commit is gone, the rest kept");
+        std::fs::remove_dir_all(folder).expect("clean up");
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_writes_went_away_is_committed_by_its_closer() {
+        let (db, writer, folder) = database("group-closer").await;
+        let first = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        first.execute(&insert(1)).await.expect("insert");
+        let (go, idle) = tokio::sync::oneshot::channel::<()>();
+        let joiner = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let txn = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+                let _ = idle.await;
+                // Gone without a statement: the group it joined goes on without it.
+                drop(txn);
+            })
+        };
+        queued(&writer, 1).await;
+        let first_commit = tokio::spawn(first.commit());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        go.send(()).expect("the joiner waits");
+        joiner.await.expect("the joiner");
+        first_commit.await.expect("the first write").expect("committed by the closer");
+        assert_eq!(xs(&db).await, [1]);
+        std::fs::remove_dir_all(folder).expect("clean up");
+    }
+
+    #[tokio::test]
+    async fn when_the_commit_of_a_group_fails_every_write_of_it_fails_and_none_of_their_work_stays() {
+        let (db, writer, folder) = database("group-fails").await;
+        db.execute_unprepared(
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY); \
+             CREATE TABLE child (p INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+        )
+        .await
+        .expect("tables checked at the commit");
+        let first = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        first.execute(&insert(1)).await.expect("insert");
+        let last = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let txn = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+                txn.execute(&insert(2)).await.expect("insert");
+                // A child without its parent: refused only when the transaction commits.
+                let orphan = Statement::from_string(DbBackend::Sqlite, "INSERT INTO child (p) VALUES (42)");
+                txn.execute_raw(orphan).await.expect("checked later");
+                txn.commit().await
+            })
+        };
+        queued(&writer, 1).await;
+        let first_committed = first.commit().await;
+        let last_committed = last.await.expect("the last write");
+        assert!(last_committed.expect_err("its commit fails").to_string().contains("FOREIGN KEY"));
+        assert!(first_committed.is_err(), "the first write is told its group's commit failed");
+        assert!(xs(&db).await.is_empty(), "neither write's work stays");
+        // The writer goes on.
+        let next = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        next.execute(&insert(3)).await.expect("insert");
+        next.commit().await.expect("commit");
+        assert_eq!(xs(&db).await, [3]);
         std::fs::remove_dir_all(folder).expect("clean up");
     }
 }
