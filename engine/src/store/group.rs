@@ -12,11 +12,15 @@
 //! for them, and waits. The next write joins the group inside a savepoint of its own (its rollback
 //! undoes its own work only), and so on, until a write ends with nobody waiting or the group holds
 //! [`Gate::most`] writes: that one commits, and every write of the group is answered with the
-//! commit's outcome. A group never waits for a write that is not already queued: when it opens, a
-//! closer queues for the writer behind the writes waiting then, and commits the group if it is
+//! commit's outcome. A group does not wait for long for writes that come later: when it opens, a
+//! closer task queues for the writer (behind the writes waiting then, and those that come before
+//! the task first runs), and commits the group if it is
 //! still open when its turn comes (a write that joined and went away, a refusal). If the commit
-//! fails, every write of the group fails: none was answered before it (nothing is acknowledged
-//! before it is as durable as the configured `synchronous` makes a commit).
+//! fails, every write of the group that kept its work fails: none was told it committed before the
+//! commit (nothing is acknowledged before it is as durable as the configured `synchronous` makes
+//! a commit). A write's end runs in a task of its own, so a request that goes away half way through
+//! it (its client gone) does not leave its group half ended. [`Gate::most`] counts the writes that
+//! joined, those that went away included.
 //!
 //! A write of a group that is refused or goes away (dropped before its commit) is answered without
 //! waiting for the group: it wrote nothing, but what it read included the work of the writes
@@ -62,7 +66,7 @@ pub(super) struct Group {
     joined: AtomicUsize,
     /// Writes whose work it holds (committed into it, not rolled back).
     kept: AtomicUsize,
-    outcome: watch::Sender<Option<Result<(), Arc<str>>>>,
+    outcome: watch::Sender<Option<Outcome>>,
 }
 
 /// A write's turn on the writer (held from its begin to its end).
@@ -103,12 +107,15 @@ impl Drop for Queued<'_> {
 }
 
 impl Gate {
-    /// Waits for the writer's turn, in order of arrival.
-    pub(super) async fn turn(self: &Arc<Self>) -> Turn {
+    /// Waits for the writer's turn, in order of arrival, until `deadline` (the pool's acquire
+    /// timeout: a write waits no longer for its turn than it would for the connection).
+    pub(super) async fn turn(self: &Arc<Self>, deadline: tokio::time::Instant) -> Result<Turn, DbErr> {
         self.waiting.fetch_add(1, Ordering::Relaxed);
         let _queued = Queued(&self.waiting);
-        let slot = self.slot.clone().lock_owned().await;
-        Turn { slot, gate: self.clone() }
+        match tokio::time::timeout_at(deadline, self.slot.clone().lock_owned()).await {
+            Ok(slot) => Ok(Turn { slot, gate: self.clone() }),
+            Err(_) => Err(DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::Timeout)),
+        }
     }
 }
 
@@ -157,16 +164,22 @@ impl Turn {
     }
 }
 
-/// What a group's commit came to (its error as a text: every write of the group is told it).
-pub(super) type Outcome = Result<(), Arc<str>>;
+/// What a group's commit came to: every write of the group is told the same (its error as it is,
+/// so a full disk is a 503 for each of them).
+pub(super) type Outcome = Result<(), DbErr>;
 
-/// Waits for the commit of the group a write was left in.
+/// Waits for the commit of the group a write was left in. The caller holds nothing of the group
+/// meanwhile: a group lost before its commit (its connection closed while a write of it went
+/// away) ends when its closer finds it gone, and its writes are told so.
 pub(super) async fn committed(mut answer: watch::Receiver<Option<Outcome>>) -> Result<(), DbErr> {
-    let outcome = match answer.wait_for(Option::is_some).await {
-        Ok(outcome) => outcome.clone().unwrap_or_else(|| Err("no outcome".into())),
-        Err(_) => Err("the group ended without committing".into()),
-    };
-    outcome.map_err(|error| DbErr::Custom(format!("the commit this write was grouped in failed: {error}")))
+    match answer.wait_for(Option::is_some).await {
+        Ok(outcome) => outcome.clone().unwrap_or_else(|| Err(lost())),
+        Err(_) => Err(lost()),
+    }
+}
+
+fn lost() -> DbErr {
+    DbErr::Custom("the group this write was committed in was lost before its commit: rolled back".into())
 }
 
 impl Group {
@@ -177,8 +190,7 @@ impl Group {
             metrics::counter!("certflow_sqlite_group_commits_total").increment(1);
             metrics::counter!("certflow_sqlite_grouped_writes_total").increment(kept as u64);
         }
-        let told = outcome.as_ref().map(|_| ()).map_err(|error| Arc::<str>::from(error.to_string()));
-        self.outcome.send_replace(Some(told));
+        self.outcome.send_replace(Some(outcome.clone()));
     }
 
     /// Counts the work of the write ending now as kept (it commits the group itself).

@@ -112,13 +112,17 @@ impl WriteTransaction {
             let pool = db.get_sqlite_connection_pool();
             // Its turn first when the writer groups commits: the group left open, if any, is
             // joined; else the connection is taken from the pool.
+            let deadline = tokio::time::Instant::now() + pool.options().get_acquire_timeout();
             let mut turn = match group::gate_of(pool) {
-                Some(gate) => Some(gate.turn().await),
+                Some(gate) => Some(gate.turn(deadline).await?),
                 None => None,
             };
             let (connection, joined) = match turn.as_mut().and_then(Turn::join) {
                 Some(OpenGroup { connection, group }) => (connection, Some(group)),
-                None => (pool.acquire().await.map_err(connection_error)?, None),
+                None => match tokio::time::timeout_at(deadline, pool.acquire()).await {
+                    Ok(connection) => (connection.map_err(connection_error)?, None),
+                    Err(_) => return Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)),
+                },
             };
             let session = Session {
                 connection: AsyncMutex::new(Some(connection)),
@@ -207,7 +211,26 @@ impl WriteTransaction {
     }
 
     /// Commits, with what was deferred (or releases the savepoint).
-    pub async fn commit(mut self) -> Result<(), DbErr> {
+    pub async fn commit(self) -> Result<(), DbErr> {
+        if self.takes_turns() {
+            // In a task of its own: a caller that goes away does not stop the end of a write
+            // the other writes of its group depend on half way.
+            return tokio::spawn(self.finish_commit()).await.unwrap_or_else(|error| Err(stopped(error)));
+        }
+        self.finish_commit().await
+    }
+
+    /// Whether this is a write that took its turn on a SQLite writer grouping its commits.
+    fn takes_turns(&self) -> bool {
+        match &self.kind {
+            Kind::Sqlite { session, savepoint: None } => {
+                session.turn.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
+            }
+            _ => false,
+        }
+    }
+
+    async fn finish_commit(mut self) -> Result<(), DbErr> {
         match std::mem::replace(&mut self.kind, Kind::Ended) {
             Kind::SeaOrm(txn) => {
                 self.flush(&txn).await?;
@@ -226,7 +249,8 @@ impl WriteTransaction {
                     return Ok(());
                 }
                 let sql = |text: &str| Statement::from_string(DbBackend::Sqlite, text);
-                match (&session.joined, session.hands_on()) {
+                // Waiting for its group's commit, a write holds nothing of the group.
+                match (session.joined.clone(), session.hands_on()) {
                     // Alone, nobody waiting: it commits.
                     (None, false) => {
                         self.run(&session, sql("COMMIT")).await?;
@@ -237,11 +261,16 @@ impl WriteTransaction {
                     // with the commit of the group.
                     (None, true) => {
                         self.send(&session, Vec::new()).await?;
-                        group::committed(session.open_group().await?).await
+                        let answer = session.open_group().await?;
+                        drop(session);
+                        group::committed(answer).await
                     }
-                    (Some(_), true) => {
+                    (Some(group), true) => {
+                        drop(group);
                         self.run(&session, sql(&format!("RELEASE {MEMBER}"))).await?;
-                        group::committed(session.end(true).await.ok_or_else(ended)?).await
+                        let answer = session.end(true).await.ok_or_else(ended)?;
+                        drop(session);
+                        group::committed(answer).await
                     }
                     // The group's last write: it commits the group. (A failure before the commit
                     // is its own: dropped, it undoes its own work, and the others go on.)
@@ -259,7 +288,15 @@ impl WriteTransaction {
     }
 
     /// Rolls back (to the savepoint), dropping what was deferred.
-    pub async fn rollback(mut self) -> Result<(), DbErr> {
+    pub async fn rollback(self) -> Result<(), DbErr> {
+        if self.takes_turns() {
+            // As a commit: in a task of its own.
+            return tokio::spawn(self.finish_rollback()).await.unwrap_or_else(|error| Err(stopped(error)));
+        }
+        self.finish_rollback().await
+    }
+
+    async fn finish_rollback(mut self) -> Result<(), DbErr> {
         self.take_deferred();
         match std::mem::replace(&mut self.kind, Kind::Ended) {
             Kind::SeaOrm(txn) => txn.rollback().await,
@@ -428,8 +465,8 @@ impl Session {
 
     /// Opens a group with the write's transaction and gives the writer on: the group's outcome.
     async fn open_group(&self) -> Result<tokio::sync::watch::Receiver<Option<group::Outcome>>, DbErr> {
-        let connection = self.connection.lock().await.take().ok_or_else(ended)?;
         let turn = self.take_turn().ok_or_else(ended)?;
+        let connection = self.connection.lock().await.take().ok_or_else(ended)?;
         Ok(turn.open_group(connection))
     }
 
@@ -441,23 +478,30 @@ impl Session {
         else {
             return Err(ended());
         };
-        leave_group(connection, turn, group).await
+        leave_group(Unfinished(Some(connection)), turn, group).await
     }
 }
 
 /// Undoes the work of a write of `group` on `connection` (its savepoint) and leaves the group's
 /// transaction to the next write. If that fails, the group's transaction is lost or in doubt:
 /// every write of the group fails.
-async fn leave_group(mut connection: PoolConnection<Sqlite>, turn: Turn, group: Arc<Group>) -> Result<(), DbErr> {
+///
+/// The connection is `Unfinished` meanwhile: stopped half way (the runtime shutting down), it is
+/// closed rather than handed on with the group's transaction open, and the group's writes are told
+/// it was lost once its closer finds it gone.
+async fn leave_group(mut connection: Unfinished, turn: Turn, group: Arc<Group>) -> Result<(), DbErr> {
     let undo = format!("ROLLBACK TO {MEMBER}; RELEASE {MEMBER}");
-    match (&mut *connection).execute(sqlx::AssertSqlSafe(undo)).await {
+    let Some(held) = connection.0.as_mut() else { return Err(ended()) };
+    let undone = (&mut **held).execute(sqlx::AssertSqlSafe(undo)).await;
+    let Some(held) = connection.0.take() else { return Err(ended()) };
+    match undone {
         Ok(_) => {
-            turn.hand_on(OpenGroup { connection, group }, false);
+            turn.hand_on(OpenGroup { connection: held, group }, false);
             Ok(())
         }
         Err(error) => {
             let failed = Err(DbErr::Exec(sqlx_error(error)));
-            group::settle(connection, &group, &failed).await;
+            group::settle(held, &group, &failed).await;
             drop(turn);
             failed
         }
@@ -466,7 +510,9 @@ async fn leave_group(mut connection: PoolConnection<Sqlite>, turn: Turn, group: 
 
 impl Drop for Session {
     /// A write dropped before its end (a refusal, an error, a request gone): its transaction is
-    /// rolled back before the connection goes back to the pool, so the next write begins clean.
+    /// rolled back before the connection goes back to the pool, so the next write begins clean. A
+    /// write of a group rolls back to its savepoint only, and leaves the group's transaction to
+    /// the next write.
     fn drop(&mut self) {
         let Some(connection) = self.connection.get_mut().take() else { return };
         let turn = self.turn.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
@@ -478,12 +524,10 @@ impl Drop for Session {
                     turn.hand_on(OpenGroup { connection, group }, false);
                     return;
                 }
-                let mut unfinished = Unfinished(Some(connection));
+                let unfinished = Unfinished(Some(connection));
                 if let Ok(runtime) = tokio::runtime::Handle::try_current() {
                     runtime.spawn(async move {
-                        if let Some(connection) = unfinished.0.take() {
-                            let _ = leave_group(connection, turn, group).await;
-                        }
+                        let _ = leave_group(unfinished, turn, group).await;
                     });
                 }
             }
@@ -532,6 +576,11 @@ fn no_transaction_is_fine(error: DbErr) -> Result<(), DbErr> {
 
 fn ended() -> DbErr {
     DbErr::Custom("the write has ended".into())
+}
+
+/// The task ending a write stopped (the runtime shutting down, or a panic).
+fn stopped(error: tokio::task::JoinError) -> DbErr {
+    DbErr::Custom(format!("the end of the write stopped: {error}"))
 }
 
 /// As sea-orm says it of a connection not acquired.
@@ -891,6 +940,50 @@ mod tests {
         next.execute(&insert(3)).await.expect("insert");
         next.commit().await.expect("commit");
         assert_eq!(xs(&db).await, [3]);
+        std::fs::remove_dir_all(folder).expect("clean up");
+    }
+    #[tokio::test]
+    async fn a_write_whose_caller_goes_away_while_it_commits_its_group_still_ends_it() {
+        let (db, writer, folder) = database("group-gone").await;
+        let first = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        first.execute(&insert(1)).await.expect("insert");
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        let last = {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                let txn = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+                txn.execute(&insert(2)).await.expect("insert");
+                let _ = wait.await;
+                // Its request goes away as its commit begins: polled once, then dropped.
+                use futures::FutureExt;
+                assert!(txn.commit().now_or_never().is_none(), "a commit waits for SQLite");
+            })
+        };
+        queued(&writer, 1).await;
+        let first_commit = tokio::spawn(first.commit());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        go.send(()).expect("the last write waits");
+        last.await.expect("the last write");
+        first_commit.await.expect("the first write").expect("told the truth: the group committed");
+        assert_eq!(xs(&db).await, [1, 2]);
+        std::fs::remove_dir_all(folder).expect("clean up");
+    }
+
+    #[tokio::test]
+    async fn a_write_waits_for_its_turn_no_longer_than_for_the_connection() {
+        let (db, writer, folder) = database("group-timeout").await;
+        let holding = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        holding.execute(&insert(1)).await.expect("insert");
+        let started = std::time::Instant::now();
+        let refused = WriteTransaction::begin_batched(&writer, true, None).await.map(|_| ());
+        assert!(
+            matches!(refused, Err(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))),
+            "a timeout, as the pool says it: {refused:?}"
+        );
+        let waited = started.elapsed();
+        assert!(waited < std::time::Duration::from_secs(6), "the pool's acquire timeout (3 s), once: {waited:?}");
+        holding.commit().await.expect("commit");
+        assert_eq!(xs(&db).await, [1]);
         std::fs::remove_dir_all(folder).expect("clean up");
     }
 }
