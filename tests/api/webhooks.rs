@@ -561,8 +561,13 @@ async fn an_endpoint_failing_for_five_days_is_disabled_its_owner_told_and_its_me
     assert!(email.subject().contains("disabled"), "{}", email.subject());
     assert!(email.data.contains(&endpoint), "the email names the endpoint");
     assert!(email.data.contains("kept 30 days"), "and how long what it missed is kept: {}", email.data);
-    let messages = app.get(&format!("{path}/messages?status=failed")).await.expect(200);
-    assert_eq!(messages.body["items"].as_array().unwrap().len(), 2, "what it had not delivered waits, failed");
+    // What it had not delivered waits, failed: at once what was pending when it was disabled, and
+    // an attempt that was in flight then once it is recorded.
+    let failed = format!("{path}/messages?status=failed");
+    wait_at_most(30, "both messages failed", || async {
+        app.get(&failed).await.expect(200).body["items"].as_array().unwrap().len() == 2
+    })
+    .await;
     let received = receiver.received().len();
     receiver.recover();
 

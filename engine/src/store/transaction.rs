@@ -810,6 +810,14 @@ mod tests {
         matches!(&txn.kind, Kind::Sqlite { session, .. } if session.joined.is_some())
     }
 
+    /// [`database`], and a first write on it that inserted 1 and holds the writer.
+    async fn first_write(name: &str) -> (DatabaseConnection, DatabaseConnection, PathBuf, WriteTransaction) {
+        let (db, writer, folder) = database(name).await;
+        let first = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
+        first.execute(&insert(1)).await.expect("insert");
+        (db, writer, folder, first)
+    }
+
     /// Whether a write joined a group, and how its commit went.
     type Joined = tokio::task::JoinHandle<(bool, Result<(), DbErr>)>;
 
@@ -828,9 +836,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_that_ends_while_others_wait_is_answered_only_once_the_commit_it_shares_with_them_is_done() {
-        let (db, writer, folder) = database("group").await;
-        let first = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
-        first.execute(&insert(1)).await.expect("insert");
+        let (db, writer, folder, first) = first_write("group").await;
         let (go, second) = queued_write(&writer, 2);
         queued(&writer, 1).await;
         let mut first_commit = tokio::spawn(first.commit());
@@ -849,9 +855,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_write_of_a_group_that_fails_rolls_back_or_goes_away_undoes_its_own_work_only() {
-        let (db, writer, folder) = database("group-undo").await;
-        let first = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
-        first.execute(&insert(1)).await.expect("insert");
+        let (db, writer, folder, first) = first_write("group-undo").await;
         let mut writes = Vec::new();
         for (x, how) in [(2, "rolls back"), (3, "is dropped"), (4, "fails at its commit"), (5, "commits")] {
             let own = writer.clone();
@@ -884,9 +888,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_group_whose_writes_went_away_is_committed_by_its_closer() {
-        let (db, writer, folder) = database("group-closer").await;
-        let first = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
-        first.execute(&insert(1)).await.expect("insert");
+        let (db, writer, folder, first) = first_write("group-closer").await;
         let (go, idle) = tokio::sync::oneshot::channel::<()>();
         let joiner = {
             let writer = writer.clone();
@@ -942,11 +944,10 @@ mod tests {
         assert_eq!(xs(&db).await, [3]);
         std::fs::remove_dir_all(folder).expect("clean up");
     }
+
     #[tokio::test]
     async fn a_write_whose_caller_goes_away_while_it_commits_its_group_still_ends_it() {
-        let (db, writer, folder) = database("group-gone").await;
-        let first = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
-        first.execute(&insert(1)).await.expect("insert");
+        let (db, writer, folder, first) = first_write("group-gone").await;
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
         let last = {
             let writer = writer.clone();
