@@ -212,12 +212,8 @@ impl WriteTransaction {
 
     /// Commits, with what was deferred (or releases the savepoint).
     pub async fn commit(self) -> Result<(), DbErr> {
-        if self.takes_turns() {
-            // In a task of its own: a caller that goes away does not stop the end of a write
-            // the other writes of its group depend on half way.
-            return tokio::spawn(self.finish_commit()).await.unwrap_or_else(|error| Err(stopped(error)));
-        }
-        self.finish_commit().await
+        let apart = self.takes_turns();
+        end_apart(apart, self.finish_commit()).await
     }
 
     /// Whether this is a write that took its turn on a SQLite writer grouping its commits.
@@ -289,11 +285,8 @@ impl WriteTransaction {
 
     /// Rolls back (to the savepoint), dropping what was deferred.
     pub async fn rollback(self) -> Result<(), DbErr> {
-        if self.takes_turns() {
-            // As a commit: in a task of its own.
-            return tokio::spawn(self.finish_rollback()).await.unwrap_or_else(|error| Err(stopped(error)));
-        }
-        self.finish_rollback().await
+        let apart = self.takes_turns();
+        end_apart(apart, self.finish_rollback()).await
     }
 
     async fn finish_rollback(mut self) -> Result<(), DbErr> {
@@ -516,43 +509,35 @@ impl Drop for Session {
     fn drop(&mut self) {
         let Some(connection) = self.connection.get_mut().take() else { return };
         let turn = self.turn.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take();
-        let begun = *self.begun.get_mut();
-        match (turn, self.joined.clone()) {
-            // A write of a group: its own work undone (none if it sent nothing), the group goes on.
-            (Some(turn), Some(group)) => {
-                if !begun {
-                    turn.hand_on(OpenGroup { connection, group }, false);
-                    return;
-                }
-                let unfinished = Unfinished(Some(connection));
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        let _ = leave_group(unfinished, turn, group).await;
-                    });
-                }
+        let group = self.joined.clone();
+        if !*self.begun.get_mut() {
+            // Nothing sent: a write of a group leaves the group as it found it; any other gives
+            // the connection back to the pool (and the turn on).
+            if let (Some(turn), Some(group)) = (turn, group) {
+                turn.hand_on(OpenGroup { connection, group }, false);
             }
-            // The writer's turn, if any, is held until the rollback is done.
-            (turn, _) => {
-                if !begun {
-                    return;
-                }
-                let mut unfinished = Unfinished(Some(connection));
-                if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                    runtime.spawn(async move {
-                        let _turn = turn;
-                        let Some(connection) = unfinished.0.as_mut() else { return };
-                        let rolled_back = match (&mut **connection).execute("ROLLBACK").await {
-                            Ok(_) => true,
-                            Err(error) => no_transaction_is_fine(DbErr::Exec(sqlx_error(error))).is_ok(),
-                        };
-                        if rolled_back {
-                            // Back to the pool as it is.
-                            drop(unfinished.0.take());
-                        }
-                    });
-                }
-            }
+            return;
         }
+        let mut unfinished = Unfinished(Some(connection));
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            // The writer's turn, if any, is held until the rollback is done.
+            let turn = match (turn, group) {
+                // A write of a group: its own work undone, the group goes on.
+                (Some(turn), Some(group)) => return drop(leave_group(unfinished, turn, group).await),
+                (turn, _) => turn,
+            };
+            let Some(connection) = unfinished.0.as_mut() else { return };
+            let rolled_back = match (&mut **connection).execute("ROLLBACK").await {
+                Ok(_) => true,
+                Err(error) => no_transaction_is_fine(DbErr::Exec(sqlx_error(error))).is_ok(),
+            };
+            if rolled_back {
+                // Back to the pool as it is, then the turn on.
+                drop(unfinished.0.take());
+            }
+            drop(turn);
+        });
     }
 }
 
@@ -578,9 +563,14 @@ fn ended() -> DbErr {
     DbErr::Custom("the write has ended".into())
 }
 
-/// The task ending a write stopped (the runtime shutting down, or a panic).
-fn stopped(error: tokio::task::JoinError) -> DbErr {
-    DbErr::Custom(format!("the end of the write stopped: {error}"))
+/// Runs `end`, a write's commit or rollback: in a task of its own when `apart` (a write that took
+/// its turn on a writer grouping its commits), so a caller that goes away does not stop half way
+/// the end of a write the other writes of its group depend on.
+async fn end_apart(apart: bool, end: impl Future<Output = Result<(), DbErr>> + Send + 'static) -> Result<(), DbErr> {
+    if !apart {
+        return end.await;
+    }
+    tokio::spawn(end).await.unwrap_or_else(|error| Err(DbErr::Custom(format!("the end of the write stopped: {error}"))))
 }
 
 /// As sea-orm says it of a connection not acquired.
