@@ -678,7 +678,10 @@ async fn a_message_is_never_made_before_the_event_it_tells_of(backend: Backend) 
     let held = engine::store::begin_write(&writer).await.expect("hold the writer");
     let dispatch = {
         let engine = engine::Engine::new(db.clone(), writer.clone(), app.clock.clone());
-        tokio::spawn(async move { engine::webhooks::dispatch::dispatch_events(&engine, 500, None).await })
+        tokio::spawn(async move {
+            engine::webhooks::dispatch::dispatch_events(&engine, 500, None, engine::webhooks::dispatch::Look::First)
+                .await
+        })
     };
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     app.set_now(app.clock.now() + Duration::hours(1));

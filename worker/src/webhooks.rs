@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use engine::Engine;
 use engine::store::begin_write;
-use engine::webhooks::dispatch::{Take, dispatch_events};
+use engine::webhooks::dispatch::{Look, Take, dispatch_events};
 use entities::domain::people::PersonRole;
 use entities::domain::webhooks::{
     EndpointOwner, EventData, EventSubject, Verdict, WebhookAttemptOutcome, WebhookMessageStatus, WebhookPayload,
@@ -48,6 +48,55 @@ const RECORD_TRIES: u32 = 5;
 const RECORD_RETRY_FIRST_WAIT: Duration = Duration::from_millis(200);
 /// How long an idle sender waits before it looks again.
 const IDLE: Duration = Duration::from_millis(200);
+/// While busy, a pass begins at most this often: what came meanwhile (new events, freed slots)
+/// goes in one dispatch transaction. Without it, under a steady flow of changes each pass found the
+/// one event committed since the last, and every message cost a dispatch and a record transaction
+/// of its own (1.85 worker commits a message on PostgreSQL, each a WAL flush; docs/benchmarks.md,
+/// "Webhook passes in step").
+const PASS_INTERVAL: Duration = Duration::from_millis(50);
+/// How long the recorder waits, after an attempt ends, for the others of its pass to end, so
+/// that they are recorded in one transaction.
+const RECORD_GATHER: Duration = Duration::from_millis(5);
+
+/// What the last passes found, which says what the next one looks at first.
+#[derive(Debug, Default)]
+struct Passes {
+    /// When due messages were last looked for.
+    due_looked: Option<Instant>,
+    /// More due messages may wait: the last look took as many as it could, or a dispatch made
+    /// more messages than it took (the rest are pending and due).
+    due_left: bool,
+    /// The last dispatch found events: the outbox is busy, and the next dispatch goes to the
+    /// writer without a look first.
+    outbox_busy: bool,
+}
+
+impl Passes {
+    /// Due messages are looked for when some may wait, and otherwise every [`IDLE`]: under a
+    /// steady flow of new events, not on every pass (two reads each, for retries that are due
+    /// seconds apart at the soonest).
+    fn look_for_due(&self) -> bool {
+        self.due_left || self.due_looked.is_none_or(|looked| looked.elapsed() >= IDLE)
+    }
+
+    fn looked_for_due(&mut self, filled: bool) {
+        self.due_looked = Some(Instant::now());
+        self.due_left = filled;
+    }
+
+    fn look_at_outbox(&self) -> Look {
+        if self.outbox_busy { Look::Skip } else { Look::First }
+    }
+
+    fn dispatched(&mut self, dispatched: &engine::webhooks::dispatch::Dispatched) {
+        self.outbox_busy = dispatched.events > 0;
+        self.due_left |= dispatched.messages > dispatched.taken.len();
+    }
+
+    fn dispatch_failed(&mut self) {
+        self.outbox_busy = false;
+    }
+}
 
 /// What the sender needs.
 #[derive(Debug, Clone)]
@@ -121,6 +170,8 @@ impl WebhookSender {
         let slots = Arc::new(Semaphore::new(sender.concurrency));
         let (made, to_record) = mpsc::unbounded_channel::<Made>();
         let recorder = tokio::spawn(sender.clone().record_as_they_end(to_record));
+        let mut last_pass: Option<Instant> = None;
+        let mut passes = Passes::default();
         loop {
             if *stop.borrow() {
                 break;
@@ -129,17 +180,25 @@ impl WebhookSender {
                 slot = slots.clone().acquire_owned() => slot.expect("the slots are never closed"),
                 _ = stop.changed() => break,
             };
+            // Busy, the next pass waits out the interval; the slots freed meanwhile go with it.
+            if let Some(left) = last_pass.and_then(|last| PASS_INTERVAL.checked_sub(last.elapsed())) {
+                tokio::select! {
+                    _ = tokio::time::sleep(left) => {}
+                    _ = stop.changed() => {}
+                }
+            }
             let mut free = vec![first];
             while let Ok(slot) = slots.clone().try_acquire_owned() {
                 free.push(slot);
             }
-            let started = match sender.start_attempts(free, &made).await {
+            let started = match sender.start_attempts(free, &made, &mut passes).await {
                 Ok(started) => started,
                 Err(error) => {
                     tracing::warn!(error = ?error, "a webhook pass failed; the next one retries");
                     0
                 }
             };
+            last_pass = Some(Instant::now());
             if started == 0 {
                 tokio::select! {
                     _ = tokio::time::sleep(IDLE) => {}
@@ -160,36 +219,49 @@ impl WebhookSender {
         self: &Arc<Self>,
         free: Vec<OwnedSemaphorePermit>,
         made: &mpsc::UnboundedSender<Made>,
+        passes: &mut Passes,
     ) -> Result<usize, WorkerError> {
         // Messages already due first (retries, and what earlier passes had no slot for), then
         // the outbox's new events, of which the first messages take the slots left.
-        let mut claimed = self.claim_due(free.len()).await?;
+        let mut claimed = Vec::new();
+        if passes.look_for_due() {
+            claimed = self.claim_due(free.len()).await?;
+            passes.looked_for_due(claimed.len() == free.len());
+        }
         let take = Take { count: free.len() - claimed.len().min(free.len()), lease_until: Utc::now() + self.lease };
+        let mut endpoints: HashMap<Uuid, webhook_endpoint::Model> = HashMap::new();
+        let mut events: HashMap<Uuid, webhook_event::Model> = HashMap::new();
         // A failed dispatch does not strand what was claimed: it is sent, and the outbox waits.
-        match dispatch_events(&self.engine, DISPATCH_BATCH, Some(take)).await {
-            Ok(dispatched) => claimed.extend(dispatched.taken),
+        match dispatch_events(&self.engine, DISPATCH_BATCH, Some(take), passes.look_at_outbox()).await {
+            Ok(dispatched) => {
+                passes.dispatched(&dispatched);
+                claimed.extend(dispatched.taken);
+                endpoints.extend(dispatched.endpoints.into_iter().map(|e| (e.id, e)));
+                events.extend(dispatched.taken_events.into_iter().map(|e| (e.id, e)));
+            }
             Err(error) => {
+                passes.dispatch_failed();
                 tracing::warn!(error = ?error, "the webhook outbox could not be dispatched; the next pass retries")
             }
         }
         if claimed.is_empty() {
             return Ok(0);
         }
-        // The batch's endpoints and events, read once for all its messages.
-        let endpoints: HashMap<Uuid, webhook_endpoint::Model> = WebhookEndpoint::find()
-            .filter(webhook_endpoint::Column::Id.is_in(claimed.iter().map(|m| m.endpoint_id)))
-            .all(&self.engine.db)
-            .await?
-            .into_iter()
-            .map(|e| (e.id, e))
-            .collect();
-        let events: HashMap<Uuid, webhook_event::Model> = WebhookEventRecord::find()
-            .filter(webhook_event::Column::Id.is_in(claimed.iter().map(|m| m.event_id)))
-            .all(&self.engine.db)
-            .await?
-            .into_iter()
-            .map(|e| (e.id, e))
-            .collect();
+        // The endpoints and events the dispatch did not read (those of claimed retries), read once
+        // for all the batch's messages.
+        let unread: HashSet<Uuid> =
+            claimed.iter().map(|m| m.endpoint_id).filter(|id| !endpoints.contains_key(id)).collect();
+        if !unread.is_empty() {
+            let read =
+                WebhookEndpoint::find().filter(webhook_endpoint::Column::Id.is_in(unread)).all(&self.engine.db).await?;
+            endpoints.extend(read.into_iter().map(|e| (e.id, e)));
+        }
+        let unread: HashSet<Uuid> = claimed.iter().map(|m| m.event_id).filter(|id| !events.contains_key(id)).collect();
+        if !unread.is_empty() {
+            let read =
+                WebhookEventRecord::find().filter(webhook_event::Column::Id.is_in(unread)).all(&self.engine.db).await?;
+            events.extend(read.into_iter().map(|e| (e.id, e)));
+        }
         let started = claimed.len();
         if started > free.len() {
             tracing::error!(
@@ -371,14 +443,16 @@ impl WebhookSender {
     }
 
     /// Records attempts as they end: each transaction takes every attempt that ended while the
-    /// last one committed (up to [`RECORD_BATCH`]). Their slots free once they are recorded.
+    /// last one committed or within [`RECORD_GATHER`] of its first (up to [`RECORD_BATCH`]).
+    /// Their slots free once they are recorded.
     async fn record_as_they_end(self: Arc<Self>, mut ended: mpsc::UnboundedReceiver<Made>) {
         while let Some(first) = ended.recv().await {
             let mut batch = vec![first];
+            let gathered = tokio::time::Instant::now() + RECORD_GATHER;
             while batch.len() < RECORD_BATCH {
-                match ended.try_recv() {
-                    Ok(made) => batch.push(made),
-                    Err(_) => break,
+                match tokio::time::timeout_at(gathered, ended.recv()).await {
+                    Ok(Some(made)) => batch.push(made),
+                    Ok(None) | Err(_) => break,
                 }
             }
             let attempts: Vec<&Attempt> = batch.iter().map(|m| &m.attempt).collect();
@@ -770,8 +844,64 @@ fn describe(error: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::retry_after;
+    use super::{IDLE, Look, Passes, retry_after};
     use chrono::{Duration, TimeZone, Utc};
+    use engine::webhooks::dispatch::Dispatched;
+
+    fn dispatched(events: usize, messages: usize, taken: usize) -> Dispatched {
+        let message = entities::orm::webhook_message::Model {
+            id: uuid::Uuid::now_v7(),
+            endpoint_id: uuid::Uuid::now_v7(),
+            event_id: uuid::Uuid::now_v7(),
+            engagement_id: uuid::Uuid::now_v7(),
+            event_type: entities::domain::webhooks::WebhookEventType::FindingRecorded,
+            status: entities::domain::webhooks::WebhookMessageStatus::Sending,
+            attempts: 1,
+            next_attempt_at: Utc::now(),
+            lease_until: None,
+            last_response_status: None,
+            last_error: None,
+            delivered_at: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        };
+        Dispatched { events, messages, taken: vec![message; taken], ..Dispatched::default() }
+    }
+
+    #[test]
+    fn due_messages_are_looked_for_first_then_every_idle_while_none_are_left() {
+        let mut passes = Passes::default();
+        assert!(passes.look_for_due(), "the first pass looks");
+        passes.looked_for_due(false);
+        assert!(!passes.look_for_due(), "none were left: the next pass does not look again at once");
+        passes.due_looked = std::time::Instant::now().checked_sub(IDLE);
+        assert!(passes.look_for_due(), "an idle interval later it does");
+    }
+
+    #[test]
+    fn due_messages_are_looked_for_at_once_when_some_may_be_left() {
+        let mut passes = Passes::default();
+        passes.looked_for_due(true);
+        assert!(passes.look_for_due(), "the look took as many as it could: more may wait");
+        passes.looked_for_due(false);
+        passes.dispatched(&dispatched(3, 3, 3));
+        assert!(!passes.look_for_due(), "every message the dispatch made was taken");
+        passes.dispatched(&dispatched(5, 5, 2));
+        assert!(passes.look_for_due(), "three messages were made pending: they are due now");
+    }
+
+    #[test]
+    fn the_outbox_is_looked_at_first_unless_the_last_dispatch_found_events() {
+        let mut passes = Passes::default();
+        assert_eq!(passes.look_at_outbox(), Look::First);
+        passes.dispatched(&dispatched(4, 0, 0));
+        assert_eq!(passes.look_at_outbox(), Look::Skip, "a busy outbox: straight to the writer");
+        passes.dispatched(&dispatched(0, 0, 0));
+        assert_eq!(passes.look_at_outbox(), Look::First, "idle again: a read first, not a write");
+        passes.dispatched(&dispatched(4, 0, 0));
+        passes.dispatch_failed();
+        assert_eq!(passes.look_at_outbox(), Look::First);
+    }
 
     #[test]
     fn retry_after_is_seconds_or_a_date() {

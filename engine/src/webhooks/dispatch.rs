@@ -23,6 +23,11 @@ pub struct Dispatched {
     pub messages: usize,
     /// The messages made already taken for their first attempt (see [`Take`]).
     pub taken: Vec<webhook_message::Model>,
+    /// The events the taken messages tell of, as the dispatch read them: what their first attempt
+    /// sends, with no read after.
+    pub taken_events: Vec<webhook_event::Model>,
+    /// The enabled endpoints as the dispatch read them (the taken messages' among them).
+    pub endpoints: Vec<webhook_endpoint::Model>,
 }
 
 /// How many of the messages a dispatch makes its caller takes at once for their first attempt
@@ -44,7 +49,7 @@ struct Subscriber {
 }
 
 impl Subscriber {
-    fn of(endpoint: webhook_endpoint::Model) -> Option<Self> {
+    fn of(endpoint: &webhook_endpoint::Model) -> Option<Self> {
         Some(Self {
             id: endpoint.id,
             owner: EndpointOwner::of(endpoint.organization_id, endpoint.certification_body_id)?,
@@ -53,22 +58,11 @@ impl Subscriber {
         })
     }
 
-    fn is_told(&self, event: &Undispatched) -> bool {
+    fn is_told(&self, event: &webhook_event::Model) -> bool {
         event.occurred_at >= self.since
             && event.event_type.wanted_by(&self.wanted)
             && self.owner.is_told(event.organization_id, event.certification_body_id)
     }
-}
-
-/// An event waiting for its messages: what deciding who is told needs (not its data).
-#[derive(sea_orm::FromQueryResult)]
-struct Undispatched {
-    id: Uuid,
-    engagement_id: Uuid,
-    organization_id: Uuid,
-    certification_body_id: Option<Uuid>,
-    event_type: WebhookEventType,
-    occurred_at: DateTime<Utc>,
 }
 
 /// The event types an endpoint's JSON list names (a name no longer known is skipped).
@@ -76,50 +70,58 @@ pub fn event_types_of(value: &serde_json::Value) -> Vec<WebhookEventType> {
     entities::orm::strings_of(value).iter().filter_map(|name| name.parse().ok()).collect()
 }
 
+/// Whether a dispatch first looks, on the read pool, for an event waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Look {
+    /// Look first: an idle outbox then costs one indexed read, not a write transaction.
+    First,
+    /// Go to the writer at once (the last dispatch found events: the look would find more).
+    Skip,
+}
+
 /// Makes at most `batch` events of the outbox, oldest first, into messages, in one transaction on
-/// the engine's writer (after a look at its read pool for whether any waits); the first of them
-/// are taken at once when `take` says so. The messages are made at the engine's instant once the
-/// events are read: never before the events they tell of (a dispatch that waited for the writer
-/// while new events committed reads those too).
-pub async fn dispatch_events(engine: &Engine, batch: u64, take: Option<Take>) -> Result<Dispatched, EngineError> {
+/// the engine's writer (after a look at its read pool for whether any waits, as `look` says); the
+/// first of them are taken at once when `take` says so. The messages are made at the engine's
+/// instant once the events are read: never before the events they tell of (a dispatch that waited
+/// for the writer while new events committed reads those too).
+pub async fn dispatch_events(
+    engine: &Engine,
+    batch: u64,
+    take: Option<Take>,
+    look: Look,
+) -> Result<Dispatched, EngineError> {
     // An idle outbox costs one indexed read, not a write transaction (on SQLite, the one write lock
     // the API's writes queue for). In the partial index's order, so a planner with statistics
     // reads that index too rather than the whole outbox.
-    let waiting: Option<Uuid> = WebhookEventRecord::find()
-        .select_only()
-        .column(webhook_event::Column::Id)
-        .filter(webhook_event::Column::DispatchedAt.is_null())
-        .order_by_asc(webhook_event::Column::Id)
-        .limit(1)
-        .into_tuple()
-        .one(&engine.db)
-        .await?;
-    if waiting.is_none() {
-        return Ok(Dispatched::default());
+    if look == Look::First {
+        let waiting: Option<Uuid> = WebhookEventRecord::find()
+            .select_only()
+            .column(webhook_event::Column::Id)
+            .filter(webhook_event::Column::DispatchedAt.is_null())
+            .order_by_asc(webhook_event::Column::Id)
+            .limit(1)
+            .into_tuple()
+            .one(&engine.db)
+            .await?;
+        if waiting.is_none() {
+            return Ok(Dispatched::default());
+        }
     }
     let txn = begin_write(&engine.writer).await?;
-    use webhook_event::Column as E;
+    // Whole, data included: the taken messages' first attempts send it with no read after.
     let events = WebhookEventRecord::find()
-        .select_only()
-        .columns([E::Id, E::EngagementId, E::OrganizationId, E::CertificationBodyId, E::EventType, E::OccurredAt])
         .filter(webhook_event::Column::DispatchedAt.is_null())
         .order_by_asc(webhook_event::Column::Id)
         .limit(batch)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .into_model::<Undispatched>()
         .all(&txn)
         .await?;
     if events.is_empty() {
         return Ok(Dispatched::default());
     }
     let now = engine.clock.now().trunc_subsecs(6);
-    let subscribers: Vec<Subscriber> = WebhookEndpoint::find()
-        .filter(webhook_endpoint::Column::Enabled.eq(true))
-        .all(&txn)
-        .await?
-        .into_iter()
-        .filter_map(Subscriber::of)
-        .collect();
+    let endpoints = WebhookEndpoint::find().filter(webhook_endpoint::Column::Enabled.eq(true)).all(&txn).await?;
+    let subscribers: Vec<Subscriber> = endpoints.iter().filter_map(Subscriber::of).collect();
     let mut messages = Vec::new();
     let mut taken = Vec::new();
     for event in &events {
@@ -178,5 +180,11 @@ pub async fn dispatch_events(engine: &Engine, batch: u64, take: Option<Take>) ->
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    Ok(Dispatched { events: events.len(), messages: made, taken })
+    let taken_events: Vec<webhook_event::Model> = if taken.is_empty() {
+        Vec::new()
+    } else {
+        let told: std::collections::HashSet<Uuid> = taken.iter().map(|m| m.event_id).collect();
+        events.iter().filter(|e| told.contains(&e.id)).cloned().collect()
+    };
+    Ok(Dispatched { events: events.len(), messages: made, taken, taken_events, endpoints })
 }
