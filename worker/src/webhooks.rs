@@ -48,19 +48,27 @@ const RECORD_TRIES: u32 = 5;
 const RECORD_RETRY_FIRST_WAIT: Duration = Duration::from_millis(200);
 /// How long an idle sender waits before it looks again.
 const IDLE: Duration = Duration::from_millis(200);
-/// While busy, a pass begins at most this often: what came meanwhile (new events, freed slots)
-/// goes in one dispatch transaction. Without it, under a steady flow of changes each pass found the
-/// one event committed since the last, and every message cost a dispatch and a record transaction
-/// of its own (1.85 worker commits a message on PostgreSQL, each a WAL flush; docs/benchmarks.md,
-/// "Webhook passes in step").
+/// After a pass that had slots to spare, the next begins no sooner than this: what comes meanwhile
+/// (new events, freed slots) goes in one dispatch transaction. Without it, under a steady flow of
+/// changes each pass found the few events committed since the last, and paid its dozen or more
+/// round trips and two commits for them (docs/benchmarks.md, "Webhook passes in step"). A pass
+/// that used every slot it had, or left due messages behind, is followed at once (a backlog is
+/// not held to a pass per interval).
 const PASS_INTERVAL: Duration = Duration::from_millis(50);
 /// How long the recorder waits, after an attempt ends, for the others of its pass to end, so
 /// that they are recorded in one transaction.
 const RECORD_GATHER: Duration = Duration::from_millis(5);
 
-/// What the last passes found, which says what the next one looks at first.
+/// What the last passes found, which says when the next one begins and what it looks at first.
 #[derive(Debug, Default)]
 struct Passes {
+    /// The writer is shared with the API's writes (SQLite: one writer for all): a dispatch always
+    /// looks at the outbox on the read pool first, since an empty write turn would cost them more.
+    writer_shared: bool,
+    /// When the last pass ended.
+    last_pass: Option<Instant>,
+    /// The last pass started as many attempts as it had slots: more may wait.
+    last_filled: bool,
     /// When due messages were last looked for.
     due_looked: Option<Instant>,
     /// More due messages may wait: the last look took as many as it could, or a dispatch made
@@ -72,6 +80,25 @@ struct Passes {
 }
 
 impl Passes {
+    fn new(writer_shared: bool) -> Self {
+        Self { writer_shared, ..Self::default() }
+    }
+
+    /// How long the next pass waits before it begins: the rest of [`PASS_INTERVAL`] after a pass
+    /// that had slots to spare, nothing when work may be left (or for the first pass).
+    fn wait(&self) -> Option<Duration> {
+        if self.last_filled || self.due_left {
+            return None;
+        }
+        self.last_pass.and_then(|last| PASS_INTERVAL.checked_sub(last.elapsed())).filter(|left| !left.is_zero())
+    }
+
+    /// A pass ended, having started `started` attempts with `slots` free.
+    fn passed(&mut self, started: usize, slots: usize) {
+        self.last_pass = Some(Instant::now());
+        self.last_filled = started > 0 && started >= slots;
+    }
+
     /// Due messages are looked for when some may wait, and otherwise every [`IDLE`]: under a
     /// steady flow of new events, not on every pass (two reads each, for retries that are due
     /// seconds apart at the soonest).
@@ -85,7 +112,7 @@ impl Passes {
     }
 
     fn look_at_outbox(&self) -> Look {
-        if self.outbox_busy { Look::Skip } else { Look::First }
+        if self.outbox_busy && !self.writer_shared { Look::Skip } else { Look::First }
     }
 
     fn dispatched(&mut self, dispatched: &engine::webhooks::dispatch::Dispatched) {
@@ -170,8 +197,7 @@ impl WebhookSender {
         let slots = Arc::new(Semaphore::new(sender.concurrency));
         let (made, to_record) = mpsc::unbounded_channel::<Made>();
         let recorder = tokio::spawn(sender.clone().record_as_they_end(to_record));
-        let mut last_pass: Option<Instant> = None;
-        let mut passes = Passes::default();
+        let mut passes = Passes::new(sender.engine.writer.get_database_backend() == sea_orm::DbBackend::Sqlite);
         loop {
             if *stop.borrow() {
                 break;
@@ -181,16 +207,17 @@ impl WebhookSender {
                 _ = stop.changed() => break,
             };
             // Busy, the next pass waits out the interval; the slots freed meanwhile go with it.
-            if let Some(left) = last_pass.and_then(|last| PASS_INTERVAL.checked_sub(last.elapsed())) {
+            if let Some(left) = passes.wait() {
                 tokio::select! {
                     _ = tokio::time::sleep(left) => {}
-                    _ = stop.changed() => {}
+                    _ = stop.changed() => break,
                 }
             }
             let mut free = vec![first];
             while let Ok(slot) = slots.clone().try_acquire_owned() {
                 free.push(slot);
             }
+            let slots_free = free.len();
             let started = match sender.start_attempts(free, &made, &mut passes).await {
                 Ok(started) => started,
                 Err(error) => {
@@ -198,7 +225,7 @@ impl WebhookSender {
                     0
                 }
             };
-            last_pass = Some(Instant::now());
+            passes.passed(started, slots_free);
             if started == 0 {
                 tokio::select! {
                     _ = tokio::time::sleep(IDLE) => {}
@@ -229,14 +256,12 @@ impl WebhookSender {
             passes.looked_for_due(claimed.len() == free.len());
         }
         let take = Take { count: free.len() - claimed.len().min(free.len()), lease_until: Utc::now() + self.lease };
-        let mut endpoints: HashMap<Uuid, webhook_endpoint::Model> = HashMap::new();
         let mut events: HashMap<Uuid, webhook_event::Model> = HashMap::new();
         // A failed dispatch does not strand what was claimed: it is sent, and the outbox waits.
         match dispatch_events(&self.engine, DISPATCH_BATCH, Some(take), passes.look_at_outbox()).await {
             Ok(dispatched) => {
                 passes.dispatched(&dispatched);
                 claimed.extend(dispatched.taken);
-                endpoints.extend(dispatched.endpoints.into_iter().map(|e| (e.id, e)));
                 events.extend(dispatched.taken_events.into_iter().map(|e| (e.id, e)));
             }
             Err(error) => {
@@ -247,15 +272,17 @@ impl WebhookSender {
         if claimed.is_empty() {
             return Ok(0);
         }
-        // The endpoints and events the dispatch did not read (those of claimed retries), read once
-        // for all the batch's messages.
-        let unread: HashSet<Uuid> =
-            claimed.iter().map(|m| m.endpoint_id).filter(|id| !endpoints.contains_key(id)).collect();
-        if !unread.is_empty() {
-            let read =
-                WebhookEndpoint::find().filter(webhook_endpoint::Column::Id.is_in(unread)).all(&self.engine.db).await?;
-            endpoints.extend(read.into_iter().map(|e| (e.id, e)));
-        }
+        // The batch's endpoints, read once for all its messages once the dispatch has committed: an
+        // endpoint disabled, moved or given a new secret meanwhile is sent to as it is now.
+        let endpoints: HashMap<Uuid, webhook_endpoint::Model> = WebhookEndpoint::find()
+            .filter(webhook_endpoint::Column::Id.is_in(claimed.iter().map(|m| m.endpoint_id)))
+            .all(&self.engine.db)
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e))
+            .collect();
+        // The events the dispatch did not hand over (those of claimed messages; an event's data
+        // never changes).
         let unread: HashSet<Uuid> = claimed.iter().map(|m| m.event_id).filter(|id| !events.contains_key(id)).collect();
         if !unread.is_empty() {
             let read =
@@ -844,7 +871,7 @@ fn describe(error: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{IDLE, Look, Passes, retry_after};
+    use super::{IDLE, Look, PASS_INTERVAL, Passes, retry_after};
     use chrono::{Duration, TimeZone, Utc};
     use engine::webhooks::dispatch::Dispatched;
 
@@ -874,7 +901,7 @@ mod tests {
         assert!(passes.look_for_due(), "the first pass looks");
         passes.looked_for_due(false);
         assert!(!passes.look_for_due(), "none were left: the next pass does not look again at once");
-        passes.due_looked = std::time::Instant::now().checked_sub(IDLE);
+        passes.due_looked = Some(std::time::Instant::now().checked_sub(IDLE).expect("up longer than IDLE"));
         assert!(passes.look_for_due(), "an idle interval later it does");
     }
 
@@ -892,7 +919,7 @@ mod tests {
 
     #[test]
     fn the_outbox_is_looked_at_first_unless_the_last_dispatch_found_events() {
-        let mut passes = Passes::default();
+        let mut passes = Passes::new(false);
         assert_eq!(passes.look_at_outbox(), Look::First);
         passes.dispatched(&dispatched(4, 0, 0));
         assert_eq!(passes.look_at_outbox(), Look::Skip, "a busy outbox: straight to the writer");
@@ -911,5 +938,28 @@ mod tests {
         assert_eq!(retry_after("Tue, 01 Dec 2026 09:05:00 GMT", now), Some(Duration::zero()));
         assert_eq!(retry_after("soon", now), None);
         assert_eq!(retry_after("-5", now), None);
+    }
+
+    #[test]
+    fn on_a_shared_writer_the_outbox_is_always_looked_at_first() {
+        let mut passes = Passes::new(true);
+        passes.dispatched(&dispatched(4, 0, 0));
+        assert_eq!(passes.look_at_outbox(), Look::First, "an empty write turn would cost the API's writes");
+    }
+
+    #[test]
+    fn a_pass_with_slots_to_spare_is_followed_an_interval_later_and_a_full_one_at_once() {
+        let mut passes = Passes::new(false);
+        assert_eq!(passes.wait(), None, "the first pass begins at once");
+        passes.passed(3, 64);
+        let wait = passes.wait().expect("slots to spare: the next pass waits");
+        assert!(wait <= PASS_INTERVAL, "{wait:?}");
+        passes.passed(64, 64);
+        assert_eq!(passes.wait(), None, "every slot used: more may wait, no interval");
+        passes.passed(3, 3);
+        assert_eq!(passes.wait(), None, "every free slot used");
+        passes.passed(0, 64);
+        passes.dispatched(&dispatched(600, 600, 0));
+        assert_eq!(passes.wait(), None, "the dispatch left pending messages behind");
     }
 }

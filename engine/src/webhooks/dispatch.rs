@@ -24,10 +24,8 @@ pub struct Dispatched {
     /// The messages made already taken for their first attempt (see [`Take`]).
     pub taken: Vec<webhook_message::Model>,
     /// The events the taken messages tell of, as the dispatch read them: what their first attempt
-    /// sends, with no read after.
+    /// sends, with no read after (an event's data never changes).
     pub taken_events: Vec<webhook_event::Model>,
-    /// The enabled endpoints as the dispatch read them (the taken messages' among them).
-    pub endpoints: Vec<webhook_endpoint::Model>,
 }
 
 /// How many of the messages a dispatch makes its caller takes at once for their first attempt
@@ -120,8 +118,13 @@ pub async fn dispatch_events(
         return Ok(Dispatched::default());
     }
     let now = engine.clock.now().trunc_subsecs(6);
-    let endpoints = WebhookEndpoint::find().filter(webhook_endpoint::Column::Enabled.eq(true)).all(&txn).await?;
-    let subscribers: Vec<Subscriber> = endpoints.iter().filter_map(Subscriber::of).collect();
+    let subscribers: Vec<Subscriber> = WebhookEndpoint::find()
+        .filter(webhook_endpoint::Column::Enabled.eq(true))
+        .all(&txn)
+        .await?
+        .iter()
+        .filter_map(Subscriber::of)
+        .collect();
     let mut messages = Vec::new();
     let mut taken = Vec::new();
     for event in &events {
@@ -186,5 +189,5 @@ pub async fn dispatch_events(
         let told: std::collections::HashSet<Uuid> = taken.iter().map(|m| m.event_id).collect();
         events.iter().filter(|e| told.contains(&e.id)).cloned().collect()
     };
-    Ok(Dispatched { events: events.len(), messages: made, taken, taken_events, endpoints })
+    Ok(Dispatched { events: events.len(), messages: made, taken, taken_events })
 }
