@@ -183,11 +183,8 @@ pub async fn dispatch_events(
         .exec(&txn)
         .await?;
     txn.commit().await?;
-    let taken_events: Vec<webhook_event::Model> = if taken.is_empty() {
-        Vec::new()
-    } else {
-        let told: std::collections::HashSet<Uuid> = taken.iter().map(|m| m.event_id).collect();
-        events.iter().filter(|e| told.contains(&e.id)).cloned().collect()
-    };
-    Ok(Dispatched { events: events.len(), messages: made, taken, taken_events })
+    let count = events.len();
+    let told: std::collections::HashSet<Uuid> = taken.iter().map(|m| m.event_id).collect();
+    let taken_events = events.into_iter().filter(|e| told.contains(&e.id)).collect();
+    Ok(Dispatched { events: count, messages: made, taken, taken_events })
 }
