@@ -45,7 +45,7 @@ fn hidden(html: &str, name: &str) -> Option<String> {
 
 impl Visitor {
     pub fn new(app: &TestApp) -> Self {
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let client = crate::helpers::client().redirect(reqwest::redirect::Policy::none()).build().unwrap();
         Self { address: app.address.clone(), client, cookies: HashMap::new() }
     }
 

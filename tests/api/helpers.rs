@@ -189,7 +189,16 @@ async fn build_app(url: String, cleanup: Cleanup, extra: &[(&str, &str)]) -> Tes
     let token =
         keys.mint(ADMIN, Role::Admin, None, None, Utc::now(), chrono::Duration::hours(1)).expect("mint a token");
     let jwt_secret = settings.jwt_secret_bytes().to_vec();
-    TestApp { address, database_url: url, client: reqwest::Client::new(), clock, keys, jwt_secret, token, cleanup }
+    TestApp { address, database_url: url, client: client().build().unwrap(), clock, keys, jwt_secret, token, cleanup }
+}
+
+/// The tests' HTTP client. It drops a pooled connection after 2 s idle, before the server's
+/// keep-alive (actix's 5 s) closes it: a request sent on a connection the server is closing at
+/// that moment fails with `IncompleteMessage` (seen once in CI, in `scale_out`, whose requests to
+/// the same processes were about 5 s apart). A client behind a load balancer meets the same race;
+/// the usual rule is the one kept here, the client's idle timeout below the server's.
+pub fn client() -> reqwest::ClientBuilder {
+    reqwest::Client::builder().pool_idle_timeout(std::time::Duration::from_secs(2))
 }
 
 /// The reminder worker, running in the background against the app's database and clock.
