@@ -5,6 +5,7 @@ mod colocation;
 mod connection;
 mod group;
 mod rows;
+mod together;
 mod transaction;
 
 pub use crate::fault::{StorageFault, Unavailability};

@@ -15,8 +15,8 @@
 //! that fails fails the statement it went with (and the write).
 //!
 //! On PostgreSQL (and on SQLite with `SQLITE_BATCH_STATEMENTS=false`) the write is sea-orm's
-//! transaction, and deferred statements are sent one by one, before the next statement or the
-//! commit.
+//! transaction, and deferred statements are sent before the next statement or the commit: on
+//! PostgreSQL as one statement where they may go together ([`super::together`]), else one by one.
 //!
 //! A SQLite writer that groups its commits (`SQLITE_GROUP_COMMIT`, [`super::group`]) hands its
 //! connection from write to write in turn: a write that ends while others wait leaves its
@@ -170,9 +170,14 @@ impl WriteTransaction {
         std::mem::take(&mut *self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    /// Sends what was deferred (sea-orm's transaction: one statement at a time).
+    /// Sends what was deferred (sea-orm's transaction: on PostgreSQL as few statements as may go
+    /// together, [`super::together`]; on SQLite one at a time).
     async fn flush(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
-        for statement in self.take_deferred() {
+        let mut deferred = self.take_deferred();
+        if txn.get_database_backend() == DbBackend::Postgres {
+            deferred = super::together::together(deferred);
+        }
+        for statement in deferred {
             txn.execute_raw(statement).await?;
         }
         Ok(())
