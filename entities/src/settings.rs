@@ -27,8 +27,15 @@ fn random_secret() -> String {
 /// memory counts no file pages (docs/benchmarks.md has the measurements that chose it).
 pub const DEFAULT_SQLITE_MMAP_SIZE: u64 = 0;
 
-/// KiB of pages each SQLite connection caches unless `SQLITE_CACHE_SIZE` says otherwise.
-pub const DEFAULT_SQLITE_CACHE_SIZE: u64 = 2000;
+/// KiB of pages each SQLite reading connection caches unless `SQLITE_CACHE_SIZE` says otherwise.
+/// Readers are many (the pool), each caching its own copy of the same hot pages; what they miss
+/// they read from the OS's file cache. At a million engagements 2,000 KiB each made the API's peak
+/// 97-102 MB and 500 KiB 71-74 MB, reads as fast or faster (docs/benchmarks.md, "Memory at a
+/// million engagements").
+pub const DEFAULT_SQLITE_CACHE_SIZE: u64 = 500;
+/// KiB of pages the SQLite writer connection caches unless `SQLITE_WRITER_CACHE_SIZE` says
+/// otherwise: one connection, through which every write goes, finding the same index pages.
+pub const DEFAULT_SQLITE_WRITER_CACHE_SIZE: u64 = 2000;
 /// The most writes one SQLite commit carries by default (`SQLITE_GROUP_COMMIT`).
 pub const DEFAULT_SQLITE_GROUP_COMMIT: usize = 16;
 
@@ -130,9 +137,12 @@ pub struct Settings {
     /// `SQLITE_MMAP_SIZE`: bytes of a SQLite file each connection reads through a memory map
     /// (SQLite's `mmap_size`; 0: none).
     pub sqlite_mmap_size: u64,
-    /// `SQLITE_CACHE_SIZE`: KiB of database pages each SQLite connection keeps in its own cache
-    /// (SQLite's `cache_size`, as a negative number); what it misses it reads from the OS's cache.
+    /// `SQLITE_CACHE_SIZE`: KiB of database pages each SQLite reading connection keeps in its own
+    /// cache (SQLite's `cache_size`, as a negative number); what it misses it reads from the OS's
+    /// cache.
     pub sqlite_cache_size: u64,
+    /// `SQLITE_WRITER_CACHE_SIZE`: the same for the SQLite writer's one connection.
+    pub sqlite_writer_cache_size: u64,
     /// `DATABASE_LOG_STATEMENTS`: log every statement with its time (at INFO, target
     /// `sqlx::query`), to capture what a request runs.
     pub database_log_statements: bool,
@@ -355,6 +365,7 @@ impl Settings {
             shutdown_grace_seconds: parse_amount(&get, "SHUTDOWN_GRACE_SECONDS", 30)?,
             sqlite_mmap_size: parse_amount(&get, "SQLITE_MMAP_SIZE", DEFAULT_SQLITE_MMAP_SIZE)?,
             sqlite_cache_size: parse_amount(&get, "SQLITE_CACHE_SIZE", DEFAULT_SQLITE_CACHE_SIZE)?,
+            sqlite_writer_cache_size: parse_amount(&get, "SQLITE_WRITER_CACHE_SIZE", DEFAULT_SQLITE_WRITER_CACHE_SIZE)?,
             sqlite_writer_colocate: parse_flag(&get, "SQLITE_WRITER_COLOCATE", true)?,
             sqlite_batch_statements: parse_flag(&get, "SQLITE_BATCH_STATEMENTS", true)?,
             sqlite_group_commit: parse_amount(&get, "SQLITE_GROUP_COMMIT", DEFAULT_SQLITE_GROUP_COMMIT)?,
@@ -517,6 +528,9 @@ mod tests {
         assert!(Settings::from_vars(vars(&[("SQLITE_GROUP_COMMIT", "many")])).is_err());
         assert_eq!(defaults.sqlite_cache_size, DEFAULT_SQLITE_CACHE_SIZE);
         assert_eq!(Settings::from_vars(vars(&[("SQLITE_CACHE_SIZE", "512")])).unwrap().sqlite_cache_size, 512);
+        assert_eq!(defaults.sqlite_writer_cache_size, DEFAULT_SQLITE_WRITER_CACHE_SIZE);
+        let writer = Settings::from_vars(vars(&[("SQLITE_WRITER_CACHE_SIZE", "4000")])).unwrap();
+        assert_eq!((writer.sqlite_cache_size, writer.sqlite_writer_cache_size), (DEFAULT_SQLITE_CACHE_SIZE, 4000));
         assert!(!Settings::from_vars(vars(&[("SQLITE_WRITER_COLOCATE", "false")])).unwrap().sqlite_writer_colocate);
         assert!(Settings::from_vars(vars(&[("SQLITE_WRITER_COLOCATE", "no")])).is_err());
         assert!(Settings::from_vars(vars(&[("DATABASE_LOG_STATEMENTS", "true")])).unwrap().database_log_statements);

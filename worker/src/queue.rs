@@ -149,9 +149,10 @@ mod tests {
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
-        // Each connection as certflow opened it (synchronous NORMAL, SQLite's default page cache
-        // of 2,000 KiB, temporary tables as by default), whatever the queue's setup ran.
-        assert_eq!(pragmas, vec![vec![1, -2000, 0]; 3]);
+        // Each connection as certflow opened it (synchronous NORMAL, a reader's page cache,
+        // temporary tables as by default), whatever the queue's setup ran.
+        let cache = -i64::try_from(entities::settings::DEFAULT_SQLITE_CACHE_SIZE).expect("KiB");
+        assert_eq!(pragmas, vec![vec![1, cache, 0]; 3]);
         assert_eq!(statistics, ["Jobs"], "the queue's steering is the only statistic");
         for plan in plans {
             assert!(plan.starts_with("SCAN json_each"), "{plan}");

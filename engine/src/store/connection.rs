@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use entities::settings::{DEFAULT_SQLITE_CACHE_SIZE, DEFAULT_SQLITE_GROUP_COMMIT, DEFAULT_SQLITE_MMAP_SIZE};
+use entities::settings::{
+    DEFAULT_SQLITE_CACHE_SIZE, DEFAULT_SQLITE_GROUP_COMMIT, DEFAULT_SQLITE_MMAP_SIZE, DEFAULT_SQLITE_WRITER_CACHE_SIZE,
+};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 
@@ -11,15 +13,17 @@ use super::transaction::{self, WriteTransaction};
 use super::{colocation, group};
 
 /// How connections are opened beyond their number (`SQLITE_MMAP_SIZE`, `SQLITE_CACHE_SIZE`,
-/// `DATABASE_LOG_STATEMENTS`, `SQLITE_WRITER_COLOCATE`, `SQLITE_BATCH_STATEMENTS`,
+/// `SQLITE_WRITER_CACHE_SIZE`, `DATABASE_LOG_STATEMENTS`, `SQLITE_WRITER_COLOCATE`, `SQLITE_BATCH_STATEMENTS`,
 /// `SQLITE_GROUP_COMMIT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tuning {
     /// Bytes of a SQLite file each connection maps (every connection maps the file on its own, and
     /// the process's resident memory counts each mapping's pages once per connection).
     pub sqlite_mmap_size: u64,
-    /// KiB of pages each SQLite connection caches.
+    /// KiB of pages each SQLite reading connection caches.
     pub sqlite_cache_size: u64,
+    /// KiB of pages the SQLite writer's connection caches.
+    pub sqlite_writer_cache_size: u64,
     /// Log every statement with its time (sqlx, target `sqlx::query`, at INFO): to capture what a
     /// request runs, e.g. for a benchmark's ceiling.
     pub log_statements: bool,
@@ -39,6 +43,7 @@ impl Default for Tuning {
         Self {
             sqlite_mmap_size: DEFAULT_SQLITE_MMAP_SIZE,
             sqlite_cache_size: DEFAULT_SQLITE_CACHE_SIZE,
+            sqlite_writer_cache_size: DEFAULT_SQLITE_WRITER_CACHE_SIZE,
             log_statements: false,
             colocate_writer: true,
             batch_statements: true,
@@ -53,6 +58,7 @@ impl Tuning {
         Self {
             sqlite_mmap_size: settings.sqlite_mmap_size,
             sqlite_cache_size: settings.sqlite_cache_size,
+            sqlite_writer_cache_size: settings.sqlite_writer_cache_size,
             log_statements: settings.database_log_statements,
             colocate_writer: settings.sqlite_writer_colocate,
             batch_statements: settings.sqlite_batch_statements,
@@ -75,8 +81,16 @@ pub async fn connect_tuned(url: &str, max_connections: u32, tuning: Tuning) -> a
 /// Opens the pool; `writer`: SQLite's one writer connection, its thread named to be followed
 /// ([`super::colocation`]) when the tuning says so.
 async fn open(url: &str, max_connections: u32, tuning: Tuning, writer: bool) -> anyhow::Result<DatabaseConnection> {
-    let Tuning { sqlite_mmap_size, sqlite_cache_size, log_statements, colocate_writer, batch_statements, group_commit } =
-        tuning;
+    let Tuning {
+        sqlite_mmap_size,
+        sqlite_cache_size,
+        sqlite_writer_cache_size,
+        log_statements,
+        colocate_writer,
+        batch_statements,
+        group_commit,
+    } = tuning;
+    let cache_size = if writer { sqlite_writer_cache_size } else { sqlite_cache_size };
     let followed = writer && colocate_writer;
     let folder = sqlite_file(url)
         .and_then(|path| std::path::Path::new(path).parent())
@@ -111,7 +125,7 @@ async fn open(url: &str, max_connections: u32, tuning: Tuning, writer: bool) -> 
                 // cache with a `pread` (writes still go through the WAL).
                 .pragma("mmap_size", sqlite_mmap_size.to_string())
                 // Negative: a size in KiB rather than a number of pages.
-                .pragma("cache_size", format!("-{sqlite_cache_size}"))
+                .pragma("cache_size", format!("-{cache_size}"))
         });
     let db = Database::connect(options).await.context("Failed to connect to the database")?;
     if followed {
@@ -192,24 +206,32 @@ mod tests {
 
     use super::{Tuning, connect, connect_tuned, connect_writer, sqlite_file};
 
+    async fn cache_size(db: &sea_orm::DatabaseConnection) -> i64 {
+        let cache_size = db.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA cache_size")).await;
+        cache_size.expect("pragma").expect("a row").try_get_by_index(0).expect("a number")
+    }
+
     async fn mmap_size(db: &sea_orm::DatabaseConnection) -> i64 {
         let mmap_size = db.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA mmap_size")).await;
         mmap_size.expect("pragma").expect("a row").try_get_by_index(0).expect("a number")
     }
 
     #[tokio::test]
-    async fn a_sqlite_file_gets_one_writer_connection_of_its_own_both_mapping_what_the_setting_says() {
+    async fn a_sqlite_file_gets_one_writer_connection_of_its_own_mapping_and_caching_what_the_settings_say() {
         let folder = std::env::temp_dir().join(format!("certflow-writer-{}", std::process::id()));
         let url = format!("sqlite://{}/w.db?mode=rwc", folder.display());
-        let tuning = Tuning { sqlite_mmap_size: 1 << 24, sqlite_cache_size: 512, ..Tuning::default() };
+        let tuning = Tuning {
+            sqlite_mmap_size: 1 << 24,
+            sqlite_cache_size: 512,
+            sqlite_writer_cache_size: 1024,
+            ..Tuning::default()
+        };
         let db = connect_tuned(&url, 4, tuning).await.expect("connect");
         let writer = connect_writer(&url, &db, 8, tuning).await.expect("writer");
         assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);
         assert_eq!(db.get_sqlite_connection_pool().options().get_max_connections(), 4);
         assert_eq!((mmap_size(&db).await, mmap_size(&writer).await), (1 << 24, 1 << 24));
-        let cache_size = db.query_one_raw(Statement::from_string(DbBackend::Sqlite, "PRAGMA cache_size")).await;
-        let cache_size: i64 = cache_size.expect("pragma").expect("a row").try_get_by_index(0).expect("a number");
-        assert_eq!(cache_size, -512, "512 KiB of pages");
+        assert_eq!((cache_size(&db).await, cache_size(&writer).await), (-512, -1024), "KiB of pages: readers, writer");
         let unmapped = connect(&url, 1).await.expect("connect with the default");
         assert_eq!(mmap_size(&unmapped).await as u64, entities::settings::DEFAULT_SQLITE_MMAP_SIZE);
         unmapped.close().await.expect("close");
