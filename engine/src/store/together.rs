@@ -17,6 +17,11 @@
 //! literal in the text, a statement that is not an `INSERT`, `UPDATE` or `DELETE` of one quoted
 //! table) is sent alone, as before. Foreign keys hold across the statements: PostgreSQL checks them
 //! at the end of the statement, with every sub-statement's rows in place.
+//!
+//! The order in which PostgreSQL runs the sub-statements is its own: when two of them would fail,
+//! which error the write gets may differ from the one-by-one order, and so may the order in which
+//! they take row locks. No caller relies on either: the write holds its engagement's lock before
+//! it defers anything, and a failure fails the write whichever it is.
 
 use std::collections::BTreeSet;
 
@@ -92,41 +97,72 @@ fn as_one(mut group: Vec<Statement>) -> Option<Statement> {
 }
 
 /// What `statement` writes and reads: `None` unless it is one `INSERT INTO`, `UPDATE` or `DELETE
-/// FROM` of a quoted table, with no literal, no statement separator and every table it names
-/// quoted.
+/// FROM` of a quoted table, with no literal, comment, statement separator or dollar quote, and
+/// every table it names after `FROM` or `JOIN` (in any case) quoted.
 fn shape_of(statement: &Statement) -> Option<Shape> {
     let sql = statement.sql.trim();
-    if statement.db_backend != DbBackend::Postgres || sql.contains(['\'', ';']) || sql.contains("$$") {
+    if statement.db_backend != DbBackend::Postgres
+        || sql.contains(['\'', ';'])
+        || sql.contains("--")
+        || sql.contains("/*")
+    {
         return None;
     }
-    let named = ["INSERT INTO ", "UPDATE ", "DELETE FROM "].iter().find_map(|verb| sql.strip_prefix(verb))?;
-    let writes = quoted_name(named)?;
+    // Keywords in capitals whatever their case, quoted names as they are (same byte offsets).
+    let mut quoted = false;
+    let mut upper = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '"' {
+            quoted = !quoted;
+        }
+        // Only placeholders: a `$` before anything but a digit may open a dollar quote.
+        if c == '$' && !quoted && !chars.peek().is_some_and(char::is_ascii_digit) {
+            return None;
+        }
+        upper.push(if quoted { c } else { c.to_ascii_uppercase() });
+    }
+    let named = ["INSERT INTO ", "UPDATE ", "DELETE FROM "].iter().find_map(|verb| upper.strip_prefix(verb))?;
+    let (writes, _) = quoted_name(named)?;
     let mut reads = BTreeSet::new();
     for keyword in ["FROM ", "JOIN "] {
-        for (at, _) in sql.match_indices(keyword) {
-            // A keyword, not the end of a longer word.
-            if sql[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '"') {
+        for (at, _) in upper.match_indices(keyword) {
+            // A keyword, not the end of a longer word or a quoted name.
+            if upper[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '"') {
                 continue;
             }
-            let after = &sql[at + keyword.len()..];
+            let mut after = &upper[at + keyword.len()..];
             if after.starts_with('(') {
                 continue; // A subquery: its own FROM names what it reads.
             }
-            reads.insert(quoted_name(after)?);
+            // One name, or a list of them (`FROM "a", "b"`), each perhaps with its alias.
+            loop {
+                let (name, rest) = quoted_name(after)?;
+                reads.insert(name);
+                let rest = match rest.strip_prefix(" AS ") {
+                    Some(alias) => quoted_name(alias)?.1,
+                    None => rest,
+                };
+                match rest.strip_prefix(", ") {
+                    Some(next) => after = next,
+                    None => break,
+                }
+            }
         }
     }
     Some(Shape { writes, reads })
 }
 
-/// The quoted name `text` begins with (`"name"`, not followed by `.`): `None` otherwise.
-fn quoted_name(text: &str) -> Option<String> {
+/// The quoted name `text` begins with (`"name"`, not followed by `.` or another quote) and the
+/// text after it: `None` otherwise.
+fn quoted_name(text: &str) -> Option<(String, &str)> {
     let rest = text.strip_prefix('"')?;
     let end = rest.find('"')?;
-    let name = &rest[..end];
-    if name.is_empty() || rest[end + 1..].starts_with(['.', '"']) {
+    let (name, after) = (&rest[..end], &rest[end + 1..]);
+    if name.is_empty() || after.starts_with(['.', '"']) {
         return None;
     }
-    Some(name.to_owned())
+    Some((name.to_owned(), after))
 }
 
 /// `sql` with each placeholder `$n` made `$(n + offset)` (quoted names left as they are).
@@ -221,11 +257,15 @@ mod tests {
         let select = statement(r#"SELECT "id" FROM "audits" WHERE "id" = $1"#, &[2]);
         let unquoted = statement(r#"DELETE FROM audits WHERE "id" = $1"#, &[3]);
         let schema = statement(r#"INSERT INTO "public"."audits" ("id") VALUES ($1)"#, &[4]);
+        let lowercase = statement(r#"UPDATE "audits" SET "n" = (select max(n) from t) WHERE "id" = $1"#, &[6]);
+        let comment = statement(r#"UPDATE "audits" SET "n" = $1 -- the rest"#, &[7]);
+        let dollar_quote = statement(r#"UPDATE "audits" SET "n" = $a$x$a$ WHERE "id" = $1"#, &[8]);
         let history = |v| statement(r#"INSERT INTO "engagement_history" ("id") VALUES ($1)"#, &[v]);
-        let sent = together(vec![history(0), literal, history(5), select, unquoted, schema]);
+        let sent =
+            together(vec![history(0), literal, history(5), select, unquoted, schema, lowercase, comment, dollar_quote]);
 
         let sql: Vec<&str> = sent.iter().map(|s| s.sql.as_str()).collect();
-        assert_eq!(sent.len(), 6, "{sql:?}");
+        assert_eq!(sent.len(), 9, "{sql:?}");
         assert!(sql.iter().all(|s| !s.starts_with("WITH")), "{sql:?}");
         assert_eq!(bound(&sent[2]), [5]);
     }
@@ -241,6 +281,13 @@ mod tests {
             &[1, 2],
         ));
         let reads = ["u", "v"].map(str::to_owned).into_iter().collect();
+        assert_eq!(shape, Some(Shape { writes: "t".to_owned(), reads }));
+        // Lists of tables, aliases, keywords in any case; a name's own case is kept.
+        let shape = shape_of(&statement(
+            r#"update "t" set "n" = $1 from "U" as "x", "v" where "id" in (select "id" from "w" left join "z" on true)"#,
+            &[1],
+        ));
+        let reads = ["U", "v", "w", "z"].map(str::to_owned).into_iter().collect();
         assert_eq!(shape, Some(Shape { writes: "t".to_owned(), reads }));
     }
 
@@ -310,7 +357,6 @@ mod tests {
         txn.defer(&next_child(99));
         let refused = txn.commit().await;
 
-        // Assert
         let read = |sql: String| {
             let db = &db;
             async move {
@@ -320,10 +366,16 @@ mod tests {
                     .collect::<Vec<_>>()
             }
         };
-        assert_eq!(read(format!("SELECT id, version FROM {parent} ORDER BY id")).await, [(7, 2)]);
-        assert_eq!(read(format!("SELECT n, parent FROM {child} ORDER BY n")).await, [(1, 7), (2, 7)]);
-        assert!(refused.is_err(), "a child of no parent");
+        let (parents, children) = (
+            read(format!("SELECT id, version FROM {parent} ORDER BY id")).await,
+            read(format!("SELECT n, parent FROM {child} ORDER BY n")).await,
+        );
         db.execute_unprepared(&format!("DROP TABLE {child}; DROP TABLE {parent}")).await.expect("drop");
+
+        // Assert
+        assert_eq!(parents, [(7, 2)]);
+        assert_eq!(children, [(1, 7), (2, 7)]);
+        assert!(refused.is_err(), "a child of no parent");
     }
 
     #[test]
