@@ -17,7 +17,8 @@
 5. Prints the ratio of the two throughputs and the API's latency percentiles.
 6. The read path the same way: wrk `GET /api/v1/engagements/{id}` (an engagement with its allowed
    events and open deadlines) against pgbench running that request's SELECTs.
-7. Prints the API's peak resident memory (VmHWM) after the transitions and after the reads.
+7. Prints the API's peak resident memory (VmHWM) after the transitions and after the reads, and
+   the CPU the API process and PostgreSQL spent a transition (what the ratio to pgbench is made of).
 8. Webhooks: the transitions again, now with one endpoint subscribed to every event (a local
    receiver answering 200) and a worker process delivering while wrk runs; then once more with the
    endpoint disabled and no worker. Prints the hooked run's throughput as a share of the mean of
@@ -169,9 +170,9 @@ def main():
         db.execute("CREATE TABLE bench_ids (n int PRIMARY KEY, engagement_id uuid, audit_id uuid, "
                    f"organization_id uuid, certification_body_id uuid); INSERT INTO bench_ids VALUES {rows}")
         targets = fresh_stage1_audits(db, pairs, SECONDS)
-        pg_before = postgres_cpu_seconds()
+        pg_before, api_before = postgres_cpu_seconds(), cpu_seconds(api.process.pid)
         api_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
-        pg_plain = postgres_cpu_seconds() - pg_before
+        pg_plain, api_plain = postgres_cpu_seconds() - pg_before, cpu_seconds(api.process.pid) - api_before
         _, transitions_peak = api.memory()
         # The same with one endpoint subscribed to everything and a worker delivering meanwhile.
         receiver = Receiver()
@@ -242,6 +243,7 @@ def main():
           + (", ".join(f"{name}: {v}, {a}" for name, v, a in vacuums) or "none"))
     plain_count = wrk_requests(api_run)
     hooked_count = wrk_requests(hooked_run)
+    print(f"The API's CPU: {api_plain / plain_count * 1e6:.0f} µs a transition (without an endpoint)")
     print(f"PostgreSQL's CPU: {pg_plain / plain_count * 1e6:.0f} µs a transition without an endpoint; "
           f"{pg_hooked / hooked_count * 1e6:.0f} µs a transition with its message made, delivered and logged "
           f"(the worker's statements included)")
