@@ -40,6 +40,10 @@ struct Shape {
 
 /// `statements`, in order, with as many as may go together made into one (see the module).
 pub(super) fn together(statements: Vec<Statement>) -> Vec<Statement> {
+    // Nothing to put together (a flush before a read usually has nothing deferred): no scan.
+    if statements.len() < 2 {
+        return statements;
+    }
     let mut sent = Vec::new();
     // The statements being put together, with the tables they write.
     let mut group: Vec<Statement> = Vec::new();
