@@ -20,7 +20,8 @@
 7. Prints the API's peak resident memory (VmHWM) after the transitions and after the reads, and
    the CPU the API process and PostgreSQL spent a transition (what the ratio to pgbench is made of).
 8. Webhooks: the transitions again, now with one endpoint subscribed to every event (a local
-   receiver answering 200) and a worker process delivering while wrk runs; then once more with the
+   receiver answering 200) and a worker process delivering while wrk runs (started first, to
+   dispatch the outbox the first run left); then once more with the
    endpoint disabled and no worker. Prints the hooked run's throughput as a share of the mean of
    the runs before and after it (the tables grow run after run), and how fast the worker delivered
    (messages per second from the start of that run until the outbox and the messages are drained).
@@ -180,6 +181,11 @@ def main():
         worker = subprocess.Popen([binary, "worker"], env=dict(api.env, SCAN_SCHEDULE="0 0 0 1 1 * 2099"),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         targets = fresh_stage1_audits(db, pairs, SECONDS)
+        # The first run's events (no endpoint then, and no worker) are dispatched before this run
+        # begins: it pays for its own messages, not for the outbox of the run before it.
+        backlog_started = time.monotonic()
+        while not drained(db) and time.monotonic() - backlog_started < 120:
+            time.sleep(0.2)
         started = time.monotonic()
         pg_before = postgres_cpu_seconds()
         receiver_cpu = resource.getrusage(resource.RUSAGE_SELF)

@@ -712,3 +712,66 @@ async fn a_message_is_never_made_before_the_event_it_tells_of(backend: Backend) 
     }
 }
 on_both_databases!(a_message_is_never_made_before_the_event_it_tells_of);
+
+async fn a_dispatch_makes_no_more_messages_than_its_caller_takes(backend: Backend) {
+    // Arrange: an endpoint, then three events it wants (an audit planned, two findings), no worker.
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    // An hour after the engagement's last transition: the endpoint is not told of it.
+    app.set_now(app.clock.now() + Duration::hours(1));
+    register(&app, &organization, free_port(), &[]).await;
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    app.record_finding(&engagement, &audit, "ofi", "A.5.1").await;
+    app.record_finding(&engagement, &audit, "ofi", "A.5.2").await;
+    let db = app.db().await;
+    let tuning = engine::store::Tuning::default();
+    let writer = engine::store::connect_writer(&app.database_url, &db, 1, tuning).await.expect("a writer");
+    let engine = engine::Engine::new(db.clone(), writer, app.clock.clone());
+    let take =
+        |count| engine::webhooks::dispatch::Take { count, lease_until: chrono::Utc::now() + Duration::minutes(5) };
+    let undispatched = || async {
+        WebhookEventRecord::find().filter(webhook_event::Column::DispatchedAt.is_null()).count(&db).await.unwrap()
+    };
+
+    // Act: a dispatch with one slot.
+    let first = engine::webhooks::dispatch::dispatch_events(
+        &engine,
+        500,
+        Some(take(1)),
+        engine::webhooks::dispatch::Look::First,
+    )
+    .await
+    .expect("the dispatch");
+
+    // Assert: one message, taken; the events it had no slot for wait in the outbox, not as
+    // pending messages (each would be claimed by a write of its own).
+    assert_eq!((first.messages, first.taken.len()), (1, 1), "{first:?}");
+    assert_eq!(first.left, 2, "{first:?}");
+    assert_eq!(undispatched().await, 2);
+    let made = WebhookMessage::find().all(&db).await.unwrap();
+    assert_eq!(made.len(), 1);
+    assert_eq!(made[0].status, WebhookMessageStatus::Sending);
+
+    // Act: a dispatch with slots for them.
+    let second = engine::webhooks::dispatch::dispatch_events(
+        &engine,
+        500,
+        Some(take(64)),
+        engine::webhooks::dispatch::Look::Skip,
+    )
+    .await
+    .expect("the dispatch");
+
+    // Assert: their messages made, every one taken; the outbox empty.
+    assert_eq!((second.messages, second.taken.len(), second.left), (2, 2, 0), "{second:?}");
+    assert_eq!(undispatched().await, 0);
+    let pending = WebhookMessage::find()
+        .filter(webhook_message::Column::Status.eq(WebhookMessageStatus::Pending))
+        .count(&db)
+        .await
+        .unwrap();
+    assert_eq!(pending, 0, "no message waits to be claimed");
+    assert_eq!(WebhookMessage::find().count(&db).await.unwrap(), 3);
+}
+on_both_databases!(a_dispatch_makes_no_more_messages_than_its_caller_takes);

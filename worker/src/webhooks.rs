@@ -116,12 +116,20 @@ impl Passes {
     }
 
     fn dispatched(&mut self, dispatched: &engine::webhooks::dispatch::Dispatched) {
-        self.outbox_busy = dispatched.events > 0;
+        self.outbox_busy = dispatched.events > 0 || dispatched.left > 0;
         self.due_left |= dispatched.messages > dispatched.taken.len();
     }
 
     fn dispatch_failed(&mut self) {
         self.outbox_busy = false;
+    }
+
+    /// Whether the sender waits [`IDLE`] after a pass that started `started` attempts: only when
+    /// it started none and its dispatch found no event. A dispatch of events no endpoint wants
+    /// starts nothing, but more may follow (a backlog drains at a dispatch a pass, not one every
+    /// [`IDLE`]).
+    fn idles_after(&self, started: usize) -> bool {
+        started == 0 && !self.outbox_busy
     }
 }
 
@@ -226,7 +234,7 @@ impl WebhookSender {
                 }
             };
             passes.passed(started, slots_free);
-            if started == 0 {
+            if passes.idles_after(started) {
                 tokio::select! {
                     _ = tokio::time::sleep(IDLE) => {}
                     _ = stop.changed() => {}
@@ -928,6 +936,19 @@ mod tests {
         passes.dispatched(&dispatched(4, 0, 0));
         passes.dispatch_failed();
         assert_eq!(passes.look_at_outbox(), Look::First);
+    }
+
+    #[test]
+    fn a_pass_that_dispatched_events_no_endpoint_wants_is_followed_without_an_idle_wait() {
+        let mut passes = Passes::new(false);
+        passes.dispatched(&dispatched(500, 0, 0));
+        assert!(!passes.idles_after(0), "a backlog of such events drains a dispatch a pass");
+        passes.dispatched(&Dispatched { left: 7, ..Dispatched::default() });
+        assert!(!passes.idles_after(0), "events were left for lack of slots");
+        assert_eq!(passes.look_at_outbox(), Look::Skip, "and the next dispatch reads them at once");
+        passes.dispatched(&dispatched(0, 0, 0));
+        assert!(passes.idles_after(0), "the outbox was empty and nothing was started");
+        assert!(!passes.idles_after(1));
     }
 
     #[test]

@@ -19,6 +19,9 @@ use crate::store::begin_write;
 pub struct Dispatched {
     /// Events taken from the outbox.
     pub events: usize,
+    /// Events read but left in the outbox: their messages would have been made past what the
+    /// caller could take (see [`Take`]). The next dispatch reads them again.
+    pub left: usize,
     /// Messages made of them.
     pub messages: usize,
     /// The messages made already taken for their first attempt (see [`Take`]).
@@ -30,6 +33,13 @@ pub struct Dispatched {
 
 /// How many of the messages a dispatch makes its caller takes at once for their first attempt
 /// (made `sending`, their attempt counted, leased until `lease_until`), sparing each a claim.
+///
+/// A dispatch given a take makes messages only as far as it can take them: an event that would
+/// begin past `count` messages is left in the outbox for a later pass, which has slots for it.
+/// Made `pending` instead, each would be written three times (made, claimed, ended) rather than
+/// twice, and locked and claimed by a pass of its own (docs/benchmarks.md, "Messages made as they
+/// are sent"). An event that has slots for its first message makes all of its messages: the rest
+/// wait, pending and due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Take {
     /// At most this many.
@@ -127,8 +137,14 @@ pub async fn dispatch_events(
         .collect();
     let mut messages = Vec::new();
     let mut taken = Vec::new();
-    for event in &events {
-        for subscriber in subscribers.iter().filter(|s| s.is_told(event)) {
+    let mut handled = events.len();
+    for (index, event) in events.iter().enumerate() {
+        let told: Vec<&Subscriber> = subscribers.iter().filter(|s| s.is_told(event)).collect();
+        if take.is_some_and(|take| !told.is_empty() && messages.len() >= take.count) {
+            handled = index;
+            break;
+        }
+        for subscriber in told {
             let mut message = webhook_message::Model {
                 id: Uuid::now_v7(),
                 endpoint_id: subscriber.id,
@@ -154,6 +170,12 @@ pub async fn dispatch_events(
             }
             messages.push(message.into_active_model().reset_all());
         }
+    }
+    let left = events.len() - handled;
+    let mut events = events;
+    events.truncate(handled);
+    if events.is_empty() {
+        return Ok(Dispatched { left, ..Dispatched::default() });
     }
     let made = messages.len();
     let mut inserted = 0;
@@ -186,5 +208,5 @@ pub async fn dispatch_events(
     let count = events.len();
     let told: std::collections::HashSet<Uuid> = taken.iter().map(|m| m.event_id).collect();
     let taken_events = events.into_iter().filter(|e| told.contains(&e.id)).collect();
-    Ok(Dispatched { events: count, messages: made, taken, taken_events })
+    Ok(Dispatched { events: count, left, messages: made, taken, taken_events })
 }
