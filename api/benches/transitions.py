@@ -19,21 +19,23 @@
    events and open deadlines) against pgbench running that request's SELECTs.
 7. Prints the API's peak resident memory (VmHWM) after the transitions and after the reads, and
    the CPU the API process and PostgreSQL spent a transition (what the ratio to pgbench is made of).
-8. Webhooks: the transitions again, now with one endpoint subscribed to every event (a local
+8. Webhooks, ROUNDS times: the transitions with one endpoint subscribed to every event (a local
    receiver answering 200) and a worker process delivering while wrk runs (started first, to
-   dispatch the outbox the first run left); then once more with the
-   endpoint disabled and no worker. Prints the hooked run's throughput as a share of the mean of
-   the runs before and after it (the tables grow run after run), and how fast the worker delivered
-   (messages per second from the start of that run until the outbox and the messages are drained).
+   dispatch the outbox the run before left, the endpoint still disabled), then once more with the
+   endpoint disabled and no worker. Prints each hooked run's throughput as a share of the mean of
+   the runs without on either side of it (the tables grow run after run, and the machine's speed
+   drifts), their median, and how fast the worker delivered (messages per second from the start
+   of that run until the outbox and the messages are drained).
 
 Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), ENGAGEMENTS
-(256), CLIENTS (64), SECONDS (20), DATABASE_MAX_CONNECTIONS (the API's read pool, default 32),
+(256), CLIENTS (64), SECONDS (20), ROUNDS (3), DATABASE_MAX_CONNECTIONS (the API's read pool, default 32),
 DATABASE_WRITE_CONNECTIONS (its write pool, default 8), BENCH_POSTGRES_SSLMODE (disable; `prefer` for TLS, for the API and pgbench alike).
 """
 
 import asyncio
 import resource
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -44,6 +46,7 @@ from benchlib import (PGBENCH_READ_STATEMENT, Api, Database, fresh_stage1_audits
 
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
 SECONDS = int(os.environ.get("SECONDS", "20"))
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
 
 # The statements of one `record_stage1_outcome` (not ready) transition, in the order the API runs
 # them (sqlx's statement log of a real request, `DATABASE_LOG_STATEMENTS=true`; captured again in
@@ -175,39 +178,50 @@ def main():
         api_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
         pg_plain, api_plain = postgres_cpu_seconds() - pg_before, cpu_seconds(api.process.pid) - api_before
         _, transitions_peak = api.memory()
-        # The same with one endpoint subscribed to everything and a worker delivering meanwhile.
+        # Then ROUNDS times: a run with one endpoint subscribed to everything and a worker
+        # delivering meanwhile, and a run without (the endpoint disabled, no worker). Each hooked
+        # run is compared with the runs without on either side of it (the tables grow run after
+        # run, and this machine's speed drifts within minutes).
         receiver = Receiver()
-        endpoint = api.call("POST", "/api/v1/webhook-endpoints", {"url": receiver.url, "organization_id": org})
-        worker = subprocess.Popen([binary, "worker"], env=dict(api.env, SCAN_SCHEDULE="0 0 0 1 1 * 2099"),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        targets = fresh_stage1_audits(db, pairs, SECONDS)
-        # The first run's events (no endpoint then, and no worker) are dispatched before this run
-        # begins: it pays for its own messages, not for the outbox of the run before it.
-        backlog_started = time.monotonic()
-        while not drained(db) and time.monotonic() - backlog_started < 120:
-            time.sleep(0.2)
-        started = time.monotonic()
-        pg_before = postgres_cpu_seconds()
-        receiver_cpu = resource.getrusage(resource.RUSAGE_SELF)
-        hooked_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
-        while not drained(db) and time.monotonic() - started < SECONDS + 300:
-            time.sleep(0.2)
-        delivery_seconds = time.monotonic() - started
-        delivered = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0])
-        worker_cpu = cpu_seconds(worker.pid)
-        pg_hooked = postgres_cpu_seconds() - pg_before
+        endpoint = None
+        runs = [api_run]
+        hooked = []
+        for _ in range(ROUNDS):
+            worker = subprocess.Popen([binary, "worker"], env=dict(api.env, SCAN_SCHEDULE="0 0 0 1 1 * 2099"),
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            targets = fresh_stage1_audits(db, pairs, SECONDS)
+            # The outbox of the run before (no worker then) is dispatched first, the endpoint still
+            # disabled or not yet made: this run pays for its own messages only.
+            backlog_started = time.monotonic()
+            while not drained(db) and time.monotonic() - backlog_started < 120:
+                time.sleep(0.2)
+            if endpoint is None:
+                endpoint = api.call("POST", "/api/v1/webhook-endpoints", {"url": receiver.url, "organization_id": org})
+            else:
+                api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": True})
+            delivered_before = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0])
+            started = time.monotonic()
+            pg_before, worker_before = postgres_cpu_seconds(), cpu_seconds(worker.pid)
+            receiver_cpu = resource.getrusage(resource.RUSAGE_SELF)
+            hooked_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
+            while not drained(db) and time.monotonic() - started < SECONDS + 300:
+                time.sleep(0.2)
+            delivery_seconds = time.monotonic() - started
+            delivered = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0]) \
+                - delivered_before
+            worker_cpu = cpu_seconds(worker.pid) - worker_before
+            pg_hooked = postgres_cpu_seconds() - pg_before
+            after = resource.getrusage(resource.RUSAGE_SELF)
+            receiver_cpu = after.ru_utime + after.ru_stime - receiver_cpu.ru_utime - receiver_cpu.ru_stime
+            worker.terminate()
+            worker.wait()
+            worker = None
+            api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": False})
+            targets = fresh_stage1_audits(db, pairs, SECONDS)
+            runs.append(wrk(api.base, transition_script(api.token, targets), SECONDS))
+            hooked.append((hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu))
         vacuums = db.execute("SELECT relname, autovacuum_count, autoanalyze_count FROM pg_stat_user_tables "
                              "WHERE autovacuum_count + autoanalyze_count > 0 ORDER BY relname")
-        after = resource.getrusage(resource.RUSAGE_SELF)
-        receiver_cpu = after.ru_utime + after.ru_stime - receiver_cpu.ru_utime - receiver_cpu.ru_stime
-        worker.terminate()
-        worker.wait()
-        worker = None
-        # Again without an endpoint (disabled, no worker): the hooked run came second, on bigger
-        # tables; it is compared with the mean of the runs before and after it.
-        api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": False})
-        targets = fresh_stage1_audits(db, pairs, SECONDS)
-        after_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
         api_reads = wrk(api.base, get_script(api.token, [f"/api/v1/engagements/{e}" for e, _ in pairs]), SECONDS)
         _, peak = api.memory()
         # pgbench runs with the API stopped: its 64 connections and the API's pools would not fit
@@ -222,7 +236,7 @@ def main():
         api.stop()
         db.drop()
 
-    print(api_run, hooked_run, db_run[0], api_reads, db_reads[0], sep="\n", file=sys.stderr)
+    print(*runs, *(h[0] for h in hooked), db_run[0], api_reads, db_reads[0], sep="\n", file=sys.stderr)
     print(f"\n| {CLIENTS} clients, {SECONDS} s, {ENGAGEMENTS} engagements | per second | latency | API / pgbench |")
     print("|---|---|---|---|")
     writers = os.environ.get("DATABASE_WRITE_CONNECTIONS", "8")
@@ -233,26 +247,30 @@ def main():
         print(f"| API {what}, pools {pool_of('postgres')} + {writers} | {api_rps:.0f} | p50 {latency['50']}, p90 {latency['90']}, "
               f"p99 {latency['99']}; non-2xx: {non_2xx}; socket errors: {errors or 'none'} | {api_rps / db_tps:.0%} |")
         print(f"| pgbench, the same statements | {db_tps:.0f} | average {db_latency}, p99 {db_p99:.2f}ms | |")
-    before_rps, after_rps = wrk_figures(api_run)[0], wrk_figures(after_run)[0]
-    plain_rps = (before_rps + after_rps) / 2
-    print(f"| API transition again after it, the endpoint disabled | {after_rps:.0f} | | |")
-    hooked_rps, latency, non_2xx, errors = wrk_figures(hooked_run)
-    print(f"| API transition, one endpoint subscribed to every event, a worker delivering | {hooked_rps:.0f} | "
-          f"p50 {latency['50']}, p90 {latency['90']}, p99 {latency['99']}; non-2xx: {non_2xx}; "
-          f"socket errors: {errors or 'none'} | {hooked_rps / plain_rps:.0%} of the runs without one before and after "
-          f"({plain_rps:.0f}) |")
-    print(f"\nWebhook delivery: {delivered} messages delivered ({receiver.count} received) in {delivery_seconds:.1f} s "
-          f"from the start of that run until drained: {delivered / delivery_seconds:.0f} per second; the worker "
-          f"process used {worker_cpu:.1f} s of CPU ({worker_cpu / delivered * 1e6:.0f} µs a message), the "
-          f"receiver {receiver_cpu:.1f} s")
+    shares = []
+    for index, (hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu) in enumerate(hooked):
+        before_rps, after_rps = wrk_figures(runs[index])[0], wrk_figures(runs[index + 1])[0]
+        plain_rps = (before_rps + after_rps) / 2
+        print(f"| API transition again, the endpoint disabled (run {index + 2} without) | {after_rps:.0f} | | |")
+        hooked_rps, latency, non_2xx, errors = wrk_figures(hooked_run)
+        shares.append(hooked_rps / plain_rps)
+        print(f"| API transition, one endpoint subscribed to every event, a worker delivering (round {index + 1}) | "
+              f"{hooked_rps:.0f} | p50 {latency['50']}, p90 {latency['90']}, p99 {latency['99']}; non-2xx: {non_2xx}; "
+              f"socket errors: {errors or 'none'} | {hooked_rps / plain_rps:.0%} of the runs without one before and "
+              f"after ({plain_rps:.0f}) |")
+        hooked_count = wrk_requests(hooked_run)
+        print(f"  round {index + 1}: {delivered} messages delivered in {delivery_seconds:.1f} s from the start of that run "
+              f"until drained: {delivered / delivery_seconds:.0f} per second; the worker process used {worker_cpu:.1f} s "
+              f"of CPU ({worker_cpu / delivered * 1e6:.0f} µs a message), the receiver {receiver_cpu:.1f} s; "
+              f"PostgreSQL {pg_hooked / hooked_count * 1e6:.0f} µs a transition with its message made, delivered and "
+              f"logged (the worker's statements included)")
+    print(f"\nShare with one endpoint, each round against its neighbours: "
+          f"{', '.join(f'{share:.0%}' for share in shares)}; median {statistics.median(shares):.0%}")
     print("Autovacuum and autoanalyze runs by then (table: vacuums, analyzes): "
           + (", ".join(f"{name}: {v}, {a}" for name, v, a in vacuums) or "none"))
     plain_count = wrk_requests(api_run)
-    hooked_count = wrk_requests(hooked_run)
     print(f"The API's CPU: {api_plain / plain_count * 1e6:.0f} µs a transition (without an endpoint)")
-    print(f"PostgreSQL's CPU: {pg_plain / plain_count * 1e6:.0f} µs a transition without an endpoint; "
-          f"{pg_hooked / hooked_count * 1e6:.0f} µs a transition with its message made, delivered and logged "
-          f"(the worker's statements included)")
+    print(f"PostgreSQL's CPU: {pg_plain / plain_count * 1e6:.0f} µs a transition without an endpoint")
     print(f"\nAPI peak RSS (VmHWM): {transitions_peak:.0f} MB after the transitions, {peak:.0f} MB after the reads")
 
 

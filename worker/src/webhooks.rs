@@ -25,6 +25,7 @@ use lettre::message::Mailbox;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sea_orm::sea_query::{CommonTableExpression, Expr, ExprTrait, LockBehavior, LockType, Query, WithClause};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use uuid::Uuid;
 
@@ -826,7 +827,8 @@ async fn fail_pending(txn: &WriteTransaction, id: Uuid, reason: &str, now: DateT
 
 /// The body of `event`'s messages: `{type, timestamp, data}`.
 pub fn payload(event: &webhook_event::Model) -> Result<Vec<u8>, serde_json::Error> {
-    let subject: EventSubject = serde_json::from_value(event.data.clone())?;
+    // Read from the stored JSON in place (not from a copy of its tree, one a message).
+    let subject = EventSubject::deserialize(&event.data)?;
     serde_json::to_vec(&WebhookPayload {
         event_type: event.event_type,
         timestamp: event.occurred_at,
