@@ -31,8 +31,10 @@ pub const DEFAULT_SQLITE_MMAP_SIZE: u64 = 0;
 /// Readers are many (the pool), each caching its own copy of the same hot pages; what they miss
 /// they read from the OS's file cache. At a million engagements 2,000 KiB each made the API's peak
 /// 97-102 MB and 500 KiB 71-74 MB, reads as fast or faster (docs/benchmarks.md, "Memory at a
-/// million engagements").
-pub const DEFAULT_SQLITE_CACHE_SIZE: u64 = 500;
+/// million engagements"); 250 KiB, alternated with 500 in session 22, peaked at 76 MB against
+/// 79-82 through the growth run, its reads as fast or faster (the same document, "Session 22:
+/// where the growth run's peak is made").
+pub const DEFAULT_SQLITE_CACHE_SIZE: u64 = 250;
 /// KiB of pages the SQLite writer connection caches unless `SQLITE_WRITER_CACHE_SIZE` says
 /// otherwise: one connection, through which every write goes, finding the same index pages.
 pub const DEFAULT_SQLITE_WRITER_CACHE_SIZE: u64 = 2000;
