@@ -161,6 +161,12 @@ def drained(db):
     return int(left[0][0]) == 0
 
 
+def wait_until_drained(db, since, seconds):
+    """Waits until `drained`, or until `seconds` have passed since `since` (a `time.monotonic()`)."""
+    while not drained(db) and time.monotonic() - since < seconds:
+        time.sleep(0.2)
+
+
 def main():
     binary = release_binary()
     # The bench's receiver listens on loopback.
@@ -192,9 +198,7 @@ def main():
             targets = fresh_stage1_audits(db, pairs, SECONDS)
             # The outbox of the run before (no worker then) is dispatched first, the endpoint still
             # disabled or not yet made: this run pays for its own messages only.
-            backlog_started = time.monotonic()
-            while not drained(db) and time.monotonic() - backlog_started < 120:
-                time.sleep(0.2)
+            wait_until_drained(db, time.monotonic(), 120)
             if endpoint is None:
                 endpoint = api.call("POST", "/api/v1/webhook-endpoints", {"url": receiver.url, "organization_id": org})
             else:
@@ -204,8 +208,7 @@ def main():
             pg_before, worker_before = postgres_cpu_seconds(), cpu_seconds(worker.pid)
             receiver_cpu = resource.getrusage(resource.RUSAGE_SELF)
             hooked_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
-            while not drained(db) and time.monotonic() - started < SECONDS + 300:
-                time.sleep(0.2)
+            wait_until_drained(db, started, SECONDS + 300)
             delivery_seconds = time.monotonic() - started
             delivered = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0]) \
                 - delivered_before

@@ -728,21 +728,19 @@ async fn a_dispatch_makes_no_more_messages_than_its_caller_takes(backend: Backen
     let tuning = engine::store::Tuning::default();
     let writer = engine::store::connect_writer(&app.database_url, &db, 1, tuning).await.expect("a writer");
     let engine = engine::Engine::new(db.clone(), writer, app.clock.clone());
-    let take =
-        |count| engine::webhooks::dispatch::Take { count, lease_until: chrono::Utc::now() + Duration::minutes(5) };
+    // A dispatch whose caller has `slots` free for first attempts.
+    let dispatch = |slots, look| {
+        use engine::webhooks::dispatch::{Take, dispatch_events};
+        let take = Take { count: slots, lease_until: chrono::Utc::now() + Duration::minutes(5) };
+        let engine = &engine;
+        async move { dispatch_events(engine, 500, Some(take), look).await.expect("the dispatch") }
+    };
     let undispatched = || async {
         WebhookEventRecord::find().filter(webhook_event::Column::DispatchedAt.is_null()).count(&db).await.unwrap()
     };
 
     // Act: a dispatch with one slot.
-    let first = engine::webhooks::dispatch::dispatch_events(
-        &engine,
-        500,
-        Some(take(1)),
-        engine::webhooks::dispatch::Look::First,
-    )
-    .await
-    .expect("the dispatch");
+    let first = dispatch(1, engine::webhooks::dispatch::Look::First).await;
 
     // Assert: one message, taken; the events it had no slot for wait in the outbox, not as
     // pending messages (each would be claimed by a write of its own).
@@ -754,14 +752,7 @@ async fn a_dispatch_makes_no_more_messages_than_its_caller_takes(backend: Backen
     assert_eq!(made[0].status, WebhookMessageStatus::Sending);
 
     // Act: a dispatch with slots for them.
-    let second = engine::webhooks::dispatch::dispatch_events(
-        &engine,
-        500,
-        Some(take(64)),
-        engine::webhooks::dispatch::Look::Skip,
-    )
-    .await
-    .expect("the dispatch");
+    let second = dispatch(64, engine::webhooks::dispatch::Look::Skip).await;
 
     // Assert: their messages made, every one taken; the outbox empty.
     assert_eq!((second.messages, second.taken.len(), second.left), (2, 2, 0), "{second:?}");

@@ -117,7 +117,7 @@ pub async fn dispatch_events(
     }
     let txn = begin_write(&engine.writer).await?;
     // Whole, data included: the taken messages' first attempts send it with no read after.
-    let events = WebhookEventRecord::find()
+    let mut events = WebhookEventRecord::find()
         .filter(webhook_event::Column::DispatchedAt.is_null())
         .order_by_asc(webhook_event::Column::Id)
         .limit(batch)
@@ -172,7 +172,6 @@ pub async fn dispatch_events(
         }
     }
     let left = events.len() - handled;
-    let mut events = events;
     events.truncate(handled);
     if events.is_empty() {
         return Ok(Dispatched { left, ..Dispatched::default() });
