@@ -167,6 +167,16 @@ def wait_until_drained(db, since, seconds):
         time.sleep(0.2)
 
 
+def delivery_lag(db, since):
+    """How long after its event was written each message delivered since `since` (the database's
+    clock) was delivered: p50, p99 and the longest, in seconds."""
+    row = db.execute("SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY lag), percentile_cont(0.99) WITHIN GROUP "
+                     "(ORDER BY lag), max(lag) FROM (SELECT extract(epoch FROM m.delivered_at - e.occurred_at) AS lag "
+                     "FROM webhook_messages m JOIN webhook_events e ON e.id = m.event_id "
+                     f"WHERE m.status = 'delivered' AND m.delivered_at >= '{since}') AS lags")[0]
+    return tuple(float(value or 0) for value in row)
+
+
 def main():
     binary = release_binary()
     # The bench's receiver listens on loopback.
@@ -204,6 +214,7 @@ def main():
             else:
                 api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": True})
             delivered_before = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0])
+            round_began = db.execute("SELECT now()")[0][0]
             started = time.monotonic()
             pg_before, worker_before = postgres_cpu_seconds(), cpu_seconds(worker.pid)
             receiver_cpu = resource.getrusage(resource.RUSAGE_SELF)
@@ -213,6 +224,7 @@ def main():
             delivered = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0]) \
                 - delivered_before
             worker_cpu = cpu_seconds(worker.pid) - worker_before
+            lag = delivery_lag(db, round_began)
             pg_hooked = postgres_cpu_seconds() - pg_before
             after = resource.getrusage(resource.RUSAGE_SELF)
             receiver_cpu = after.ru_utime + after.ru_stime - receiver_cpu.ru_utime - receiver_cpu.ru_stime
@@ -222,7 +234,7 @@ def main():
             api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": False})
             targets = fresh_stage1_audits(db, pairs, SECONDS)
             runs.append(wrk(api.base, transition_script(api.token, targets), SECONDS))
-            hooked.append((hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu))
+            hooked.append((hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu, lag))
         vacuums = db.execute("SELECT relname, autovacuum_count, autoanalyze_count FROM pg_stat_user_tables "
                              "WHERE autovacuum_count + autoanalyze_count > 0 ORDER BY relname")
         api_reads = wrk(api.base, get_script(api.token, [f"/api/v1/engagements/{e}" for e, _ in pairs]), SECONDS)
@@ -251,7 +263,7 @@ def main():
               f"p99 {latency['99']}; non-2xx: {non_2xx}; socket errors: {errors or 'none'} | {api_rps / db_tps:.0%} |")
         print(f"| pgbench, the same statements | {db_tps:.0f} | average {db_latency}, p99 {db_p99:.2f}ms | |")
     shares = []
-    for index, (hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu) in enumerate(hooked):
+    for index, (hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu, lag) in enumerate(hooked):
         before_rps, after_rps = wrk_figures(runs[index])[0], wrk_figures(runs[index + 1])[0]
         plain_rps = (before_rps + after_rps) / 2
         print(f"| API transition again, the endpoint disabled (run {index + 2} without) | {after_rps:.0f} | | |")
@@ -266,7 +278,8 @@ def main():
               f"until drained: {delivered / delivery_seconds:.0f} per second; the worker process used {worker_cpu:.1f} s "
               f"of CPU ({worker_cpu / delivered * 1e6:.0f} µs a message), the receiver {receiver_cpu:.1f} s; "
               f"PostgreSQL {pg_hooked / hooked_count * 1e6:.0f} µs a transition with its message made, delivered and "
-              f"logged (the worker's statements included)")
+              f"logged (the worker's statements included); from an event's commit to its delivery: p50 {lag[0]:.2f} s, "
+              f"p99 {lag[1]:.2f} s, at most {lag[2]:.2f} s")
     print(f"\nShare with one endpoint, each round against its neighbours: "
           f"{', '.join(f'{share:.0%}' for share in shares)}; median {statistics.median(shares):.0%}")
     print("Autovacuum and autoanalyze runs by then (table: vacuums, analyzes): "

@@ -24,7 +24,9 @@ use lettre::Message;
 use lettre::message::Mailbox;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sea_orm::sea_query::{CommonTableExpression, Expr, ExprTrait, LockBehavior, LockType, Query, WithClause};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, QueryFilter, QuerySelect, QueryTrait,
+};
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use uuid::Uuid;
@@ -265,13 +267,13 @@ impl WebhookSender {
             passes.looked_for_due(claimed.len() == free.len());
         }
         let take = Take { count: free.len() - claimed.len().min(free.len()), lease_until: Utc::now() + self.lease };
-        let mut events: HashMap<Uuid, webhook_event::Model> = HashMap::new();
+        let mut events: HashMap<Uuid, Arc<webhook_event::Model>> = HashMap::new();
         // A failed dispatch does not strand what was claimed: it is sent, and the outbox waits.
         match dispatch_events(&self.engine, DISPATCH_BATCH, Some(take), passes.look_at_outbox()).await {
             Ok(dispatched) => {
                 passes.dispatched(&dispatched);
                 claimed.extend(dispatched.taken);
-                events.extend(dispatched.taken_events.into_iter().map(|e| (e.id, e)));
+                events.extend(dispatched.taken_events.into_iter().map(|e| (e.id, Arc::new(e))));
             }
             Err(error) => {
                 passes.dispatch_failed();
@@ -283,12 +285,13 @@ impl WebhookSender {
         }
         // The batch's endpoints, read once for all its messages once the dispatch has committed: an
         // endpoint disabled, moved or given a new secret meanwhile is sent to as it is now.
-        let endpoints: HashMap<Uuid, webhook_endpoint::Model> = WebhookEndpoint::find()
+        let now = self.engine.clock.now();
+        let targets: HashMap<Uuid, Arc<Target>> = WebhookEndpoint::find()
             .filter(webhook_endpoint::Column::Id.is_in(claimed.iter().map(|m| m.endpoint_id)))
             .all(&self.engine.db)
             .await?
             .into_iter()
-            .map(|e| (e.id, e))
+            .map(|e| (e.id, Arc::new(Target::of(e, now, self.allow_loopback))))
             .collect();
         // The events the dispatch did not hand over (those of claimed messages; an event's data
         // never changes).
@@ -296,7 +299,7 @@ impl WebhookSender {
         if !unread.is_empty() {
             let read =
                 WebhookEventRecord::find().filter(webhook_event::Column::Id.is_in(unread)).all(&self.engine.db).await?;
-            events.extend(read.into_iter().map(|e| (e.id, e)));
+            events.extend(read.into_iter().map(|e| (e.id, Arc::new(e))));
         }
         let started = claimed.len();
         if started > free.len() {
@@ -307,12 +310,12 @@ impl WebhookSender {
             );
         }
         for (message, slot) in claimed.into_iter().zip(free) {
-            let endpoint = endpoints.get(&message.endpoint_id).cloned();
+            let target = targets.get(&message.endpoint_id).cloned();
             let event = events.get(&message.event_id).cloned();
             let sender = self.clone();
             let made = made.clone();
             tokio::spawn(async move {
-                match sender.attempt(message, endpoint, event).await {
+                match sender.attempt(message, target, event).await {
                     Ok(Some(attempt)) => {
                         // The recorder ends only after every slot is back: it is there.
                         let _ = made.send(Made { attempt, _slot: slot });
@@ -402,14 +405,13 @@ impl WebhookSender {
     async fn attempt(
         &self,
         message: webhook_message::Model,
-        endpoint: Option<webhook_endpoint::Model>,
-        event: Option<webhook_event::Model>,
+        target: Option<Arc<Target>>,
+        event: Option<Arc<webhook_event::Model>>,
     ) -> Result<Option<Attempt>, WorkerError> {
-        let (Some(endpoint), Some(event)) = (endpoint.filter(|e| e.enabled), event) else {
+        let (Some(target), Some(event)) = (target.filter(|t| t.endpoint.enabled), event) else {
             self.give_up(&message, "the endpoint is disabled or deleted").await?;
             return Ok(None);
         };
-        let now = self.engine.clock.now();
         let body = match payload(&event) {
             Ok(body) => body,
             Err(error) => {
@@ -417,49 +419,31 @@ impl WebhookSender {
                 return Ok(None);
             }
         };
-        let mut secrets = Vec::new();
-        for (secret, until) in
-            [(Some(&endpoint.secret), None), (endpoint.previous_secret.as_ref(), endpoint.previous_secret_expires_at)]
-        {
-            if let (Some(secret), true) = (secret, until.is_none_or(|until| until > now)) {
-                match WebhookSecret::parse(secret) {
-                    Ok(secret) => secrets.push(secret),
-                    Err(error) => tracing::error!(endpoint_id = %endpoint.id, %error, "a stored secret is not one"),
-                }
-            }
-        }
         let id = message_id(message.id);
         // The instant of the attempt itself (receivers compare it to their own clock).
         let timestamp = Utc::now().timestamp();
-        let signature = signature_header(&secrets.iter().collect::<Vec<_>>(), &id, timestamp, &body);
+        let signature = signature_header(&target.secrets.iter().collect::<Vec<_>>(), &id, timestamp, &body);
         let started = Instant::now();
-        let answer = self.send(&endpoint.url, &id, timestamp, &signature, body).await;
+        let answer = match &target.url {
+            Ok(url) => self.send(url.clone(), &id, timestamp, &signature, body).await,
+            Err(refused) => Err(refused.clone()),
+        };
         let latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-        Ok(Some(Attempt { message, endpoint, answer, latency_ms }))
+        Ok(Some(Attempt { message, target, answer, latency_ms }))
     }
 
-    /// Posts `body`; `Err` with why when no answer came.
+    /// Posts `body` to `url` (checked by [`Target::of`]); `Err` with why when no answer came.
     async fn send(
         &self,
-        url: &str,
+        url: reqwest::Url,
         id: &str,
         timestamp: i64,
         signature: &str,
         body: Vec<u8>,
     ) -> Result<Answer, String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("the URL is not one: {e}"))?;
-        // A name is checked by the resolver; an address in the URL never reaches it.
-        let literal = match parsed.host() {
-            Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
-            Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
-            _ => None,
-        };
-        if let Some(address) = literal.filter(|a| !may_send_to(*a, self.allow_loopback)) {
-            return Err(format!("{address} is an address webhooks are never sent to"));
-        }
         let response = self
             .client
-            .post(parsed)
+            .post(url)
             .header("content-type", "application/json")
             .header("webhook-id", id)
             .header("webhook-timestamp", timestamp.to_string())
@@ -539,7 +523,8 @@ impl WebhookSender {
             delivered.entry(key).or_default().push(j.attempt.message.id);
         }
         for ((status, attempts), ids) in delivered {
-            let updated = WebhookMessage::update_many()
+            // Only the ids come back: the rows themselves are not read again.
+            let update = WebhookMessage::update_many()
                 .col_expr(M::Status, Expr::value(WebhookMessageStatus::Delivered))
                 .col_expr(M::DeliveredAt, Expr::value(Some(now)))
                 .col_expr(M::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
@@ -549,9 +534,12 @@ impl WebhookSender {
                 .filter(M::Id.is_in(ids))
                 .filter(M::Status.eq(WebhookMessageStatus::Sending))
                 .filter(M::Attempts.eq(attempts))
-                .exec_with_returning(&txn)
-                .await?;
-            held.extend(updated.into_iter().map(|m| m.id));
+                .into_query()
+                .returning_col(M::Id)
+                .to_owned();
+            for row in txn.query_all(&update).await? {
+                held.insert(row.try_get::<Uuid>("", M::Id.as_str())?);
+            }
         }
         for j in judged.iter().filter(|j| j.outcome != WebhookAttemptOutcome::Delivered) {
             let message = &j.attempt.message;
@@ -583,7 +571,7 @@ impl WebhookSender {
             .map(|j| webhook_attempt::ActiveModel {
                 id: Set(Uuid::now_v7()),
                 message_id: Set(j.attempt.message.id),
-                endpoint_id: Set(j.attempt.endpoint.id),
+                endpoint_id: Set(j.attempt.target.endpoint.id),
                 attempt: Set(j.attempt.message.attempts),
                 attempted_at: Set(now),
                 outcome: Set(j.outcome),
@@ -602,8 +590,8 @@ impl WebhookSender {
         // In the endpoints' order: two workers lock the same endpoints in the same order.
         let mut health: BTreeMap<Uuid, Health<'_>> = BTreeMap::new();
         for j in judged.iter().filter(|j| held.contains(&j.attempt.message.id)) {
-            let seen = health.entry(j.attempt.endpoint.id).or_insert(Health {
-                endpoint: &j.attempt.endpoint,
+            let seen = health.entry(j.attempt.target.endpoint.id).or_insert(Health {
+                endpoint: &j.attempt.target.endpoint,
                 delivered: false,
                 gone: false,
                 failed: false,
@@ -739,10 +727,49 @@ struct Answer {
     excerpt: String,
 }
 
+/// An endpoint as the attempts of one batch send to it: its URL parsed and checked, and its
+/// secrets in force read, once for all of them.
+struct Target {
+    endpoint: webhook_endpoint::Model,
+    /// Where the attempts post, or why they cannot.
+    url: Result<reqwest::Url, String>,
+    /// The current secret, and during a rotation's overlap the previous one.
+    secrets: Vec<WebhookSecret>,
+}
+
+impl Target {
+    fn of(endpoint: webhook_endpoint::Model, now: DateTime<Utc>, allow_loopback: bool) -> Self {
+        let mut secrets = Vec::new();
+        for (secret, until) in
+            [(Some(&endpoint.secret), None), (endpoint.previous_secret.as_ref(), endpoint.previous_secret_expires_at)]
+        {
+            if let (Some(secret), true) = (secret, until.is_none_or(|until| until > now)) {
+                match WebhookSecret::parse(secret) {
+                    Ok(secret) => secrets.push(secret),
+                    Err(error) => tracing::error!(endpoint_id = %endpoint.id, %error, "a stored secret is not one"),
+                }
+            }
+        }
+        let url = reqwest::Url::parse(&endpoint.url).map_err(|e| format!("the URL is not one: {e}")).and_then(|url| {
+            // A name is checked by the resolver; an address in the URL never reaches it.
+            let literal = match url.host() {
+                Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+                Some(url::Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+                _ => None,
+            };
+            match literal.filter(|a| !may_send_to(*a, allow_loopback)) {
+                Some(address) => Err(format!("{address} is an address webhooks are never sent to")),
+                None => Ok(url),
+            }
+        });
+        Self { endpoint, url, secrets }
+    }
+}
+
 /// An attempt made, to be recorded.
 struct Attempt {
     message: webhook_message::Model,
-    endpoint: webhook_endpoint::Model,
+    target: Arc<Target>,
     answer: Result<Answer, String>,
     latency_ms: i32,
 }
