@@ -24,8 +24,9 @@
    dispatch the outbox the run before left, the endpoint still disabled), then once more with the
    endpoint disabled and no worker. Prints each hooked run's throughput as a share of the mean of
    the runs without on either side of it (the tables grow run after run, and the machine's speed
-   drifts), their median, and how fast the worker delivered (messages per second from the start
-   of that run until the outbox and the messages are drained).
+   drifts), their median, how fast the worker delivered (messages per second from the start
+   of that run until the outbox and the messages are drained), and how long after its event's
+   commit each message was delivered (p50, p99, the longest).
 
 Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), ENGAGEMENTS
 (256), CLIENTS (64), SECONDS (20), ROUNDS (3), DATABASE_MAX_CONNECTIONS (the API's read pool, default 32),
