@@ -62,6 +62,16 @@ const PASS_INTERVAL: Duration = Duration::from_millis(50);
 /// that they are recorded in one transaction.
 const RECORD_GATHER: Duration = Duration::from_millis(5);
 
+/// How often a sender looks for messages whose lease ended: a quarter of a lease, at least every
+/// [`IDLE`] and at most every 10 s. Such messages are those of a worker that died or could not
+/// record its attempts, and wait a lease already; the look itself is not free: on PostgreSQL it
+/// walks the `sending` range of `ix_webhook_messages_due`, which holds an entry for every message
+/// sent since the last vacuum (11 ms a look after a few minutes of load, made every 200 ms;
+/// docs/benchmarks.md, "Dead entries in the queue's index").
+fn lease_look_interval(lease: Duration) -> Duration {
+    (lease / 4).clamp(IDLE, Duration::from_secs(10))
+}
+
 /// What the last passes found, which says when the next one begins and what it looks at first.
 #[derive(Debug, Default)]
 struct Passes {
@@ -74,6 +84,12 @@ struct Passes {
     last_filled: bool,
     /// When due messages were last looked for.
     due_looked: Option<Instant>,
+    /// How often messages whose lease ended are looked for (see [`lease_look_interval`]).
+    lease_look_every: Duration,
+    /// When messages whose lease ended were last looked for.
+    leases_looked: Option<Instant>,
+    /// The last look for ended leases took as many as it could: more may wait.
+    leases_left: bool,
     /// More due messages may wait: the last look took as many as it could, or a dispatch made
     /// more messages than it took (the rest are pending and due).
     due_left: bool,
@@ -83,8 +99,8 @@ struct Passes {
 }
 
 impl Passes {
-    fn new(writer_shared: bool) -> Self {
-        Self { writer_shared, ..Self::default() }
+    fn new(writer_shared: bool, lease_look_every: Duration) -> Self {
+        Self { writer_shared, lease_look_every, ..Self::default() }
     }
 
     /// How long the next pass waits before it begins: the rest of [`PASS_INTERVAL`] after a pass
@@ -112,6 +128,17 @@ impl Passes {
     fn looked_for_due(&mut self, filled: bool) {
         self.due_looked = Some(Instant::now());
         self.due_left = filled;
+    }
+
+    /// Whether a look for due messages also looks for those whose lease ended: every
+    /// `lease_look_every`, or at once when the last such look may have left some.
+    fn look_for_ended_leases(&self) -> bool {
+        self.leases_left || self.leases_looked.is_none_or(|looked| looked.elapsed() >= self.lease_look_every)
+    }
+
+    fn looked_for_ended_leases(&mut self, filled: bool) {
+        self.leases_looked = Some(Instant::now());
+        self.leases_left = filled;
     }
 
     fn look_at_outbox(&self) -> Look {
@@ -208,7 +235,10 @@ impl WebhookSender {
         let slots = Arc::new(Semaphore::new(sender.concurrency));
         let (made, to_record) = mpsc::unbounded_channel::<Made>();
         let recorder = tokio::spawn(sender.clone().record_as_they_end(to_record));
-        let mut passes = Passes::new(sender.engine.writer.get_database_backend() == sea_orm::DbBackend::Sqlite);
+        let mut passes = Passes::new(
+            sender.engine.writer.get_database_backend() == sea_orm::DbBackend::Sqlite,
+            lease_look_interval(sender.lease.to_std().unwrap_or(ATTEMPT_TIMEOUT)),
+        );
         loop {
             if *stop.borrow() {
                 break;
@@ -263,8 +293,13 @@ impl WebhookSender {
         // the outbox's new events, of which the first messages take the slots left.
         let mut claimed = Vec::new();
         if passes.look_for_due() {
-            claimed = self.claim_due(free.len()).await?;
-            passes.looked_for_due(claimed.len() == free.len());
+            let leases = passes.look_for_ended_leases();
+            claimed = self.claim_due(free.len(), leases).await?;
+            let filled = claimed.len() == free.len();
+            passes.looked_for_due(filled);
+            if leases {
+                passes.looked_for_ended_leases(filled);
+            }
         }
         let take = Take { count: free.len() - claimed.len().min(free.len()), lease_until: Utc::now() + self.lease };
         let mut events: HashMap<Uuid, Arc<webhook_event::Model>> = HashMap::new();
@@ -330,9 +365,9 @@ impl WebhookSender {
         Ok(started)
     }
 
-    /// Claims at most `limit` due messages (pending and due, or held by a lease that ended), each
-    /// counting an attempt.
-    async fn claim_due(&self, limit: usize) -> Result<Vec<webhook_message::Model>, WorkerError> {
+    /// Claims at most `limit` due messages (pending and due, and when `leases` those held by a lease
+    /// that ended), each counting an attempt.
+    async fn claim_due(&self, limit: usize, leases: bool) -> Result<Vec<webhook_message::Model>, WorkerError> {
         use webhook_message::Column as C;
         let now = self.engine.clock.now();
         // A lease measures how long an attempt has really taken: the wall clock's, not the
@@ -345,7 +380,7 @@ impl WebhookSender {
         let lease_ended = || C::Status.eq(WebhookMessageStatus::Sending).and(C::LeaseUntil.lt(wall));
         // Nothing due costs an indexed read or two, not a write (on SQLite, the API's one write lock).
         let mut any_due = false;
-        for due in [pending_due(), lease_ended()] {
+        for due in [Some(pending_due()), leases.then(lease_ended)].into_iter().flatten() {
             let found: Option<Uuid> = WebhookMessage::find()
                 .select_only()
                 .column(C::Id)
@@ -377,12 +412,17 @@ impl WebhookSender {
         let cte = |name: &str, query: sea_orm::sea_query::SelectStatement| {
             CommonTableExpression::new().query(query).table_name(name.to_owned()).materialized(true).to_owned()
         };
-        let chosen = Query::select()
-            .column(C::Id)
-            .from("lease_ended")
-            .union(sea_orm::sea_query::UnionType::All, Query::select().column(C::Id).from("pending_due").to_owned())
-            .limit(limit)
-            .to_owned();
+        let pending = Query::select().column(C::Id).from("pending_due").to_owned();
+        let chosen = if leases {
+            Query::select()
+                .column(C::Id)
+                .from("lease_ended")
+                .union(sea_orm::sea_query::UnionType::All, pending)
+                .limit(limit)
+                .to_owned()
+        } else {
+            pending
+        };
         let claim = Query::update()
             .table(WebhookMessage)
             .value(C::Status, Expr::value(WebhookMessageStatus::Sending))
@@ -391,11 +431,11 @@ impl WebhookSender {
             .and_where(C::Id.in_subquery(Query::select().column(C::Id).from("chosen").to_owned()))
             .returning_all()
             .to_owned();
-        let with = WithClause::new()
-            .cte(cte("lease_ended", locked(lease_ended(), false)))
-            .cte(cte("pending_due", locked(pending_due(), true)))
-            .cte(cte("chosen", chosen))
-            .to_owned();
+        let mut with = WithClause::new();
+        if leases {
+            with.cte(cte("lease_ended", locked(lease_ended(), false)));
+        }
+        let with = with.cte(cte("pending_due", locked(pending_due(), true))).cte(cte("chosen", chosen)).to_owned();
         let statement = self.engine.writer.get_database_backend().build(&with.query(claim));
         Ok(WebhookMessage::find().from_raw_sql(statement).all(&self.engine.writer).await?)
     }
@@ -532,8 +572,7 @@ impl WebhookSender {
                 .col_expr(M::LastError, Expr::value(Option::<String>::None))
                 .col_expr(M::UpdatedAt, Expr::value(now))
                 .filter(M::Id.is_in(ids))
-                .filter(M::Status.eq(WebhookMessageStatus::Sending))
-                .filter(M::Attempts.eq(attempts))
+                .filter(still_held_by(attempts))
                 .into_query()
                 .returning_col(M::Id)
                 .to_owned();
@@ -549,8 +588,7 @@ impl WebhookSender {
                 .col_expr(M::LastError, Expr::value(j.error.clone()))
                 .col_expr(M::UpdatedAt, Expr::value(now))
                 .filter(M::Id.eq(message.id))
-                .filter(M::Status.eq(WebhookMessageStatus::Sending))
-                .filter(M::Attempts.eq(message.attempts));
+                .filter(still_held_by(message.attempts));
             let update = match j.next {
                 Some(next) => update
                     .col_expr(M::Status, Expr::value(WebhookMessageStatus::Pending))
@@ -818,6 +856,19 @@ struct Health<'a> {
     failed: bool,
 }
 
+/// The guard of an attempt's record: its message is still being sent, by this attempt (its count
+/// of attempts unchanged since the attempt's claim). Written as one expression, which no index
+/// serves: the messages are found by their ids. On PostgreSQL the `sending` range of
+/// `ix_webhook_messages_due` holds an entry for every message sent since the table was last
+/// vacuumed (each was `sending` once, and its old row version stays indexed until then), and
+/// plans that walked it to find a batch's rows (`status = 'sending' AND id IN (…)`) made the
+/// record cost five times more after a few minutes of load (docs/benchmarks.md, "Dead entries in
+/// the queue's index").
+fn still_held_by(attempts: i32) -> sea_orm::sea_query::SimpleExpr {
+    use webhook_message::Column as M;
+    Expr::expr(Expr::case(M::Status.eq(WebhookMessageStatus::Sending), Expr::col(M::Attempts))).eq(attempts)
+}
+
 /// Disables endpoint `id` for `reason` and fails what it had pending (a replay sends it once the
 /// endpoint is enabled again). `false` when it was disabled already (by another attempt).
 async fn disable(txn: &WriteTransaction, id: Uuid, reason: &str, now: DateTime<Utc>) -> Result<bool, WorkerError> {
@@ -908,7 +959,7 @@ fn describe(error: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{IDLE, Look, PASS_INTERVAL, Passes, retry_after};
+    use super::{IDLE, Look, PASS_INTERVAL, Passes, lease_look_interval, retry_after};
     use chrono::{Duration, TimeZone, Utc};
     use engine::webhooks::dispatch::Dispatched;
 
@@ -943,6 +994,25 @@ mod tests {
     }
 
     #[test]
+    fn ended_leases_are_looked_for_every_quarter_lease_within_idle_and_ten_seconds() {
+        assert_eq!(lease_look_interval(std::time::Duration::from_secs(60)), std::time::Duration::from_secs(10));
+        assert_eq!(lease_look_interval(std::time::Duration::from_secs(2)), std::time::Duration::from_millis(500));
+        assert_eq!(lease_look_interval(std::time::Duration::from_millis(400)), IDLE);
+        let mut passes = Passes::new(false, std::time::Duration::from_secs(10));
+        assert!(passes.look_for_ended_leases(), "the first look includes them (a worker restarted after a crash)");
+        passes.looked_for_ended_leases(false);
+        assert!(!passes.look_for_ended_leases(), "not again before the interval");
+        passes.due_looked = Some(std::time::Instant::now().checked_sub(IDLE).expect("up longer than IDLE"));
+        assert!(passes.look_for_due() && !passes.look_for_ended_leases(), "due retries are looked for, leases not");
+        passes.looked_for_ended_leases(true);
+        assert!(passes.look_for_ended_leases(), "the look took as many as it could: more may wait");
+        passes.looked_for_ended_leases(false);
+        passes.leases_looked =
+            Some(std::time::Instant::now().checked_sub(std::time::Duration::from_secs(10)).expect("up 10 s"));
+        assert!(passes.look_for_ended_leases(), "an interval later");
+    }
+
+    #[test]
     fn due_messages_are_looked_for_at_once_when_some_may_be_left() {
         let mut passes = Passes::default();
         passes.looked_for_due(true);
@@ -956,7 +1026,7 @@ mod tests {
 
     #[test]
     fn the_outbox_is_looked_at_first_unless_the_last_dispatch_found_events() {
-        let mut passes = Passes::new(false);
+        let mut passes = Passes::new(false, IDLE);
         assert_eq!(passes.look_at_outbox(), Look::First);
         passes.dispatched(&dispatched(4, 0, 0));
         assert_eq!(passes.look_at_outbox(), Look::Skip, "a busy outbox: straight to the writer");
@@ -969,7 +1039,7 @@ mod tests {
 
     #[test]
     fn a_pass_that_dispatched_events_no_endpoint_wants_is_followed_without_an_idle_wait() {
-        let mut passes = Passes::new(false);
+        let mut passes = Passes::new(false, IDLE);
         passes.dispatched(&dispatched(500, 0, 0));
         assert!(!passes.idles_after(0), "a backlog of such events drains a dispatch a pass");
         passes.dispatched(&Dispatched { left: 7, ..Dispatched::default() });
@@ -992,14 +1062,14 @@ mod tests {
 
     #[test]
     fn on_a_shared_writer_the_outbox_is_always_looked_at_first() {
-        let mut passes = Passes::new(true);
+        let mut passes = Passes::new(true, IDLE);
         passes.dispatched(&dispatched(4, 0, 0));
         assert_eq!(passes.look_at_outbox(), Look::First, "an empty write turn would cost the API's writes");
     }
 
     #[test]
     fn a_pass_with_slots_to_spare_is_followed_an_interval_later_and_a_full_one_at_once() {
-        let mut passes = Passes::new(false);
+        let mut passes = Passes::new(false, IDLE);
         assert_eq!(passes.wait(), None, "the first pass begins at once");
         passes.passed(3, 64);
         let wait = passes.wait().expect("slots to spare: the next pass waits");
