@@ -10,11 +10,17 @@
    the engagement, reads its facts and open deadlines, its documents and SoA, completes the audit,
    writes the history and bumps the version: every request is a full transition). An audit
    completes one event only, so each request names an unfinished stage 1 audit of its own (bulk
-   copies of the seeded ones); pgbench completes the same audit again, which SQL allows.
+   copies of the seeded ones); pgbench completes an audit of its own (one more copy) again and
+   again, which SQL allows.
 4. pgbench, the same CLIENTS for SECONDS, running the SQL statements one such transition executes
-   (captured from PostgreSQL's statement log) as a custom script, on the same database, once the
-   API has stopped (its p99 is read from pgbench's per-transaction log).
-5. Prints the ratio of the two throughputs and the API's latency percentiles.
+   (captured from PostgreSQL's statement log) as a custom script, on the same database, right
+   before and right after the API's run, the API stopped meanwhile (its pools and pgbench's
+   clients would not fit in PostgreSQL's default 100 connections; its p99 is read from pgbench's
+   per-transaction log). Two runs, on either side of the API's, on tables as they are for it: the
+   ceiling had been measured once at the end, on tables grown by every run before (the hooked
+   rounds below included) and on a machine whose speed drifts by a third within minutes.
+5. Prints the ratio of the API's throughput to the mean of the two pgbench runs, and the
+   latency percentiles of each.
 6. The read path the same way: wrk `GET /api/v1/engagements/{id}` (an engagement with its allowed
    events and open deadlines) against pgbench running that request's SELECTs.
 7. Prints the API's peak resident memory (VmHWM) after the transitions and after the reads, and
@@ -42,7 +48,7 @@ import sys
 import threading
 import time
 
-from benchlib import (PGBENCH_READ_STATEMENT, Api, Database, fresh_stage1_audits, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
+from benchlib import (PGBENCH_READ_STATEMENT, Api, Database, copies, fresh_stage1_audits, id_literal, new_id, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
                       transition_script, wrk, wrk_figures, CLIENTS)
 
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
@@ -187,14 +193,27 @@ def main():
     worker = None
     try:
         pairs, org, cb = seed_stage1(api, ENGAGEMENTS)
-        rows = ",".join(f"({i + 1}, '{e}', '{a}', '{org}', '{cb}')" for i, (e, a) in enumerate(pairs))
+        # pgbench completes stage 1 audits of its own, a copy of each seeded one: it runs before the
+        # API's first run, whose requests name the seeded audits and copies of them, unfinished.
+        seeded = ",".join(id_literal(db, a) for _, a in pairs)
+        db.execute(copies(db, "audits", {"id": new_id(db)}, f"(SELECT * FROM audits WHERE id IN ({seeded})) t")
+                   + ";\nSELECT 1")
+        pgbench_audit = dict(db.execute(f"SELECT engagement_id, id FROM audits WHERE kind = 'stage1' "
+                                        f"AND id NOT IN ({seeded})"))
+        rows = ",".join(f"({i + 1}, '{e}', '{pgbench_audit[e]}', '{org}', '{cb}')" for i, (e, _) in enumerate(pairs))
         db.execute("CREATE TABLE bench_ids (n int PRIMARY KEY, engagement_id uuid, audit_id uuid, "
                    f"organization_id uuid, certification_body_id uuid); INSERT INTO bench_ids VALUES {rows}")
+        api.stop()
+        db_before = pgbench(db, PGBENCH_SCRIPT, SECONDS)
+        api = Api(binary, db)
         targets = fresh_stage1_audits(db, pairs, SECONDS)
         pg_before, api_before = postgres_cpu_seconds(), cpu_seconds(api.process.pid)
         api_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
         pg_plain, api_plain = postgres_cpu_seconds() - pg_before, cpu_seconds(api.process.pid) - api_before
         _, transitions_peak = api.memory()
+        api.stop()
+        db_after = pgbench(db, PGBENCH_SCRIPT, SECONDS)
+        api = Api(binary, db)
         # Then ROUNDS times: a run with one endpoint subscribed to everything and a worker
         # delivering meanwhile, and a run without (the endpoint disabled, no worker). Each hooked
         # run is compared with the runs without on either side of it (the tables grow run after
@@ -243,7 +262,6 @@ def main():
         # pgbench runs with the API stopped: its 64 connections and the API's pools would not fit
         # in PostgreSQL's default 100 together, and idle API connections would only share the cores.
         api.stop()
-        db_run = pgbench(db, PGBENCH_SCRIPT, SECONDS)
         db_reads = pgbench(db, PGBENCH_READ, SECONDS)
     finally:
         if worker is not None:
@@ -252,17 +270,20 @@ def main():
         api.stop()
         db.drop()
 
-    print(*runs, *(h[0] for h in hooked), db_run[0], api_reads, db_reads[0], sep="\n", file=sys.stderr)
+    print(*runs, *(h[0] for h in hooked), db_before[0], db_after[0], api_reads, db_reads[0], sep="\n", file=sys.stderr)
     print(f"\n| {CLIENTS} clients, {SECONDS} s, {ENGAGEMENTS} engagements | per second | latency | API / pgbench |")
     print("|---|---|---|---|")
     writers = os.environ.get("DATABASE_WRITE_CONNECTIONS", "8")
-    for what, api_out, (db_out, db_p99) in [("transition (POST .../events)", api_run, db_run),
-                                            ("read (GET /engagements/{id})", api_reads, db_reads)]:
+    for what, api_out, ceilings in [("transition (POST .../events)", api_run,
+                                     [("right before", db_before), ("right after", db_after)]),
+                                    ("read (GET /engagements/{id})", api_reads, [("after", db_reads)])]:
         api_rps, latency, non_2xx, errors = wrk_figures(api_out)
-        db_tps, db_latency = pgbench_figures(db_out)
+        figures = [(when, *pgbench_figures(out), p99) for when, (out, p99) in ceilings]
+        ceiling = statistics.mean(tps for _, tps, _, _ in figures)
         print(f"| API {what}, pools {pool_of('postgres')} + {writers} | {api_rps:.0f} | p50 {latency['50']}, p90 {latency['90']}, "
-              f"p99 {latency['99']}; non-2xx: {non_2xx}; socket errors: {errors or 'none'} | {api_rps / db_tps:.0%} |")
-        print(f"| pgbench, the same statements | {db_tps:.0f} | average {db_latency}, p99 {db_p99:.2f}ms | |")
+              f"p99 {latency['99']}; non-2xx: {non_2xx}; socket errors: {errors or 'none'} | {api_rps / ceiling:.0%} |")
+        for when, db_tps, db_latency, db_p99 in figures:
+            print(f"| pgbench, the same statements, {when} | {db_tps:.0f} | average {db_latency}, p99 {db_p99:.2f}ms | |")
     shares = []
     for index, (hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu, lag) in enumerate(hooked):
         before_rps, after_rps = wrk_figures(runs[index])[0], wrk_figures(runs[index + 1])[0]
