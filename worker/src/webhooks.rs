@@ -72,8 +72,33 @@ fn lease_look_interval(lease: Duration) -> Duration {
     (lease / 4).clamp(IDLE, Duration::from_secs(10))
 }
 
+/// A look made every `every`, and at once while the last one may have left something.
+#[derive(Debug)]
+struct Periodic {
+    every: Duration,
+    /// When the look was last made.
+    last: Option<Instant>,
+    /// The last look took as many as it could: more may wait.
+    left: bool,
+}
+
+impl Periodic {
+    fn every(every: Duration) -> Self {
+        Self { every, last: None, left: false }
+    }
+
+    fn due(&self) -> bool {
+        self.left || self.last.is_none_or(|last| last.elapsed() >= self.every)
+    }
+
+    fn made(&mut self, filled: bool) {
+        self.last = Some(Instant::now());
+        self.left = filled;
+    }
+}
+
 /// What the last passes found, which says when the next one begins and what it looks at first.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Passes {
     /// The writer is shared with the API's writes (SQLite: one writer for all): a dispatch always
     /// looks at the outbox on the read pool first, since an empty write turn would cost them more.
@@ -82,17 +107,12 @@ struct Passes {
     last_pass: Option<Instant>,
     /// The last pass started as many attempts as it had slots: more may wait.
     last_filled: bool,
-    /// When due messages were last looked for.
-    due_looked: Option<Instant>,
-    /// How often messages whose lease ended are looked for (see [`lease_look_interval`]).
-    lease_look_every: Duration,
-    /// When messages whose lease ended were last looked for.
-    leases_looked: Option<Instant>,
-    /// The last look for ended leases took as many as it could: more may wait.
-    leases_left: bool,
-    /// More due messages may wait: the last look took as many as it could, or a dispatch made
-    /// more messages than it took (the rest are pending and due).
-    due_left: bool,
+    /// The look for due messages, every [`IDLE`]. More may wait (`left`) when the last look took
+    /// as many as it could, or when a dispatch made more messages than it took (the rest are
+    /// pending and due).
+    due: Periodic,
+    /// The look for messages whose lease ended, every [`lease_look_interval`].
+    leases: Periodic,
     /// The last dispatch found events: the outbox is busy, and the next dispatch goes to the
     /// writer without a look first.
     outbox_busy: bool,
@@ -100,13 +120,20 @@ struct Passes {
 
 impl Passes {
     fn new(writer_shared: bool, lease_look_every: Duration) -> Self {
-        Self { writer_shared, lease_look_every, ..Self::default() }
+        Self {
+            writer_shared,
+            last_pass: None,
+            last_filled: false,
+            due: Periodic::every(IDLE),
+            leases: Periodic::every(lease_look_every),
+            outbox_busy: false,
+        }
     }
 
     /// How long the next pass waits before it begins: the rest of [`PASS_INTERVAL`] after a pass
     /// that had slots to spare, nothing when work may be left (or for the first pass).
     fn wait(&self) -> Option<Duration> {
-        if self.last_filled || self.due_left {
+        if self.last_filled || self.due.left {
             return None;
         }
         self.last_pass.and_then(|last| PASS_INTERVAL.checked_sub(last.elapsed())).filter(|left| !left.is_zero())
@@ -122,23 +149,21 @@ impl Passes {
     /// steady flow of new events, not on every pass (two reads each, for retries that are due
     /// seconds apart at the soonest).
     fn look_for_due(&self) -> bool {
-        self.due_left || self.due_looked.is_none_or(|looked| looked.elapsed() >= IDLE)
+        self.due.due()
     }
 
     fn looked_for_due(&mut self, filled: bool) {
-        self.due_looked = Some(Instant::now());
-        self.due_left = filled;
+        self.due.made(filled);
     }
 
     /// Whether a look for due messages also looks for those whose lease ended: every
-    /// `lease_look_every`, or at once when the last such look may have left some.
+    /// [`lease_look_interval`], or at once when the last such look may have left some.
     fn look_for_ended_leases(&self) -> bool {
-        self.leases_left || self.leases_looked.is_none_or(|looked| looked.elapsed() >= self.lease_look_every)
+        self.leases.due()
     }
 
     fn looked_for_ended_leases(&mut self, filled: bool) {
-        self.leases_looked = Some(Instant::now());
-        self.leases_left = filled;
+        self.leases.made(filled);
     }
 
     fn look_at_outbox(&self) -> Look {
@@ -147,7 +172,7 @@ impl Passes {
 
     fn dispatched(&mut self, dispatched: &engine::webhooks::dispatch::Dispatched) {
         self.outbox_busy = dispatched.events > 0 || dispatched.left > 0;
-        self.due_left |= dispatched.messages > dispatched.taken.len();
+        self.due.left |= dispatched.messages > dispatched.taken.len();
     }
 
     fn dispatch_failed(&mut self) {
@@ -985,11 +1010,11 @@ mod tests {
 
     #[test]
     fn due_messages_are_looked_for_first_then_every_idle_while_none_are_left() {
-        let mut passes = Passes::default();
+        let mut passes = Passes::new(false, IDLE);
         assert!(passes.look_for_due(), "the first pass looks");
         passes.looked_for_due(false);
         assert!(!passes.look_for_due(), "none were left: the next pass does not look again at once");
-        passes.due_looked = Some(std::time::Instant::now().checked_sub(IDLE).expect("up longer than IDLE"));
+        passes.due.last = Some(std::time::Instant::now().checked_sub(IDLE).expect("up longer than IDLE"));
         assert!(passes.look_for_due(), "an idle interval later it does");
     }
 
@@ -1002,19 +1027,19 @@ mod tests {
         assert!(passes.look_for_ended_leases(), "the first look includes them (a worker restarted after a crash)");
         passes.looked_for_ended_leases(false);
         assert!(!passes.look_for_ended_leases(), "not again before the interval");
-        passes.due_looked = Some(std::time::Instant::now().checked_sub(IDLE).expect("up longer than IDLE"));
+        passes.due.last = Some(std::time::Instant::now().checked_sub(IDLE).expect("up longer than IDLE"));
         assert!(passes.look_for_due() && !passes.look_for_ended_leases(), "due retries are looked for, leases not");
         passes.looked_for_ended_leases(true);
         assert!(passes.look_for_ended_leases(), "the look took as many as it could: more may wait");
         passes.looked_for_ended_leases(false);
-        passes.leases_looked =
+        passes.leases.last =
             Some(std::time::Instant::now().checked_sub(std::time::Duration::from_secs(10)).expect("up 10 s"));
         assert!(passes.look_for_ended_leases(), "an interval later");
     }
 
     #[test]
     fn due_messages_are_looked_for_at_once_when_some_may_be_left() {
-        let mut passes = Passes::default();
+        let mut passes = Passes::new(false, IDLE);
         passes.looked_for_due(true);
         assert!(passes.look_for_due(), "the look took as many as it could: more may wait");
         passes.looked_for_due(false);
