@@ -22,7 +22,7 @@ use crate::changes::Changes;
 use crate::error::EngineError;
 use crate::history::{HistoryRecord, record_history};
 use crate::idempotency::{Claim, StoredResponse};
-use crate::store::WriteTransaction;
+use crate::store::{Templates, WriteTransaction};
 use crate::store::{begin_write, lock_engagement_reading};
 use crate::webhooks::outbox::{append_numbered, event_insert};
 
@@ -86,14 +86,18 @@ impl Engine {
                 return caller.may_for_certification_body(action, id);
             }
             Target::Engagement(id) => {
-                let selected: Option<Uuid> = Engagement::find_by_id(id)
-                    .select_only()
-                    .column(engagement::Column::CertificationBodyId)
-                    .filter(engagements_in(caller.tenancy))
-                    .into_tuple::<Option<Uuid>>()
-                    .one(&self.db)
-                    .await?
-                    .ok_or(EngineError::NotFound("engagement"))?;
+                let (shape, tenant) = caller.tenancy.shape();
+                let tenancy = caller.tenancy;
+                let seen = SEEN_ENGAGEMENT.statement(self.db.get_database_backend(), shape, &[id, tenant], |ids| {
+                    Engagement::find_by_id(ids[0])
+                        .select_only()
+                        .column(engagement::Column::CertificationBodyId)
+                        .filter(engagements_in(tenancy.with_id(ids[1])))
+                        .limit(1)
+                        .into_query()
+                });
+                let row = self.db.query_one_raw(seen).await?.ok_or(EngineError::NotFound("engagement"))?;
+                let selected: Option<Uuid> = row.try_get_by_index(0)?;
                 only_the_selected_body_writes(caller, selected, action)?;
             }
             Target::Notification(id) => {
@@ -194,6 +198,9 @@ impl Engine {
         Ok((write, engagement, answers))
     }
 }
+
+/// The read that authorizes a write to an engagement, built once per backend and tenancy kind.
+static SEEN_ENGAGEMENT: Templates = Templates::new();
 
 /// A certification body's people write to an engagement only when their body is its selected
 /// one: a body that has only bid sees the engagement (and its own proposal) and writes nothing.

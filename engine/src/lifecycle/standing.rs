@@ -27,8 +27,8 @@ use super::{TransitionRequest, decision_maker};
 use crate::deadlines::OpenDeadlines;
 use crate::error::EngineError;
 use crate::policies::stored_certification_policy;
-use crate::store::WriteTransaction;
 use crate::store::strings_of;
+use crate::store::{Templates, WriteTransaction};
 
 /// Is a CB accredited on `on`?
 pub fn accredited_on(cb: &certification_body::Model, on: NaiveDate) -> bool {
@@ -54,11 +54,21 @@ pub async fn stage1_readiness(
 
 /// The reads of stage 1 readiness: the engagement's documents, its SoA.
 fn stage1_readiness_queries(engagement_id: Uuid) -> [SelectStatement; 2] {
-    [
-        Document::find().filter(document::Column::EngagementId.eq(engagement_id)).into_query(),
-        SoaEntry::find().filter(soa_entry::Column::EngagementId.eq(engagement_id)).into_query(),
-    ]
+    [documents_of(engagement_id), soa_of(engagement_id)]
 }
+
+fn documents_of(engagement_id: Uuid) -> SelectStatement {
+    Document::find().filter(document::Column::EngagementId.eq(engagement_id)).into_query()
+}
+
+fn soa_of(engagement_id: Uuid) -> SelectStatement {
+    SoaEntry::find().filter(soa_entry::Column::EngagementId.eq(engagement_id)).into_query()
+}
+
+/// The statements every transition reads with, built once ([`Templates`]).
+static STANDING: Templates = Templates::new();
+static DOCUMENTS: Templates = Templates::new();
+static SOA: Templates = Templates::new();
 
 /// Stage 1 readiness from the rows of [`stage1_readiness_queries`].
 fn stage1_readiness_of(documents: &[QueryResult], soa: &[QueryResult]) -> Result<Stage1Readiness, EngineError> {
@@ -246,9 +256,16 @@ fn count_of(count: impl TryInto<u32>) -> u32 {
 /// the engagement's [`Standing`] with its open deadlines and its body's certification policy in
 /// one query, plus its documents and SoA for a stage 1 outcome.
 pub(super) fn facts_queries(backend: DbBackend, engagement_id: Uuid, request: &TransitionRequest) -> Vec<Statement> {
-    let mut queries = vec![backend.build(&Standing::query(engagement_id, request.audit_id))];
+    // The shape: whether an audit is named (its id or the nil one, unused, as the second id).
+    let audit = request.audit_id;
+    let ids = [engagement_id, audit.unwrap_or_default()];
+    let standing = STANDING
+        .statement(backend, u64::from(audit.is_some()), &ids, |ids| Standing::query(ids[0], audit.map(|_| ids[1])));
+    let mut queries = vec![standing];
     if request.command.event() == EngagementEvent::RecordStage1Outcome {
-        queries.extend(stage1_readiness_queries(engagement_id).iter().map(|query| backend.build(query)));
+        let ids = [engagement_id];
+        queries.push(DOCUMENTS.statement(backend, 0, &ids, |ids| documents_of(ids[0])));
+        queries.push(SOA.statement(backend, 0, &ids, |ids| soa_of(ids[0])));
     }
     queries
 }

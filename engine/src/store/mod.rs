@@ -5,6 +5,7 @@ mod colocation;
 mod connection;
 mod group;
 mod rows;
+mod template;
 mod together;
 mod transaction;
 
@@ -15,6 +16,7 @@ pub use rows::{
     Contacts, UniqueViolation, belongs, check_version, contacts_for, find_engagement, find_engagement_records,
     lock_engagement, lock_engagement_reading, require_open,
 };
+pub use template::Templates;
 pub use transaction::WriteTransaction;
 
 /// Deletes in batches: `batch_step` finds at most `batch` rows and deletes them, returning how

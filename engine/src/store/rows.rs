@@ -10,7 +10,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use super::WriteTransaction;
+use super::{Templates, WriteTransaction};
 use crate::access::{Tenancy, engagement_records_in, engagements_in};
 use crate::caller::Caller;
 use crate::error::EngineError;
@@ -104,14 +104,21 @@ pub async fn lock_engagement_reading(
     id: Uuid,
     reads: Vec<Statement>,
 ) -> Result<(engagement::Model, Vec<Vec<QueryResult>>), EngineError> {
-    let lock = Engagement::find_by_id(id).filter(engagements_in(caller.tenancy)).lock_exclusive();
-    let mut statements = vec![lock.build(txn.get_database_backend())];
+    let (shape, tenant) = caller.tenancy.shape();
+    let tenancy = caller.tenancy;
+    let lock = LOCK.statement(txn.get_database_backend(), shape, &[id, tenant], |ids| {
+        Engagement::find_by_id(ids[0]).filter(engagements_in(tenancy.with_id(ids[1]))).lock_exclusive().into_query()
+    });
+    let mut statements = vec![lock];
     statements.extend(reads);
     let mut answers = txn.query_all_together(&statements).await?.into_iter();
     let locked = answers.next().unwrap_or_default();
     let row = locked.first().ok_or(EngineError::NotFound("engagement"))?;
     Ok((engagement::Model::from_query_result(row, "")?, answers.collect()))
 }
+
+/// The statement locking an engagement, built once per backend and tenancy kind.
+static LOCK: Templates = Templates::new();
 
 /// Refuses a row that belongs to another engagement as if it did not exist.
 pub fn belongs<T>(

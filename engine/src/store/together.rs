@@ -24,6 +24,8 @@
 //! it defers anything, and a failure fails the write whichever it is.
 
 use std::collections::BTreeSet;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sea_orm::sea_query::Values;
 use sea_orm::{DbBackend, Statement};
@@ -44,14 +46,101 @@ pub(super) fn together(statements: Vec<Statement>) -> Vec<Statement> {
     if statements.len() < 2 {
         return statements;
     }
-    let mut sent = Vec::new();
+    let plan = PLANS.plan_of(&statements);
+    let mut statements: Vec<Option<Statement>> = statements.into_iter().map(Some).collect();
+    let mut sent = Vec::with_capacity(plan.len());
+    for part in plan.iter() {
+        match part {
+            Part::Alone(index) => sent.extend(statements[*index].take()),
+            Part::Together { members, sql } => {
+                let values = members
+                    .iter()
+                    .filter_map(|index| statements[*index].take())
+                    .flat_map(|statement| statement.values.map(|v| v.0).unwrap_or_default())
+                    .collect();
+                sent.push(Statement {
+                    sql: sql.clone(),
+                    values: Some(Values(values)),
+                    db_backend: DbBackend::Postgres,
+                });
+            }
+        }
+    }
+    sent
+}
+
+/// How a list of statements is sent, in order: each part one of them as it is, or several as one
+/// statement (their indexes, and its text).
+#[derive(Debug, PartialEq, Eq)]
+enum Part {
+    Alone(usize),
+    Together { members: Vec<usize>, sql: String },
+}
+
+/// The most lists of statements whose plan is kept (past it, a plan is made on every call).
+const MOST_PLANS: usize = 256;
+
+/// The plans made so far, by the texts and the numbers of values of the statements: a write of a
+/// kind defers the same statements, told apart by their values only, so its plan (reading every
+/// text, renumbering the placeholders) is made once.
+static PLANS: Plans = Plans(Mutex::new(Vec::new()));
+
+struct Plans(Mutex<Vec<Arc<Planned>>>);
+
+struct Planned {
+    hash: u64,
+    statements: Vec<(String, usize)>,
+    plan: Vec<Part>,
+}
+
+impl Plans {
+    fn plan_of(&self, statements: &[Statement]) -> Arc<Planned> {
+        let key: Vec<(&str, usize)> = statements.iter().map(|s| (s.sql.as_str(), values_of(s))).collect();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut hasher);
+        let hash = hasher.finish();
+        let same = |planned: &Planned| {
+            planned.hash == hash
+                && planned.statements.len() == key.len()
+                && planned.statements.iter().zip(&key).all(|((sql, n), (other, m))| sql == other && n == m)
+        };
+        if let Some(planned) = self.0.lock().unwrap_or_else(PoisonError::into_inner).iter().find(|p| same(p)) {
+            return planned.clone();
+        }
+        let planned = Arc::new(Planned {
+            hash,
+            statements: key.iter().map(|(sql, n)| ((*sql).to_owned(), *n)).collect(),
+            plan: plan(statements),
+        });
+        let mut plans = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if plans.len() < MOST_PLANS {
+            plans.push(planned.clone());
+        }
+        planned
+    }
+}
+
+impl std::ops::Deref for Planned {
+    type Target = [Part];
+    fn deref(&self) -> &[Part] {
+        &self.plan
+    }
+}
+
+fn values_of(statement: &Statement) -> usize {
+    statement.values.as_ref().map_or(0, |v| v.0.len())
+}
+
+/// The plan of `statements` (see the module).
+fn plan(statements: &[Statement]) -> Vec<Part> {
+    let mut parts = Vec::new();
     // The statements being put together, with the tables they write.
-    let mut group: Vec<Statement> = Vec::new();
+    let mut group: Vec<usize> = Vec::new();
     let mut writes: BTreeSet<String> = BTreeSet::new();
     let mut values = 0;
-    for statement in statements {
-        let shape = shape_of(&statement);
-        let count = statement.values.as_ref().map_or(0, |v| v.0.len());
+    for (index, statement) in statements.iter().enumerate() {
+        let shape = shape_of(statement);
+        let count = values_of(statement);
         let joins = shape.as_ref().is_some_and(|shape| {
             !group.is_empty()
                 && !writes.contains(&shape.writes)
@@ -59,7 +148,7 @@ pub(super) fn together(statements: Vec<Statement>) -> Vec<Statement> {
                 && values + count <= MOST_VALUES
         });
         if !joins {
-            sent.extend(as_one(std::mem::take(&mut group)));
+            parts.extend(as_one(statements, std::mem::take(&mut group)));
             writes.clear();
             values = 0;
         }
@@ -67,37 +156,37 @@ pub(super) fn together(statements: Vec<Statement>) -> Vec<Statement> {
             Some(shape) => {
                 writes.insert(shape.writes);
                 values += count;
-                group.push(statement);
+                group.push(index);
             }
             // Alone, as it is.
-            None => sent.push(statement),
+            None => parts.push(Part::Alone(index)),
         }
     }
-    sent.extend(as_one(group));
-    sent
+    parts.extend(as_one(statements, group));
+    parts
 }
 
-/// `group` as one statement: the last one, the others before it as its common table expressions.
-fn as_one(mut group: Vec<Statement>) -> Option<Statement> {
-    let last = group.pop()?;
-    if group.is_empty() {
-        return Some(last);
+/// The statements of `group` as one: the last one, the others before it as its common table
+/// expressions.
+fn as_one(statements: &[Statement], group: Vec<usize>) -> Option<Part> {
+    let (&last, before) = group.split_last()?;
+    if before.is_empty() {
+        return Some(Part::Alone(last));
     }
     let mut sql = String::from("WITH ");
-    let mut values = Vec::new();
-    for (n, statement) in group.into_iter().enumerate() {
+    let mut values = 0;
+    for (n, &index) in before.iter().enumerate() {
         if n > 0 {
             sql.push_str(", ");
         }
         sql.push_str(&format!("\"cf_deferred_{}\" AS (", n + 1));
-        sql.push_str(&renumbered(&statement.sql, values.len()));
+        sql.push_str(&renumbered(&statements[index].sql, values));
         sql.push(')');
-        values.extend(statement.values.map(|v| v.0).unwrap_or_default());
+        values += values_of(&statements[index]);
     }
     sql.push(' ');
-    sql.push_str(&renumbered(&last.sql, values.len()));
-    values.extend(last.values.map(|v| v.0).unwrap_or_default());
-    Some(Statement { sql, values: Some(Values(values)), db_backend: DbBackend::Postgres })
+    sql.push_str(&renumbered(&statements[last].sql, values));
+    Some(Part::Together { members: group, sql })
 }
 
 /// What `statement` writes and reads: `None` unless it is one `INSERT INTO`, `UPDATE` or `DELETE
@@ -231,6 +320,25 @@ mod tests {
             r#"WITH "cf_deferred_1" AS (UPDATE "audits" SET "completed_at" = $1 WHERE "id" = $2), "cf_deferred_2" AS (INSERT INTO "engagement_history" ("id", "action") VALUES ($3, $4)) UPDATE "engagements" SET "version" = $5 WHERE "id" = $6"#
         );
         assert_eq!(bound(&sent[0]), [1, 2, 3, 4, 5, 6]);
+    }
+
+    #[test]
+    fn the_plan_of_a_list_of_statements_is_made_once_and_serves_it_with_other_values() {
+        let list = |a: i32, b: i32| {
+            vec![
+                statement(r#"UPDATE "plan_a" SET "n" = $1 WHERE "id" = $2"#, &[a, a]),
+                statement(r#"INSERT INTO "plan_b" ("id") VALUES ($1)"#, &[b]),
+            ]
+        };
+        let first = PLANS.plan_of(&list(1, 2));
+        let again = PLANS.plan_of(&list(3, 4));
+        assert!(Arc::ptr_eq(&first, &again), "one plan for the same texts");
+        let sent = together(list(5, 6));
+        assert_eq!(bound(&sent[0]), [5, 5, 6]);
+        // Another number of values is another list.
+        let other =
+            vec![statement(r#"UPDATE "plan_a" SET "n" = $1 WHERE "id" = $2"#, &[1, 2, 3]), list(0, 0).remove(1)];
+        assert!(!Arc::ptr_eq(&first, &PLANS.plan_of(&other)));
     }
 
     #[test]
