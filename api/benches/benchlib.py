@@ -182,9 +182,10 @@ def fresh_stage1_audits(db, pairs, seconds):
 class Api:
     """The release API serving `database`, as a process of its own."""
 
-    def __init__(self, binary, database, extra_env=None, log=None):
+    def __init__(self, binary, database, extra_env=None, log=None, wrapper=()):
         """`extra_env` overrides the environment; `log` is a file the API's standard output (its
-        log lines) goes to, or none (discarded)."""
+        log lines) goes to, or none (discarded); `wrapper` runs the API under another program
+        (valgrind, say)."""
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
         self.env = dict(os.environ, DATABASE_URL=database.url, LISTEN_ADDR=f"127.0.0.1:{port}",
@@ -195,9 +196,9 @@ class Api:
                         RATE_LIMIT_CALLER_PER_SECOND="1000000", RATE_LIMIT_CALLER_BURST="1000000",
                         RATE_LIMIT_ANONYMOUS_PER_SECOND="1000000", RATE_LIMIT_ANONYMOUS_BURST="1000000")
         self.env.update(extra_env or {})
-        self.process = subprocess.Popen([binary, "serve"], env=self.env, stdout=log or subprocess.DEVNULL,
+        self.process = subprocess.Popen([*wrapper, binary, "serve"], env=self.env, stdout=log or subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)
-        for _ in range(300):
+        for _ in range(3000 if wrapper else 300):
             try:
                 urllib.request.urlopen(self.base + "/readyz")
                 break
