@@ -119,6 +119,11 @@ impl Application {
             .wrap(security_headers())
         })
         .disable_signals()
+        // 0: actix's own default, one per core.
+        .workers(match settings.http_workers {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            n => n as usize,
+        })
         .shutdown_timeout(settings.shutdown_grace_seconds.into())
         .listen(listener)
         .context("Failed to start the HTTP server")?

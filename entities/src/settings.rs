@@ -136,6 +136,9 @@ pub struct Settings {
     /// `SHUTDOWN_GRACE_SECONDS`: after the listener closes, how long requests in flight and the
     /// worker's jobs in hand may take to finish before the process exits.
     pub shutdown_grace_seconds: u32,
+    /// `HTTP_WORKERS`: the threads serving HTTP, each with its own event loop (0: one per core,
+    /// actix's default).
+    pub http_workers: u32,
     /// `SQLITE_MMAP_SIZE`: bytes of a SQLite file each connection reads through a memory map
     /// (SQLite's `mmap_size`; 0: none).
     pub sqlite_mmap_size: u64,
@@ -365,6 +368,7 @@ impl Settings {
             },
             shutdown_drain_seconds: parse_amount(&get, "SHUTDOWN_DRAIN_SECONDS", 0)?,
             shutdown_grace_seconds: parse_amount(&get, "SHUTDOWN_GRACE_SECONDS", 30)?,
+            http_workers: parse_amount(&get, "HTTP_WORKERS", 0)?,
             sqlite_mmap_size: parse_amount(&get, "SQLITE_MMAP_SIZE", DEFAULT_SQLITE_MMAP_SIZE)?,
             sqlite_cache_size: parse_amount(&get, "SQLITE_CACHE_SIZE", DEFAULT_SQLITE_CACHE_SIZE)?,
             sqlite_writer_cache_size: parse_amount(&get, "SQLITE_WRITER_CACHE_SIZE", DEFAULT_SQLITE_WRITER_CACHE_SIZE)?,
@@ -520,6 +524,9 @@ mod tests {
         let defaults = Settings::from_vars(vars(&[])).unwrap();
         assert_eq!(defaults.metrics, MetricsExposure::OnApiPort);
         assert_eq!((defaults.shutdown_drain_seconds, defaults.shutdown_grace_seconds), (0, 30));
+        assert_eq!(defaults.http_workers, 0, "one per core");
+        assert_eq!(Settings::from_vars(vars(&[("HTTP_WORKERS", "1")])).unwrap().http_workers, 1);
+        assert!(Settings::from_vars(vars(&[("HTTP_WORKERS", "two")])).is_err());
         assert_eq!(defaults.sqlite_mmap_size, DEFAULT_SQLITE_MMAP_SIZE);
         assert!(!defaults.database_log_statements);
         assert!(defaults.sqlite_writer_colocate);
