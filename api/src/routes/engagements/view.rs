@@ -9,13 +9,14 @@ use entities::domain::state::{EngagementEvent, EngagementState};
 use entities::domain::{StandardVersion, SuspensionCause};
 use entities::orm::{deadline, engagement, prelude::*};
 use sea_orm::sea_query::{Expr, ExprTrait, JoinType};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryTrait, SelectTwoModel, SelectorTrait};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use engine::access::engagements_in;
 use engine::deadlines::open_deadlines_of;
+use engine::store::Templates;
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -181,18 +182,33 @@ impl EngagementView {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Self, ApiError> {
-        let mut select = Engagement::find_by_id(id).filter(engagements_in(user.tenancy)).select_also(Deadline);
-        let its_open_deadlines = Expr::col((Deadline, deadline::Column::EngagementId))
-            .equals((Engagement, engagement::Column::Id))
-            .and(deadline::Column::Status.eq(DeadlineStatus::Open));
-        QueryTrait::query(&mut select).join(JoinType::LeftJoin, Deadline, its_open_deadlines);
-        let mut rows = select.all(conn).await?.into_iter();
+        let (shape, tenant) = user.tenancy.shape();
+        let tenancy = user.tenancy;
+        let read = SEEN_WITH_OPEN_DEADLINES.statement(conn.get_database_backend(), shape, &[id, tenant], |ids| {
+            let mut select =
+                Engagement::find_by_id(ids[0]).filter(engagements_in(tenancy.with_id(ids[1]))).select_also(Deadline);
+            let its_open_deadlines = Expr::col((Deadline, deadline::Column::EngagementId))
+                .equals((Engagement, engagement::Column::Id))
+                .and(deadline::Column::Status.eq(DeadlineStatus::Open));
+            QueryTrait::query(&mut select).join(JoinType::LeftJoin, Deadline, its_open_deadlines);
+            select.into_query()
+        });
+        let rows = conn.query_all_raw(read).await?;
+        let mut rows = rows
+            .into_iter()
+            .map(SelectTwoModel::<engagement::Model, deadline::Model>::from_raw_query_result)
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter();
         let (engagement, first) = rows.next().ok_or(ApiError::not_found("engagement"))?;
         let open: Vec<deadline::Model> = first.into_iter().chain(rows.filter_map(|(_, d)| d)).collect();
         let today = today_for(conn, engagement.certification_body_id, now, open.iter().map(|d| d.due_on)).await?;
         Ok(Self::with_open_deadlines(engagement, open, today))
     }
 }
+
+/// The engagement as its caller sees it with its open deadlines (one row each), built once per
+/// backend and kind of tenancy ([`Templates`]).
+static SEEN_WITH_OPEN_DEADLINES: Templates = Templates::new();
 
 /// Views of an engagement's open deadlines on `today`, soonest first.
 fn soonest_first(mut open: Vec<deadline::Model>, today: NaiveDate) -> Vec<DeadlineView> {
