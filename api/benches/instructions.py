@@ -45,7 +45,8 @@ def callgrind(*args):
 
 
 def counted(api, out, requests):
-    """Instructions over `requests` (a function sending them): the total and the profile's file."""
+    """Instructions over `requests` (a function sending them): the total, and the profile as
+    `callgrind_annotate` prints it (inclusive)."""
     pid = str(api.process.pid)
     callgrind("-z", pid)
     callgrind("-i", "on", pid)
@@ -60,8 +61,8 @@ def counted(api, out, requests):
     return total, annotated
 
 
-def own_functions(annotated, requests):
-    """certflow's own functions by inclusive instructions a request (async bodies and their
+def own_functions(annotated):
+    """certflow's own functions by inclusive instructions, the most first (async bodies and their
     closures folded into their function)."""
     seen = {}
     for line in annotated.splitlines():
@@ -109,7 +110,7 @@ def main():
                   f"{reads / REQUESTS:,.0f} a read (GET by id), over {REQUESTS} of each\n")
             print("| certflow's function (inclusive) | instructions a transition | share |")
             print("|---|---|---|")
-            for name, cost in own_functions(annotated, REQUESTS):
+            for name, cost in own_functions(annotated):
                 print(f"| `{name}` | {cost / REQUESTS:,.0f} | {cost / total:.0%} |")
         finally:
             api.stop()

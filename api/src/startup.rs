@@ -119,15 +119,13 @@ impl Application {
             .wrap(security_headers())
         })
         .disable_signals()
+        .shutdown_timeout(settings.shutdown_grace_seconds.into());
         // 0: actix's own default, one per core.
-        .workers(match settings.http_workers {
-            0 => std::thread::available_parallelism().map_or(2, usize::from),
-            n => n as usize,
-        })
-        .shutdown_timeout(settings.shutdown_grace_seconds.into())
-        .listen(listener)
-        .context("Failed to start the HTTP server")?
-        .run();
+        let server = match settings.http_workers {
+            0 => server,
+            n => server.workers(n as usize),
+        };
+        let server = server.listen(listener).context("Failed to start the HTTP server")?.run();
         let drain = Duration::from_secs(settings.shutdown_drain_seconds.into());
         Ok(Self { port, server, metrics_server, housekeeping, stopping, drain })
     }

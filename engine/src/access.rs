@@ -19,27 +19,6 @@ pub enum Tenancy {
     Organization(Uuid),
 }
 
-impl Tenancy {
-    /// Its kind, as the shape of a statement built once per shape, and its id (nil for the
-    /// platform).
-    pub fn shape(self) -> (u64, Uuid) {
-        match self {
-            Tenancy::Platform => (0, Uuid::nil()),
-            Tenancy::CertificationBody(id) => (1, id),
-            Tenancy::Organization(id) => (2, id),
-        }
-    }
-
-    /// The same kind of tenancy, of `id`.
-    pub fn with_id(self, id: Uuid) -> Self {
-        match self {
-            Tenancy::Platform => Tenancy::Platform,
-            Tenancy::CertificationBody(_) => Tenancy::CertificationBody(id),
-            Tenancy::Organization(_) => Tenancy::Organization(id),
-        }
-    }
-}
-
 /// A caller as the permission rules see it: its role, and for a service account its side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::Display, strum::EnumIter)]
 #[strum(serialize_all = "snake_case")]

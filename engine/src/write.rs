@@ -86,16 +86,15 @@ impl Engine {
                 return caller.may_for_certification_body(action, id);
             }
             Target::Engagement(id) => {
-                let (shape, tenant) = caller.tenancy.shape();
-                let tenancy = caller.tenancy;
-                let seen = SEEN_ENGAGEMENT.statement(self.db.get_database_backend(), shape, &[id, tenant], |ids| {
-                    Engagement::find_by_id(ids[0])
-                        .select_only()
-                        .column(engagement::Column::CertificationBodyId)
-                        .filter(engagements_in(tenancy.with_id(ids[1])))
-                        .limit(1)
-                        .into_query()
-                });
+                let seen =
+                    SEEN_ENGAGEMENT.seen_by(self.db.get_database_backend(), caller.tenancy, id, |id, tenancy| {
+                        Engagement::find_by_id(id)
+                            .select_only()
+                            .column(engagement::Column::CertificationBodyId)
+                            .filter(engagements_in(tenancy))
+                            .limit(1)
+                            .into_query()
+                    });
                 let row = self.db.query_one_raw(seen).await?.ok_or(EngineError::NotFound("engagement"))?;
                 let selected: Option<Uuid> = row.try_get_by_index(0)?;
                 only_the_selected_body_writes(caller, selected, action)?;

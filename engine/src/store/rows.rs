@@ -104,10 +104,8 @@ pub async fn lock_engagement_reading(
     id: Uuid,
     reads: Vec<Statement>,
 ) -> Result<(engagement::Model, Vec<Vec<QueryResult>>), EngineError> {
-    let (shape, tenant) = caller.tenancy.shape();
-    let tenancy = caller.tenancy;
-    let lock = LOCK.statement(txn.get_database_backend(), shape, &[id, tenant], |ids| {
-        Engagement::find_by_id(ids[0]).filter(engagements_in(tenancy.with_id(ids[1]))).lock_exclusive().into_query()
+    let lock = LOCK.seen_by(txn.get_database_backend(), caller.tenancy, id, |id, tenancy| {
+        Engagement::find_by_id(id).filter(engagements_in(tenancy)).lock_exclusive().into_query()
     });
     let mut statements = vec![lock];
     statements.extend(reads);

@@ -18,6 +18,8 @@ use sea_orm::sea_query::{Value, Values};
 use sea_orm::{DbBackend, Statement, StatementBuilder};
 use uuid::Uuid;
 
+use crate::access::Tenancy;
+
 /// The most shapes one [`Templates`] keeps; past it, further shapes are built on every call.
 const MOST_SHAPES: usize = 32;
 
@@ -73,6 +75,30 @@ impl Templates {
             built.push(template.clone());
         }
         template.bind(ids)
+    }
+
+    /// [`Templates::statement`] of a statement on the row `id` as `tenancy` sees it: its shape the
+    /// kind of tenancy, `build` given the id and a tenancy of that kind.
+    pub fn seen_by<S: StatementBuilder>(
+        &self,
+        backend: DbBackend,
+        tenancy: Tenancy,
+        id: Uuid,
+        build: impl Fn(Uuid, Tenancy) -> S,
+    ) -> Statement {
+        let (shape, tenant) = match tenancy {
+            Tenancy::Platform => (0, Uuid::nil()),
+            Tenancy::CertificationBody(id) => (1, id),
+            Tenancy::Organization(id) => (2, id),
+        };
+        self.statement(backend, shape, &[id, tenant], |ids| {
+            let of_its_kind = match tenancy {
+                Tenancy::Platform => Tenancy::Platform,
+                Tenancy::CertificationBody(_) => Tenancy::CertificationBody(ids[1]),
+                Tenancy::Organization(_) => Tenancy::Organization(ids[1]),
+            };
+            build(ids[0], of_its_kind)
+        })
     }
 
     fn find(&self, backend: DbBackend, shape: u64) -> Option<Arc<Template>> {
@@ -165,6 +191,27 @@ mod tests {
             }
         }
         assert_eq!(templates.built.lock().unwrap().len(), 4, "one template per backend and shape");
+    }
+
+    #[test]
+    fn a_statement_seen_by_a_tenancy_is_bound_with_that_tenancy_s_own_id_for_each_kind() {
+        use crate::access::{Tenancy, engagements_in};
+        use entities::orm::prelude::Engagement;
+        use sea_orm::{EntityTrait, QueryFilter, QueryTrait};
+
+        let templates = Templates::new();
+        let build =
+            |id: Uuid, tenancy: Tenancy| Engagement::find_by_id(id).filter(engagements_in(tenancy)).into_query();
+        for _ in 0..2 {
+            for tenancy in
+                [Tenancy::Platform, Tenancy::CertificationBody(Uuid::new_v4()), Tenancy::Organization(Uuid::new_v4())]
+            {
+                let id = Uuid::new_v4();
+                let bound = templates.seen_by(DbBackend::Postgres, tenancy, id, build);
+                assert!(same(&bound, &DbBackend::Postgres.build(&build(id, tenancy))), "{tenancy:?}: {bound:?}");
+            }
+        }
+        assert_eq!(templates.built.lock().unwrap().len(), 3, "one template per kind of tenancy");
     }
 
     #[test]

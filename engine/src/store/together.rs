@@ -46,10 +46,10 @@ pub(super) fn together(statements: Vec<Statement>) -> Vec<Statement> {
     if statements.len() < 2 {
         return statements;
     }
-    let plan = PLANS.plan_of(&statements);
+    let planned = PLANS.plan_of(&statements);
     let mut statements: Vec<Option<Statement>> = statements.into_iter().map(Some).collect();
-    let mut sent = Vec::with_capacity(plan.len());
-    for part in plan.iter() {
+    let mut sent = Vec::with_capacity(planned.plan.len());
+    for part in &planned.plan {
         match part {
             Part::Alone(index) => sent.extend(statements[*index].take()),
             Part::Together { members, sql } => {
@@ -117,13 +117,6 @@ impl Plans {
             plans.push(planned.clone());
         }
         planned
-    }
-}
-
-impl std::ops::Deref for Planned {
-    type Target = [Part];
-    fn deref(&self) -> &[Part] {
-        &self.plan
     }
 }
 

@@ -182,11 +182,8 @@ impl EngagementView {
         id: Uuid,
         now: DateTime<Utc>,
     ) -> Result<Self, ApiError> {
-        let (shape, tenant) = user.tenancy.shape();
-        let tenancy = user.tenancy;
-        let read = SEEN_WITH_OPEN_DEADLINES.statement(conn.get_database_backend(), shape, &[id, tenant], |ids| {
-            let mut select =
-                Engagement::find_by_id(ids[0]).filter(engagements_in(tenancy.with_id(ids[1]))).select_also(Deadline);
+        let read = SEEN_WITH_OPEN_DEADLINES.seen_by(conn.get_database_backend(), user.tenancy, id, |id, tenancy| {
+            let mut select = Engagement::find_by_id(id).filter(engagements_in(tenancy)).select_also(Deadline);
             let its_open_deadlines = Expr::col((Deadline, deadline::Column::EngagementId))
                 .equals((Engagement, engagement::Column::Id))
                 .and(deadline::Column::Status.eq(DeadlineStatus::Open));
