@@ -23,8 +23,8 @@ use actix_web::middleware::Next;
 use actix_web::{HttpResponse, web};
 use anyhow::Context;
 use engine::Engine;
+use engine::store::Pool;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sea_orm::DatabaseConnection;
 
 /// Latency buckets, in seconds: from a cached read to the SMTP timeout.
 const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -79,12 +79,12 @@ fn describe() {
 #[derive(Clone)]
 pub struct MetricsEndpoint {
     handle: PrometheusHandle,
-    pools: Arc<Vec<(&'static str, DatabaseConnection)>>,
+    pools: Arc<Vec<(&'static str, Pool)>>,
 }
 
 impl MetricsEndpoint {
     /// Renders the process's recorder, sampling `pools` (name, pool) at each scrape.
-    pub fn new(pools: Vec<(&'static str, DatabaseConnection)>) -> Self {
+    pub fn new(pools: Vec<(&'static str, Pool)>) -> Self {
         Self { handle: recorder(), pools: Arc::new(pools) }
     }
 

@@ -43,7 +43,7 @@ pub struct Engine {
     pub db: DatabaseConnection,
     /// The database, for write transactions (see [`store::connect_writer`]): on SQLite one
     /// connection that writers queue for, on PostgreSQL a pool of its own.
-    pub writer: DatabaseConnection,
+    pub writer: store::Writer,
     /// The clock.
     pub clock: Clock,
     /// Which bodies' engagements this engine's writes changed.
@@ -52,7 +52,7 @@ pub struct Engine {
 
 impl Engine {
     /// An engine over `db` for reads and `writer` for writes.
-    pub fn new(db: DatabaseConnection, writer: DatabaseConnection, clock: Clock) -> Self {
+    pub fn new(db: DatabaseConnection, writer: store::Writer, clock: Clock) -> Self {
         Self { db, writer, clock, changes: Arc::default() }
     }
 
@@ -81,7 +81,7 @@ impl Engine {
     }
 
     /// The pools, named as the metrics name them (`read`, `write`).
-    pub fn pools(&self) -> Vec<(&'static str, DatabaseConnection)> {
-        vec![("read", self.db.clone()), ("write", self.writer.clone())]
+    pub fn pools(&self) -> Vec<(&'static str, store::Pool)> {
+        vec![("read", store::Pool::Reads(self.db.clone())), ("write", store::Pool::Writer(self.writer.clone()))]
     }
 }

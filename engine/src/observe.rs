@@ -8,7 +8,7 @@ use entities::domain::deadline::{DeadlineKind, DeadlineStatus};
 use entities::domain::state::EngagementState;
 use entities::orm::{deadline, engagement};
 use sea_orm::{
-    ColumnTrait, DatabaseBackend, DatabaseConnection, EntityTrait, Iterable, QueryFilter, QuerySelect,
+    ColumnTrait, EntityTrait, Iterable, QueryFilter, QuerySelect,
     sea_query::{Expr, Func},
 };
 
@@ -33,19 +33,8 @@ pub fn describe() {
 /// The driver does not tell how many callers wait for a connection: the writes waiting for the
 /// writer are counted by `store::begin_write` (`certflow_db_pool_waiting`); a read that waits
 /// longer than the acquire timeout is answered 503 (`service-unavailable`), counted with its route.
-pub fn sample_pool(name: &'static str, pool: &DatabaseConnection) {
-    let (size, idle, max) = match pool.get_database_backend() {
-        DatabaseBackend::Sqlite => {
-            let pool = pool.get_sqlite_connection_pool();
-            (pool.size(), pool.num_idle(), pool.options().get_max_connections())
-        }
-        DatabaseBackend::Postgres => {
-            let pool = pool.get_postgres_connection_pool();
-            (pool.size(), pool.num_idle(), pool.options().get_max_connections())
-        }
-        _ => return,
-    };
-    let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+pub fn sample_pool(name: &'static str, pool: &crate::store::Pool) {
+    let (size, idle, max) = pool.census();
     metrics::gauge!("certflow_db_pool_connections", "pool" => name, "state" => "in_use").set(f64::from(size - idle));
     metrics::gauge!("certflow_db_pool_connections", "pool" => name, "state" => "idle").set(f64::from(idle));
     metrics::gauge!("certflow_db_pool_max_connections", "pool" => name).set(f64::from(max));

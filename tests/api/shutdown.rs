@@ -118,7 +118,7 @@ on_both_databases!(under_load_sigterm_drains_then_stops_answering_every_request_
 /// Holds the organizations' table against writers until the transaction ends: on SQLite the
 /// database's write lock, on PostgreSQL a table lock that INSERT waits for.
 pub async fn hold_writes(db: &sea_orm::DatabaseConnection) -> engine::store::WriteTransaction {
-    let txn = engine::store::begin_write(db).await.unwrap();
+    let txn = engine::store::begin_write(&engine::store::Writer::over(db.clone(), 1)).await.unwrap();
     let hold = match db.get_database_backend() {
         DbBackend::Sqlite => "UPDATE organizations SET legal_name = legal_name WHERE 1 = 0",
         _ => "LOCK TABLE organizations IN EXCLUSIVE MODE",

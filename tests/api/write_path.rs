@@ -27,7 +27,7 @@ async fn strangers_and_forbidden_roles_are_refused_while_another_write_holds_the
     let audit = json!({ "kind": "stage1", "first_day": day(10), "last_day": day(11), "lead_auditor": "lead@cb.test" });
     let path = format!("/api/v1/engagements/{engagement}/audits");
     let db = app.db().await;
-    let holder = engine::store::begin_write(&db).await.expect("begin");
+    let holder = engine::store::begin_write(&engine::store::Writer::over(db.clone(), 1)).await.expect("begin");
     let id = Uuid::parse_str(&engagement).unwrap();
     Engagement::find_by_id(id).lock_exclusive().one(&holder).await.expect("lock").expect("the engagement");
 

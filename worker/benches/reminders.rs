@@ -187,15 +187,16 @@ async fn run(backend: &'static str, url: String, total: usize, due: usize) -> an
     // the run's (noon, in a morning run) would wait for it.
     let now = Utc::now();
     let yesterday = now.checked_sub_days(Days::new(1)).expect("date");
+    let writer = engine::store::Writer::over(db.clone(), 1);
     let mut idle = Vec::new();
     for _ in 0..20 {
         let started = Instant::now();
-        worker::scan::claim_due_steps(&db, yesterday, 500).await?;
+        worker::scan::claim_due_steps(&writer, yesterday, 500).await?;
         idle.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     idle.sort_by(f64::total_cmp);
     let started = Instant::now();
-    let report = worker::scan::claim_due_steps(&db, now, 500).await?;
+    let report = worker::scan::claim_due_steps(&writer, now, 500).await?;
     let claim_ms = started.elapsed().as_secs_f64() * 1000.0;
 
     let (port, delivered) = start_sink();

@@ -15,7 +15,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
 use engine::Engine;
-use engine::store::begin_write;
+use engine::store::{Writer, begin_write};
 use engine::webhooks::data::{event_of, reminder_data};
 use engine::webhooks::outbox::{append_about_email, append_numbered};
 use entities::domain::webhooks::WebhookEventType;
@@ -311,7 +311,7 @@ fn message_id(id: Uuid) -> String {
 
 /// Ends the claim with `status` (and `error`), while this delivery still holds it.
 async fn record(
-    writer: &DatabaseConnection,
+    writer: &Writer,
     notification: &notification::Model,
     status: NotificationStatus,
     error: Option<String>,

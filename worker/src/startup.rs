@@ -12,7 +12,6 @@ use apalis_cron::CronScheduler;
 use engine::Engine;
 use entities::settings::Settings;
 use lettre::message::Mailbox;
-use sea_orm::DatabaseConnection;
 use uuid::Uuid;
 
 use crate::delivery::{DeliveryContext, SharedDeliveryContext};
@@ -81,7 +80,7 @@ impl ReminderWorker {
     }
 
     /// The worker's database pools, named as the metrics name them (`read`, `write`).
-    pub fn pools(&self) -> Vec<(&'static str, DatabaseConnection)> {
+    pub fn pools(&self) -> Vec<(&'static str, engine::store::Pool)> {
         self.delivery.engine.pools()
     }
 

@@ -29,10 +29,8 @@ pub async fn readyz(app: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
         return Err(ApiError::ShuttingDown);
     }
     // Both pools: ready means reads and writes are served (the writer's connections are its own).
-    for pool in [&app.db, &app.writer] {
-        pool.execute_unprepared("SELECT 1")
-            .await
-            .map_err(|error| ApiError::from(engine::EngineError::unreachable(error)))?;
-    }
+    let unreachable = |error| ApiError::from(engine::EngineError::unreachable(error));
+    app.db.execute_unprepared("SELECT 1").await.map_err(unreachable)?;
+    app.writer.execute_unprepared("SELECT 1").await.map_err(unreachable)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })))
 }

@@ -194,7 +194,7 @@ mod tests {
     use sea_orm::{ConnectionTrait, DatabaseConnection, EntityTrait, QueryOrder};
 
     use super::*;
-    use crate::store::{begin_write, connect};
+    use crate::store::{Tuning, begin_write, connect, connect_writer};
 
     fn issued(engagement_id: Uuid) -> certificate::ActiveModel {
         let on = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
@@ -221,7 +221,8 @@ mod tests {
         let db = connect("sqlite::memory:", 1).await.unwrap();
         Migrator::up(&db, None).await.unwrap();
         db.execute_unprepared("PRAGMA foreign_keys = OFF").await.unwrap();
-        let txn = begin_write(&db).await.unwrap();
+        let writer = connect_writer("sqlite::memory:", &db, 1, Tuning::default()).await.unwrap();
+        let txn = begin_write(&writer).await.unwrap();
         (db, txn)
     }
 

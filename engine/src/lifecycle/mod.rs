@@ -87,7 +87,7 @@ impl Engine {
     ) -> Result<(Write, Transitioned), EngineError> {
         let action = Action::Fire(request.command.event());
         // The engagement locked and its facts read under the lock, together.
-        let reads = facts_queries(self.writer.get_database_backend(), id, request);
+        let reads = facts_queries(sea_orm::ConnectionTrait::get_database_backend(&self.writer), id, request);
         let (mut write, engagement, answers) =
             self.begin_on_engagement_reading(caller, id, action, claim, reads).await?;
         // Checked under the lock: of two writers that read the same version, one wins.

@@ -10,7 +10,8 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
 
 use super::transaction::{self, WriteTransaction};
-use super::{colocation, group};
+use super::writer::Writer;
+use super::{colocation, group, postgres};
 
 /// How connections are opened beyond their number (`SQLITE_MMAP_SIZE`, `SQLITE_CACHE_SIZE`,
 /// `SQLITE_WRITER_CACHE_SIZE`, `DATABASE_LOG_STATEMENTS`, `SQLITE_WRITER_COLOCATE`, `SQLITE_BATCH_STATEMENTS`,
@@ -111,7 +112,7 @@ async fn open(url: &str, max_connections: u32, tuning: Tuning, writer: bool) -> 
         // acquire (sqlx's default) costs PostgreSQL a round trip per statement outside a
         // transaction. One idle for longer (e.g. through a server restart) is pinged first, and
         // a dead one is replaced instead of failing the request.
-        .test_before_acquire_if_idle_for(Duration::from_secs(1))
+        .test_before_acquire_if_idle_for(postgres::PING_IF_IDLE_FOR)
         // sea-orm logs them at INFO.
         .sqlx_logging(log_statements)
         .map_sqlx_sqlite_opts(move |opts| {
@@ -138,26 +139,28 @@ async fn open(url: &str, max_connections: u32, tuning: Tuning, writer: bool) -> 
     Ok(db)
 }
 
-/// The pool write transactions go through, beside `db` (the pool for reads) opened on `url`.
+/// The writer write transactions go through, beside `db` (the pool for reads) opened on `url`.
 ///
 /// On SQLite, one connection of its own: SQLite lets one writer in at a time, and a writer that
 /// finds the lock taken sleeps and retries with growing pauses instead of waiting its turn, so
 /// under 64 concurrent writers some waited a second while others overtook them. Queued for one
 /// connection (sqlx hands a pool's connections out first come, first served), writers take turns
-/// and none sleeps. On PostgreSQL, a pool of `writers` connections: a few write transactions at
-/// once keep the cores busy, more only wait on each other's row locks and stretch the tail, while
-/// reads, one short statement each, gain from a larger pool.
+/// and none sleeps. On PostgreSQL, `writers` connections of its own, opened with `db`'s options
+/// ([`super::postgres`]: held by certflow rather than sqlx's pool, which pings each connection it
+/// takes back): a few write transactions at once keep the cores busy, more only wait on each
+/// other's row locks and stretch the tail, while reads, one short statement each, gain from a
+/// larger pool.
 pub async fn connect_writer(
     url: &str,
     db: &DatabaseConnection,
     writers: u32,
     tuning: Tuning,
-) -> anyhow::Result<DatabaseConnection> {
-    match db.get_database_backend() {
-        DbBackend::Sqlite if sqlite_file(url).is_none() => Ok(db.clone()),
-        DbBackend::Sqlite => open(url, 1, tuning, true).await,
-        _ => connect_tuned(url, writers, tuning).await,
-    }
+) -> anyhow::Result<Writer> {
+    Ok(match db.get_database_backend() {
+        DbBackend::Sqlite if sqlite_file(url).is_none() => Writer::over(db.clone(), 1),
+        DbBackend::Sqlite => Writer::over(open(url, 1, tuning, true).await?, 1),
+        _ => Writer::over(db.clone(), writers),
+    })
 }
 
 /// Begins a transaction that will write. On SQLite it takes the write lock at once (`BEGIN
@@ -166,9 +169,9 @@ pub async fn connect_writer(
 /// `certflow_db_pool_waiting{pool="write"}` counts the writes waiting for the writer meanwhile (on
 /// SQLite, the queue for its one connection, and the write holding it until its `BEGIN IMMEDIATE`
 /// got SQLite's lock).
-pub async fn begin_write(db: &DatabaseConnection) -> Result<WriteTransaction, DbErr> {
-    let txn = WriteTransaction::begin(db, Waiting::for_pool("write")).await?;
-    if db.get_database_backend() == DbBackend::Sqlite {
+pub async fn begin_write(writer: &Writer) -> Result<WriteTransaction, DbErr> {
+    let txn = WriteTransaction::begin(writer, Waiting::for_pool("write")).await?;
+    if writer.pool().get_database_backend() == DbBackend::Sqlite {
         colocation::follow();
     }
     Ok(txn)
@@ -228,10 +231,14 @@ mod tests {
         };
         let db = connect_tuned(&url, 4, tuning).await.expect("connect");
         let writer = connect_writer(&url, &db, 8, tuning).await.expect("writer");
-        assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);
+        assert_eq!(writer.pool().get_sqlite_connection_pool().options().get_max_connections(), 1);
         assert_eq!(db.get_sqlite_connection_pool().options().get_max_connections(), 4);
-        assert_eq!((mmap_size(&db).await, mmap_size(&writer).await), (1 << 24, 1 << 24));
-        assert_eq!((cache_size(&db).await, cache_size(&writer).await), (-512, -1024), "KiB of pages: readers, writer");
+        assert_eq!((mmap_size(&db).await, mmap_size(writer.pool()).await), (1 << 24, 1 << 24));
+        assert_eq!(
+            (cache_size(&db).await, cache_size(writer.pool()).await),
+            (-512, -1024),
+            "KiB of pages: readers, writer"
+        );
         let unmapped = connect(&url, 1).await.expect("connect with the default");
         assert_eq!(mmap_size(&unmapped).await as u64, entities::settings::DEFAULT_SQLITE_MMAP_SIZE);
         unmapped.close().await.expect("close");
@@ -244,7 +251,7 @@ mod tests {
     async fn an_in_memory_sqlite_database_writes_through_the_pool_it_reads_from() {
         let db = connect("sqlite::memory:", 1).await.expect("connect");
         let writer = connect_writer("sqlite::memory:", &db, 8, Tuning::default()).await.expect("writer");
-        assert_eq!(writer.get_sqlite_connection_pool().options().get_max_connections(), 1);
+        assert_eq!(writer.pool().get_sqlite_connection_pool().options().get_max_connections(), 1);
         writer.execute_unprepared("CREATE TABLE t (x INTEGER)").await.expect("create");
         db.execute_unprepared("SELECT x FROM t").await.expect("the same database");
     }

@@ -4,10 +4,12 @@
 mod colocation;
 mod connection;
 mod group;
+mod postgres;
 mod rows;
 mod template;
 mod together;
 mod transaction;
+mod writer;
 
 pub use crate::fault::{StorageFault, Unavailability};
 pub use connection::{Tuning, begin_write, connect, connect_tuned, connect_writer, sqlite_file};
@@ -18,6 +20,7 @@ pub use rows::{
 };
 pub use template::Templates;
 pub use transaction::WriteTransaction;
+pub use writer::{Pool, Writer};
 
 /// Deletes in batches: `batch_step` finds at most `batch` rows and deletes them, returning how
 /// many it found and how many it deleted. It runs at most `rounds` times, and stops at the first

@@ -406,11 +406,12 @@ mod tests {
         use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
         use sea_orm::{ConnectionTrait, DbBackend};
 
-        use crate::store::{begin_write, connect};
+        use crate::store::{Tuning, begin_write, connect, connect_writer};
 
         // Arrange: a parent table, and a child whose rows name a parent (a foreign key) and are
         // numbered one more than the last, as the outbox numbers an engagement's events.
         let db = connect(&postgres_url(), 2).await.expect("PostgreSQL runs on this machine");
+        let writer = connect_writer(&postgres_url(), &db, 2, Tuning::default()).await.expect("writer");
         let suffix = uuid::Uuid::now_v7().simple().to_string();
         let (parent, child) = (format!("together_parent_{suffix}"), format!("together_child_{suffix}"));
         db.execute_unprepared(&format!(
@@ -449,7 +450,7 @@ mod tests {
 
         // Act: a parent and its child (one statement: the key is checked once both are in), a
         // second child (numbered after the first: a statement of its own), the parent bumped.
-        let txn = begin_write(&db).await.expect("begin");
+        let txn = begin_write(&writer).await.expect("begin");
         txn.defer(&insert_parent(7));
         txn.defer(&next_child(7));
         txn.defer(&next_child(7));
@@ -457,7 +458,7 @@ mod tests {
         txn.commit().await.expect("commit");
 
         // Act: a child of no parent, deferred with a valid parent: the commit fails, nothing stays.
-        let txn = begin_write(&db).await.expect("begin");
+        let txn = begin_write(&writer).await.expect("begin");
         txn.defer(&insert_parent(8));
         txn.defer(&next_child(99));
         let refused = txn.commit().await;

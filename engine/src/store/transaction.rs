@@ -14,9 +14,10 @@
 //! the write reads still sees what it deferred (those statements ran first). A deferred statement
 //! that fails fails the statement it went with (and the write).
 //!
-//! On PostgreSQL (and on SQLite with `SQLITE_BATCH_STATEMENTS=false`) the write is sea-orm's
-//! transaction, and deferred statements are sent before the next statement or the commit: on
-//! PostgreSQL as one statement where they may go together ([`super::together`]), else one by one.
+//! On PostgreSQL the write runs on a connection of the writer's own ([`super::postgres`]), and
+//! deferred statements are sent before the next statement or the commit, as one statement where
+//! they may go together ([`super::together`]). On SQLite with `SQLITE_BATCH_STATEMENTS=false` the
+//! write is sea-orm's transaction, and deferred statements are sent one by one.
 //!
 //! A SQLite writer that groups its commits (`SQLITE_GROUP_COMMIT`, [`super::group`]) hands its
 //! connection from write to write in turn: a write that ends while others wait leaves its
@@ -32,14 +33,16 @@ use sea_orm::sqlx::pool::PoolConnection;
 use sea_orm::sqlx::sqlite::SqliteQueryResult;
 use sea_orm::sqlx::{self, Either, Executor, Sqlite};
 use sea_orm::{
-    ActiveModelTrait, ConnAcquireErr, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
-    EntityTrait, ExecResult, QueryResult, QueryTrait, RuntimeErr, Statement, StatementBuilder, TransactionOptions,
-    TransactionTrait, TryIntoModel,
+    ActiveModelTrait, ConnAcquireErr, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, EntityTrait, ExecResult,
+    QueryResult, QueryTrait, RuntimeErr, Statement, StatementBuilder, TransactionOptions, TransactionTrait,
+    TryIntoModel,
 };
 use sea_query_sqlx::SqlxValues;
 
 use super::connection::Waiting;
 use super::group::{self, Group, OpenGroup, Turn};
+use super::postgres::Held;
+use super::writer::Writer;
 
 /// Whether SQLite writes send their statements together (`SQLITE_BATCH_STATEMENTS`).
 static BATCHED: AtomicBool = AtomicBool::new(true);
@@ -60,10 +63,13 @@ pub struct WriteTransaction {
 
 #[derive(Debug)]
 enum Kind {
-    /// sea-orm's transaction (PostgreSQL, or SQLite unbatched).
+    /// sea-orm's transaction (SQLite unbatched).
     SeaOrm(DatabaseTransaction),
     /// The SQLite writer's connection, driven here; `savepoint`: the savepoint this is, if any.
     Sqlite { session: Arc<Session>, savepoint: Option<String> },
+    /// A PostgreSQL connection held beside the writer's pool ([`super::postgres`]), driven here;
+    /// `savepoint`: the savepoint this is, if any.
+    Postgres { session: Arc<PgSession>, savepoint: Option<String> },
     /// Committed or rolled back.
     Ended,
 }
@@ -72,6 +78,18 @@ enum Kind {
 enum Open<'a> {
     SeaOrm(&'a DatabaseTransaction),
     Sqlite(&'a Session),
+    Postgres(&'a PgSession),
+}
+
+/// A PostgreSQL write's connection.
+#[derive(Debug)]
+struct PgSession {
+    /// `None` once the write has ended.
+    connection: AsyncMutex<Option<Held>>,
+    /// Savepoints taken so far (their names are numbered).
+    savepoints: AtomicUsize,
+    /// A savepoint was dropped without its commit or rollback: the write must not commit.
+    spoiled: AtomicBool,
 }
 
 /// A SQLite write's connection and where its transaction stands.
@@ -102,13 +120,24 @@ const MEMBER: &str = "cf_write";
 impl WriteTransaction {
     /// Begins on `db`, the writer (see [`super::begin_write`]), counted in `waiting` until it holds
     /// the writer (on SQLite: until its `BEGIN IMMEDIATE`, sent with its first statement, returns).
-    pub(super) async fn begin(db: &DatabaseConnection, waiting: Waiting) -> Result<Self, DbErr> {
-        Self::begin_batched(db, BATCHED.load(Ordering::Relaxed), Some(waiting)).await
+    pub(super) async fn begin(writer: &Writer, waiting: Waiting) -> Result<Self, DbErr> {
+        Self::begin_batched(writer, BATCHED.load(Ordering::Relaxed), Some(waiting)).await
     }
 
-    /// Begins on `db`; on SQLite, sending statements together when `batched`.
-    async fn begin_batched(db: &DatabaseConnection, batched: bool, waiting: Option<Waiting>) -> Result<Self, DbErr> {
-        let kind = if db.get_database_backend() == DbBackend::Sqlite && batched {
+    /// Begins on `writer`; on SQLite, sending statements together when `batched`.
+    async fn begin_batched(writer: &Writer, batched: bool, waiting: Option<Waiting>) -> Result<Self, DbErr> {
+        let db = writer.pool();
+        let kind = if let Some(connections) = writer.held() {
+            let mut connection = connections.acquire().await?;
+            connection.begin().await.map_err(|error| DbErr::Exec(sqlx_error(error)))?;
+            drop(waiting);
+            let session = PgSession {
+                connection: AsyncMutex::new(Some(connection)),
+                savepoints: AtomicUsize::new(0),
+                spoiled: AtomicBool::new(false),
+            };
+            Kind::Postgres { session: Arc::new(session), savepoint: None }
+        } else if db.get_database_backend() == DbBackend::Sqlite && batched {
             let pool = db.get_sqlite_connection_pool();
             // Its turn first when the writer groups commits: the group left open, if any, is
             // joined; else the connection is taken from the pool.
@@ -170,26 +199,40 @@ impl WriteTransaction {
         std::mem::take(&mut *self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
     }
 
-    /// Sends what was deferred (sea-orm's transaction: on PostgreSQL as few statements as may go
-    /// together, [`super::together`]; on SQLite one at a time).
+    /// Sends what was deferred on sea-orm's transaction, one at a time.
     async fn flush(&self, txn: &DatabaseTransaction) -> Result<(), DbErr> {
-        let mut deferred = self.take_deferred();
-        if txn.get_database_backend() == DbBackend::Postgres {
-            deferred = super::together::together(deferred);
-        }
-        for statement in deferred {
+        for statement in self.take_deferred() {
             txn.execute_raw(statement).await?;
         }
         Ok(())
     }
 
-    /// Where the write's next statement goes: sea-orm's transaction, what was deferred sent
-    /// first; or the SQLite session, which sends it with what goes before it.
+    /// Sends what was deferred on the PostgreSQL session, as few statements as may go together.
+    async fn flush_postgres(&self, session: &PgSession) -> Result<(), DbErr> {
+        let deferred = self.take_deferred();
+        if deferred.is_empty() {
+            return Ok(());
+        }
+        let mut connection = session.connection.lock().await;
+        let connection = connection.as_mut().ok_or_else(ended)?;
+        for statement in super::together::together(deferred) {
+            connection.execute(statement).await.map_err(exec_error)?;
+        }
+        Ok(())
+    }
+
+    /// Where the write's next statement goes: sea-orm's transaction or the PostgreSQL session,
+    /// what was deferred sent first; or the SQLite session, which sends it with what goes before
+    /// it.
     async fn open(&self) -> Result<Open<'_>, DbErr> {
         match &self.kind {
             Kind::SeaOrm(txn) => {
                 self.flush(txn).await?;
                 Ok(Open::SeaOrm(txn))
+            }
+            Kind::Postgres { session, .. } => {
+                self.flush_postgres(session).await?;
+                Ok(Open::Postgres(session))
             }
             Kind::Sqlite { session, .. } => Ok(Open::Sqlite(session)),
             Kind::Ended => Err(ended()),
@@ -209,6 +252,12 @@ impl WriteTransaction {
                 let name = format!("cf_savepoint_{}", session.savepoints.fetch_add(1, Ordering::Relaxed) + 1);
                 self.run(session, Statement::from_string(DbBackend::Sqlite, format!("SAVEPOINT {name}"))).await?;
                 Kind::Sqlite { session: session.clone(), savepoint: Some(name) }
+            }
+            Kind::Postgres { session, .. } => {
+                self.flush_postgres(session).await?;
+                let name = format!("cf_savepoint_{}", session.savepoints.fetch_add(1, Ordering::Relaxed) + 1);
+                session.plain(format!("SAVEPOINT {name}")).await?;
+                Kind::Postgres { session: session.clone(), savepoint: Some(name) }
             }
             Kind::Ended => return Err(ended()),
         };
@@ -236,6 +285,17 @@ impl WriteTransaction {
             Kind::SeaOrm(txn) => {
                 self.flush(&txn).await?;
                 txn.commit().await
+            }
+            Kind::Postgres { session, savepoint: Some(name) } => {
+                self.flush_postgres(&session).await?;
+                session.plain(format!("RELEASE SAVEPOINT {name}")).await
+            }
+            Kind::Postgres { session, savepoint: None } => {
+                if session.spoiled.load(Ordering::Relaxed) {
+                    return Err(DbErr::Custom("a savepoint of the write was left open: rolled back".into()));
+                }
+                self.flush_postgres(&session).await?;
+                session.end(true).await
             }
             Kind::Sqlite { session, savepoint: Some(name) } => {
                 self.run(&session, Statement::from_string(DbBackend::Sqlite, format!("RELEASE {name}"))).await?;
@@ -298,6 +358,10 @@ impl WriteTransaction {
         self.take_deferred();
         match std::mem::replace(&mut self.kind, Kind::Ended) {
             Kind::SeaOrm(txn) => txn.rollback().await,
+            Kind::Postgres { session, savepoint: Some(name) } => {
+                session.plain(format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")).await
+            }
+            Kind::Postgres { session, savepoint: None } => session.end(false).await,
             Kind::Sqlite { session, savepoint: Some(name) } => {
                 let undo = [format!("ROLLBACK TO {name}"), format!("RELEASE {name}")];
                 session.send_alone(undo.map(|sql| Statement::from_string(DbBackend::Sqlite, sql)).to_vec()).await?;
@@ -342,6 +406,13 @@ impl WriteTransaction {
                 }
                 Ok(answers)
             }
+            Open::Postgres(session) => {
+                let mut answers = Vec::with_capacity(statements.len());
+                for statement in statements {
+                    answers.push(session.fetch_all(statement.clone()).await?);
+                }
+                Ok(answers)
+            }
             Open::Sqlite(session) => {
                 let answers = self.send(session, statements.to_vec()).await?;
                 Ok(answers.into_iter().map(|a| a.rows.into_iter().map(QueryResult::from).collect()).collect())
@@ -378,6 +449,57 @@ impl WriteTransaction {
         let mut answers = self.send(session, vec![main]).await?;
         answers.pop().ok_or_else(|| DbErr::Custom("SQLite answered no statement".into()))
     }
+}
+
+impl PgSession {
+    /// Runs `statement` on the write's connection: its rows.
+    async fn fetch_all(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let mut connection = self.connection.lock().await;
+        let rows = connection.as_mut().ok_or_else(ended)?.fetch_all(statement).await;
+        Ok(rows.map_err(|error| DbErr::Query(sqlx_error(error)))?.into_iter().map(QueryResult::from).collect())
+    }
+
+    /// Runs `statement` on the write's connection: what it changed.
+    async fn execute(&self, statement: Statement) -> Result<ExecResult, DbErr> {
+        let mut connection = self.connection.lock().await;
+        Ok(ExecResult::from(connection.as_mut().ok_or_else(ended)?.execute(statement).await.map_err(exec_error)?))
+    }
+
+    /// Runs `sql`, statements without values, on the write's connection.
+    async fn plain(&self, sql: String) -> Result<(), DbErr> {
+        let mut connection = self.connection.lock().await;
+        connection.as_mut().ok_or_else(ended)?.execute_plain(sql).await.map(drop).map_err(exec_error)
+    }
+
+    /// Commits or rolls back, and gives the connection back.
+    async fn end(&self, commit: bool) -> Result<(), DbErr> {
+        let mut connection = self.connection.lock().await;
+        let ended = connection.as_mut().ok_or_else(ended)?.end(commit).await;
+        // Back to the connections it came from, or closed if the end did not come through.
+        drop(connection.take());
+        ended.map_err(exec_error)
+    }
+}
+
+impl Drop for PgSession {
+    /// A write dropped before its end (a refusal, an error, a request gone): its transaction is
+    /// rolled back before its connection is given back. One dropped during a statement is closed
+    /// ([`postgres::Held`]), which ends its transaction on the server.
+    fn drop(&mut self) {
+        let Some(mut connection) = self.connection.get_mut().take() else { return };
+        if !connection.in_transaction() || connection.is_busy() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            // Given back once rolled back; closed if the rollback failed.
+            let _ = connection.end(false).await;
+        });
+    }
+}
+
+fn exec_error(error: sqlx::Error) -> DbErr {
+    DbErr::Exec(sqlx_error(error))
 }
 
 /// What a SQLite statement answered: its rows and its count of changes.
@@ -596,6 +718,7 @@ impl ConnectionTrait for WriteTransaction {
     fn get_database_backend(&self) -> DbBackend {
         match &self.kind {
             Kind::SeaOrm(txn) => txn.get_database_backend(),
+            Kind::Postgres { .. } => DbBackend::Postgres,
             Kind::Sqlite { .. } | Kind::Ended => DbBackend::Sqlite,
         }
     }
@@ -603,6 +726,7 @@ impl ConnectionTrait for WriteTransaction {
     async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
         match self.open().await? {
             Open::SeaOrm(txn) => txn.execute_raw(statement).await,
+            Open::Postgres(session) => session.execute(statement).await,
             Open::Sqlite(session) => Ok(ExecResult::from(self.run(session, statement).await.map_err(as_exec)?.done)),
         }
     }
@@ -610,6 +734,11 @@ impl ConnectionTrait for WriteTransaction {
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         match self.open().await? {
             Open::SeaOrm(txn) => txn.execute_unprepared(sql).await,
+            Open::Postgres(session) => {
+                let mut connection = session.connection.lock().await;
+                let done = connection.as_mut().ok_or_else(ended)?.execute_plain(sql.to_owned()).await;
+                Ok(ExecResult::from(done.map_err(exec_error)?))
+            }
             Open::Sqlite(_) => self.execute_raw(Statement::from_string(DbBackend::Sqlite, sql)).await,
         }
     }
@@ -621,6 +750,7 @@ impl ConnectionTrait for WriteTransaction {
     async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
         match self.open().await? {
             Open::SeaOrm(txn) => txn.query_all_raw(statement).await,
+            Open::Postgres(session) => session.fetch_all(statement).await,
             Open::Sqlite(session) => {
                 Ok(self.run(session, statement).await?.rows.into_iter().map(QueryResult::from).collect())
             }
@@ -639,8 +769,10 @@ fn as_exec(error: DbErr) -> DbErr {
 impl Drop for WriteTransaction {
     /// A savepoint dropped without its end spoils the write: it will not commit.
     fn drop(&mut self) {
-        if let Kind::Sqlite { session, savepoint: Some(_) } = &self.kind {
-            session.spoiled.store(true, Ordering::Relaxed);
+        match &self.kind {
+            Kind::Sqlite { session, savepoint: Some(_) } => session.spoiled.store(true, Ordering::Relaxed),
+            Kind::Postgres { session, savepoint: Some(_) } => session.spoiled.store(true, Ordering::Relaxed),
+            _ => {}
         }
     }
 }
@@ -656,7 +788,7 @@ mod tests {
     use crate::store::{Tuning, connect, connect_writer};
 
     /// A SQLite file with a table `t (x)`, its read pool and its writer.
-    async fn database(name: &str) -> (DatabaseConnection, DatabaseConnection, PathBuf) {
+    async fn database(name: &str) -> (DatabaseConnection, Writer, PathBuf) {
         let folder = std::env::temp_dir().join(format!("certflow-txn-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&folder);
         let url = format!("sqlite://{}/t.db?mode=rwc", folder.display());
@@ -667,10 +799,7 @@ mod tests {
     }
 
     /// [`database`] (named for `name` and the mode) and a write begun on it, batched or not.
-    async fn write_on(
-        name: &str,
-        batched: bool,
-    ) -> (DatabaseConnection, DatabaseConnection, PathBuf, WriteTransaction) {
+    async fn write_on(name: &str, batched: bool) -> (DatabaseConnection, Writer, PathBuf, WriteTransaction) {
         let (db, writer, folder) = database(&format!("{name}-{batched}")).await;
         let txn = WriteTransaction::begin_batched(&writer, batched, None).await.expect("begin");
         (db, writer, folder, txn)
@@ -787,8 +916,8 @@ mod tests {
         std::fs::remove_dir_all(folder).expect("clean up");
     }
     /// Waits until `n` writes are queued for the writer's turn.
-    async fn queued(writer: &DatabaseConnection, n: usize) {
-        let Some(gate) = group::gate_of(writer.get_sqlite_connection_pool()) else {
+    async fn queued(writer: &Writer, n: usize) {
+        let Some(gate) = group::gate_of(writer.pool().get_sqlite_connection_pool()) else {
             // Commits not grouped: the writes queue for the pool's connection.
             return tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         };
@@ -806,7 +935,7 @@ mod tests {
     }
 
     /// [`database`], and a first write on it that inserted 1 and holds the writer.
-    async fn first_write(name: &str) -> (DatabaseConnection, DatabaseConnection, PathBuf, WriteTransaction) {
+    async fn first_write(name: &str) -> (DatabaseConnection, Writer, PathBuf, WriteTransaction) {
         let (db, writer, folder) = database(name).await;
         let first = WriteTransaction::begin_batched(&writer, true, None).await.expect("begin");
         first.execute(&insert(1)).await.expect("insert");
@@ -817,7 +946,7 @@ mod tests {
     type Joined = tokio::task::JoinHandle<(bool, Result<(), DbErr>)>;
 
     /// A write begun on `writer` that inserts `x`, then waits for `go` before it commits.
-    fn queued_write(writer: &DatabaseConnection, x: i64) -> (tokio::sync::oneshot::Sender<()>, Joined) {
+    fn queued_write(writer: &Writer, x: i64) -> (tokio::sync::oneshot::Sender<()>, Joined) {
         let (go, wait) = tokio::sync::oneshot::channel::<()>();
         let writer = writer.clone();
         let write = tokio::spawn(async move {

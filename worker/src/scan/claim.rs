@@ -14,11 +14,11 @@ use entities::domain::reminders::{
 };
 use entities::orm::{certification_body, deadline, engagement, notification, organization, prelude::*};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
-use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use crate::error::WorkerError;
-use engine::store::WriteTransaction;
+use engine::store::{WriteTransaction, Writer};
 
 /// What one scan did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,11 +35,7 @@ pub struct ScanReport {
 /// dated on a day is due from the morning of that day in its certification body's time zone
 /// ([`TimeZone::reminder_day`]): the scan reads every deadline whose next step may be due in some
 /// zone, in (day, id) order, and claims those whose own zone's morning has come.
-pub async fn claim_due_steps(
-    writer: &DatabaseConnection,
-    now: DateTime<Utc>,
-    batch: u64,
-) -> Result<ScanReport, WorkerError> {
+pub async fn claim_due_steps(writer: &Writer, now: DateTime<Utc>, batch: u64) -> Result<ScanReport, WorkerError> {
     let latest = TimeZone::latest_reminder_day(now);
     let mut report = ScanReport::default();
     let mut read_up_to: Option<(NaiveDate, Uuid)> = None;

@@ -1,0 +1,124 @@
+//! The writer: where write transactions go, and the statements that write outside one (the
+//! worker's claims, the clean-ups).
+
+use std::sync::Arc;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, Statement};
+
+use super::postgres::Connections;
+use super::transaction::sqlx_error;
+
+/// The writer (see [`super::connect_writer`]): on SQLite a pool of one connection that writes
+/// queue for; on PostgreSQL connections held by certflow itself ([`super::postgres`]), as many
+/// as `DATABASE_WRITE_CONNECTIONS`, each statement outside a transaction on one of them.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    /// SQLite's writer pool; on PostgreSQL the read pool (its options open the writer's
+    /// connections; nothing is written through it).
+    pool: DatabaseConnection,
+    /// PostgreSQL: the writer's connections.
+    held: Option<Arc<Connections>>,
+}
+
+impl Writer {
+    /// The writer over `pool`: SQLite's writer pool as it is; on PostgreSQL, `most` connections
+    /// opened with `pool`'s options.
+    pub fn over(pool: DatabaseConnection, most: u32) -> Self {
+        let held = (pool.get_database_backend() == DbBackend::Postgres)
+            .then(|| Arc::new(Connections::beside(pool.get_postgres_connection_pool(), most)));
+        Self { pool, held }
+    }
+
+    /// SQLite's writer pool, or the pool whose options a PostgreSQL writer opens its
+    /// connections with.
+    pub(super) fn pool(&self) -> &DatabaseConnection {
+        &self.pool
+    }
+
+    /// The PostgreSQL writer's connections.
+    pub(super) fn held(&self) -> Option<&Arc<Connections>> {
+        self.held.as_ref()
+    }
+
+    /// The writer's connections: how many are open, how many of them idle, and the most there
+    /// may be.
+    pub fn census(&self) -> (u32, u32, u32) {
+        match &self.held {
+            Some(held) => held.census(),
+            None => census_of(&self.pool),
+        }
+    }
+
+    /// Closes the writer's connections (SQLite's pool; a PostgreSQL writer's connections close
+    /// as they are given back, and when the writer is dropped).
+    pub async fn close(self) -> Result<(), DbErr> {
+        match self.held {
+            Some(_) => Ok(()),
+            None => self.pool.close().await,
+        }
+    }
+}
+
+/// A pool's connections: how many are open, how many of them idle, and the most there may be.
+pub fn census_of(pool: &DatabaseConnection) -> (u32, u32, u32) {
+    let (size, idle, most) = match pool.get_database_backend() {
+        DbBackend::Sqlite => {
+            let pool = pool.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+        }
+        DbBackend::Postgres => {
+            let pool = pool.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle(), pool.options().get_max_connections())
+        }
+        _ => (0, 0, 0),
+    };
+    (size, u32::try_from(idle).unwrap_or(u32::MAX).min(size), most)
+}
+
+/// A process's pool, as its metrics name it: the read pool or the writer.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    /// The read pool.
+    Reads(DatabaseConnection),
+    /// The writer.
+    Writer(Writer),
+}
+
+impl Pool {
+    /// Its connections: open, idle, and the most there may be.
+    pub fn census(&self) -> (u32, u32, u32) {
+        match self {
+            Self::Reads(pool) => census_of(pool),
+            Self::Writer(writer) => writer.census(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Writer {
+    fn get_database_backend(&self) -> DbBackend {
+        self.pool.get_database_backend()
+    }
+
+    async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
+        let Some(held) = &self.held else { return self.pool.execute_raw(statement).await };
+        let done = held.acquire().await?.execute(statement).await;
+        Ok(ExecResult::from(done.map_err(|error| DbErr::Exec(sqlx_error(error)))?))
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let Some(held) = &self.held else { return self.pool.execute_unprepared(sql).await };
+        let done = held.acquire().await?.execute_plain(sql.to_owned()).await;
+        Ok(ExecResult::from(done.map_err(|error| DbErr::Exec(sqlx_error(error)))?))
+    }
+
+    async fn query_one_raw(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
+        Ok(self.query_all_raw(statement).await?.into_iter().next())
+    }
+
+    async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let Some(held) = &self.held else { return self.pool.query_all_raw(statement).await };
+        let rows = held.acquire().await?.fetch_all(statement).await;
+        Ok(rows.map_err(|error| DbErr::Query(sqlx_error(error)))?.into_iter().map(QueryResult::from).collect())
+    }
+}
