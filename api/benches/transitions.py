@@ -59,8 +59,9 @@ ROUNDS = int(os.environ.get("ROUNDS", "3"))
 # them (sqlx's statement log of a real request, `DATABASE_LOG_STATEMENTS=true`; captured again in
 # session 18: the facts find the organization through the engagement, the engagement's new row is
 # written whole without `RETURNING`), with the API's parameters as variables: the
-# authorization on the read pool (the engagement as the caller sees it: all, for the admin token
-# the benchmark uses), then the write transaction. The
+# authorization (the engagement as the caller sees it: all, for the admin token the benchmark
+# uses; since session 25 on the writer's connection, before its `BEGIN`), then the write
+# transaction. The
 # transition closes the engagement's stage 1 validity deadline, which none of these has open (no
 # stage 1 found them ready): the API runs no statement for a change that closes nothing, and
 # neither does this script.

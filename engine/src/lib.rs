@@ -42,7 +42,7 @@ pub struct Engine {
     /// The database, for reads (and a command's authorization, before it takes the writer).
     pub db: DatabaseConnection,
     /// The database, for write transactions (see [`store::connect_writer`]): on SQLite one
-    /// connection that writers queue for, on PostgreSQL a pool of its own.
+    /// connection that writers queue for, on PostgreSQL connections of its own.
     pub writer: store::Writer,
     /// The clock.
     pub clock: Clock,

@@ -63,63 +63,7 @@ impl Engine {
     /// Refuses `action` on `target` unless `caller` sees the target (404) and may take the
     /// action (403). Reads only, on the read pool.
     pub async fn authorize(&self, caller: &Caller, target: Target, action: Action) -> Result<(), EngineError> {
-        match target {
-            Target::Platform => {}
-            Target::Organization(id) => {
-                Organization::find_by_id(id)
-                    .select_only()
-                    .column(organization::Column::Id)
-                    .filter(organizations_in(caller.tenancy, organization::Column::Id))
-                    .into_tuple::<Uuid>()
-                    .one(&self.db)
-                    .await?
-                    .ok_or(EngineError::NotFound("organization"))?;
-            }
-            Target::CertificationBody(id) => {
-                CertificationBody::find_by_id(id)
-                    .select_only()
-                    .column(certification_body::Column::Id)
-                    .into_tuple::<Uuid>()
-                    .one(&self.db)
-                    .await?
-                    .ok_or(EngineError::NotFound("certification body"))?;
-                return caller.may_for_certification_body(action, id);
-            }
-            Target::Engagement(id) => {
-                let seen =
-                    SEEN_ENGAGEMENT.seen_by(self.db.get_database_backend(), caller.tenancy, id, |id, tenancy| {
-                        Engagement::find_by_id(id)
-                            .select_only()
-                            .column(engagement::Column::CertificationBodyId)
-                            .filter(engagements_in(tenancy))
-                            .limit(1)
-                            .into_query()
-                    });
-                let row = self.db.query_one_raw(seen).await?.ok_or(EngineError::NotFound("engagement"))?;
-                let selected: Option<Uuid> = row.try_get_by_index(0)?;
-                only_the_selected_body_writes(caller, selected, action)?;
-            }
-            Target::Notification(id) => {
-                let engagement_id: Uuid = Notification::find_by_id(id)
-                    .select_only()
-                    .column(notification::Column::EngagementId)
-                    .filter(of_engagements_in(caller.tenancy, notification::Column::EngagementId))
-                    .into_tuple()
-                    .one(&self.db)
-                    .await?
-                    .ok_or(EngineError::NotFound("notification"))?;
-                if matches!(caller.tenancy, Tenancy::CertificationBody(_)) {
-                    let selected: Option<Option<Uuid>> = Engagement::find_by_id(engagement_id)
-                        .select_only()
-                        .column(engagement::Column::CertificationBodyId)
-                        .into_tuple()
-                        .one(&self.db)
-                        .await?;
-                    only_the_selected_body_writes(caller, selected.flatten(), action)?;
-                }
-            }
-        }
-        caller.may(action)
+        authorize_on(&self.db, caller, target, action).await
     }
 
     /// Authorizes, then begins a write on the writer with `claim` recorded in it.
@@ -130,8 +74,18 @@ impl Engine {
         action: Action,
         claim: Option<Claim>,
     ) -> Result<Write, EngineError> {
-        self.authorize(caller, target, action).await?;
-        let txn = begin_write(&self.writer).await?;
+        // On PostgreSQL the caller is authorized on the connection its write then runs on: the
+        // same statement, without a read pool's connection taken and given back (and pinged).
+        let txn = match self.writer.take().await? {
+            Some(taken) => {
+                authorize_on(&taken, caller, target, action).await?;
+                taken.begin().await?
+            }
+            None => {
+                self.authorize(caller, target, action).await?;
+                begin_write(&self.writer).await?
+            }
+        };
         if let Some(claim) = &claim {
             claim.record(&txn).await?;
         }
@@ -196,6 +150,71 @@ impl Engine {
         write.locked = Some(id);
         Ok((write, engagement, answers))
     }
+}
+
+/// [`Engine::authorize`] on `conn`: the read pool, or the connection the write will run on.
+async fn authorize_on<C: ConnectionTrait>(
+    conn: &C,
+    caller: &Caller,
+    target: Target,
+    action: Action,
+) -> Result<(), EngineError> {
+    match target {
+        Target::Platform => {}
+        Target::Organization(id) => {
+            Organization::find_by_id(id)
+                .select_only()
+                .column(organization::Column::Id)
+                .filter(organizations_in(caller.tenancy, organization::Column::Id))
+                .into_tuple::<Uuid>()
+                .one(conn)
+                .await?
+                .ok_or(EngineError::NotFound("organization"))?;
+        }
+        Target::CertificationBody(id) => {
+            CertificationBody::find_by_id(id)
+                .select_only()
+                .column(certification_body::Column::Id)
+                .into_tuple::<Uuid>()
+                .one(conn)
+                .await?
+                .ok_or(EngineError::NotFound("certification body"))?;
+            return caller.may_for_certification_body(action, id);
+        }
+        Target::Engagement(id) => {
+            let seen = SEEN_ENGAGEMENT.seen_by(conn.get_database_backend(), caller.tenancy, id, |id, tenancy| {
+                Engagement::find_by_id(id)
+                    .select_only()
+                    .column(engagement::Column::CertificationBodyId)
+                    .filter(engagements_in(tenancy))
+                    .limit(1)
+                    .into_query()
+            });
+            let row = conn.query_one_raw(seen).await?.ok_or(EngineError::NotFound("engagement"))?;
+            let selected: Option<Uuid> = row.try_get_by_index(0)?;
+            only_the_selected_body_writes(caller, selected, action)?;
+        }
+        Target::Notification(id) => {
+            let engagement_id: Uuid = Notification::find_by_id(id)
+                .select_only()
+                .column(notification::Column::EngagementId)
+                .filter(of_engagements_in(caller.tenancy, notification::Column::EngagementId))
+                .into_tuple()
+                .one(conn)
+                .await?
+                .ok_or(EngineError::NotFound("notification"))?;
+            if matches!(caller.tenancy, Tenancy::CertificationBody(_)) {
+                let selected: Option<Option<Uuid>> = Engagement::find_by_id(engagement_id)
+                    .select_only()
+                    .column(engagement::Column::CertificationBodyId)
+                    .into_tuple()
+                    .one(conn)
+                    .await?;
+                only_the_selected_body_writes(caller, selected.flatten(), action)?;
+            }
+        }
+    }
+    caller.may(action)
 }
 
 /// The read that authorizes a write to an engagement, built once per backend and tenancy kind.

@@ -183,7 +183,7 @@ pub async fn begin_write(writer: &Writer) -> Result<WriteTransaction, DbErr> {
 pub(super) struct Waiting(metrics::Gauge);
 
 impl Waiting {
-    fn for_pool(pool: &'static str) -> Self {
+    pub(super) fn for_pool(pool: &'static str) -> Self {
         let gauge = metrics::gauge!("certflow_db_pool_waiting", "pool" => pool);
         gauge.increment(1.0);
         Self(gauge)

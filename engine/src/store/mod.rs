@@ -20,7 +20,7 @@ pub use rows::{
 };
 pub use template::Templates;
 pub use transaction::WriteTransaction;
-pub use writer::{Pool, Writer};
+pub use writer::{Pool, Taken, Writer};
 
 /// Deletes in batches: `batch_step` finds at most `batch` rows and deletes them, returning how
 /// many it found and how many it deleted. It runs at most `rounds` times, and stops at the first

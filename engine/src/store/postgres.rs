@@ -1,18 +1,18 @@
-//! PostgreSQL connections held here for the request path's statements, beside each sqlx pool.
+//! PostgreSQL connections held by certflow itself: the writer's ([`super::Writer`]).
 //!
 //! sqlx's pool pings every connection it takes back (`sqlx-core`, `return_to_pool`): one round
-//! trip to the server on each release, unconditionally, so a transition paid two (its
-//! authorization's read and its write transaction each gave a connection back) on top of the
-//! eight its statements need. The ping is sqlx's guard against a connection left half way
-//! through an answer by a future dropped during a statement, or with a transaction open.
+//! trip to the server on each release, unconditionally, so each write paid one on top of the
+//! statements it needs (a transition: `BEGIN`, four reads, its write, `COMMIT`). The ping is
+//! sqlx's guard against a connection left half way through an answer by a future dropped during
+//! a statement, or with a transaction open.
 //!
 //! Here a connection knows both: it is marked busy while a statement is out and for as long as a
 //! transaction is open on it, and one given back busy (a future dropped mid-answer, an I/O error,
 //! a transaction not ended) is closed instead of kept. A connection idle for longer than
-//! [`PING_IF_IDLE_FOR`] is pinged before it is used (as the pools are told:
+//! [`PING_IF_IDLE_FOR`] is pinged before it is used (as the read pool is told:
 //! `test_before_acquire_if_idle_for`), so one broken by a server restart is replaced rather than
-//! failing a request. The connections are opened with the options of the sqlx pool they stand
-//! beside (its URL, TLS, statement logging), and counted with it in the pool's metrics.
+//! failing a request. The connections are opened with the read pool's options (its URL, TLS,
+//! statement logging), its acquire timeout and its maximum lifetime.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,7 +31,7 @@ use super::transaction::sqlx_error;
 /// A connection idle for this long is pinged before it is handed out.
 pub(super) const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
-/// Connections open beside one sqlx pool, at most as many as it may open.
+/// Connections opened with a sqlx pool's options, at most `most` of them.
 #[derive(Debug)]
 pub(crate) struct Connections {
     options: Arc<PgConnectOptions>,
@@ -350,6 +350,28 @@ mod tests {
         tokio::time::sleep(super::PING_IF_IDLE_FOR + std::time::Duration::from_millis(100)).await;
         assert_ne!(backend(&writer).await, first, "a new connection, and the statement served");
         assert_eq!(writer.census(), (1, 1, 2), "the ended one no longer counted");
+    }
+
+    #[tokio::test]
+    async fn a_connection_taken_before_its_write_serves_reads_outside_it_then_the_write_itself() {
+        let (db, writer, table) = database().await;
+        let taken = writer.take().await.expect("take").expect("PostgreSQL's writer has connections of its own");
+        let reader = backend(&taken).await;
+        let transaction = || async {
+            let row = taken.query_one_raw(sql("SELECT pg_current_xact_id()::text")).await.expect("read");
+            row.expect("a row").try_get_by_index::<String>(0).expect("an id")
+        };
+        assert_ne!(transaction().await, transaction().await, "no transaction yet: each statement is its own");
+        let txn = taken.begin().await.expect("begin");
+        assert_eq!(backend(&txn).await, reader, "the write runs where its first reads ran");
+        txn.execute_raw(sql(format!("INSERT INTO {table} (x) VALUES (1)"))).await.expect("insert");
+        txn.commit().await.expect("commit");
+        assert_eq!(xs(&db, &table).await, [1]);
+
+        // A connection taken and given back without a write (its caller refused) serves again.
+        drop(writer.take().await.expect("take"));
+        assert_eq!(writer.census(), (1, 1, 2));
+        assert_eq!(backend(&writer).await, reader);
     }
 
     #[tokio::test]

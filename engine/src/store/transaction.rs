@@ -67,7 +67,7 @@ enum Kind {
     SeaOrm(DatabaseTransaction),
     /// The SQLite writer's connection, driven here; `savepoint`: the savepoint this is, if any.
     Sqlite { session: Arc<Session>, savepoint: Option<String> },
-    /// A PostgreSQL connection held beside the writer's pool ([`super::postgres`]), driven here;
+    /// A connection of the PostgreSQL writer's own ([`super::postgres`]), driven here;
     /// `savepoint`: the savepoint this is, if any.
     Postgres { session: Arc<PgSession>, savepoint: Option<String> },
     /// Committed or rolled back.
@@ -128,15 +128,7 @@ impl WriteTransaction {
     async fn begin_batched(writer: &Writer, batched: bool, waiting: Option<Waiting>) -> Result<Self, DbErr> {
         let db = writer.pool();
         let kind = if let Some(connections) = writer.held() {
-            let mut connection = connections.acquire().await?;
-            connection.begin().await.map_err(|error| DbErr::Exec(sqlx_error(error)))?;
-            drop(waiting);
-            let session = PgSession {
-                connection: AsyncMutex::new(Some(connection)),
-                savepoints: AtomicUsize::new(0),
-                spoiled: AtomicBool::new(false),
-            };
-            Kind::Postgres { session: Arc::new(session), savepoint: None }
+            return Self::begin_on(connections.acquire().await?, waiting).await;
         } else if db.get_database_backend() == DbBackend::Sqlite && batched {
             let pool = db.get_sqlite_connection_pool();
             // Its turn first when the writer groups commits: the group left open, if any, is
@@ -174,6 +166,22 @@ impl WriteTransaction {
             Kind::SeaOrm(db.begin_with_options(options).await?)
         };
         Ok(Self { kind, deferred: Mutex::new(Vec::new()) })
+    }
+
+    /// Begins on `connection`, a connection of the PostgreSQL writer's own, counted in `waiting`
+    /// until its `BEGIN` returns.
+    pub(super) async fn begin_on(mut connection: Held, waiting: Option<Waiting>) -> Result<Self, DbErr> {
+        connection.begin().await.map_err(exec_error)?;
+        drop(waiting);
+        let session = PgSession {
+            connection: AsyncMutex::new(Some(connection)),
+            savepoints: AtomicUsize::new(0),
+            spoiled: AtomicBool::new(false),
+        };
+        Ok(Self {
+            kind: Kind::Postgres { session: Arc::new(session), savepoint: None },
+            deferred: Mutex::new(Vec::new()),
+        })
     }
 
     /// Sends `statement` with the write's next statement, or with its commit: for statements

@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, Statement};
 
-use super::postgres::Connections;
-use super::transaction::sqlx_error;
+use super::connection::Waiting;
+use super::postgres::{Connections, Held};
+use super::transaction::{WriteTransaction, sqlx_error};
 
 /// The writer (see [`super::connect_writer`]): on SQLite a pool of one connection that writes
 /// queue for; on PostgreSQL connections held by certflow itself ([`super::postgres`]), as many
@@ -38,6 +39,16 @@ impl Writer {
     /// The PostgreSQL writer's connections.
     pub(super) fn held(&self) -> Option<&Arc<Connections>> {
         self.held.as_ref()
+    }
+
+    /// On PostgreSQL, one of the writer's connections, taken for a write that reads on it first
+    /// (outside its transaction) what decides whether it begins: [`Taken::begin`] begins it. On
+    /// SQLite, none: its one connection is for writes alone, and such reads go to the read pool.
+    pub async fn take(&self) -> Result<Option<Taken>, DbErr> {
+        let Some(held) = &self.held else { return Ok(None) };
+        let waiting = Waiting::for_pool("write");
+        let connection = held.acquire().await?;
+        Ok(Some(Taken { connection: futures::lock::Mutex::new(connection), waiting }))
     }
 
     /// The writer's connections: how many are open, how many of them idle, and the most there
@@ -119,6 +130,48 @@ impl ConnectionTrait for Writer {
     async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let Some(held) = &self.held else { return self.pool.query_all_raw(statement).await };
         let rows = held.acquire().await?.fetch_all(statement).await;
+        Ok(rows.map_err(|error| DbErr::Query(sqlx_error(error)))?.into_iter().map(QueryResult::from).collect())
+    }
+}
+
+/// A connection of the PostgreSQL writer's own, taken for a write not begun yet ([`Writer::take`]):
+/// statements on it run outside a transaction. Dropped, it goes back to the writer.
+#[derive(Debug)]
+pub struct Taken {
+    connection: futures::lock::Mutex<Held>,
+    /// The write counts as waiting for the writer until its `BEGIN` returns.
+    waiting: Waiting,
+}
+
+impl Taken {
+    /// Begins the write on this connection.
+    pub async fn begin(self) -> Result<WriteTransaction, DbErr> {
+        WriteTransaction::begin_on(self.connection.into_inner(), Some(self.waiting)).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ConnectionTrait for Taken {
+    fn get_database_backend(&self) -> DbBackend {
+        DbBackend::Postgres
+    }
+
+    async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
+        let done = self.connection.lock().await.execute(statement).await;
+        Ok(ExecResult::from(done.map_err(|error| DbErr::Exec(sqlx_error(error)))?))
+    }
+
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        let done = self.connection.lock().await.execute_plain(sql.to_owned()).await;
+        Ok(ExecResult::from(done.map_err(|error| DbErr::Exec(sqlx_error(error)))?))
+    }
+
+    async fn query_one_raw(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
+        Ok(self.query_all_raw(statement).await?.into_iter().next())
+    }
+
+    async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        let rows = self.connection.lock().await.fetch_all(statement).await;
         Ok(rows.map_err(|error| DbErr::Query(sqlx_error(error)))?.into_iter().map(QueryResult::from).collect())
     }
 }
