@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use sea_orm::sea_query::Values;
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgQueryResult, PgRow};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgPool};
 use sea_orm::sqlx::{self, Connection, Executor};
-use sea_orm::{ConnAcquireErr, DbErr, Statement};
+use sea_orm::{ConnAcquireErr, DbErr, ExecResult, QueryResult, RuntimeErr, Statement};
 use sea_query_sqlx::SqlxValues;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -142,49 +142,50 @@ pub(crate) struct Held {
 
 impl Held {
     /// The connection, marked busy until [`Held::settle`] reads the statement's outcome.
-    fn out(&mut self) -> Result<&mut PgConnection, sqlx::Error> {
+    fn out(&mut self) -> Result<&mut PgConnection, DbErr> {
         self.busy = true;
-        self.connection.as_mut().ok_or(sqlx::Error::PoolClosed)
+        self.connection.as_mut().ok_or_else(|| DbErr::Conn(sqlx_error(sqlx::Error::PoolClosed)))
     }
 
     /// The connection is whole again after an answer or an error the server sent; any other
-    /// error (I/O, protocol) leaves it busy, to be closed.
-    fn settle<T>(&mut self, answer: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+    /// error (I/O, protocol) leaves it busy, to be closed. The error as sea-orm tells it
+    /// (`told`: a query's or an execution's).
+    fn settle<T>(&mut self, answer: Result<T, sqlx::Error>, told: fn(RuntimeErr) -> DbErr) -> Result<T, DbErr> {
         self.busy = matches!(&answer, Err(error) if !matches!(error, sqlx::Error::Database(_)));
-        answer
+        answer.map_err(|error| told(sqlx_error(error)))
     }
 
     /// Runs `statement`: its rows.
-    pub(crate) async fn fetch_all(&mut self, statement: Statement) -> Result<Vec<PgRow>, sqlx::Error> {
+    pub(crate) async fn query(&mut self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let values = SqlxValues(statement.values.unwrap_or(Values(Vec::new())));
         let query = sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), values);
         let answer = query.fetch_all(self.out()?).await;
-        self.settle(answer)
+        Ok(self.settle(answer, DbErr::Query)?.into_iter().map(QueryResult::from).collect())
     }
 
     /// Runs `statement`: what it changed.
-    pub(crate) async fn execute(&mut self, statement: Statement) -> Result<PgQueryResult, sqlx::Error> {
+    pub(crate) async fn execute(&mut self, statement: Statement) -> Result<ExecResult, DbErr> {
         let values = SqlxValues(statement.values.unwrap_or(Values(Vec::new())));
         let query = sqlx::query_with(sqlx::AssertSqlSafe(statement.sql), values);
         let answer = query.execute(self.out()?).await;
-        self.settle(answer)
+        self.settle(answer, DbErr::Exec).map(ExecResult::from)
     }
 
-    /// Runs `sql`, a statement without values, as a simple query.
-    pub(crate) async fn execute_plain(&mut self, sql: String) -> Result<PgQueryResult, sqlx::Error> {
+    /// Runs `sql`, statements without values, as a simple query.
+    pub(crate) async fn execute_plain(&mut self, sql: String) -> Result<ExecResult, DbErr> {
         let answer = self.out()?.execute(sqlx::AssertSqlSafe(sql)).await;
-        self.settle(answer)
+        self.settle(answer, DbErr::Exec).map(ExecResult::from)
     }
 
     /// Begins a transaction: the connection is closed if given back before [`Held::end`].
-    pub(crate) async fn begin(&mut self) -> Result<(), sqlx::Error> {
+    pub(crate) async fn begin(&mut self) -> Result<(), DbErr> {
         self.in_transaction = true;
         self.execute_plain("BEGIN".to_owned()).await.map(drop)
     }
 
     /// Ends the transaction with `COMMIT` or `ROLLBACK`. Once the server answered (even with an
     /// error: a failed `COMMIT` rolls back) no transaction is open.
-    pub(crate) async fn end(&mut self, commit: bool) -> Result<(), sqlx::Error> {
+    pub(crate) async fn end(&mut self, commit: bool) -> Result<(), DbErr> {
         let sql = if commit { "COMMIT" } else { "ROLLBACK" };
         let answer = self.execute_plain(sql.to_owned()).await;
         if !self.busy {

@@ -127,9 +127,10 @@ impl WriteTransaction {
     /// Begins on `writer`; on SQLite, sending statements together when `batched`.
     async fn begin_batched(writer: &Writer, batched: bool, waiting: Option<Waiting>) -> Result<Self, DbErr> {
         let db = writer.pool();
-        let kind = if let Some(connections) = writer.held() {
+        if let Some(connections) = writer.held() {
             return Self::begin_on(connections.acquire().await?, waiting).await;
-        } else if db.get_database_backend() == DbBackend::Sqlite && batched {
+        }
+        let kind = if db.get_database_backend() == DbBackend::Sqlite && batched {
             let pool = db.get_sqlite_connection_pool();
             // Its turn first when the writer groups commits: the group left open, if any, is
             // joined; else the connection is taken from the pool.
@@ -171,7 +172,7 @@ impl WriteTransaction {
     /// Begins on `connection`, a connection of the PostgreSQL writer's own, counted in `waiting`
     /// until its `BEGIN` returns.
     pub(super) async fn begin_on(mut connection: Held, waiting: Option<Waiting>) -> Result<Self, DbErr> {
-        connection.begin().await.map_err(exec_error)?;
+        connection.begin().await?;
         drop(waiting);
         let session = PgSession {
             connection: AsyncMutex::new(Some(connection)),
@@ -224,7 +225,7 @@ impl WriteTransaction {
         let mut connection = session.connection.lock().await;
         let connection = connection.as_mut().ok_or_else(ended)?;
         for statement in super::together::together(deferred) {
-            connection.execute(statement).await.map_err(exec_error)?;
+            connection.execute(statement).await?;
         }
         Ok(())
     }
@@ -264,7 +265,7 @@ impl WriteTransaction {
             Kind::Postgres { session, .. } => {
                 self.flush_postgres(session).await?;
                 let name = format!("cf_savepoint_{}", session.savepoints.fetch_add(1, Ordering::Relaxed) + 1);
-                session.plain(format!("SAVEPOINT {name}")).await?;
+                session.execute_plain(format!("SAVEPOINT {name}")).await?;
                 Kind::Postgres { session: session.clone(), savepoint: Some(name) }
             }
             Kind::Ended => return Err(ended()),
@@ -296,7 +297,7 @@ impl WriteTransaction {
             }
             Kind::Postgres { session, savepoint: Some(name) } => {
                 self.flush_postgres(&session).await?;
-                session.plain(format!("RELEASE SAVEPOINT {name}")).await
+                session.execute_plain(format!("RELEASE SAVEPOINT {name}")).await.map(drop)
             }
             Kind::Postgres { session, savepoint: None } => {
                 if session.spoiled.load(Ordering::Relaxed) {
@@ -367,7 +368,7 @@ impl WriteTransaction {
         match std::mem::replace(&mut self.kind, Kind::Ended) {
             Kind::SeaOrm(txn) => txn.rollback().await,
             Kind::Postgres { session, savepoint: Some(name) } => {
-                session.plain(format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")).await
+                session.execute_plain(format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}")).await.map(drop)
             }
             Kind::Postgres { session, savepoint: None } => session.end(false).await,
             Kind::Sqlite { session, savepoint: Some(name) } => {
@@ -417,7 +418,7 @@ impl WriteTransaction {
             Open::Postgres(session) => {
                 let mut answers = Vec::with_capacity(statements.len());
                 for statement in statements {
-                    answers.push(session.fetch_all(statement.clone()).await?);
+                    answers.push(session.query(statement.clone()).await?);
                 }
                 Ok(answers)
             }
@@ -461,22 +462,18 @@ impl WriteTransaction {
 
 impl PgSession {
     /// Runs `statement` on the write's connection: its rows.
-    async fn fetch_all(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let mut connection = self.connection.lock().await;
-        let rows = connection.as_mut().ok_or_else(ended)?.fetch_all(statement).await;
-        Ok(rows.map_err(|error| DbErr::Query(sqlx_error(error)))?.into_iter().map(QueryResult::from).collect())
+    async fn query(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.connection.lock().await.as_mut().ok_or_else(ended)?.query(statement).await
     }
 
     /// Runs `statement` on the write's connection: what it changed.
     async fn execute(&self, statement: Statement) -> Result<ExecResult, DbErr> {
-        let mut connection = self.connection.lock().await;
-        Ok(ExecResult::from(connection.as_mut().ok_or_else(ended)?.execute(statement).await.map_err(exec_error)?))
+        self.connection.lock().await.as_mut().ok_or_else(ended)?.execute(statement).await
     }
 
     /// Runs `sql`, statements without values, on the write's connection.
-    async fn plain(&self, sql: String) -> Result<(), DbErr> {
-        let mut connection = self.connection.lock().await;
-        connection.as_mut().ok_or_else(ended)?.execute_plain(sql).await.map(drop).map_err(exec_error)
+    async fn execute_plain(&self, sql: String) -> Result<ExecResult, DbErr> {
+        self.connection.lock().await.as_mut().ok_or_else(ended)?.execute_plain(sql).await
     }
 
     /// Commits or rolls back, and gives the connection back.
@@ -485,7 +482,7 @@ impl PgSession {
         let ended = connection.as_mut().ok_or_else(ended)?.end(commit).await;
         // Back to the connections it came from, or closed if the end did not come through.
         drop(connection.take());
-        ended.map_err(exec_error)
+        ended
     }
 }
 
@@ -504,10 +501,6 @@ impl Drop for PgSession {
             let _ = connection.end(false).await;
         });
     }
-}
-
-fn exec_error(error: sqlx::Error) -> DbErr {
-    DbErr::Exec(sqlx_error(error))
 }
 
 /// What a SQLite statement answered: its rows and its count of changes.
@@ -742,11 +735,7 @@ impl ConnectionTrait for WriteTransaction {
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         match self.open().await? {
             Open::SeaOrm(txn) => txn.execute_unprepared(sql).await,
-            Open::Postgres(session) => {
-                let mut connection = session.connection.lock().await;
-                let done = connection.as_mut().ok_or_else(ended)?.execute_plain(sql.to_owned()).await;
-                Ok(ExecResult::from(done.map_err(exec_error)?))
-            }
+            Open::Postgres(session) => session.execute_plain(sql.to_owned()).await,
             Open::Sqlite(_) => self.execute_raw(Statement::from_string(DbBackend::Sqlite, sql)).await,
         }
     }
@@ -758,7 +747,7 @@ impl ConnectionTrait for WriteTransaction {
     async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
         match self.open().await? {
             Open::SeaOrm(txn) => txn.query_all_raw(statement).await,
-            Open::Postgres(session) => session.fetch_all(statement).await,
+            Open::Postgres(session) => session.query(statement).await,
             Open::Sqlite(session) => {
                 Ok(self.run(session, statement).await?.rows.into_iter().map(QueryResult::from).collect())
             }

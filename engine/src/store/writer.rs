@@ -7,7 +7,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult,
 
 use super::connection::Waiting;
 use super::postgres::{Connections, Held};
-use super::transaction::{WriteTransaction, sqlx_error};
+use super::transaction::WriteTransaction;
 
 /// The writer (see [`super::connect_writer`]): on SQLite a pool of one connection that writes
 /// queue for; on PostgreSQL connections held by certflow itself ([`super::postgres`]), as many
@@ -113,14 +113,12 @@ impl ConnectionTrait for Writer {
 
     async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
         let Some(held) = &self.held else { return self.pool.execute_raw(statement).await };
-        let done = held.acquire().await?.execute(statement).await;
-        Ok(ExecResult::from(done.map_err(|error| DbErr::Exec(sqlx_error(error)))?))
+        held.acquire().await?.execute(statement).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
         let Some(held) = &self.held else { return self.pool.execute_unprepared(sql).await };
-        let done = held.acquire().await?.execute_plain(sql.to_owned()).await;
-        Ok(ExecResult::from(done.map_err(|error| DbErr::Exec(sqlx_error(error)))?))
+        held.acquire().await?.execute_plain(sql.to_owned()).await
     }
 
     async fn query_one_raw(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
@@ -129,8 +127,7 @@ impl ConnectionTrait for Writer {
 
     async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
         let Some(held) = &self.held else { return self.pool.query_all_raw(statement).await };
-        let rows = held.acquire().await?.fetch_all(statement).await;
-        Ok(rows.map_err(|error| DbErr::Query(sqlx_error(error)))?.into_iter().map(QueryResult::from).collect())
+        held.acquire().await?.query(statement).await
     }
 }
 
@@ -157,13 +154,11 @@ impl ConnectionTrait for Taken {
     }
 
     async fn execute_raw(&self, statement: Statement) -> Result<ExecResult, DbErr> {
-        let done = self.connection.lock().await.execute(statement).await;
-        Ok(ExecResult::from(done.map_err(|error| DbErr::Exec(sqlx_error(error)))?))
+        self.connection.lock().await.execute(statement).await
     }
 
     async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        let done = self.connection.lock().await.execute_plain(sql.to_owned()).await;
-        Ok(ExecResult::from(done.map_err(|error| DbErr::Exec(sqlx_error(error)))?))
+        self.connection.lock().await.execute_plain(sql.to_owned()).await
     }
 
     async fn query_one_raw(&self, statement: Statement) -> Result<Option<QueryResult>, DbErr> {
@@ -171,7 +166,6 @@ impl ConnectionTrait for Taken {
     }
 
     async fn query_all_raw(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let rows = self.connection.lock().await.fetch_all(statement).await;
-        Ok(rows.map_err(|error| DbErr::Query(sqlx_error(error)))?.into_iter().map(QueryResult::from).collect())
+        self.connection.lock().await.query(statement).await
     }
 }
