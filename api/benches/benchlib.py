@@ -170,7 +170,11 @@ def fresh_stage1_audits(db, pairs, seconds):
     each = seconds * 5000 // len(pairs) + 1
     engagements = ",".join(id_literal(db, e) for e, _ in pairs)
     audits = ",".join(id_literal(db, a) for _, a in pairs)
-    db.execute(copies(db, "audits", {"id": new_id(db)},
+    # Copies are unfinished whatever their template's state: a seeded audit an earlier run completed
+    # would otherwise give only completed copies, and its engagement no fresh audit after the first
+    # run (a later run then found none left and wrk's script had no target).
+    unfinished = {"id": new_id(db), "completed_at": "NULL", "stage1_outcome": "NULL", "gaps": "'[]'"}
+    db.execute(copies(db, "audits", unfinished,
                       f"{series(db, each)} CROSS JOIN (SELECT * FROM audits WHERE id IN ({audits})) t") + ";\nSELECT 1")
     fresh = [(e, a) for e, a in db.execute(
         f"SELECT engagement_id, id FROM audits WHERE kind = 'stage1' AND completed_at IS NULL "
@@ -307,9 +311,11 @@ def wrk(base, script, seconds, clients=None):
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(script)
     try:
-        return subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{clients or CLIENTS}", f"-d{seconds}s", "--latency", "-s",
-                               f.name, base],
-                              check=True, capture_output=True, text=True).stdout
+        run = subprocess.run(["wrk", f"-t{WRK_THREADS}", f"-c{clients or CLIENTS}", f"-d{seconds}s", "--latency", "-s",
+                              f.name, base], capture_output=True, text=True)
+        if run.returncode != 0:
+            raise RuntimeError(f"wrk exited with {run.returncode}: {run.stderr.strip() or run.stdout.strip()}")
+        return run.stdout
     finally:
         os.unlink(f.name)
 

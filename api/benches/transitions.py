@@ -5,7 +5,8 @@
 
 1. Builds the release `certflow`, creates a fresh PostgreSQL database and starts the API on it.
 2. Seeds ENGAGEMENTS engagements in stage 1 (through the API), each with its stage 1 audit.
-3. wrk, CLIENTS connections for SECONDS: `POST /api/v1/engagements/{id}/events` recording a
+3. A warm-up of WARM_UP seconds (its connections opened, its statements prepared on each, as
+   pgbench's own figure leaves out its connections' opening), then wrk, CLIENTS connections for SECONDS: `POST /api/v1/engagements/{id}/events` recording a
    "not ready" stage 1 outcome on a random engagement (a transition stage1 -> stage1 that locks
    the engagement, reads its facts and open deadlines, its documents and SoA, completes the audit,
    writes the history and bumps the version: every request is a full transition). An audit
@@ -35,11 +36,12 @@
    commit each message was delivered (p50, p99, the longest).
 
 Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), ENGAGEMENTS
-(256), CLIENTS (64), SECONDS (20), ROUNDS (3), DATABASE_MAX_CONNECTIONS (the API's read pool, default 32),
+(256), CLIENTS (64), SECONDS (20), WARM_UP (3), ROUNDS (3), DATABASE_MAX_CONNECTIONS (the API's read pool, default 32),
 DATABASE_WRITE_CONNECTIONS (its write pool, default 8), BENCH_POSTGRES_SSLMODE (disable; `prefer` for TLS, for the API and pgbench alike).
 """
 
 import asyncio
+import re
 import resource
 import os
 import statistics
@@ -54,6 +56,7 @@ from benchlib import (PGBENCH_READ_STATEMENT, Api, Database, copies, fresh_stage
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
 SECONDS = int(os.environ.get("SECONDS", "20"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
+WARM_UP = int(os.environ.get("WARM_UP", "3"))
 
 # The statements of one `record_stage1_outcome` (not ready) transition, in the order the API runs
 # them (sqlx's statement log of a real request, `DATABASE_LOG_STATEMENTS=true`; captured again in
@@ -147,7 +150,9 @@ def cpu_seconds(pid):
 
 
 def postgres_cpu_seconds():
-    """The CPU time every PostgreSQL process has used (those alive now), in seconds."""
+    """The CPU time PostgreSQL has used, in seconds: every PostgreSQL process alive now, and the
+    backends that ended (the postmaster's children, counted once it has waited for them: a
+    pgbench run's backends end with it)."""
     total = 0.0
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
@@ -156,10 +161,34 @@ def postgres_cpu_seconds():
             with open(f"/proc/{pid}/comm") as comm:
                 if comm.read().strip() != "postgres":
                     continue
-            total += cpu_seconds(pid)
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            if int(fields[1]) == 1 or not is_postgres(fields[1]):
+                # The postmaster (its parent is not PostgreSQL): its ended children's time too.
+                total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
         except OSError:
             continue
     return total
+
+
+def is_postgres(pid):
+    """Whether process `pid` is a PostgreSQL process."""
+    try:
+        with open(f"/proc/{pid}/comm") as comm:
+            return comm.read().strip() == "postgres"
+    except OSError:
+        return False
+
+
+def pgbench_with_cpu(db, script):
+    """`pgbench`'s answer, and the CPU a transaction of it cost PostgreSQL and pgbench itself, in µs."""
+    pg_before, client_before = postgres_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = pgbench(db, script, SECONDS)
+    client = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_seconds = client.ru_utime + client.ru_stime - client_before.ru_utime - client_before.ru_stime
+    count = int(re.search(r"number of transactions actually processed: (\d+)", out[0]).group(1))
+    return out, ((postgres_cpu_seconds() - pg_before) / count * 1e6, client_seconds / count * 1e6)
 
 
 def drained(db):
@@ -205,15 +234,23 @@ def main():
         db.execute("CREATE TABLE bench_ids (n int PRIMARY KEY, engagement_id uuid, audit_id uuid, "
                    f"organization_id uuid, certification_body_id uuid); INSERT INTO bench_ids VALUES {rows}")
         api.stop()
-        db_before = pgbench(db, PGBENCH_SCRIPT, SECONDS)
+        db_before, cpu_before = pgbench_with_cpu(db, PGBENCH_SCRIPT)
         api = Api(binary, db)
+        # The API just started: its pools open their connections, and each connection prepares
+        # every statement, during its first requests. pgbench's tps leaves its own connections'
+        # opening out ("without initial connection time"), so the API's is left out too.
+        if WARM_UP:
+            wrk(api.base, transition_script(api.token, fresh_stage1_audits(db, pairs, WARM_UP)), WARM_UP)
         targets = fresh_stage1_audits(db, pairs, SECONDS)
         pg_before, api_before = postgres_cpu_seconds(), cpu_seconds(api.process.pid)
+        wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         api_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
+        wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk_plain = wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime - wrk_before.ru_stime
         pg_plain, api_plain = postgres_cpu_seconds() - pg_before, cpu_seconds(api.process.pid) - api_before
         _, transitions_peak = api.memory()
         api.stop()
-        db_after = pgbench(db, PGBENCH_SCRIPT, SECONDS)
+        db_after, cpu_after = pgbench_with_cpu(db, PGBENCH_SCRIPT)
         api = Api(binary, db)
         # Then ROUNDS times: a run with one endpoint subscribed to everything and a worker
         # delivering meanwhile, and a run without (the endpoint disabled, no worker). Each hooked
@@ -310,6 +347,9 @@ def main():
     plain_count = wrk_requests(api_run)
     print(f"The API's CPU: {api_plain / plain_count * 1e6:.0f} µs a transition (without an endpoint)")
     print(f"PostgreSQL's CPU: {pg_plain / plain_count * 1e6:.0f} µs a transition without an endpoint")
+    print(f"wrk's CPU: {wrk_plain / plain_count * 1e6:.0f} µs a transition")
+    for when, (pg, client) in [("right before", cpu_before), ("right after", cpu_after)]:
+        print(f"pgbench {when}: PostgreSQL's CPU {pg:.0f} µs a transaction, pgbench's own {client:.0f} µs")
     print(f"\nAPI peak RSS (VmHWM): {transitions_peak:.0f} MB after the transitions, {peak:.0f} MB after the reads")
 
 
