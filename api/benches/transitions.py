@@ -155,16 +155,13 @@ def postgres_cpu_seconds():
     pgbench run's backends end with it)."""
     total = 0.0
     for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+        if not pid.isdigit() or not is_postgres(pid):
             continue
         try:
-            with open(f"/proc/{pid}/comm") as comm:
-                if comm.read().strip() != "postgres":
-                    continue
+            total += cpu_seconds(pid)
             with open(f"/proc/{pid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            if int(fields[1]) == 1 or not is_postgres(fields[1]):
+            if not is_postgres(fields[1]):
                 # The postmaster (its parent is not PostgreSQL): its ended children's time too.
                 total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
         except OSError:
