@@ -214,6 +214,9 @@ def api_run(binary, db, script, batched):
         # (transitions.py warms up the same way; SQLite alone's loop is timed once it has begun).
         if WARM_UP:
             wrk(api.base, script(api.token), WARM_UP)
+            # The requests wrk left in flight end before the measured run's targets are chosen (a
+            # transition's audit completed meanwhile would be named again, and refused).
+            time.sleep(1)
         figures = wrk_figures(wrk(api.base, script(api.token), SECONDS))
         return (*figures, api.memory()[1])
     finally:

@@ -238,6 +238,8 @@ def main():
         # opening out ("without initial connection time"), so the API's is left out too.
         if WARM_UP:
             wrk(api.base, transition_script(api.token, fresh_stage1_audits(db, pairs, WARM_UP)), WARM_UP)
+            # The requests wrk left in flight end before the measured run's audits are chosen.
+            time.sleep(1)
         targets = fresh_stage1_audits(db, pairs, SECONDS)
         pg_before, api_before = postgres_cpu_seconds(), cpu_seconds(api.process.pid)
         wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
