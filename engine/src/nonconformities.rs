@@ -4,7 +4,7 @@
 //! at a later audit.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use entities::domain::dates::plan_due_on;
+use entities::domain::dates::{needs_corrective_action, plan_due_on};
 use entities::domain::deadline::{DeadlineChange, DeadlineKind, DeadlineOwner};
 use entities::domain::finding::{FollowUpFacts, follow_up};
 use entities::domain::policy::CertificationPolicy;
@@ -56,7 +56,7 @@ pub async fn open_plan_deadlines_of_audit(
 
 /// A finding recorded on an `audit` that already completed: its plan is due from now, like the
 /// audit's others (nothing while the audit runs: its completion opens them all; nothing for an
-/// OFI). The body's policy is read only then.
+/// OFI). The body's policy and the open deadlines are read only then: an OFI reads nothing more.
 pub async fn plan_due_if_audit_completed(
     txn: &WriteTransaction,
     engagement: &engagement::Model,
@@ -64,7 +64,7 @@ pub async fn plan_due_if_audit_completed(
     found: &finding::Model,
     now: DateTime<Utc>,
 ) -> Result<(), EngineError> {
-    if audit.completed_at.is_none() {
+    if audit.completed_at.is_none() || !needs_corrective_action(found.grade) {
         return Ok(());
     }
     let policy = certification_policy_of(txn, engagement.certification_body_id).await?;

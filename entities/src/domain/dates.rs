@@ -102,6 +102,12 @@ pub fn plan_due_on(grade: FindingGrade, audit_last_day: NaiveDate, policy: &Cert
     corrective_action_due(grade, audit_last_day, None, policy).ok()
 }
 
+/// Whether a finding of `grade` needs a corrective action, and so a plan due (a nonconformity,
+/// major or minor); an OFI needs none, whatever the body's policy.
+pub const fn needs_corrective_action(grade: FindingGrade) -> bool {
+    !matches!(grade, FindingGrade::Ofi)
+}
+
 /// The day the body's verification of a corrective action the client reported done on
 /// `reported_on` is due.
 pub fn verification_due_on(reported_on: NaiveDate, policy: &CertificationPolicy) -> NaiveDate {
@@ -231,6 +237,19 @@ mod tests {
         assert_eq!(certificate_expiry_for(s2013, d(2023, 5, 1), None), d(2025, 10, 31));
         assert_eq!(certificate_expiry_for(s2013, d(2022, 5, 1), None), d(2025, 5, 1), "ends before the cut");
         assert_eq!(certificate_expiry_for(StandardVersion::Iso27001_2022, d(2023, 5, 1), None), d(2026, 5, 1));
+    }
+
+    #[test]
+    fn a_nonconformity_needs_a_corrective_action_and_an_ofi_none() {
+        let policy = CertificationPolicy::default();
+        for grade in [FindingGrade::MajorNc, FindingGrade::MinorNc, FindingGrade::Ofi] {
+            assert_eq!(
+                needs_corrective_action(grade),
+                plan_due_on(grade, d(2026, 6, 30), &policy).is_some(),
+                "{grade:?}"
+            );
+        }
+        assert!(!needs_corrective_action(FindingGrade::Ofi));
     }
 
     #[test]
