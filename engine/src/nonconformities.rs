@@ -168,7 +168,8 @@ pub fn finding_row(
     recorded_by: &str,
     now: DateTime<Utc>,
 ) -> finding::ActiveModel {
-    let is_ofi = grade == FindingGrade::Ofi;
+    // An OFI needs no corrective action: it is noted, closed as it is recorded.
+    let noted = !needs_corrective_action(grade);
     finding::ActiveModel {
         id: Set(Uuid::now_v7()),
         engagement_id: Set(audit.engagement_id),
@@ -176,10 +177,10 @@ pub fn finding_row(
         grade: Set(grade),
         reference: Set(reference),
         description: Set(description),
-        status: Set(if is_ofi { FindingStatus::Closed } else { FindingStatus::Open }),
+        status: Set(if noted { FindingStatus::Closed } else { FindingStatus::Open }),
         created_by: Set(recorded_by.to_owned()),
         created_at: Set(now),
-        closed_at: Set(is_ofi.then_some(now)),
+        closed_at: Set(noted.then_some(now)),
         follow_up_audit_id: Set(None),
         follow_up_outcome: Set(None),
         follow_up_note: Set(None),

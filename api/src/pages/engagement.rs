@@ -7,9 +7,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use askama::Template;
-use entities::domain::FindingGrade;
 use entities::domain::FindingStatus;
 use entities::domain::RequiredDocument;
+use entities::domain::dates::needs_corrective_action;
 use entities::domain::stage1::Stage1Readiness;
 use entities::domain::state::EngagementState;
 use entities::orm::{
@@ -343,7 +343,7 @@ async fn read_engagement(app: &AppState, user: &AuthUser, id: Uuid) -> Result<En
                 FindingRow {
                     plan_form: client_plans
                         && action.is_none()
-                        && f.grade != FindingGrade::Ofi
+                        && needs_corrective_action(f.grade)
                         && f.status == FindingStatus::Open,
                     corrective_action: action
                         .map(|a| format!("{} — due {}, {}", a.corrective_action, a.due_on, a.verification)),
