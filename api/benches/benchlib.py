@@ -4,6 +4,7 @@ through the API, wrk and pgbench runs and what they print, and the API's memory.
 import base64
 import json
 import os
+import resource
 import random
 import re
 import shutil
@@ -21,6 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ADMIN_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 CLIENTS = int(os.environ.get("CLIENTS", "64"))
 WRK_THREADS = int(os.environ.get("WRK_THREADS", "2"))
+# Seconds of the same requests an API process serves before a run of it is measured.
+WARM_UP = int(os.environ.get("WARM_UP", "3"))
 # The API's pool: 32 on PostgreSQL; on SQLite the default (10), since reads in one process gain
 # nothing from more connections than cores and each connection keeps its own page and statement
 # caches (32 connections took the API to 150-180 MB; 8 gave the same reads faster in 75 MB).
@@ -318,6 +321,23 @@ def wrk(base, script, seconds, clients=None):
         return run.stdout
     finally:
         os.unlink(f.name)
+
+
+def warm_up(api, script):
+    """WARM_UP seconds of wrk running `script` on `api`, then a second for the requests it left in
+    flight to end. A process just started opens its pools' connections and prepares every
+    statement on each in its first requests; pgbench's tps leaves its own connections' opening out
+    ("without initial connection time"), and so do the runs measured after this. The pause keeps
+    the targets of the run measured next from including one a late request completes meanwhile."""
+    if WARM_UP:
+        wrk(api.base, script, WARM_UP)
+        time.sleep(1)
+
+
+def children_cpu_seconds():
+    """The CPU the processes this one started and waited for have used, user and system, in seconds."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def wrk_figures(out):

@@ -37,12 +37,11 @@ import uuid
 from datetime import datetime, timezone
 
 from peer import post_finding_script
-from benchlib import (Api, Database, fresh_stage1_audits, release_binary, seed_stage1, transition_script, wrk,
+from benchlib import (Api, Database, warm_up, fresh_stage1_audits, release_binary, seed_stage1, transition_script, wrk,
                       wrk_figures, CLIENTS)
 
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
 SECONDS = int(os.environ.get("SECONDS", "20"))
-WARM_UP = int(os.environ.get("WARM_UP", "3"))
 
 # One `record_stage1_outcome` (not ready) as the API runs it on SQLite, captured from its statement
 # log (`DATABASE_LOG_STATEMENTS=true RUST_LOG=sqlx::query=info`, one request): the authorization
@@ -210,13 +209,7 @@ def api_run(binary, db, script, batched):
     default) or each alone (COMPARED=1): (per second, latency, non-2xx, socket errors, peak RSS MB)."""
     api = Api(binary, db, extra_env={} if batched else {COMPARED: "1"})
     try:
-        # A fresh process opens its connections and prepares its statements in its first requests
-        # (transitions.py warms up the same way; SQLite alone's loop is timed once it has begun).
-        if WARM_UP:
-            wrk(api.base, script(api.token), WARM_UP)
-            # The requests wrk left in flight end before the measured run's targets are chosen (a
-            # transition's audit completed meanwhile would be named again, and refused).
-            time.sleep(1)
+        warm_up(api, script(api.token))
         figures = wrk_figures(wrk(api.base, script(api.token), SECONDS))
         return (*figures, api.memory()[1])
     finally:

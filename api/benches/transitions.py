@@ -50,13 +50,12 @@ import sys
 import threading
 import time
 
-from benchlib import (PGBENCH_READ_STATEMENT, Api, Database, copies, fresh_stage1_audits, id_literal, new_id, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
+from benchlib import (PGBENCH_READ_STATEMENT, WARM_UP, Api, Database, children_cpu_seconds, warm_up, copies, fresh_stage1_audits, id_literal, new_id, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
                       transition_script, wrk, wrk_figures, CLIENTS)
 
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
 SECONDS = int(os.environ.get("SECONDS", "20"))
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
-WARM_UP = int(os.environ.get("WARM_UP", "3"))
 
 # The statements of one `record_stage1_outcome` (not ready) transition, in the order the API runs
 # them (sqlx's statement log of a real request, `DATABASE_LOG_STATEMENTS=true`; captured again in
@@ -142,10 +141,15 @@ def wrk_requests(output):
     raise ValueError(f"no request count in {output!r}")
 
 
+def stat_of(pid):
+    """The fields of `/proc/<pid>/stat` after the process's name (the parent's pid first)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid):
     """The CPU time process `pid` has used, user and system, in seconds."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
+    fields = stat_of(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -158,14 +162,12 @@ def postgres_cpu_seconds():
         if not pid.isdigit() or not is_postgres(pid):
             continue
         try:
-            total += cpu_seconds(pid)
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-            if not is_postgres(fields[1]):
-                # The postmaster (its parent is not PostgreSQL): its ended children's time too.
-                total += (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+            fields = stat_of(pid)
         except OSError:
             continue
+        # Its own time, and for the postmaster (its parent is not PostgreSQL) its ended children's.
+        counted = fields[11:13] if is_postgres(fields[1]) else fields[11:15]
+        total += sum(int(ticks) for ticks in counted) / os.sysconf("SC_CLK_TCK")
     return total
 
 
@@ -180,10 +182,9 @@ def is_postgres(pid):
 
 def pgbench_with_cpu(db, script):
     """`pgbench`'s answer, and the CPU a transaction of it cost PostgreSQL and pgbench itself, in µs."""
-    pg_before, client_before = postgres_cpu_seconds(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    pg_before, client_before = postgres_cpu_seconds(), children_cpu_seconds()
     out = pgbench(db, script, SECONDS)
-    client = resource.getrusage(resource.RUSAGE_CHILDREN)
-    client_seconds = client.ru_utime + client.ru_stime - client_before.ru_utime - client_before.ru_stime
+    client_seconds = children_cpu_seconds() - client_before
     count = int(re.search(r"number of transactions actually processed: (\d+)", out[0]).group(1))
     return out, ((postgres_cpu_seconds() - pg_before) / count * 1e6, client_seconds / count * 1e6)
 
@@ -233,19 +234,12 @@ def main():
         api.stop()
         db_before, cpu_before = pgbench_with_cpu(db, PGBENCH_SCRIPT)
         api = Api(binary, db)
-        # The API just started: its pools open their connections, and each connection prepares
-        # every statement, during its first requests. pgbench's tps leaves its own connections'
-        # opening out ("without initial connection time"), so the API's is left out too.
-        if WARM_UP:
-            wrk(api.base, transition_script(api.token, fresh_stage1_audits(db, pairs, WARM_UP)), WARM_UP)
-            # The requests wrk left in flight end before the measured run's audits are chosen.
-            time.sleep(1)
+        warm_up(api, transition_script(api.token, fresh_stage1_audits(db, pairs, WARM_UP)))
         targets = fresh_stage1_audits(db, pairs, SECONDS)
         pg_before, api_before = postgres_cpu_seconds(), cpu_seconds(api.process.pid)
-        wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        wrk_before = children_cpu_seconds()
         api_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
-        wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        wrk_plain = wrk_after.ru_utime + wrk_after.ru_stime - wrk_before.ru_utime - wrk_before.ru_stime
+        wrk_plain = children_cpu_seconds() - wrk_before
         pg_plain, api_plain = postgres_cpu_seconds() - pg_before, cpu_seconds(api.process.pid) - api_before
         _, transitions_peak = api.memory()
         api.stop()
