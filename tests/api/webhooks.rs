@@ -766,3 +766,88 @@ async fn a_dispatch_makes_no_more_messages_than_its_caller_takes(backend: Backen
     assert_eq!(WebhookMessage::find().count(&db).await.unwrap(), 3);
 }
 on_both_databases!(a_dispatch_makes_no_more_messages_than_its_caller_takes);
+
+/// The transaction that last wrote each of the latest finding's rows on PostgreSQL (`xmin`): its
+/// event, its message and the message's attempts; and the message's status, its id, and the id
+/// derived from its event and endpoint.
+async fn writers_of_the_message(app: &TestApp, engagement: &str) -> (String, String, Vec<String>, String, Uuid, Uuid) {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = app.db().await;
+    let sql = "SELECT e.xmin::text AS event, m.xmin::text AS message, a.xmin::text AS attempt, m.status, \
+               m.id AS message_id, m.endpoint_id, e.id AS event_id \
+               FROM webhook_messages m JOIN webhook_events e ON e.id = m.event_id \
+               JOIN webhook_attempts a ON a.message_id = m.id \
+               WHERE m.id = (SELECT l.id FROM webhook_messages l JOIN webhook_events le ON le.id = l.event_id \
+               WHERE l.engagement_id = $1 AND l.event_type = 'finding.recorded' ORDER BY le.sequence DESC LIMIT 1) \
+               ORDER BY a.attempt";
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            sea_orm::DbBackend::Postgres,
+            sql,
+            [Uuid::parse_str(engagement).unwrap().into()],
+        ))
+        .await
+        .unwrap();
+    if rows.is_empty() {
+        // Not sent yet, or sent and not recorded.
+        return Default::default();
+    }
+    let text = |row: &sea_orm::QueryResult, column: &str| row.try_get::<String>("", column).unwrap();
+    let id = |row: &sea_orm::QueryResult, column: &str| row.try_get::<Uuid>("", column).unwrap();
+    let first = &rows[0];
+    let message = id(first, "message_id");
+    let derived = entities::domain::webhooks::message_uuid(id(first, "event_id"), id(first, "endpoint_id"));
+    (
+        text(first, "event"),
+        text(first, "message"),
+        rows.iter().map(|r| text(r, "attempt")).collect(),
+        text(first, "status"),
+        message,
+        derived,
+    )
+}
+
+#[tokio::test]
+async fn on_postgres_a_message_is_written_once_with_its_first_attempt_and_later_when_that_attempt_is_slow() {
+    // Arrange: a worker, an endpoint for findings that answers at once.
+    let app = spawn_app_with(Backend::Postgres, LOOPBACK).await;
+    let smtp = SmtpSink::start();
+    let _worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
+    let (receiver, port) = Receiver::start_on(0);
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    register(&app, &organization, port, &["finding.recorded"]).await;
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+
+    // Act: a finding, delivered at its first attempt.
+    app.record_finding(&engagement, &audit, "ofi", "A.5.1").await;
+    wait_at_most(30, "the message is delivered", || async { receiver.received().len() == 1 }).await;
+    wait_at_most(30, "and recorded", || async { writers_of_the_message(&app, &engagement).await.3 == "delivered" })
+        .await;
+
+    // Assert: the event marked dispatched, the message (delivered) and its attempt were written
+    // by one transaction: the message was never written `sending` first and updated after.
+    let (event, message, attempts, _, id, derived) = writers_of_the_message(&app, &engagement).await;
+    assert_eq!((&message, &attempts), (&event, &vec![event.clone()]), "one transaction for all three");
+    assert_eq!(id, derived, "the message's id is its event's and endpoint's, whenever it is made");
+    assert_eq!(receiver.received()[0].id(), entities::domain::webhooks::message_id(id));
+
+    // Arrange: the receiver now slower than a pass waits for an answer.
+    receiver.slow_down(1_500);
+
+    // Act: a second finding, whose first attempt is still in flight when the dispatch writes.
+    app.record_finding(&engagement, &audit, "ofi", "A.5.2").await;
+    wait_at_most(30, "the slow message is delivered", || async { receiver.received().len() == 2 }).await;
+    let recorded = || async {
+        let (_, _, attempts, status, id, _) = writers_of_the_message(&app, &engagement).await;
+        status == "delivered"
+            && attempts.len() == 1
+            && receiver.received()[1].id() == entities::domain::webhooks::message_id(id)
+    };
+    wait_at_most(30, "and recorded", recorded).await;
+
+    // Assert: written `sending` with its event, then recorded by a transaction of its own.
+    let (event, message, attempts, _, _, _) = writers_of_the_message(&app, &engagement).await;
+    assert_ne!(message, event, "the message was updated when its attempt ended");
+    assert_eq!(attempts, vec![message], "by the transaction that logged the attempt");
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use engine::Engine;
 use engine::store::begin_write;
-use engine::webhooks::dispatch::{Look, Take, dispatch_events};
+use engine::webhooks::dispatch::{Dispatch, DispatchSummary, Look, Take, open_dispatch};
 use entities::domain::people::PersonRole;
 use entities::domain::webhooks::{
     EndpointOwner, EventData, EventSubject, Verdict, WebhookAttemptOutcome, WebhookMessageStatus, WebhookPayload,
@@ -29,6 +29,7 @@ use sea_orm::{
 };
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use crate::error::WorkerError;
@@ -61,6 +62,13 @@ const PASS_INTERVAL: Duration = Duration::from_millis(50);
 /// How long the recorder waits, after an attempt ends, for the others of its pass to end, so
 /// that they are recorded in one transaction.
 const RECORD_GATHER: Duration = Duration::from_millis(5);
+/// On PostgreSQL, how long a pass waits for the first attempts of the messages its dispatch made
+/// before it writes them: a message whose first attempt ended by then is written once, as that
+/// attempt left it, in the dispatch's own transaction (which holds its events meanwhile: another
+/// worker's dispatch skips them). Those still in flight are written `sending`, leased, and
+/// recorded by the recorder when they end, as claimed messages are (docs/benchmarks.md, "A message
+/// written once").
+const FIRST_ATTEMPTS_WAIT: Duration = Duration::from_secs(1);
 
 /// How often a sender looks for messages whose lease ended: a quarter of a lease, at least every
 /// [`IDLE`] and at most every 10 s. Such messages are those of a worker that died or could not
@@ -170,9 +178,9 @@ impl Passes {
         if self.outbox_busy && !self.writer_shared { Look::Skip } else { Look::First }
     }
 
-    fn dispatched(&mut self, dispatched: &engine::webhooks::dispatch::Dispatched) {
+    fn dispatched(&mut self, dispatched: DispatchSummary) {
         self.outbox_busy = dispatched.events > 0 || dispatched.left > 0;
-        self.due.left |= dispatched.messages > dispatched.taken.len();
+        self.due.left |= dispatched.messages > dispatched.taken;
     }
 
     fn dispatch_failed(&mut self) {
@@ -308,9 +316,13 @@ impl WebhookSender {
 
     /// The outbox's new events made into messages, then as many due messages claimed as there
     /// are `free` slots, each sent in a task of its own holding its slot. Returns how many.
+    ///
+    /// On PostgreSQL the dispatch's messages are sent before it commits, and written with what
+    /// their first attempts found ([`FIRST_ATTEMPTS_WAIT`]); on SQLite, whose one writer the API's
+    /// writes share, the dispatch commits first.
     async fn start_attempts(
         self: &Arc<Self>,
-        free: Vec<OwnedSemaphorePermit>,
+        mut free: Vec<OwnedSemaphorePermit>,
         made: &mpsc::UnboundedSender<Made>,
         passes: &mut Passes,
     ) -> Result<usize, WorkerError> {
@@ -326,68 +338,216 @@ impl WebhookSender {
                 passes.looked_for_ended_leases(filled);
             }
         }
-        let take = Take { count: free.len() - claimed.len().min(free.len()), lease_until: Utc::now() + self.lease };
-        let mut events: HashMap<Uuid, Arc<webhook_event::Model>> = HashMap::new();
+        if claimed.len() > free.len() {
+            tracing::error!(
+                claimed = claimed.len(),
+                slots = free.len(),
+                "claimed more than there are slots: the rest wait for their leases"
+            );
+            claimed.truncate(free.len());
+        }
+        let take = Take { count: free.len() - claimed.len(), lease_until: Utc::now() + self.lease };
         // A failed dispatch does not strand what was claimed: it is sent, and the outbox waits.
-        match dispatch_events(&self.engine, DISPATCH_BATCH, Some(take), passes.look_at_outbox()).await {
-            Ok(dispatched) => {
-                passes.dispatched(&dispatched);
-                claimed.extend(dispatched.taken);
-                events.extend(dispatched.taken_events.into_iter().map(|e| (e.id, Arc::new(e))));
+        let mut dispatch = match open_dispatch(&self.engine, DISPATCH_BATCH, Some(take), passes.look_at_outbox()).await
+        {
+            Ok(dispatch) => {
+                passes.dispatched(dispatch.summary());
+                Some(dispatch)
             }
             Err(error) => {
                 passes.dispatch_failed();
-                tracing::warn!(error = ?error, "the webhook outbox could not be dispatched; the next pass retries")
+                tracing::warn!(error = ?error, "the webhook outbox could not be dispatched; the next pass retries");
+                None
+            }
+        };
+        // The events the dispatch read, for the messages it made (an event's data never changes).
+        let mut events: HashMap<Uuid, Arc<webhook_event::Model>> = HashMap::new();
+        if let Some(dispatch) = &dispatch {
+            events.extend(dispatch.taken_events().into_iter().map(|e| (e.id, Arc::new(e))));
+        }
+        if passes.writer_shared
+            && let Some(dispatch) = dispatch.take()
+        {
+            // Written and committed before anything is sent: the taken messages join the claimed.
+            let mut taken = dispatch.taken().to_vec();
+            match commit_as_made(dispatch).await {
+                Ok(written) => {
+                    taken.retain(|m| written.contains(&m.id));
+                    claimed.extend(taken);
+                }
+                Err(error) => {
+                    passes.dispatch_failed();
+                    tracing::warn!(error = ?error, "the webhook outbox could not be dispatched; the next pass retries");
+                }
             }
         }
-        if claimed.is_empty() {
+        let taken = dispatch.as_ref().map(|d| d.taken().to_vec()).unwrap_or_default();
+        if claimed.is_empty() && taken.is_empty() {
+            if let Some(dispatch) = dispatch {
+                // Events no endpoint wants, or none at all: marked dispatched.
+                commit_as_made(dispatch).await?;
+            }
             return Ok(0);
         }
-        // The batch's endpoints, read once for all its messages once the dispatch has committed: an
+        // The batch's endpoints, read once for all its messages once the dispatch has read them: an
         // endpoint disabled, moved or given a new secret meanwhile is sent to as it is now.
         let now = self.engine.clock.now();
         let targets: HashMap<Uuid, Arc<Target>> = WebhookEndpoint::find()
-            .filter(webhook_endpoint::Column::Id.is_in(claimed.iter().map(|m| m.endpoint_id)))
+            .filter(webhook_endpoint::Column::Id.is_in(claimed.iter().chain(&taken).map(|m| m.endpoint_id)))
             .all(&self.engine.db)
             .await?
             .into_iter()
             .map(|e| (e.id, Arc::new(Target::of(e, now, self.allow_loopback))))
             .collect();
-        // The events the dispatch did not hand over (those of claimed messages; an event's data
-        // never changes).
+        // The events of claimed messages the dispatch did not read.
         let unread: HashSet<Uuid> = claimed.iter().map(|m| m.event_id).filter(|id| !events.contains_key(id)).collect();
         if !unread.is_empty() {
             let read =
                 WebhookEventRecord::find().filter(webhook_event::Column::Id.is_in(unread)).all(&self.engine.db).await?;
             events.extend(read.into_iter().map(|e| (e.id, Arc::new(e))));
         }
-        let started = claimed.len();
-        if started > free.len() {
-            tracing::error!(
-                claimed = started,
-                slots = free.len(),
-                "claimed more than there are slots: the rest wait for their leases"
-            );
-        }
+        let started = claimed.len() + taken.len();
+        let first_slots = free.split_off(claimed.len());
         for (message, slot) in claimed.into_iter().zip(free) {
             let target = targets.get(&message.endpoint_id).cloned();
             let event = events.get(&message.event_id).cloned();
             let sender = self.clone();
             let made = made.clone();
-            tokio::spawn(async move {
-                match sender.attempt(message, target, event).await {
-                    Ok(Some(attempt)) => {
-                        // The recorder ends only after every slot is back: it is there.
-                        let _ = made.send(Made { attempt, _slot: slot });
-                    }
-                    Ok(None) => {}
-                    Err(error) => {
-                        tracing::warn!(error = ?error, "a webhook message could not be given up; its lease will expire");
-                    }
-                }
-            });
+            tokio::spawn(async move { sender.attempt_and_record(message, target, event, slot, made).await });
+        }
+        if let Some(dispatch) = dispatch {
+            let mut first = JoinSet::new();
+            for (message, slot) in taken.into_iter().zip(first_slots) {
+                let target = targets.get(&message.endpoint_id).cloned();
+                let event = events.get(&message.event_id).cloned();
+                let sender = self.clone();
+                first.spawn(async move { (sender.attempt(message, target, event).await, slot) });
+            }
+            self.write_first_attempts(dispatch, first, made).await;
         }
         Ok(started)
+    }
+
+    /// One attempt of a message whose row exists (claimed, or made by a dispatch that committed
+    /// first), handed to the recorder with its slot.
+    async fn attempt_and_record(
+        self: Arc<Self>,
+        message: webhook_message::Model,
+        target: Option<Arc<Target>>,
+        event: Option<Arc<webhook_event::Model>>,
+        slot: OwnedSemaphorePermit,
+        made: mpsc::UnboundedSender<Made>,
+    ) {
+        let result = match self.attempt(message, target, event).await {
+            // The recorder ends only after every slot is back: it is there.
+            Sent::Attempted(attempt) => {
+                let _ = made.send(Made { attempt, _slot: slot });
+                Ok(())
+            }
+            Sent::GivenUp(message, why) => self.give_up(&message, &why).await,
+        };
+        if let Err(error) = result {
+            tracing::warn!(error = ?error, "a webhook message could not be given up; its lease will expire");
+        }
+    }
+
+    /// Waits up to [`FIRST_ATTEMPTS_WAIT`] for the first attempts of `dispatch`'s taken messages,
+    /// then writes the messages in the dispatch's transaction: those whose attempt ended as it left
+    /// them, with their attempts logged, the rest as made (`sending`). Once it commits, the
+    /// attempts still in flight go to the recorder as they end. Not committed, nothing of the
+    /// dispatch was written: its events are dispatched again, their messages sent again with the
+    /// same ids.
+    async fn write_first_attempts(
+        self: &Arc<Self>,
+        mut dispatch: Dispatch,
+        mut first: JoinSet<(Sent, OwnedSemaphorePermit)>,
+        made: &mpsc::UnboundedSender<Made>,
+    ) {
+        let mut ended = Vec::new();
+        let until = tokio::time::Instant::now() + FIRST_ATTEMPTS_WAIT;
+        while let Ok(Some(joined)) = tokio::time::timeout_at(until, first.join_next()).await {
+            match joined {
+                Ok(sent) => ended.push(sent),
+                Err(error) => tracing::error!(%error, "a webhook attempt's task failed"),
+            }
+        }
+        let told = self.write_ended(&mut dispatch, &ended).await;
+        drop(ended);
+        let committed = match told {
+            Ok(told) => match dispatch.commit().await {
+                Ok(()) => {
+                    self.tell_owners(told);
+                    true
+                }
+                Err(error) => {
+                    tracing::warn!(error = ?error, "a webhook dispatch could not commit: its events are dispatched again");
+                    false
+                }
+            },
+            Err(error) => {
+                tracing::warn!(error = ?error, "a webhook dispatch could not be written: its events are dispatched again");
+                false
+            }
+        };
+        if first.is_empty() {
+            return;
+        }
+        // Those still in flight: recorded as they end, once their rows exist.
+        let sender = self.clone();
+        let made = made.clone();
+        tokio::spawn(async move {
+            while let Some(joined) = first.join_next().await {
+                let Ok((sent, slot)) = joined else { continue };
+                if !committed {
+                    continue;
+                }
+                let result = match sent {
+                    Sent::Attempted(attempt) => {
+                        let _ = made.send(Made { attempt, _slot: slot });
+                        Ok(())
+                    }
+                    Sent::GivenUp(message, why) => sender.give_up(&message, &why).await,
+                };
+                if let Err(error) = result {
+                    tracing::warn!(error = ?error, "a webhook message could not be given up; its lease will expire");
+                }
+            }
+        });
+    }
+
+    /// Writes `dispatch`'s messages, those of `ended` as their first attempts left them, and logs
+    /// those attempts; returns the endpoints disabled whose owners are to be told.
+    async fn write_ended(
+        &self,
+        dispatch: &mut Dispatch,
+        ended: &[(Sent, OwnedSemaphorePermit)],
+    ) -> Result<Vec<(webhook_endpoint::Model, String)>, WorkerError> {
+        let now = self.engine.clock.now();
+        let attempts: Vec<&Attempt> = ended
+            .iter()
+            .filter_map(|(sent, _)| match sent {
+                Sent::Attempted(attempt) => Some(attempt),
+                Sent::GivenUp(..) => None,
+            })
+            .collect();
+        let judged: Vec<Judged<'_>> = attempts.iter().map(|a| Judged::of(a, now)).collect();
+        let mut rows: Vec<webhook_message::Model> = judged.iter().map(|j| j.message_after(now)).collect();
+        rows.extend(ended.iter().filter_map(|(sent, _)| match sent {
+            Sent::GivenUp(message, why) => Some(given_up(message, why, now)),
+            Sent::Attempted(_) => None,
+        }));
+        let written = dispatch.write(rows).await?;
+        let Some(txn) = dispatch.transaction() else { return Ok(Vec::new()) };
+        log_attempts(txn, &judged, &written, now).await
+    }
+
+    /// Tells the owners of endpoints just disabled, off the caller's task (an email may take its
+    /// SMTP timeout).
+    fn tell_owners(self: &Arc<Self>, told: Vec<(webhook_endpoint::Model, String)>) {
+        for (endpoint, reason) in told {
+            let sender = self.clone();
+            tokio::spawn(async move { sender.tell_owner(&endpoint, &reason).await });
+        }
     }
 
     /// Claims at most `limit` due messages (pending and due, and when `leases` those held by a lease
@@ -465,24 +625,20 @@ impl WebhookSender {
         Ok(WebhookMessage::find().from_raw_sql(statement).all(&self.engine.writer).await?)
     }
 
-    /// One attempt of `message` to `endpoint` with `event`, to be recorded; `None` when either is
-    /// gone or the endpoint is disabled (the message is failed at once, without an attempt).
+    /// One attempt of `message` to `endpoint` with `event`, to be recorded; given up when either
+    /// is gone or the endpoint is disabled (the message is failed at once, without an attempt).
     async fn attempt(
         &self,
         message: webhook_message::Model,
         target: Option<Arc<Target>>,
         event: Option<Arc<webhook_event::Model>>,
-    ) -> Result<Option<Attempt>, WorkerError> {
+    ) -> Sent {
         let (Some(target), Some(event)) = (target.filter(|t| t.endpoint.enabled), event) else {
-            self.give_up(&message, "the endpoint is disabled or deleted").await?;
-            return Ok(None);
+            return Sent::GivenUp(message, "the endpoint is disabled or deleted".to_owned());
         };
         let body = match payload(&event) {
             Ok(body) => body,
-            Err(error) => {
-                self.give_up(&message, &format!("the event cannot be read: {error}")).await?;
-                return Ok(None);
-            }
+            Err(error) => return Sent::GivenUp(message, format!("the event cannot be read: {error}")),
         };
         let id = message_id(message.id);
         // The instant of the attempt itself (receivers compare it to their own clock).
@@ -494,7 +650,7 @@ impl WebhookSender {
             Err(refused) => Err(refused.clone()),
         };
         let latency_ms = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
-        Ok(Some(Attempt { message, target, answer, latency_ms }))
+        Sent::Attempted(Attempt { message, target, answer, latency_ms })
     }
 
     /// Posts `body` to `url` (checked by [`Target::of`]); `Err` with why when no answer came.
@@ -549,10 +705,7 @@ impl WebhookSender {
                 match self.record(&attempts).await {
                     Ok(disabled) => {
                         // The owners are told off the recorder: an email may take its SMTP timeout.
-                        for (endpoint, reason) in disabled {
-                            let sender = self.clone();
-                            tokio::spawn(async move { sender.tell_owner(&endpoint, &reason).await });
-                        }
+                        self.tell_owners(disabled);
                         break;
                     }
                     Err(error) if tries_left > 0 => {
@@ -628,92 +781,8 @@ impl WebhookSender {
         if lost > 0 {
             tracing::warn!(lost, "leases ended and other attempts hold those messages: theirs are recorded, not these");
         }
-        let logged: Vec<webhook_attempt::ActiveModel> = judged
-            .iter()
-            .filter(|j| held.contains(&j.attempt.message.id))
-            .map(|j| webhook_attempt::ActiveModel {
-                id: Set(Uuid::now_v7()),
-                message_id: Set(j.attempt.message.id),
-                endpoint_id: Set(j.attempt.target.endpoint.id),
-                attempt: Set(j.attempt.message.attempts),
-                attempted_at: Set(now),
-                outcome: Set(j.outcome),
-                response_status: Set(j.status.map(i32::from)),
-                latency_ms: Set(j.attempt.latency_ms),
-                response_excerpt: Set(j.excerpt.clone()),
-                error: Set(j.error.clone()),
-                next_attempt_at: Set(j.next),
-            })
-            .collect();
-        // 11 values a row: a hundred rows a statement keeps under SQLite's bound-parameter limit.
-        for chunk in logged.chunks(100) {
-            WebhookAttempt::insert_many(chunk.to_vec()).exec_without_returning(&txn).await?;
-        }
-        // Each endpoint's health, from what its held attempts found.
-        // In the endpoints' order: two workers lock the same endpoints in the same order.
-        let mut health: BTreeMap<Uuid, Health<'_>> = BTreeMap::new();
-        for j in judged.iter().filter(|j| held.contains(&j.attempt.message.id)) {
-            let seen = health.entry(j.attempt.target.endpoint.id).or_insert(Health {
-                endpoint: &j.attempt.target.endpoint,
-                delivered: false,
-                gone: false,
-                failed: false,
-            });
-            match j.outcome {
-                WebhookAttemptOutcome::Delivered => seen.delivered = true,
-                WebhookAttemptOutcome::Gone => seen.gone = true,
-                _ => seen.failed = true,
-            }
-        }
-        let mut disabled = Vec::new();
-        use webhook_endpoint::Column as E;
-        for seen in health.values() {
-            let id = seen.endpoint.id;
-            if seen.gone {
-                if disable(&txn, id, "the endpoint answered 410 Gone", now).await? {
-                    disabled.push((seen.endpoint, "the endpoint answered 410 Gone".to_owned(), false));
-                }
-            } else if seen.failed && !seen.delivered {
-                // Read afresh: another batch (or worker) may have marked it failing since the
-                // snapshot this attempt was sent with.
-                let Some(current) = WebhookEndpoint::find_by_id(id).one(&txn).await? else { continue };
-                let since = current.failing_since.unwrap_or(now);
-                if !current.enabled {
-                    // Disabled while these attempts were in flight: what they leave pending
-                    // waits, failed, for a replay, as the rest of its messages do.
-                    let reason = current.disabled_reason.unwrap_or_else(|| "it was disabled".to_owned());
-                    fail_pending(&txn, id, &reason, now).await?;
-                } else if failed_too_long(Some(since), now) {
-                    let reason = format!("every attempt failed since {}", since.format("%Y-%m-%d %H:%M UTC"));
-                    if disable(&txn, id, &reason, now).await? {
-                        disabled.push((seen.endpoint, reason, true));
-                    }
-                } else if current.failing_since.is_none() {
-                    WebhookEndpoint::update_many()
-                        .col_expr(E::FailingSince, Expr::value(Some(now)))
-                        .filter(E::Id.eq(id))
-                        .filter(E::FailingSince.is_null())
-                        .exec(&txn)
-                        .await?;
-                }
-            } else if seen.delivered {
-                // A write only when it was failing (an indexed read otherwise).
-                WebhookEndpoint::update_many()
-                    .col_expr(E::FailingSince, Expr::value(Option::<DateTime<Utc>>::None))
-                    .filter(E::Id.eq(id))
-                    .filter(E::FailingSince.is_not_null())
-                    .exec(&txn)
-                    .await?;
-            }
-        }
+        let told = log_attempts(&txn, &judged, &held, now).await?;
         txn.commit().await?;
-        let mut told = Vec::new();
-        for (endpoint, reason, tell) in disabled {
-            tracing::warn!(endpoint_id = %endpoint.id, %reason, "webhook endpoint disabled");
-            if tell {
-                told.push((endpoint.clone(), reason));
-            }
-        }
         Ok(told)
     }
 
@@ -837,6 +906,13 @@ struct Attempt {
     latency_ms: i32,
 }
 
+/// What became of a message sent: an attempt made, or the message given up without one (its
+/// endpoint is gone or disabled, or its event cannot be read).
+enum Sent {
+    Attempted(Attempt),
+    GivenUp(webhook_message::Model, String),
+}
+
 /// An attempt on its way to the recorder, holding its slot until it is recorded.
 struct Made {
     attempt: Attempt,
@@ -871,6 +947,46 @@ impl<'a> Judged<'a> {
         };
         Self { attempt, status, excerpt, error, outcome, next }
     }
+
+    /// The message as this attempt leaves it, recorded at `now`: what the recorder's `UPDATE`
+    /// writes to a message that exists, for one written with its first attempt.
+    fn message_after(&self, now: DateTime<Utc>) -> webhook_message::Model {
+        let mut message = self.attempt.message.clone();
+        message.lease_until = None;
+        message.last_response_status = self.status.map(i32::from);
+        message.last_error = self.error.clone();
+        message.updated_at = now;
+        match (self.outcome, self.next) {
+            (WebhookAttemptOutcome::Delivered, _) => {
+                message.status = WebhookMessageStatus::Delivered;
+                message.delivered_at = Some(now);
+            }
+            (_, Some(next)) => {
+                message.status = WebhookMessageStatus::Pending;
+                message.next_attempt_at = next;
+            }
+            (_, None) => message.status = WebhookMessageStatus::Failed,
+        }
+        message
+    }
+}
+
+/// `message` failed without an attempt, for `why`: what [`WebhookSender::give_up`] writes.
+fn given_up(message: &webhook_message::Model, why: &str, now: DateTime<Utc>) -> webhook_message::Model {
+    webhook_message::Model {
+        status: WebhookMessageStatus::Failed,
+        lease_until: None,
+        last_error: Some(why.to_owned()),
+        updated_at: now,
+        ..message.clone()
+    }
+}
+
+/// Writes `dispatch`'s messages as they were made and commits; returns the ids written.
+async fn commit_as_made(mut dispatch: Dispatch) -> Result<HashSet<Uuid>, WorkerError> {
+    let written = dispatch.write(Vec::new()).await?;
+    dispatch.commit().await?;
+    Ok(written)
 }
 
 /// What a batch's attempts found about one endpoint.
@@ -879,6 +995,103 @@ struct Health<'a> {
     delivered: bool,
     gone: bool,
     failed: bool,
+}
+
+/// Logs the attempts of `judged` whose messages they `held` (the rows this record or dispatch
+/// wrote), and each endpoint's health from what they found. Returns the endpoints disabled whose
+/// owners are to be told, and why.
+async fn log_attempts(
+    txn: &WriteTransaction,
+    judged: &[Judged<'_>],
+    held: &HashSet<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<Vec<(webhook_endpoint::Model, String)>, WorkerError> {
+    let logged: Vec<webhook_attempt::ActiveModel> = judged
+        .iter()
+        .filter(|j| held.contains(&j.attempt.message.id))
+        .map(|j| webhook_attempt::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            message_id: Set(j.attempt.message.id),
+            endpoint_id: Set(j.attempt.target.endpoint.id),
+            attempt: Set(j.attempt.message.attempts),
+            attempted_at: Set(now),
+            outcome: Set(j.outcome),
+            response_status: Set(j.status.map(i32::from)),
+            latency_ms: Set(j.attempt.latency_ms),
+            response_excerpt: Set(j.excerpt.clone()),
+            error: Set(j.error.clone()),
+            next_attempt_at: Set(j.next),
+        })
+        .collect();
+    // 11 values a row: a hundred rows a statement keeps under SQLite's bound-parameter limit.
+    for chunk in logged.chunks(100) {
+        WebhookAttempt::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
+    }
+    // Each endpoint's health, from what its held attempts found.
+    // In the endpoints' order: two workers lock the same endpoints in the same order.
+    let mut health: BTreeMap<Uuid, Health<'_>> = BTreeMap::new();
+    for j in judged.iter().filter(|j| held.contains(&j.attempt.message.id)) {
+        let seen = health.entry(j.attempt.target.endpoint.id).or_insert(Health {
+            endpoint: &j.attempt.target.endpoint,
+            delivered: false,
+            gone: false,
+            failed: false,
+        });
+        match j.outcome {
+            WebhookAttemptOutcome::Delivered => seen.delivered = true,
+            WebhookAttemptOutcome::Gone => seen.gone = true,
+            _ => seen.failed = true,
+        }
+    }
+    let mut disabled = Vec::new();
+    use webhook_endpoint::Column as E;
+    for seen in health.values() {
+        let id = seen.endpoint.id;
+        if seen.gone {
+            if disable(txn, id, "the endpoint answered 410 Gone", now).await? {
+                disabled.push((seen.endpoint, "the endpoint answered 410 Gone".to_owned(), false));
+            }
+        } else if seen.failed && !seen.delivered {
+            // Read afresh: another batch (or worker) may have marked it failing since the
+            // snapshot this attempt was sent with.
+            let Some(current) = WebhookEndpoint::find_by_id(id).one(txn).await? else { continue };
+            let since = current.failing_since.unwrap_or(now);
+            if !current.enabled {
+                // Disabled while these attempts were in flight: what they leave pending
+                // waits, failed, for a replay, as the rest of its messages do.
+                let reason = current.disabled_reason.unwrap_or_else(|| "it was disabled".to_owned());
+                fail_pending(txn, id, &reason, now).await?;
+            } else if failed_too_long(Some(since), now) {
+                let reason = format!("every attempt failed since {}", since.format("%Y-%m-%d %H:%M UTC"));
+                if disable(txn, id, &reason, now).await? {
+                    disabled.push((seen.endpoint, reason, true));
+                }
+            } else if current.failing_since.is_none() {
+                WebhookEndpoint::update_many()
+                    .col_expr(E::FailingSince, Expr::value(Some(now)))
+                    .filter(E::Id.eq(id))
+                    .filter(E::FailingSince.is_null())
+                    .exec(txn)
+                    .await?;
+            }
+        } else if seen.delivered {
+            // A write only when it was failing (an indexed read otherwise).
+            WebhookEndpoint::update_many()
+                .col_expr(E::FailingSince, Expr::value(Option::<DateTime<Utc>>::None))
+                .filter(E::Id.eq(id))
+                .filter(E::FailingSince.is_not_null())
+                .exec(txn)
+                .await?;
+        }
+    }
+    let mut told = Vec::new();
+    for (endpoint, reason, tell) in disabled {
+        tracing::warn!(endpoint_id = %endpoint.id, %reason, "webhook endpoint disabled");
+        if tell {
+            told.push((endpoint.clone(), reason));
+        }
+    }
+    Ok(told)
 }
 
 /// The guard of an attempt's record: its message is still being sent, by this attempt (its count
@@ -986,26 +1199,10 @@ fn describe(error: &reqwest::Error) -> String {
 mod tests {
     use super::{IDLE, Look, PASS_INTERVAL, Passes, lease_look_interval, retry_after};
     use chrono::{Duration, TimeZone, Utc};
-    use engine::webhooks::dispatch::Dispatched;
+    use engine::webhooks::dispatch::DispatchSummary;
 
-    fn dispatched(events: usize, messages: usize, taken: usize) -> Dispatched {
-        let message = entities::orm::webhook_message::Model {
-            id: uuid::Uuid::now_v7(),
-            endpoint_id: uuid::Uuid::now_v7(),
-            event_id: uuid::Uuid::now_v7(),
-            engagement_id: uuid::Uuid::now_v7(),
-            event_type: entities::domain::webhooks::WebhookEventType::FindingRecorded,
-            status: entities::domain::webhooks::WebhookMessageStatus::Sending,
-            attempts: 1,
-            next_attempt_at: Utc::now(),
-            lease_until: None,
-            last_response_status: None,
-            last_error: None,
-            delivered_at: None,
-            created_at: Utc::now(),
-            updated_at: Utc::now(),
-        };
-        Dispatched { events, messages, taken: vec![message; taken], ..Dispatched::default() }
+    fn dispatched(events: usize, messages: usize, taken: usize) -> DispatchSummary {
+        DispatchSummary { events, messages, taken, left: 0 }
     }
 
     #[test]
@@ -1043,9 +1240,9 @@ mod tests {
         passes.looked_for_due(true);
         assert!(passes.look_for_due(), "the look took as many as it could: more may wait");
         passes.looked_for_due(false);
-        passes.dispatched(&dispatched(3, 3, 3));
+        passes.dispatched(dispatched(3, 3, 3));
         assert!(!passes.look_for_due(), "every message the dispatch made was taken");
-        passes.dispatched(&dispatched(5, 5, 2));
+        passes.dispatched(dispatched(5, 5, 2));
         assert!(passes.look_for_due(), "three messages were made pending: they are due now");
     }
 
@@ -1053,11 +1250,11 @@ mod tests {
     fn the_outbox_is_looked_at_first_unless_the_last_dispatch_found_events() {
         let mut passes = Passes::new(false, IDLE);
         assert_eq!(passes.look_at_outbox(), Look::First);
-        passes.dispatched(&dispatched(4, 0, 0));
+        passes.dispatched(dispatched(4, 0, 0));
         assert_eq!(passes.look_at_outbox(), Look::Skip, "a busy outbox: straight to the writer");
-        passes.dispatched(&dispatched(0, 0, 0));
+        passes.dispatched(dispatched(0, 0, 0));
         assert_eq!(passes.look_at_outbox(), Look::First, "idle again: a read first, not a write");
-        passes.dispatched(&dispatched(4, 0, 0));
+        passes.dispatched(dispatched(4, 0, 0));
         passes.dispatch_failed();
         assert_eq!(passes.look_at_outbox(), Look::First);
     }
@@ -1065,12 +1262,12 @@ mod tests {
     #[test]
     fn a_pass_that_dispatched_events_no_endpoint_wants_is_followed_without_an_idle_wait() {
         let mut passes = Passes::new(false, IDLE);
-        passes.dispatched(&dispatched(500, 0, 0));
+        passes.dispatched(dispatched(500, 0, 0));
         assert!(!passes.idles_after(0), "a backlog of such events drains a dispatch a pass");
-        passes.dispatched(&Dispatched { left: 7, ..Dispatched::default() });
+        passes.dispatched(DispatchSummary { left: 7, ..DispatchSummary::default() });
         assert!(!passes.idles_after(0), "events were left for lack of slots");
         assert_eq!(passes.look_at_outbox(), Look::Skip, "and the next dispatch reads them at once");
-        passes.dispatched(&dispatched(0, 0, 0));
+        passes.dispatched(dispatched(0, 0, 0));
         assert!(passes.idles_after(0), "the outbox was empty and nothing was started");
         assert!(!passes.idles_after(1));
     }
@@ -1088,7 +1285,7 @@ mod tests {
     #[test]
     fn on_a_shared_writer_the_outbox_is_always_looked_at_first() {
         let mut passes = Passes::new(true, IDLE);
-        passes.dispatched(&dispatched(4, 0, 0));
+        passes.dispatched(dispatched(4, 0, 0));
         assert_eq!(passes.look_at_outbox(), Look::First, "an empty write turn would cost the API's writes");
     }
 
@@ -1104,7 +1301,7 @@ mod tests {
         passes.passed(3, 3);
         assert_eq!(passes.wait(), None, "every free slot used");
         passes.passed(0, 64);
-        passes.dispatched(&dispatched(600, 600, 0));
+        passes.dispatched(dispatched(600, 600, 0));
         assert_eq!(passes.wait(), None, "the dispatch left pending messages behind");
     }
 }

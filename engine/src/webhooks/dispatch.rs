@@ -3,16 +3,21 @@
 //! when the event happened. Several workers share the outbox: each takes a batch no other holds
 //! (`SKIP LOCKED` on PostgreSQL; SQLite has one writer).
 
+use std::collections::{HashMap, HashSet};
+
 use chrono::{DateTime, SubsecRound, Utc};
-use entities::domain::webhooks::{EndpointOwner, WebhookEventType, WebhookMessageStatus};
+use entities::domain::webhooks::{EndpointOwner, WebhookEventType, WebhookMessageStatus, message_uuid};
 use entities::orm::{prelude::*, webhook_endpoint, webhook_event, webhook_message};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect, QueryTrait,
+};
 use uuid::Uuid;
 
 use crate::Engine;
 use crate::error::EngineError;
-use crate::store::begin_write;
+use crate::store::{WriteTransaction, begin_write};
 
 /// What one pass of the dispatch did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,6 +34,19 @@ pub struct Dispatched {
     /// The events the taken messages tell of, as the dispatch read them: what their first attempt
     /// sends, with no read after (an event's data never changes).
     pub taken_events: Vec<webhook_event::Model>,
+}
+
+/// What one pass of the dispatch read and made, counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchSummary {
+    /// Events taken from the outbox.
+    pub events: usize,
+    /// Events read but left in the outbox (see [`Dispatched::left`]).
+    pub left: usize,
+    /// Messages made of them.
+    pub messages: usize,
+    /// Of which taken for their first attempt.
+    pub taken: usize,
 }
 
 /// How many of the messages a dispatch makes its caller takes at once for their first attempt
@@ -89,15 +107,81 @@ pub enum Look {
 
 /// Makes at most `batch` events of the outbox, oldest first, into messages, in one transaction on
 /// the engine's writer (after a look at its read pool for whether any waits, as `look` says); the
-/// first of them are taken at once when `take` says so. The messages are made at the engine's
-/// instant once the events are read: never before the events they tell of (a dispatch that waited
-/// for the writer while new events committed reads those too).
+/// first of them are taken at once when `take` says so, and the transaction commits before this
+/// returns. See [`open_dispatch`] for a dispatch whose caller sends the first attempts before it
+/// commits.
 pub async fn dispatch_events(
     engine: &Engine,
     batch: u64,
     take: Option<Take>,
     look: Look,
 ) -> Result<Dispatched, EngineError> {
+    let mut dispatch = open_dispatch(engine, batch, take, look).await?;
+    let written = dispatch.write(Vec::new()).await?;
+    let mut dispatched = dispatch.dispatched();
+    dispatched.taken.retain(|m| written.contains(&m.id));
+    let told: HashSet<Uuid> = dispatched.taken.iter().map(|m| m.event_id).collect();
+    dispatched.taken_events.retain(|e| told.contains(&e.id));
+    dispatch.commit().await?;
+    Ok(dispatched)
+}
+
+/// A dispatch read and not yet written: the events it holds (locked: `SKIP LOCKED` keeps every
+/// other dispatch off them until it ends), the messages made of them, and its transaction.
+///
+/// Its caller may send the taken messages' first attempts while it holds the events, then
+/// [`Dispatch::write`] the messages as those attempts left them (a message delivered at once is
+/// written once, `delivered`), write their attempts in [`Dispatch::transaction`], and
+/// [`Dispatch::commit`]. Dropped, it rolls back: the events stay in the outbox, and the next
+/// dispatch makes the same messages again, with the same ids ([`message_uuid`]).
+pub struct Dispatch {
+    /// `None` when the look found no event waiting.
+    txn: Option<WriteTransaction>,
+    /// When the messages were made.
+    now: DateTime<Utc>,
+    /// The events made into messages (those past the take are not held: see [`Take`]).
+    events: Vec<webhook_event::Model>,
+    /// Events read but left in the outbox.
+    left: usize,
+    /// The messages made, in order: the first `taken` of them taken (`sending`).
+    messages: Vec<webhook_message::Model>,
+    taken: usize,
+    /// Written: [`Dispatch::write`] was called.
+    written: bool,
+}
+
+impl std::fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatch")
+            .field("events", &self.events.len())
+            .field("left", &self.left)
+            .field("messages", &self.messages.len())
+            .field("taken", &self.taken)
+            .finish()
+    }
+}
+
+/// Reads at most `batch` events of the outbox, oldest first, in a transaction on the engine's
+/// writer (after a look at its read pool for whether any waits, as `look` says), and makes their
+/// messages, the first of them taken when `take` says so; nothing is written yet (see
+/// [`Dispatch`]). The messages are made at the engine's instant once the events are read: never
+/// before the events they tell of (a dispatch that waited for the writer while new events
+/// committed reads those too).
+pub async fn open_dispatch(
+    engine: &Engine,
+    batch: u64,
+    take: Option<Take>,
+    look: Look,
+) -> Result<Dispatch, EngineError> {
+    let mut dispatch = Dispatch {
+        txn: None,
+        now: engine.clock.now().trunc_subsecs(6),
+        events: Vec::new(),
+        left: 0,
+        messages: Vec::new(),
+        taken: 0,
+        written: false,
+    };
     // An idle outbox costs one indexed read, not a write transaction (on SQLite, the one write lock
     // the API's writes queue for). In the partial index's order, so a planner with statistics
     // reads that index too rather than the whole outbox.
@@ -112,7 +196,7 @@ pub async fn dispatch_events(
             .one(&engine.db)
             .await?;
         if waiting.is_none() {
-            return Ok(Dispatched::default());
+            return Ok(dispatch);
         }
     }
     let txn = begin_write(&engine.writer).await?;
@@ -124,19 +208,22 @@ pub async fn dispatch_events(
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .all(&txn)
         .await?;
+    dispatch.txn = Some(txn);
     if events.is_empty() {
-        return Ok(Dispatched::default());
+        return Ok(dispatch);
     }
     let now = engine.clock.now().trunc_subsecs(6);
+    dispatch.now = now;
+    let Some(txn) = dispatch.txn.as_ref() else { return Ok(dispatch) };
     let subscribers: Vec<Subscriber> = WebhookEndpoint::find()
         .filter(webhook_endpoint::Column::Enabled.eq(true))
-        .all(&txn)
+        .all(txn)
         .await?
         .iter()
         .filter_map(Subscriber::of)
         .collect();
     let mut messages = Vec::new();
-    let mut taken = Vec::new();
+    let mut taken = 0;
     let mut handled = events.len();
     for (index, event) in events.iter().enumerate() {
         let told: Vec<&Subscriber> = subscribers.iter().filter(|s| s.is_told(event)).collect();
@@ -146,7 +233,7 @@ pub async fn dispatch_events(
         }
         for subscriber in told {
             let mut message = webhook_message::Model {
-                id: Uuid::now_v7(),
+                id: message_uuid(event.id, subscriber.id),
                 endpoint_id: subscriber.id,
                 event_id: event.id,
                 engagement_id: event.engagement_id,
@@ -161,51 +248,109 @@ pub async fn dispatch_events(
                 created_at: now,
                 updated_at: now,
             };
-            if let Some(take) = take.filter(|take| taken.len() < take.count) {
+            if let Some(take) = take.filter(|take| taken < take.count) {
                 // Taken for its first attempt as it is made: no claim to write after.
                 message.status = WebhookMessageStatus::Sending;
                 message.attempts = 1;
                 message.lease_until = Some(take.lease_until);
-                taken.push(message.clone());
+                taken += 1;
             }
-            messages.push(message.into_active_model().reset_all());
+            messages.push(message);
         }
     }
-    let left = events.len() - handled;
+    dispatch.left = events.len() - handled;
     events.truncate(handled);
-    if events.is_empty() {
-        return Ok(Dispatched { left, ..Dispatched::default() });
+    dispatch.events = events;
+    dispatch.messages = messages;
+    dispatch.taken = taken;
+    Ok(dispatch)
+}
+
+impl Dispatch {
+    /// The messages taken for their first attempt (`sending`, their attempt counted, leased).
+    pub fn taken(&self) -> &[webhook_message::Model] {
+        &self.messages[..self.taken]
     }
-    let made = messages.len();
-    let mut inserted = 0;
-    // A few hundred rows a statement keeps under SQLite's bound-parameter limit.
-    for chunk in messages.chunks(200) {
-        let conflict = OnConflict::columns([webhook_message::Column::EventId, webhook_message::Column::EndpointId])
-            .do_nothing()
-            .to_owned();
-        inserted +=
-            WebhookMessage::insert_many(chunk.to_vec()).on_conflict(conflict).exec_without_returning(&txn).await?;
+
+    /// The events the taken messages tell of, as the dispatch read them: what their first attempts
+    /// send, with no read after (an event's data never changes).
+    pub fn taken_events(&self) -> Vec<webhook_event::Model> {
+        let told: HashSet<Uuid> = self.taken().iter().map(|m| m.event_id).collect();
+        self.events.iter().filter(|e| told.contains(&e.id)).cloned().collect()
     }
-    if inserted < made as u64 && !taken.is_empty() {
-        // A message that existed already was not made again: a taken one is sent only if its row
-        // is there (a `webhook-id` no row has could not be told from a repeat).
-        let there: Vec<Uuid> = WebhookMessage::find()
-            .select_only()
-            .column(webhook_message::Column::Id)
-            .filter(webhook_message::Column::Id.is_in(taken.iter().map(|m| m.id)))
-            .into_tuple()
-            .all(&txn)
+
+    /// What the dispatch read and made, counted.
+    pub fn summary(&self) -> DispatchSummary {
+        DispatchSummary { events: self.events.len(), left: self.left, messages: self.messages.len(), taken: self.taken }
+    }
+
+    /// What the dispatch read and made, its taken messages as they were made.
+    pub fn dispatched(&self) -> Dispatched {
+        Dispatched {
+            events: self.events.len(),
+            left: self.left,
+            messages: self.messages.len(),
+            taken: self.taken().to_vec(),
+            taken_events: self.taken_events(),
+        }
+    }
+
+    /// When the messages were made (their `created_at`).
+    pub fn made_at(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// The transaction, for what its caller writes with the messages (their attempts); `None`
+    /// when there was nothing to dispatch.
+    pub fn transaction(&self) -> Option<&WriteTransaction> {
+        self.txn.as_ref().filter(|_| !self.events.is_empty())
+    }
+
+    /// Writes the messages made, each as `sent` has it where it holds one of the same id (a taken
+    /// message whose first attempt ended), and marks the events dispatched. Returns the ids of the
+    /// messages written: a message that existed already is not made again (nor is its attempt to
+    /// be recorded: the row is not this dispatch's).
+    pub async fn write(&mut self, sent: Vec<webhook_message::Model>) -> Result<HashSet<Uuid>, EngineError> {
+        let mut written = HashSet::new();
+        let Some(txn) = self.transaction() else { return Ok(written) };
+        if self.written {
+            return Err(EngineError::Unexpected(anyhow::anyhow!("a dispatch is written once")));
+        }
+        let mut sent: HashMap<Uuid, webhook_message::Model> = sent.into_iter().map(|m| (m.id, m)).collect();
+        let rows: Vec<webhook_message::ActiveModel> = self
+            .messages
+            .iter()
+            .map(|made| sent.remove(&made.id).unwrap_or_else(|| made.clone()).into_active_model().reset_all())
+            .collect();
+        // A few hundred rows a statement keeps under SQLite's bound-parameter limit.
+        for chunk in rows.chunks(200) {
+            let conflict = OnConflict::columns([webhook_message::Column::EventId, webhook_message::Column::EndpointId])
+                .do_nothing()
+                .to_owned();
+            let insert = WebhookMessage::insert_many(chunk.to_vec())
+                .on_conflict(conflict)
+                .into_query()
+                .returning_col(webhook_message::Column::Id)
+                .to_owned();
+            for row in txn.query_all(&insert).await? {
+                written.insert(row.try_get::<Uuid>("", webhook_message::Column::Id.as_str())?);
+            }
+        }
+        WebhookEventRecord::update_many()
+            .col_expr(webhook_event::Column::DispatchedAt, Expr::value(self.now))
+            .filter(webhook_event::Column::Id.is_in(self.events.iter().map(|e| e.id)))
+            .exec(txn)
             .await?;
-        taken.retain(|m| there.contains(&m.id));
+        self.written = true;
+        Ok(written)
     }
-    WebhookEventRecord::update_many()
-        .col_expr(webhook_event::Column::DispatchedAt, Expr::value(now))
-        .filter(webhook_event::Column::Id.is_in(events.iter().map(|e| e.id)))
-        .exec(&txn)
-        .await?;
-    txn.commit().await?;
-    let count = events.len();
-    let told: std::collections::HashSet<Uuid> = taken.iter().map(|m| m.event_id).collect();
-    let taken_events = events.into_iter().filter(|e| told.contains(&e.id)).collect();
-    Ok(Dispatched { events: count, left, messages: made, taken, taken_events })
+
+    /// Commits what was written (nothing, if [`Dispatch::write`] was not called: the events stay
+    /// in the outbox).
+    pub async fn commit(self) -> Result<(), EngineError> {
+        if let Some(txn) = self.txn {
+            txn.commit().await?;
+        }
+        Ok(())
+    }
 }

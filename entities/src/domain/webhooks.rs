@@ -259,6 +259,22 @@ pub fn message_id(id: uuid::Uuid) -> String {
     format!("msg_{}", id.simple())
 }
 
+/// The id of the message that tells `event` to `endpoint`: the same whenever it is made. A worker
+/// sends a message's first attempt before the transaction that writes the message commits; if
+/// that worker dies before the commit, the message is made again by the next dispatch and sent
+/// with the same `webhook-id`, which the receiver uses to drop a repeat.
+///
+/// A UUID of version 8: the event id's first 48 bits (a version 7 id's milliseconds, so messages
+/// are ordered in their index as their events are), then 74 bits of SHA-256 over both ids.
+pub fn message_uuid(event: uuid::Uuid, endpoint: uuid::Uuid) -> uuid::Uuid {
+    use sha2::Digest;
+    let digest = Sha256::new().chain_update(event.as_bytes()).chain_update(endpoint.as_bytes()).finalize();
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&event.as_bytes()[..6]);
+    bytes[6..].copy_from_slice(&digest[..10]);
+    uuid::Uuid::new_v8(bytes)
+}
+
 /// An event, as the write that causes it tells it: its type, the engagement it belongs to (whose
 /// order it takes its sequence number in), and what happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -666,6 +682,17 @@ mod tests {
     fn secret() -> WebhookSecret {
         // The specification's example secret.
         WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()
+    }
+
+    #[test]
+    fn a_message_of_an_event_to_an_endpoint_has_the_same_id_whenever_it_is_made() {
+        let event = uuid::Uuid::now_v7();
+        let (one, other) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        assert_eq!(message_uuid(event, one), message_uuid(event, one), "made again after a crash: the same id");
+        assert_ne!(message_uuid(event, one), message_uuid(event, other), "one id an endpoint");
+        assert_ne!(message_uuid(event, one), message_uuid(uuid::Uuid::now_v7(), one), "one id an event");
+        assert_eq!(message_uuid(event, one).get_version_num(), 8);
+        assert_eq!(message_uuid(event, one).as_bytes()[..6], event.as_bytes()[..6], "ordered as the events are");
     }
 
     #[test]
