@@ -47,7 +47,7 @@ SECONDS = int(os.environ.get("SECONDS", "20"))
 # log (`DATABASE_LOG_STATEMENTS=true RUST_LOG=sqlx::query=info`, one request): the authorization
 # read on the read pool, then, between `BEGIN IMMEDIATE` and `COMMIT` on the writer, the rest (the
 # API sends them in two texts: BEGIN, lock, facts, documents, SoA; audit, history, version,
-# outbox, COMMIT).
+# outbox, queue, COMMIT).
 CAPTURED = {
     "authorize": 'SELECT "engagements"."certification_body_id" FROM "engagements" WHERE "engagements"."id" = ? LIMIT ?',
     "lock": 'SELECT "engagements"."id", "engagements"."organization_id", "engagements"."certification_body_id", "engagements"."standard", "engagements"."state", "engagements"."manager_email", "engagements"."engagement_letter_signed_on", "engagements"."stage1_ready_on", "engagements"."stage2_last_day", "engagements"."suspended_on", "engagements"."expired_on", "engagements"."suspension_cause", "engagements"."scope", "engagements"."version", "engagements"."created_at", "engagements"."updated_at" FROM "engagements" WHERE "engagements"."id" = ? LIMIT ?',
@@ -57,6 +57,7 @@ CAPTURED = {
     "audit": 'UPDATE "audits" SET "completed_at" = ?, "updated_at" = ?, "stage1_outcome" = ?, "gaps" = ? WHERE "audits"."id" = ?',
     "history": 'INSERT INTO "engagement_history" ("id", "engagement_id", "action", "from_state", "to_state", "actor", "reason", "evidence", "subject_id", "occurred_at") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
     "outbox": 'INSERT INTO "webhook_events" ("id", "engagement_id", "organization_id", "certification_body_id", "sequence", "event_type", "data", "occurred_at") SELECT ?, ?, ?, ?, COALESCE(MAX(sequence), 0) + 1, ?, ?, ? FROM "webhook_events" WHERE "webhook_events"."engagement_id" = ?',
+    "queue": 'INSERT INTO "webhook_outbox" ("event_id") VALUES (?)',
     "version": 'UPDATE "engagements" SET "state" = ?, "engagement_letter_signed_on" = ?, "stage1_ready_on" = ?, "stage2_last_day" = ?, "suspended_on" = ?, "expired_on" = ?, "suspension_cause" = ?, "scope" = ?, "version" = ?, "updated_at" = ? WHERE "engagements"."id" = ?',
 }
 
@@ -126,17 +127,18 @@ def finding_ceiling(path, pairs, organization, seconds):
         assert cursor.rowcount == 1, "no finding written"
         writer.execute(CAPTURED["history"], (uuid7(), e, action, from_state, to_state, actor, None,
                                              evidence, finding, now))
-        cursor = writer.execute(CAPTURED["outbox"], (uuid7(), e, org, row[2], "finding.recorded",
-                                                     event_data, now, e))
+        event = uuid7()
+        cursor = writer.execute(CAPTURED["outbox"], (event, e, org, row[2], "finding.recorded", event_data, now, e))
         assert cursor.rowcount == 1, "no event written"
+        writer.execute(CAPTURED["queue"], (event,))
         writer.execute("COMMIT")
         done += 1
     return done / (time.time() - started_at)
 
 
-def parameters(name, e, a, o, now, engagement_row, event_data=None):
+def parameters(name, e, a, o, now, engagement_row, event_data=None, event=None):
     """The values the API binds to statement `name`, in order (`event_data`: the payload of an event
-    the API wrote)."""
+    the API wrote; `event`: the id of the transition's event)."""
     if name in ("authorize", "lock"):
         return (e, 1)
     if name == "facts":
@@ -149,7 +151,9 @@ def parameters(name, e, a, o, now, engagement_row, event_data=None):
         return (uuid7(), e, "record_stage1_outcome", "stage1", "stage1", "bench@certflow.bench", None, "[]",
                 a, now)
     if name == "outbox":
-        return (uuid7(), e, o, engagement_row[2], "engagement.transitioned", event_data, now, e)
+        return (event, e, o, engagement_row[2], "engagement.transitioned", event_data, now, e)
+    if name == "queue":
+        return (event,)
     # The engagement's columns as read under the lock, its version one up.
     row = engagement_row
     return (row[4], row[6], row[7], row[8], row[9], row[10], row[11], row[12], row[13] + 1, now, e)
@@ -172,9 +176,9 @@ def sqlite_ceiling(path, targets, organization, seconds):
         now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f+00:00")
         reader.execute(CAPTURED["authorize"], parameters("authorize", e, a, org, now, None)).fetchall()
         writer.execute("BEGIN IMMEDIATE")
-        engagement_row = None
-        for name in ("lock", "facts", "documents", "soa", "audit", "history", "version", "outbox"):
-            cursor = writer.execute(CAPTURED[name], parameters(name, e, a, org, now, engagement_row, event_data))
+        engagement_row, event = None, uuid7()
+        for name in ("lock", "facts", "documents", "soa", "audit", "history", "version", "outbox", "queue"):
+            cursor = writer.execute(CAPTURED[name], parameters(name, e, a, org, now, engagement_row, event_data, event))
             rows = cursor.fetchall()
             # Each statement does its work: the engagement, its facts and its new version are
             # read, the audit is completed once.
@@ -182,7 +186,7 @@ def sqlite_ceiling(path, targets, organization, seconds):
                 assert rows, f"{name} found nothing for {engagement}"
             if name == "lock":
                 engagement_row = rows[0]
-            if name in ("audit", "version", "outbox"):
+            if name in ("audit", "version", "outbox", "queue"):
                 assert cursor.rowcount == 1, f"{name}: no row written for {audit}"
         writer.execute("COMMIT")
         latencies.append((time.perf_counter() - started) * 1000)

@@ -24,7 +24,7 @@ use crate::history::{HistoryRecord, record_history};
 use crate::idempotency::{Claim, StoredResponse};
 use crate::store::{Templates, WriteTransaction};
 use crate::store::{begin_write, lock_engagement_reading};
-use crate::webhooks::outbox::{append_numbered, event_insert};
+use crate::webhooks::outbox::{append_numbered, event_inserts};
 
 /// What a write is done to, as far as its authorization needs to know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,7 +282,9 @@ impl Write {
         for event in &self.events {
             // Numbered under the engagement's lock: the write's own, or, on SQLite, the writer's.
             if self.locked == Some(event.engagement_id) || self.txn.get_database_backend() == DbBackend::Sqlite {
-                self.txn.defer(&event_insert(event, self.now)?);
+                for insert in event_inserts(event, self.now)? {
+                    self.txn.defer(&insert);
+                }
             } else {
                 append_numbered(&self.txn, event, self.now).await?;
             }

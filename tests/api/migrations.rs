@@ -116,3 +116,17 @@ async fn sqlite_plan(db: &sea_orm::DatabaseConnection, query: &sea_orm::Statemen
     );
     db.query_all_raw(explain).await.unwrap().iter().map(|row| row.try_get_by_index::<String>(3).unwrap()).collect()
 }
+
+/// The dispatch reads the outbox's queue along its key, oldest first, and looks each event up by
+/// id: neither the events (kept for the retention's days) nor the queue are walked or sorted whole.
+#[tokio::test]
+async fn on_sqlite_the_dispatch_reads_the_queue_in_its_order_and_looks_its_events_up() {
+    use sea_orm::{DbBackend, QueryTrait};
+    let app = spawn_app(Backend::Sqlite).await;
+    let db = app.db().await;
+    let query = engine::webhooks::dispatch::queued_events(500).build(DbBackend::Sqlite);
+    let plan = sqlite_plan(&db, &query).await;
+    assert!(plan.iter().any(|step| step.starts_with("SEARCH webhook_events USING INDEX")), "{plan:?}");
+    assert!(plan.iter().any(|step| step.starts_with("SCAN webhook_outbox USING COVERING INDEX")), "{plan:?}");
+    assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE") || step == "SCAN webhook_events"), "{plan:?}");
+}

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use entities::domain::webhooks::WebhookMessageStatus;
-use entities::orm::{prelude::*, webhook_attempt, webhook_event, webhook_message};
+use entities::orm::{prelude::*, webhook_attempt, webhook_event, webhook_message, webhook_outbox};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
@@ -51,11 +51,12 @@ async fn an_outbox_of_findings(app: &TestApp, slow_ms: u64) -> (Receiver, String
             event_type: Set(recorded.event_type),
             data: Set(recorded.data.clone()),
             occurred_at: Set(recorded.occurred_at),
-            dispatched_at: Set(None),
         })
         .collect();
     for chunk in copies.chunks(50) {
         WebhookEventRecord::insert_many(chunk.to_vec()).exec_without_returning(&db).await.unwrap();
+        let queued = chunk.iter().map(|event| webhook_outbox::ActiveModel { event_id: event.id.clone() });
+        WebhookOutbox::insert_many(queued).exec_without_returning(&db).await.unwrap();
     }
     (receiver, secret)
 }

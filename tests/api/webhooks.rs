@@ -151,7 +151,6 @@ pub async fn insert_failed_message(app: &TestApp, endpoint: &str, engagement: &s
         event_type: Set(WebhookEventType::FindingRecorded),
         data: Set(json!({})),
         occurred_at: Set(now),
-        dispatched_at: Set(Some(now)),
     };
     let event = WebhookEventRecord::insert(event).exec(&db).await.unwrap().last_insert_id;
     let id = Uuid::now_v7();
@@ -735,9 +734,7 @@ async fn a_dispatch_makes_no_more_messages_than_its_caller_takes(backend: Backen
         let engine = &engine;
         async move { dispatch_events(engine, 500, Some(take), look).await.expect("the dispatch") }
     };
-    let undispatched = || async {
-        WebhookEventRecord::find().filter(webhook_event::Column::DispatchedAt.is_null()).count(&db).await.unwrap()
-    };
+    let undispatched = || async { WebhookOutbox::find().count(&db).await.unwrap() };
 
     // Act: a dispatch with one slot.
     let first = dispatch(1, engine::webhooks::dispatch::Look::First).await;
@@ -825,18 +822,22 @@ async fn on_postgres_a_message_is_written_once_with_its_first_attempt_and_later_
     wait_at_most(30, "and recorded", || async { writers_of_the_message(&app, &engagement).await.3 == "delivered" })
         .await;
 
-    // Assert: the event marked dispatched, the message (delivered) and its attempt were written
-    // by one transaction: the message was never written `sending` first and updated after.
+    // Assert: the message (delivered) and its attempt were written by one transaction, the
+    // dispatch's: the message was never written `sending` first and updated after. The event is
+    // as the finding's own transaction wrote it.
     let (event, message, attempts, _, id, derived) = writers_of_the_message(&app, &engagement).await;
-    assert_eq!((&message, &attempts), (&event, &vec![event.clone()]), "one transaction for all three");
+    assert_eq!(attempts, vec![message.clone()], "one transaction for the message and its attempt");
+    assert_eq!(event, finding_writer(&app, "A.5.1").await, "the event is never updated");
     assert_eq!(id, derived, "the message's id is its event's and endpoint's, whenever it is made");
     assert_eq!(receiver.received()[0].id(), entities::domain::webhooks::message_id(id));
 
     // Arrange: the receiver now slower than a pass waits for an answer.
-    receiver.slow_down(1_500);
+    receiver.slow_down(2_500);
 
     // Act: a second finding, whose first attempt is still in flight when the dispatch writes.
     app.record_finding(&engagement, &audit, "ofi", "A.5.2").await;
+    let sending = || async { message_status_of(&app, &engagement).await.as_deref() == Some("sending") };
+    wait_at_most(30, "the slow message is written sending while its attempt is in flight", sending).await;
     wait_at_most(30, "the slow message is delivered", || async { receiver.received().len() == 2 }).await;
     let recorded = || async {
         let (_, _, attempts, status, id, _) = writers_of_the_message(&app, &engagement).await;
@@ -846,8 +847,35 @@ async fn on_postgres_a_message_is_written_once_with_its_first_attempt_and_later_
     };
     wait_at_most(30, "and recorded", recorded).await;
 
-    // Assert: written `sending` with its event, then recorded by a transaction of its own.
+    // Assert: written `sending` by the dispatch, then recorded by a transaction of its own.
     let (event, message, attempts, _, _, _) = writers_of_the_message(&app, &engagement).await;
-    assert_ne!(message, event, "the message was updated when its attempt ended");
-    assert_eq!(attempts, vec![message], "by the transaction that logged the attempt");
+    assert_eq!(attempts, vec![message], "updated by the transaction that logged the attempt");
+    assert_eq!(event, finding_writer(&app, "A.5.2").await, "the event is never updated");
+}
+
+/// The transaction that wrote the finding of `reference` on PostgreSQL (`xmin`).
+async fn finding_writer(app: &TestApp, reference: &str) -> String {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = app.db().await;
+    let sql = "SELECT xmin::text AS writer FROM findings WHERE reference = $1";
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, [reference.into()]))
+        .await
+        .unwrap()
+        .expect("the finding");
+    row.try_get::<String>("", "writer").unwrap()
+}
+
+/// The status of the message about the latest finding of `engagement`, once it is written.
+async fn message_status_of(app: &TestApp, engagement: &str) -> Option<String> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let db = app.db().await;
+    let sql = "SELECT m.status FROM webhook_messages m JOIN webhook_events e ON e.id = m.event_id \
+               WHERE m.engagement_id = $1 AND m.event_type = 'finding.recorded' ORDER BY e.sequence DESC LIMIT 1";
+    let engagement = Uuid::parse_str(engagement).unwrap();
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(sea_orm::DbBackend::Postgres, sql, [engagement.into()]))
+        .await
+        .unwrap()?;
+    Some(row.try_get::<String>("", "status").unwrap())
 }

@@ -7,11 +7,11 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use entities::domain::webhooks::{EndpointOwner, WebhookEventType, WebhookMessageStatus, message_uuid};
-use entities::orm::{prelude::*, webhook_endpoint, webhook_event, webhook_message};
-use sea_orm::sea_query::{Expr, LockBehavior, LockType, OnConflict};
+use entities::orm::{prelude::*, webhook_endpoint, webhook_event, webhook_message, webhook_outbox};
+use sea_orm::sea_query::{LockBehavior, LockType, OnConflict, Order, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait,
+    QuerySelect, QueryTrait, Select,
 };
 use uuid::Uuid;
 
@@ -186,11 +186,10 @@ pub async fn open_dispatch(
     // the API's writes queue for). In the partial index's order, so a planner with statistics
     // reads that index too rather than the whole outbox.
     if look == Look::First {
-        let waiting: Option<Uuid> = WebhookEventRecord::find()
+        let waiting: Option<Uuid> = WebhookOutbox::find()
             .select_only()
-            .column(webhook_event::Column::Id)
-            .filter(webhook_event::Column::DispatchedAt.is_null())
-            .order_by_asc(webhook_event::Column::Id)
+            .column(webhook_outbox::Column::EventId)
+            .order_by_asc(webhook_outbox::Column::EventId)
             .limit(1)
             .into_tuple()
             .one(&engine.db)
@@ -201,13 +200,7 @@ pub async fn open_dispatch(
     }
     let txn = begin_write(&engine.writer).await?;
     // Whole, data included: the taken messages' first attempts send it with no read after.
-    let mut events = WebhookEventRecord::find()
-        .filter(webhook_event::Column::DispatchedAt.is_null())
-        .order_by_asc(webhook_event::Column::Id)
-        .limit(batch)
-        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .all(&txn)
-        .await?;
+    let mut events = queued_events(batch).all(&txn).await?;
     dispatch.txn = Some(txn);
     if events.is_empty() {
         return Ok(dispatch);
@@ -266,6 +259,22 @@ pub async fn open_dispatch(
     Ok(dispatch)
 }
 
+/// The oldest `batch` events waiting in the outbox's queue, oldest first, their places in the queue
+/// locked (`FOR UPDATE SKIP LOCKED` on PostgreSQL: those another dispatch holds are passed over);
+/// the events themselves are only read.
+pub fn queued_events(batch: u64) -> Select<WebhookEventRecord> {
+    let queued = Query::select()
+        .column(webhook_outbox::Column::EventId)
+        .from(WebhookOutbox)
+        .order_by(webhook_outbox::Column::EventId, Order::Asc)
+        .limit(batch)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .to_owned();
+    WebhookEventRecord::find()
+        .filter(webhook_event::Column::Id.in_subquery(queued))
+        .order_by_asc(webhook_event::Column::Id)
+}
+
 impl Dispatch {
     /// The messages taken for their first attempt (`sending`, their attempt counted, leased).
     pub fn taken(&self) -> &[webhook_message::Model] {
@@ -307,7 +316,7 @@ impl Dispatch {
     }
 
     /// Writes the messages made, each as `sent` has it where it holds one of the same id (a taken
-    /// message whose first attempt ended), and marks the events dispatched. Returns the ids of the
+    /// message whose first attempt ended), and takes the events off the outbox's queue. Returns the ids of the
     /// messages written: a message that existed already is not made again (nor is its attempt to
     /// be recorded: the row is not this dispatch's).
     pub async fn write(&mut self, sent: Vec<webhook_message::Model>) -> Result<HashSet<Uuid>, EngineError> {
@@ -336,9 +345,8 @@ impl Dispatch {
                 written.insert(row.try_get::<Uuid>("", webhook_message::Column::Id.as_str())?);
             }
         }
-        WebhookEventRecord::update_many()
-            .col_expr(webhook_event::Column::DispatchedAt, Expr::value(self.now))
-            .filter(webhook_event::Column::Id.is_in(self.events.iter().map(|e| e.id)))
+        WebhookOutbox::delete_many()
+            .filter(webhook_outbox::Column::EventId.is_in(self.events.iter().map(|e| e.id)))
             .exec(txn)
             .await?;
         self.written = true;

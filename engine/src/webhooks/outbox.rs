@@ -1,9 +1,10 @@
 //! The outbox: each change's events, written by the change's own transaction, numbered in their
-//! engagement's order. An event exists exactly when its change committed.
+//! engagement's order, each queued (`webhook_outbox`) for the dispatch. An event exists exactly
+//! when its change committed, and is never updated after: the dispatch takes it off the queue.
 
 use chrono::{DateTime, Utc};
 use entities::domain::webhooks::{WebhookEvent, WebhookEventType};
-use entities::orm::{engagement, notification, prelude::*, webhook_event};
+use entities::orm::{engagement, notification, prelude::*, webhook_event, webhook_outbox};
 use sea_orm::sea_query::{Expr, InsertStatement, Query};
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
@@ -15,17 +16,21 @@ use crate::webhooks::data::{event_of, reminder_data};
 /// one more than the engagement's last). The engagement must be locked by `txn` (see
 /// [`lock_for_events`]) so no other write numbers an event of it meanwhile.
 pub async fn append(txn: &impl ConnectionTrait, event: &WebhookEvent, now: DateTime<Utc>) -> Result<(), EngineError> {
-    txn.execute(&event_insert(event, now)?).await?;
+    for insert in event_inserts(event, now)? {
+        txn.execute(&insert).await?;
+    }
     Ok(())
 }
 
-/// The statement that appends `event` to the outbox (see [`append`]).
-pub fn event_insert(event: &WebhookEvent, now: DateTime<Utc>) -> Result<InsertStatement, EngineError> {
+/// The statements that append `event` to the outbox (see [`append`]): the event, then its place in
+/// the dispatch's queue.
+pub fn event_inserts(event: &WebhookEvent, now: DateTime<Utc>) -> Result<[InsertStatement; 2], EngineError> {
     use webhook_event::Column as C;
     let data = serde_json::to_value(&event.subject)
         .map_err(|error| EngineError::Unexpected(anyhow::anyhow!(error.to_string())))?;
+    let id = Uuid::now_v7();
     let next = Query::select()
-        .expr(Expr::val(Uuid::now_v7()))
+        .expr(Expr::val(id))
         .expr(Expr::val(event.engagement_id))
         .expr(Expr::val(event.organization_id))
         .expr(Expr::val(event.certification_body_id))
@@ -36,7 +41,7 @@ pub fn event_insert(event: &WebhookEvent, now: DateTime<Utc>) -> Result<InsertSt
         .from(WebhookEventRecord)
         .and_where(C::EngagementId.eq(event.engagement_id))
         .to_owned();
-    Ok(Query::insert()
+    let event = Query::insert()
         .into_table(WebhookEventRecord)
         .columns([
             C::Id,
@@ -50,7 +55,14 @@ pub fn event_insert(event: &WebhookEvent, now: DateTime<Utc>) -> Result<InsertSt
         ])
         .select_from(next)
         .map_err(|error| EngineError::Unexpected(anyhow::anyhow!(error.to_string())))?
-        .to_owned())
+        .to_owned();
+    let queued = Query::insert()
+        .into_table(WebhookOutbox)
+        .columns([webhook_outbox::Column::EventId])
+        .values([Expr::val(id)])
+        .map_err(|error| EngineError::Unexpected(anyhow::anyhow!(error.to_string())))?
+        .to_owned();
+    Ok([event, queued])
 }
 
 /// Locks engagement `id` in `txn` for numbering its events, when the write did not lock it already

@@ -1,15 +1,16 @@
 //! How long the delivery log is kept: a message that reached its end (delivered, or failed and not
 //! replayed) is deleted with its attempts once it has neither changed nor been due for the
-//! retention; an event is deleted once it was dispatched that long ago, no message of it is left,
-//! and a later event of its engagement exists (each engagement's latest event is kept: the next
-//! one is numbered after it). Pending messages and their events are never purged. Messages are
-//! read along their (status, due time) index, events along their dispatch time's.
+//! retention; an event is deleted once it occurred that long ago, was dispatched (it is off the
+//! outbox's queue), no message of it is left, and a later event of its engagement exists (each
+//! engagement's latest event is kept: the next one is numbered after it). Pending messages and
+//! their events are never purged. Messages are read along their (status, due time) index, events
+//! along their time's (a BRIN index on PostgreSQL, a B-tree on SQLite).
 
 use chrono::{DateTime, Utc};
 use entities::domain::webhooks::WebhookMessageStatus;
-use entities::orm::{prelude::*, webhook_event, webhook_message};
+use entities::orm::{prelude::*, webhook_event, webhook_message, webhook_outbox};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::error::EngineError;
@@ -61,6 +62,7 @@ pub async fn purge_old_webhooks<C: ConnectionTrait>(
     })
     .await?;
     use webhook_event::Column as E;
+    use webhook_outbox::Column as Q;
     let unsent = || -> SimpleExpr {
         let no_message = Expr::exists(
             Query::select()
@@ -79,15 +81,22 @@ pub async fn purge_old_webhooks<C: ConnectionTrait>(
                 .and_where(Expr::col((later, E::Sequence)).gt(Expr::col((WebhookEventRecord, E::Sequence))))
                 .to_owned(),
         );
-        no_message.and(not_the_latest)
+        let dispatched = Expr::exists(
+            Query::select()
+                .expr(Expr::val(1))
+                .from(WebhookOutbox)
+                .and_where(Expr::col((WebhookOutbox, Q::EventId)).equals((WebhookEventRecord, E::Id)))
+                .to_owned(),
+        )
+        .not();
+        no_message.and(not_the_latest).and(dispatched)
     };
     purged.events = delete_in_batches(batch, rounds, move || async move {
         let ids: Vec<Uuid> = WebhookEventRecord::find()
             .select_only()
             .column(E::Id)
-            .filter(E::DispatchedAt.lt(cutoff))
+            .filter(E::OccurredAt.lt(cutoff))
             .filter(unsent())
-            .order_by_asc(E::DispatchedAt)
             .limit(batch)
             .into_tuple()
             .all(db)

@@ -26,6 +26,7 @@ pub mod webhook_attempt;
 pub mod webhook_endpoint;
 pub mod webhook_event;
 pub mod webhook_message;
+pub mod webhook_outbox;
 
 /// A JSON array column's value from a list of strings.
 pub fn json_strings<S: AsRef<str>>(items: &[S]) -> serde_json::Value {

@@ -25,3 +25,4 @@ pub use super::webhook_attempt::Entity as WebhookAttempt;
 pub use super::webhook_endpoint::Entity as WebhookEndpoint;
 pub use super::webhook_event::Entity as WebhookEventRecord;
 pub use super::webhook_message::Entity as WebhookMessage;
+pub use super::webhook_outbox::Entity as WebhookOutbox;

@@ -1,5 +1,5 @@
-//! `@generated`-style sea-orm entity: the outbox, one row per event, written by the change's own
-//! transaction.
+//! `@generated`-style sea-orm entity: the events, one row per event, written by the change's own
+//! transaction and never updated (the queue of those not yet dispatched is `webhook_outbox`).
 
 use sea_orm::entity::prelude::*;
 
@@ -19,8 +19,6 @@ pub struct Model {
     /// The subject (`domain::webhooks::EventSubject`), as JSON.
     pub data: Json,
     pub occurred_at: DateTimeUtc,
-    /// When the worker made it into messages for the endpoints that want it.
-    pub dispatched_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
