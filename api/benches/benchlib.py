@@ -1,6 +1,7 @@
 """What the benchmark scripts share: the release binary, a database, the API as a process, seeding
 through the API, wrk and pgbench runs and what they print, and the API's memory."""
 
+import asyncio
 import base64
 import json
 import os
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -375,3 +377,57 @@ def pgbench_figures(out):
     """Transactions per second and average latency of a pgbench run."""
     tps = float(re.search(r"tps = ([\d.]+) \(without initial connection time\)", out).group(1))
     return tps, re.search(r"latency average = ([\d.]+ ms)", out).group(1)
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 answering 200 to every POST, counting them.
+
+    A bare asyncio protocol (keep-alive, Content-Length bodies) in a thread of its own: the
+    standard library's threaded HTTP server cost a good part of a core at 500 requests/s, CPU the
+    API, PostgreSQL and the worker share on this machine. It reads what it is sent and checks
+    nothing (the tests verify signatures)."""
+
+    def __init__(self):
+        self.count = 0
+        loop = asyncio.new_event_loop()
+        receiver = self
+
+        class Protocol(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+                self.buffer = b""
+
+            def data_received(self, data):
+                self.buffer += data
+                while True:
+                    end = self.buffer.find(b"\r\n\r\n")
+                    if end < 0:
+                        return
+                    head = self.buffer[:end].decode("latin-1").lower()
+                    length = 0
+                    for line in head.split("\r\n")[1:]:
+                        name, _, value = line.partition(":")
+                        if name.strip() == "content-length":
+                            length = int(value.strip())
+                    if len(self.buffer) < end + 4 + length:
+                        return
+                    self.buffer = self.buffer[end + 4 + length:]
+                    receiver.count += 1
+                    self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+
+        server = loop.run_until_complete(loop.create_server(Protocol, "127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hooks"
+        threading.Thread(target=loop.run_forever, daemon=True).start()
+
+
+def drained(db):
+    """Whether every event is dispatched and every message delivered (or failed)."""
+    left = db.execute("SELECT (SELECT count(*) FROM webhook_outbox) + "
+                      "(SELECT count(*) FROM webhook_messages WHERE status IN ('pending', 'sending'))")
+    return int(left[0][0]) == 0
+
+
+def wait_until_drained(db, since, seconds):
+    """Waits until `drained`, or until `seconds` have passed since `since` (a `time.monotonic()`)."""
+    while not drained(db) and time.monotonic() - since < seconds:
+        time.sleep(0.2)

@@ -40,17 +40,15 @@ Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test
 DATABASE_WRITE_CONNECTIONS (its write pool, default 8), BENCH_POSTGRES_SSLMODE (disable; `prefer` for TLS, for the API and pgbench alike).
 """
 
-import asyncio
 import re
 import resource
 import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
-from benchlib import (PGBENCH_READ_STATEMENT, WARM_UP, Api, Database, children_cpu_seconds, warm_up, copies, fresh_stage1_audits, id_literal, new_id, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
+from benchlib import (PGBENCH_READ_STATEMENT, WARM_UP, Api, Database, Receiver, wait_until_drained, children_cpu_seconds, warm_up, copies, fresh_stage1_audits, id_literal, new_id, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
                       transition_script, wrk, wrk_figures, CLIENTS)
 
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
@@ -90,47 +88,6 @@ PGBENCH_READ = f"""
 SELECT engagement_id AS e FROM bench_ids WHERE n = :n \\gset
 {PGBENCH_READ_STATEMENT}
 """
-
-
-class Receiver:
-    """A webhook receiver on 127.0.0.1 answering 200 to every POST, counting them.
-
-    A bare asyncio protocol (keep-alive, Content-Length bodies) in a thread of its own: the
-    standard library's threaded HTTP server cost a good part of a core at 500 requests/s, CPU the
-    API, PostgreSQL and the worker share on this machine. It reads what it is sent and checks
-    nothing (the tests verify signatures)."""
-
-    def __init__(self):
-        self.count = 0
-        loop = asyncio.new_event_loop()
-        receiver = self
-
-        class Protocol(asyncio.Protocol):
-            def connection_made(self, transport):
-                self.transport = transport
-                self.buffer = b""
-
-            def data_received(self, data):
-                self.buffer += data
-                while True:
-                    end = self.buffer.find(b"\r\n\r\n")
-                    if end < 0:
-                        return
-                    head = self.buffer[:end].decode("latin-1").lower()
-                    length = 0
-                    for line in head.split("\r\n")[1:]:
-                        name, _, value = line.partition(":")
-                        if name.strip() == "content-length":
-                            length = int(value.strip())
-                    if len(self.buffer) < end + 4 + length:
-                        return
-                    self.buffer = self.buffer[end + 4 + length:]
-                    receiver.count += 1
-                    self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-
-        server = loop.run_until_complete(loop.create_server(Protocol, "127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hooks"
-        threading.Thread(target=loop.run_forever, daemon=True).start()
 
 
 def wrk_requests(output):
@@ -187,19 +144,6 @@ def pgbench_with_cpu(db, script):
     client_seconds = children_cpu_seconds() - client_before
     count = int(re.search(r"number of transactions actually processed: (\d+)", out[0]).group(1))
     return out, ((postgres_cpu_seconds() - pg_before) / count * 1e6, client_seconds / count * 1e6)
-
-
-def drained(db):
-    """Whether every event is dispatched and every message delivered (or failed)."""
-    left = db.execute("SELECT (SELECT count(*) FROM webhook_outbox) + "
-                      "(SELECT count(*) FROM webhook_messages WHERE status IN ('pending', 'sending'))")
-    return int(left[0][0]) == 0
-
-
-def wait_until_drained(db, since, seconds):
-    """Waits until `drained`, or until `seconds` have passed since `since` (a `time.monotonic()`)."""
-    while not drained(db) and time.monotonic() - since < seconds:
-        time.sleep(0.2)
 
 
 def delivery_lag(db, since):

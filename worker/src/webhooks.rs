@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use engine::Engine;
 use engine::store::begin_write;
-use engine::webhooks::dispatch::{Dispatch, DispatchSummary, Look, Take, open_dispatch};
+use engine::webhooks::dispatch::{Dispatch, DispatchSummary, Look, QueuedEvent, Take, open_dispatch, sendable_events};
 use entities::domain::people::PersonRole;
 use entities::domain::webhooks::{
-    EndpointOwner, EventData, EventSubject, Verdict, WebhookAttemptOutcome, WebhookMessageStatus, WebhookPayload,
-    WebhookSecret, failed_too_long, may_send_to, message_id, next_retry, signature_header, verdict,
+    EndpointOwner, Verdict, WebhookAttemptOutcome, WebhookMessageStatus, WebhookSecret, failed_too_long, may_send_to,
+    message_id, next_retry, payload_body, signature_header, verdict,
 };
 use entities::orm::{person, prelude::*, webhook_attempt, webhook_endpoint, webhook_event, webhook_message};
 use lettre::Message;
@@ -27,7 +27,6 @@ use sea_orm::sea_query::{CommonTableExpression, Expr, ExprTrait, LockBehavior, L
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, QueryFilter, QuerySelect, QueryTrait,
 };
-use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -361,7 +360,7 @@ impl WebhookSender {
             }
         };
         // The events the dispatch read, for the messages it made (an event's data never changes).
-        let mut events: HashMap<Uuid, Arc<webhook_event::Model>> = HashMap::new();
+        let mut events: HashMap<Uuid, Arc<QueuedEvent>> = HashMap::new();
         if let Some(dispatch) = &dispatch {
             events.extend(dispatch.taken_events().into_iter().map(|e| (e.id, Arc::new(e))));
         }
@@ -402,8 +401,11 @@ impl WebhookSender {
         // The events of claimed messages the dispatch did not read.
         let unread: HashSet<Uuid> = claimed.iter().map(|m| m.event_id).filter(|id| !events.contains_key(id)).collect();
         if !unread.is_empty() {
-            let read =
-                WebhookEventRecord::find().filter(webhook_event::Column::Id.is_in(unread)).all(&self.engine.db).await?;
+            let read = sendable_events()
+                .filter(webhook_event::Column::Id.is_in(unread))
+                .into_model::<QueuedEvent>()
+                .all(&self.engine.db)
+                .await?;
             events.extend(read.into_iter().map(|e| (e.id, Arc::new(e))));
         }
         let started = claimed.len() + taken.len();
@@ -434,7 +436,7 @@ impl WebhookSender {
         self: Arc<Self>,
         message: webhook_message::Model,
         target: Option<Arc<Target>>,
-        event: Option<Arc<webhook_event::Model>>,
+        event: Option<Arc<QueuedEvent>>,
         slot: OwnedSemaphorePermit,
         made: mpsc::UnboundedSender<Made>,
     ) {
@@ -631,7 +633,7 @@ impl WebhookSender {
         &self,
         message: webhook_message::Model,
         target: Option<Arc<Target>>,
-        event: Option<Arc<webhook_event::Model>>,
+        event: Option<Arc<QueuedEvent>>,
     ) -> Sent {
         let (Some(target), Some(event)) = (target.filter(|t| t.endpoint.enabled), event) else {
             return Sent::GivenUp(message, "the endpoint is disabled or deleted".to_owned());
@@ -1142,20 +1144,8 @@ async fn fail_pending(txn: &WriteTransaction, id: Uuid, reason: &str, now: DateT
 }
 
 /// The body of `event`'s messages: `{type, timestamp, data}`.
-pub fn payload(event: &webhook_event::Model) -> Result<Vec<u8>, serde_json::Error> {
-    // Read from the stored JSON in place (not from a copy of its tree, one a message).
-    let subject = EventSubject::deserialize(&event.data)?;
-    serde_json::to_vec(&WebhookPayload {
-        event_type: event.event_type,
-        timestamp: event.occurred_at,
-        data: EventData {
-            engagement_id: event.engagement_id,
-            organization_id: event.organization_id,
-            certification_body_id: event.certification_body_id,
-            sequence: event.sequence,
-            subject,
-        },
-    })
+pub fn payload(event: &QueuedEvent) -> Result<Vec<u8>, serde_json::Error> {
+    payload_body(&event.head(), &event.data)
 }
 
 /// A `Retry-After` header's wait: seconds, or an HTTP date after `now`.

@@ -6,12 +6,12 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, SubsecRound, Utc};
-use entities::domain::webhooks::{EndpointOwner, WebhookEventType, WebhookMessageStatus, message_uuid};
+use entities::domain::webhooks::{EndpointOwner, PayloadHead, WebhookEventType, WebhookMessageStatus, message_uuid};
 use entities::orm::{prelude::*, webhook_endpoint, webhook_event, webhook_message, webhook_outbox};
-use sea_orm::sea_query::{LockBehavior, LockType, OnConflict, Order, Query};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, OnConflict, Order, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, Select,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use uuid::Uuid;
 
@@ -33,7 +33,7 @@ pub struct Dispatched {
     pub taken: Vec<webhook_message::Model>,
     /// The events the taken messages tell of, as the dispatch read them: what their first attempt
     /// sends, with no read after (an event's data never changes).
-    pub taken_events: Vec<webhook_event::Model>,
+    pub taken_events: Vec<QueuedEvent>,
 }
 
 /// What one pass of the dispatch read and made, counted.
@@ -84,7 +84,7 @@ impl Subscriber {
         })
     }
 
-    fn is_told(&self, event: &webhook_event::Model) -> bool {
+    fn is_told(&self, event: &QueuedEvent) -> bool {
         event.occurred_at >= self.since
             && event.event_type.wanted_by(&self.wanted)
             && self.owner.is_told(event.organization_id, event.certification_body_id)
@@ -140,7 +140,7 @@ pub struct Dispatch {
     /// When the messages were made.
     now: DateTime<Utc>,
     /// The events made into messages (those past the take are not held: see [`Take`]).
-    events: Vec<webhook_event::Model>,
+    events: Vec<QueuedEvent>,
     /// Events read but left in the outbox.
     left: usize,
     /// The messages made, in order: the first `taken` of them taken (`sending`).
@@ -200,7 +200,7 @@ pub async fn open_dispatch(
     }
     let txn = begin_write(&engine.writer).await?;
     // Whole, data included: the taken messages' first attempts send it with no read after.
-    let mut events = queued_events(batch).all(&txn).await?;
+    let mut events = queued_events(batch).into_model::<QueuedEvent>().all(&txn).await?;
     dispatch.txn = Some(txn);
     if events.is_empty() {
         return Ok(dispatch);
@@ -259,6 +259,54 @@ pub async fn open_dispatch(
     Ok(dispatch)
 }
 
+/// An event as its messages are made and sent: its subject left as the JSON text it was stored as.
+/// A message's body is spliced from that text ([`entities::domain::webhooks::payload_body`]); read
+/// as a JSON tree, parsing each event's data, copying it for the sender and dropping it took a
+/// third of the worker's instructions a message (`instructions.py`).
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
+pub struct QueuedEvent {
+    /// The event's id.
+    pub id: Uuid,
+    /// Its engagement.
+    pub engagement_id: Uuid,
+    /// The engagement's organization.
+    pub organization_id: Uuid,
+    /// Its certification body, once one was selected.
+    pub certification_body_id: Option<Uuid>,
+    /// Its place in its engagement's order.
+    pub sequence: i64,
+    /// Its type.
+    pub event_type: WebhookEventType,
+    /// Its subject as stored: one JSON object (`{"transition": {…}}`).
+    pub data: String,
+    /// When its change happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+impl QueuedEvent {
+    /// What its messages' bodies say of it besides the subject.
+    pub fn head(&self) -> PayloadHead {
+        PayloadHead {
+            event_type: self.event_type,
+            timestamp: self.occurred_at,
+            engagement_id: self.engagement_id,
+            organization_id: self.organization_id,
+            certification_body_id: self.certification_body_id,
+            sequence: self.sequence,
+        }
+    }
+}
+
+/// The events as [`QueuedEvent`]s are read (`into_model`): their columns, the data as text.
+pub fn sendable_events() -> Select<WebhookEventRecord> {
+    use webhook_event::Column as C;
+    WebhookEventRecord::find()
+        .select_only()
+        .columns([C::Id, C::EngagementId, C::OrganizationId, C::CertificationBodyId, C::Sequence, C::EventType])
+        .expr_as(Expr::col(C::Data).cast_as(Alias::new("text")), C::Data.as_str())
+        .column(C::OccurredAt)
+}
+
 /// The oldest `batch` events waiting in the outbox's queue, oldest first, their places in the queue
 /// locked (`FOR UPDATE SKIP LOCKED` on PostgreSQL: those another dispatch holds are passed over);
 /// the events themselves are only read.
@@ -270,9 +318,7 @@ pub fn queued_events(batch: u64) -> Select<WebhookEventRecord> {
         .limit(batch)
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .to_owned();
-    WebhookEventRecord::find()
-        .filter(webhook_event::Column::Id.in_subquery(queued))
-        .order_by_asc(webhook_event::Column::Id)
+    sendable_events().filter(webhook_event::Column::Id.in_subquery(queued)).order_by_asc(webhook_event::Column::Id)
 }
 
 impl Dispatch {
@@ -283,7 +329,7 @@ impl Dispatch {
 
     /// The events the taken messages tell of, as the dispatch read them: what their first attempts
     /// send, with no read after (an event's data never changes).
-    pub fn taken_events(&self) -> Vec<webhook_event::Model> {
+    pub fn taken_events(&self) -> Vec<QueuedEvent> {
         let told: HashSet<Uuid> = self.taken().iter().map(|m| m.event_id).collect();
         self.events.iter().filter(|e| told.contains(&e.id)).cloned().collect()
     }
