@@ -10,6 +10,7 @@ pub mod queue;
 pub mod scan;
 pub mod startup;
 pub mod templates;
+pub mod webhook_client;
 pub mod webhooks;
 
 pub use startup::ReminderWorker;

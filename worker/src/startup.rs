@@ -21,7 +21,7 @@ use crate::mailer::Mailer;
 use crate::queue::EmailQueue;
 use crate::scan::{SharedTicker, TickReport, Ticker, scan_deadlines};
 use crate::templates::Templates;
-use crate::webhooks::{WebhookSender, http_client};
+use crate::webhooks::{WebhookClient, WebhookSender};
 
 /// How often idle email workers look for jobs.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(200);
@@ -53,7 +53,7 @@ impl ReminderWorker {
             .with_context(|| format!("MAIL_FROM '{}' is not a mailbox", settings.mail_from))?;
         let webhooks = WebhookSender {
             engine: engine.clone(),
-            client: http_client(settings.webhook_allow_loopback),
+            client: WebhookClient::new(settings.webhook_allow_loopback),
             concurrency: usize::try_from(settings.webhook_concurrency).unwrap_or(64).max(1),
             lease: chrono::Duration::seconds(i64::from(settings.webhook_lease_seconds)),
             allow_loopback: settings.webhook_allow_loopback,

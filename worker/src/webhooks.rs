@@ -6,7 +6,7 @@
 //! them after DNS, and an address in the URL is checked the same way.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,9 +20,10 @@ use entities::domain::webhooks::{
     message_id, next_retry, payload_body, signature_header, verdict,
 };
 use entities::orm::{person, prelude::*, webhook_attempt, webhook_endpoint, webhook_event, webhook_message};
+use http::Uri;
+use http::header::{HeaderName, HeaderValue};
 use lettre::Message;
 use lettre::message::Mailbox;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use sea_orm::sea_query::{CommonTableExpression, Expr, ExprTrait, LockBehavior, LockType, Query, WithClause};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, QueryFilter, QuerySelect, QueryTrait,
@@ -35,10 +36,7 @@ use crate::error::WorkerError;
 use crate::mailer::Mailer;
 use engine::store::WriteTransaction;
 
-/// How long one attempt may take, answer included.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
-/// The most of an answer read (the rest is dropped unread).
-pub const RESPONSE_READ_LIMIT: usize = 64 * 1024;
+pub use crate::webhook_client::{ATTEMPT_TIMEOUT, RESPONSE_READ_LIMIT, WebhookClient};
 /// The most of an answer the delivery log keeps.
 pub const RESPONSE_EXCERPT_LIMIT: usize = 1024;
 /// Events made into messages per pass.
@@ -201,7 +199,7 @@ pub struct WebhookSender {
     /// The database (its read pool and its writer) and the clock (when a message is due).
     pub engine: Engine,
     /// The HTTP client: no redirects, the attempt's timeout, the address filter.
-    pub client: reqwest::Client,
+    pub client: WebhookClient,
     /// Messages sent at once.
     pub concurrency: usize,
     /// How long an attempt holds its message.
@@ -214,44 +212,6 @@ pub struct WebhookSender {
     pub mailer: Arc<Mailer>,
     /// The sender of those emails.
     pub from: Mailbox,
-}
-
-/// Resolves names as the system does, keeping only the addresses webhooks may go to: the check is
-/// made on the addresses the request will use, so a name that resolves to a private address (or
-/// changes to one after the endpoint was registered) is refused.
-#[derive(Debug, Clone, Copy)]
-struct PublicOnly {
-    allow_loopback: bool,
-}
-
-impl Resolve for PublicOnly {
-    fn resolve(&self, name: Name) -> Resolving {
-        let allow_loopback = self.allow_loopback;
-        Box::pin(async move {
-            let found: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
-            let allowed: Vec<SocketAddr> =
-                found.iter().copied().filter(|a| may_send_to(a.ip(), allow_loopback)).collect();
-            if allowed.is_empty() {
-                let refused: Box<dyn std::error::Error + Send + Sync> =
-                    format!("{} resolves only to addresses webhooks are never sent to", name.as_str()).into();
-                return Err(refused);
-            }
-            let addrs: Addrs = Box::new(allowed.into_iter());
-            Ok(addrs)
-        })
-    }
-}
-
-/// The client every attempt uses.
-pub fn http_client(allow_loopback: bool) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(ATTEMPT_TIMEOUT)
-        .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("certflow-webhooks/", env!("CARGO_PKG_VERSION")))
-        .dns_resolver(Arc::new(PublicOnly { allow_loopback }))
-        .build()
-        .expect("the webhook client builds")
 }
 
 impl WebhookSender {
@@ -656,33 +616,19 @@ impl WebhookSender {
     }
 
     /// Posts `body` to `url` (checked by [`Target::of`]); `Err` with why when no answer came.
-    async fn send(
-        &self,
-        url: reqwest::Url,
-        id: &str,
-        timestamp: i64,
-        signature: &str,
-        body: Vec<u8>,
-    ) -> Result<Answer, String> {
-        let response = self
-            .client
-            .post(url)
-            .header("content-type", "application/json")
-            .header("webhook-id", id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| retry_after(v, Utc::now()));
-        let excerpt = read_bounded(response).await;
-        Ok(Answer { status, retry_after, excerpt })
+    async fn send(&self, url: Uri, id: &str, timestamp: i64, signature: &str, body: Vec<u8>) -> Result<Answer, String> {
+        let header = |value: &str| HeaderValue::from_str(value).map_err(|e| format!("a header cannot be sent: {e}"));
+        let headers = [
+            (HeaderName::from_static("webhook-id"), header(id)?),
+            (HeaderName::from_static("webhook-timestamp"), HeaderValue::from(timestamp)),
+            (HeaderName::from_static("webhook-signature"), header(signature)?),
+        ];
+        let answered = self.client.post_json(url, headers, body).await?;
+        let retry_after =
+            answered.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| retry_after(v, Utc::now()));
+        let mut excerpt = answered.body;
+        excerpt.truncate(RESPONSE_EXCERPT_LIMIT);
+        Ok(Answer { status: answered.status, retry_after, excerpt: String::from_utf8_lossy(&excerpt).into_owned() })
     }
 
     /// Records attempts as they end: each transaction takes every attempt that ended while the
@@ -866,7 +812,7 @@ struct Answer {
 struct Target {
     endpoint: webhook_endpoint::Model,
     /// Where the attempts post, or why they cannot.
-    url: Result<reqwest::Url, String>,
+    url: Result<Uri, String>,
     /// The current secret, and during a rotation's overlap the previous one.
     secrets: Vec<WebhookSecret>,
 }
@@ -884,7 +830,7 @@ impl Target {
                 }
             }
         }
-        let url = reqwest::Url::parse(&endpoint.url).map_err(|e| format!("the URL is not one: {e}")).and_then(|url| {
+        let url = url::Url::parse(&endpoint.url).map_err(|e| format!("the URL is not one: {e}")).and_then(|url| {
             // A name is checked by the resolver; an address in the URL never reaches it.
             let literal = match url.host() {
                 Some(url::Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
@@ -893,7 +839,7 @@ impl Target {
             };
             match literal.filter(|a| !may_send_to(*a, allow_loopback)) {
                 Some(address) => Err(format!("{address} is an address webhooks are never sent to")),
-                None => Ok(url),
+                None => url.as_str().parse::<Uri>().map_err(|e| format!("the URL is not one: {e}")),
             }
         });
         Self { endpoint, url, secrets }
@@ -1156,33 +1102,6 @@ fn retry_after(value: &str, now: DateTime<Utc>) -> Option<chrono::Duration> {
     DateTime::parse_from_rfc2822(value.trim())
         .ok()
         .map(|at| (at.with_timezone(&Utc) - now).max(chrono::Duration::zero()))
-}
-
-/// At most [`RESPONSE_READ_LIMIT`] bytes of the answer read, of which the log keeps
-/// [`RESPONSE_EXCERPT_LIMIT`].
-async fn read_bounded(mut response: reqwest::Response) -> String {
-    let mut read = Vec::new();
-    while read.len() < RESPONSE_READ_LIMIT {
-        match response.chunk().await {
-            Ok(Some(chunk)) => read.extend_from_slice(&chunk[..chunk.len().min(RESPONSE_READ_LIMIT - read.len())]),
-            _ => break,
-        }
-    }
-    read.truncate(RESPONSE_EXCERPT_LIMIT);
-    String::from_utf8_lossy(&read).into_owned()
-}
-
-/// Why no answer came, in a line (the chain of causes, which say "connection refused" or
-/// "timed out").
-fn describe(error: &reqwest::Error) -> String {
-    let mut words = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        words.push_str(": ");
-        words.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    words
 }
 
 #[cfg(test)]
