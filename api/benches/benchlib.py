@@ -431,3 +431,17 @@ def wait_until_drained(db, since, seconds):
     """Waits until `drained`, or until `seconds` have passed since `since` (a `time.monotonic()`)."""
     while not drained(db) and time.monotonic() - since < seconds:
         time.sleep(0.2)
+
+
+def start_worker(binary, api, wrapper=()):
+    """The worker process alone on `api`'s database and settings, its reminder scan put off (the
+    benchmarks measure webhooks), under `wrapper` (valgrind, say) if any."""
+    return subprocess.Popen([*wrapper, binary, "worker"], env=dict(api.env, SCAN_SCHEDULE="0 0 0 1 1 * 2099"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(process):
+    """Ends `process` (if any) and waits for it."""
+    if process is not None:
+        process.terminate()
+        process.wait()

@@ -42,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from benchlib import (Api, Database, Receiver, drained, fresh_stage1_audits, release_binary,  # noqa: E402
-                      seed_stage1, wait_until_drained)
+                      seed_stage1, start_worker, stop, wait_until_drained)
 
 REQUESTS = int(os.environ.get("REQUESTS", "200"))
 MESSAGES = int(os.environ.get("MESSAGES", "400"))
@@ -148,9 +148,8 @@ def count_worker(binary, backend, folder):
         audits = fresh_stage1_audits(db, pairs, 1)[:warm + MESSAGES]
         receiver = Receiver()
         api.call("POST", "/api/v1/webhook-endpoints", {"url": receiver.url, "organization_id": org})
-        worker = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
-                                   binary, "worker"], env=dict(api.env, SCAN_SCHEDULE="0 0 0 1 1 * 2099"),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = start_worker(binary, api, wrapper=("valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                                      f"--callgrind-out-file={out}"))
         client = Client(api)
 
         def delivered(count):
@@ -167,9 +166,7 @@ def count_worker(binary, backend, folder):
               f"(each made, signed, sent and logged)\n")
         print_own(annotated, total, MESSAGES, "message")
     finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait()
+        stop(worker)
         api.stop()
         db.drop()
 

@@ -44,11 +44,10 @@ import re
 import resource
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-from benchlib import (PGBENCH_READ_STATEMENT, WARM_UP, Api, Database, Receiver, wait_until_drained, children_cpu_seconds, warm_up, copies, fresh_stage1_audits, id_literal, new_id, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
+from benchlib import (PGBENCH_READ_STATEMENT, WARM_UP, Api, Database, Receiver, start_worker, stop, wait_until_drained, children_cpu_seconds, warm_up, copies, fresh_stage1_audits, id_literal, new_id, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
                       transition_script, wrk, wrk_figures, CLIENTS)
 
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
@@ -198,8 +197,7 @@ def main():
         runs = [api_run]
         hooked = []
         for _ in range(ROUNDS):
-            worker = subprocess.Popen([binary, "worker"], env=dict(api.env, SCAN_SCHEDULE="0 0 0 1 1 * 2099"),
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            worker = start_worker(binary, api)
             targets = fresh_stage1_audits(db, pairs, SECONDS)
             # The outbox of the run before (no worker then) is dispatched first, the endpoint still
             # disabled or not yet made: this run pays for its own messages only.
@@ -223,8 +221,7 @@ def main():
             pg_hooked = postgres_cpu_seconds() - pg_before
             after = resource.getrusage(resource.RUSAGE_SELF)
             receiver_cpu = after.ru_utime + after.ru_stime - receiver_cpu.ru_utime - receiver_cpu.ru_stime
-            worker.terminate()
-            worker.wait()
+            stop(worker)
             worker = None
             api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": False})
             targets = fresh_stage1_audits(db, pairs, SECONDS)
@@ -239,9 +236,7 @@ def main():
         api.stop()
         db_reads = pgbench(db, PGBENCH_READ, SECONDS)
     finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait()
+        stop(worker)
         api.stop()
         db.drop()
 
