@@ -6,6 +6,9 @@
 //! The file: a header line (`format`, `migrations`, `exported_at`), then one line per record
 //! (`{"table": …, "row": {…}}`, tables in an order that satisfies every foreign key), then a
 //! trailer with the count of each table, so a cut-off file is refused rather than half imported.
+//!
+//! The webhook endpoints go with their secrets, and the outbox's queue, messages and attempts with
+//! them: an export is kept as the database itself is.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
@@ -14,10 +17,12 @@ use std::path::Path;
 use anyhow::{Context, bail, ensure};
 use chrono::{DateTime, Utc};
 use entities::domain::reminders::NotificationStatus;
+use entities::domain::webhooks::WebhookMessageStatus;
 use entities::orm::{
     audit, certificate, certification_body, certification_decision, certification_policy, corrective_action, deadline,
     document, engagement, finding, history_entry, idempotency_key, notification, organization, person, proposal,
-    reminder_policy, session, sign_in_link, soa_entry, token_revocation,
+    reminder_policy, session, sign_in_link, soa_entry, token_revocation, webhook_attempt, webhook_endpoint,
+    webhook_event, webhook_message, webhook_outbox,
 };
 use futures::TryStreamExt;
 use migration::{Migrator, MigratorTrait};
@@ -59,6 +64,11 @@ macro_rules! every_table {
         $apply!(person);
         $apply!(sign_in_link);
         $apply!(session);
+        $apply!(webhook_endpoint);
+        $apply!(webhook_event);
+        $apply!(webhook_outbox);
+        $apply!(webhook_message);
+        $apply!(webhook_attempt);
     };
 }
 
@@ -214,6 +224,14 @@ pub async fn import(db: &DatabaseConnection, file: &Path) -> anyhow::Result<Coun
     notification::Entity::update_many()
         .col_expr(notification::Column::QueuedAt, Expr::value(Option::<DateTime<Utc>>::None))
         .filter(notification::Column::Status.eq(NotificationStatus::Pending))
+        .exec(&txn)
+        .await?;
+    // A webhook attempt in flight belonged to the old database's worker: its message is due again
+    // here, with the same `webhook-id` (a receiver that got it drops the repeat).
+    webhook_message::Entity::update_many()
+        .col_expr(webhook_message::Column::Status, Expr::value(WebhookMessageStatus::Pending))
+        .col_expr(webhook_message::Column::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(webhook_message::Column::Status.eq(WebhookMessageStatus::Sending))
         .exec(&txn)
         .await?;
     txn.commit().await.context("Failed to commit the import")?;

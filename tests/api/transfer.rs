@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use serde_json::json;
+
 use crate::helpers::{Backend, TestApp, spawn_app};
 use crate::processes::certflow;
 
@@ -74,6 +76,11 @@ async fn a_database_moves_with_every_record_and_answers_the_same(from: Backend, 
     let certified = source.certified_engagement().await;
     let (in_stage2, _, _) = source.stage2_with_finding("minor_nc", "A.5.1").await;
     source.insert_failed_notification(&in_stage2).await;
+    // And a webhook endpoint with a failed message (its event, the outbox's queue).
+    let organization = source.engagement(&in_stage2).await.expect(200).str("organization_id");
+    let endpoint = json!({ "url": "https://hooks.example.com/certflow", "organization_id": organization });
+    let endpoint = source.post("/api/v1/webhook-endpoints", &endpoint).await.expect(201).str("id");
+    crate::webhooks::insert_failed_message(&source, &endpoint, &in_stage2).await;
     let target = spawn_app(to).await;
     target.set_now(source.clock.now());
     let file = export_file();
@@ -85,8 +92,19 @@ async fn a_database_moves_with_every_record_and_answers_the_same(from: Backend, 
     // Assert: the same records, read the same through the API.
     let records = |said: &str| said.split(": ").nth(1).unwrap().trim().to_owned();
     assert_eq!(records(&exported), records(&imported), "{exported} / {imported}");
+    for table in ["webhook_endpoints", "webhook_events", "webhook_messages"] {
+        assert!(imported.contains(&format!(" {table}")), "{table} moved: {imported}");
+    }
     let engagements = [certified.as_str(), in_stage2.as_str()];
     let (before, after) = (everything(&source, &engagements).await, everything(&target, &engagements).await);
+    for path in [
+        "/api/v1/webhook-endpoints?limit=200".to_owned(),
+        format!("/api/v1/webhook-endpoints/{endpoint}/messages"),
+        format!("/api/v1/webhook-endpoints/{endpoint}/attempts"),
+    ] {
+        let read_before = to_microseconds(source.get(&path).await.expect(200).body);
+        assert_eq!(read_before, target.get(&path).await.expect(200).body, "GET {path} answers the same after the move");
+    }
     for ((path, read_before), (_, read_after)) in before.iter().zip(&after) {
         let read_before = to_microseconds(read_before.clone());
         assert_eq!(&read_before, read_after, "GET {path} answers the same after the move");

@@ -4,7 +4,7 @@ use sea_orm::entity::prelude::*;
 
 use crate::domain::webhooks::WebhookAttemptOutcome;
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "webhook_attempts")]
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]

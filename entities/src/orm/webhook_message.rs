@@ -4,7 +4,7 @@ use sea_orm::entity::prelude::*;
 
 use crate::domain::webhooks::{WebhookEventType, WebhookMessageStatus};
 
-#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize, serde::Deserialize)]
 #[sea_orm(table_name = "webhook_messages")]
 pub struct Model {
     /// Its `webhook-id` is `msg_` and this id's 32 hex digits.
