@@ -137,10 +137,10 @@ def count_api(binary, backend, folder):
 
 
 def count_worker(binary, backend, folder):
-    os.environ["WEBHOOK_ALLOW_LOOPBACK"] = "true"
     db = Database(backend, "instructions")
     out = str(folder / f"callgrind.worker.{backend}")
-    api = Api(binary, db)
+    # The receiver listens on loopback; the worker takes the API's settings.
+    api = Api(binary, db, extra_env={"WEBHOOK_ALLOW_LOOPBACK": "true"})
     worker = None
     try:
         pairs, org, _ = seed_stage1(api, 10)

@@ -4,7 +4,7 @@
 //! attempt); an attempt ends after [`ATTEMPT_TIMEOUT`], its answer read included; at most
 //! [`RESPONSE_READ_LIMIT`] of an answer is read, the rest dropped unread.
 //!
-//! hyper itself rather than reqwest: reqwest's layers took about a fifth of the worker's
+//! hyper itself rather than reqwest: reqwest's layers took about a seventh of the worker's
 //! instructions a message, its redirect layer parsing every request's URL again although no
 //! redirect is ever followed (docs/benchmarks.md, "The worker's instructions, counted").
 

@@ -262,7 +262,7 @@ pub async fn open_dispatch(
 /// An event as its messages are made and sent: its subject left as the JSON text it was stored as.
 /// A message's body is spliced from that text ([`entities::domain::webhooks::payload_body`]); read
 /// as a JSON tree, parsing each event's data, copying it for the sender and dropping it took a
-/// third of the worker's instructions a message (`instructions.py`).
+/// fifth of the worker's instructions a message (`instructions.py`).
 #[derive(Debug, Clone, PartialEq, FromQueryResult)]
 pub struct QueuedEvent {
     /// The event's id.

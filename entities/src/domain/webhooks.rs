@@ -362,7 +362,7 @@ pub struct PayloadHead {
 /// A message's body from its event's head and its subject as stored: the JSON object an
 /// [`EventSubject`] serializes to (`{"transition": {…}}`). The same document as [`WebhookPayload`]
 /// serializes to, made without parsing the subject into a tree and writing it again (which took a
-/// third of the worker's instructions a message): the head is written, then the subject's members
+/// fifth of the worker's instructions a message): the head is written, then the subject's members
 /// are copied into its `data` after the engagement's fields, as `#[serde(flatten)]` places them.
 /// Fails when `stored_subject` is not one JSON object.
 pub fn payload_body(head: &PayloadHead, stored_subject: &str) -> Result<Vec<u8>, serde_json::Error> {
