@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use chrono::Duration;
 use entities::domain::webhooks::{WebhookEventType, WebhookMessageStatus};
-use entities::orm::{prelude::*, webhook_event, webhook_message};
+use entities::orm::{prelude::*, webhook_attempt, webhook_event, webhook_message};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -662,6 +662,43 @@ async fn what_ended_is_purged_after_the_retention_and_what_waits_is_kept(backend
     assert_eq!(worker.tick().await.webhooks_purged.messages, 0, "nothing twice");
 }
 on_both_databases!(what_ended_is_purged_after_the_retention_and_what_waits_is_kept);
+
+async fn removing_an_endpoint_removes_its_messages_and_their_attempts(backend: Backend) {
+    // Arrange: two endpoints told of a finding, each with its message delivered and its attempt
+    // logged.
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let smtp = SmtpSink::start();
+    let _worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let (receiver, port) = Receiver::start_on(0);
+    let (other_receiver, other_port) = Receiver::start_on(0);
+    let (removed, _) = register(&app, &organization, port, &["finding.recorded"]).await;
+    let (kept, _) = register(&app, &organization, other_port, &["finding.recorded"]).await;
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    app.record_finding(&engagement, &audit, "ofi", "A.5.1").await;
+    wait_at_most(30, "both delivered and logged", || async {
+        receiver.received().len() == 1
+            && other_receiver.received().len() == 1
+            && attempts_of(&app, &removed).await.len() == 1
+            && attempts_of(&app, &kept).await.len() == 1
+    })
+    .await;
+
+    // Act
+    app.send(reqwest::Method::DELETE, &format!("/api/v1/webhook-endpoints/{removed}"), None).await.expect(204);
+
+    // Assert: nothing of the removed endpoint is left (its messages and their attempts go with it:
+    // a delivery log of an endpoint no one can read again); the other's log is whole.
+    let db = app.db().await;
+    let removed = Uuid::parse_str(&removed).unwrap();
+    let messages = WebhookMessage::find().filter(webhook_message::Column::EndpointId.eq(removed)).count(&db).await;
+    let attempts = WebhookAttempt::find().filter(webhook_attempt::Column::EndpointId.eq(removed)).count(&db).await;
+    assert_eq!((messages.unwrap(), attempts.unwrap()), (0, 0));
+    assert_eq!(attempts_of(&app, &kept).await.len(), 1);
+    app.get(&format!("/api/v1/webhook-endpoints/{kept}/messages")).await.expect(200);
+}
+on_both_databases!(removing_an_endpoint_removes_its_messages_and_their_attempts);
 
 async fn a_message_is_never_made_before_the_event_it_tells_of(backend: Backend) {
     // Arrange: events in the outbox, an endpoint for them, no worker; a dispatch that must wait
