@@ -14,7 +14,7 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryF
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{Backend, TestApp, day, spawn_app_with, wait_at_most};
+use crate::helpers::{Backend, TestApp, TestWorker, day, spawn_app_with, wait_at_most};
 use crate::on_both_databases;
 use crate::smtp::SmtpSink;
 
@@ -174,6 +174,24 @@ pub async fn insert_failed_message(app: &TestApp, endpoint: &str, engagement: &s
     id.to_string()
 }
 
+/// An app on `backend` with a stage 2 engagement, and a worker delivering (its mail to a sink).
+struct Delivering {
+    app: TestApp,
+    smtp: SmtpSink,
+    worker: TestWorker,
+    engagement: String,
+    organization: String,
+}
+
+async fn delivering(backend: Backend) -> Delivering {
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let smtp = SmtpSink::start();
+    let worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    Delivering { app, smtp, worker, engagement, organization }
+}
+
 async fn attempts_of(app: &TestApp, endpoint: &str) -> Vec<Value> {
     let log = app.get(&format!("/api/v1/webhook-endpoints/{endpoint}/attempts")).await.expect(200);
     log.body["items"].as_array().unwrap().clone()
@@ -292,11 +310,7 @@ on_both_databases!(every_change_arrives_once_signed_in_order_and_only_to_whom_se
 
 async fn a_receiver_down_then_failing_then_slowing_gets_the_message_once_with_one_id(backend: Backend) {
     // Arrange: an endpoint for findings on a port nothing listens on yet.
-    let app = spawn_app_with(backend, LOOPBACK).await;
-    let smtp = SmtpSink::start();
-    let _worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
-    let engagement = app.engagement_in_stage2().await;
-    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let Delivering { app, smtp: _smtp, worker: _worker, engagement, organization } = delivering(backend).await;
     let port = free_port();
     let (endpoint, secret) = register(&app, &organization, port, &["finding.recorded"]).await;
 
@@ -344,11 +358,7 @@ on_both_databases!(a_receiver_down_then_failing_then_slowing_gets_the_message_on
 
 async fn gone_disables_a_rotated_secret_signs_beside_the_old_and_private_addresses_are_refused(backend: Backend) {
     // Arrange
-    let app = spawn_app_with(backend, LOOPBACK).await;
-    let smtp = SmtpSink::start();
-    let _worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
-    let engagement = app.engagement_in_stage2().await;
-    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let Delivering { app, smtp: _smtp, worker: _worker, engagement, organization } = delivering(backend).await;
     let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
 
     // A rotated secret: the next message verifies with the old one and with the new one.
@@ -527,11 +537,7 @@ on_both_databases!(the_clock_the_mail_server_and_a_cancellation_tell_their_event
 
 async fn an_endpoint_failing_for_five_days_is_disabled_its_owner_told_and_its_messages_replayed(backend: Backend) {
     // Arrange: an endpoint whose receiver answers 500 to everything.
-    let app = spawn_app_with(backend, LOOPBACK).await;
-    let smtp = SmtpSink::start();
-    let _worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
-    let engagement = app.engagement_in_stage2().await;
-    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let Delivering { app, smtp, worker: _worker, engagement, organization } = delivering(backend).await;
     let (receiver, port) = Receiver::start_on(0);
     for _ in 0..20 {
         receiver.answer(500, None);
@@ -593,11 +599,7 @@ on_both_databases!(an_endpoint_failing_for_five_days_is_disabled_its_owner_told_
 
 async fn what_ended_is_purged_after_the_retention_and_what_waits_is_kept(backend: Backend) {
     // Arrange: a finding told to two endpoints, one delivered, one whose receiver is down.
-    let app = spawn_app_with(backend, LOOPBACK).await;
-    let smtp = SmtpSink::start();
-    let worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
-    let engagement = app.engagement_in_stage2().await;
-    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let Delivering { app, smtp: _smtp, worker, engagement, organization } = delivering(backend).await;
     let (receiver, port) = Receiver::start_on(0);
     let (delivered, _) = register(&app, &organization, port, &["finding.recorded"]).await;
     let (waiting, _) = register(&app, &organization, free_port(), &["finding.recorded"]).await;
@@ -666,11 +668,7 @@ on_both_databases!(what_ended_is_purged_after_the_retention_and_what_waits_is_ke
 async fn removing_an_endpoint_removes_its_messages_and_their_attempts(backend: Backend) {
     // Arrange: two endpoints told of a finding, each with its message delivered and its attempt
     // logged.
-    let app = spawn_app_with(backend, LOOPBACK).await;
-    let smtp = SmtpSink::start();
-    let _worker = app.spawn_worker_with(smtp.port, LOOPBACK).await;
-    let engagement = app.engagement_in_stage2().await;
-    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let Delivering { app, smtp: _smtp, worker: _worker, engagement, organization } = delivering(backend).await;
     let (receiver, port) = Receiver::start_on(0);
     let (other_receiver, other_port) = Receiver::start_on(0);
     let (removed, _) = register(&app, &organization, port, &["finding.recorded"]).await;
