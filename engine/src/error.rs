@@ -79,10 +79,8 @@ impl std::fmt::Debug for EngineError {
 /// An error and every cause under it, one a line: what the logs of a 5xx or a failed job need.
 pub fn error_chain_fmt(error: &dyn std::error::Error, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
     writeln!(f, "{error}")?;
-    let mut source = error.source();
-    while let Some(cause) = source {
+    for cause in std::iter::successors(error.source(), |cause| cause.source()) {
         writeln!(f, "Caused by: {cause}")?;
-        source = cause.source();
     }
     Ok(())
 }

@@ -112,14 +112,7 @@ impl WebhookClient {
 
 /// Why no answer came, in a line: the error and its chain of causes.
 fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut words = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        words.push_str(": ");
-        words.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    words
+    std::iter::successors(Some(error), |e| e.source()).map(ToString::to_string).collect::<Vec<_>>().join(": ")
 }
 
 /// Resolves names as the system does, keeping only the addresses webhooks may go to: the check is
