@@ -1,7 +1,6 @@
 """What the benchmark scripts share: the release binary, a database, the API as a process, seeding
 through the API, wrk and pgbench runs and what they print, and the API's memory."""
 
-import asyncio
 import base64
 import json
 import os
@@ -13,7 +12,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -98,12 +96,51 @@ class Database:
                 connection.execute(statement)
             return [[uuid_text(v) for v in row] for row in connection.execute(last).fetchall()]
 
+    def settle(self):
+        """On PostgreSQL, a checkpoint now; returns how many the server has made since its
+        statistics were reset. One comes every few minutes under these loads (or with each `CREATE
+        DATABASE`) and writes thousands of buffers over a minute or more, and full pages to the WAL
+        after it: it landed in one run and not its neighbours at random. A run that begins right
+        after one seldom sees the next; the count taken again after the run tells whether it did.
+        SQLite: nothing, 0."""
+        if self.backend != "postgres":
+            return 0
+        self.execute("CHECKPOINT")
+        return self.checkpoints()
+
+    def checkpoints(self):
+        """How many checkpoints PostgreSQL began since its statistics were reset (0 on SQLite)."""
+        if self.backend != "postgres":
+            return 0
+        return int(self.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")[0][0])
+
     def drop(self):
         if self.backend == "postgres":
             psql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
         else:
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+
+
+class Autovacuum:
+    """PostgreSQL's autovacuum on while a benchmark runs (`with Autovacuum():`), as a deployment has
+    it, and put back as it was after. This machine's PostgreSQL runs without it (its
+    `conf.d/90-ci.conf`): the outbox's index then keeps an entry for every event ever taken from it,
+    which each dispatch walks (the worker's PostgreSQL CPU grew by a third over three rounds), and
+    every table keeps each old version of its rows. A `VACUUM` of the bench's own making is no
+    substitute: one on a table the worker has just emptied records it as empty, and the plans the
+    worker's connections make then (a sequential scan) stay until the next `ANALYZE`, which only
+    autovacuum makes (a round of it delivered at 830 messages a second, seconds behind)."""
+
+    def __enter__(self):
+        self.was = psql(ADMIN_URL, "SHOW autovacuum").strip()
+        if self.was != "on":
+            psql(ADMIN_URL, "ALTER SYSTEM SET autovacuum = on;\nSELECT pg_reload_conf()")
+        return self
+
+    def __exit__(self, *_):
+        if self.was != "on":
+            psql(ADMIN_URL, "ALTER SYSTEM RESET autovacuum;\nSELECT pg_reload_conf()")
 
 
 def time_ordered_id(milliseconds, ordinal):
@@ -380,44 +417,42 @@ def pgbench_figures(out):
 
 
 class Receiver:
-    """A webhook receiver on 127.0.0.1 answering 200 to every POST, counting them.
+    """The webhook receiver of `receiver.rs` on 127.0.0.1, a process of its own answering 200 to every
+    POST (keep-alive, a thread a connection), counting them; it checks nothing (the tests verify
+    signatures).
 
-    A bare asyncio protocol (keep-alive, Content-Length bodies) in a thread of its own: the
-    standard library's threaded HTTP server cost a good part of a core at 500 requests/s, CPU the
-    API, PostgreSQL and the worker share on this machine. It reads what it is sent and checks
-    nothing (the tests verify signatures)."""
+    Compiled here with `rustc -O` (the standard library only). The receiver is the integrator's and
+    would run on their machine; here it shares the two cores with what is measured, so it should
+    cost as little as it can: the asyncio receiver it replaced spent 20–25 µs of CPU a message
+    (about 3% of a transition's CPU on this machine), the standard library's threaded HTTP server
+    a good part of a core at 500 requests/s."""
 
     def __init__(self):
-        self.count = 0
-        loop = asyncio.new_event_loop()
-        receiver = self
+        source = Path(__file__).with_name("receiver.rs")
+        binary = Path(tempfile.gettempdir()) / f"certflow-bench-receiver-{source.stat().st_mtime_ns}"
+        if not binary.exists():
+            subprocess.run(["rustc", "--edition", "2024", "-C", "opt-level=3", "-o", str(binary), str(source)],
+                           check=True)
+        self.process = subprocess.Popen([str(binary)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        port = int(self.process.stdout.readline().split()[1])
+        self.url = f"http://127.0.0.1:{port}/hooks"
+        self.count_url = f"http://127.0.0.1:{port}/count"
 
-        class Protocol(asyncio.Protocol):
-            def connection_made(self, transport):
-                self.transport = transport
-                self.buffer = b""
+    @property
+    def count(self):
+        """How many POSTs it has answered."""
+        with urllib.request.urlopen(self.count_url) as answer:
+            return int(answer.read())
 
-            def data_received(self, data):
-                self.buffer += data
-                while True:
-                    end = self.buffer.find(b"\r\n\r\n")
-                    if end < 0:
-                        return
-                    head = self.buffer[:end].decode("latin-1").lower()
-                    length = 0
-                    for line in head.split("\r\n")[1:]:
-                        name, _, value = line.partition(":")
-                        if name.strip() == "content-length":
-                            length = int(value.strip())
-                    if len(self.buffer) < end + 4 + length:
-                        return
-                    self.buffer = self.buffer[end + 4 + length:]
-                    receiver.count += 1
-                    self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+    def cpu_seconds(self):
+        """The CPU time it has used, user and system, in seconds."""
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-        server = loop.run_until_complete(loop.create_server(Protocol, "127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/hooks"
-        threading.Thread(target=loop.run_forever, daemon=True).start()
+    def stop(self):
+        self.process.stdin.close()
+        self.process.wait()
 
 
 def drained(db):

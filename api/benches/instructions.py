@@ -141,7 +141,7 @@ def count_worker(binary, backend, folder):
     out = str(folder / f"callgrind.worker.{backend}")
     # The receiver listens on loopback; the worker takes the API's settings.
     api = Api(binary, db, extra_env={"WEBHOOK_ALLOW_LOOPBACK": "true"})
-    worker = None
+    worker = receiver = None
     try:
         pairs, org, _ = seed_stage1(api, 10)
         warm = MESSAGES // 10
@@ -167,6 +167,8 @@ def count_worker(binary, backend, folder):
         print_own(annotated, total, MESSAGES, "message")
     finally:
         stop(worker)
+        if receiver is not None:
+            receiver.stop()
         api.stop()
         db.drop()
 

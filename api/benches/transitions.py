@@ -33,7 +33,13 @@
    the runs without on either side of it (the tables grow run after run, and the machine's speed
    drifts), their median, how fast the worker delivered (messages per second from the start
    of that run until the outbox and the messages are drained), and how long after its event's
-   commit each message was delivered (p50, p99, the longest).
+   commit each message was delivered (p50, p99, the longest). The receiver is `receiver.rs`, a
+   process of its own (benchlib's `Receiver`), its CPU reported a message.
+9. PostgreSQL's autovacuum is on while the bench runs, as in a deployment (benchlib's
+   `Autovacuum`: this machine's PostgreSQL runs without it), and every measured run (wrk or
+   pgbench) begins right after a `CHECKPOINT` (`Database.settle`: a checkpoint landed in one run and
+   not its neighbours at random). Each round prints how many checkpoints began during its runs
+   anyway (0 expected).
 
 Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), ENGAGEMENTS
 (256), CLIENTS (64), SECONDS (20), WARM_UP (3), ROUNDS (3), DATABASE_MAX_CONNECTIONS (the API's read pool, default 32),
@@ -41,13 +47,12 @@ DATABASE_WRITE_CONNECTIONS (its write pool, default 8), BENCH_POSTGRES_SSLMODE (
 """
 
 import re
-import resource
 import os
 import statistics
 import sys
 import time
 
-from benchlib import (PGBENCH_READ_STATEMENT, WARM_UP, Api, Database, Receiver, start_worker, stop, wait_until_drained, children_cpu_seconds, warm_up, copies, fresh_stage1_audits, id_literal, new_id, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
+from benchlib import (PGBENCH_READ_STATEMENT, WARM_UP, Api, Autovacuum, Database, Receiver, start_worker, stop, wait_until_drained, children_cpu_seconds, warm_up, copies, fresh_stage1_audits, id_literal, new_id, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
                       transition_script, wrk, wrk_figures, CLIENTS)
 
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
@@ -138,6 +143,7 @@ def is_postgres(pid):
 
 def pgbench_with_cpu(db, script):
     """`pgbench`'s answer, and the CPU a transaction of it cost PostgreSQL and pgbench itself, in µs."""
+    db.settle()
     pg_before, client_before = postgres_cpu_seconds(), children_cpu_seconds()
     out = pgbench(db, script, SECONDS)
     client_seconds = children_cpu_seconds() - client_before
@@ -161,7 +167,7 @@ def main():
     os.environ["WEBHOOK_ALLOW_LOOPBACK"] = "true"
     db = Database("postgres", "transitions")
     api = Api(binary, db)
-    worker = None
+    worker = receiver = None
     try:
         pairs, org, cb = seed_stage1(api, ENGAGEMENTS)
         # pgbench completes stage 1 audits of its own, a copy of each seeded one: it runs before the
@@ -179,9 +185,11 @@ def main():
         api = Api(binary, db)
         warm_up(api, transition_script(api.token, fresh_stage1_audits(db, pairs, WARM_UP)))
         targets = fresh_stage1_audits(db, pairs, SECONDS)
+        checkpoints = db.settle()
         pg_before, api_before = postgres_cpu_seconds(), cpu_seconds(api.process.pid)
         wrk_before = children_cpu_seconds()
         api_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
+        checkpointed = [db.checkpoints() - checkpoints]
         wrk_plain = children_cpu_seconds() - wrk_before
         pg_plain, api_plain = postgres_cpu_seconds() - pg_before, cpu_seconds(api.process.pid) - api_before
         _, transitions_peak = api.memory()
@@ -207,11 +215,13 @@ def main():
             else:
                 api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": True})
             delivered_before = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0])
+            checkpoints = db.settle()
             round_began = db.execute("SELECT now()")[0][0]
             started = time.monotonic()
             pg_before, worker_before = postgres_cpu_seconds(), cpu_seconds(worker.pid)
-            receiver_cpu = resource.getrusage(resource.RUSAGE_SELF)
+            receiver_cpu = receiver.cpu_seconds()
             hooked_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
+            hooked_checkpointed = db.checkpoints() - checkpoints
             wait_until_drained(db, started, SECONDS + 300)
             delivery_seconds = time.monotonic() - started
             delivered = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0]) \
@@ -219,24 +229,30 @@ def main():
             worker_cpu = cpu_seconds(worker.pid) - worker_before
             lag = delivery_lag(db, round_began)
             pg_hooked = postgres_cpu_seconds() - pg_before
-            after = resource.getrusage(resource.RUSAGE_SELF)
-            receiver_cpu = after.ru_utime + after.ru_stime - receiver_cpu.ru_utime - receiver_cpu.ru_stime
+            receiver_cpu = receiver.cpu_seconds() - receiver_cpu
             stop(worker)
             worker = None
             api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": False})
             targets = fresh_stage1_audits(db, pairs, SECONDS)
+            checkpoints = db.settle()
             runs.append(wrk(api.base, transition_script(api.token, targets), SECONDS))
-            hooked.append((hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu, lag))
+            checkpointed.append(db.checkpoints() - checkpoints)
+            hooked.append((hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu, lag,
+                           hooked_checkpointed))
         vacuums = db.execute("SELECT relname, autovacuum_count, autoanalyze_count FROM pg_stat_user_tables "
                              "WHERE autovacuum_count + autoanalyze_count > 0 ORDER BY relname")
+        db.settle()
         api_reads = wrk(api.base, get_script(api.token, [f"/api/v1/engagements/{e}" for e, _ in pairs]), SECONDS)
         _, peak = api.memory()
         # pgbench runs with the API stopped: its 64 connections and the API's pools would not fit
         # in PostgreSQL's default 100 together, and idle API connections would only share the cores.
         api.stop()
+        db.settle()
         db_reads = pgbench(db, PGBENCH_READ, SECONDS)
     finally:
         stop(worker)
+        if receiver is not None:
+            receiver.stop()
         api.stop()
         db.drop()
 
@@ -255,7 +271,8 @@ def main():
         for when, db_tps, db_latency, db_p99 in figures:
             print(f"| pgbench, the same statements, {when} | {db_tps:.0f} | average {db_latency}, p99 {db_p99:.2f}ms | |")
     shares = []
-    for index, (hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu, lag) in enumerate(hooked):
+    for index, (hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu, lag,
+                hooked_checkpointed) in enumerate(hooked):
         before_rps, after_rps = wrk_figures(runs[index])[0], wrk_figures(runs[index + 1])[0]
         plain_rps = (before_rps + after_rps) / 2
         print(f"| API transition again, the endpoint disabled (run {index + 2} without) | {after_rps:.0f} | | |")
@@ -268,10 +285,12 @@ def main():
         hooked_count = wrk_requests(hooked_run)
         print(f"  round {index + 1}: {delivered} messages delivered in {delivery_seconds:.1f} s from the start of that run "
               f"until drained: {delivered / delivery_seconds:.0f} per second; the worker process used {worker_cpu:.1f} s "
-              f"of CPU ({worker_cpu / delivered * 1e6:.0f} µs a message), the receiver {receiver_cpu:.1f} s; "
+              f"of CPU ({worker_cpu / delivered * 1e6:.0f} µs a message), the receiver {receiver_cpu:.1f} s "
+              f"({receiver_cpu / delivered * 1e6:.0f} µs); "
               f"PostgreSQL {pg_hooked / hooked_count * 1e6:.0f} µs a transition with its message made, delivered and "
               f"logged (the worker's statements included); from an event's commit to its delivery: p50 {lag[0]:.2f} s, "
-              f"p99 {lag[1]:.2f} s, at most {lag[2]:.2f} s")
+              f"p99 {lag[1]:.2f} s, at most {lag[2]:.2f} s; checkpoints begun during it: {hooked_checkpointed}, "
+              f"during the runs without before and after: {checkpointed[index]}, {checkpointed[index + 1]}")
     print(f"\nShare with one endpoint, each round against its neighbours: "
           f"{', '.join(f'{share:.0%}' for share in shares)}; median {statistics.median(shares):.0%}")
     print("Autovacuum and autoanalyze runs by then (table: vacuums, analyzes): "
@@ -286,4 +305,5 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    with Autovacuum():
+        main()
