@@ -26,7 +26,9 @@
    events and open deadlines) against pgbench running that request's SELECTs.
 7. Prints the API's peak resident memory (VmHWM) after the transitions and after the reads, and
    the CPU the API process and PostgreSQL spent a transition (what the ratio to pgbench is made of).
-8. Webhooks, ROUNDS times: the transitions with one endpoint subscribed to every event (a local
+8. Webhooks: first WARM_UP seconds of them, not measured (`warm_up_webhooks`: the endpoint made,
+   a worker's first statements planned on tables that hold messages, the tables analyzed), then
+   ROUNDS times: the transitions with one endpoint subscribed to every event (a local
    receiver answering 200) and a worker process delivering while wrk runs (started first, to
    dispatch the outbox the run before left, the endpoint still disabled), then once more with the
    endpoint disabled and no worker. Prints each hooked run's throughput as a share of the mean of
@@ -34,7 +36,11 @@
    drifts), their median, how fast the worker delivered (messages per second from the start
    of that run until the outbox and the messages are drained), and how long after its event's
    commit each message was delivered (p50, p99, the longest). The receiver is `receiver.rs`, a
-   process of its own (benchlib's `Receiver`), its CPU reported a message.
+   process of its own (benchlib's `Receiver`), its CPU reported a message. The share is given
+   twice: by throughput, and by the share of the machine's CPU the API process had (`/proc/stat`)
+   against its neighbours': the API does the same work a transition in either run, so on cores
+   kept busy the second is what the first would be if this machine's speed held still (it moves
+   by a fifth between one run and the next, uniformly for every process on it).
 9. PostgreSQL's autovacuum is on while the bench runs, as in a deployment (benchlib's
    `Autovacuum`: this machine's PostgreSQL runs without it), and every measured run (wrk or
    pgbench) begins right after a `CHECKPOINT` (`Database.settle`: a checkpoint landed in one run and
@@ -114,6 +120,21 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_busy_seconds():
+    """The CPU time every process and the kernel have used on this machine, in seconds (user,
+    nice, system, interrupts; not idle, waiting for I/O or stolen by the hypervisor)."""
+    with open("/proc/stat") as stat:
+        user, nice, system, _idle, _iowait, irq, softirq = (int(v) for v in stat.readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def share_of_machine(api, run):
+    """`run()`'s answer, and the share of the machine's CPU the API process had meanwhile."""
+    busy, api_cpu = machine_busy_seconds(), cpu_seconds(api.process.pid)
+    answer = run()
+    return answer, (cpu_seconds(api.process.pid) - api_cpu) / (machine_busy_seconds() - busy)
+
+
 def postgres_cpu_seconds():
     """The CPU time PostgreSQL has used, in seconds: every PostgreSQL process alive now, and the
     backends that ended (the postmaster's children, counted once it has waited for them: a
@@ -161,6 +182,28 @@ def delivery_lag(db, since):
     return tuple(float(value or 0) for value in row)
 
 
+def warm_up_webhooks(binary, api, db, pairs, org, receiver):
+    """The endpoint made, WARM_UP seconds of transitions delivered by a worker (not measured), then
+    the endpoint disabled and the webhook tables analyzed; returns the endpoint.
+
+    Without it the first round measured a cold start: the worker's connections planned their
+    statements (the foreign keys' checks among them) on message tables of a page or none, chose
+    sequential scans, and kept them as the tables grew, the round through (until an `ANALYZE`:
+    autovacuum makes one within a minute in a deployment); every first round of these runs fell
+    below the rounds after it (64–87%). The `ANALYZE` is the one autovacuum would make by then."""
+    worker = start_worker(binary, api)
+    try:
+        wait_until_drained(db, time.monotonic(), 120)
+        endpoint = api.call("POST", "/api/v1/webhook-endpoints", {"url": receiver.url, "organization_id": org})
+        warm_up(api, transition_script(api.token, fresh_stage1_audits(db, pairs, max(WARM_UP, 1))))
+        wait_until_drained(db, time.monotonic(), 120)
+    finally:
+        stop(worker)
+    api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": False})
+    db.execute("ANALYZE webhook_outbox, webhook_events, webhook_messages, webhook_attempts, webhook_endpoints")
+    return endpoint
+
+
 def main():
     binary = release_binary()
     # The bench's receiver listens on loopback.
@@ -188,7 +231,7 @@ def main():
         checkpoints = db.settle()
         pg_before, api_before = postgres_cpu_seconds(), cpu_seconds(api.process.pid)
         wrk_before = children_cpu_seconds()
-        api_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
+        api_run, api_share = share_of_machine(api, lambda: wrk(api.base, transition_script(api.token, targets), SECONDS))
         checkpointed = [db.checkpoints() - checkpoints]
         wrk_plain = children_cpu_seconds() - wrk_before
         pg_plain, api_plain = postgres_cpu_seconds() - pg_before, cpu_seconds(api.process.pid) - api_before
@@ -201,8 +244,9 @@ def main():
         # run is compared with the runs without on either side of it (the tables grow run after
         # run, and this machine's speed drifts within minutes).
         receiver = Receiver()
-        endpoint = None
+        endpoint = warm_up_webhooks(binary, api, db, pairs, org, receiver)
         runs = [api_run]
+        api_shares = [api_share]
         hooked = []
         for _ in range(ROUNDS):
             worker = start_worker(binary, api)
@@ -210,17 +254,15 @@ def main():
             # The outbox of the run before (no worker then) is dispatched first, the endpoint still
             # disabled or not yet made: this run pays for its own messages only.
             wait_until_drained(db, time.monotonic(), 120)
-            if endpoint is None:
-                endpoint = api.call("POST", "/api/v1/webhook-endpoints", {"url": receiver.url, "organization_id": org})
-            else:
-                api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": True})
+            api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": True})
             delivered_before = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0])
             checkpoints = db.settle()
             round_began = db.execute("SELECT now()")[0][0]
             started = time.monotonic()
             pg_before, worker_before = postgres_cpu_seconds(), cpu_seconds(worker.pid)
             receiver_cpu = receiver.cpu_seconds()
-            hooked_run = wrk(api.base, transition_script(api.token, targets), SECONDS)
+            hooked_run, hooked_api_share = share_of_machine(
+                api, lambda: wrk(api.base, transition_script(api.token, targets), SECONDS))
             hooked_checkpointed = db.checkpoints() - checkpoints
             wait_until_drained(db, started, SECONDS + 300)
             delivery_seconds = time.monotonic() - started
@@ -235,10 +277,12 @@ def main():
             api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": False})
             targets = fresh_stage1_audits(db, pairs, SECONDS)
             checkpoints = db.settle()
-            runs.append(wrk(api.base, transition_script(api.token, targets), SECONDS))
+            plain_run, api_share = share_of_machine(api, lambda: wrk(api.base, transition_script(api.token, targets), SECONDS))
+            runs.append(plain_run)
+            api_shares.append(api_share)
             checkpointed.append(db.checkpoints() - checkpoints)
             hooked.append((hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu, lag,
-                           hooked_checkpointed))
+                           hooked_checkpointed, hooked_api_share))
         vacuums = db.execute("SELECT relname, autovacuum_count, autoanalyze_count FROM pg_stat_user_tables "
                              "WHERE autovacuum_count + autoanalyze_count > 0 ORDER BY relname")
         db.settle()
@@ -270,14 +314,16 @@ def main():
               f"p99 {latency['99']}; non-2xx: {non_2xx}; socket errors: {errors or 'none'} | {api_rps / ceiling:.0%} |")
         for when, db_tps, db_latency, db_p99 in figures:
             print(f"| pgbench, the same statements, {when} | {db_tps:.0f} | average {db_latency}, p99 {db_p99:.2f}ms | |")
-    shares = []
+    shares, cpu_shares = [], []
     for index, (hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu, lag,
-                hooked_checkpointed) in enumerate(hooked):
+                hooked_checkpointed, hooked_api_share) in enumerate(hooked):
         before_rps, after_rps = wrk_figures(runs[index])[0], wrk_figures(runs[index + 1])[0]
         plain_rps = (before_rps + after_rps) / 2
         print(f"| API transition again, the endpoint disabled (run {index + 2} without) | {after_rps:.0f} | | |")
         hooked_rps, latency, non_2xx, errors = wrk_figures(hooked_run)
         shares.append(hooked_rps / plain_rps)
+        plain_api_share = (api_shares[index] + api_shares[index + 1]) / 2
+        cpu_shares.append(hooked_api_share / plain_api_share)
         print(f"| API transition, one endpoint subscribed to every event, a worker delivering (round {index + 1}) | "
               f"{hooked_rps:.0f} | p50 {latency['50']}, p90 {latency['90']}, p99 {latency['99']}; non-2xx: {non_2xx}; "
               f"socket errors: {errors or 'none'} | {hooked_rps / plain_rps:.0%} of the runs without one before and "
@@ -290,9 +336,14 @@ def main():
               f"PostgreSQL {pg_hooked / hooked_count * 1e6:.0f} µs a transition with its message made, delivered and "
               f"logged (the worker's statements included); from an event's commit to its delivery: p50 {lag[0]:.2f} s, "
               f"p99 {lag[1]:.2f} s, at most {lag[2]:.2f} s; checkpoints begun during it: {hooked_checkpointed}, "
-              f"during the runs without before and after: {checkpointed[index]}, {checkpointed[index + 1]}")
+              f"during the runs without before and after: {checkpointed[index]}, {checkpointed[index + 1]}; the API "
+              f"had {hooked_api_share:.1%} of the machine's CPU, against {plain_api_share:.1%} without "
+              f"({cpu_shares[-1]:.0%})")
     print(f"\nShare with one endpoint, each round against its neighbours: "
           f"{', '.join(f'{share:.0%}' for share in shares)}; median {statistics.median(shares):.0%}")
+    print(f"The same, as the API's share of the machine's CPU against its neighbours' (what the throughput's share "
+          f"would be if this machine's speed held still): {', '.join(f'{share:.0%}' for share in cpu_shares)}; "
+          f"median {statistics.median(cpu_shares):.0%}")
     print("Autovacuum and autoanalyze runs by then (table: vacuums, analyzes): "
           + (", ".join(f"{name}: {v}, {a}" for name, v, a in vacuums) or "none"))
     plain_count = wrk_requests(api_run)
