@@ -190,7 +190,7 @@ def warm_up_webhooks(binary, api, db, pairs, org, receiver):
     statements (the foreign keys' checks among them) on message tables of a page or none, chose
     sequential scans, and kept them as the tables grew, the round through (until an `ANALYZE`:
     autovacuum makes one within a minute in a deployment); every first round of these runs fell
-    below the rounds after it (64–87%). The `ANALYZE` is the one autovacuum would make by then."""
+    below the rounds after it (64–89%). The `ANALYZE` is the one autovacuum would make by then."""
     worker = start_worker(binary, api)
     try:
         wait_until_drained(db, time.monotonic(), 120)
