@@ -373,6 +373,18 @@ def warm_up(api, script):
         time.sleep(1)
 
 
+def stat_of(pid):
+    """The fields of `/proc/<pid>/stat` after the process's name (the parent's pid first)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def cpu_seconds(pid):
+    """The CPU time process `pid` has used, user and system, in seconds."""
+    fields = stat_of(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def children_cpu_seconds():
     """The CPU the processes this one started and waited for have used, user and system, in seconds."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -422,10 +434,12 @@ class Receiver:
     signatures).
 
     Compiled here with `rustc -O` (the standard library only). The receiver is the integrator's and
-    would run on their machine; here it shares the two cores with what is measured, so it should
-    cost as little as it can: the asyncio receiver it replaced spent 20–25 µs of CPU a message
-    (about 3% of a transition's CPU on this machine), the standard library's threaded HTTP server
-    a good part of a core at 500 requests/s."""
+    would run on their machine; here it shares the two cores with what is measured. A process of
+    its own, its CPU is its own (`cpu_seconds(receiver.process.pid)`): the asyncio receiver it
+    replaced ran in the bench's process, whose CPU included the bench's own work. It costs about
+    what that one did, 17–23 µs a message against 20–25: the kernel's loopback TCP a request, which
+    any receiver pays (the standard library's threaded HTTP server in Python cost a good part of a
+    core at 500 requests/s)."""
 
     def __init__(self):
         source = Path(__file__).with_name("receiver.rs")
@@ -443,12 +457,6 @@ class Receiver:
         """How many POSTs it has answered."""
         with urllib.request.urlopen(self.count_url) as answer:
             return int(answer.read())
-
-    def cpu_seconds(self):
-        """The CPU time it has used, user and system, in seconds."""
-        with open(f"/proc/{self.process.pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self):
         self.process.stdin.close()

@@ -58,7 +58,7 @@ import statistics
 import sys
 import time
 
-from benchlib import (PGBENCH_READ_STATEMENT, WARM_UP, Api, Autovacuum, Database, Receiver, start_worker, stop, wait_until_drained, children_cpu_seconds, warm_up, copies, fresh_stage1_audits, id_literal, new_id, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
+from benchlib import (PGBENCH_READ_STATEMENT, WARM_UP, Api, Autovacuum, Database, Receiver, cpu_seconds, stat_of, start_worker, stop, wait_until_drained, children_cpu_seconds, warm_up, copies, fresh_stage1_audits, id_literal, new_id, get_script, pgbench, pgbench_figures, pool_of, release_binary, seed_stage1,
                       transition_script, wrk, wrk_figures, CLIENTS)
 
 ENGAGEMENTS = int(os.environ.get("ENGAGEMENTS", "256"))
@@ -106,18 +106,6 @@ def wrk_requests(output):
         if "requests in" in line:
             return int(line.split()[0])
     raise ValueError(f"no request count in {output!r}")
-
-
-def stat_of(pid):
-    """The fields of `/proc/<pid>/stat` after the process's name (the parent's pid first)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        return stat.read().rsplit(")", 1)[1].split()
-
-
-def cpu_seconds(pid):
-    """The CPU time process `pid` has used, user and system, in seconds."""
-    fields = stat_of(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_seconds():
@@ -260,7 +248,7 @@ def main():
             round_began = db.execute("SELECT now()")[0][0]
             started = time.monotonic()
             pg_before, worker_before = postgres_cpu_seconds(), cpu_seconds(worker.pid)
-            receiver_cpu = receiver.cpu_seconds()
+            receiver_cpu = cpu_seconds(receiver.process.pid)
             hooked_run, hooked_api_share = share_of_machine(
                 api, lambda: wrk(api.base, transition_script(api.token, targets), SECONDS))
             hooked_checkpointed = db.checkpoints() - checkpoints
@@ -271,7 +259,7 @@ def main():
             worker_cpu = cpu_seconds(worker.pid) - worker_before
             lag = delivery_lag(db, round_began)
             pg_hooked = postgres_cpu_seconds() - pg_before
-            receiver_cpu = receiver.cpu_seconds() - receiver_cpu
+            receiver_cpu = cpu_seconds(receiver.process.pid) - receiver_cpu
             stop(worker)
             worker = None
             api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": False})
