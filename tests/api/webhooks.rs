@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use chrono::Duration;
-use entities::domain::webhooks::{WebhookEventType, WebhookMessageStatus};
+use chrono::SubsecRound;
+use entities::domain::webhooks::{WebhookAttemptOutcome, WebhookEventType, WebhookMessageStatus};
 use entities::orm::{prelude::*, webhook_attempt, webhook_event, webhook_message};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QuerySelect};
 use serde_json::{Value, json};
@@ -914,3 +915,92 @@ async fn message_status_of(app: &TestApp, engagement: &str) -> Option<String> {
         .unwrap()?;
     Some(row.try_get::<String>("", "status").unwrap())
 }
+
+async fn the_delivery_log_is_written_as_given_nulls_included_and_a_message_once(backend: Backend) {
+    // Arrange: the events of an engagement taken to stage 2, three endpoints; no worker. A
+    // message for each event and endpoint, every other one with each optional field set (on
+    // PostgreSQL the rows go as one array a column, whose elements may be null).
+    let app = spawn_app_with(backend, LOOPBACK).await;
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let mut endpoints = Vec::new();
+    for _ in 0..3 {
+        endpoints.push(Uuid::parse_str(&register(&app, &organization, free_port(), &[]).await.0).unwrap());
+    }
+    let db = app.db().await;
+    let events = WebhookEventRecord::find().all(&db).await.unwrap();
+    assert!(events.len() >= 3, "{} events", events.len());
+    let now = app.clock.now().trunc_subsecs(6);
+    let later = now + Duration::minutes(5);
+    let mut messages = Vec::new();
+    for event in &events {
+        for endpoint in &endpoints {
+            let full = messages.len() % 2 == 0;
+            messages.push(webhook_message::Model {
+                id: entities::domain::webhooks::message_uuid(event.id, *endpoint),
+                endpoint_id: *endpoint,
+                event_id: event.id,
+                engagement_id: event.engagement_id,
+                event_type: event.event_type,
+                status: if full { WebhookMessageStatus::Delivered } else { WebhookMessageStatus::Pending },
+                attempts: i32::from(full),
+                next_attempt_at: later,
+                lease_until: full.then_some(later),
+                last_response_status: full.then_some(204),
+                last_error: full.then(|| "a \"quoted\", comma'd error\nover two lines".to_owned()),
+                delivered_at: full.then_some(now),
+                created_at: now,
+                updated_at: later,
+            });
+        }
+    }
+    let (first, rest) = messages.split_at(messages.len() - 2);
+    let attempts: Vec<webhook_attempt::Model> = messages
+        .iter()
+        .enumerate()
+        .map(|(index, m)| {
+            let answered = index % 2 == 0;
+            webhook_attempt::Model {
+                id: Uuid::now_v7(),
+                message_id: m.id,
+                endpoint_id: m.endpoint_id,
+                attempt: 1,
+                attempted_at: now,
+                outcome: if answered { WebhookAttemptOutcome::Delivered } else { WebhookAttemptOutcome::Retrying },
+                response_status: answered.then_some(200),
+                latency_ms: i32::try_from(index).unwrap(),
+                response_excerpt: answered.then(|| "{\"ok\": true}".to_owned()),
+                error: (!answered).then(|| "connection refused".to_owned()),
+                next_attempt_at: (!answered).then_some(later),
+            }
+        })
+        .collect();
+    let tuning = engine::store::Tuning::default();
+    let writer = engine::store::connect_writer(&app.database_url, &db, 1, tuning).await.expect("a writer");
+    use engine::webhooks::rows::{insert_attempts, insert_messages, take_off_outbox};
+
+    // Act: all but the last two messages, then all of them (the first ones again), their attempts,
+    // and the events taken off the outbox.
+    let txn = engine::store::begin_write(&writer).await.unwrap();
+    let written_first = insert_messages(&txn, first.to_vec()).await.unwrap();
+    let written_then = insert_messages(&txn, messages.clone()).await.unwrap();
+    insert_attempts(&txn, attempts.clone()).await.unwrap();
+    take_off_outbox(&txn, events.iter().map(|e| e.id).collect()).await.unwrap();
+    txn.commit().await.unwrap();
+
+    // Assert: each message written once (the second write made only the two new ones), every
+    // row read back as it was given, nulls where none was given, and the outbox empty.
+    assert_eq!(written_first, first.iter().map(|m| m.id).collect::<HashSet<_>>());
+    assert_eq!(written_then, rest.iter().map(|m| m.id).collect::<HashSet<_>>());
+    let mut stored = WebhookMessage::find().all(&db).await.unwrap();
+    stored.sort_by_key(|m| m.id);
+    messages.sort_by_key(|m| m.id);
+    assert_eq!(stored, messages);
+    let mut logged = WebhookAttempt::find().all(&db).await.unwrap();
+    logged.sort_by_key(|a| a.id);
+    let mut attempts = attempts;
+    attempts.sort_by_key(|a| a.id);
+    assert_eq!(logged, attempts);
+    assert_eq!(WebhookOutbox::find().count(&db).await.unwrap(), 0);
+}
+on_both_databases!(the_delivery_log_is_written_as_given_nulls_included_and_a_message_once);

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use engine::Engine;
 use engine::store::begin_write;
 use engine::webhooks::dispatch::{Dispatch, DispatchSummary, Look, QueuedEvent, Take, open_dispatch, sendable_events};
+use engine::webhooks::rows::insert_attempts;
 use entities::domain::people::PersonRole;
 use entities::domain::webhooks::{
     EndpointOwner, Verdict, WebhookAttemptOutcome, WebhookMessageStatus, WebhookSecret, failed_too_long, may_send_to,
@@ -25,9 +26,7 @@ use http::header::{HeaderName, HeaderValue};
 use lettre::Message;
 use lettre::message::Mailbox;
 use sea_orm::sea_query::{CommonTableExpression, Expr, ExprTrait, LockBehavior, LockType, Query, WithClause};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, QueryFilter, QuerySelect, QueryTrait,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, QueryFilter, QuerySelect, QueryTrait};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 use uuid::Uuid;
@@ -954,27 +953,24 @@ async fn log_attempts(
     held: &HashSet<Uuid>,
     now: DateTime<Utc>,
 ) -> Result<Vec<(webhook_endpoint::Model, String)>, WorkerError> {
-    let logged: Vec<webhook_attempt::ActiveModel> = judged
+    let logged: Vec<webhook_attempt::Model> = judged
         .iter()
         .filter(|j| held.contains(&j.attempt.message.id))
-        .map(|j| webhook_attempt::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            message_id: Set(j.attempt.message.id),
-            endpoint_id: Set(j.attempt.target.endpoint.id),
-            attempt: Set(j.attempt.message.attempts),
-            attempted_at: Set(now),
-            outcome: Set(j.outcome),
-            response_status: Set(j.status.map(i32::from)),
-            latency_ms: Set(j.attempt.latency_ms),
-            response_excerpt: Set(j.excerpt.clone()),
-            error: Set(j.error.clone()),
-            next_attempt_at: Set(j.next),
+        .map(|j| webhook_attempt::Model {
+            id: Uuid::now_v7(),
+            message_id: j.attempt.message.id,
+            endpoint_id: j.attempt.target.endpoint.id,
+            attempt: j.attempt.message.attempts,
+            attempted_at: now,
+            outcome: j.outcome,
+            response_status: j.status.map(i32::from),
+            latency_ms: j.attempt.latency_ms,
+            response_excerpt: j.excerpt.clone(),
+            error: j.error.clone(),
+            next_attempt_at: j.next,
         })
         .collect();
-    // 11 values a row: a hundred rows a statement keeps under SQLite's bound-parameter limit.
-    for chunk in logged.chunks(100) {
-        WebhookAttempt::insert_many(chunk.to_vec()).exec_without_returning(txn).await?;
-    }
+    insert_attempts(txn, logged).await?;
     // Each endpoint's health, from what its held attempts found.
     // In the endpoints' order: two workers lock the same endpoints in the same order.
     let mut health: BTreeMap<Uuid, Health<'_>> = BTreeMap::new();

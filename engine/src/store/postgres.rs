@@ -171,6 +171,15 @@ impl Held {
         self.settle(answer, DbErr::Exec).map(ExecResult::from)
     }
 
+    /// Runs `query`, sqlx's own, its values bound as sqlx binds them: its rows.
+    pub(crate) async fn query_bound(
+        &mut self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        let answer = query.fetch_all(self.out()?).await;
+        Ok(self.settle(answer, DbErr::Query)?.into_iter().map(QueryResult::from).collect())
+    }
+
     /// Runs `sql`, statements without values, as a simple query.
     pub(crate) async fn execute_plain(&mut self, sql: String) -> Result<ExecResult, DbErr> {
         let answer = self.out()?.execute(sqlx::AssertSqlSafe(sql)).await;

@@ -404,6 +404,23 @@ impl WriteTransaction {
         self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
     }
 
+    /// On PostgreSQL, runs `query` (sqlx's own, after what was deferred) and answers its rows;
+    /// `None`, running nothing, on SQLite. For the values sea-query does not bind: arrays whose
+    /// elements may be null (`UNNEST` of one array a column inserts any number of rows with one
+    /// statement text, prepared once).
+    pub async fn query_postgres(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Option<Vec<QueryResult>>, DbErr> {
+        match &self.kind {
+            Kind::Postgres { .. } => match self.open().await? {
+                Open::Postgres(session) => session.query_bound(query).await.map(Some),
+                _ => Ok(None),
+            },
+            _ => Ok(None),
+        }
+    }
+
     /// Runs `statements` (reads) and answers each one's rows, in order: on SQLite in one hand-off
     /// (with what goes before them), else one after the other.
     pub async fn query_all_together(&self, statements: &[Statement]) -> Result<Vec<Vec<QueryResult>>, DbErr> {
@@ -461,6 +478,14 @@ impl WriteTransaction {
 }
 
 impl PgSession {
+    /// Runs `query` on the write's connection: its rows.
+    async fn query_bound(
+        &self,
+        query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        self.connection.lock().await.as_mut().ok_or_else(ended)?.query_bound(query).await
+    }
+
     /// Runs `statement` on the write's connection: its rows.
     async fn query(&self, statement: Statement) -> Result<Vec<QueryResult>, DbErr> {
         self.connection.lock().await.as_mut().ok_or_else(ended)?.query(statement).await

@@ -8,16 +8,14 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, SubsecRound, Utc};
 use entities::domain::webhooks::{EndpointOwner, PayloadHead, WebhookEventType, WebhookMessageStatus, message_uuid};
 use entities::orm::{prelude::*, webhook_endpoint, webhook_event, webhook_message, webhook_outbox};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, OnConflict, Order, Query};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, IdenStatic, IntoActiveModel,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
-};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Order, Query};
+use sea_orm::{ColumnTrait, EntityTrait, FromQueryResult, IdenStatic, QueryFilter, QueryOrder, QuerySelect, Select};
 use uuid::Uuid;
 
 use crate::Engine;
 use crate::error::EngineError;
 use crate::store::{WriteTransaction, begin_write};
+use crate::webhooks::rows::{insert_messages, take_off_outbox};
 
 /// What one pass of the dispatch did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -362,39 +360,19 @@ impl Dispatch {
     }
 
     /// Writes the messages made, each as `sent` has it where it holds one of the same id (a taken
-    /// message whose first attempt ended), and takes the events off the outbox's queue. Returns the ids of the
-    /// messages written: a message that existed already is not made again (nor is its attempt to
+    /// message whose first attempt ended), and takes the events off the outbox's queue (see
+    /// [`crate::webhooks::rows`]). Returns the ids of the messages written: a message that existed already is not made again (nor is its attempt to
     /// be recorded: the row is not this dispatch's).
     pub async fn write(&mut self, sent: Vec<webhook_message::Model>) -> Result<HashSet<Uuid>, EngineError> {
-        let mut written = HashSet::new();
-        let Some(txn) = self.transaction() else { return Ok(written) };
+        let Some(txn) = self.transaction() else { return Ok(HashSet::new()) };
         if self.written {
             return Err(EngineError::Unexpected(anyhow::anyhow!("a dispatch is written once")));
         }
         let mut sent: HashMap<Uuid, webhook_message::Model> = sent.into_iter().map(|m| (m.id, m)).collect();
-        let rows: Vec<webhook_message::ActiveModel> = self
-            .messages
-            .iter()
-            .map(|made| sent.remove(&made.id).unwrap_or_else(|| made.clone()).into_active_model().reset_all())
-            .collect();
-        // A few hundred rows a statement keeps under SQLite's bound-parameter limit.
-        for chunk in rows.chunks(200) {
-            let conflict = OnConflict::columns([webhook_message::Column::EventId, webhook_message::Column::EndpointId])
-                .do_nothing()
-                .to_owned();
-            let insert = WebhookMessage::insert_many(chunk.to_vec())
-                .on_conflict(conflict)
-                .into_query()
-                .returning_col(webhook_message::Column::Id)
-                .to_owned();
-            for row in txn.query_all(&insert).await? {
-                written.insert(row.try_get::<Uuid>("", webhook_message::Column::Id.as_str())?);
-            }
-        }
-        WebhookOutbox::delete_many()
-            .filter(webhook_outbox::Column::EventId.is_in(self.events.iter().map(|e| e.id)))
-            .exec(txn)
-            .await?;
+        let rows: Vec<webhook_message::Model> =
+            self.messages.iter().map(|made| sent.remove(&made.id).unwrap_or_else(|| made.clone())).collect();
+        let written = insert_messages(txn, rows).await?;
+        take_off_outbox(txn, self.events.iter().map(|e| e.id).collect()).await?;
         self.written = true;
         Ok(written)
     }

@@ -6,3 +6,4 @@ pub mod dispatch;
 pub mod endpoints;
 pub mod outbox;
 pub mod retention;
+pub mod rows;
