@@ -1,5 +1,5 @@
-//! The delivery log's rows as the worker writes them, many at once: a dispatch's messages and
-//! their attempts.
+//! The delivery log's rows as the worker writes them, many at once: a dispatch's messages, their
+//! attempts, and the events taken off the outbox's queue.
 //!
 //! On PostgreSQL each is one statement whatever the number of rows: `INSERT … SELECT * FROM
 //! UNNEST($1, …, $n)`, one array a column (sqlx binds arrays whose elements may be null, which
@@ -7,7 +7,7 @@
 //! texts a worker connection, past sqlx's cache of 100 prepared statements, each parsed and
 //! planned again; and PostgreSQL's executor builds the expressions of a `VALUES` list again for
 //! each of its rows, which `perf` showed as the largest part of the worker connection's time
-//! (`ExprEvalPushStep`, `ExecBuildProjectionInfo`; docs/benchmarks.md, "Rows as arrays").
+//! (`ExprEvalPushStep`, `ExecBuildProjectionInfo`; docs/benchmarks.md, "Rows as arrays (session 33)").
 //! Elsewhere (SQLite) the rows go in `VALUES` lists a few hundred at a time.
 
 use std::collections::HashSet;
@@ -149,6 +149,22 @@ async fn postgres(
 
 type Time = chrono::DateTime<chrono::Utc>;
 
+/// Rows gathered one array a column, to be bound to `UNNEST`.
+trait Columns: Default {
+    type Row;
+
+    /// Appends `row`'s values, each to its column.
+    fn push(&mut self, row: Self::Row);
+
+    fn of(rows: Vec<Self::Row>) -> Self {
+        let mut columns = Self::default();
+        for row in rows {
+            columns.push(row);
+        }
+        columns
+    }
+}
+
 /// A dispatch's messages, one array a column.
 #[derive(Default)]
 struct MessageColumns {
@@ -168,14 +184,8 @@ struct MessageColumns {
     updated_at: Vec<Time>,
 }
 
-impl MessageColumns {
-    fn of(messages: Vec<webhook_message::Model>) -> Self {
-        let mut columns = Self::default();
-        for m in messages {
-            columns.push(m);
-        }
-        columns
-    }
+impl Columns for MessageColumns {
+    type Row = webhook_message::Model;
 
     fn push(&mut self, m: webhook_message::Model) {
         self.id.push(m.id);
@@ -211,14 +221,8 @@ struct AttemptColumns {
     next_attempt_at: Vec<Option<Time>>,
 }
 
-impl AttemptColumns {
-    fn of(attempts: Vec<webhook_attempt::Model>) -> Self {
-        let mut columns = Self::default();
-        for a in attempts {
-            columns.push(a);
-        }
-        columns
-    }
+impl Columns for AttemptColumns {
+    type Row = webhook_attempt::Model;
 
     fn push(&mut self, a: webhook_attempt::Model) {
         self.id.push(a.id);
