@@ -361,8 +361,9 @@ impl Dispatch {
 
     /// Writes the messages made, each as `sent` has it where it holds one of the same id (a taken
     /// message whose first attempt ended), and takes the events off the outbox's queue (see
-    /// [`crate::webhooks::rows`]). Returns the ids of the messages written: a message that existed already is not made again (nor is its attempt to
-    /// be recorded: the row is not this dispatch's).
+    /// [`crate::webhooks::rows`]). Returns the ids of the messages written: a message that existed
+    /// already is not made again (nor is its attempt to be recorded: the row is not this
+    /// dispatch's).
     pub async fn write(&mut self, sent: Vec<webhook_message::Model>) -> Result<HashSet<Uuid>, EngineError> {
         let Some(txn) = self.transaction() else { return Ok(HashSet::new()) };
         if self.written {
