@@ -404,20 +404,17 @@ impl WriteTransaction {
         self.deferred.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_empty()
     }
 
-    /// On PostgreSQL, runs `query` (sqlx's own, after what was deferred) and answers its rows;
-    /// `None`, running nothing, on SQLite. For the values sea-query does not bind: arrays whose
-    /// elements may be null (`UNNEST` of one array a column inserts any number of rows with one
-    /// statement text, prepared once).
+    /// Runs `query` (sqlx's own, after what was deferred) on a PostgreSQL write and answers its
+    /// rows; an error on SQLite, which has no such write. For the values sea-query does not bind:
+    /// arrays whose elements may be null (`UNNEST` of one array a column inserts any number of rows
+    /// with one statement text, prepared once).
     pub async fn query_postgres(
         &self,
         query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> Result<Option<Vec<QueryResult>>, DbErr> {
-        match &self.kind {
-            Kind::Postgres { .. } => match self.open().await? {
-                Open::Postgres(session) => session.query_bound(query).await.map(Some),
-                _ => Ok(None),
-            },
-            _ => Ok(None),
+    ) -> Result<Vec<QueryResult>, DbErr> {
+        match self.open().await? {
+            Open::Postgres(session) => session.query_bound(query).await,
+            Open::SeaOrm(_) | Open::Sqlite(_) => Err(DbErr::Custom("a PostgreSQL query on a SQLite write".into())),
         }
     }
 

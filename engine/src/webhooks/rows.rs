@@ -17,7 +17,7 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::sqlx;
 use sea_orm::{
     ActiveEnum, ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, IntoActiveModel,
-    QueryFilter, QueryResult, QueryTrait,
+    QueryFilter, QueryTrait,
 };
 use uuid::Uuid;
 
@@ -59,7 +59,7 @@ pub async fn insert_messages(
         .bind(c.delivered_at)
         .bind(c.created_at)
         .bind(c.updated_at);
-        for row in postgres(txn, query).await? {
+        for row in txn.query_postgres(query).await? {
             written.insert(row.try_get::<Uuid>("", id)?);
         }
         return Ok(written);
@@ -107,7 +107,7 @@ pub async fn insert_attempts(txn: &WriteTransaction, attempts: Vec<webhook_attem
         .bind(c.response_excerpt)
         .bind(c.error)
         .bind(c.next_attempt_at);
-        postgres(txn, query).await?;
+        txn.query_postgres(query).await?;
         return Ok(());
     }
     let rows: Vec<webhook_attempt::ActiveModel> =
@@ -125,7 +125,8 @@ pub async fn take_off_outbox(txn: &WriteTransaction, ids: Vec<Uuid>) -> Result<(
         return Ok(());
     }
     if txn.get_database_backend() == DbBackend::Postgres {
-        postgres(txn, sqlx::query("DELETE FROM webhook_outbox WHERE event_id = ANY($1::uuid[])").bind(ids)).await?;
+        let delete = sqlx::query("DELETE FROM webhook_outbox WHERE event_id = ANY($1::uuid[])").bind(ids);
+        txn.query_postgres(delete).await?;
         return Ok(());
     }
     for chunk in ids.chunks(500) {
@@ -135,16 +136,6 @@ pub async fn take_off_outbox(txn: &WriteTransaction, ids: Vec<Uuid>) -> Result<(
             .await?;
     }
     Ok(())
-}
-
-/// Runs `query` on the PostgreSQL write `txn`: its rows.
-async fn postgres(
-    txn: &WriteTransaction,
-    query: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-) -> Result<Vec<QueryResult>, EngineError> {
-    txn.query_postgres(query).await?.ok_or_else(|| {
-        EngineError::Unexpected(anyhow::anyhow!("a PostgreSQL write that is not on the writer's own connection"))
-    })
 }
 
 type Time = chrono::DateTime<chrono::Utc>;
