@@ -699,6 +699,48 @@ async fn removing_an_endpoint_removes_its_messages_and_their_attempts(backend: B
 }
 on_both_databases!(removing_an_endpoint_removes_its_messages_and_their_attempts);
 
+/// On PostgreSQL the delivery log has no foreign keys (a check a row cost more than the row): a
+/// dispatch locks the endpoints it makes messages for, so that a removal waits for it and then
+/// deletes what it made, and no message outlives its endpoint.
+#[tokio::test]
+async fn on_postgres_an_endpoint_removed_while_a_dispatch_makes_its_messages_keeps_none_of_them() {
+    // Arrange: an endpoint, a finding it wants, and a dispatch that has made its message and not
+    // yet written it (a worker's dispatch waits for first attempts so, holding its events).
+    let app = spawn_app_with(Backend::Postgres, LOOPBACK).await;
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    app.set_now(app.clock.now() + Duration::hours(1));
+    let (endpoint, _) = register(&app, &organization, free_port(), &["finding.recorded"]).await;
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+    app.record_finding(&engagement, &audit, "ofi", "A.5.1").await;
+    let db = app.db().await;
+    let tuning = engine::store::Tuning::default();
+    let writer = engine::store::connect_writer(&app.database_url, &db, 1, tuning).await.expect("a writer");
+    let engine = engine::Engine::new(db.clone(), writer, app.clock.clone());
+    let take = engine::webhooks::dispatch::Take { count: 64, lease_until: chrono::Utc::now() + Duration::minutes(5) };
+    let mut dispatch =
+        engine::webhooks::dispatch::open_dispatch(&engine, 500, Some(take), engine::webhooks::dispatch::Look::First)
+            .await
+            .expect("the dispatch");
+    assert_eq!(dispatch.taken().len(), 1, "{dispatch:?}");
+
+    // Act: the endpoint removed meanwhile; the dispatch then writes its message and commits.
+    let path = format!("/api/v1/webhook-endpoints/{endpoint}");
+    let removal = app.send(reqwest::Method::DELETE, &path, None);
+    tokio::pin!(removal);
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(700), &mut removal).await;
+    assert!(waited.is_err(), "the removal waits for the dispatch that makes messages for the endpoint");
+    dispatch.write(Vec::new()).await.expect("the messages written");
+    dispatch.commit().await.expect("the dispatch committed");
+    removal.await.expect(204);
+
+    // Assert: nothing of the endpoint is left, and its event is off the outbox.
+    let endpoint = Uuid::parse_str(&endpoint).unwrap();
+    let messages = WebhookMessage::find().filter(webhook_message::Column::EndpointId.eq(endpoint)).count(&db).await;
+    assert_eq!(messages.unwrap(), 0, "the message the dispatch made went with its endpoint");
+    assert_eq!(WebhookOutbox::find().count(&db).await.unwrap(), 0);
+}
+
 async fn a_message_is_never_made_before_the_event_it_tells_of(backend: Backend) {
     // Arrange: events in the outbox, an endpoint for them, no worker; a dispatch that must wait
     // for the writer (the test holds its one connection) while the clock moves on and a new event

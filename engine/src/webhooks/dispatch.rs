@@ -213,6 +213,7 @@ pub async fn open_dispatch(
         .iter()
         .filter_map(Subscriber::of)
         .collect();
+    let subscribers = kept_for(txn, subscribers, &events).await?;
     let mut messages = Vec::new();
     let mut taken = 0;
     let mut handled = events.len();
@@ -255,6 +256,37 @@ pub async fn open_dispatch(
     dispatch.messages = messages;
     dispatch.taken = taken;
     Ok(dispatch)
+}
+
+/// Of `subscribers`, those told of any of `events` that still exist, locked (`FOR KEY SHARE`, in
+/// their ids' order) until the dispatch ends: on PostgreSQL the delivery log has no foreign keys
+/// (migration `m20261204_000020`), and the lock is what keeps a message from outliving its
+/// endpoint. A removal waits for the dispatch to end, then deletes the messages it made; a dispatch
+/// that waited for a removal finds the endpoint gone and makes no message for it. One lock an
+/// endpoint a dispatch, where the key checked every message. SQLite has one writer: the read only
+/// filters.
+async fn kept_for(
+    txn: &WriteTransaction,
+    subscribers: Vec<Subscriber>,
+    events: &[QueuedEvent],
+) -> Result<Vec<Subscriber>, EngineError> {
+    use webhook_endpoint::Column as E;
+    let told: Vec<Uuid> = subscribers.iter().filter(|s| events.iter().any(|e| s.is_told(e))).map(|s| s.id).collect();
+    if told.is_empty() {
+        return Ok(Vec::new());
+    }
+    let kept: HashSet<Uuid> = WebhookEndpoint::find()
+        .select_only()
+        .column(E::Id)
+        .filter(E::Id.is_in(told))
+        .order_by_asc(E::Id)
+        .lock(LockType::KeyShare)
+        .into_tuple::<Uuid>()
+        .all(txn)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(subscribers.into_iter().filter(|s| kept.contains(&s.id)).collect())
 }
 
 /// An event as its messages are made and sent: its subject left as the JSON text it was stored as.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use entities::domain::webhooks::{
     EndpointOwner, WebhookEventType, WebhookMessageStatus, WebhookSecret, check_endpoint_url, rotation_overlap,
 };
-use entities::orm::{prelude::*, webhook_endpoint, webhook_message};
+use entities::orm::{prelude::*, webhook_attempt, webhook_endpoint, webhook_message};
 use sea_orm::sea_query::{Condition, Expr};
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
 use uuid::Uuid;
@@ -149,7 +149,20 @@ impl Engine {
     /// Removes endpoint `id` with its messages and their log.
     pub async fn delete_webhook_endpoint(&self, caller: &Caller, id: Uuid) -> Result<Write, EngineError> {
         let (write, endpoint) = self.begin_on_endpoint(caller, id, None).await?;
+        // The endpoint first: its row lock waits for a dispatch making messages for it (which holds
+        // it `FOR KEY SHARE`) and keeps the next one off. Then its messages, which waits for a
+        // recorder holding some, and then their attempts, the recorder's included: each statement
+        // sees what committed before it began. On PostgreSQL no key cascades (migration
+        // `m20261204_000020`); on SQLite the keys have done it already.
         WebhookEndpoint::delete_by_id(endpoint.id).exec(write.txn()).await?;
+        WebhookMessage::delete_many()
+            .filter(webhook_message::Column::EndpointId.eq(endpoint.id))
+            .exec(write.txn())
+            .await?;
+        WebhookAttempt::delete_many()
+            .filter(webhook_attempt::Column::EndpointId.eq(endpoint.id))
+            .exec(write.txn())
+            .await?;
         Ok(write)
     }
 

@@ -8,13 +8,13 @@
 
 use chrono::{DateTime, Utc};
 use entities::domain::webhooks::WebhookMessageStatus;
-use entities::orm::{prelude::*, webhook_event, webhook_message, webhook_outbox};
+use entities::orm::{prelude::*, webhook_attempt, webhook_event, webhook_message, webhook_outbox};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IdenStatic, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use crate::error::EngineError;
-use crate::store::delete_in_batches;
+use crate::store::{Writer, begin_write, delete_in_batches};
 
 /// What one purge deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -27,8 +27,8 @@ pub struct PurgedWebhooks {
 
 /// Deletes, `batch` rows a statement and at most `rounds` statements of each kind, the messages
 /// and events older than `retention` at `now`.
-pub async fn purge_old_webhooks<C: ConnectionTrait>(
-    db: &C,
+pub async fn purge_old_webhooks(
+    writer: &Writer,
     now: DateTime<Utc>,
     retention: chrono::Duration,
     batch: u64,
@@ -50,15 +50,30 @@ pub async fn purge_old_webhooks<C: ConnectionTrait>(
             .filter(ended())
             .limit(batch)
             .into_tuple()
-            .all(db)
+            .all(writer)
             .await?;
         if ids.is_empty() {
             return Ok((0, 0));
         }
         let found = ids.len();
-        // Checked again: a replay in between made it pending.
-        let deleted = WebhookMessage::delete_many().filter(M::Id.is_in(ids)).filter(ended()).exec(db).await?;
-        Ok((found, deleted.rows_affected))
+        // Checked again: a replay in between made it pending. Their attempts go with them, in the
+        // same transaction (on PostgreSQL no key cascades: migration `m20261204_000020`).
+        let txn = begin_write(writer).await?;
+        let delete = Query::delete()
+            .from_table(WebhookMessage)
+            .cond_where(M::Id.is_in(ids).and(ended()))
+            .returning_col(M::Id)
+            .to_owned();
+        let mut deleted = Vec::new();
+        for row in txn.query_all(&delete).await? {
+            deleted.push(row.try_get::<Uuid>("", M::Id.as_str())?);
+        }
+        let gone = deleted.len() as u64;
+        if !deleted.is_empty() {
+            WebhookAttempt::delete_many().filter(webhook_attempt::Column::MessageId.is_in(deleted)).exec(&txn).await?;
+        }
+        txn.commit().await?;
+        Ok((found, gone))
     })
     .await?;
     use webhook_event::Column as E;
@@ -99,13 +114,13 @@ pub async fn purge_old_webhooks<C: ConnectionTrait>(
             .filter(unsent())
             .limit(batch)
             .into_tuple()
-            .all(db)
+            .all(writer)
             .await?;
         if ids.is_empty() {
             return Ok((0, 0));
         }
         let found = ids.len();
-        let deleted = WebhookEventRecord::delete_many().filter(E::Id.is_in(ids)).filter(unsent()).exec(db).await?;
+        let deleted = WebhookEventRecord::delete_many().filter(E::Id.is_in(ids)).filter(unsent()).exec(writer).await?;
         Ok((found, deleted.rows_affected))
     })
     .await?;
