@@ -152,8 +152,8 @@ impl Engine {
         // The endpoint first: its row lock waits for a dispatch making messages for it (which holds
         // it `FOR KEY SHARE`) and keeps the next one off. Then its messages, which waits for a
         // recorder holding some, and then their attempts, the recorder's included: each statement
-        // sees what committed before it began. On PostgreSQL no key cascades (migration
-        // `m20261204_000020`); on SQLite the keys have done it already.
+        // sees what committed before it began. On PostgreSQL no foreign key cascades (migration
+        // `m20261204_000020`); on SQLite the keys cascade, and these two find nothing left.
         WebhookEndpoint::delete_by_id(endpoint.id).exec(write.txn()).await?;
         WebhookMessage::delete_many()
             .filter(webhook_message::Column::EndpointId.eq(endpoint.id))

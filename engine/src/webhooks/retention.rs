@@ -57,7 +57,7 @@ pub async fn purge_old_webhooks(
         }
         let found = ids.len();
         // Checked again: a replay in between made it pending. Their attempts go with them, in the
-        // same transaction (on PostgreSQL no key cascades: migration `m20261204_000020`).
+        // same transaction (on PostgreSQL no foreign key cascades: migration `m20261204_000020`).
         let txn = begin_write(writer).await?;
         let delete = Query::delete()
             .from_table(WebhookMessage)
