@@ -18,7 +18,7 @@ hooked rounds' share by under a point, within their noise. Counted, it shows:
 4. One connection makes one pass; another makes PASSES: each a dispatch of N events whose messages
    were all delivered at once, in the statements `engine::webhooks::{dispatch, rows}` send on
    PostgreSQL, in the same transaction: the events read off the queue (`FOR UPDATE SKIP LOCKED`),
-   the enabled endpoints read, those told locked (`FOR KEY SHARE`), the messages inserted
+   the enabled endpoints read, those written to locked (`FOR KEY SHARE`), the messages inserted
    (`UNNEST`), the events taken off the queue, the attempts inserted, commit.
 5. Prints the second connection's instructions a message past the first's: what a message adds,
    its connection's start and first plans left out.
@@ -40,7 +40,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from benchlib import free_port, release_binary  # noqa: E402
+from benchlib import SECRET, free_port, release_binary  # noqa: E402
 
 PASSES = int(os.environ.get("PASSES", "20"))
 N = int(os.environ.get("N", "75"))
@@ -172,8 +172,8 @@ def main():
             if subprocess.run(["psql", url, "-qAtc", "SELECT 1"], capture_output=True).returncode == 0:
                 break
             time.sleep(0.5)
-        subprocess.run([str(binary), "migrate"], env={**os.environ, "DATABASE_URL": url}, check=True,
-                       capture_output=True)
+        subprocess.run([str(binary), "migrate"], env={**os.environ, "DATABASE_URL": url, "JWT_SECRET": SECRET},
+                       check=True, capture_output=True)
         run = lambda sql: subprocess.run(["psql", url, "-qAt", "-v", "ON_ERROR_STOP=1"], input=sql, check=True,
                                          capture_output=True, text=True).stdout
         if SQL:

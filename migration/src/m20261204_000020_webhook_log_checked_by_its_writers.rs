@@ -1,10 +1,11 @@
 //! On PostgreSQL the delivery log's foreign keys go: a message's to its endpoint and to its event,
 //! an attempt's to its message. Each was checked row by row as the worker wrote, a query of its own
-//! that locked the row referred to (a WAL record for each): counted by callgrind in a model of a
+//! that locked the row referred to (a WAL record for each new lock): counted by callgrind in a model of a
 //! dispatch, the three checks were 28% of the worker connection's instructions a message
 //! (docs/benchmarks.md, "The delivery log's foreign keys, counted"). What they kept is kept by
-//! those who write: a dispatch locks the endpoints it makes messages for (`FOR KEY SHARE`, one row
-//! an endpoint, not one a message) and makes none for an endpoint deleted meanwhile; an endpoint's
+//! those who write: a dispatch locks the endpoints it writes messages for as it writes them (`FOR
+//! KEY SHARE`, one row an endpoint, not one a message) and writes none for an endpoint deleted
+//! meanwhile; an endpoint's
 //! removal deletes its messages and then their attempts; the retention deletes attempts with their
 //! messages; an event is deleted only once no message of it is left (as before), and attempts are
 //! written only for messages their own transaction made or holds. SQLite keeps its keys: its

@@ -700,17 +700,18 @@ async fn removing_an_endpoint_removes_its_messages_and_their_attempts(backend: B
 on_both_databases!(removing_an_endpoint_removes_its_messages_and_their_attempts);
 
 /// On PostgreSQL the delivery log has no foreign keys (a check a row cost more than the row): a
-/// dispatch locks the endpoints it makes messages for, so that a removal waits for it and then
-/// deletes what it made, and no message outlives its endpoint.
+/// dispatch locks the endpoints it writes messages for as it writes them, so that no message
+/// outlives its endpoint, whichever of a removal and the dispatch comes first.
 #[tokio::test]
 async fn on_postgres_an_endpoint_removed_while_a_dispatch_makes_its_messages_keeps_none_of_them() {
-    // Arrange: an endpoint, a finding it wants, and a dispatch that has made its message and not
-    // yet written it (a worker's dispatch waits for first attempts so, holding its events).
+    // Arrange: two endpoints, a finding both want, and a dispatch that has made their messages and
+    // not yet written them (a worker's dispatch waits for first attempts so, holding its events).
     let app = spawn_app_with(Backend::Postgres, LOOPBACK).await;
     let engagement = app.engagement_in_stage2().await;
     let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
     app.set_now(app.clock.now() + Duration::hours(1));
-    let (endpoint, _) = register(&app, &organization, free_port(), &["finding.recorded"]).await;
+    let (before, _) = register(&app, &organization, free_port(), &["finding.recorded"]).await;
+    let (after, _) = register(&app, &organization, free_port(), &["finding.recorded"]).await;
     let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
     app.record_finding(&engagement, &audit, "ofi", "A.5.1").await;
     let db = app.db().await;
@@ -722,22 +723,24 @@ async fn on_postgres_an_endpoint_removed_while_a_dispatch_makes_its_messages_kee
         engine::webhooks::dispatch::open_dispatch(&engine, 500, Some(take), engine::webhooks::dispatch::Look::First)
             .await
             .expect("the dispatch");
-    assert_eq!(dispatch.taken().len(), 1, "{dispatch:?}");
+    assert_eq!(dispatch.taken().len(), 2, "{dispatch:?}");
 
-    // Act: the endpoint removed meanwhile; the dispatch then writes its message and commits.
-    let path = format!("/api/v1/webhook-endpoints/{endpoint}");
+    // Act: one endpoint removed before the dispatch writes (its first attempts are not waited
+    // for), the other after it wrote and before it commits.
+    app.send(reqwest::Method::DELETE, &format!("/api/v1/webhook-endpoints/{before}"), None).await.expect(204);
+    let written = dispatch.write(Vec::new()).await.expect("the messages written");
+    let path = format!("/api/v1/webhook-endpoints/{after}");
     let removal = app.send(reqwest::Method::DELETE, &path, None);
     tokio::pin!(removal);
     let waited = tokio::time::timeout(std::time::Duration::from_millis(700), &mut removal).await;
-    assert!(waited.is_err(), "the removal waits for the dispatch that makes messages for the endpoint");
-    dispatch.write(Vec::new()).await.expect("the messages written");
+    assert!(waited.is_err(), "the removal waits for the dispatch that wrote messages for the endpoint");
     dispatch.commit().await.expect("the dispatch committed");
     removal.await.expect(204);
 
-    // Assert: nothing of the endpoint is left, and its event is off the outbox.
-    let endpoint = Uuid::parse_str(&endpoint).unwrap();
-    let messages = WebhookMessage::find().filter(webhook_message::Column::EndpointId.eq(endpoint)).count(&db).await;
-    assert_eq!(messages.unwrap(), 0, "the message the dispatch made went with its endpoint");
+    // Assert: no message was written for the endpoint removed first, and the one written for the
+    // other went with it; the event is off the outbox.
+    assert_eq!(written.len(), 1, "only the endpoint still there is written to");
+    assert_eq!(WebhookMessage::find().count(&db).await.unwrap(), 0, "no message outlives its endpoint");
     assert_eq!(WebhookOutbox::find().count(&db).await.unwrap(), 0);
 }
 

@@ -9,7 +9,10 @@ use chrono::{DateTime, SubsecRound, Utc};
 use entities::domain::webhooks::{EndpointOwner, PayloadHead, WebhookEventType, WebhookMessageStatus, message_uuid};
 use entities::orm::{prelude::*, webhook_endpoint, webhook_event, webhook_message, webhook_outbox};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, LockBehavior, LockType, Order, Query};
-use sea_orm::{ColumnTrait, EntityTrait, FromQueryResult, IdenStatic, QueryFilter, QueryOrder, QuerySelect, Select};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IdenStatic, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
 use uuid::Uuid;
 
 use crate::Engine;
@@ -213,7 +216,6 @@ pub async fn open_dispatch(
         .iter()
         .filter_map(Subscriber::of)
         .collect();
-    let subscribers = kept_for(txn, subscribers, &events).await?;
     let mut messages = Vec::new();
     let mut taken = 0;
     let mut handled = events.len();
@@ -258,35 +260,28 @@ pub async fn open_dispatch(
     Ok(dispatch)
 }
 
-/// Of `subscribers`, those told of any of `events` that still exist, locked (`FOR KEY SHARE`, in
-/// their ids' order) until the dispatch ends: on PostgreSQL the delivery log has no foreign keys
-/// (migration `m20261204_000020`), and the lock is what keeps a message from outliving its
-/// endpoint. A removal waits for the dispatch to end, then deletes the messages it made; a dispatch
-/// that waited for a removal finds the endpoint gone and makes no message for it. One lock an
-/// endpoint a dispatch, where the key checked every message. SQLite has one writer: the read only
-/// filters.
-async fn kept_for(
-    txn: &WriteTransaction,
-    subscribers: Vec<Subscriber>,
-    events: &[QueuedEvent],
-) -> Result<Vec<Subscriber>, EngineError> {
+/// Of the endpoints `ids`, those that still exist, locked (`FOR KEY SHARE`, in their ids' order)
+/// until the dispatch ends: on PostgreSQL the delivery log has no foreign keys (migration
+/// `m20261204_000020`), and the lock is what keeps a message from outliving its endpoint. Taken
+/// as the messages are written, as the keys' checks took it, so an endpoint's removal waits for no
+/// dispatch's first attempts: a removal that committed before has the dispatch write nothing for
+/// that endpoint, one that comes after waits for the commit and then deletes what it wrote. One lock
+/// an endpoint a dispatch, where the key checked every message.
+async fn kept_endpoints(txn: &WriteTransaction, mut ids: Vec<Uuid>) -> Result<HashSet<Uuid>, EngineError> {
     use webhook_endpoint::Column as E;
-    let told: Vec<Uuid> = subscribers.iter().filter(|s| events.iter().any(|e| s.is_told(e))).map(|s| s.id).collect();
-    if told.is_empty() {
-        return Ok(Vec::new());
-    }
-    let kept: HashSet<Uuid> = WebhookEndpoint::find()
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(WebhookEndpoint::find()
         .select_only()
         .column(E::Id)
-        .filter(E::Id.is_in(told))
+        .filter(E::Id.is_in(ids))
         .order_by_asc(E::Id)
         .lock(LockType::KeyShare)
         .into_tuple::<Uuid>()
         .all(txn)
         .await?
         .into_iter()
-        .collect();
-    Ok(subscribers.into_iter().filter(|s| kept.contains(&s.id)).collect())
+        .collect())
 }
 
 /// An event as its messages are made and sent: its subject left as the JSON text it was stored as.
@@ -393,7 +388,8 @@ impl Dispatch {
 
     /// Writes the messages made, each as `sent` has it where it holds one of the same id (a taken
     /// message whose first attempt ended), and takes the events off the outbox's queue (see
-    /// [`crate::webhooks::rows`]). Returns the ids of the messages written: a message that existed
+    /// [`crate::webhooks::rows`]). A message whose endpoint was removed meanwhile is not written
+    /// (see [`kept_endpoints`]). Returns the ids of the messages written: a message that existed
     /// already is not made again (nor is its attempt to be recorded: the row is not this
     /// dispatch's).
     pub async fn write(&mut self, sent: Vec<webhook_message::Model>) -> Result<HashSet<Uuid>, EngineError> {
@@ -402,8 +398,13 @@ impl Dispatch {
             return Err(EngineError::Unexpected(anyhow::anyhow!("a dispatch is written once")));
         }
         let mut sent: HashMap<Uuid, webhook_message::Model> = sent.into_iter().map(|m| (m.id, m)).collect();
-        let rows: Vec<webhook_message::Model> =
+        let mut rows: Vec<webhook_message::Model> =
             self.messages.iter().map(|made| sent.remove(&made.id).unwrap_or_else(|| made.clone())).collect();
+        // SQLite's one writer has held the endpoints still since they were read.
+        if txn.get_database_backend() == DbBackend::Postgres && !rows.is_empty() {
+            let kept = kept_endpoints(txn, rows.iter().map(|m| m.endpoint_id).collect()).await?;
+            rows.retain(|m| kept.contains(&m.endpoint_id));
+        }
         let written = insert_messages(txn, rows).await?;
         take_off_outbox(txn, self.events.iter().map(|e| e.id).collect()).await?;
         self.written = true;
