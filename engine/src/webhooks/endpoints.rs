@@ -149,8 +149,8 @@ impl Engine {
     /// Removes endpoint `id` with its messages and their log.
     pub async fn delete_webhook_endpoint(&self, caller: &Caller, id: Uuid) -> Result<Write, EngineError> {
         let (write, endpoint) = self.begin_on_endpoint(caller, id, None).await?;
-        // The endpoint first: its row lock waits for a dispatch making messages for it (which holds
-        // it `FOR KEY SHARE`) and keeps the next one off. Then its messages, which waits for a
+        // The endpoint first: its row lock waits for a dispatch that wrote messages for it (which
+        // holds it `FOR KEY SHARE`) and keeps the next one off. Then its messages, which waits for a
         // recorder holding some, and then their attempts, the recorder's included: each statement
         // sees what committed before it began. On PostgreSQL no foreign key cascades (migration
         // `m20261204_000020`); on SQLite the keys cascade, and these two find nothing left.
