@@ -114,6 +114,14 @@ class Database:
             return 0
         return int(self.execute("SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter")[0][0])
 
+    def autovacuums(self):
+        """How many autovacuum and autoanalyze runs have ended on this database's tables (0 on
+        SQLite): the count taken before and after a run tells how many landed in it."""
+        if self.backend != "postgres":
+            return 0
+        return int(self.execute("SELECT COALESCE(SUM(autovacuum_count + autoanalyze_count), 0) "
+                                "FROM pg_stat_user_tables")[0][0])
+
     def drop(self):
         if self.backend == "postgres":
             psql(ADMIN_URL, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
@@ -430,16 +438,16 @@ def pgbench_figures(out):
 
 class Receiver:
     """The webhook receiver of `receiver.rs` on 127.0.0.1, a process of its own answering 200 to every
-    POST (keep-alive, a thread a connection), counting them; it checks nothing (the tests verify
-    signatures).
+    POST (keep-alive, one thread serving every connection from an epoll loop), counting them; it
+    checks nothing (the tests verify signatures).
 
     Compiled here with `rustc -O` (the standard library only). The receiver is the integrator's and
     would run on their machine; here it shares the two cores with what is measured. A process of
-    its own, its CPU is its own (`cpu_seconds(receiver.process.pid)`): the asyncio receiver it
-    replaced ran in the bench's process, whose CPU included the bench's own work. It costs about
-    what that one did, 17–23 µs a message against 20–25: the kernel's loopback TCP a request, which
-    any receiver pays (the standard library's threaded HTTP server in Python cost a good part of a
-    core at 500 requests/s)."""
+    its own, its CPU is its own (`cpu_seconds(receiver.process.pid)`): 6–7 µs a message. Until
+    session 35 it ran a thread a connection (16 µs a message), each asleep in `read` between
+    requests, and over loopback the worker's `writev` paid for waking that thread (a sixth of the
+    worker's CPU a message): a cost of this receiver, not of certflow's (docs/benchmarks.md, "A
+    receiver that wakes no thread a request")."""
 
     def __init__(self):
         source = Path(__file__).with_name("receiver.rs")

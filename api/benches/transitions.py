@@ -45,7 +45,8 @@
    `Autovacuum`: this machine's PostgreSQL runs without it), and every measured run (wrk or
    pgbench) begins right after a `CHECKPOINT` (`Database.settle`: a checkpoint landed in one run and
    not its neighbours at random). Each round prints how many checkpoints began during its runs
-   anyway (0 expected).
+   anyway (0 expected), and how many autovacuum and autoanalyze runs ended during each (its
+   one-minute cycle lands in some 15-second runs and not others: a point of the API's share).
 
 Environment: BENCH_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test), ENGAGEMENTS
 (256), CLIENTS (64), SECONDS (20), WARM_UP (3), ROUNDS (3), DATABASE_MAX_CONNECTIONS (the API's read pool, default 32),
@@ -216,11 +217,12 @@ def main():
         api = Api(binary, db)
         warm_up(api, transition_script(api.token, fresh_stage1_audits(db, pairs, WARM_UP)))
         targets = fresh_stage1_audits(db, pairs, SECONDS)
-        checkpoints = db.settle()
+        checkpoints, vacuums = db.settle(), db.autovacuums()
         pg_before, api_before = postgres_cpu_seconds(), cpu_seconds(api.process.pid)
         wrk_before = children_cpu_seconds()
         api_run, api_share = share_of_machine(api, lambda: wrk(api.base, transition_script(api.token, targets), SECONDS))
         checkpointed = [db.checkpoints() - checkpoints]
+        vacuumed = [db.autovacuums() - vacuums]
         wrk_plain = children_cpu_seconds() - wrk_before
         pg_plain, api_plain = postgres_cpu_seconds() - pg_before, cpu_seconds(api.process.pid) - api_before
         _, transitions_peak = api.memory()
@@ -244,7 +246,7 @@ def main():
             wait_until_drained(db, time.monotonic(), 120)
             api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": True})
             delivered_before = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0])
-            checkpoints = db.settle()
+            checkpoints, vacuums = db.settle(), db.autovacuums()
             round_began = db.execute("SELECT now()")[0][0]
             started = time.monotonic()
             pg_before, worker_before = postgres_cpu_seconds(), cpu_seconds(worker.pid)
@@ -252,6 +254,7 @@ def main():
             hooked_run, hooked_api_share = share_of_machine(
                 api, lambda: wrk(api.base, transition_script(api.token, targets), SECONDS))
             hooked_checkpointed = db.checkpoints() - checkpoints
+            hooked_vacuumed = db.autovacuums() - vacuums
             wait_until_drained(db, started, SECONDS + 300)
             delivery_seconds = time.monotonic() - started
             delivered = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0]) \
@@ -264,13 +267,14 @@ def main():
             worker = None
             api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": False})
             targets = fresh_stage1_audits(db, pairs, SECONDS)
-            checkpoints = db.settle()
+            checkpoints, vacuums = db.settle(), db.autovacuums()
             plain_run, api_share = share_of_machine(api, lambda: wrk(api.base, transition_script(api.token, targets), SECONDS))
             runs.append(plain_run)
             api_shares.append(api_share)
             checkpointed.append(db.checkpoints() - checkpoints)
+            vacuumed.append(db.autovacuums() - vacuums)
             hooked.append((hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu, lag,
-                           hooked_checkpointed, hooked_api_share))
+                           hooked_checkpointed, hooked_api_share, hooked_vacuumed))
         vacuums = db.execute("SELECT relname, autovacuum_count, autoanalyze_count FROM pg_stat_user_tables "
                              "WHERE autovacuum_count + autoanalyze_count > 0 ORDER BY relname")
         db.settle()
@@ -304,7 +308,7 @@ def main():
             print(f"| pgbench, the same statements, {when} | {db_tps:.0f} | average {db_latency}, p99 {db_p99:.2f}ms | |")
     shares, cpu_shares = [], []
     for index, (hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu, lag,
-                hooked_checkpointed, hooked_api_share) in enumerate(hooked):
+                hooked_checkpointed, hooked_api_share, hooked_vacuumed) in enumerate(hooked):
         before_rps, after_rps = wrk_figures(runs[index])[0], wrk_figures(runs[index + 1])[0]
         plain_rps = (before_rps + after_rps) / 2
         print(f"| API transition again, the endpoint disabled (run {index + 2} without) | {after_rps:.0f} | | |")
@@ -324,8 +328,11 @@ def main():
               f"PostgreSQL {pg_hooked / hooked_count * 1e6:.0f} µs a transition with its message made, delivered and "
               f"logged (the worker's statements included); from an event's commit to its delivery: p50 {lag[0]:.2f} s, "
               f"p99 {lag[1]:.2f} s, at most {lag[2]:.2f} s; checkpoints begun during it: {hooked_checkpointed}, "
-              f"during the runs without before and after: {checkpointed[index]}, {checkpointed[index + 1]}; the API "
+              f"during the runs without before and after: {checkpointed[index]}, {checkpointed[index + 1]}; autovacuum "
+              f"and autoanalyze runs ended during it: {hooked_vacuumed}, during the runs without before and after: "
+              f"{vacuumed[index]}, {vacuumed[index + 1]}; the API "
               f"had {hooked_api_share:.1%} of the machine's CPU, against {plain_api_share:.1%} without "
+              f"({api_shares[index]:.1%} before, {api_shares[index + 1]:.1%} after) "
               f"({cpu_shares[-1]:.0%})")
     print(f"\nShare with one endpoint, each round against its neighbours: "
           f"{', '.join(f'{share:.0%}' for share in shares)}; median {statistics.median(shares):.0%}")
