@@ -123,7 +123,9 @@ fn serve(connection: &mut Connection, chunk: &mut [u8], received: &mut u64) -> b
     while let Some(length) = request_length(&connection.pending[used..]) {
         if connection.pending[used..].starts_with(b"GET /count") {
             let body = received.to_string();
-            answers.extend_from_slice(format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len()).as_bytes());
+            answers.extend_from_slice(
+                format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{body}", body.len()).as_bytes(),
+            );
         } else {
             *received += 1;
             answers.extend_from_slice(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
