@@ -1,7 +1,8 @@
 //! The benchmarks' webhook receiver: answers 200 to every POST on 127.0.0.1, counts them, and
 //! answers `GET /count` with how many it has had. It checks nothing (the tests verify signatures).
 //!
-//! Built by `benchlib.py` with `rustc -O` alone (the standard library, no crate), and run as a
+//! Built by `benchlib.py` with `rustc -O` alone (the standard library, no crate; not a cargo target:
+//! `autobenches = false` in `api/Cargo.toml`, its epoll calls being `unsafe`), and run as a
 //! process of its own: a receiver is the integrator's, on their machine, but here it shares the
 //! two cores with the API, PostgreSQL, the worker and wrk, and its CPU is counted apart from the
 //! bench's.
