@@ -108,17 +108,18 @@ fn watch(poll: i32, fd: i32, token: u64) {
     assert!(added == 0, "epoll_ctl: {}", std::io::Error::last_os_error());
 }
 
-/// Reads what `connection` sent and answers each whole request in it; `false` once it closed.
+/// Reads what `connection` sent and answers each whole request in it (those that came before its
+/// peer closed too); `false` once it closed.
 fn serve(connection: &mut Connection, chunk: &mut [u8], received: &mut u64) -> bool {
-    loop {
+    let open = loop {
         match connection.stream.read(chunk) {
-            Ok(0) => return false,
+            Ok(0) => break false,
             Ok(n) => connection.pending.extend_from_slice(&chunk[..n]),
-            Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+            Err(error) if error.kind() == ErrorKind::WouldBlock => break true,
             Err(error) if error.kind() == ErrorKind::Interrupted => {}
             Err(_) => return false,
         }
-    }
+    };
     let mut answers = Vec::new();
     let mut used = 0;
     while let Some(length) = request_length(&connection.pending[used..]) {
@@ -135,16 +136,17 @@ fn serve(connection: &mut Connection, chunk: &mut [u8], received: &mut u64) -> b
     }
     connection.pending.drain(..used);
     if answers.is_empty() {
-        return true;
+        return open;
     }
     // A few dozen bytes an answer: the socket's buffer takes them at once; if it ever did not, the
     // rest is written blocking.
-    match connection.stream.write(&answers) {
+    let answered = match connection.stream.write(&answers) {
         Ok(n) if n == answers.len() => true,
         Ok(n) => write_blocking(&connection.stream, &answers[n..]),
         Err(error) if error.kind() == ErrorKind::WouldBlock => write_blocking(&connection.stream, &answers),
         Err(_) => false,
-    }
+    };
+    open && answered
 }
 
 fn write_blocking(mut stream: &TcpStream, rest: &[u8]) -> bool {

@@ -217,12 +217,12 @@ def main():
         api = Api(binary, db)
         warm_up(api, transition_script(api.token, fresh_stage1_audits(db, pairs, WARM_UP)))
         targets = fresh_stage1_audits(db, pairs, SECONDS)
-        checkpoints, vacuums = db.settle(), db.autovacuums()
+        checkpoints, autovacuums = db.settle(), db.autovacuums()
         pg_before, api_before = postgres_cpu_seconds(), cpu_seconds(api.process.pid)
         wrk_before = children_cpu_seconds()
         api_run, api_share = share_of_machine(api, lambda: wrk(api.base, transition_script(api.token, targets), SECONDS))
         checkpointed = [db.checkpoints() - checkpoints]
-        vacuumed = [db.autovacuums() - vacuums]
+        vacuumed = [db.autovacuums() - autovacuums]
         wrk_plain = children_cpu_seconds() - wrk_before
         pg_plain, api_plain = postgres_cpu_seconds() - pg_before, cpu_seconds(api.process.pid) - api_before
         _, transitions_peak = api.memory()
@@ -246,7 +246,7 @@ def main():
             wait_until_drained(db, time.monotonic(), 120)
             api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": True})
             delivered_before = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0])
-            checkpoints, vacuums = db.settle(), db.autovacuums()
+            checkpoints, autovacuums = db.settle(), db.autovacuums()
             round_began = db.execute("SELECT now()")[0][0]
             started = time.monotonic()
             pg_before, worker_before = postgres_cpu_seconds(), cpu_seconds(worker.pid)
@@ -254,7 +254,7 @@ def main():
             hooked_run, hooked_api_share = share_of_machine(
                 api, lambda: wrk(api.base, transition_script(api.token, targets), SECONDS))
             hooked_checkpointed = db.checkpoints() - checkpoints
-            hooked_vacuumed = db.autovacuums() - vacuums
+            hooked_vacuumed = db.autovacuums() - autovacuums
             wait_until_drained(db, started, SECONDS + 300)
             delivery_seconds = time.monotonic() - started
             delivered = int(db.execute("SELECT count(*) FROM webhook_messages WHERE status = 'delivered'")[0][0]) \
@@ -267,12 +267,12 @@ def main():
             worker = None
             api.call("PUT", f"/api/v1/webhook-endpoints/{endpoint['id']}", {"url": receiver.url, "enabled": False})
             targets = fresh_stage1_audits(db, pairs, SECONDS)
-            checkpoints, vacuums = db.settle(), db.autovacuums()
+            checkpoints, autovacuums = db.settle(), db.autovacuums()
             plain_run, api_share = share_of_machine(api, lambda: wrk(api.base, transition_script(api.token, targets), SECONDS))
             runs.append(plain_run)
             api_shares.append(api_share)
             checkpointed.append(db.checkpoints() - checkpoints)
-            vacuumed.append(db.autovacuums() - vacuums)
+            vacuumed.append(db.autovacuums() - autovacuums)
             hooked.append((hooked_run, delivered, delivery_seconds, worker_cpu, pg_hooked, receiver_cpu, lag,
                            hooked_checkpointed, hooked_api_share, hooked_vacuumed))
         vacuums = db.execute("SELECT relname, autovacuum_count, autoanalyze_count FROM pg_stat_user_tables "
