@@ -148,6 +148,20 @@ pub fn keyed_page_of<R, T, K: CursorKey>(
     )
 }
 
+/// The first `count` rows of two lists each in (key, id) order, in that order: a page of a list
+/// kept in two tables, each read a page long from the same cursor.
+pub fn merge_pages<R, K: Ord>(
+    mut one: Vec<R>,
+    other: Vec<R>,
+    count: usize,
+    key_of: impl Fn(&R) -> (K, Uuid),
+) -> Vec<R> {
+    one.extend(other);
+    one.sort_by_key(|r| key_of(r));
+    one.truncate(count);
+    one
+}
+
 /// `select` ordered by (`key`, `id`), `limit + 1` rows from after `cursor`.
 pub fn keyed_page<E: EntityTrait, K: CursorKey>(
     select: Select<E>,
@@ -188,6 +202,22 @@ pub struct PageQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_page_of_two_lists_is_their_first_rows_in_key_then_id_order() {
+        let id = |n: u128| Uuid::from_u128(n);
+        let logged = vec![(1, id(9)), (3, id(1)), (3, id(4))];
+        let kept = vec![(2, id(5)), (3, id(2)), (7, id(1))];
+        let page = merge_pages(logged, kept, 4, |r| *r);
+        assert_eq!(page, vec![(1, id(9)), (2, id(5)), (3, id(1)), (3, id(2))]);
+    }
+
+    #[test]
+    fn a_page_of_two_short_lists_is_all_of_both() {
+        let id = |n: u128| Uuid::from_u128(n);
+        let page = merge_pages(vec![(5, id(1))], vec![(4, id(2))], 51, |r| *r);
+        assert_eq!(page, vec![(4, id(2)), (5, id(1))]);
+    }
 
     #[test]
     fn a_cursor_round_trips_and_garbage_is_refused() {

@@ -22,6 +22,7 @@ mod m20261201_000017_webhook_messages_by_event;
 mod m20261201_000018_findings_by_engagement_in_order;
 mod m20261203_000019_webhook_outbox_queue;
 mod m20261204_000020_webhook_log_checked_by_its_writers;
+mod m20261204_000021_first_attempts_kept_in_their_messages;
 
 /// Every migration, in order. An applied migration is never edited: add a new one.
 pub struct Migrator;
@@ -50,6 +51,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000018_findings_by_engagement_in_order::Migration),
             Box::new(m20261203_000019_webhook_outbox_queue::Migration),
             Box::new(m20261204_000020_webhook_log_checked_by_its_writers::Migration),
+            Box::new(m20261204_000021_first_attempts_kept_in_their_messages::Migration),
         ]
     }
 }

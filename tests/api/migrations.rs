@@ -26,6 +26,51 @@ async fn all_migrations_apply_roll_back_and_apply_again(backend: Backend) {
 }
 on_both_databases!(all_migrations_apply_roll_back_and_apply_again);
 
+async fn rolled_back_a_first_attempt_kept_in_its_message_gets_its_row_back(backend: Backend) {
+    use entities::domain::webhooks::WebhookMessageStatus;
+    use entities::orm::prelude::{WebhookAttempt, WebhookMessage};
+    use sea_orm::sea_query::Expr;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    // Arrange: a message delivered by the attempt its dispatch made, kept in its row.
+    let app = crate::helpers::spawn_app_with(backend, &[("WEBHOOK_ALLOW_LOOPBACK", "true")]).await;
+    let engagement = app.engagement_in_stage2().await;
+    let organization = app.engagement(&engagement).await.expect(200).str("organization_id");
+    let (endpoint, _) = crate::webhooks::register(&app, &organization, 9, &[]).await;
+    let message = crate::webhooks::insert_failed_message(&app, &endpoint, &engagement).await;
+    let db = app.db().await;
+    use entities::orm::webhook_message::Column as M;
+    let delivered = WebhookMessage::update_many()
+        .col_expr(M::Status, Expr::value(WebhookMessageStatus::Delivered))
+        .col_expr(M::Attempts, Expr::value(1))
+        .col_expr(M::LastResponseStatus, Expr::value(204))
+        .col_expr(M::DeliveredAt, Expr::col(M::CreatedAt))
+        .col_expr(M::FirstAttemptLatencyMs, Expr::value(12))
+        .col_expr(M::FirstAttemptExcerpt, Expr::value("ok"))
+        .filter(M::Id.eq(uuid::Uuid::parse_str(&message).unwrap()))
+        .exec(&db)
+        .await;
+    assert_eq!(delivered.unwrap().rows_affected, 1);
+    let listed = app.get(&format!("/api/v1/webhook-endpoints/{endpoint}/attempts")).await.expect(200).body;
+
+    // Act: that migration rolled back.
+    Migrator::down(&db, Some(1)).await.expect("roll back the last migration");
+
+    // Assert: the attempt has its row, as the log listed it.
+    let rows = WebhookAttempt::find().all(&db).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let row = &rows[0];
+    assert_eq!((row.id.to_string(), row.message_id.to_string()), (message.clone(), message));
+    assert_eq!((row.attempt, row.response_status, row.latency_ms), (1, Some(204), 12));
+    assert_eq!((row.response_excerpt.as_deref(), row.error.as_deref()), (Some("ok"), None));
+    assert_eq!(listed["items"][0]["id"], row.id.to_string());
+    assert_eq!(
+        chrono::DateTime::parse_from_rfc3339(listed["items"][0]["attempted_at"].as_str().unwrap()).unwrap(),
+        row.attempted_at
+    );
+    Migrator::up(&db, None).await.expect("and applied again");
+}
+on_both_databases!(rolled_back_a_first_attempt_kept_in_its_message_gets_its_row_back);
+
 /// SQLite plans without statistics; the schema's indexes must lead it to look up each engagement's
 /// open deadlines instead of walking every open deadline (which made reads slow down as data grew).
 #[tokio::test]
@@ -69,13 +114,13 @@ async fn on_sqlite_a_page_of_an_engagements_findings_is_read_in_index_order() {
     );
 }
 
-/// A page of an endpoint's delivery log (its messages, of one status or all, and its attempts) is
-/// read along the endpoint's index in the list's order: the lists used to be ordered by id, which
+/// A page of an endpoint's delivery log (its messages, of one status or all, and its attempts, those
+/// kept in their messages' rows included) is read along the endpoint's index in the list's order: the lists used to be ordered by id, which
 /// that index does not hold, so each page sorted every message the endpoint ever had (thousands a
 /// minute under load, kept for the retention's days).
 #[tokio::test]
 async fn on_sqlite_a_page_of_an_endpoints_delivery_log_is_read_in_index_order() {
-    use api::routes::webhook_endpoints::{attempts_page, messages_page};
+    use api::routes::webhook_endpoints::{attempts_page, first_attempts_page, messages_page};
     use entities::domain::webhooks::WebhookMessageStatus;
     use sea_orm::{DbBackend, QueryTrait};
     let app = spawn_app(Backend::Sqlite).await;
@@ -89,6 +134,8 @@ async fn on_sqlite_a_page_of_an_endpoints_delivery_log_is_read_in_index_order() 
             "ix_webhook_messages_endpoint_created",
         ),
         (attempts_page(endpoint, after, 50).build(DbBackend::Sqlite), "ix_webhook_attempts_endpoint"),
+        (first_attempts_page(endpoint, after, 50).build(DbBackend::Sqlite), "ix_webhook_messages_first_attempts"),
+        (first_attempts_page(endpoint, None, 50).build(DbBackend::Sqlite), "ix_webhook_messages_first_attempts"),
         (messages_page(endpoint, None, None, 50).build(DbBackend::Sqlite), "ix_webhook_messages_endpoint_created"),
     ] {
         let plan = sqlite_plan(&db, &query).await;

@@ -170,6 +170,8 @@ pub async fn insert_failed_message(app: &TestApp, endpoint: &str, engagement: &s
         delivered_at: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
+        first_attempt_latency_ms: Set(None),
+        first_attempt_excerpt: Set(None),
     };
     WebhookMessage::insert(message).exec_without_returning(&db).await.unwrap();
     id.to_string()
@@ -356,6 +358,93 @@ async fn a_receiver_down_then_failing_then_slowing_gets_the_message_once_with_on
     assert_eq!(messages.body["items"][0]["webhook_id"], received[0].id());
 }
 on_both_databases!(a_receiver_down_then_failing_then_slowing_gets_the_message_once_with_one_id);
+
+/// Every attempt of endpoint `endpoint`'s log, read `limit` at a time.
+async fn attempts_paged(app: &TestApp, endpoint: &str, limit: u64) -> Vec<Value> {
+    let (mut items, mut cursor) = (Vec::new(), None::<String>);
+    loop {
+        let mut path = format!("/api/v1/webhook-endpoints/{endpoint}/attempts?limit={limit}");
+        if let Some(cursor) = &cursor {
+            path.push_str(&format!("&cursor={cursor}"));
+        }
+        let page = app.get(&path).await.expect(200);
+        items.extend(page.body["items"].as_array().unwrap().iter().cloned());
+        match page.body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+async fn a_first_attempt_that_delivers_is_kept_in_its_message_listed_paged_and_kept_through_a_replay(backend: Backend) {
+    // Arrange: an endpoint for findings, its receiver answering 200.
+    let Delivering { app, smtp: _smtp, worker: _worker, engagement, organization } = delivering(backend).await;
+    let (receiver, port) = Receiver::start_on(0);
+    let (endpoint, _) = register(&app, &organization, port, &["finding.recorded"]).await;
+    let endpoint_id = Uuid::parse_str(&endpoint).unwrap();
+    let audit = app.create_audit(&engagement, "stage2", day(40), day(43)).await;
+
+    // Act: three findings, each delivered at its first attempt.
+    for n in 1..=3 {
+        app.record_finding(&engagement, &audit, "ofi", &format!("A.5.{n}")).await;
+    }
+    wait_at_most(30, "three attempts", || async { attempts_of(&app, &endpoint).await.len() == 3 }).await;
+
+    // Assert: listed as any attempt is, with their answers, though no attempt row was written.
+    let db = app.db().await;
+    let rows = WebhookAttempt::find().filter(webhook_attempt::Column::EndpointId.eq(endpoint_id)).count(&db).await;
+    assert_eq!(rows.unwrap(), 0, "kept in their messages' rows");
+    let kept = attempts_of(&app, &endpoint).await;
+    for attempt in &kept {
+        assert_eq!(attempt["id"], attempt["message_id"], "{attempt}");
+        assert_eq!((attempt["attempt"].clone(), attempt["outcome"].clone()), (json!(1), json!("delivered")));
+        assert_eq!(
+            (attempt["response_status"].clone(), attempt["response_excerpt"].clone()),
+            (json!(200), json!("thanks"))
+        );
+        assert!(attempt["latency_ms"].as_i64().unwrap() >= 0 && attempt["error"].is_null(), "{attempt}");
+    }
+
+    // Act: a fourth finding whose first answer is a 500, then a 200; then the first message replayed.
+    receiver.answer(500, None);
+    app.record_finding(&engagement, &audit, "ofi", "A.5.4").await;
+    wait_at_most(30, "the failed attempt", || async { attempts_of(&app, &endpoint).await.len() == 4 }).await;
+    app.set_now(app.clock.now() + Duration::seconds(10));
+    wait_at_most(30, "the retry", || async { attempts_of(&app, &endpoint).await.len() == 5 }).await;
+    let first = kept[0]["message_id"].as_str().unwrap().to_owned();
+    let replay = format!("/api/v1/webhook-endpoints/{endpoint}/messages/{first}/replay");
+    app.post(&replay, &json!({})).await.expect(202);
+    wait_at_most(30, "the replayed message's attempt", || async { attempts_of(&app, &endpoint).await.len() == 6 })
+        .await;
+
+    // Assert: the first message's kept attempt is still listed as it was, beside its new one; the
+    // log read one attempt a page is the log read whole, in order, each attempt once.
+    let whole = attempts_paged(&app, &endpoint, 200).await;
+    let without_id = |a: &Value| {
+        let mut a = a.as_object().unwrap().clone();
+        a.remove("id");
+        a
+    };
+    // An id of its own now: the message's is its new first attempt's.
+    let moved = whole.iter().find(|a| without_id(a) == without_id(&kept[0]));
+    assert!(moved.is_some_and(|a| a["id"] != kept[0]["id"]), "the replayed message's first attempt kept: {whole:?}");
+    let of_first: Vec<&Value> = whole.iter().filter(|a| a["message_id"] == first.as_str()).collect();
+    assert_eq!(of_first.len(), 2, "{of_first:?}");
+    assert!(of_first.iter().all(|a| a["attempt"] == 1 && a["outcome"] == "delivered"));
+    let outcomes: Vec<&str> = whole.iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    assert_eq!(outcomes.iter().filter(|o| **o == "retrying").count(), 1, "{outcomes:?}");
+    assert_eq!(attempts_paged(&app, &endpoint, 1).await, whole, "paged one at a time");
+    let order: Vec<(String, String)> = whole
+        .iter()
+        .map(|a| (a["attempted_at"].as_str().unwrap().to_owned(), a["id"].as_str().unwrap().to_owned()))
+        .collect();
+    let ids: HashSet<&String> = order.iter().map(|(_, id)| id).collect();
+    assert_eq!(ids.len(), 6, "each attempt once");
+    let when = |a: &Value| chrono::DateTime::parse_from_rfc3339(a["attempted_at"].as_str().unwrap()).unwrap();
+    assert!(whole.windows(2).all(|w| when(&w[0]) <= when(&w[1])), "oldest first: {order:?}");
+    assert_eq!(receiver.received().len(), 6);
+}
+on_both_databases!(a_first_attempt_that_delivers_is_kept_in_its_message_listed_paged_and_kept_through_a_replay);
 
 async fn gone_disables_a_rotated_secret_signs_beside_the_old_and_private_addresses_are_refused(backend: Backend) {
     // Arrange
@@ -845,44 +934,59 @@ async fn a_dispatch_makes_no_more_messages_than_its_caller_takes(backend: Backen
 }
 on_both_databases!(a_dispatch_makes_no_more_messages_than_its_caller_takes);
 
-/// The transaction that last wrote each of the latest finding's rows on PostgreSQL (`xmin`): its
-/// event, its message and the message's attempts; and the message's status, its id, and the id
-/// derived from its event and endpoint.
-async fn writers_of_the_message(app: &TestApp, engagement: &str) -> (String, String, Vec<String>, String, Uuid, Uuid) {
+/// Who last wrote the latest finding's message on PostgreSQL, and what it holds.
+#[derive(Debug, Default)]
+struct Writers {
+    /// The transaction that wrote the event (`xmin`).
+    event: String,
+    /// The transaction that last wrote the message.
+    message: String,
+    /// The transaction that last locked the message's endpoint (`xmax`, a lock only): the last
+    /// dispatch that wrote messages for it (`FOR KEY SHARE`).
+    dispatch: String,
+    /// The message's status.
+    status: String,
+    /// The latency of the first attempt the message keeps in its row.
+    kept_latency_ms: Option<i32>,
+    /// The message's attempts that have rows of their own.
+    attempt_rows: i64,
+    /// The message's id, and the id derived from its event and endpoint.
+    id: Uuid,
+    derived: Uuid,
+}
+
+async fn writers_of_the_message(app: &TestApp, engagement: &str) -> Writers {
     use sea_orm::{ConnectionTrait, Statement};
     let db = app.db().await;
-    let sql = "SELECT e.xmin::text AS event, m.xmin::text AS message, a.xmin::text AS attempt, m.status, \
+    let sql = "SELECT e.xmin::text AS event, m.xmin::text AS message, en.xmax::text AS dispatch, m.status, \
+               m.first_attempt_latency_ms, (SELECT count(*) FROM webhook_attempts a WHERE a.message_id = m.id) AS rows, \
                m.id AS message_id, m.endpoint_id, e.id AS event_id \
                FROM webhook_messages m JOIN webhook_events e ON e.id = m.event_id \
-               JOIN webhook_attempts a ON a.message_id = m.id \
+               JOIN webhook_endpoints en ON en.id = m.endpoint_id \
                WHERE m.id = (SELECT l.id FROM webhook_messages l JOIN webhook_events le ON le.id = l.event_id \
-               WHERE l.engagement_id = $1 AND l.event_type = 'finding.recorded' ORDER BY le.sequence DESC LIMIT 1) \
-               ORDER BY a.attempt";
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
+               WHERE l.engagement_id = $1 AND l.event_type = 'finding.recorded' ORDER BY le.sequence DESC LIMIT 1)";
+    let row = db
+        .query_one_raw(Statement::from_sql_and_values(
             sea_orm::DbBackend::Postgres,
             sql,
             [Uuid::parse_str(engagement).unwrap().into()],
         ))
         .await
         .unwrap();
-    if rows.is_empty() {
-        // Not sent yet, or sent and not recorded.
-        return Default::default();
+    // None: not made yet.
+    let Some(row) = row else { return Writers::default() };
+    let text = |column: &str| row.try_get::<String>("", column).unwrap();
+    let id = |column: &str| row.try_get::<Uuid>("", column).unwrap();
+    Writers {
+        event: text("event"),
+        message: text("message"),
+        dispatch: text("dispatch"),
+        status: text("status"),
+        kept_latency_ms: row.try_get("", "first_attempt_latency_ms").unwrap(),
+        attempt_rows: row.try_get("", "rows").unwrap(),
+        id: id("message_id"),
+        derived: entities::domain::webhooks::message_uuid(id("event_id"), id("endpoint_id")),
     }
-    let text = |row: &sea_orm::QueryResult, column: &str| row.try_get::<String>("", column).unwrap();
-    let id = |row: &sea_orm::QueryResult, column: &str| row.try_get::<Uuid>("", column).unwrap();
-    let first = &rows[0];
-    let message = id(first, "message_id");
-    let derived = entities::domain::webhooks::message_uuid(id(first, "event_id"), id(first, "endpoint_id"));
-    (
-        text(first, "event"),
-        text(first, "message"),
-        rows.iter().map(|r| text(r, "attempt")).collect(),
-        text(first, "status"),
-        message,
-        derived,
-    )
 }
 
 #[tokio::test]
@@ -900,17 +1004,20 @@ async fn on_postgres_a_message_is_written_once_with_its_first_attempt_and_later_
     // Act: a finding, delivered at its first attempt.
     app.record_finding(&engagement, &audit, "ofi", "A.5.1").await;
     wait_at_most(30, "the message is delivered", || async { receiver.received().len() == 1 }).await;
-    wait_at_most(30, "and recorded", || async { writers_of_the_message(&app, &engagement).await.3 == "delivered" })
-        .await;
+    wait_at_most(30, "and recorded", || async {
+        writers_of_the_message(&app, &engagement).await.status == "delivered"
+    })
+    .await;
 
-    // Assert: the message (delivered) and its attempt were written by one transaction, the
-    // dispatch's: the message was never written `sending` first and updated after. The event is
-    // as the finding's own transaction wrote it.
-    let (event, message, attempts, _, id, derived) = writers_of_the_message(&app, &engagement).await;
-    assert_eq!(attempts, vec![message.clone()], "one transaction for the message and its attempt");
-    assert_eq!(event, finding_writer(&app, "A.5.1").await, "the event is never updated");
-    assert_eq!(id, derived, "the message's id is its event's and endpoint's, whenever it is made");
-    assert_eq!(receiver.received()[0].id(), entities::domain::webhooks::message_id(id));
+    // Assert: the message (delivered, its attempt kept in its row) was written by one transaction,
+    // the dispatch's (the one that locked its endpoint): it was never written `sending` first and
+    // updated after. The event is as the finding's own transaction wrote it.
+    let written = writers_of_the_message(&app, &engagement).await;
+    assert_eq!(written.message, written.dispatch, "one transaction for the message and its attempt: {written:?}");
+    assert!(written.kept_latency_ms.is_some() && written.attempt_rows == 0, "the attempt kept in it: {written:?}");
+    assert_eq!(written.event, finding_writer(&app, "A.5.1").await, "the event is never updated");
+    assert_eq!(written.id, written.derived, "the message's id is its event's and endpoint's, whenever it is made");
+    assert_eq!(receiver.received()[0].id(), entities::domain::webhooks::message_id(written.id));
 
     // Arrange: the receiver now slower than a pass waits for an answer.
     receiver.slow_down(2_500);
@@ -921,17 +1028,18 @@ async fn on_postgres_a_message_is_written_once_with_its_first_attempt_and_later_
     wait_at_most(30, "the slow message is written sending while its attempt is in flight", sending).await;
     wait_at_most(30, "the slow message is delivered", || async { receiver.received().len() == 2 }).await;
     let recorded = || async {
-        let (_, _, attempts, status, id, _) = writers_of_the_message(&app, &engagement).await;
-        status == "delivered"
-            && attempts.len() == 1
-            && receiver.received()[1].id() == entities::domain::webhooks::message_id(id)
+        let written = writers_of_the_message(&app, &engagement).await;
+        written.status == "delivered"
+            && receiver.received()[1].id() == entities::domain::webhooks::message_id(written.id)
     };
     wait_at_most(30, "and recorded", recorded).await;
 
-    // Assert: written `sending` by the dispatch, then recorded by a transaction of its own.
-    let (event, message, attempts, _, _, _) = writers_of_the_message(&app, &engagement).await;
-    assert_eq!(attempts, vec![message], "updated by the transaction that logged the attempt");
-    assert_eq!(event, finding_writer(&app, "A.5.2").await, "the event is never updated");
+    // Assert: written `sending` by the dispatch, then recorded (its attempt kept in it) by a
+    // transaction of its own.
+    let written = writers_of_the_message(&app, &engagement).await;
+    assert_ne!(written.message, written.dispatch, "updated after its dispatch: {written:?}");
+    assert!(written.kept_latency_ms.is_some_and(|ms| ms >= 2_500) && written.attempt_rows == 0, "{written:?}");
+    assert_eq!(written.event, finding_writer(&app, "A.5.2").await, "the event is never updated");
 }
 
 /// The transaction that wrote the finding of `reference` on PostgreSQL (`xmin`).
@@ -996,6 +1104,8 @@ async fn the_delivery_log_is_written_as_given_nulls_included_and_a_message_once(
                 delivered_at: full.then_some(now),
                 created_at: now,
                 updated_at: later,
+                first_attempt_latency_ms: full.then_some(17),
+                first_attempt_excerpt: full.then(|| "{\"ok\": \"a 'quoted', comma'd answer\"}".to_owned()),
             });
         }
     }

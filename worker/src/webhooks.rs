@@ -680,22 +680,33 @@ impl WebhookSender {
         let judged: Vec<Judged<'_>> = attempts.iter().map(|a| Judged::of(a, now)).collect();
         use webhook_message::Column as M;
         let mut held: HashSet<Uuid> = HashSet::new();
-        // Delivered ones in one statement per answer status (and attempt count, which says the
-        // attempt still holds its message): in the usual case, one for the whole batch.
-        let mut delivered: BTreeMap<(i32, i32), Vec<Uuid>> = BTreeMap::new();
+        // Delivered ones in one statement per answer status and attempt count (which says the
+        // attempt still holds its message), and, for first attempts kept in their messages, per
+        // latency and excerpt: in the usual case, a few for the whole batch.
+        let mut delivered: BTreeMap<Delivered, Vec<Uuid>> = BTreeMap::new();
         for j in judged.iter().filter(|j| j.outcome == WebhookAttemptOutcome::Delivered) {
-            let key = (j.status.map_or(0, i32::from), j.attempt.message.attempts);
+            let key = Delivered {
+                status: j.status.map_or(0, i32::from),
+                attempts: j.attempt.message.attempts,
+                kept: j.kept_in_message().then(|| (j.attempt.latency_ms, j.excerpt.clone())),
+            };
             delivered.entry(key).or_default().push(j.attempt.message.id);
         }
-        for ((status, attempts), ids) in delivered {
+        for (Delivered { status, attempts, kept }, ids) in delivered {
             // Only the ids come back: the rows themselves are not read again.
-            let update = WebhookMessage::update_many()
+            let mut update = WebhookMessage::update_many()
                 .col_expr(M::Status, Expr::value(WebhookMessageStatus::Delivered))
                 .col_expr(M::DeliveredAt, Expr::value(Some(now)))
                 .col_expr(M::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
                 .col_expr(M::LastResponseStatus, Expr::value(Some(status)))
                 .col_expr(M::LastError, Expr::value(Option::<String>::None))
-                .col_expr(M::UpdatedAt, Expr::value(now))
+                .col_expr(M::UpdatedAt, Expr::value(now));
+            if let Some((latency_ms, excerpt)) = kept {
+                update = update
+                    .col_expr(M::FirstAttemptLatencyMs, Expr::value(Some(latency_ms)))
+                    .col_expr(M::FirstAttemptExcerpt, Expr::value(excerpt));
+            }
+            let update = update
                 .filter(M::Id.is_in(ids))
                 .filter(still_held_by(attempts))
                 .into_query()
@@ -860,6 +871,17 @@ enum Sent {
     GivenUp(webhook_message::Model, String),
 }
 
+/// What the recorder writes alike to the messages delivered in one statement.
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Delivered {
+    /// The answer's status.
+    status: i32,
+    /// The messages' attempt count (the guard that the attempts still hold them).
+    attempts: i32,
+    /// The latency and excerpt of first attempts kept in their messages.
+    kept: Option<(i32, Option<String>)>,
+}
+
 /// An attempt on its way to the recorder, holding its slot until it is recorded.
 struct Made {
     attempt: Attempt,
@@ -895,6 +917,13 @@ impl<'a> Judged<'a> {
         Self { attempt, status, excerpt, error, outcome, next }
     }
 
+    /// Whether this attempt is kept in its message's row rather than in a row of its own: the
+    /// message's first, and it delivered it (the message's status, answer status and instant are
+    /// the attempt's; its latency and excerpt go with them). Most attempts are so.
+    fn kept_in_message(&self) -> bool {
+        self.outcome == WebhookAttemptOutcome::Delivered && self.attempt.message.attempts == 1
+    }
+
     /// The message as this attempt leaves it, recorded at `now`: what the recorder's `UPDATE`
     /// writes to a message that exists, for one written with its first attempt.
     fn message_after(&self, now: DateTime<Utc>) -> webhook_message::Model {
@@ -903,6 +932,10 @@ impl<'a> Judged<'a> {
         message.last_response_status = self.status.map(i32::from);
         message.last_error = self.error.clone();
         message.updated_at = now;
+        if self.kept_in_message() {
+            message.first_attempt_latency_ms = Some(self.attempt.latency_ms);
+            message.first_attempt_excerpt = self.excerpt.clone();
+        }
         match (self.outcome, self.next) {
             (WebhookAttemptOutcome::Delivered, _) => {
                 message.status = WebhookMessageStatus::Delivered;
@@ -945,8 +978,8 @@ struct Health<'a> {
 }
 
 /// Logs the attempts of `judged` whose messages they `held` (the rows this record or dispatch
-/// wrote), and each endpoint's health from what they found. Returns the endpoints disabled whose
-/// owners are to be told, and why.
+/// wrote), those their messages keep left out ([`Judged::kept_in_message`]), and each endpoint's
+/// health from what they found. Returns the endpoints disabled whose owners are to be told, and why.
 async fn log_attempts(
     txn: &WriteTransaction,
     judged: &[Judged<'_>],
@@ -955,7 +988,7 @@ async fn log_attempts(
 ) -> Result<Vec<(webhook_endpoint::Model, String)>, WorkerError> {
     let logged: Vec<webhook_attempt::Model> = judged
         .iter()
-        .filter(|j| held.contains(&j.attempt.message.id))
+        .filter(|j| held.contains(&j.attempt.message.id) && !j.kept_in_message())
         .map(|j| webhook_attempt::Model {
             id: Uuid::now_v7(),
             message_id: j.attempt.message.id,

@@ -10,7 +10,7 @@ use entities::domain::webhooks::{
     EndpointOwner, WebhookAttemptOutcome, WebhookEventType, WebhookMessageStatus, WebhookSecret, message_id,
 };
 use entities::orm::{prelude::*, webhook_attempt, webhook_endpoint, webhook_message};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Select};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Select};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
@@ -23,7 +23,8 @@ use crate::error::{ApiError, Refused};
 use crate::fields::Fields;
 use crate::idempotency::{IdempotencyClaim, commit};
 use crate::pagination::{
-    Page, PageQuery, decode_cursor, decode_keyed_cursor, id_page, keyed_page, keyed_page_of, limit_of, page_of,
+    Page, PageQuery, decode_cursor, decode_keyed_cursor, id_page, keyed_page, keyed_page_of, limit_of, merge_pages,
+    page_of,
 };
 use crate::state::AppState;
 
@@ -223,7 +224,8 @@ impl From<webhook_message::Model> for WebhookMessageView {
 /// One attempt to deliver a message.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookAttemptView {
-    /// Id.
+    /// Id (a first attempt that delivered its message has the message's id, and one of its own
+    /// once the message is replayed).
     pub id: Uuid,
     /// The message.
     pub message_id: Uuid,
@@ -458,11 +460,40 @@ pub fn messages_page(
     keyed_page(messages, M::CreatedAt, M::Id, cursor, limit)
 }
 
-/// A page of endpoint `endpoint`'s attempts in the order they were made, from after `cursor`: read
-/// along the endpoint's index in that order, never sorted.
+/// A page of endpoint `endpoint`'s attempts that have rows of their own, in the order they were
+/// made, from after `cursor`: read along the endpoint's index in that order, never sorted.
 pub fn attempts_page(endpoint: Uuid, cursor: Option<(DateTime<Utc>, Uuid)>, limit: u64) -> Select<WebhookAttempt> {
     use webhook_attempt::Column as A;
     keyed_page(WebhookAttempt::find().filter(A::EndpointId.eq(endpoint)), A::AttemptedAt, A::Id, cursor, limit)
+}
+
+/// A page of endpoint `endpoint`'s messages that keep their first attempt in their row
+/// ([`webhook_message::Model::first_attempt`]), in the order of those attempts (when they ended,
+/// then id), from after `cursor`: read along the partial index of such messages, never sorted.
+pub fn first_attempts_page(
+    endpoint: Uuid,
+    cursor: Option<(DateTime<Utc>, Uuid)>,
+    limit: u64,
+) -> Select<WebhookMessage> {
+    use webhook_message::Column as M;
+    let kept = WebhookMessage::find().filter(M::EndpointId.eq(endpoint)).filter(M::FirstAttemptLatencyMs.is_not_null());
+    keyed_page(kept, M::DeliveredAt, M::Id, cursor, limit)
+}
+
+/// A page of endpoint `endpoint`'s attempts, from after `cursor`: those with rows of their own and
+/// those kept in their messages, each read a page long in the log's order, merged.
+async fn attempts_of(
+    db: &DatabaseConnection,
+    endpoint: Uuid,
+    cursor: Option<(DateTime<Utc>, Uuid)>,
+    limit: u64,
+) -> Result<Vec<webhook_attempt::Model>, sea_orm::DbErr> {
+    let logged = attempts_page(endpoint, cursor, limit).all(db).await?;
+    let kept = first_attempts_page(endpoint, cursor, limit).all(db).await?;
+    let page = usize::try_from(limit + 1).unwrap_or(usize::MAX);
+    Ok(merge_pages(logged, kept.iter().filter_map(webhook_message::Model::first_attempt).collect(), page, |a| {
+        (a.attempted_at, a.id)
+    }))
 }
 
 /// The endpoint's attempts, oldest first.
@@ -484,7 +515,7 @@ pub async fn list_webhook_attempts(
     let cursor = decode_keyed_cursor(query.cursor.as_deref())?;
     let endpoint = app.webhook_endpoint(&user, *id).await?;
     user.may(Action::ManageWebhooks)?;
-    let rows = attempts_page(endpoint.id, cursor, limit).all(&app.db).await?;
+    let rows = attempts_of(&app.db, endpoint.id, cursor, limit).await?;
     Ok(web::Json(keyed_page_of(rows, limit, |a| (a.attempted_at, a.id), WebhookAttemptView::from)))
 }
 

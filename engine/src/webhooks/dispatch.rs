@@ -241,6 +241,8 @@ pub async fn open_dispatch(
                 delivered_at: None,
                 created_at: now,
                 updated_at: now,
+                first_attempt_latency_ms: None,
+                first_attempt_excerpt: None,
             };
             if let Some(take) = take.filter(|take| taken < take.count) {
                 // Taken for its first attempt as it is made: no claim to write after.

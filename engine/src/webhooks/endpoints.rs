@@ -15,6 +15,7 @@ use crate::access::{Action, Tenancy};
 use crate::caller::Caller;
 use crate::error::EngineError;
 use crate::idempotency::Claim;
+use crate::webhooks::rows::insert_attempts;
 use crate::{Engine, Target, Write};
 
 /// An endpoint as its owner registers or changes it.
@@ -205,14 +206,7 @@ impl Engine {
         }
         use webhook_message::Column as M;
         let now = write.now();
-        let mut replay = WebhookMessage::update_many()
-            .col_expr(M::Status, Expr::value(WebhookMessageStatus::Pending))
-            .col_expr(M::Attempts, Expr::value(0))
-            .col_expr(M::NextAttemptAt, Expr::value(now))
-            .col_expr(M::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
-            .col_expr(M::UpdatedAt, Expr::value(now))
-            .filter(M::EndpointId.eq(endpoint.id));
-        replay = match which {
+        let replayed = match which {
             Replay::Message(message) => {
                 let found = WebhookMessage::find_by_id(message)
                     .filter(M::EndpointId.eq(endpoint.id))
@@ -225,13 +219,38 @@ impl Engine {
                         "an attempt of this message is under way: replay it once it ends",
                     ));
                 }
-                replay.filter(M::Id.eq(message))
+                Condition::all().add(M::EndpointId.eq(endpoint.id)).add(M::Id.eq(message))
             }
-            Replay::FailedSince(since) => {
-                replay.filter(M::Status.eq(WebhookMessageStatus::Failed)).filter(M::CreatedAt.gte(since))
-            }
+            Replay::FailedSince(since) => Condition::all()
+                .add(M::EndpointId.eq(endpoint.id))
+                .add(M::Status.eq(WebhookMessageStatus::Failed))
+                .add(M::CreatedAt.gte(since)),
         };
-        let replayed = replay.exec(write.txn()).await?.rows_affected;
+        // A first attempt kept in its message's row gets a row of its own before the message
+        // starts again: the log keeps every attempt made, the replayed message its next first one.
+        // With an id of its own: the message's is its current first attempt's.
+        let kept: Vec<webhook_attempt::Model> = WebhookMessage::find()
+            .filter(replayed.clone())
+            .filter(M::FirstAttemptLatencyMs.is_not_null())
+            .all(write.txn())
+            .await?
+            .iter()
+            .filter_map(webhook_message::Model::first_attempt)
+            .map(|attempt| webhook_attempt::Model { id: Uuid::now_v7(), ..attempt })
+            .collect();
+        insert_attempts(write.txn(), kept).await?;
+        let replayed = WebhookMessage::update_many()
+            .col_expr(M::Status, Expr::value(WebhookMessageStatus::Pending))
+            .col_expr(M::Attempts, Expr::value(0))
+            .col_expr(M::NextAttemptAt, Expr::value(now))
+            .col_expr(M::LeaseUntil, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(M::FirstAttemptLatencyMs, Expr::value(Option::<i32>::None))
+            .col_expr(M::FirstAttemptExcerpt, Expr::value(Option::<String>::None))
+            .col_expr(M::UpdatedAt, Expr::value(now))
+            .filter(replayed)
+            .exec(write.txn())
+            .await?
+            .rows_affected;
         Ok((write, replayed))
     }
 

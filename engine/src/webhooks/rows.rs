@@ -39,10 +39,11 @@ pub async fn insert_messages(
         let c = MessageColumns::of(messages);
         let query = sqlx::query(
             "INSERT INTO webhook_messages (id, endpoint_id, event_id, engagement_id, event_type, status, attempts, \
-             next_attempt_at, lease_until, last_response_status, last_error, delivered_at, created_at, updated_at) \
+             next_attempt_at, lease_until, last_response_status, last_error, delivered_at, created_at, updated_at, \
+             first_attempt_latency_ms, first_attempt_excerpt) \
              SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], \
              $7::int4[], $8::timestamptz[], $9::timestamptz[], $10::int4[], $11::text[], $12::timestamptz[], \
-             $13::timestamptz[], $14::timestamptz[]) \
+             $13::timestamptz[], $14::timestamptz[], $15::int4[], $16::text[]) \
              ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id",
         )
         .bind(c.id)
@@ -58,7 +59,9 @@ pub async fn insert_messages(
         .bind(c.last_error)
         .bind(c.delivered_at)
         .bind(c.created_at)
-        .bind(c.updated_at);
+        .bind(c.updated_at)
+        .bind(c.first_attempt_latency_ms)
+        .bind(c.first_attempt_excerpt);
         for row in txn.query_postgres(query).await? {
             written.insert(row.try_get::<Uuid>("", id)?);
         }
@@ -173,6 +176,8 @@ struct MessageColumns {
     delivered_at: Vec<Option<Time>>,
     created_at: Vec<Time>,
     updated_at: Vec<Time>,
+    first_attempt_latency_ms: Vec<Option<i32>>,
+    first_attempt_excerpt: Vec<Option<String>>,
 }
 
 impl Columns for MessageColumns {
@@ -193,6 +198,8 @@ impl Columns for MessageColumns {
         self.delivered_at.push(m.delivered_at);
         self.created_at.push(m.created_at);
         self.updated_at.push(m.updated_at);
+        self.first_attempt_latency_ms.push(m.first_attempt_latency_ms);
+        self.first_attempt_excerpt.push(m.first_attempt_excerpt);
     }
 }
 
