@@ -40,7 +40,9 @@
    twice: by throughput, and by the share of the machine's CPU the API process had (`/proc/stat`)
    against its neighbours': the API does the same work a transition in either run, so on cores
    kept busy the second is what the first would be if this machine's speed held still (it moves
-   by a fifth between one run and the next, uniformly for every process on it).
+   by a fifth between one run and the next, uniformly for every process on it). The ruler is also
+   put to itself: each run without an endpoint (but the first and the last) against the runs without
+   on either side, by both measures, which is the noise a round's share carries with no cost at all.
 9. PostgreSQL's autovacuum is on while the bench runs, as in a deployment (benchlib's
    `Autovacuum`: this machine's PostgreSQL runs without it), and every measured run (wrk or
    pgbench) begins right after a `CHECKPOINT` (`Database.settle`: a checkpoint landed in one run and
@@ -339,6 +341,16 @@ def main():
     print(f"The same, as the API's share of the machine's CPU against its neighbours' (what the throughput's share "
           f"would be if this machine's speed held still): {', '.join(f'{share:.0%}' for share in cpu_shares)}; "
           f"median {statistics.median(cpu_shares):.0%}")
+    # The ruler on itself: each run without an endpoint but the first and last against the runs
+    # without on either side, as a round is against its neighbours. What it gives a build that
+    # costs nothing is the noise a round's share carries.
+    plain_rates = [wrk_figures(run)[0] for run in runs]
+    ruler = [plain_rates[k] / ((plain_rates[k - 1] + plain_rates[k + 1]) / 2) for k in range(1, len(runs) - 1)]
+    cpu_ruler = [api_shares[k] / ((api_shares[k - 1] + api_shares[k + 1]) / 2) for k in range(1, len(runs) - 1)]
+    if ruler:
+        print(f"The ruler on a run without an endpoint against the runs without on either side (a round's noise): "
+              f"by throughput {', '.join(f'{r:.0%}' for r in ruler)}; by the API's CPU "
+              f"{', '.join(f'{r:.0%}' for r in cpu_ruler)}")
     print("Autovacuum and autoanalyze runs by then (table: vacuums, analyzes): "
           + (", ".join(f"{name}: {v}, {a}" for name, v, a in vacuums) or "none"))
     plain_count = wrk_requests(api_run)
