@@ -28,9 +28,8 @@ use futures::TryStreamExt;
 use migration::{Migrator, MigratorTrait};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    AccessMode, ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend,
-    EntityName, EntityTrait, IntoActiveModel, IsolationLevel, Iterable, PaginatorTrait, PrimaryKeyToColumn,
-    QueryFilter, QueryOrder, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, EntityName, EntityTrait,
+    IntoActiveModel, Iterable, PaginatorTrait, PrimaryKeyToColumn, QueryFilter, QueryOrder, TransactionTrait,
 };
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -127,16 +126,8 @@ pub async fn export(db: &DatabaseConnection, file: &Path) -> anyhow::Result<Coun
     let header = Header { format: FORMAT.to_owned(), migrations: this_schema(), exported_at: Utc::now() };
     serde_json::to_writer(&mut out, &header)?;
     out.write_all(b"\n")?;
-    // One read transaction, a snapshot of every table consistent while certflow keeps writing:
-    // SQLite's (in WAL mode, a read transaction sees one state of the file), PostgreSQL's at
-    // REPEATABLE READ (its default, READ COMMITTED, would read each table at another moment).
-    let snapshot = match db.get_database_backend() {
-        DbBackend::Postgres => {
-            db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await
-        }
-        _ => db.begin().await,
-    };
-    let snapshot = snapshot.context("Failed to open a read transaction")?;
+    // One read transaction, a snapshot of every table consistent while certflow keeps writing.
+    let snapshot = engine::store::read_snapshot(db).await.context("Failed to open a read transaction")?;
     let mut counts = Counts::new();
     macro_rules! export_table {
         ($module:ident) => {

@@ -677,18 +677,24 @@ impl WebhookSender {
         // Read once the writer is held: what the attempts are recorded at, and their next tries
         // counted from, is not an instant from before a wait for it.
         let now = self.engine.clock.now();
-        let judged: Vec<Judged<'_>> = attempts.iter().map(|a| Judged::of(a, now)).collect();
+        let mut judged: Vec<Judged<'_>> = attempts.iter().map(|a| Judged::of(a, now)).collect();
+        let moved = kept_attempts_moved(&txn, &judged).await?;
+        for j in judged.iter_mut().filter(|j| moved.contains(&j.attempt.message.id)) {
+            j.kept = false;
+        }
         use webhook_message::Column as M;
         let mut held: HashSet<Uuid> = HashSet::new();
         // Delivered ones in one statement per answer status and attempt count (which says the
         // attempt still holds its message), and, for first attempts kept in their messages, per
-        // latency and excerpt: in the usual case, a few for the whole batch.
+        // latency and excerpt: one for all the retries of a batch, and about one a message for the
+        // first attempts the recorder gets (those slower than a dispatch waits for, and on SQLite
+        // every one: a statement in the process, no round trip).
         let mut delivered: BTreeMap<Delivered, Vec<Uuid>> = BTreeMap::new();
         for j in judged.iter().filter(|j| j.outcome == WebhookAttemptOutcome::Delivered) {
             let key = Delivered {
                 status: j.status.map_or(0, i32::from),
                 attempts: j.attempt.message.attempts,
-                kept: j.kept_in_message().then(|| (j.attempt.latency_ms, j.excerpt.clone())),
+                kept: j.kept.then(|| (j.attempt.latency_ms, j.excerpt.clone())),
             };
             delivered.entry(key).or_default().push(j.attempt.message.id);
         }
@@ -896,6 +902,12 @@ struct Judged<'a> {
     error: Option<String>,
     outcome: WebhookAttemptOutcome,
     next: Option<DateTime<Utc>>,
+    /// Kept in its message's row rather than in a row of its own: the message's first attempt,
+    /// and it delivered it (the message's status, answer status and instant are the attempt's; its
+    /// latency and excerpt go with them). Most attempts are so. Not when the message was replayed
+    /// after a first attempt kept so: that one's row has the message's id (see
+    /// [`kept_attempts_moved`]).
+    kept: bool,
 }
 
 impl<'a> Judged<'a> {
@@ -914,14 +926,8 @@ impl<'a> Judged<'a> {
                 None => (WebhookAttemptOutcome::Failed, None),
             },
         };
-        Self { attempt, status, excerpt, error, outcome, next }
-    }
-
-    /// Whether this attempt is kept in its message's row rather than in a row of its own: the
-    /// message's first, and it delivered it (the message's status, answer status and instant are
-    /// the attempt's; its latency and excerpt go with them). Most attempts are so.
-    fn kept_in_message(&self) -> bool {
-        self.outcome == WebhookAttemptOutcome::Delivered && self.attempt.message.attempts == 1
+        let kept = outcome == WebhookAttemptOutcome::Delivered && attempt.message.attempts == 1;
+        Self { attempt, status, excerpt, error, outcome, next, kept }
     }
 
     /// The message as this attempt leaves it, recorded at `now`: what the recorder's `UPDATE`
@@ -932,7 +938,7 @@ impl<'a> Judged<'a> {
         message.last_response_status = self.status.map(i32::from);
         message.last_error = self.error.clone();
         message.updated_at = now;
-        if self.kept_in_message() {
+        if self.kept {
             message.first_attempt_latency_ms = Some(self.attempt.latency_ms);
             message.first_attempt_excerpt = self.excerpt.clone();
         }
@@ -977,8 +983,28 @@ struct Health<'a> {
     failed: bool,
 }
 
+/// Of the messages whose first attempts in `judged` would be kept in them, those replayed after a
+/// first attempt was kept so: a replay gives that attempt a row under the message's id, which the
+/// next first attempt would share. Those attempts get rows of their own. (A dispatch's messages are
+/// new: it needs no such look.)
+async fn kept_attempts_moved(txn: &WriteTransaction, judged: &[Judged<'_>]) -> Result<HashSet<Uuid>, WorkerError> {
+    let candidates: Vec<Uuid> = judged.iter().filter(|j| j.kept).map(|j| j.attempt.message.id).collect();
+    if candidates.is_empty() {
+        return Ok(HashSet::new());
+    }
+    use webhook_attempt::Column as A;
+    let moved: Vec<Uuid> = WebhookAttempt::find()
+        .select_only()
+        .column(A::Id)
+        .filter(A::Id.is_in(candidates))
+        .into_tuple()
+        .all(txn)
+        .await?;
+    Ok(moved.into_iter().collect())
+}
+
 /// Logs the attempts of `judged` whose messages they `held` (the rows this record or dispatch
-/// wrote), those their messages keep left out ([`Judged::kept_in_message`]), and each endpoint's
+/// wrote), those their messages keep left out ([`Judged::kept`]), and each endpoint's
 /// health from what they found. Returns the endpoints disabled whose owners are to be told, and why.
 async fn log_attempts(
     txn: &WriteTransaction,
@@ -988,7 +1014,7 @@ async fn log_attempts(
 ) -> Result<Vec<(webhook_endpoint::Model, String)>, WorkerError> {
     let logged: Vec<webhook_attempt::Model> = judged
         .iter()
-        .filter(|j| held.contains(&j.attempt.message.id) && !j.kept_in_message())
+        .filter(|j| held.contains(&j.attempt.message.id) && !j.kept)
         .map(|j| webhook_attempt::Model {
             id: Uuid::now_v7(),
             message_id: j.attempt.message.id,

@@ -481,15 +481,19 @@ pub fn first_attempts_page(
 }
 
 /// A page of endpoint `endpoint`'s attempts, from after `cursor`: those with rows of their own and
-/// those kept in their messages, each read a page long in the log's order, merged.
+/// those kept in their messages, each read a page long in the log's order, merged. Both read in one
+/// snapshot: a replay moving a kept attempt into a row between the two reads would have it listed
+/// in neither.
 async fn attempts_of(
     db: &DatabaseConnection,
     endpoint: Uuid,
     cursor: Option<(DateTime<Utc>, Uuid)>,
     limit: u64,
 ) -> Result<Vec<webhook_attempt::Model>, sea_orm::DbErr> {
-    let logged = attempts_page(endpoint, cursor, limit).all(db).await?;
-    let kept = first_attempts_page(endpoint, cursor, limit).all(db).await?;
+    let snapshot = engine::store::read_snapshot(db).await?;
+    let logged = attempts_page(endpoint, cursor, limit).all(&snapshot).await?;
+    let kept = first_attempts_page(endpoint, cursor, limit).all(&snapshot).await?;
+    snapshot.commit().await?;
     let page = usize::try_from(limit + 1).unwrap_or(usize::MAX);
     Ok(merge_pages(logged, kept.iter().filter_map(webhook_message::Model::first_attempt).collect(), page, |a| {
         (a.attempted_at, a.id)

@@ -7,7 +7,10 @@ use entities::settings::{
     DEFAULT_SQLITE_CACHE_SIZE, DEFAULT_SQLITE_GROUP_COMMIT, DEFAULT_SQLITE_MMAP_SIZE, DEFAULT_SQLITE_WRITER_CACHE_SIZE,
 };
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    AccessMode, ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
+    TransactionTrait,
+};
 
 use super::transaction::{self, WriteTransaction};
 use super::writer::Writer;
@@ -175,6 +178,19 @@ pub async fn begin_write(writer: &Writer) -> Result<WriteTransaction, DbErr> {
         colocation::follow();
     }
     Ok(txn)
+}
+
+/// A read-only transaction on `db` that reads one state of the database throughout: SQLite's (in
+/// WAL mode, a read transaction sees one state of the file), PostgreSQL's at REPEATABLE READ (its
+/// default, READ COMMITTED, would read each statement at another moment). For what is read in
+/// several statements and must agree: an export, a page of a list kept in two tables.
+pub async fn read_snapshot(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            db.begin_with_config(Some(IsolationLevel::RepeatableRead), Some(AccessMode::ReadOnly)).await
+        }
+        _ => db.begin().await,
+    }
 }
 
 /// One more on a pool's `certflow_db_pool_waiting` gauge while it lives (a wait given up when

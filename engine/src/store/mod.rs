@@ -12,7 +12,7 @@ mod transaction;
 mod writer;
 
 pub use crate::fault::{StorageFault, Unavailability};
-pub use connection::{Tuning, begin_write, connect, connect_tuned, connect_writer, sqlite_file};
+pub use connection::{Tuning, begin_write, connect, connect_tuned, connect_writer, read_snapshot, sqlite_file};
 pub use entities::orm::{json_strings, strings_of};
 pub use rows::{
     Contacts, UniqueViolation, belongs, check_version, contacts_for, find_engagement, find_engagement_records,

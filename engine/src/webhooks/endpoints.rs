@@ -7,8 +7,11 @@ use entities::domain::webhooks::{
     EndpointOwner, WebhookEventType, WebhookMessageStatus, WebhookSecret, check_endpoint_url, rotation_overlap,
 };
 use entities::orm::{prelude::*, webhook_attempt, webhook_endpoint, webhook_message};
-use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter};
+use sea_orm::sea_query::LockType;
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
+};
 use uuid::Uuid;
 
 use crate::access::{Action, Tenancy};
@@ -206,10 +209,14 @@ impl Engine {
         }
         use webhook_message::Column as M;
         let now = write.now();
-        let replayed = match which {
+        let chosen = match which {
             Replay::Message(message) => {
+                // Locked as it is read (`FOR UPDATE` on PostgreSQL; SQLite's one writer holds it):
+                // an attempt's record, a purge or a removal under way is waited for, and what it
+                // left is read; one that comes after waits for this replay.
                 let found = WebhookMessage::find_by_id(message)
                     .filter(M::EndpointId.eq(endpoint.id))
+                    .lock(LockType::Update)
                     .one(write.txn())
                     .await?
                     .ok_or(EngineError::NotFound("webhook message"))?;
@@ -219,26 +226,17 @@ impl Engine {
                         "an attempt of this message is under way: replay it once it ends",
                     ));
                 }
-                Condition::all().add(M::EndpointId.eq(endpoint.id)).add(M::Id.eq(message))
+                // A first attempt kept in its row gets a row of its own, under the id the log
+                // listed it by, before the message starts again: the log keeps every attempt
+                // made. The message's next first attempts have rows of their own too (the
+                // recorder finds this one's id taken).
+                insert_attempts(write.txn(), found.first_attempt().into_iter().collect()).await?;
+                M::Id.eq(message)
             }
-            Replay::FailedSince(since) => Condition::all()
-                .add(M::EndpointId.eq(endpoint.id))
-                .add(M::Status.eq(WebhookMessageStatus::Failed))
-                .add(M::CreatedAt.gte(since)),
+            // A failed message keeps no first attempt (one kept delivered its message), and each
+            // is replayed only if it is still failed when the update reaches it.
+            Replay::FailedSince(since) => M::Status.eq(WebhookMessageStatus::Failed).and(M::CreatedAt.gte(since)),
         };
-        // A first attempt kept in its message's row gets a row of its own before the message
-        // starts again: the log keeps every attempt made, the replayed message its next first one.
-        // With an id of its own: the message's is its current first attempt's.
-        let kept: Vec<webhook_attempt::Model> = WebhookMessage::find()
-            .filter(replayed.clone())
-            .filter(M::FirstAttemptLatencyMs.is_not_null())
-            .all(write.txn())
-            .await?
-            .iter()
-            .filter_map(webhook_message::Model::first_attempt)
-            .map(|attempt| webhook_attempt::Model { id: Uuid::now_v7(), ..attempt })
-            .collect();
-        insert_attempts(write.txn(), kept).await?;
         let replayed = WebhookMessage::update_many()
             .col_expr(M::Status, Expr::value(WebhookMessageStatus::Pending))
             .col_expr(M::Attempts, Expr::value(0))
@@ -247,7 +245,8 @@ impl Engine {
             .col_expr(M::FirstAttemptLatencyMs, Expr::value(Option::<i32>::None))
             .col_expr(M::FirstAttemptExcerpt, Expr::value(Option::<String>::None))
             .col_expr(M::UpdatedAt, Expr::value(now))
-            .filter(replayed)
+            .filter(M::EndpointId.eq(endpoint.id))
+            .filter(chosen)
             .exec(write.txn())
             .await?
             .rows_affected;
