@@ -224,8 +224,8 @@ impl From<webhook_message::Model> for WebhookMessageView {
 /// One attempt to deliver a message.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookAttemptView {
-    /// Id (a first attempt that delivered its message has the message's id, and one of its own
-    /// once the message is replayed).
+    /// Id (a first attempt that delivered its message has the message's id, and keeps it when the
+    /// message is replayed).
     pub id: Uuid,
     /// The message.
     pub message_id: Uuid,

@@ -34,7 +34,7 @@ pub struct Model {
 impl Model {
     /// The first attempt this message keeps in its own row, as the delivery log lists it: the
     /// attempt that delivered the message at its first try, with the message's id, ended when the
-    /// message was delivered (a replay gives it a row and an id of its own). `None` when its
+    /// message was delivered (a replay gives it a row, under the same id). `None` when its
     /// attempts have rows of their own.
     pub fn first_attempt(&self) -> Option<super::webhook_attempt::Model> {
         let latency_ms = self.first_attempt_latency_ms?;
