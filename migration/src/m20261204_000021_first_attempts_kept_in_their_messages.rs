@@ -1,8 +1,9 @@
 //! A message delivered at its first attempt keeps that attempt in its row: the attempt's latency
 //! and the start of its answer go in two new columns of `webhook_messages` (its status, answer
-//! status and instant are the message's own), and no row of `webhook_attempts` is written for it. The delivery log's attempts are then those rows and these
-//! messages, read along a partial index of the messages that keep one, in the order the attempts
-//! are listed (by endpoint, then when they ended, then id). Most messages are delivered so: an
+//! status and instant are the message's own), and no row of `webhook_attempts` is written for it.
+//! The delivery log's attempts are then those rows and these messages, read along a partial index
+//! of the messages that keep one, in the order the attempts are listed (by endpoint, then when
+//! they ended, then id). Most messages are delivered so: an
 //! attempt row and its three index entries were a fifth of what a message cost the worker's
 //! PostgreSQL connection (docs/benchmarks.md, "First attempts kept in their messages").
 //!

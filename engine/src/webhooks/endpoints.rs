@@ -7,8 +7,7 @@ use entities::domain::webhooks::{
     EndpointOwner, WebhookEventType, WebhookMessageStatus, WebhookSecret, check_endpoint_url, rotation_overlap,
 };
 use entities::orm::{prelude::*, webhook_attempt, webhook_endpoint, webhook_message};
-use sea_orm::sea_query::LockType;
-use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockType};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect,
 };
